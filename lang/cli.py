@@ -1,0 +1,183 @@
+"""The `dl` command (SPEC §10): run, check, transform, compare, repl.
+
+Exit codes: 0 success; 1 an error in the user's program (a diagnostic on
+stderr, SPEC §9); 2 a usage error (unknown flag, missing file); 70 an
+internal error (a bug in dl: the message says how to see the traceback);
+130 interrupted. `--debug` shows Python tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from .errors import DlError, DlRuntimeError, render
+from .machine import MODES
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dl", description="dl: a differentiable functional language "
+                                "(reverse mode by the backpropagation transform of Brunel, Mazza and Pagani).")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks and re-check transformed terms")
+    sub = p.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="evaluate main and print its value")
+    run.add_argument("file")
+    run.add_argument("args", nargs="*", help="arguments for main, as literals: 3, 2.5, (1.0, 2.0), [1, 2]")
+    run.add_argument("--mode", choices=MODES, default="backprop", help="how derivatives are computed")
+    run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
+    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    check = sub.add_parser("check", help="parse and type-check a file; print the type of every definition")
+    check.add_argument("file")
+    check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    tr = sub.add_parser("transform", help="print the transformed term of a definition and its type")
+    tr.add_argument("file")
+    tr.add_argument("--def", dest="name", default="main", help="the definition to transform (default: main)")
+    tr.add_argument("--mode", choices=MODES, default="backprop")
+    tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
+    tr.add_argument("--ascii", action="store_true", help="write ¬T as ~T")
+    tr.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (SPEC §12)")
+    cmp_.add_argument("file")
+    cmp_.add_argument("--sweep", default=None, help="n=10,100,1000: run `main n` for each n")
+    cmp_.add_argument("--modes", default=None, help="comma-separated modes (default: all)")
+    cmp_.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    cmp_.add_argument("--plot", default=None, help="write a log-log plot to this PNG (needs matplotlib)")
+    cmp_.add_argument("--budget", type=float, default=20.0, help="seconds per mode and size before `timeout`")
+    cmp_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    repl = sub.add_parser("repl", help="interactive session")
+    repl.add_argument("file", nargs="?")
+    repl.add_argument("--mode", choices=MODES, default="backprop")
+    repl.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def _options_first(argv: list[str]) -> list[str]:
+    """For `dl run`, let flags come anywhere: options first, then `--`, then the file and main's arguments
+    (which may look like flags: `-2.5`)."""
+    if not argv or argv[0] != "run":
+        return argv
+    options, positional = [], []
+    rest = iter(argv[1:])
+    for a in rest:
+        if a == "--":
+            positional.extend(rest)
+        elif a.startswith("--"):
+            options.append(a)
+            if a == "--mode":
+                options.append(next(rest, ""))
+        elif a in ("-h",):
+            options.append(a)
+        else:
+            positional.append(a)
+    return ["run", *options, "--", *positional]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    try:
+        args = parser.parse_args(_options_first(argv))
+    except SystemExit as e:
+        return int(e.code or 0) if e.code in (0, None) else EXIT_USAGE
+    command = args.command or "repl"
+    if command == "repl" and not hasattr(args, "mode"):
+        args.mode, args.file = "backprop", None
+    if getattr(args, "file", None) and not os.path.isfile(args.file):
+        print(f"dl: no such file: {args.file}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.set_int_max_str_digits(0)
+    try:
+        return COMMANDS[command](args)
+    except DlError as e:
+        print(render(e), file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("dl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # noqa: BLE001 — a bug in dl, reported as such
+        if args.debug:
+            traceback.print_exc()
+        print(f"dl: internal error: {type(e).__name__}: {e} (this is a bug in dl; --debug shows the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _run(args) -> int:
+    from .deep import run_deep
+    from .pipeline import load, run_main
+    from .runtime import show_value
+
+    def work():
+        program = load(args.file)
+        try:
+            return run_main(program, args.args, args.mode, counting=args.cost)
+        except RecursionError:
+            raise DlRuntimeError("stack overflow: the program recursed too deeply") from None
+        except MemoryError:
+            raise DlRuntimeError("out of memory") from None
+
+    value, machine = run_deep(work)
+    print(show_value(value))
+    if args.cost:
+        print(format_counters(machine.counters.as_dict(), args.mode), file=sys.stderr)
+    return EXIT_OK
+
+
+def format_counters(counts: dict, mode: str) -> str:
+    """The cost counters as a small two-column table."""
+    labels = {
+        "prims": "primitive applications", "betas": "function applications (beta)",
+        "bp_created": "backpropagators created", "bp_run": "backpropagator bodies run",
+        "merges": "factoring merges", "sink_updates": "sink updates", "peak_pending": "peak pending",
+    }
+    width = max(len(v) for v in labels.values())
+    lines = [f"cost ({mode} mode)"]
+    for key, value in counts.items():
+        lines.append(f"  {labels.get(key, key):<{width}}  {value:>12}")
+    return "\n".join(lines)
+
+
+def _check(args) -> int:
+    from .deep import run_deep
+    from .pipeline import load
+    from .types import show_scheme
+
+    program = run_deep(lambda: load(args.file))
+    for d in program.module.defs:
+        print(f"{d.name} : {show_scheme(d.scheme)}")
+    return EXIT_OK
+
+
+def _transform(args) -> int:
+    from .workbench import transform_command
+    print(transform_command(args))
+    return EXIT_OK
+
+
+def _compare(args) -> int:
+    from .compare import compare_command
+    return compare_command(args)
+
+
+def _repl(args) -> int:
+    from .repl.frontend import run_repl
+    return run_repl(args.file, mode=args.mode, debug=args.debug)
+
+
+COMMANDS = {"run": _run, "check": _check, "transform": _transform, "compare": _compare, "repl": _repl}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Core terms: the small language every later stage works on.
+
+    e ::= x | g | c | fun x -> e | e e | let x = e in e | let rec f = fun x -> e in e
+        | let (x1, ..., xn) = e in e | if e then e else e | (e, ..., e) | [e, ..., e]
+        | p(e1, ..., ek)                       saturated primitive (lang/primitives.py)
+        | (e : T)                              annotation, checked by inference
+    target language of the transforms (THEORY §1–2) adds:
+        | fun a -o e                           linear abstraction, a backpropagator
+        | e e                                  (LinApp) applying a backpropagator
+        | 0 | e + e                            zero and sum of the answer type d
+
+`x` is a local variable, `g` a top-level definition (Global, with the module
+that defines it). After inference every node carries its type in `ty`; after
+specialisation (lang/mono.py) `inst` names the instance of a polymorphic
+binding (`sq@Int`). Types and spans are left out of equality.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .spans import NO_SPAN, Span
+
+
+def _meta(default: Any = None) -> Any:
+    return field(default=default, compare=False, repr=False, kw_only=True)
+
+
+node = dataclass(frozen=True, slots=True)
+
+
+@node
+class Var:  # x   (x@Int after specialisation of a polymorphic local)
+    name: str
+    inst: tuple = ()
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class Global:  # g   (a top-level definition of `module`)
+    name: str
+    module: str
+    inst: tuple = ()
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class Lit:  # 42 | 4.2 | true | ()
+    value: Any
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class Lam:  # fun x -> e
+    param: str
+    body: Expr
+    annot: Any = _meta()  # a syntax.TypeExpr the parameter was annotated with
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class App:  # e1 e2
+    fn: Expr
+    arg: Expr
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class Let:  # let x = e1 in e2
+    name: str
+    bound: Expr
+    body: Expr
+    inst: tuple = ()
+    qvars: tuple = _meta(())  # the constrained variables `bound` was generalised over
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class LetRec:  # let rec f = fun x -> e1 in e2
+    name: str
+    bound: Lam
+    body: Expr
+    inst: tuple = ()
+    qvars: tuple = _meta(())
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class LetTuple:  # let (x1, ..., xn) = e1 in e2
+    names: tuple[str, ...]
+    bound: Expr
+    body: Expr
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class If:  # if c then e1 else e2
+    cond: Expr
+    then: Expr
+    else_: Expr
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class Tuple:  # (e1, ..., en), n >= 2
+    items: tuple[Expr, ...]
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class List:  # [e1, ..., en]
+    items: tuple[Expr, ...]
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class Prim:  # p(e1, ..., ek), a saturated primitive
+    op: str
+    args: tuple[Expr, ...]
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class Annot:  # (e : T)
+    expr: Expr
+    type: Any  # a syntax.TypeExpr
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+# ---- the target language's linear fragment (THEORY §1) ---------------------
+
+
+@node
+class LinLam:  # fun a -o e, a backpropagator : ~T
+    param: str
+    body: Expr
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class LinApp:  # x' e, applying a backpropagator : d
+    fn: Expr
+    arg: Expr
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class DZero:  # 0 : d
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+@node
+class DSum:  # e1 + e2 : d
+    left: Expr
+    right: Expr
+    ty: Any = _meta()
+    span: Span = _meta(NO_SPAN)
+
+
+Expr = Var | Global | Lit | Lam | App | Let | LetRec | LetTuple | If | Tuple | List | Prim | Annot | LinLam | LinApp | DZero | DSum
+
+
+def with_type(e: Expr, ty: Any) -> Expr:
+    """`e` with its type annotation set."""
+    return replace(e, ty=ty)
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    """The immediate subterms of `e`, in evaluation order."""
+    match e:
+        case Var() | Global() | Lit() | DZero():
+            return ()
+        case Lam(body=b) | LinLam(body=b) | Annot(expr=b):
+            return (b,)
+        case App(f, a) | LinApp(f, a):
+            return (f, a)
+        case Let(bound=b, body=c) | LetRec(bound=b, body=c) | LetTuple(bound=b, body=c):
+            return (b, c)
+        case If(c, t, f):
+            return (c, t, f)
+        case Tuple(items) | List(items):
+            return items
+        case Prim(args=args):
+            return args
+        case DSum(l, r):
+            return (l, r)
+    raise AssertionError(e)
+
+
+def size(e: Expr) -> int:
+    """The number of nodes of a term (iterative: terms can be deep)."""
+    count, stack = 0, [e]
+    while stack:
+        t = stack.pop()
+        count += 1
+        stack.extend(children(t))
+    return count
+
+
+def free_locals(e: Expr) -> set[tuple[str, tuple]]:
+    """The local variables (name, instance) occurring free in `e`."""
+    match e:
+        case Var(name, inst):
+            return {(name, inst)}
+        case Global() | Lit() | DZero():
+            return set()
+        case Lam(param, body) | LinLam(param, body):
+            return free_locals(body) - {(param, ())}
+        case Let(name, bound, body, inst):
+            return free_locals(bound) | (free_locals(body) - {(name, inst)})
+        case LetRec(name, bound, body, inst):
+            return (free_locals(bound) | free_locals(body)) - {(name, inst)}
+        case LetTuple(names, bound, body):
+            return free_locals(bound) | (free_locals(body) - {(n, ()) for n in names})
+        case _:
+            out: set = set()
+            for c in children(e):
+                out |= free_locals(c)
+            return out

@@ -1,0 +1,66 @@
+"""One error hierarchy for every stage, and the one place that renders it.
+
+Stages raise `DlError` subclasses carrying a kind and a span; only the CLI
+and the REPL turn them into text, with `render`.
+"""
+from __future__ import annotations
+
+from .spans import NO_SPAN, Span
+
+
+class DlError(Exception):
+    """An error in a user's program: kind (SPEC §9), message and source span."""
+
+    kind = "runtime"
+
+    def __init__(self, message: str, span: Span = NO_SPAN, notes: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.notes = notes
+
+    def with_span(self, span: Span) -> DlError:
+        """This error, pointed at `span` if it has no position of its own yet."""
+        if self.span.source is None:
+            self.span = span
+        return self
+
+
+class DlSyntaxError(DlError):
+    kind = "syntax"
+
+
+class DlNameError(DlError):
+    kind = "name"
+
+
+class DlTypeError(DlError):
+    kind = "type"
+
+
+class DlRuntimeError(DlError):
+    kind = "runtime"
+
+
+class DlImportError(DlError):
+    kind = "import"
+
+
+class DlInterrupt(DlError):
+    """Evaluation stopped by the user (Ctrl-C) or by a time budget."""
+
+    kind = "runtime"
+
+
+def render(error: DlError) -> str:
+    """`FILE:LINE:COL: KIND error: message`, the source line, and a caret line under the span."""
+    span = error.span
+    if span.source is None:
+        head = f"dl: {error.kind} error: {error.message}"
+        return "\n".join([head, *error.notes])
+    head = f"{span.filename}:{span.line}:{span.col}: {error.kind} error: {error.message}"
+    text = span.source.line(span.line)
+    end = span.end_col if span.end_line == span.line else len(text) + 1
+    width = max(1, end - span.col)
+    caret = " " * (span.col - 1) + "^" * width
+    return "\n".join([head, "    " + text.expandtabs(1), "    " + caret, *error.notes])

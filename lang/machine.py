@@ -1,0 +1,41 @@
+"""A machine: the compilers and run-time state of one program run or REPL session.
+
+It owns the specialiser, the cost counters, the current differentiation
+mode, and one compiler per language: the primal program, and each
+transform's target (created on demand by lang/ad.py). Compiled code is
+cached per compiler, so a definition is compiled once per language.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import core as c
+from .evaluator import Compiler, Counters, Run
+from .loader import World
+from .mono import Specializer
+
+MODES = ("backprop", "backprop-naive", "forward", "tape", "symbolic", "numeric")
+
+
+class Machine:
+    def __init__(self, world: World, mode: str = "backprop", counting: bool = False):
+        from .ad import ADKernel
+        self.world = world
+        self.spec = Specializer(world)
+        self.counters = Counters()
+        self.mode = mode
+        self.counting = counting
+        self.primal = Compiler(self, counting=counting)
+        self.ad = ADKernel(self)
+
+    def global_value(self, module: str, name: str, inst: tuple = ()) -> Any:
+        """Evaluate (once) a top-level definition at an instance."""
+        return self.primal.global_value(module, name, inst)
+
+    def compile_expression(self, typed: c.Expr) -> Run:
+        """Specialise and compile a typed closed expression (a REPL input, `main` applied to arguments)."""
+        return self.primal.compile_closed(self.spec.expression(typed))
+
+    def ad_primitive(self, compiler: Compiler, e: c.Prim, runs: list[Run]) -> Run:
+        """Compile a differentiation primitive (grad, vjp, jvp, ...) for `compiler`'s language."""
+        return self.ad.compile(compiler, e, runs)

@@ -1,0 +1,130 @@
+"""Run-time values and the calling convention shared by every compiled program.
+
+Values are plain Python data:
+
+    Real -> float      Int -> int      Bool -> bool      Unit -> ()
+    tuples -> tuple    lists -> list (never mutated once built)
+    functions -> Fun
+
+A `Fun` is a flat closure: the compiled body of a lambda of `arity`
+parameters, the values of its free variables (`captured`), and padding for
+its local slots. Calling it builds one frame, a Python list
+`[captured, arg1, ..., argN, None, ...]`, and runs the body on it. Partial
+applications are `Fun`s too (of the PARTIAL code), so call sites only ever
+compare `fn.arity` with their number of arguments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(eq=False)
+class Code:
+    """A compiled lambda: what every closure made from it shares."""
+
+    arity: int
+    body: Callable[[list], Any] | None = None  # filled in after compiling (recursion)
+    free: tuple = ()           # the (name, inst) keys of its captured variables, in order
+    pad: tuple = ()            # one None per local slot
+    lam: Any = None            # the core Lam it was compiled from (None: built into the runtime)
+    name: str = "<fun>"
+    mode: Any = None           # the evaluation mode it was compiled for
+    info: dict = field(default_factory=dict)  # per-transform caches (the transformed Code, ...)
+
+
+class Fun:
+    """A function value (a flat closure)."""
+
+    __slots__ = ("arity", "body", "captured", "pad", "code")
+
+    def __init__(self, code: Code, captured: tuple):
+        self.code = code
+        self.arity = code.arity
+        self.body = code.body
+        self.pad = code.pad
+        self.captured = captured
+
+    def __repr__(self) -> str:
+        return f"<fun {self.code.name}/{self.arity}>"
+
+
+def call1(fn: Fun, a: Any) -> Any:
+    """Apply a function value to one argument."""
+    if fn.arity == 1:
+        return fn.body([fn.captured, a, *fn.pad])
+    return apply(fn, (a,))
+
+
+def call2(fn: Fun, a: Any, b: Any) -> Any:
+    """Apply a function value to two arguments."""
+    if fn.arity == 2:
+        return fn.body([fn.captured, a, b, *fn.pad])
+    return apply(fn, (a, b))
+
+
+def apply(fn: Fun, args: tuple) -> Any:
+    """Apply a function value to any number of arguments: exact, partial or over-application."""
+    while True:
+        n = fn.arity
+        if len(args) == n:
+            return fn.body([fn.captured, *args, *fn.pad])
+        if len(args) < n:
+            return Fun(PARTIAL_CODES[n - len(args)], (fn, args))
+        result = fn.body([fn.captured, *args[:n], *fn.pad])
+        fn, args = result, args[n:]
+
+
+def _partial_body(frame: list) -> Any:
+    fn, given = frame[0]
+    return apply(fn, given + tuple(frame[1:]))
+
+
+# A partial application `f a` of an arity-3 `f` is a Fun of arity 2 whose
+# captured value is (f, (a,)). The transforms map it to itself.
+PARTIAL_CODES = {k: Code(k, _partial_body, name="<partial>") for k in range(1, 64)}
+
+
+def native(arity: int, fn: Callable, name: str) -> Fun:
+    """A function value implemented in Python (the pullback `vjp` returns, ...)."""
+    def body(frame: list) -> Any:
+        return fn(*frame[1:])
+    return Fun(Code(arity, body, name=name), ())
+
+
+def show_value(v: Any) -> str:
+    """A value as the language would write it (SPEC §9): 3.0, 7, true, (), (1.0, 2.5), [1.0], <fun>."""
+    out: list[str] = []
+    stack: list = [v]
+    while stack:  # iterative: values can be deeply nested lists
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif v is True or v is False:
+            out.append("true" if v else "false")
+        elif type(v) is float:
+            out.append(repr(v))
+        elif type(v) is int:
+            out.append(str(v))
+        elif type(v) is tuple:
+            if not v:
+                out.append("()")
+                continue
+            stack.append(")")
+            for k in range(len(v) - 1, -1, -1):
+                stack.append(v[k])
+                if k:
+                    stack.append(", ")
+            out.append("(")
+        elif type(v) is list:
+            stack.append("]")
+            for k in range(len(v) - 1, -1, -1):
+                stack.append(v[k])
+                if k:
+                    stack.append(", ")
+            out.append("[")
+        elif isinstance(v, Fun):
+            out.append("<fun>")
+        else:
+            out.append(repr(v))
+    return "".join(out)

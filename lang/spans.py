@@ -1,0 +1,46 @@
+"""Source files and spans: where every node and every diagnostic points."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Source:
+    """A piece of program text and the name it is reported under (a path, `<repl>`, ...)."""
+
+    name: str
+    text: str
+
+    def line(self, number: int) -> str:
+        """The text of line `number` (1-based), without its newline."""
+        lines = self.text.split("\n")
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source: 1-based lines and columns, end exclusive."""
+
+    source: Source | None
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def to(self, other: Span) -> Span:
+        """The span from the start of `self` to the end of `other`."""
+        if self.source is None:
+            return other
+        if other.source is None:
+            return self
+        return Span(self.source, self.line, self.col, other.end_line, other.end_col)
+
+    @property
+    def filename(self) -> str:
+        return self.source.name if self.source else "<unknown>"
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}:{self.col}"
+
+
+NO_SPAN = Span(None, 0, 0, 0, 0)
