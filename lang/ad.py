@@ -103,42 +103,44 @@ class ADKernel:
 
     # ---- compiling the primitives
     def compile(self, compiler: Compiler, e: c.Prim, runs: list) -> Callable:
+        """A differentiation primitive, run at one more level of nesting than `compiler`'s language."""
         op = e.op
         span = e.span
-        if compiler.name != "primal":
+        if compiler.name in REVERSE:
             return self.nested(compiler, e, runs)
-        in_t, out_t = io_types(e.args[0].ty)
+        depth = compiler.depth + 1
+        in_t, out_t = io_types(e.src)
         kernel = self
         match op:
             case "grad":
                 f_run, x_run = runs
 
                 def grad(f):
-                    return kernel.guard(span, kernel.grad, f_run(f), x_run(f), in_t)
+                    return kernel.guard(span, kernel.grad, f_run(f), x_run(f), in_t, depth)
                 return grad
             case "value_and_grad":
                 f_run, x_run = runs
 
                 def value_and_grad(f):
-                    return kernel.guard(span, kernel.value_and_grad, f_run(f), x_run(f), in_t)
+                    return kernel.guard(span, kernel.value_and_grad, f_run(f), x_run(f), in_t, depth)
                 return value_and_grad
             case "vjp":
                 f_run, x_run = runs
 
                 def vjp(f):
-                    return kernel.guard(span, kernel.vjp_value, f_run(f), x_run(f), in_t, out_t)
+                    return kernel.guard(span, kernel.vjp_value, f_run(f), x_run(f), in_t, out_t, depth)
                 return vjp
             case "jvp":
                 f_run, x_run, v_run = runs
 
                 def jvp(f):
-                    return kernel.guard(span, kernel.jvp, f_run(f), x_run(f), v_run(f), in_t, out_t)
+                    return kernel.guard(span, kernel.jvp, f_run(f), x_run(f), v_run(f), in_t, out_t, depth)
                 return jvp
             case "derivative":
                 f_run, x_run = runs
 
                 def derivative(f):
-                    return kernel.guard(span, kernel.derivative, f_run(f), x_run(f))
+                    return kernel.guard(span, kernel.derivative, f_run(f), x_run(f), depth)
                 return derivative
         raise AssertionError(f"no differentiation kernel for {op!r}")
 
@@ -160,38 +162,70 @@ class ADKernel:
             raise err.with_span(span)
 
     # ---- the built-ins, in terms of vjp / jvp
-    def grad(self, f: Fun, x: Any, in_t: Type) -> Any:
-        _, pullback = self.vjp(f, x, in_t, REAL)
-        return pullback(1.0)
+    def grad(self, f: Fun, x: Any, in_t: Type, depth: int = 1) -> Any:
+        _, pullback = self.vjp(f, x, in_t, REAL, depth)
+        return pullback(lift_constant(1.0, depth - 1))
 
-    def value_and_grad(self, f: Fun, x: Any, in_t: Type) -> tuple:
-        y, pullback = self.vjp(f, x, in_t, REAL)
-        return (y, pullback(1.0))
+    def value_and_grad(self, f: Fun, x: Any, in_t: Type, depth: int = 1) -> tuple:
+        y, pullback = self.vjp(f, x, in_t, REAL, depth)
+        return (y, pullback(lift_constant(1.0, depth - 1)))
 
-    def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type) -> tuple:
-        y, pullback = self.vjp(f, x, in_t, out_t)
+    def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type, depth: int = 1) -> tuple:
+        y, pullback = self.vjp(f, x, in_t, out_t, depth)
 
         def pb(u):
             check_shape(u, y, out_t, "the cotangent given to the pullback")
             return pullback(u)
         return (y, native(1, pb, "<pullback>"))
 
-    def vjp(self, f: Fun, x: Any, in_t: Type, out_t: Type) -> tuple[Any, Callable]:
-        mode = self.machine.mode
+    def vjp(self, f: Fun, x: Any, in_t: Type, out_t: Type, depth: int = 1) -> tuple[Any, Callable]:
+        """Reverse mode in the current mode; inside a forward-transformed program, by forward passes."""
+        mode = self.machine.mode if depth == 1 else "forward"
         if mode in REVERSE:
             return self.vjp_reverse(f, x, in_t, out_t, mode)
+        if mode == "forward":
+            return self.vjp_forward(f, x, in_t, out_t, depth)
         from .transforms import modes
         return modes.vjp(self, mode, f, x, in_t, out_t)
 
-    def jvp(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type) -> tuple:
+    def derivative(self, f: Fun, x: Any, depth: int = 1) -> Any:
+        return self.jvp(f, x, lift_constant(1.0, depth - 1), REAL, REAL, depth)[1]
+
+    # ---- forward mode by the dual-number transform
+    def jvp(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type, depth: int = 1) -> tuple:
+        """(f x, the derivative of f at x in the direction v), by one run of →D(f)."""
         check_shape(v, x, in_t, "the tangent given to jvp")
-        from .transforms import modes
-        return modes.jvp(self, f, x, v, in_t, out_t)
+        compiler = self.forward_compiler(depth)
+        dual_f = self.lift_fun(f, compiler, {})
+        y_dual = call1(dual_f, attach_tangents(x, v, in_t))
+        return split_tangents(y_dual, out_t)
 
-    def derivative(self, f: Fun, x: float) -> float:
-        return self.jvp(f, x, 1.0, REAL, REAL)[1]
+    def vjp_forward(self, f: Fun, x: Any, in_t: Type, out_t: Type, depth: int) -> tuple[Any, Callable]:
+        """A vjp by forward mode: one jvp per input real, the Jacobian's columns kept for the pullback."""
+        n = len(reals_of(x, in_t, []))
+        zero, one = lift_constant(0.0, depth - 1), lift_constant(1.0, depth - 1)
+        columns = []
+        y = None
+        for i in range(n):
+            seed = [zero] * n
+            seed[i] = one
+            y, y_dot = self.jvp(f, x, rebuild(x, in_t, iter(seed)), in_t, out_t, depth)
+            columns.append(reals_of(y_dot, out_t, []))
+        if n == 0:
+            y = call1(f, x)
 
-    # ---- reverse mode by the backpropagation transform
+        def pullback(u: Any) -> Any:
+            us = reals_of(u, out_t, [])
+            grads = []
+            for column in columns:
+                total = zero
+                for ui, j in zip(us, column):
+                    total = tree_add(total, tree_mul(ui, j))
+                grads.append(total)
+            return rebuild(x, in_t, iter(grads))
+        return y, pullback
+
+    # ---- the compilers of the transforms' target languages
     def compiler(self, mode: str) -> Compiler:
         """The compiler of a transform's target language (one per mode)."""
         if mode not in self.compilers:
@@ -200,10 +234,20 @@ class ADKernel:
                 backend.counting = self.machine.counting
                 self.backends[mode] = backend
                 self.compilers[mode] = ReverseCompiler(self.machine, backend, mode)
+            elif mode == "forward":
+                return self.forward_compiler(1)
             else:
                 from .transforms import modes
                 self.compilers[mode] = modes.compiler(self.machine, mode)
         return self.compilers[mode]
+
+    def forward_compiler(self, depth: int) -> Compiler:
+        """→D applied `depth` times: the language of derivatives nested `depth` deep."""
+        name = "forward" if depth == 1 else f"forward^{depth}"
+        if name not in self.compilers:
+            parent = self.machine.primal if depth == 1 else self.forward_compiler(depth - 1)
+            self.compilers[name] = ForwardCompiler(self.machine, parent, depth, name)
+        return self.compilers[name]
 
     def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, mode: str) -> tuple[Any, Callable]:
         compiler = self.compiler(mode)
@@ -239,9 +283,9 @@ class ADKernel:
             memo[id(fn)] = out
             out.captured = self.lift(fn.captured, compiler, memo)
             return out
-        if code.mode != "primal":
-            raise NestedDifferentiation(f"nested differentiation: a function already transformed for "
-                                        f"{code.mode} mode cannot be differentiated again in {compiler.name} mode")
+        if code.mode != compiler.source_mode:
+            raise NestedDifferentiation(f"nested differentiation: a function of the {code.mode} language cannot "
+                                        f"be differentiated in {compiler.name} mode")
         key = code.info.get("global")
         if key is not None:
             out = compiler.global_value(*key)
@@ -305,23 +349,117 @@ def unlift(y: Any, t: Type, backprops: list) -> Any:
     return y
 
 
-class ReverseCompiler(Compiler):
-    """The compiler of ←D's target language: definitions are transformed on their way in."""
+def lift_constant(r: float, depth: int) -> Any:
+    """The real constant r in the language of derivatives nested `depth` deep: r, (r, 0.0), ..."""
+    for _ in range(depth):
+        r = (r, tree_zero(r))
+    return r
 
-    def __init__(self, machine, backend, mode: str):
-        super().__init__(machine, linear=backend, counting=machine.counting, name=mode)
-        self.transformed: dict = {}
+
+def tree_zero(x: Any) -> Any:
+    return 0.0 if type(x) is float else (tree_zero(x[0]), tree_zero(x[1]))
+
+
+def tree_add(x: Any, y: Any) -> Any:
+    """Addition of reals nested in dual numbers."""
+    if type(x) is float:
+        return x + y
+    return (tree_add(x[0], y[0]), tree_add(x[1], y[1]))
+
+
+def tree_mul(x: Any, y: Any) -> Any:
+    """Multiplication of reals nested in dual numbers: (a, a') (b, b') = (a b, a b' + a' b)."""
+    if type(x) is float:
+        return x * y
+    return (tree_mul(x[0], y[0]), tree_add(tree_mul(x[0], y[1]), tree_mul(x[1], y[0])))
+
+
+def attach_tangents(x: Any, v: Any, t: Type) -> Any:
+    """The input of →D(f): each real of x paired with its tangent in v (leaf by leaf when nested)."""
+    t = prune(t)
+    if t == REAL:
+        return _pair_leaves(x, v)
+    if isinstance(t, TTuple):
+        return tuple(attach_tangents(a, b, ti) for a, b, ti in zip(x, v, t.items))
+    if isinstance(t, TList):
+        return [attach_tangents(a, b, t.item) for a, b in zip(x, v)]
+    return x
+
+
+def _pair_leaves(x: Any, v: Any) -> Any:
+    if type(x) is float:
+        return (x, v)
+    return (_pair_leaves(x[0], v[0]), _pair_leaves(x[1], v[1]))
+
+
+def split_tangents(y: Any, t: Type) -> tuple[Any, Any]:
+    """The output of →D(f) split into (value, tangent)."""
+    t = prune(t)
+    if t == REAL:
+        return _split_leaves(y)
+    if isinstance(t, TTuple):
+        parts = [split_tangents(a, ti) for a, ti in zip(y, t.items)]
+        return tuple(p for p, _ in parts), tuple(q for _, q in parts)
+    if isinstance(t, TList):
+        parts = [split_tangents(a, t.item) for a in y]
+        return [p for p, _ in parts], [q for _, q in parts]
+    return y, rebuild(y, t, iter(()))
+
+
+def _split_leaves(y: Any) -> tuple[Any, Any]:
+    if type(y[0]) is float:
+        return y[0], y[1]
+    (a, a_dot), (b, b_dot) = _split_leaves(y[0]), _split_leaves(y[1])
+    return (a, b), (a_dot, b_dot)
+
+
+class TransformCompiler(Compiler):
+    """The compiler of a transform's target language: definitions are transformed on their way in."""
+
+    source_mode = "primal"  # the language whose function values this one lifts
+    depth = 0
 
     def source_of_global(self, key: tuple) -> c.Expr:
         return self.transform(super().source_of_global(key))
 
     def transform(self, e: c.Expr) -> c.Expr:
-        from .transforms.backprop import transform
-        from .transforms.simplify import simplify
-        return simplify(transform(e))
+        raise NotImplementedError
 
     def open_lambda(self, lam: c.Lam, name: str):
         return self.compile_open(self.transform(lam), name)
+
+
+class ForwardCompiler(TransformCompiler):
+    """→D's target language, `depth` levels deep; its source is the level below."""
+
+    def __init__(self, machine, parent: Compiler, depth: int, name: str):
+        super().__init__(machine, counting=machine.counting, name=name)
+        self.parent = parent
+        self.depth = depth
+        self.source_mode = parent.name
+
+    def source_of_global(self, key: tuple) -> c.Expr:
+        return self.transform(self.parent.source_of_global(key))
+
+    def transform(self, e: c.Expr) -> c.Expr:
+        from .transforms.forward import transform
+        from .transforms.simplify import simplify
+        return simplify(transform(e))
+
+    def lift_real(self, r: float):
+        return (r, 0.0)
+
+
+class ReverseCompiler(TransformCompiler):
+    """The compiler of ←D's target language: definitions are transformed on their way in."""
+
+    def __init__(self, machine, backend, mode: str):
+        super().__init__(machine, linear=backend, counting=machine.counting, name=mode)
+
+    def transform(self, e: c.Expr) -> c.Expr:
+        from .transforms.backprop import transform
+        from .transforms.simplify import simplify
+        return simplify(transform(e))
 
     def lift_real(self, r: float):
         return (r, None)

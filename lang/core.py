@@ -128,6 +128,7 @@ class List:  # [e1, ..., en]
 class Prim:  # p(e1, ..., ek), a saturated primitive
     op: str
     args: tuple[Expr, ...]
+    src: Any = _meta()  # differentiation primitives: the source type of the function, kept through transforms
     ty: Any = _meta()
     span: Span = _meta(NO_SPAN)
 

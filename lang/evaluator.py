@@ -109,6 +109,8 @@ class Cell:
 class Compiler:
     """Compiles terms of one language (primal, or a transform's target) for one machine."""
 
+    depth = 0  # how many forward transforms deep this language is (AD primitives nest one more)
+
     def __init__(self, machine, linear=None, counting: bool = False, name: str = "primal"):
         self.machine = machine
         self.linear = linear        # the linear backend (lang/linear.py) for target terms, or None

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from . import core as c
 from .loader import World
+from .primitives import PRIMITIVES
 from .types import NONE, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune, show
 
 
@@ -175,7 +176,9 @@ class _Walk:
             case c.List(items):
                 return c.List(tuple(self.term(i) for i in items), ty=ty, span=e.span)
             case c.Prim(op, args):
-                return c.Prim(op, tuple(self.term(a) for a in args), ty=ty, span=e.span)
+                args_m = tuple(self.term(a) for a in args)
+                src = args_m[0].ty if PRIMITIVES[op].kind == "ad" else None
+                return c.Prim(op, args_m, src=src, ty=ty, span=e.span)
         raise AssertionError(e)
 
     def poly_let(self, e, name, bound, body, ty, recursive: bool) -> c.Expr:

@@ -1,0 +1,155 @@
+"""What every derivative transform shares: a homomorphism on everything but Real.
+
+←D (backprop.py) and →D (forward.py) agree on variables, lambdas,
+application, lets, tuples, lists, `if` and the parametric built-ins — they
+map each to itself, transformed inside. They differ only in what a real
+number becomes (Real * ¬Real, or Real * Real), what a real constant
+becomes, and the rule for a real primitive. A subclass says those three
+things; this class does the rest, and reads every primitive's kind from the
+primitive table (no transform tests a primitive's name).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .. import core as c
+from ..desugar import Fresh
+from ..primitives import PRIMITIVES, Primitive
+from ..types import BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
+
+
+def variables_of(e: c.Expr) -> set[str]:
+    """Every variable name bound or used in `e` (fresh names avoid them)."""
+    names: set[str] = set()
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        match t:
+            case c.Var(name) | c.Let(name=name) | c.LetRec(name=name) | c.Lam(param=name) | c.LinLam(param=name):
+                names.add(name)
+            case c.LetTuple(names=ns):
+                names.update(ns)
+        stack.extend(c.children(t))
+    return names
+
+
+class Homomorphism:
+    """A transform that is the identity on everything that does not touch a real."""
+
+    real_pair: Type  # what Real becomes
+
+    def __init__(self, fresh: Fresh):
+        self.fresh = fresh
+
+    # ---- what a subclass defines
+    def constant(self, value: c.Lit) -> c.Expr:
+        raise NotImplementedError
+
+    def real_rule(self, e: c.Prim, prim: Primitive, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
+        raise NotImplementedError
+
+    # ---- types
+    def type(self, t: Type) -> Type:
+        t = prune(t)
+        match t:
+            case TCon("Real"):
+                return self.real_pair
+            case TCon() | TVar():
+                return t
+            case TFun(a, r):
+                return TFun(self.type(a), self.type(r))
+            case TTuple(items):
+                return TTuple(tuple(self.type(i) for i in items))
+            case TList(item):
+                return TList(self.type(item))
+            case TNeg():
+                raise AssertionError(f"{type(self).__name__} cannot transform the linear type {t}")
+        raise AssertionError(f"no transform of the type {t}")
+
+    # ---- terms
+    def term(self, e: c.Expr) -> c.Expr:
+        ty = self.type(e.ty)
+        match e:
+            case c.Var() | c.Global():
+                return replace(e, ty=ty)
+            case c.Lit() if prune(e.ty) == REAL:
+                return self.constant(e)
+            case c.Lit():
+                return replace(e, ty=ty)
+            case c.Lam(param, body):
+                return c.Lam(param, self.term(body), ty=ty, span=e.span)
+            case c.App(fn, arg):
+                return c.App(self.term(fn), self.term(arg), ty=ty, span=e.span)
+            case c.Let(name, bound, body, inst):
+                return c.Let(name, self.term(bound), self.term(body), inst, ty=ty, span=e.span)
+            case c.LetRec(name, bound, body, inst):
+                return c.LetRec(name, self.term(bound), self.term(body), inst, ty=ty, span=e.span)
+            case c.LetTuple(names, bound, body):
+                return c.LetTuple(names, self.term(bound), self.term(body), ty=ty, span=e.span)
+            case c.If(cond, then, else_):
+                return c.If(self.term(cond), self.term(then), self.term(else_), ty=ty, span=e.span)
+            case c.Tuple(items):
+                return c.Tuple(tuple(self.term(i) for i in items), ty=ty, span=e.span)
+            case c.List(items):
+                return c.List(tuple(self.term(i) for i in items), ty=ty, span=e.span)
+            case c.Prim():
+                return self.primitive(e, ty)
+        raise AssertionError(f"{type(self).__name__} has no rule for {type(e).__name__}")
+
+    def primitive(self, e: c.Prim, ty: Type) -> c.Expr:
+        prim = PRIMITIVES[e.op]
+        args = tuple(self.term(a) for a in e.args)
+        at_real = any(prune(a.ty) == REAL for a in e.args)
+        match prim.kind:
+            case "real" if at_real:
+                if prim.partials is None:
+                    raise AssertionError(f"the primitive {e.op!r} has no derivative rule in the primitive table")
+                return self.real_rule(e, prim, args, ty)
+            case "compare" if at_real:
+                return c.Prim(e.op, tuple(self.primal(a) for a in args), ty=BOOL, span=e.span)
+            case "toint":
+                return c.Prim(e.op, tuple(self.primal(a) for a in args), ty=INT, span=e.span)
+            case "toreal":
+                return self.constant(c.Prim(e.op, args, ty=REAL, span=e.span))
+            case "real" | "compare" | "int" | "bool" | "structural":
+                return c.Prim(e.op, args, ty=ty, span=e.span)
+            case "ad":
+                return c.Prim(e.op, args, src=e.src, ty=ty, span=e.span)
+        raise AssertionError(f"no rule for the primitive {e.op!r} ({prim.kind})")
+
+    def primal(self, dual: c.Expr) -> c.Expr:
+        """The primal component of a transformed real: fst x."""
+        if prune(dual.ty) == self.real_pair:
+            return c.Prim("fst", (dual,), ty=REAL)
+        return dual
+
+    def bind_arguments(self, e: c.Prim, args: tuple[c.Expr, ...], suffix: str):
+        """Pattern names for the components of each argument: the source variable's name when safe.
+
+        `x * y` binds (x, x') and (y, y') as the paper writes; a name is not reused
+        when it could capture a variable of a later argument or repeats one bound here.
+        """
+        names = []
+        taken: set[str] = set()
+        for k, (source_arg, arg) in enumerate(zip(e.args, args)):
+            later: set[str] = set()
+            for other in args[k + 1:]:
+                later |= {n for n, _ in c.free_locals(other)}
+            x = source_arg.name if isinstance(source_arg, c.Var) and not source_arg.inst else None
+            if x is None or {x, x + suffix} & (later | taken):
+                x = self.fresh("x")
+            names.append((x, x + suffix))
+            taken |= {x, x + suffix}
+        return names
+
+
+def scale(d: c.Expr, a: c.Expr) -> c.Expr:
+    """∂ * a, written as the paper writes it: `a` for ∂ = 1, `-a` for ∂ = -1."""
+    if isinstance(d, c.Lit) and d.value == 1.0:
+        return a
+    if isinstance(d, c.Lit) and d.value == -1.0:
+        return c.Prim("neg", (a,), ty=REAL)
+    return c.Prim("*", (d, a), ty=REAL)
+
+
+__all__ = ["Homomorphism", "variables_of", "scale", "Fresh"]

@@ -1,0 +1,61 @@
+"""→D, the forward (dual-number) transform (THEORY §7).
+
+    →D(Real) = Real * Real         (value, tangent), a homomorphism elsewhere
+    r                 ->  (r, 0.0)
+    f(t1, ..., tk)    ->  let (x1, x1_dot) = →D(t1) in ... let (xk, xk_dot) = →D(tk) in
+                          (f(x1, ..., xk), ∂1 f * x1_dot + ... + ∂k f * xk_dot)
+
+with the same partial derivatives as ←D, from the primitive table. One run
+gives a Jacobian-vector product; a gradient of n inputs takes n runs. There
+is no sharing problem: tangents are numbers, not functions.
+
+Nesting without perturbation confusion. The target language of →D is the
+source language (pairs of reals, no linear types), so →D applies to its
+own output: the derivative of a derivative runs →D(→D(t)), in which each
+real of the first level becomes a pair of the second. Every level's
+perturbation lives in its own component of the nested pairs, kept apart by
+the types, so `derivative (fun x -> x * derivative (fun y -> x + y) 1.0) 1.0`
+is 1.0 (a tag-free implementation that mixed the levels would give 2.0).
+"""
+from __future__ import annotations
+
+from .. import core as c
+from ..desugar import Fresh
+from ..types import REAL, TTuple, Type
+from .common import Homomorphism, scale, variables_of
+
+TANGENT_PAIR = TTuple((REAL, REAL))
+
+
+def transform(e: c.Expr) -> c.Expr:
+    """→D of a term (a source term, or a term →D already produced)."""
+    return Forward(Fresh(variables_of(e), "x")).term(e)
+
+
+class Forward(Homomorphism):
+    real_pair = TANGENT_PAIR
+
+    def constant(self, value: c.Expr) -> c.Expr:
+        """r  ->  (r, 0.0)."""
+        return c.Tuple((value, c.Lit(0.0, ty=REAL)), ty=TANGENT_PAIR, span=value.span)
+
+    def real_rule(self, e: c.Prim, prim, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
+        """let (xi, xi_dot) = →D(ti) in (f(x1..xk), Σ ∂i f * xi_dot)."""
+        names = self.bind_arguments(e, args, "_dot")
+        primals = [c.Var(x, ty=REAL) for x, _ in names]
+        value = c.Prim(e.op, tuple(primals), ty=REAL, span=e.span)
+        result: c.Expr = value
+        result_name = None
+        if prim.uses_result():
+            result_name = self.fresh("r")
+            result = c.Var(result_name, ty=REAL)
+        terms = [scale(d, c.Var(x_dot, ty=REAL)) for (_, x_dot), d in zip(names, prim.partials(*primals, result))]
+        tangent = terms[0]
+        for more in terms[1:]:
+            tangent = c.Prim("+", (tangent, more), ty=REAL)
+        out: c.Expr = c.Tuple((result, tangent), ty=ty, span=e.span)
+        if result_name is not None:
+            out = c.Let(result_name, value, out, ty=ty, span=e.span)
+        for (x, x_dot), arg in reversed(list(zip(names, args))):
+            out = c.LetTuple((x, x_dot), arg, out, ty=ty, span=e.span)
+        return out
