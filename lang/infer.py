@@ -145,12 +145,15 @@ def default_numeric(t: Type) -> None:
 class Inferencer:
     """Infers the types of terms in an environment of top-level schemes."""
 
-    def __init__(self, globals_: dict[tuple[str, str], Scheme], target: bool = False):
+    def __init__(self, globals_: dict[tuple[str, str], Scheme], target: bool = False, global_type=None,
+                 prim_scheme=None):
         self.globals = globals_
         self.locals: dict[str, Scheme | Type] = {}
         self.level = 1
         self.annot_vars: dict[str, TVar] = {}
-        self.target = target
+        self.target = target                  # the target language: linear terms, ~T and d allowed
+        self.global_type = global_type        # target: (module, name, inst) -> the transformed global's type
+        self.prim_scheme = prim_scheme        # target: primitive -> its scheme in this language
 
     def fresh(self, constraint: int = NONE) -> TVar:
         return TVar(self.level, constraint)
@@ -252,12 +255,14 @@ class Inferencer:
     def infer(self, e: c.Expr) -> c.Expr:
         """`e` with its type, and the types of all its subterms, filled in."""
         match e:
-            case c.Var(name):
-                found = self.locals.get(name)
+            case c.Var(name, inst):
+                found = self.locals.get(_local_key(name, inst))
                 if found is None:
                     raise DlNameError(f"unbound name `{name}`", e.span)
                 ty = self.instantiate(found) if isinstance(found, Scheme) else found
                 return replace(e, ty=ty)
+            case c.Global(name, module, inst) if self.global_type is not None:
+                return replace(e, ty=self.global_type(module, name, inst))
             case c.Global(name, module):
                 scheme = self.globals.get((module, name))
                 if scheme is None:
@@ -275,26 +280,28 @@ class Inferencer:
                 return replace(e, body=body_t, ty=TFun(t, body_t.ty))
             case c.App(fn, arg):
                 return self.application(e, fn, arg)
-            case c.Let(name, bound, body):
+            case c.Let(name, bound, body, inst):
+                key = _local_key(name, inst)
                 self.level += 1
                 bound_t = self.infer(bound)
                 self.level -= 1
                 scheme = self.generalize(bound_t.ty)
-                old = self.bind_local(name, scheme)
+                old = self.bind_local(key, scheme)
                 body_t = self.infer(body)
-                self.restore(name, old)
+                self.restore(key, old)
                 return replace(e, bound=bound_t, body=body_t, qvars=scheme.constrained, ty=body_t.ty)
-            case c.LetRec(name, bound, body):
+            case c.LetRec(name, bound, body, inst):
+                key = _local_key(name, inst)
                 self.level += 1
                 t = self.fresh()
-                old = self.bind_local(name, t)
+                old = self.bind_local(key, t)
                 bound_t = self.infer(bound)
                 self.expect(bound_t, t, f"the recursive function `{name}`")
                 self.level -= 1
                 scheme = self.generalize(t)
-                self.locals[name] = scheme
+                self.locals[key] = scheme
                 body_t = self.infer(body)
-                self.restore(name, old)
+                self.restore(key, old)
                 return replace(e, bound=bound_t, body=body_t, qvars=scheme.constrained, ty=body_t.ty)
             case c.LetTuple(names, bound, body):
                 bound_t = self.infer(bound)
@@ -333,8 +340,28 @@ class Inferencer:
                 self.expect(expr_t, self.convert(t), f"{_esc(snippet(expr.span))} has type {{actual}}, "
                             "not the annotated {expected}")
                 return expr_t
+            case c.LinLam(param, body) if self.target:
+                t = self.fresh()
+                old = self.bind_local(param, t)
+                body_t = self.infer(body)
+                self.restore(param, old)
+                self.expect(body_t, D, "the body of a linear abstraction `fun a -o t` must have the answer type d")
+                return replace(e, body=body_t, ty=TNeg(t))
+            case c.LinApp(fn, arg) if self.target:
+                fn_t, arg_t = self.infer(fn), self.infer(arg)
+                t = self.fresh()
+                self.expect(fn_t, TNeg(t), "only a backpropagator (of type ~T) can be applied linearly")
+                self.expect(arg_t, t, "a backpropagator is applied to an argument of the wrong type")
+                return replace(e, fn=fn_t, arg=arg_t, ty=D)
+            case c.DZero() if self.target:
+                return replace(e, ty=D)
+            case c.DSum(left, right) if self.target:
+                l_t, r_t = self.infer(left), self.infer(right)
+                self.expect(l_t, D, "a sum of d must add values of type d")
+                self.expect(r_t, D, "a sum of d must add values of type d")
+                return replace(e, left=l_t, right=r_t, ty=D)
             case c.LinLam() | c.LinApp() | c.DZero() | c.DSum():
-                raise DlTypeError("linear terms are checked by the target type checker", e.span)
+                raise DlTypeError("linear terms appear only in transformed programs", e.span)
         raise AssertionError(e)
 
     def application(self, e: c.App, fn: c.Expr, arg: c.Expr) -> c.Expr:
@@ -357,7 +384,7 @@ class Inferencer:
 
     def primitive(self, e: c.Prim, op: str, args: tuple[c.Expr, ...]) -> c.Expr:
         prim = PRIMITIVES[op]
-        t = self.instantiate(prim.scheme)
+        t = self.instantiate(self.prim_scheme(prim) if self.prim_scheme else prim.scheme)
         args_t = []
         shown = _op_name(op)
         for k, a in enumerate(args):
@@ -393,6 +420,14 @@ class Inferencer:
             out.append(TypedDef(d.name, d.module, body, scheme, d.span, d.name_span))
         self.level = 1
         return out
+
+
+def _local_key(name: str, inst: tuple) -> str:
+    """Specialised local bindings (`sq@Int`) are distinct variables."""
+    if not inst:
+        return name
+    from .mono import instance_name
+    return instance_name(name, inst)
 
 
 def _esc(text: str) -> str:

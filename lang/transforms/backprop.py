@@ -64,7 +64,7 @@ class Backprop(Homomorphism):
 
     def real_rule(self, e: c.Prim, prim, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
         """let (xi, xi') = ←D(ti) in (f(x1..xk), fun a -o Σ xi' (∂i f * a))."""
-        names = self.bind_arguments(e, args, "'")
+        names, binds = self.bind_arguments(e, args, "'")
         primals = [c.Var(x, ty=REAL) for x, _ in names]
         backs = [c.Var(x_bar, ty=BACKPROPAGATOR) for _, x_bar in names]
         value = c.Prim(e.op, tuple(primals), ty=REAL, span=e.span)
@@ -81,6 +81,6 @@ class Backprop(Homomorphism):
         out: c.Expr = c.Tuple((result, c.LinLam(self.lin, body, ty=BACKPROPAGATOR)), ty=ty, span=e.span)
         if result_name is not None:
             out = c.Let(result_name, value, out, ty=ty, span=e.span)
-        for (x, x_bar), arg in reversed(list(zip(names, args))):
+        for (x, x_bar), arg in reversed(binds):
             out = c.LetTuple((x, x_bar), arg, out, ty=ty, span=e.span)
         return out

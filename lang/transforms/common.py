@@ -118,29 +118,41 @@ class Homomorphism:
         raise AssertionError(f"no rule for the primitive {e.op!r} ({prim.kind})")
 
     def primal(self, dual: c.Expr) -> c.Expr:
-        """The primal component of a transformed real: fst x."""
+        """The primal component of a transformed real: fst x (just r for a constant (r, ...))."""
+        if isinstance(dual, c.Tuple) and len(dual.items) == 2 and isinstance(dual.items[0], c.Lit):
+            return dual.items[0]
         if prune(dual.ty) == self.real_pair:
             return c.Prim("fst", (dual,), ty=REAL)
         return dual
 
     def bind_arguments(self, e: c.Prim, args: tuple[c.Expr, ...], suffix: str):
-        """Pattern names for the components of each argument: the source variable's name when safe.
+        """Pattern names for each argument's components, and the bindings to make.
 
-        `x * y` binds (x, x') and (y, y') as the paper writes; a name is not reused
-        when it could capture a variable of a later argument or repeats one bound here.
+        `x * y` binds (x, x') and (y, y') as the paper writes, and `x * x` binds (x, x')
+        once. A source name is not reused when it could capture a variable of a later
+        argument or repeats a name bound here.
         """
-        names = []
+        names, binds = [], []
         taken: set[str] = set()
+        seen: dict = {}
         for k, (source_arg, arg) in enumerate(zip(e.args, args)):
+            if isinstance(source_arg, c.Var) and (source_arg.name, source_arg.inst) in seen:
+                names.append(seen[(source_arg.name, source_arg.inst)])
+                continue
             later: set[str] = set()
-            for other in args[k + 1:]:
-                later |= {n for n, _ in c.free_locals(other)}
+            for source_other, other in zip(e.args[k + 1:], args[k + 1:]):
+                if not (isinstance(source_other, c.Var) and source_other == source_arg):
+                    later |= {n for n, _ in c.free_locals(other)}
             x = source_arg.name if isinstance(source_arg, c.Var) and not source_arg.inst else None
             if x is None or {x, x + suffix} & (later | taken):
                 x = self.fresh("x")
-            names.append((x, x + suffix))
-            taken |= {x, x + suffix}
-        return names
+            pair = (x, x + suffix)
+            names.append(pair)
+            binds.append((pair, arg))
+            taken |= set(pair)
+            if isinstance(source_arg, c.Var):
+                seen[(source_arg.name, source_arg.inst)] = pair
+        return names, binds
 
 
 def scale(d: c.Expr, a: c.Expr) -> c.Expr:

@@ -41,7 +41,7 @@ class Forward(Homomorphism):
 
     def real_rule(self, e: c.Prim, prim, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
         """let (xi, xi_dot) = →D(ti) in (f(x1..xk), Σ ∂i f * xi_dot)."""
-        names = self.bind_arguments(e, args, "_dot")
+        names, binds = self.bind_arguments(e, args, "_dot")
         primals = [c.Var(x, ty=REAL) for x, _ in names]
         value = c.Prim(e.op, tuple(primals), ty=REAL, span=e.span)
         result: c.Expr = value
@@ -56,6 +56,6 @@ class Forward(Homomorphism):
         out: c.Expr = c.Tuple((result, tangent), ty=ty, span=e.span)
         if result_name is not None:
             out = c.Let(result_name, value, out, ty=ty, span=e.span)
-        for (x, x_dot), arg in reversed(list(zip(names, args))):
+        for (x, x_dot), arg in reversed(binds):
             out = c.LetTuple((x, x_dot), arg, out, ty=ty, span=e.span)
         return out

@@ -1,0 +1,70 @@
+"""Shared helpers: run dl source text in-process, or the installed `dl` as a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lang.deep import run_deep  # noqa: E402
+from lang.loader import Loader, World  # noqa: E402
+from lang.pipeline import Program, run_main  # noqa: E402
+from lang.spans import Source  # noqa: E402
+
+_WORLD_CACHE: dict = {}
+
+
+def load_source(text: str, name: str = "test.dl") -> Program:
+    """Load dl source text (with the prelude) as the program `name`."""
+    world = World()
+    loader = Loader(world)
+    loader.load_prelude()
+    module = run_deep(lambda: loader.load_source(Source(name, text), name))
+    return Program(world, loader, module)
+
+
+def run(text: str, mode: str = "backprop", args: list[str] | None = None, counting: bool = False):
+    """The value of `main` in `text`."""
+    program = load_source(text)
+    value, _ = run_deep(lambda: run_main(program, args or [], mode, counting))
+    return value
+
+
+def run_with_machine(text: str, mode: str = "backprop", args: list[str] | None = None, counting: bool = True):
+    program = load_source(text)
+    return run_deep(lambda: run_main(program, args or [], mode, counting))
+
+
+def dl(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the dl command line (this checkout's package) as a subprocess."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "lang", *args], capture_output=True, text=True, input=input,
+                          timeout=timeout, env=env, cwd=str(ROOT))
+
+
+def close(a, b, rel: float = 1e-9, abs_: float = 1e-12) -> bool:
+    """Structural closeness of dl values (reals within a relative tolerance)."""
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(close(x, y, rel, abs_) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        if a != a:
+            return b != b
+        return abs(a - b) <= max(rel * max(abs(a), abs(b)), abs_)
+    return a == b
+
+
+@pytest.fixture
+def tmp_dl(tmp_path):
+    """Write dl files into a temporary directory: tmp_dl('name.dl', text) -> path."""
+    def write(name: str, text: str) -> str:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        return str(p)
+    return write
