@@ -23,6 +23,7 @@ representation, which for primal values is unambiguous.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 from . import core as c
@@ -106,7 +107,7 @@ class ADKernel:
         """A differentiation primitive, run at one more level of nesting than `compiler`'s language."""
         op = e.op
         span = e.span
-        if compiler.name in REVERSE:
+        if not compiler.nests:
             return self.nested(compiler, e, runs)
         depth = compiler.depth + 1
         in_t, out_t = io_types(e.src)
@@ -151,8 +152,8 @@ class ADKernel:
         def refuse(f):
             raise NestedDifferentiation(
                 f"nested differentiation: this `{name}` runs inside a function that is being differentiated "
-                f"in {compiler.name} mode; differentiating a derivative is not supported there (forward mode "
-                "nests: use `derivative`/`jvp` with --mode forward)", span)
+                f"in {compiler.name} mode, which does not nest; forward mode does (`derivative`, `jvp`, "
+                "or --mode forward)", span)
         return refuse
 
     def guard(self, span, fn, *args):
@@ -181,12 +182,19 @@ class ADKernel:
     def vjp(self, f: Fun, x: Any, in_t: Type, out_t: Type, depth: int = 1) -> tuple[Any, Callable]:
         """Reverse mode in the current mode; inside a forward-transformed program, by forward passes."""
         mode = self.machine.mode if depth == 1 else "forward"
+        if mode == "primal":
+            return self.vjp_primal(f, x, in_t, out_t)
         if mode in REVERSE:
             return self.vjp_reverse(f, x, in_t, out_t, mode)
         if mode == "forward":
             return self.vjp_forward(f, x, in_t, out_t, depth)
         from .transforms import modes
         return modes.vjp(self, mode, f, x, in_t, out_t)
+
+    def vjp_primal(self, f: Fun, x: Any, in_t: Type, out_t: Type) -> tuple[Any, Callable]:
+        """The baseline `dl compare` measures against: the function's value, no derivative."""
+        y = call1(f, x)
+        return y, lambda u: rebuild(x, in_t, itertools.repeat(0.0))
 
     def derivative(self, f: Fun, x: Any, depth: int = 1) -> Any:
         return self.jvp(f, x, lift_constant(1.0, depth - 1), REAL, REAL, depth)[1]
@@ -195,6 +203,9 @@ class ADKernel:
     def jvp(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type, depth: int = 1) -> tuple:
         """(f x, the derivative of f at x in the direction v), by one run of →D(f)."""
         check_shape(v, x, in_t, "the tangent given to jvp")
+        if depth == 1 and self.machine.mode == "primal":
+            y = call1(f, x)
+            return y, rebuild(y, out_t, itertools.repeat(0.0))
         compiler = self.forward_compiler(depth)
         dual_f = self.lift_fun(f, compiler, {})
         y_dual = call1(dual_f, attach_tangents(x, v, in_t))
@@ -437,6 +448,7 @@ class ForwardCompiler(TransformCompiler):
         self.parent = parent
         self.depth = depth
         self.source_mode = parent.name
+        self.nests = True
 
     def source_of_global(self, key: tuple) -> c.Expr:
         return self.transform(self.parent.source_of_global(key))

@@ -109,7 +109,8 @@ class Cell:
 class Compiler:
     """Compiles terms of one language (primal, or a transform's target) for one machine."""
 
-    depth = 0  # how many forward transforms deep this language is (AD primitives nest one more)
+    depth = 0      # how many forward transforms deep this language is (AD primitives nest one more)
+    nests = False  # whether differentiation primitives may run inside this language
 
     def __init__(self, machine, linear=None, counting: bool = False, name: str = "primal"):
         self.machine = machine
@@ -118,7 +119,7 @@ class Compiler:
         self.counters: Counters = machine.counters
         self.name = name
         self.globals: dict[tuple, Any] = {}   # (module, name, inst) -> Fun or Cell
-        self.lambda_codes: dict[int, tuple] = {}
+        self.term_size = 0                    # nodes of all the terms this compiler compiled
 
     # ---- entry points
     def compile_closed(self, e: c.Expr) -> Run:
@@ -147,6 +148,7 @@ class Compiler:
     def define_global(self, key: tuple) -> Any:
         module, name, inst = key
         expr = self.source_of_global(key)
+        self.term_size += c.size(expr)
         if isinstance(expr, c.Lam):
             params, body = _lambda_chain(expr)
             code = Code(len(params), name=_display(name, inst), lam=expr, mode=self.name)
@@ -201,6 +203,7 @@ class Compiler:
         """A lambda compiled on its own: its free variables all captured (Code.free gives their order)."""
         params, body = _lambda_chain(e)
         code = Code(len(params), name=name, lam=e, mode=self.name)
+        self.term_size += c.size(e)
         self.fill_code(code, params, body, FrameLayout(_OPEN, len(params)), None)
         return code
 

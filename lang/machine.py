@@ -26,7 +26,9 @@ class Machine:
         self.mode = mode
         self.counting = counting
         self.primal = Compiler(self, counting=counting)
+        self.primal.nests = True
         self.ad = ADKernel(self)
+        self.symbolic_reports: list[dict] = []  # what symbolic mode unrolled, for `dl transform`
 
     def global_value(self, module: str, name: str, inst: tuple = ()) -> Any:
         """Evaluate (once) a top-level definition at an instance."""

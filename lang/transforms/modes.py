@@ -1,16 +1,134 @@
-"""The non-reverse modes (forward, tape, symbolic, numeric): filled in by the workbench."""
+"""The modes that do not go through ←D: tape, symbolic and numeric (SPEC §8).
+
+`vjp(kernel, mode, f, x, in_t, out_t)` gives (y, pullback) in each. They
+differ in how, not in what: every mode computes the same derivatives
+(numeric to its accuracy), so `dl compare` can put them side by side.
+
+Tape and symbolic are *operator overloading*: they run the untransformed
+program, compiled once more with the real primitives replaced — recording
+tape nodes, or building expression nodes — and everything else (lets,
+closures, map, fold, recursion) left as it is.
+"""
 from __future__ import annotations
 
+from typing import Any, Callable
+
+from .. import core as c
 from ..errors import DlRuntimeError
+from ..evaluator import Compiler
+from ..primitives import PRIMITIVES, Primitive
+from ..types import INT, REAL, prune
 
 
-def vjp(kernel, mode, f, x, in_t, out_t):
-    raise DlRuntimeError(f"the {mode} mode is not available yet")
+def vjp(kernel, mode: str, f, x, in_t, out_t) -> tuple[Any, Callable]:
+    if mode == "numeric":
+        from .numeric import vjp_numeric
+        return vjp_numeric(kernel, f, x, in_t, out_t)
+    if mode == "tape":
+        from .tape import vjp_tape
+        return vjp_tape(kernel, f, x, in_t, out_t)
+    if mode == "symbolic":
+        from .symbolic import vjp_symbolic
+        return vjp_symbolic(kernel, f, x, in_t, out_t)
+    raise DlRuntimeError(f"unknown mode {mode!r}")
 
 
-def jvp(kernel, f, x, v, in_t, out_t):
-    raise DlRuntimeError("forward mode (jvp, derivative) is not available yet")
+def compiler(machine, mode: str) -> Compiler:
+    if mode == "tape":
+        from .tape import TapeCompiler
+        return TapeCompiler(machine)
+    if mode == "symbolic":
+        from .symbolic import SymbolicCompiler
+        return SymbolicCompiler(machine)
+    raise DlRuntimeError(f"the {mode} mode has no compiled language")
 
 
-def compiler(machine, mode):
-    raise DlRuntimeError(f"the {mode} mode is not available yet")
+class OverloadingCompiler(Compiler):
+    """The untransformed program, with the real primitives given a new implementation.
+
+    A subclass defines `overload(prim, impl)`: the function that replaces the
+    Real instance of a differentiable primitive, and `primal_of(v)`: the
+    number inside an overloaded value (for comparisons and floor/ceil/round).
+    Function values of the primal program are recompiled in this language
+    when they are differentiated (`open_lambda`); captured reals stay numbers.
+    """
+
+    source_mode = "primal"
+
+    def __init__(self, machine, name: str):
+        super().__init__(machine, counting=machine.counting, name=name)
+        self.partial_functions: dict[str, Callable] = {}
+
+    def open_lambda(self, lam: c.Lam, name: str):
+        return self.compile_open(lam, name)
+
+    def lift_real(self, r: float) -> float:
+        return r
+
+    def overload(self, prim: Primitive, impl: Callable) -> Callable:
+        raise NotImplementedError
+
+    def primal_of(self, v: Any) -> Any:
+        raise NotImplementedError
+
+    def primitive(self, e: c.Prim, layout):
+        prim = PRIMITIVES[e.op]
+        at_real = any(prune(a.ty) == REAL for a in e.args)
+        if prim.kind == "real" and at_real:
+            runs = [self.term(a, layout, None) for a in e.args]
+            return _call_counted(self.overload(prim, prim.impl), runs, self.counting, self.counters)
+        if prim.kind in ("compare", "toint") and at_real:
+            runs = [self.term(a, layout, None) for a in e.args]
+            primal = self.primal_of
+            impl = prim.impl
+            if prim.int_impl is not None and prune(e.args[0].ty) == INT:
+                impl = prim.int_impl
+            inner = [(lambda f, r=r: primal(r(f))) for r in runs]
+            return _call_counted(impl, inner, self.counting, self.counters, e.span if prim.fails else None)
+        return super().primitive(e, layout)
+
+    def partials(self, prim: Primitive) -> Callable:
+        """The primitive's partial derivatives (its row's terms), compiled once to a Python function."""
+        if prim.name not in self.partial_functions:
+            names = [f"x{i}" for i in range(prim.arity)]
+            args = [c.Var(n, ty=REAL) for n in names]
+            result = c.Var("r", ty=REAL)
+            body: c.Expr = c.Tuple(tuple(prim.partials(*args, result)), ty=None) if prim.arity > 1 \
+                else prim.partials(*args, result)[0]
+            term: c.Expr = body
+            for n in reversed(names + ["r"]):
+                term = c.Lam(n, term)
+            fun = self.machine.primal.compile_closed(term)()
+            from ..runtime import apply
+            if prim.arity == 1:
+                self.partial_functions[prim.name] = lambda *vals: (apply(fun, vals),)
+            else:
+                self.partial_functions[prim.name] = lambda *vals: apply(fun, vals)
+        return self.partial_functions[prim.name]
+
+
+def _call_counted(impl: Callable, runs: list, counting: bool, counters, span=None):
+    if len(runs) == 1:
+        (a,) = runs
+
+        def call(f):
+            return impl(a(f))
+    elif len(runs) == 2:
+        a, b = runs
+
+        def call(f):
+            return impl(a(f), b(f))
+    else:
+        def call(f):
+            return impl(*[r(f) for r in runs])
+    run = call
+    if span is not None:
+        from ..evaluator import _with_span
+        run = _with_span(run, span)
+    if counting:
+        inner = run
+
+        def run(f):
+            counters.prims += 1
+            return inner(f)
+    return run
