@@ -12,6 +12,13 @@ result term to one term per argument (THEORY §2):
     "*":   lambda x, y, r: [y, x]          x * y  ->  (x*y, fun a -o x' (y * a) + y' (x * a))
     "exp": lambda x, r: [r]                exp x  ->  (r, fun a -o x' (r * a))
 
+Conventions where a derivative does not exist: relu'(0) = 0, abs'(0) = 0
+(SPEC §7); min/max give a tie to their first argument; and the derivative of
+x^y with respect to the exponent y is taken as 0 where x <= 0 (x^y is not a
+differentiable function of y there), so that a constant exponent, such as
+the 2 of `(x - 1) ^ 2`, contributes nothing in every mode — as it must,
+since its tangent and its backpropagator are zero.
+
 Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `compare` reads primal values only; `toint` Real -> Int (no derivative);
 `toreal` Int -> Real (a constant); `int`/`bool` no reals at all;
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -156,6 +164,8 @@ def _zip_with(f, xs, ys):
 def _count(n: int, what: str) -> int:
     if n < 0:
         raise DlRuntimeError(f"{what} of a negative count ({n})")
+    if n > sys.maxsize:
+        raise DlRuntimeError(f"{what} of {n} elements: no list can be that long")
     return n
 
 
@@ -202,7 +212,7 @@ _ROWS: list[tuple] = [
     ("/", R2, "real", rm.div, None, lambda x, y, r: [_p("/", _r(1), y), _p("neg", _p("/", r, y))], {}),
     ("^", NUM2, "real", rm.pow, rm.int_pow,
      lambda x, y, r: [_p("*", y, _p("^", x, _p("-", y, _r(1)))),
-                      _if(_cmp("==", x, _r(0)), _r(0), _p("*", r, _p("log", x)))],
+                      _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))],
      dict(fails=True, cost="transcendental")),
     ("neg", "Num 'a => 'a -> 'a", "real", operator.neg, operator.neg, lambda x, r: [_r(-1)], {}),
     ("exp", R1, "real", rm.exp, None, lambda x, r: [r], dict(cost="transcendental")),
@@ -220,7 +230,7 @@ _ROWS: list[tuple] = [
     ("sign", R1, "real", rm.sign, None, lambda x, r: [_r(0)], {}),
     ("pow", R2, "real", rm.pow, None,
      lambda x, y, r: [_p("*", y, _p("pow", x, _p("-", y, _r(1)))),
-                      _if(_cmp("==", x, _r(0)), _r(0), _p("*", r, _p("log", x)))], dict(cost="transcendental")),
+                      _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))], dict(cost="transcendental")),
     ("atan2", R2, "real", rm.atan2, None,
      lambda y, x, r: [_p("/", x, _p("+", _p("*", x, x), _p("*", y, y))),
                       _p("neg", _p("/", y, _p("+", _p("*", x, x), _p("*", y, y))))], dict(cost="transcendental")),
@@ -229,7 +239,7 @@ _ROWS: list[tuple] = [
     ("max", NUM2, "real", max, max,
      lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), _r(0)), _if(_cmp(">=", x, y), _r(0), _r(1))], {}),
     ("pi", "Real", "toreal", math.pi, None, None, {}),
-    ("float", "Int -> Real", "toreal", float, None, None, {}),
+    ("float", "Int -> Real", "toreal", rm.to_real, None, None, {}),
     ("floor", "Real -> Int", "toint", rm.floor, None, None, dict(fails=True)),
     ("ceil", "Real -> Int", "toint", rm.ceil, None, None, dict(fails=True)),
     ("round", "Real -> Int", "toint", rm.round_, None, None, dict(fails=True)),

@@ -101,6 +101,8 @@ class Homomorphism:
         args = tuple(self.term(a) for a in e.args)
         at_real = any(prune(a.ty) == REAL for a in e.args)
         match prim.kind:
+            case "real" if at_real and _closed(e):
+                return self.constant(e)  # no variable in it: a constant, whose derivative is zero
             case "real" if at_real:
                 if prim.partials is None:
                     raise AssertionError(f"the primitive {e.op!r} has no derivative rule in the primitive table")
@@ -153,6 +155,17 @@ class Homomorphism:
             if isinstance(source_arg, c.Var):
                 seen[(source_arg.name, source_arg.inst)] = pair
         return names, binds
+
+
+def _closed(e: c.Expr) -> bool:
+    """A term with no variables and no references to definitions (only literals and primitives)."""
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if not isinstance(t, (c.Lit, c.Prim)):
+            return False
+        stack.extend(c.children(t))
+    return True
 
 
 def scale(d: c.Expr, a: c.Expr) -> c.Expr:

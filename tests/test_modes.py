@@ -1,0 +1,164 @@
+"""The workbench (issue 4): every mode against every other, jvp against vjp, growth exponents.
+
+Growth exponents are fitted on the exact counters (`dl compare`'s
+machinery), never on wall time.
+"""
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, close, dl, load_source, run
+from lang.compare import compare
+from lang.pipeline import main_call
+
+MODES = ["backprop", "backprop-naive", "forward", "tape", "symbolic", "numeric"]
+
+AGREE = [
+    ("def f x1 x2 = log x1 + x1 * x2 - sin x2\ndef main = grad (fun (a, b) -> f a b) (2.0, 5.0)",
+     (5.5, 1.7163378145367738)),
+    ("def g (y, mu, sigma) = -0.5 * ((y - mu) / sigma) ^ 2 - log sigma\ndef main = grad g (1.0, 0.0, 1.0)",
+     (-1.0, 1.0, 0.0)),
+    ("def loss xs = fold (fun acc x -> acc + sin x * x) 0 xs\ndef main = grad loss [0.1, 0.2, 0.3]",
+     [0.19933383317463074, 0.3946826463633095, 0.5821211533990214]),
+    ("def apply_grad f x = grad f x\ndef main = apply_grad (fun x -> x ^ 3) 2.0", 12.0),
+    ("def h x = if x > 0 then x * x else 0 - x\ndef main = (grad h 3.0, grad h (-1.0))", (6.0, -1.0)),
+    ("def power n x = if n == 0 then 1.0 else x * power (n - 1) x\ndef main = grad (power 5) 2.0", 80.0),
+    ("def f xs = get xs 0 * get xs 0 + get xs 0 * get xs 2 + get xs 2\ndef main = grad f [2.0, 7.0, 1.0]",
+     [5.0, 0.0, 3.0]),
+    ("def main = value_and_grad (fun x -> (x - 1) ^ 2) 0.5", (0.25, -1.0)),
+    ("def main = jvp (fun x -> (x * x, sin x)) 2.0 1.0", ((4.0, 0.9092974268256817), (4.0, -0.4161468365471424))),
+    ("def main = let (y, pb) = vjp (fun (a, b) -> [a * b, a + b]) (2.0, 3.0) in (y, pb [1.0, 2.0])",
+     ([6.0, 5.0], (5.0, 4.0))),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("source,expected", AGREE)
+def test_every_mode_computes_the_same_derivatives(source, expected, mode):
+    rel = 1e-6 if mode == "numeric" else 1e-12
+    assert close(run(source, mode=mode), expected, rel=rel, abs_=1e-9)
+
+
+VECTOR_FUNCTION = """
+def f (a, b, c) = (a * b + sin c, [exp (a - c), a * b * c, tanh (b / (1.0 + c * c))])
+"""
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(-2, 2, allow_nan=False), min_size=3, max_size=3),
+       st.lists(st.floats(-2, 2, allow_nan=False), min_size=3, max_size=3),
+       st.lists(st.floats(-2, 2, allow_nan=False), min_size=4, max_size=4))
+def test_dot_product_identity(x, v, u):
+    """<v, vjp(u)> = <jvp(v), u>: forward mode's jvp against reverse mode's vjp at random points."""
+    x, v = tuple(x), tuple(v)
+    cot = (u[0], u[1:])
+    src = VECTOR_FUNCTION + (
+        f"def main = let (y, pb) = vjp f {x!r} in let (y2, t) = jvp f {x!r} {v!r} in (pb ({cot[0]!r}, {list(cot[1])!r}), t)"
+    )
+    for mode in ("backprop", "backprop-naive", "tape"):
+        g, (t0, t1) = run(src, mode=mode)
+        lhs = sum(a * b for a, b in zip(v, g))
+        rhs = t0 * cot[0] + sum(a * b for a, b in zip(t1, cot[1]))
+        assert math.isclose(lhs, rhs, rel_tol=1e-9, abs_tol=1e-9), mode
+
+
+def test_nested_forward_mode_has_no_perturbation_confusion():
+    assert run("def main = derivative (fun x -> x * derivative (fun y -> x + y) 1.0) 1.0") == 1.0
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("def main = derivative (derivative (fun x -> x * x * x)) 2.0", 12.0),
+    ("def main = derivative (fun x -> derivative (fun y -> x * y * y) 2.0) 3.0", 4.0),
+    ("def main = derivative (fun x -> derivative (derivative (fun y -> x * y * y * y)) 1.0) 1.0", 6.0),
+    ("def main = jvp (fun x -> derivative (fun y -> sin (x * y)) 1.0) 0.5 1.0",
+     (0.5 * math.cos(0.5), math.cos(0.5) - 0.5 * math.sin(0.5))),
+])
+def test_higher_derivatives_by_nested_forward_mode(source, expected):
+    assert close(run(source), expected, rel=1e-12)
+
+
+def exponents(text: str, sizes, modes):
+    program = load_source(text)
+    report = compare(program.world, lambda n: main_call(program, [str(n)]), sizes, modes, budget=60)
+    assert all(r.status == "ok" for r in report.rows), [(r.mode, r.status) for r in report.rows]
+    return report.exponents, report
+
+
+def test_growth_sharing_backprop_linear_naive_exponential():
+    text = (ROOT / "examples" / "sharing.dl").read_text()
+    slopes, report = exponents(text, [4, 8, 12, 16], ["backprop", "backprop-naive", "forward"])
+    assert 0.9 <= slopes["backprop"]["bp_apps"] <= 1.1
+    assert slopes["backprop-naive"]["bp_apps"] > 4  # exponential: 2^(n+1) - 1
+    assert 0.8 <= slopes["forward"]["prims"] <= 1.2
+    naive = {r.n: r.metrics["bp_apps"] for r in report.rows if r.mode == "backprop-naive"}
+    assert naive[16] == 2 ** 17 - 1
+
+
+def test_growth_many_inputs_forward_and_numeric_grow_with_the_inputs():
+    text = (ROOT / "examples" / "many_inputs.dl").read_text()
+    slopes, _ = exponents(text, [10, 40, 160], ["backprop", "tape", "forward", "numeric"])
+    for mode in ("backprop", "tape"):
+        assert 0.9 <= slopes[mode]["prims"] <= 1.1
+    for mode in ("forward", "numeric"):
+        assert 1.8 <= slopes[mode]["prims"] <= 2.1
+
+
+LOGISTIC = "def logistic n x = if n == 0 then x else logistic (n - 1) (4.0 * x * (1.0 - x))\n" \
+           "def main n = grad (logistic n) 0.3"
+
+
+def test_growth_logistic_symbolic_swells_backprop_does_not():
+    slopes, report = exponents(LOGISTIC, [2, 4, 6, 8], ["backprop", "symbolic"])
+    assert 0.8 <= slopes["backprop"]["prims"] <= 1.2
+    sizes = {r.n: r.metrics["term"] for r in report.rows if r.mode == "symbolic"}
+    assert sizes[8] / sizes[6] > 3  # the unrolled expression more than doubles at every step
+
+
+def test_numeric_mode_loses_accuracy_on_the_logistic_map():
+    program = load_source(LOGISTIC)
+    report = compare(program.world, lambda n: main_call(program, [str(n)]), [5, 100],
+                     ["backprop", "forward", "numeric"], budget=60)
+    err = {(r.mode, r.n): r.error for r in report.rows}
+    assert err[("forward", 100)] < 1e-6
+    assert err[("numeric", 5)] < 1e-6
+    assert err[("numeric", 100)] > 0.5  # all accuracy lost: chaos amplifies the step's rounding
+
+
+def test_compare_command_formats_and_budget(tmp_path):
+    p = dl("compare", "examples/sharing.dl", "--sweep", "n=4,8", "--modes", "backprop,backprop-naive",
+           "--format", "csv")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0].startswith("n,mode,status,error")
+    assert len(lines) == 1 + 4
+    p = dl("compare", "examples/sharing.dl", "--sweep", "n=4,26", "--modes", "backprop,backprop-naive",
+           "--budget", "1")
+    assert p.returncode == 0, p.stderr
+    timeouts = [ln for ln in p.stdout.splitlines() if "timeout" in ln]
+    assert len(timeouts) == 1 and "backprop-naive" in timeouts[0]
+    assert "growth exponents" in p.stdout
+    p = dl("compare", "examples/sharing.dl", "--sweep", "n=4", "--format", "json")
+    assert p.returncode == 0 and p.stdout.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("mode,expected", [
+    ("backprop", "fun x -> let (x, x') = x in (x * x, fun a -o x' (x * a) + x' (x * a))"),
+    ("forward", "fun x -> let (x, x_dot) = x in (x * x, x * x_dot + x * x_dot)"),
+])
+def test_transform_prints_the_paper_form(mode, expected, tmp_dl):
+    path = tmp_dl("sq.dl", "def sq x = x * x\n")
+    p = dl("transform", path, "--def", "sq", "--mode", mode)
+    assert p.returncode == 0, p.stderr
+    assert expected in p.stdout
+    assert "¬Real" in p.stdout or mode == "forward"
+
+
+def test_transform_symbolic_shows_the_swell(tmp_dl):
+    path = tmp_dl("l.dl", "def l n x = if n == 0 then x else l (n - 1) (4.0 * x * (1.0 - x))\n"
+                          "def main = grad (l 1) 0.3\n")
+    p = dl("transform", path, "--mode", "symbolic")
+    assert p.returncode == 0, p.stderr
+    assert "4.0 * x1 * (1.0 - x1)" in p.stdout
+    assert "d/dx1 =" in p.stdout
