@@ -23,52 +23,17 @@ representation, which for primal values is unambiguous.
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable
 
 from . import core as c
 from .errors import DlRuntimeError
 from .evaluator import Compiler
-from .linear import Tape, backend_for
+from .linear import SINK, backend_for
+from .shapes import Shapes
 from .runtime import PARTIAL_CODES, Fun, call1, native
 from .types import BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
 
 REVERSE = ("backprop", "backprop-naive")
-
-
-# ---- walking differentiable data by type -------------------------------------------
-
-
-def reals_of(v: Any, t: Type, out: list) -> list:
-    """Append the real numbers of `v : t` to `out`, in a fixed order."""
-    t = prune(t)
-    if t == REAL:
-        out.append(v)
-    elif isinstance(t, TTuple):
-        for x, ti in zip(v, t.items):
-            reals_of(x, ti, out)
-    elif isinstance(t, TList):
-        for x in v:
-            reals_of(x, t.item, out)
-    return out
-
-
-def rebuild(shape: Any, t: Type, reals) -> Any:
-    """A value shaped like `shape : t` whose reals come from the iterator `reals`, other leaves zero."""
-    t = prune(t)
-    if t == REAL:
-        return next(reals)
-    if t == INT:
-        return 0
-    if t == BOOL:
-        return False
-    if t == UNIT:
-        return ()
-    if isinstance(t, TTuple):
-        return tuple(rebuild(x, ti, reals) for x, ti in zip(shape, t.items))
-    if isinstance(t, TList):
-        return [rebuild(x, t.item, reals) for x in shape]
-    return shape
 
 
 def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
@@ -101,55 +66,37 @@ class ADKernel:
         self.machine = machine
         self.compilers: dict[str, Compiler] = {}
         self.backends: dict[str, Any] = {}
+        self.shapes = Shapes()
 
     # ---- compiling the primitives
-    def compile(self, compiler: Compiler, e: c.Prim, runs: list) -> Callable:
-        """A differentiation primitive, run at one more level of nesting than `compiler`'s language."""
+    def compile(self, compiler: Compiler, e: c.Prim) -> Callable:
+        """A differentiation primitive as a function of its arguments' values, run one level deeper
+        than `compiler`'s language."""
         op = e.op
         span = e.span
         if not compiler.nests:
-            return self.nested(compiler, e, runs)
+            return self.nested(compiler, e)
         depth = compiler.depth + 1
         in_t, out_t = io_types(e.src)
-        kernel = self
+        guard = self.guard
         match op:
             case "grad":
-                f_run, x_run = runs
-
-                def grad(f):
-                    return kernel.guard(span, kernel.grad, f_run(f), x_run(f), in_t, depth)
-                return grad
+                return lambda f, x: guard(span, self.grad, f, x, in_t, depth)
             case "value_and_grad":
-                f_run, x_run = runs
-
-                def value_and_grad(f):
-                    return kernel.guard(span, kernel.value_and_grad, f_run(f), x_run(f), in_t, depth)
-                return value_and_grad
+                return lambda f, x: guard(span, self.value_and_grad, f, x, in_t, depth)
             case "vjp":
-                f_run, x_run = runs
-
-                def vjp(f):
-                    return kernel.guard(span, kernel.vjp_value, f_run(f), x_run(f), in_t, out_t, depth)
-                return vjp
+                return lambda f, x: guard(span, self.vjp_value, f, x, in_t, out_t, depth)
             case "jvp":
-                f_run, x_run, v_run = runs
-
-                def jvp(f):
-                    return kernel.guard(span, kernel.jvp, f_run(f), x_run(f), v_run(f), in_t, out_t, depth)
-                return jvp
+                return lambda f, x, v: guard(span, self.jvp, f, x, v, in_t, out_t, depth)
             case "derivative":
-                f_run, x_run = runs
-
-                def derivative(f):
-                    return kernel.guard(span, kernel.derivative, f_run(f), x_run(f), depth)
-                return derivative
+                return lambda f, x: guard(span, self.derivative, f, x, depth)
         raise AssertionError(f"no differentiation kernel for {op!r}")
 
-    def nested(self, compiler: Compiler, e: c.Prim, runs: list) -> Callable:
+    def nested(self, compiler: Compiler, e: c.Prim) -> Callable:
         """A differentiation primitive met inside a transformed program."""
         name, span = e.op, e.span
 
-        def refuse(f):
+        def refuse(*args):
             raise NestedDifferentiation(
                 f"nested differentiation: this `{name}` runs inside a function that is being differentiated "
                 f"in {compiler.name} mode, which does not nest; forward mode does (`derivative`, `jvp`, "
@@ -194,7 +141,8 @@ class ADKernel:
     def vjp_primal(self, f: Fun, x: Any, in_t: Type, out_t: Type) -> tuple[Any, Callable]:
         """The baseline `dl compare` measures against: the function's value, no derivative."""
         y = call1(f, x)
-        return y, lambda u: rebuild(x, in_t, itertools.repeat(0.0))
+        zeros = [0.0] * len(self.shapes.flatten(x, in_t))
+        return y, lambda u: self.shapes.rebuild(x, in_t, zeros)
 
     def derivative(self, f: Fun, x: Any, depth: int = 1) -> Any:
         return self.jvp(f, x, lift_constant(1.0, depth - 1), REAL, REAL, depth)[1]
@@ -205,7 +153,7 @@ class ADKernel:
         check_shape(v, x, in_t, "the tangent given to jvp")
         if depth == 1 and self.machine.mode == "primal":
             y = call1(f, x)
-            return y, rebuild(y, out_t, itertools.repeat(0.0))
+            return y, self.shapes.rebuild(y, out_t, [0.0] * len(self.shapes.flatten(y, out_t)))
         compiler = self.forward_compiler(depth)
         dual_f = self.lift_fun(f, compiler, {})
         y_dual = call1(dual_f, attach_tangents(x, v, in_t))
@@ -213,27 +161,28 @@ class ADKernel:
 
     def vjp_forward(self, f: Fun, x: Any, in_t: Type, out_t: Type, depth: int) -> tuple[Any, Callable]:
         """A vjp by forward mode: one jvp per input real, the Jacobian's columns kept for the pullback."""
-        n = len(reals_of(x, in_t, []))
+        shapes = self.shapes
+        n = len(shapes.flatten(x, in_t))
         zero, one = lift_constant(0.0, depth - 1), lift_constant(1.0, depth - 1)
         columns = []
         y = None
         for i in range(n):
             seed = [zero] * n
             seed[i] = one
-            y, y_dot = self.jvp(f, x, rebuild(x, in_t, iter(seed)), in_t, out_t, depth)
-            columns.append(reals_of(y_dot, out_t, []))
+            y, y_dot = self.jvp(f, x, shapes.rebuild(x, in_t, seed), in_t, out_t, depth)
+            columns.append(shapes.flatten(y_dot, out_t))
         if n == 0:
             y = call1(f, x)
 
         def pullback(u: Any) -> Any:
-            us = reals_of(u, out_t, [])
+            us = shapes.flatten(u, out_t)
             grads = []
             for column in columns:
                 total = zero
                 for ui, j in zip(us, column):
                     total = tree_add(total, tree_mul(ui, j))
                 grads.append(total)
-            return rebuild(x, in_t, iter(grads))
+            return shapes.rebuild(x, in_t, grads)
         return y, pullback
 
     # ---- the compilers of the transforms' target languages
@@ -241,8 +190,7 @@ class ADKernel:
         """The compiler of a transform's target language (one per mode)."""
         if mode not in self.compilers:
             if mode in REVERSE:
-                backend = backend_for(mode, self.machine.counters)
-                backend.counting = self.machine.counting
+                backend = backend_for(mode, self.machine.counters, self.machine.counting)
                 self.backends[mode] = backend
                 self.compilers[mode] = ReverseCompiler(self.machine, backend, mode)
             elif mode == "forward":
@@ -264,23 +212,21 @@ class ADKernel:
         compiler = self.compiler(mode)
         backend = self.backends[mode]
         dual_f = self.lift_fun(f, compiler, {})
-        tape = Tape()
-        saved = backend.tape
-        backend.tape = tape
+        shapes = self.shapes
+        saved = backend.records
         try:
-            counter = iter(range(1 << 62))
-            x_dual = inject(x, in_t, lambda: tape.sink(next(counter)))
+            x_dual, n_sinks = shapes.inject(x, in_t, 0)   # the inputs' sinks: identities 0 .. n-1
+            records = backend.records = [SINK] * n_sinks
             y_dual = call1(dual_f, x_dual)
         finally:
-            backend.tape = saved
+            backend.records = saved
         backprops: list = []
-        y = unlift(y_dual, out_t, backprops)
+        y = shapes.unlift(y_dual, out_t, backprops)
 
         def pullback(u: Any) -> Any:
-            cotangents = reals_of(u, out_t, [])
+            cotangents = shapes.flatten(u, out_t)
             seeds = [(p, float(ct)) for p, ct in zip(backprops, cotangents) if p is not None]
-            grads = backend.backward(tape, seeds)
-            return rebuild(x, in_t, iter(grads))
+            return shapes.rebuild(x, in_t, backend.backward(records, seeds, n_sinks))
         return y, pullback
 
     # ---- lifting: primal values into a transform's target language
@@ -332,32 +278,6 @@ class ADKernel:
         if t is Fun:
             return self.lift_fun(v, compiler, memo)
         return v
-
-
-def inject(x: Any, t: Type, sink: Callable[[], int]) -> Any:
-    """The input with a sink attached to each of its reals."""
-    t = prune(t)
-    if t == REAL:
-        return (x, sink())
-    if isinstance(t, TTuple):
-        return tuple(inject(v, ti, sink) for v, ti in zip(x, t.items))
-    if isinstance(t, TList):
-        return [inject(v, t.item, sink) for v in x]
-    return x
-
-
-def unlift(y: Any, t: Type, backprops: list) -> Any:
-    """The primal part of a dual output, collecting the backpropagator of each real."""
-    t = prune(t)
-    if t == REAL:
-        value, back = y
-        backprops.append(back)
-        return value
-    if isinstance(t, TTuple):
-        return tuple(unlift(v, ti, backprops) for v, ti in zip(y, t.items))
-    if isinstance(t, TList):
-        return [unlift(v, t.item, backprops) for v in y]
-    return y
 
 
 def lift_constant(r: float, depth: int) -> Any:
@@ -414,7 +334,7 @@ def split_tangents(y: Any, t: Type) -> tuple[Any, Any]:
     if isinstance(t, TList):
         parts = [split_tangents(a, t.item) for a in y]
         return [p for p, _ in parts], [q for _, q in parts]
-    return y, rebuild(y, t, iter(()))
+    return y, {INT: 0, BOOL: False, UNIT: ()}.get(t, y)
 
 
 def _split_leaves(y: Any) -> tuple[Any, Any]:
@@ -477,4 +397,4 @@ class ReverseCompiler(TransformCompiler):
         return (r, None)
 
 
-__all__ = ["ADKernel", "reals_of", "rebuild", "inject", "unlift", "TCon"]
+__all__ = ["ADKernel", "TCon"]

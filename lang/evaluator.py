@@ -1,39 +1,45 @@
-"""The closure compiler: specialised core terms to Python closures, compiled once.
+"""The compiler: specialised core terms to Python functions, generated once per lambda.
 
-Every term becomes a Python function `run(frame) -> value`; nothing
-re-dispatches on node types at run time. A frame is a Python list
+Each lambda (uncurried: `fun x y -> e` has arity 2) becomes one Python
+function `body(c, a0, a1)`, written as source and compiled once by Python:
+its parameters and `let`-bound variables are Python locals, its free
+variables are read from the tuple `c` of captured values (a flat closure,
+lang/runtime.py), and every node of the term is a statement or an operand
+decided here, at compile time — nothing dispatches on node types when the
+program runs. `fun x -> x * (1.0 - x)` compiles to
 
-    [captured, arg1, ..., argN, local1, ..., localM]
+    def body(c, a0):
+        v0 = 1.0 - a0
+        v1 = a0 * v0
+        return v1
 
-laid out at compile time: each variable is a slot number (or an index into
-the captured tuple), found here once. Lambdas are flat closures (lang/runtime.py):
-a lambda with no free variables is one constant `Fun`, shared.
+The primitive table says how each primitive is written: inline Python
+(`py`), or a call of its implementation, guarded by try/except where a
+fast implementation can raise and the total one gives inf or nan (`raw`),
+or where a run-time error needs the source span (`fails`). A call in tail
+position to the function being defined (a top-level `def` or a `let rec`)
+rebinds the parameters and loops, so tail recursion runs in constant stack;
+other deep recursion runs on a big-stack worker thread (lang/deep.py).
+Generated functions of the same shape share one compiled template.
 
-Calls in tail position to the function being defined (`def loop n acc = ...
-loop (n - 1) ...`, or a `let rec`) rebind the parameters in the current
-frame and jump back to the top of the body, so loops run in constant stack.
-Other deep recursion runs on a worker thread with a big stack (lang/deep.py).
-
-The same compiler runs the target language of the transforms: the linear
-fragment (fun a -o t, x' e, 0, +) is compiled by a *linear backend* that
-the mode supplies (lang/linear.py): linear factoring or naive application.
-Counting (SPEC §12 cost counters) is a compile-time choice: when off, the
-closures contain no counting code at all.
+The same compiler runs the transforms' target languages: the linear
+fragment (fun a -o t, x' e, 0, +) is written by a *linear backend* that
+the mode supplies (lang/linear.py). Counting (the cost counters of
+THEORY §5) is a compile-time choice: when off, no counting code exists.
 """
 from __future__ import annotations
 
-import operator
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import core as c
 from .errors import DlError, DlRuntimeError
-from .primitives import PRIMITIVES
+from .primitives import PRIMITIVES, Primitive
 from .runtime import Code, Fun, apply
-from .types import INT, TFun, prune
+from .types import INT, REAL, TFun, prune
 
-Run = Callable[[list], Any]
-_LOOP = object()  # returned by a self tail call: "parameters rebound, run the body again"
+Key = tuple  # a local variable: (name, instance)
 
 
 @dataclass
@@ -49,61 +55,46 @@ class Counters:
     peak_pending: int = 0     # most backpropagators pending at once in the backward sweep
     extra: dict = field(default_factory=dict)
 
+    NAMES = ("prims", "betas", "bp_created", "bp_run", "merges", "sink_updates", "peak_pending")
+
     def as_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in ("prims", "betas", "bp_created", "bp_run", "merges", "sink_updates",
-                                              "peak_pending")}
+        out = {k: getattr(self, k) for k in self.NAMES}
         out.update(self.extra)
         return out
 
-    def reset(self) -> None:
-        fresh = Counters()
-        for k in ("prims", "betas", "bp_created", "bp_run", "merges", "sink_updates", "peak_pending"):
-            setattr(self, k, getattr(fresh, k))
-        self.extra = {}
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
 
 
-class FrameLayout:
-    """Compile-time picture of one run-time frame: where each variable lives."""
-
-    def __init__(self, parent: FrameLayout | None, arity: int):
-        self.parent = parent
-        self.slots: dict[tuple, int] = {}
-        self.free: list[tuple] = []
-        self.size = 1 + arity
-
-    def new_slot(self) -> int:
-        self.size += 1
-        return self.size - 1
-
-    def where(self, key: tuple) -> tuple[str, int]:
-        """('slot', i) for frame[i], or ('cap', j) for frame[0][j] (capturing it if new)."""
-        if key in self.slots:
-            return ("slot", self.slots[key])
-        if self.parent is None:
-            raise KeyError(f"variable {key[0]!r} is not bound here")
-        if key not in self.free:
-            self.parent.where(key)  # make sure the parent can provide it
-            self.free.append(key)
-        return ("cap", self.free.index(key))
-
-
-class _OpenLayout(FrameLayout):
-    """The surroundings of a lambda compiled on its own: any variable can be captured."""
-
-    def __init__(self) -> None:
-        super().__init__(None, 0)
-
-    def where(self, key: tuple) -> tuple[str, int]:
-        return ("slot", 0)
-
-
-_OPEN = _OpenLayout()
+UNSET = _Unset()
 
 
 class Cell:
     """A top-level definition that is not a function: evaluated once, on first use."""
 
     __slots__ = ("v", "force", "name")
+
+    def __init__(self, name: str = ""):
+        self.v = UNSET
+        self.name = name
+
+
+def function_arity(t) -> int:
+    n, t = 0, prune(t)
+    while isinstance(t, TFun):
+        n, t = n + 1, prune(t.result)
+    return n
+
+
+def lambda_chain(e: c.Lam) -> tuple[list[str], c.Expr]:
+    """fun x -> fun y -> body  as  ([x, y], body)."""
+    params = []
+    while isinstance(e, c.Lam):
+        params.append(e.param)
+        e = e.body
+    return params, e
 
 
 class Compiler:
@@ -122,57 +113,60 @@ class Compiler:
         self.term_size = 0                    # nodes of all the terms this compiler compiled
 
     # ---- entry points
-    def compile_closed(self, e: c.Expr) -> Run:
-        """A term with no free local variables, to run on an empty frame."""
-        layout = FrameLayout(None, 0)
-        run = self.term(e, layout, None)
-        size = layout.size
+    def compile_closed(self, e: c.Expr) -> Callable[[], Any]:
+        """A term with no free local variables, as a function of no arguments."""
+        code = Code(0, name="<expression>", mode=self.name)
+        self.fill(code, [], e, None, closed=True)
+        body = code.body
+        return lambda: body(())
 
-        def entry(_unused=None):
-            return run([(), *([None] * (size - 1))])
-        return entry
+    def compile_open(self, e: c.Lam, name: str = "<fun>") -> Code:
+        """A lambda compiled on its own: its free variables all captured (Code.free gives their order)."""
+        params, body = lambda_chain(e)
+        code = Code(len(params), name=name, lam=e, mode=self.name)
+        self.term_size += c.size(e)
+        self.fill(code, params, body, None)
+        return code
 
     def global_value(self, module: str, name: str, inst: tuple) -> Any:
         """The value of a top-level definition at an instance (functions compiled on first use)."""
-        key = (module, name, inst)
-        found = self.globals.get(key)
-        if found is None:
-            found = self.define_global(key)
+        found = self.global_ref((module, name, inst))
         if isinstance(found, Cell):
-            try:
-                return found.v
-            except AttributeError:
-                return found.force()
+            return found.v if found.v is not UNSET else found.force()
         return found
 
-    def define_global(self, key: tuple) -> Any:
+    def global_ref(self, key: tuple) -> Fun | Cell:
+        found = self.globals.get(key)
+        return found if found is not None else self.define_global(key)
+
+    def define_global(self, key: tuple) -> Fun | Cell:
         module, name, inst = key
         expr = self.source_of_global(key)
         self.term_size += c.size(expr)
         if isinstance(expr, c.Lam):
-            params, body = _lambda_chain(expr)
-            code = Code(len(params), name=_display(name, inst), lam=expr, mode=self.name)
+            params, body = lambda_chain(expr)
+            from .mono import instance_name
+            code = Code(len(params), name=instance_name(name, inst), lam=expr, mode=self.name)
             code.info["global"] = key
             fun = Fun(code, ())
             self.globals[key] = fun
-            self.fill_code(code, params, body, FrameLayout(None, len(params)), self_ref=("global", key))
-            fun.body, fun.pad = code.body, code.pad
+            self.fill(code, params, body, ("global", key))
+            fun.body = code.body
             return fun
-        cell = Cell()
-        cell.name = name
+        cell = Cell(name)
         self.globals[key] = cell
-        state = {"busy": False}
+        busy = [False]
 
         def force():
-            if state["busy"]:
-                raise DlRuntimeError(f"the value of `{name}` depends on itself", self.machine.world.defs[(module, name)].span)
-            state["busy"] = True
+            if busy[0]:
+                d = self.machine.world.defs.get((module, name))
+                raise DlRuntimeError(f"the value of `{name}` depends on itself", d.span if d else c.NO_SPAN)
+            busy[0] = True
             try:
-                run = self.compile_closed(expr)
-                cell.v = run()
+                cell.v = self.compile_closed(expr)()
                 return cell.v
             finally:
-                state["busy"] = False
+                busy[0] = False
         cell.force = force
         return cell
 
@@ -181,326 +175,470 @@ class Compiler:
         module, name, inst = key
         return self.machine.spec.get(module, name, inst)
 
-    # ---- lambdas
-    def fill_code(self, code: Code, params: list[str], body: c.Expr, layout: FrameLayout, self_ref) -> None:
-        for k, p in enumerate(params):
-            layout.slots[(p, ())] = k + 1
-        code.info["params"] = params
-        run = self.term(body, layout, (self_ref, len(params)))
-        if getattr(run, "_loops", False):
-            inner = run
+    def fill(self, code: Code, params: list[str], body: c.Expr, self_ref, closed: bool = False) -> None:
+        """Generate and compile the Python function for a lambda body; set code.body and code.free."""
+        gen = Gen(self, params, self_ref, closed=closed)
+        gen.tail(body, 0)
+        code.free = tuple(gen.free)
+        code.body = gen.build(code.name)
 
-            def run(frame):
-                while True:
-                    result = inner(frame)
-                    if result is not _LOOP:
-                        return result
-        code.body = run
-        code.pad = (None,) * (layout.size - 1 - len(params))
-        code.free = tuple(layout.free)
+    # ---- how each primitive is written (the overloading modes replace the real ones)
+    def primitive_code(self, prim: Primitive, e: c.Prim) -> PrimCode:
+        if prim.py is not None:  # written for every instance of the primitive
+            return PrimCode(template=prim.py)
+        at_int = bool(e.args) and prune(e.args[0].ty) == INT
+        impl = prim.int_impl if at_int and prim.int_impl is not None else prim.impl
+        raw = None if at_int else prim.raw
+        return PrimCode(fn=impl, raw=raw)
 
-    def compile_open(self, e: c.Lam, name: str = "<fun>") -> Code:
-        """A lambda compiled on its own: its free variables all captured (Code.free gives their order)."""
-        params, body = _lambda_chain(e)
-        code = Code(len(params), name=name, lam=e, mode=self.name)
-        self.term_size += c.size(e)
-        self.fill_code(code, params, body, FrameLayout(_OPEN, len(params)), None)
-        return code
 
-    def lam(self, e: c.Lam, layout: FrameLayout, self_ref=None, name: str = "<fun>") -> Run:
-        """Closure creation for a lambda (its parameters uncurried: fun x y -> e has arity 2)."""
-        params, body = _lambda_chain(e)
-        inner = FrameLayout(layout, len(params))
-        code = Code(len(params), name=name, lam=e, mode=self.name)
-        self.fill_code(code, params, body, inner, self_ref)
-        free = code.free
-        if not free:
-            shared = Fun(code, ())
-            return lambda f: shared
-        places = [layout.where(k) for k in free]
-        if all(kind == "slot" for kind, _ in places):
-            idx = [i for _, i in places]
-            if len(idx) == 1:
-                i0 = idx[0]
-                return lambda f: Fun(code, (f[i0],))
-            getter = operator.itemgetter(*idx)
-            return lambda f: Fun(code, getter(f))
-        getters = [_getter(kind, i) for kind, i in places]
-        return lambda f: Fun(code, tuple([g(f) for g in getters]))
+@dataclass
+class PrimCode:
+    """How a compiler writes one primitive application."""
 
-    # ---- terms
-    def term(self, e: c.Expr, layout: FrameLayout, tail) -> Run:
-        """Compile `e`. `tail` is (self reference, arity) when `e` is in tail position of that function."""
+    template: str | None = None      # inline Python, "{0} * {1}"
+    fn: Callable | None = None       # else: call this
+    raw: Callable | None = None      # first try this (falling back to fn on ArithmeticError/ValueError)
+
+
+# ---- generating one Python function -------------------------------------------------
+
+_TEMPLATES: dict[str, Callable] = {}  # generated source -> its compiled factory (shape-shared, immutable)
+
+
+class Gen:
+    """The Python source of one function: a lambda body, a closed expression, or a backpropagator."""
+
+    def __init__(self, compiler: Compiler, params: list[str], self_ref, closed: bool = False,
+                 param_keys: list[Key] | None = None):
+        self.compiler = compiler
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {}
+        self.const_names: dict[int, str] = {}
+        self.n = 0
+        self.params = [f"a{i}" for i in range(len(params))]
+        keys = param_keys or [(p, ()) for p in params]
+        self.env: dict[Key, str] = dict(zip(keys, self.params))
+        self.free: list[Key] = []
+        self.self_ref = self_ref
+        self.closed = closed
+        self.loops = False
+        self.counting = compiler.counting
+        self.prologue: dict[str, str] = {}  # locals computed once on entry: name -> expression
+
+    # ---- names
+    def local(self) -> str:
+        self.n += 1
+        return f"v{self.n}"
+
+    def const(self, obj: Any) -> str:
+        name = self.const_names.get(id(obj))
+        if name is None:
+            name = f"k{len(self.consts)}"
+            self.consts[name] = obj
+            self.const_names[id(obj)] = name
+        return name
+
+    def line(self, indent: int, text: str) -> None:
+        self.lines.append("    " * indent + text)
+
+    def lookup(self, key: Key) -> str:
+        found = self.env.get(key)
+        if found is not None:
+            return found
+        if self.closed:
+            raise AssertionError(f"variable {key[0]!r} is not bound")
+        if key not in self.free:
+            self.free.append(key)
+        return f"c[{self.free.index(key)}]"
+
+    def bind(self, key: Key, value: str):
+        old = self.env.get(key)
+        self.env[key] = value
+        return old
+
+    def restore(self, key: Key, old) -> None:
+        if old is None:
+            self.env.pop(key, None)
+        else:
+            self.env[key] = old
+
+    def literal(self, value: Any) -> str:
+        if value is True or value is False:
+            return repr(value)
+        if type(value) is float:
+            if math.isfinite(value):
+                return f"({value!r})" if value < 0 or value == 0 and math.copysign(1, value) < 0 else repr(value)
+            return self.const(value)
+        if type(value) is int:
+            return f"({value!r})" if value < 0 else repr(value)
+        if value == ():
+            return "()"
+        return self.const(value)
+
+    def count(self, indent: int, counter: str) -> None:
+        if self.counting:
+            self.line(indent, f"{self.const(self.compiler.counters)}.{counter} += 1")
+
+    # ---- building the function
+    def entry(self, name: str, expression: str) -> str:
+        """A local computed once when the function is entered (hoisted out of its loop)."""
+        self.prologue.setdefault(name, expression)
+        return name
+
+    def build(self, name: str) -> Callable:
+        params = ", ".join(["c"] + self.params)
+        body = self.lines or ["return ()"]
+        if self.loops:
+            body = ["while True:"] + ["    " + ln for ln in body]
+        body = [f"{k} = {v}" for k, v in self.prologue.items()] + body
+        src = "def factory({}):\n    def body({}):\n{}\n    return body\n".format(
+            ", ".join(self.consts), params, "\n".join("        " + ln for ln in body))
+        factory = _TEMPLATES.get(src)
+        if factory is None:
+            namespace: dict = {"_DlError": DlError, "_apply": apply, "_Fun": Fun, "_UNSET": UNSET}
+            exec(compile(src, f"<dl {name}>", "exec"), namespace)
+            factory = namespace["factory"]
+            _TEMPLATES[src] = factory
+        return factory(**self.consts)
+
+    # ---- statements
+    def branches(self, e: c.If, ind: int, each: Callable[[c.Expr, int], None]) -> None:
+        """if / elif / else: a chain of `else if`s stays at one indentation (Python allows 100 levels)."""
+        test = self.expr(e.cond, ind)
+        self.line(ind, f"if {test}:")
+        each(e.then, ind + 1)
+        rest = e.else_
+        while isinstance(rest, c.If):
+            saved, self.lines = self.lines, []
+            test = self.expr(rest.cond, ind + 1)
+            computed, self.lines = self.lines, saved
+            if computed:  # the test needs statements: it cannot be an elif
+                self.line(ind, "else:")
+                self.lines.extend(computed)
+                self.line(ind + 1, f"if {test}:")
+                each(rest.then, ind + 2)
+                self.line(ind + 1, "else:")
+                each(rest.else_, ind + 2)
+                return
+            self.line(ind, f"elif {test}:")
+            each(rest.then, ind + 1)
+            rest = rest.else_
+        self.line(ind, "else:")
+        each(rest, ind + 1)
+
+    def tail(self, e: c.Expr, ind: int) -> None:
+        """Statements that return the value of `e` (or loop, for a self tail call)."""
         match e:
-            case c.Var(name, inst):
-                kind, i = layout.where((name, inst))
-                if kind == "slot":
-                    return lambda f: f[i]
-                return lambda f: f[0][i]
-            case c.Global(name, module, inst):
-                return self.global_ref((module, name, inst))
-            case c.Lit(value):
-                return lambda f: value
-            case c.Lam():
-                return self.lam(e, layout)
-            case c.App():
-                return self.application(e, layout, tail)
-            case c.Let(name, bound, body, inst):
-                run_bound = self.term(bound, layout, None)
-                slot = layout.new_slot()
-                old = layout.slots.get((name, inst))
-                layout.slots[(name, inst)] = slot
-                run_body = self.term(body, layout, tail)
-                _restore(layout, (name, inst), old)
+            case c.If():
+                self.branches(e, ind, self.tail)
+            case c.Let() | c.LetTuple() | c.LetRec():
+                self.scoped(e, ind, lambda body: self.tail(body, ind))
+            case c.App() if self.is_self_call(e):
+                args = self.arguments(e, ind)
+                self.count(ind, "betas")
+                if len(self.params) == 1:
+                    self.line(ind, f"a0 = {args[0]}")
+                else:
+                    self.line(ind, f"{', '.join(self.params)} = {', '.join(args)}")
+                self.line(ind, "continue")
+                self.loops = True
+            case _:
+                self.line(ind, f"return {self.expr(e, ind)}")
 
-                def let(f):
-                    f[slot] = run_bound(f)
-                    return run_body(f)
-                return _loops_if(let, run_body)
+    def assign(self, e: c.Expr, target: str, ind: int) -> None:
+        """Statements that store the value of `e` in the local `target`."""
+        match e:
+            case c.If():
+                self.branches(e, ind, lambda branch, i: self.assign(branch, target, i))
+            case c.Let() | c.LetTuple() | c.LetRec():
+                self.scoped(e, ind, lambda body: self.assign(body, target, ind))
+            case _:
+                self.line(ind, f"{target} = {self.expr(e, ind)}")
+
+    def scoped(self, e: c.Expr, ind: int, rest: Callable[[c.Expr], Any]) -> Any:
+        """Bind a let's variables, continue with its body, unbind."""
+        match e:
+            case c.Let(name, bound, body, inst):
+                value = self.expr(bound, ind)
+                if not _is_local(value):
+                    v = self.local()
+                    self.line(ind, f"{v} = {value}")
+                    value = v
+                old = self.bind((name, inst), value)
+                out = rest(body)
+                self.restore((name, inst), old)
+                return out
+            case c.LetTuple(names, bound, body):
+                parts = self.components(bound, len(names), ind)
+                olds = [self.bind((n, ()), p) for n, p in zip(names, parts)]
+                out = rest(body)
+                for n, old in reversed(list(zip(names, olds))):
+                    self.restore((n, ()), old)
+                return out
             case c.LetRec(name, bound, body, inst):
                 key = (name, inst)
-                slot = layout.new_slot()
-                old = layout.slots.get(key)
-                layout.slots[key] = slot
-                make = self.lam(bound, layout, self_ref=("local", key), name=name)
-                run_body = self.term(body, layout, tail)
-                _restore(layout, key, old)
-
-                def letrec(f):
-                    f[slot] = None
-                    fun = make(f)          # captures the placeholder...
-                    f[slot] = fun
-                    if fun.captured:       # ...which now becomes the function itself
-                        fun.captured = tuple(fun if v is None and k == key else v
-                                             for k, v in zip(fun.code.free, fun.captured))
-                    return run_body(f)
-                return _loops_if(letrec, run_body)
-            case c.LetTuple(names, bound, body):
-                run_bound = self.term(bound, layout, None)
-                first = layout.size
-                olds = []
-                for n in names:
-                    olds.append(layout.slots.get((n, ())))
-                    layout.slots[(n, ())] = layout.new_slot()
-                last = first + len(names)
-                run_body = self.term(body, layout, tail)
-                for n, old in zip(names, olds):
-                    _restore(layout, (n, ()), old)
-
-                def let_tuple(f):
-                    f[first:last] = run_bound(f)
-                    return run_body(f)
-                return _loops_if(let_tuple, run_body)
-            case c.If(cond, then, else_):
-                rc, rt, re_ = self.term(cond, layout, None), self.term(then, layout, tail), self.term(else_, layout, tail)
-
-                def if_(f):
-                    return rt(f) if rc(f) else re_(f)
-                if_._loops = getattr(rt, "_loops", False) or getattr(re_, "_loops", False)
-                return if_
-            case c.Tuple(items):
-                return self.sequence(items, layout, tuple)
-            case c.List(items):
-                return self.sequence(items, layout, list)
-            case c.Prim():
-                return self.primitive(e, layout)
-            case c.LinLam() | c.LinApp() | c.DZero() | c.DSum():
-                if self.linear is None:
-                    raise AssertionError("a linear term outside a transformed program")
-                return self.linear.compile(self, e, layout)
+                v = self.local()
+                old = self.bind(key, v)
+                self.closure(bound, ind, self_ref=("local", key), target=v)
+                out = rest(body)
+                self.restore(key, old)
+                return out
         raise AssertionError(e)
 
-    def sequence(self, items, layout, kind) -> Run:
-        runs = [self.term(i, layout, None) for i in items]
-        if len(runs) == 2:
-            a, b = runs
-            if kind is tuple:
-                return lambda f: (a(f), b(f))
-            return lambda f: [a(f), b(f)]
-        if kind is tuple:
-            return lambda f: tuple([r(f) for r in runs])
-        return lambda f: [r(f) for r in runs]
+    def components(self, e: c.Expr, n: int, ind: int) -> list[str]:
+        """The n components of a tuple-valued term, without building the tuple when it is written out."""
+        match e:
+            case c.Tuple(items) if len(items) == n:
+                return [self.atom(i, ind) for i in items]
+            case c.Let() | c.LetTuple() | c.LetRec():
+                return self.scoped(e, ind, lambda body: self.components(body, n, ind))
+        value = self.expr(e, ind)
+        parts = [self.local() for _ in range(n)]
+        self.line(ind, f"{', '.join(parts)} = {value}")
+        return parts
 
-    def global_ref(self, key: tuple) -> Run:
-        found = self.globals.get(key)
-        if found is None:
-            found = self.define_global(key)
-        if isinstance(found, Cell):
-            cell = found
+    # ---- expressions
+    def atom(self, e: c.Expr, ind: int) -> str:
+        """`e` as a local, a parameter, a captured value, a constant or a literal (cheap to read again).
 
-            def read(f):
-                try:
-                    return cell.v
-                except AttributeError:
-                    return cell.force()
-            return read
-        return lambda f: found
+        Every expression is one of those already, except tuple and list displays."""
+        value = self.expr(e, ind)
+        if isinstance(e, (c.Tuple, c.List)):
+            v = self.local()
+            self.line(ind, f"{v} = {value}")
+            return v
+        return value
 
-    # ---- application
-    def application(self, e: c.App, layout: FrameLayout, tail) -> Run:
-        args = []
-        head: c.Expr = e
-        while isinstance(head, c.App):
-            args.append(head.arg)
-            head = head.fn
-        args.reverse()
-        runs = [self.term(a, layout, None) for a in args]
-        if tail is not None and _is_self(head, tail[0]) and len(args) == tail[1]:
-            return self.self_tail_call(runs)
-        fn_run = self.term(head, layout, None)
-        count = self.counting
-        counters = self.counters
-        if len(runs) == 1:
-            (a,) = runs
+    def expr(self, e: c.Expr, ind: int) -> str:
+        """Statements computing `e`, and a Python expression for its value."""
+        match e:
+            case c.Var(name, inst):
+                return self.lookup((name, inst))
+            case c.Global(name, module, inst):
+                found = self.compiler.global_ref((module, name, inst))
+                k = self.const(found)
+                if isinstance(found, Cell):
+                    v = self.local()
+                    self.line(ind, f"{v} = {k}.v")
+                    self.line(ind, f"if {v} is _UNSET: {v} = {k}.force()")
+                    return v
+                return k
+            case c.Lit(value):
+                return self.literal(value)
+            case c.Lam():
+                return self.closure(e, ind)
+            case c.App():
+                return self.call(e, ind)
+            case c.Let() | c.LetTuple() | c.LetRec():
+                return self.scoped(e, ind, lambda body: self.atom(body, ind))
+            case c.If():
+                v = self.local()
+                self.branches(e, ind, lambda branch, i: self.assign(branch, v, i))
+                return v
+            case c.Tuple(items):
+                return "(" + ", ".join(self.atom(i, ind) for i in items) + ("," if len(items) == 1 else "") + ")"
+            case c.List(items):
+                return "[" + ", ".join(self.atom(i, ind) for i in items) + "]"
+            case c.Prim():
+                return self.primitive(e, ind)
+            case c.LinLam():
+                if self.compiler.linear is None:
+                    raise AssertionError("a linear abstraction outside a transformed program")
+                return self.compiler.linear.create(self, e, ind)
+            case c.LinApp() | c.DZero() | c.DSum():
+                raise AssertionError("a term of type d outside a backpropagator's body")
+        raise AssertionError(e)
 
-            def app1(f):
-                fn = fn_run(f)
-                if count:
-                    counters.betas += 1
-                if fn.arity == 1:
-                    return fn.body([fn.captured, a(f), *fn.pad])
-                return apply(fn, (a(f),))
-            return app1
-        if len(runs) == 2:
-            a, b = runs
+    def closure(self, lam: c.Lam, ind: int, self_ref=None, target: str | None = None) -> str:
+        """Creating a closure: compile the lambda's own function, capture its free variables."""
+        compiler = self.compiler
+        params, body = lambda_chain(lam)
+        name = self_ref[1][0] if self_ref else "<fun>"
+        code = Code(len(params), name=name, lam=lam, mode=compiler.name)
+        compiler.fill(code, params, body, self_ref)
+        if not code.free:
+            shared = Fun(code, ())
+            if target is not None:
+                self.line(ind, f"{target} = {self.const(shared)}")
+                return target
+            return self.const(shared)
+        k = self.const(code)
+        v = target or self.local()
+        if self_ref is not None:  # let rec: the closure captures itself
+            self.line(ind, f"{v} = _Fun({k}, None)")
+            captured = [self.lookup(key) for key in code.free]
+            self.line(ind, f"{v}.captured = ({', '.join(captured)},)")
+        else:
+            captured = [self.lookup(key) for key in code.free]
+            self.line(ind, f"{v} = _Fun({k}, ({', '.join(captured)},))")
+        return v
 
-            def app2(f):
-                fn = fn_run(f)
-                if count:
-                    counters.betas += 1
-                if fn.arity == 2:
-                    return fn.body([fn.captured, a(f), b(f), *fn.pad])
-                return apply(fn, (a(f), b(f)))
-            return app2
-        n = len(runs)
+    def is_self_call(self, e: c.App) -> bool:
+        if self.self_ref is None:
+            return False
+        head, args = _spine(e)
+        kind, key = self.self_ref
+        if len(args) != len(self.params):
+            return False
+        if kind == "global":
+            return isinstance(head, c.Global) and (head.module, head.name, head.inst) == key
+        return isinstance(head, c.Var) and (head.name, head.inst) == key
 
-        def app_n(f):
-            fn = fn_run(f)
-            if count:
-                counters.betas += 1
-            values = [r(f) for r in runs]
-            if fn.arity == n:
-                return fn.body([fn.captured, *values, *fn.pad])
-            return apply(fn, tuple(values))
-        return app_n
+    def arguments(self, e: c.App, ind: int) -> list[str]:
+        _, args = _spine(e)
+        return [self.atom(a, ind) for a in args]
 
-    def self_tail_call(self, runs: list[Run]) -> Run:
-        n = len(runs)
-        count, counters = self.counting, self.counters
-        if n == 1:
-            (a,) = runs
+    def call(self, e: c.App, ind: int) -> str:
+        head, args = _spine(e)
+        n = len(args)
+        known = None
+        if isinstance(head, c.Global):
+            found = self.compiler.global_ref((head.module, head.name, head.inst))
+            if isinstance(found, Fun) and found.arity == n:
+                known = self.const(found)
+        fn = known or self.atom(head, ind)
+        values = [self.atom(a, ind) for a in args]
+        self.count(ind, "betas")
+        v = self.local()
+        joined = ", ".join(values)
+        if known is not None:
+            self.line(ind, f"{v} = {fn}.body((), {joined})")
+        else:
+            self.line(ind, f"{v} = {fn}.body({fn}.captured, {joined}) if {fn}.arity == {n} "
+                           f"else _apply({fn}, ({joined},))")
+        return v
 
-            def jump1(f):
-                if count:
-                    counters.betas += 1
-                f[1] = a(f)
-                return _LOOP
-            jump1._loops = True
-            return jump1
-
-        def jump(f):
-            if count:
-                counters.betas += 1
-            f[1:n + 1] = [r(f) for r in runs]
-            return _LOOP
-        jump._loops = True
-        return jump
-
-    # ---- primitives
-    def primitive(self, e: c.Prim, layout: FrameLayout) -> Run:
+    def primitive(self, e: c.Prim, ind: int) -> str:
         prim = PRIMITIVES[e.op]
-        runs = [self.term(a, layout, None) for a in e.args]
         if prim.kind == "ad":
-            return self.machine.ad_primitive(self, e, runs)
-        impl = prim.impl
-        if prim.int_impl is not None and e.args and prune(e.args[0].ty) == INT:
-            impl = prim.int_impl
+            fn = self.compiler.machine.ad.compile(self.compiler, e)
+            args = [self.atom(a, ind) for a in e.args]
+            self.count(ind, "prims")
+            v = self.local()
+            self.line(ind, f"{v} = {self.const(fn)}({', '.join(args)})")
+            return v
         if prim.kind == "toreal" and not e.args:
-            value = impl
-            return lambda f: value
-        run = _call(impl, runs)
+            return self.literal(prim.impl)
+        if prim.name in _LOOPS and _LOOPS[prim.name][0](e.args):
+            return _LOOPS[prim.name][1](self, e, ind)
+        args = [self.atom(a, ind) for a in e.args]
+        self.count(ind, "prims")
+        how = self.compiler.primitive_code(prim, e)
+        v = self.local()
+        if how.template is not None:
+            lines = [f"{v} = {how.template.format(*args)}"]
+        elif how.raw is not None:
+            joined = ", ".join(args)
+            lines = ["try:", f"    {v} = {self.const(how.raw)}({joined})",
+                     "except (ArithmeticError, ValueError):", f"    {v} = {self.const(how.fn)}({joined})"]
+        else:
+            lines = [f"{v} = {self.const(how.fn)}({', '.join(args)})"]
         if prim.fails:
-            run = _with_span(run, e.span)
-        if self.counting:
-            run = _counted(run, self.counters)
-        return run
+            lines = ["try:"] + ["    " + ln for ln in lines] + \
+                    ["except _DlError as err:", f"    raise err.with_span({self.const(e.span)})"]
+        for ln in lines:
+            self.line(ind, ln)
+        return v
 
 
-# ---- small closure builders ---------------------------------------------------
+# ---- map, fold, zipWith and build on a lambda written in place: a Python loop ------------------
+#
+#     fold (fun acc x -> acc + sin x * x) 0.0 xs      v1 = 0.0
+#                                                      for v2 in xs:
+#                                                          v3 = sin(v2) ... ; v1 = v1 + v5
+#
+# The lambda's body is compiled in place, its parameters bound to the loop's
+# variables: no closure is made and no call happens per element. Counting
+# still counts one application per element.
 
 
-def _call(impl: Callable, runs: list[Run]) -> Run:
-    if len(runs) == 1:
-        (a,) = runs
-        return lambda f: impl(a(f))
-    if len(runs) == 2:
-        a, b = runs
-        return lambda f: impl(a(f), b(f))
-    if len(runs) == 3:
-        a, b, d = runs
-        return lambda f: impl(a(f), b(f), d(f))
-    return lambda f: impl(*[r(f) for r in runs])
+def _lambda_of(e: c.Expr, arity: int) -> bool:
+    params, _ = lambda_chain(e) if isinstance(e, c.Lam) else ([], e)
+    return len(params) == arity
 
 
-def _with_span(run: Run, span) -> Run:
-    def guarded(f):
-        try:
-            return run(f)
-        except DlError as err:
-            raise err.with_span(span)
-    return guarded
+def _inline_body(gen: Gen, lam: c.Lam, values: list[str], target: str, ind: int) -> None:
+    """The lambda's body with its parameters bound to `values`, stored in `target`."""
+    params, body = lambda_chain(lam)
+    olds = [gen.bind((p, ()), v) for p, v in zip(params, values)]
+    gen.count(ind, "betas")
+    gen.assign(body, target, ind)
+    for p, old in reversed(list(zip(params, olds))):
+        gen.restore((p, ()), old)
 
 
-def _counted(run: Run, counters: Counters) -> Run:
-    def counted(f):
-        counters.prims += 1
-        return run(f)
-    return counted
+def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    fn, init, xs = e.args
+    gen.count(ind, "prims")
+    acc = gen.local()
+    gen.line(ind, f"{acc} = {gen.atom(init, ind)}")
+    items = gen.atom(xs, ind)
+    x = gen.local()
+    gen.line(ind, f"for {x} in {items}:")
+    _inline_body(gen, fn, [acc, x], acc, ind + 1)
+    return acc
 
 
-def _getter(kind: str, i: int) -> Run:
-    if kind == "slot":
-        return lambda f: f[i]
-    return lambda f: f[0][i]
+def _map_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    fn, xs = e.args
+    items = gen.atom(xs, ind)
+    gen.count(ind, "prims")
+    out, x, y = gen.local(), gen.local(), gen.local()
+    gen.line(ind, f"{out} = []")
+    gen.line(ind, f"for {x} in {items}:")
+    _inline_body(gen, fn, [x], y, ind + 1)
+    gen.line(ind + 1, f"{out}.append({y})")
+    return out
 
 
-def _loops_if(run: Run, inner: Run) -> Run:
-    run._loops = getattr(inner, "_loops", False)
-    return run
+def _zip_with_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    fn, xs, ys = e.args
+    left, right = gen.atom(xs, ind), gen.atom(ys, ind)
+    gen.count(ind, "prims")
+    out, x, y, z = gen.local(), gen.local(), gen.local(), gen.local()
+    gen.line(ind, f"{out} = []")
+    gen.line(ind, f"for {x}, {y} in zip({left}, {right}):")
+    _inline_body(gen, fn, [x, y], z, ind + 1)
+    gen.line(ind + 1, f"{out}.append({z})")
+    return out
 
 
-def _restore(layout: FrameLayout, key: tuple, old: int | None) -> None:
-    if old is None:
-        layout.slots.pop(key, None)
-    else:
-        layout.slots[key] = old
+def _build_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    n, fn = e.args
+    count = gen.atom(n, ind)
+    gen.count(ind, "prims")
+    gen.line(ind, f"if {count} < 0: raise {gen.const(_negative_count)}({count}, {gen.const(e.span)})")
+    out, i, y = gen.local(), gen.local(), gen.local()
+    gen.line(ind, f"{out} = []")
+    gen.line(ind, f"for {i} in range({count}):")
+    _inline_body(gen, fn, [i], y, ind + 1)
+    gen.line(ind + 1, f"{out}.append({y})")
+    return out
 
 
-def _lambda_chain(e: c.Lam) -> tuple[list[str], c.Expr]:
-    """fun x -> fun y -> body  as  ([x, y], body)."""
-    params = []
-    while isinstance(e, c.Lam):
-        params.append(e.param)
-        e = e.body
-    return params, e
+def _negative_count(n: int, span) -> DlRuntimeError:
+    return DlRuntimeError(f"build of a negative count ({n})", span)
 
 
-def _is_self(head: c.Expr, self_ref) -> bool:
-    if self_ref is None:
-        return False
-    kind, key = self_ref
-    if kind == "global":
-        return isinstance(head, c.Global) and (head.module, head.name, head.inst) == key
-    return isinstance(head, c.Var) and (head.name, head.inst) == key
+_LOOPS = {
+    "fold": (lambda args: _lambda_of(args[0], 2), _fold_loop),
+    "map": (lambda args: _lambda_of(args[0], 1), _map_loop),
+    "zipWith": (lambda args: _lambda_of(args[0], 2), _zip_with_loop),
+    "build": (lambda args: _lambda_of(args[1], 1), _build_loop),
+}
 
 
-def _display(name: str, inst: tuple) -> str:
-    from .mono import instance_name
-    return instance_name(name, inst)
+def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
+    args = []
+    while isinstance(e, c.App):
+        args.append(e.arg)
+        e = e.fn
+    return e, args[::-1]
 
 
-def function_arity(t) -> int:
-    n, t = 0, prune(t)
-    while isinstance(t, TFun):
-        n, t = n + 1, prune(t.result)
-    return n
+def _is_local(text: str) -> bool:
+    return text.isidentifier()
+
+
+__all__ = ["Compiler", "Counters", "Gen", "Cell", "UNSET", "lambda_chain", "function_arity", "PrimCode"]

@@ -1,25 +1,29 @@
 """Running the linear fragment of the target language: linear factoring, or naive.
 
 A backpropagator `fun a -o t` is given an increasing *identity* when it is
-created, and recorded on a tape (an array indexed by identity). Its body is
-almost always what ←D writes for a primitive, a sum of contributions
-`x1' (∂1 * a) + ... + xk' (∂k * a)` with the ∂i not mentioning `a`; such a
-backpropagator is recorded *defunctionalised*: the identities of x1'..xk'
-and the values of ∂1..∂k, computed at creation. Any other body is recorded
-as compiled code plus its captured values. The zero backpropagator
-`fun a -o 0` is `None` and never recorded.
+created: its index in a list of records. Its body is almost always what ←D
+writes for a primitive, a sum of contributions `x1' (∂1 * a) + ... +
+xk' (∂k * a)` with the ∂i not mentioning `a`; such a backpropagator is
+recorded *defunctionalised*, as the flat tuple (x1', ∂1, ..., xk', ∂k) of
+its parents' identities and its partial derivatives, computed when it is
+created (the compiler writes that inline: one tuple and one append). A
+parent that is the zero backpropagator `fun a -o 0` (`None`) is left out.
+Any other body is recorded as (GENERIC, compiled body, captured values).
+The inputs' sinks are the first records: the k-th input real's identity is k.
 
-Values of the answer type d are never built. A d-typed term is compiled to
-an *effect*: applying a backpropagator to an argument, and summing, are
-what the two backends do differently — the rest is shared:
+Values of the answer type d are never built. A d-typed term, inside a
+generic body, is compiled to an *effect*: applying a backpropagator to an
+argument, and summing, are what the two backends do differently — the rest
+is shared:
 
 factoring (THEORY §4)
     `x' e` adds e to the pending argument of x' (an array indexed by
-    identity): a second call merges into the first, which is the rule
-    `t u + t v -> t (u + v)`. The driver sweeps identities from the largest
-    down, running each pending body once on its summed argument; since a
-    backpropagator only calls older ones, everything that can call it has
-    run by then. Cost: one body run per backpropagator created.
+    identity, None where nothing is pending): a second call merges into the
+    first, which is the rule `t u + t v -> t (u + v)`. The driver sweeps
+    identities from the largest down, running each pending body once on its
+    summed argument; since a backpropagator only calls older ones,
+    everything that can call it has run by then. Cost: one body run per
+    backpropagator created.
 
 naive
     `x' e` runs the body of x' on e at once, recursively down to the
@@ -28,32 +32,11 @@ naive
 """
 from __future__ import annotations
 
-from typing import Any
-
 from . import core as c
-from .evaluator import FrameLayout
 from .runtime import Code
 
-SINK = "sink"        # parents[] marker of an input's sink; weights[] holds the input's index
-GENERIC = "generic"  # parents[] marker of a compiled body; weights[] holds (body, captured)
-
-
-class Tape:
-    """The backpropagators of one reverse-mode evaluation, by identity."""
-
-    __slots__ = ("parents", "weights", "n_sinks")
-
-    def __init__(self) -> None:
-        self.parents: list = []
-        self.weights: list = []
-        self.n_sinks = 0
-
-    def sink(self, index: int) -> int:
-        """A new input sink for the input real number `index`."""
-        self.parents.append(SINK)
-        self.weights.append(index)
-        self.n_sinks += 1
-        return len(self.parents) - 1
+GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
+SINK = ()            # the record of an input's sink: the first n identities are the n inputs' sinks
 
 
 def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
@@ -94,121 +77,108 @@ def _mentions(e: c.Expr, name: str) -> bool:
 
 
 class LinearBackend:
-    """What the two modes share: creating backpropagators, and compiling effects."""
+    """What the two modes share: creating backpropagators (compiled inline), and effects."""
 
     factoring = True
 
-    def __init__(self, counters):
+    def __init__(self, counters, counting: bool = False):
         self.counters = counters
-        self.tape = Tape()
+        self.counting = counting
+        self.records: list = []      # the backpropagators of the evaluation under way
         self.adj: list = []          # the pending arguments of the sweep under way (factoring)
         self.grad: list = []         # the gradient being accumulated (naive)
 
-    # ---- compiling
-    def compile(self, compiler, e: c.Expr, layout: FrameLayout):
-        match e:
-            case c.LinLam(a, body):
-                return self.backpropagator(compiler, a, body, layout)
-            case _:
-                raise AssertionError(f"a d-typed term {type(e).__name__} outside a backpropagator's body")
+    # ---- compiling (called by lang/evaluator.py's Gen)
+    def create(self, gen, e: c.LinLam, ind: int) -> str:
+        """Statements creating a backpropagator; a Python expression for its identity."""
+        pairs = contributions(e.body, e.param)
+        if pairs is None:
+            return self.create_generic(gen, e, ind)
+        if not pairs:
+            return "None"
+        backend = gen.const(self)
+        parents = [gen.atom(p, ind) for p, _ in pairs]
+        v = gen.local()
+        if len(pairs) <= 2:
+            self._create_cases(gen, pairs, parents, v, backend, ind, [])
+            return v
+        gen.line(ind, f"{v} = []")  # many parents: build the record
+        for (_, w), p in zip(pairs, parents):
+            gen.line(ind, f"if {p} is not None:")
+            weight = gen.atom(w, ind + 1)
+            gen.line(ind + 1, f"{v} += ({p}, {weight})")
+        gen.line(ind, f"if {v}:")
+        self._append(gen, f"tuple({v})", v, backend, ind + 1)
+        gen.line(ind, "else:")
+        gen.line(ind + 1, f"{v} = None")
+        return v
 
-    def backpropagator(self, compiler, a: str, body: c.Expr, layout: FrameLayout):
-        """Creation of a backpropagator: a new identity on the tape (or None for the zero one)."""
-        pairs = contributions(body, a)
-        backend = self
-        counting = compiler.counting
-        counters = self.counters
-        if pairs is not None and not pairs:
-            return lambda f: None
-        if pairs is not None:
-            runs = [(compiler.term(x, layout, None), compiler.term(w, layout, None)) for x, w in pairs]
+    def _create_cases(self, gen, pairs, parents, v, backend, ind, present) -> None:
+        """One branch per combination of absent (zero) parents: weights computed only where needed."""
+        k = len(present)
+        if k == len(pairs):
+            fields = []
+            for (_, w), p, here in zip(pairs, parents, present):
+                if here:
+                    fields += [p, gen.atom(w, ind)]
+            if fields:
+                self._append(gen, f"({', '.join(fields)})", v, backend, ind)
+            else:
+                gen.line(ind, f"{v} = None")
+            return
+        gen.line(ind, f"if {parents[k]} is None:")
+        self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [False])
+        gen.line(ind, "else:")
+        self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [True])
 
-            def create(f):
-                ps, ws = [], []
-                for parent, weight in runs:
-                    p = parent(f)
-                    if p is not None:
-                        ps.append(p)
-                        ws.append(weight(f))
-                if not ps:
-                    return None
-                tape = backend.tape
-                tape.parents.append(ps)
-                tape.weights.append(ws)
-                if counting:
-                    counters.bp_created += 1
-                return len(tape.parents) - 1
-            return create
-        # any other body: compiled as an effect, run later on its captured values
-        inner = FrameLayout(layout, 1)
-        inner.slots[(a, ())] = 1
-        run_body = self.effect(compiler, body, inner)
-        code = Code(1, run_body, name="<backpropagator>")
-        code.pad = (None,) * (inner.size - 2)
-        places = [layout.where(k) for k in inner.free]
-        getters = [(lambda f, i=i: f[i]) if kind == "slot" else (lambda f, i=i: f[0][i]) for kind, i in places]
+    def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
+        # the list of records does not change while one evaluation runs: read it on entry
+        records = gen.entry("R", f"{backend}.records")
+        gen.line(ind, f"{records}.append({record})")
+        gen.line(ind, f"{v} = len({records}) - 1")
+        gen.count(ind, "bp_created")
 
-        def create_generic(f):
-            tape = backend.tape
-            tape.parents.append(GENERIC)
-            tape.weights.append((code, tuple([g(f) for g in getters])))
-            if counting:
-                counters.bp_created += 1
-            return len(tape.parents) - 1
-        return create_generic
+    def create_generic(self, gen, e: c.LinLam, ind: int) -> str:
+        """Any other body: compiled as an effect, run later on its captured values."""
+        from .evaluator import Gen
+        inner = Gen(gen.compiler, [e.param], None)
+        self.effect(inner, e.body, 0)
+        inner.line(0, "return None")
+        code = Code(1, name="<backpropagator>", mode=gen.compiler.name)
+        code.free = tuple(inner.free)
+        code.body = inner.build("<backpropagator>")
+        captured = [gen.lookup(key) for key in code.free]
+        v = gen.local()
+        gen.line(ind, f"{v} = ({gen.const(GENERIC)}, {gen.const(code)}, ({', '.join(captured)}{',' if captured else ''}))")
+        self._append(gen, v, v, gen.const(self), ind)
+        return v
 
-    def effect(self, compiler, e: c.Expr, layout: FrameLayout):
-        """A d-typed term as a statement that adds its value into the backward pass."""
+    def effect(self, gen, e: c.Expr, ind: int) -> None:
+        """Statements that add the value of a d-typed term into the backward pass."""
         match e:
             case c.DZero():
-                return lambda f: None
+                gen.line(ind, "pass")
             case c.DSum(l, r):
-                left, right = self.effect(compiler, l, layout), self.effect(compiler, r, layout)
-
-                def both(f):
-                    left(f)
-                    right(f)
-                return both
+                self.effect(gen, l, ind)
+                self.effect(gen, r, ind)
             case c.LinApp(fn, arg):
-                fn_run, arg_run = compiler.term(fn, layout, None), compiler.term(arg, layout, None)
-                contribute = self.contribute
-
-                def apply_linear(f):
-                    p = fn_run(f)
-                    if p is not None:
-                        contribute(p, arg_run(f))
-                return apply_linear
-            case c.If(cond, then, else_):
-                rc, rt, re_ = compiler.term(cond, layout, None), self.effect(compiler, then, layout), \
-                    self.effect(compiler, else_, layout)
-                return lambda f: rt(f) if rc(f) else re_(f)
-            case c.Let(name, bound, body, inst):
-                run_bound = compiler.term(bound, layout, None)
-                slot = layout.new_slot()
-                old = layout.slots.get((name, inst))
-                layout.slots[(name, inst)] = slot
-                run_body = self.effect(compiler, body, layout)
-                if old is None:
-                    del layout.slots[(name, inst)]
-                else:
-                    layout.slots[(name, inst)] = old
-
-                def let(f):
-                    f[slot] = run_bound(f)
-                    run_body(f)
-                return let
-        raise AssertionError(f"cannot run the d-typed term {type(e).__name__} as a contribution")
-
-    def run_generic(self, entry, ct: float) -> None:
-        code, captured = entry
-        code.body([captured, ct, *code.pad])
+                p = gen.atom(fn, ind)
+                gen.line(ind, f"if {p} is not None:")
+                value = gen.atom(arg, ind + 1)
+                gen.line(ind + 1, f"{gen.const(self)}.contribute({p}, {value})")
+            case c.If():
+                gen.branches(e, ind, lambda branch, i: self.effect(gen, branch, i))
+            case c.Let() | c.LetTuple():
+                gen.scoped(e, ind, lambda body: self.effect(gen, body, ind))
+            case _:
+                raise AssertionError(f"cannot run the d-typed term {type(e).__name__} as a contribution")
 
     # ---- what the modes define
     def contribute(self, p: int, value: float) -> None:
         raise NotImplementedError
 
-    def backward(self, tape: Tape, seeds: list[tuple[int, float]]) -> list:
-        """Run the backward pass from `seeds`; the arguments that reached each sink, by input index."""
+    def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
+        """Run the backward pass from `seeds`; the argument that reached each input's sink, in order."""
         raise NotImplementedError
 
 
@@ -222,71 +192,78 @@ class Factoring(LinearBackend):
             adj[p] = value
         else:
             adj[p] = old + value
-            self.counters.merges += 1
+            if self.counting:
+                self.counters.merges += 1
 
-    def backward(self, tape: Tape, seeds: list[tuple[int, float]]) -> list:
-        n = len(tape.parents)
+    def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
         saved = self.adj
-        adj = self.adj = [None] * n
+        adj = self.adj = [None] * len(records)
         try:
             for p, v in seeds:
                 self.contribute(p, v)
-            if self.counters is not None and getattr(self, "counting", False):
-                self._sweep_counting(tape, adj)
+            if self.counting:
+                self._sweep_counting(records, adj, n_sinks)
             else:
-                self._sweep(tape, adj)
+                self._sweep(records, adj, n_sinks)
         finally:
             self.adj = saved
-        grads = [0.0] * tape.n_sinks
-        for i in range(n):
-            if tape.parents[i] is SINK and adj[i] is not None:
-                grads[tape.weights[i]] += adj[i]
-        return grads
+        return [0.0 if g is None else g for g in adj[:n_sinks]]
 
-    def _sweep(self, tape: Tape, adj: list) -> None:
-        parents, weights = tape.parents, tape.weights
-        for i in range(len(parents) - 1, -1, -1):
+    def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
+        for i in range(len(records) - 1, n_sinks - 1, -1):  # sinks run no body
             ct = adj[i]
             if ct is None:
                 continue
-            ps = parents[i]
-            if type(ps) is list:
-                for p, w in zip(ps, weights[i]):
+            rec = records[i]
+            n = len(rec)
+            if n == 2:
+                p, w = rec
+                old = adj[p]
+                adj[p] = w * ct if old is None else old + w * ct
+            elif n == 4:
+                p, w, q, u = rec
+                old = adj[p]
+                adj[p] = w * ct if old is None else old + w * ct
+                old = adj[q]
+                adj[q] = u * ct if old is None else old + u * ct
+            elif rec[0] is GENERIC:
+                rec[1].body(rec[2], ct)
+            else:
+                for k in range(0, n, 2):
+                    p = rec[k]
                     old = adj[p]
-                    adj[p] = w * ct if old is None else old + w * ct
-            elif ps is GENERIC:
-                self.run_generic(weights[i], ct)
+                    adj[p] = rec[k + 1] * ct if old is None else old + rec[k + 1] * ct
 
-    def _sweep_counting(self, tape: Tape, adj: list) -> None:
-        parents, weights = tape.parents, tape.weights
+    def _sweep_counting(self, records: list, adj: list, n_sinks: int) -> None:
         counters = self.counters
-        pending = sum(1 for v in adj if v is not None)
+        pending = sum(1 for v in adj[n_sinks:] if v is not None)
         peak = pending
-        for i in range(len(parents) - 1, -1, -1):
+        for i in range(len(records) - 1, n_sinks - 1, -1):
             ct = adj[i]
             if ct is None:
                 continue
-            ps = parents[i]
-            if ps is SINK:
-                continue
+            rec = records[i]
+            n = len(rec)
             pending -= 1
             counters.bp_run += 1
-            if type(ps) is list:
-                for p, w in zip(ps, weights[i]):
+            if rec[0] is GENERIC:
+                before = sum(1 for v in adj if v is not None)  # generic bodies are rare: count the slow way
+                rec[1].body(rec[2], ct)
+                pending += sum(1 for v in adj if v is not None) - before
+            else:
+                for k in range(0, n, 2):
+                    p, w = rec[k], rec[k + 1]
                     old = adj[p]
-                    if parents[p] is SINK:
+                    sink = p < n_sinks
+                    if sink:
                         counters.sink_updates += 1
                     if old is None:
                         adj[p] = w * ct
-                        if parents[p] is not SINK:
+                        if not sink:
                             pending += 1
                     else:
                         adj[p] = old + w * ct
                         counters.merges += 1
-            else:
-                before = sum(1 for v in adj if v is not None)  # generic bodies are rare: count the slow way
-                self.run_generic(weights[i], ct)
-                pending += sum(1 for v in adj if v is not None) - before
             peak = max(peak, pending)
         counters.peak_pending = max(counters.peak_pending, peak)
 
@@ -300,32 +277,33 @@ class Naive(LinearBackend):
         self.run(p, value)
 
     def run(self, p: int, ct: float) -> None:
-        tape = self.tape
-        ps = tape.parents[p]
+        rec = self.records[p]
+        n = len(rec)
         self.counters.bp_run += 1
-        if ps is SINK:
+        if n == 0:  # the sink of input p
             self.counters.sink_updates += 1
-            self.grad[tape.weights[p]] += ct
-        elif ps is GENERIC:
-            self.run_generic(tape.weights[p], ct)
+            self.grad[p] += ct
+        elif rec[0] is GENERIC:
+            rec[1].body(rec[2], ct)
         else:
             run = self.run
-            for q, w in zip(ps, tape.weights[p]):
-                run(q, w * ct)
+            for k in range(0, n, 2):
+                run(rec[k], rec[k + 1] * ct)
 
-    def backward(self, tape: Tape, seeds: list[tuple[int, float]]) -> list:
-        saved_tape, saved_grad = self.tape, self.grad
-        self.tape, self.grad = tape, [0.0] * tape.n_sinks
+    def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
+        saved_records, saved_grad = self.records, self.grad
+        self.records = records
+        self.grad = [0.0] * n_sinks
         try:
             for p, v in seeds:
                 self.run(p, v)
             return self.grad
         finally:
-            self.tape, self.grad = saved_tape, saved_grad
+            self.records, self.grad = saved_records, saved_grad
 
 
-def backend_for(mode: str, counters) -> LinearBackend:
-    return Naive(counters) if mode == "backprop-naive" else Factoring(counters)
+def backend_for(mode: str, counters, counting: bool) -> LinearBackend:
+    return Naive(counters, counting) if mode == "backprop-naive" else Factoring(counters, counting)
 
 
-__all__ = ["Tape", "Factoring", "Naive", "backend_for", "SINK", "GENERIC", "Any"]
+__all__ = ["Factoring", "Naive", "backend_for", "GENERIC", "SINK", "contributions"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import core as c
-from .evaluator import Compiler, Counters, Run
+from .evaluator import Compiler, Counters
 from .loader import World
 from .mono import Specializer
 
@@ -34,10 +34,10 @@ class Machine:
         """Evaluate (once) a top-level definition at an instance."""
         return self.primal.global_value(module, name, inst)
 
-    def compile_expression(self, typed: c.Expr) -> Run:
+    def compile_expression(self, typed: c.Expr):
         """Specialise and compile a typed closed expression (a REPL input, `main` applied to arguments)."""
         return self.primal.compile_closed(self.spec.expression(typed))
 
-    def ad_primitive(self, compiler: Compiler, e: c.Prim, runs: list[Run]) -> Run:
+    def ad_primitive(self, compiler: Compiler, e: c.Prim):
         """Compile a differentiation primitive (grad, vjp, jvp, ...) for `compiler`'s language."""
-        return self.ad.compile(compiler, e, runs)
+        return self.ad.compile(compiler, e)

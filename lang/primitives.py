@@ -50,7 +50,11 @@ class Primitive:
     partials: Callable | None = None   # (x1, ..., xk, r) -> [d1, ..., dk] core terms, at Real
     fails: bool = False                # may raise a run-time error (call sites add the span)
     cost: str = "arith"                # cost class, for reports
-    pyop: str | None = None            # the Python operator, for the compiler's fast paths
+    pyop: str | None = None            # the Python operator (comparisons, arithmetic)
+    py: str | None = None              # inline Python for the compiler: "{0} * {1}" (every instance)
+    raw: Callable | None = None        # a faster implementation that may raise ArithmeticError or
+                                       # ValueError where `impl` gives inf or nan; the compiler falls
+                                       # back to `impl` when it does
     doc: str = ""
 
     @property
@@ -206,22 +210,24 @@ I2 = "Int -> Int -> Int"
 
 _ROWS: list[tuple] = [
     # name, scheme, kind, impl, int_impl, partials, extra
-    ("+", NUM2, "real", operator.add, operator.add, lambda x, y, r: [_r(1), _r(1)], dict(pyop="+")),
-    ("-", NUM2, "real", operator.sub, operator.sub, lambda x, y, r: [_r(1), _r(-1)], dict(pyop="-")),
-    ("*", NUM2, "real", operator.mul, operator.mul, lambda x, y, r: [y, x], dict(pyop="*")),
-    ("/", R2, "real", rm.div, None, lambda x, y, r: [_p("/", _r(1), y), _p("neg", _p("/", r, y))], {}),
+    ("+", NUM2, "real", operator.add, operator.add, lambda x, y, r: [_r(1), _r(1)], dict(pyop="+", py="{0} + {1}")),
+    ("-", NUM2, "real", operator.sub, operator.sub, lambda x, y, r: [_r(1), _r(-1)], dict(pyop="-", py="{0} - {1}")),
+    ("*", NUM2, "real", operator.mul, operator.mul, lambda x, y, r: [y, x], dict(pyop="*", py="{0} * {1}")),
+    ("/", R2, "real", rm.div, None, lambda x, y, r: [_p("/", _r(1), y), _p("neg", _p("/", r, y))],
+     dict(raw=operator.truediv)),
     ("^", NUM2, "real", rm.pow, rm.int_pow,
      lambda x, y, r: [_p("*", y, _p("^", x, _p("-", y, _r(1)))),
                       _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))],
-     dict(fails=True, cost="transcendental")),
-    ("neg", "Num 'a => 'a -> 'a", "real", operator.neg, operator.neg, lambda x, r: [_r(-1)], {}),
-    ("exp", R1, "real", rm.exp, None, lambda x, r: [r], dict(cost="transcendental")),
-    ("log", R1, "real", rm.log, None, lambda x, r: [_p("/", _r(1), x)], dict(cost="transcendental")),
-    ("sin", R1, "real", rm.sin, None, lambda x, r: [_p("cos", x)], dict(cost="transcendental")),
-    ("cos", R1, "real", rm.cos, None, lambda x, r: [_p("neg", _p("sin", x))], dict(cost="transcendental")),
-    ("tan", R1, "real", rm.tan, None, lambda x, r: [_p("+", _r(1), _p("*", r, r))], dict(cost="transcendental")),
+     dict(fails=True, cost="transcendental", raw=math.pow)),
+    ("neg", "Num 'a => 'a -> 'a", "real", operator.neg, operator.neg, lambda x, r: [_r(-1)], dict(py="-{0}")),
+    ("exp", R1, "real", rm.exp, None, lambda x, r: [r], dict(cost="transcendental", raw=math.exp)),
+    ("log", R1, "real", rm.log, None, lambda x, r: [_p("/", _r(1), x)], dict(cost="transcendental", raw=math.log)),
+    ("sin", R1, "real", rm.sin, None, lambda x, r: [_p("cos", x)], dict(cost="transcendental", raw=math.sin)),
+    ("cos", R1, "real", rm.cos, None, lambda x, r: [_p("neg", _p("sin", x))], dict(cost="transcendental", raw=math.cos)),
+    ("tan", R1, "real", rm.tan, None, lambda x, r: [_p("+", _r(1), _p("*", r, r))],
+     dict(cost="transcendental", raw=math.tan)),
     ("tanh", R1, "real", rm.tanh, None, lambda x, r: [_p("-", _r(1), _p("*", r, r))], dict(cost="transcendental")),
-    ("sqrt", R1, "real", rm.sqrt, None, lambda x, r: [_p("/", _r(0.5), r)], dict(cost="transcendental")),
+    ("sqrt", R1, "real", rm.sqrt, None, lambda x, r: [_p("/", _r(0.5), r)], dict(cost="transcendental", raw=math.sqrt)),
     ("sigmoid", R1, "real", rm.sigmoid, None, lambda x, r: [_p("*", r, _p("-", _r(1), r))],
      dict(cost="transcendental")),
     ("relu", R1, "real", rm.relu, None, lambda x, r: [_if(_cmp(">", x, _r(0)), _r(1), _r(0))], {}),
@@ -230,7 +236,8 @@ _ROWS: list[tuple] = [
     ("sign", R1, "real", rm.sign, None, lambda x, r: [_r(0)], {}),
     ("pow", R2, "real", rm.pow, None,
      lambda x, y, r: [_p("*", y, _p("pow", x, _p("-", y, _r(1)))),
-                      _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))], dict(cost="transcendental")),
+                      _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))],
+     dict(cost="transcendental", raw=math.pow)),
     ("atan2", R2, "real", rm.atan2, None,
      lambda y, x, r: [_p("/", x, _p("+", _p("*", x, x), _p("*", y, y))),
                       _p("neg", _p("/", y, _p("+", _p("*", x, x), _p("*", y, y))))], dict(cost="transcendental")),
@@ -245,30 +252,31 @@ _ROWS: list[tuple] = [
     ("round", "Real -> Int", "toint", rm.round_, None, None, dict(fails=True)),
     ("div", I2, "int", rm.int_div, None, None, dict(fails=True)),
     ("mod", I2, "int", rm.int_mod, None, None, dict(fails=True)),
-    ("==", EQ, "compare", operator.eq, None, None, dict(pyop="==", cost="compare")),
-    ("!=", EQ, "compare", operator.ne, None, None, dict(pyop="!=", cost="compare")),
-    ("<", CMP, "compare", operator.lt, None, None, dict(pyop="<", cost="compare")),
-    ("<=", CMP, "compare", operator.le, None, None, dict(pyop="<=", cost="compare")),
-    (">", CMP, "compare", operator.gt, None, None, dict(pyop=">", cost="compare")),
-    (">=", CMP, "compare", operator.ge, None, None, dict(pyop=">=", cost="compare")),
-    ("not", "Bool -> Bool", "bool", operator.not_, None, None, dict(cost="compare")),
+    ("==", EQ, "compare", operator.eq, None, None, dict(pyop="==", py="{0} == {1}", cost="compare")),
+    ("!=", EQ, "compare", operator.ne, None, None, dict(pyop="!=", py="{0} != {1}", cost="compare")),
+    ("<", CMP, "compare", operator.lt, None, None, dict(pyop="<", py="{0} < {1}", cost="compare")),
+    ("<=", CMP, "compare", operator.le, None, None, dict(pyop="<=", py="{0} <= {1}", cost="compare")),
+    (">", CMP, "compare", operator.gt, None, None, dict(pyop=">", py="{0} > {1}", cost="compare")),
+    (">=", CMP, "compare", operator.ge, None, None, dict(pyop=">=", py="{0} >= {1}", cost="compare")),
+    ("not", "Bool -> Bool", "bool", operator.not_, None, None, dict(cost="compare", py="not {0}")),
     # structural: parametric, so every transform maps them to themselves
-    ("fst", "'a * 'b -> 'a", "structural", operator.itemgetter(0), None, None, dict(cost="structural")),
-    ("snd", "'a * 'b -> 'b", "structural", operator.itemgetter(1), None, None, dict(cost="structural")),
+    ("fst", "'a * 'b -> 'a", "structural", operator.itemgetter(0), None, None, dict(cost="structural", py="{0}[0]")),
+    ("snd", "'a * 'b -> 'b", "structural", operator.itemgetter(1), None, None, dict(cost="structural", py="{0}[1]")),
     ("map", "('a -> 'b) -> ['a] -> ['b]", "structural", _map, None, None, dict(cost="structural")),
     ("fold", "('b -> 'a -> 'b) -> 'b -> ['a] -> 'b", "structural", _fold, None, None, dict(cost="structural")),
     ("zipWith", "('a -> 'b -> 'c) -> ['a] -> ['b] -> ['c]", "structural", _zip_with, None, None,
      dict(cost="structural")),
-    ("length", "['a] -> Int", "structural", len, None, None, dict(cost="structural")),
+    ("length", "['a] -> Int", "structural", len, None, None, dict(cost="structural", py="len({0})")),
     ("range", "Int -> [Int]", "structural", _range, None, None, dict(cost="structural", fails=True)),
     ("build", "Int -> (Int -> 'a) -> ['a]", "structural", _build, None, None, dict(cost="structural", fails=True)),
     ("get", "['a] -> Int -> 'a", "structural", _get, None, None, dict(cost="structural", fails=True)),
     ("head", "['a] -> 'a", "structural", _head, None, None, dict(cost="structural", fails=True)),
     ("tail", "['a] -> ['a]", "structural", _tail, None, None, dict(cost="structural", fails=True)),
     ("reverse", "['a] -> ['a]", "structural", lambda xs: xs[::-1], None, None, dict(cost="structural")),
-    ("isEmpty", "['a] -> Bool", "structural", lambda xs: not xs, None, None, dict(cost="structural")),
-    ("::", "'a -> ['a] -> ['a]", "structural", lambda x, xs: [x, *xs], None, None, dict(cost="structural")),
-    ("++", "['a] -> ['a] -> ['a]", "structural", operator.add, None, None, dict(cost="structural")),
+    ("isEmpty", "['a] -> Bool", "structural", lambda xs: not xs, None, None, dict(cost="structural", py="not {0}")),
+    ("::", "'a -> ['a] -> ['a]", "structural", lambda x, xs: [x, *xs], None, None,
+     dict(cost="structural", py="[{0}, *{1}]")),
+    ("++", "['a] -> ['a] -> ['a]", "structural", operator.add, None, None, dict(cost="structural", py="{0} + {1}")),
     # the differentiation kernel (lang/ad.py); the mode decides how
     ("grad", "Diff 'a => ('a -> Real) -> 'a -> 'a", "ad", None, None, None, dict(cost="ad", fails=True)),
     ("value_and_grad", "Diff 'a => ('a -> Real) -> 'a -> Real * 'a", "ad", None, None, None,

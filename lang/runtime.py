@@ -7,11 +7,10 @@ Values are plain Python data:
     functions -> Fun
 
 A `Fun` is a flat closure: the compiled body of a lambda of `arity`
-parameters, the values of its free variables (`captured`), and padding for
-its local slots. Calling it builds one frame, a Python list
-`[captured, arg1, ..., argN, None, ...]`, and runs the body on it. Partial
-applications are `Fun`s too (of the PARTIAL code), so call sites only ever
-compare `fn.arity` with their number of arguments.
+parameters (a Python function, lang/evaluator.py) and the values of its free
+variables (`captured`, a tuple). Calling it is `fn.body(fn.captured, a1, ..., aN)`.
+Partial applications are `Fun`s too (of a PARTIAL code), so call sites only
+ever compare `fn.arity` with their number of arguments.
 """
 from __future__ import annotations
 
@@ -24,25 +23,23 @@ class Code:
     """A compiled lambda: what every closure made from it shares."""
 
     arity: int
-    body: Callable[[list], Any] | None = None  # filled in after compiling (recursion)
+    body: Callable[..., Any] | None = None  # body(captured, *args); filled in after compiling (recursion)
     free: tuple = ()           # the (name, inst) keys of its captured variables, in order
-    pad: tuple = ()            # one None per local slot
     lam: Any = None            # the core Lam it was compiled from (None: built into the runtime)
     name: str = "<fun>"
-    mode: Any = None           # the evaluation mode it was compiled for
+    mode: Any = None           # the language it was compiled for ("primal", "backprop", ...)
     info: dict = field(default_factory=dict)  # per-transform caches (the transformed Code, ...)
 
 
 class Fun:
     """A function value (a flat closure)."""
 
-    __slots__ = ("arity", "body", "captured", "pad", "code")
+    __slots__ = ("arity", "body", "captured", "code")
 
     def __init__(self, code: Code, captured: tuple):
         self.code = code
         self.arity = code.arity
         self.body = code.body
-        self.pad = code.pad
         self.captured = captured
 
     def __repr__(self) -> str:
@@ -52,14 +49,14 @@ class Fun:
 def call1(fn: Fun, a: Any) -> Any:
     """Apply a function value to one argument."""
     if fn.arity == 1:
-        return fn.body([fn.captured, a, *fn.pad])
+        return fn.body(fn.captured, a)
     return apply(fn, (a,))
 
 
 def call2(fn: Fun, a: Any, b: Any) -> Any:
     """Apply a function value to two arguments."""
     if fn.arity == 2:
-        return fn.body([fn.captured, a, b, *fn.pad])
+        return fn.body(fn.captured, a, b)
     return apply(fn, (a, b))
 
 
@@ -68,28 +65,28 @@ def apply(fn: Fun, args: tuple) -> Any:
     while True:
         n = fn.arity
         if len(args) == n:
-            return fn.body([fn.captured, *args, *fn.pad])
+            return fn.body(fn.captured, *args)
         if len(args) < n:
             return Fun(PARTIAL_CODES[n - len(args)], (fn, args))
-        result = fn.body([fn.captured, *args[:n], *fn.pad])
+        result = fn.body(fn.captured, *args[:n])
         fn, args = result, args[n:]
 
 
-def _partial_body(frame: list) -> Any:
-    fn, given = frame[0]
-    return apply(fn, given + tuple(frame[1:]))
+def _partial_body(captured: tuple, *args: Any) -> Any:
+    fn, given = captured
+    return apply(fn, given + args)
 
 
 # A partial application `f a` of an arity-3 `f` is a Fun of arity 2 whose
 # captured value is (f, (a,)). The transforms map it to itself.
-PARTIAL_CODES = {k: Code(k, _partial_body, name="<partial>") for k in range(1, 64)}
+PARTIAL_CODES = {k: Code(k, _partial_body, name="<partial>", mode="any") for k in range(1, 64)}
 
 
 def native(arity: int, fn: Callable, name: str) -> Fun:
     """A function value implemented in Python (the pullback `vjp` returns, ...)."""
-    def body(frame: list) -> Any:
-        return fn(*frame[1:])
-    return Fun(Code(arity, body, name=name), ())
+    def body(captured: tuple, *args: Any) -> Any:
+        return fn(*args)
+    return Fun(Code(arity, body, name=name, mode="native"), ())
 
 
 def show_value(v: Any) -> str:

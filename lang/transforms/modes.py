@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from .. import core as c
 from ..errors import DlRuntimeError
-from ..evaluator import Compiler
+from ..evaluator import Compiler, PrimCode
 from ..primitives import PRIMITIVES, Primitive
-from ..types import INT, REAL, prune
+from ..types import REAL, prune
 
 
 def vjp(kernel, mode: str, f, x, in_t, out_t) -> tuple[Any, Callable]:
@@ -71,21 +71,14 @@ class OverloadingCompiler(Compiler):
     def primal_of(self, v: Any) -> Any:
         raise NotImplementedError
 
-    def primitive(self, e: c.Prim, layout):
-        prim = PRIMITIVES[e.op]
+    def primitive_code(self, prim: Primitive, e: c.Prim) -> PrimCode:
         at_real = any(prune(a.ty) == REAL for a in e.args)
         if prim.kind == "real" and at_real:
-            runs = [self.term(a, layout, None) for a in e.args]
-            return _call_counted(self.overload(prim, prim.impl), runs, self.counting, self.counters)
+            return PrimCode(fn=self.overload(prim, prim.impl))
         if prim.kind in ("compare", "toint") and at_real:
-            runs = [self.term(a, layout, None) for a in e.args]
-            primal = self.primal_of
-            impl = prim.impl
-            if prim.int_impl is not None and prune(e.args[0].ty) == INT:
-                impl = prim.int_impl
-            inner = [(lambda f, r=r: primal(r(f))) for r in runs]
-            return _call_counted(impl, inner, self.counting, self.counters, e.span if prim.fails else None)
-        return super().primitive(e, layout)
+            impl, primal = prim.impl, self.primal_of
+            return PrimCode(fn=lambda *args: impl(*[primal(a) for a in args]))
+        return super().primitive_code(prim, e)
 
     def partials(self, prim: Primitive) -> Callable:
         """The primitive's partial derivatives (its row's terms), compiled once to a Python function."""
@@ -105,30 +98,3 @@ class OverloadingCompiler(Compiler):
             else:
                 self.partial_functions[prim.name] = lambda *vals: apply(fun, vals)
         return self.partial_functions[prim.name]
-
-
-def _call_counted(impl: Callable, runs: list, counting: bool, counters, span=None):
-    if len(runs) == 1:
-        (a,) = runs
-
-        def call(f):
-            return impl(a(f))
-    elif len(runs) == 2:
-        a, b = runs
-
-        def call(f):
-            return impl(a(f), b(f))
-    else:
-        def call(f):
-            return impl(*[r(f) for r in runs])
-    run = call
-    if span is not None:
-        from ..evaluator import _with_span
-        run = _with_span(run, span)
-    if counting:
-        inner = run
-
-        def run(f):
-            counters.prims += 1
-            return inner(f)
-    return run

@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from ..ad import rebuild, reals_of
 from ..runtime import call1
 
 STEP = sys.float_info.epsilon ** (1 / 3)
@@ -27,21 +26,22 @@ def step(x: float) -> float:
 
 def vjp_numeric(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     counters = kernel.machine.counters
+    shapes = kernel.shapes
     y = call1(f, x)
-    xs = reals_of(x, in_t, [])
+    xs = shapes.flatten(x, in_t)
     columns = []
     for i, xi in enumerate(xs):
         h = step(xi)
         up, down = list(xs), list(xs)
         up[i], down[i] = xi + h, xi - h
-        f_up = reals_of(call1(f, rebuild(x, in_t, iter(up))), out_t, [])
-        f_down = reals_of(call1(f, rebuild(x, in_t, iter(down))), out_t, [])
+        f_up = shapes.flatten(call1(f, shapes.rebuild(x, in_t, up)), out_t)
+        f_down = shapes.flatten(call1(f, shapes.rebuild(x, in_t, down)), out_t)
         h2 = up[i] - down[i]  # the step actually taken, after rounding
         columns.append([(a - b) / h2 for a, b in zip(f_up, f_down)])
     counters.extra["evaluations"] = counters.extra.get("evaluations", 0) + 1 + 2 * len(xs)
 
     def pullback(u: Any) -> Any:
-        us = reals_of(u, out_t, [])
+        us = shapes.flatten(u, out_t)
         grads = [sum(ui * dij for ui, dij in zip(us, column)) for column in columns]
-        return rebuild(x, in_t, iter(grads))
+        return shapes.rebuild(x, in_t, grads)
     return y, pullback

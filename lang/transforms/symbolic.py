@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import core as c
-from ..ad import rebuild, reals_of
 from ..primitives import PRIMITIVES
 from ..runtime import call1
 from ..types import REAL, TList, TTuple, prune
@@ -212,7 +211,8 @@ def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     names: list[str] = []
     x_sym = _attach(x, in_t, names)
     y_sym = call1(kernel.lift_fun(f, compiler, {}), x_sym)
-    outputs = reals_of(y_sym, out_t, [])
+    shapes = kernel.shapes
+    outputs = shapes.flatten(y_sym, out_t)
     values = [_value(o) for o in outputs]
     y = _replace_reals(y_sym, out_t, iter(values))
     rules = _Rules()
@@ -233,9 +233,9 @@ def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
         extra[key] = extra.get(key, 0) + report[key]
 
     def pullback(u: Any) -> Any:
-        us = reals_of(u, out_t, [])
+        us = shapes.flatten(u, out_t)
         grads = [sum(ui * jacobian[j][i] for j, ui in enumerate(us)) for i in range(len(names))]
-        return rebuild(x, in_t, iter(grads))
+        return shapes.rebuild(x, in_t, grads)
     return y, pullback
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..ad import rebuild, reals_of
 from ..runtime import call1
 from ..types import REAL, TList, TTuple, prune
 from .modes import OverloadingCompiler
@@ -107,14 +106,15 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
         y_nodes = call1(kernel.lift_fun(f, compiler, {}), x_nodes)
     finally:
         compiler.tape = saved
-    outputs = reals_of(y_nodes, out_t, [])
-    y = rebuild(y_nodes, out_t, iter([o.value if type(o) is Node else o for o in outputs]))
+    shapes = kernel.shapes
+    outputs = shapes.flatten(y_nodes, out_t)
+    y = shapes.rebuild(y_nodes, out_t, [o.value if type(o) is Node else o for o in outputs])
     y = _restore_non_reals(y, y_nodes, out_t)
 
     def pullback(u: Any) -> Any:
         adj = [0.0] * len(tape.parents)
         touched = [False] * len(tape.parents)
-        for o, ct in zip(outputs, reals_of(u, out_t, [])):
+        for o, ct in zip(outputs, shapes.flatten(u, out_t)):
             if type(o) is Node:
                 adj[o.index] += ct
                 touched[o.index] = True
@@ -133,7 +133,7 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
                         counters.merges += 1
                 adj[p] += w * ct
                 touched[p] = True
-        return rebuild(x, in_t, iter(adj[: tape.n_inputs]))
+        return shapes.rebuild(x, in_t, adj[: tape.n_inputs])
     return y, pullback
 
 
