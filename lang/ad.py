@@ -345,19 +345,34 @@ def _split_leaves(y: Any) -> tuple[Any, Any]:
 
 
 class TransformCompiler(Compiler):
-    """The compiler of a transform's target language: definitions are transformed on their way in."""
+    """The compiler of a transform's target language: definitions are transformed on their way in.
+
+    With `machine.check_transforms` (dl --debug), every transformed term is
+    type-checked against the transform of its source type before it runs.
+    """
 
     source_mode = "primal"  # the language whose function values this one lifts
     depth = 0
 
     def source_of_global(self, key: tuple) -> c.Expr:
-        return self.transform(super().source_of_global(key))
+        return self.checked(super().source_of_global(key))
+
+    def checked(self, e: c.Expr) -> c.Expr:
+        out = self.transform(e)
+        if self.machine.check_transforms:
+            from .target_check import check
+            check(out, e.ty, self.language(), source=e)
+        return out
 
     def transform(self, e: c.Expr) -> c.Expr:
         raise NotImplementedError
 
+    def language(self):
+        """This language's target types, for the checker."""
+        raise NotImplementedError
+
     def open_lambda(self, lam: c.Lam, name: str):
-        return self.compile_open(self.transform(lam), name)
+        return self.compile_open(self.checked(lam), name)
 
 
 class ForwardCompiler(TransformCompiler):
@@ -371,12 +386,23 @@ class ForwardCompiler(TransformCompiler):
         self.nests = True
 
     def source_of_global(self, key: tuple) -> c.Expr:
-        return self.transform(self.parent.source_of_global(key))
+        return self.checked(self.parent.source_of_global(key))
 
     def transform(self, e: c.Expr) -> c.Expr:
         from .transforms.forward import transform
         from .transforms.simplify import simplify
         return simplify(transform(e))
+
+    def language(self):
+        from .target_check import TargetLanguage
+        from .workbench import type_transform
+        d_type = type_transform("forward")
+        below = self.parent.language() if isinstance(self.parent, ForwardCompiler) else None
+
+        def global_type(module, name, inst):
+            source = below.global_type(module, name, inst) if below else self.machine.spec.get(module, name, inst).ty
+            return d_type(source)
+        return TargetLanguage(self.name, d_type, global_type)
 
     def lift_real(self, r: float):
         return (r, 0.0)
@@ -392,6 +418,10 @@ class ReverseCompiler(TransformCompiler):
         from .transforms.backprop import transform
         from .transforms.simplify import simplify
         return simplify(transform(e))
+
+    def language(self):
+        from .workbench import language
+        return language(self.name, self.machine.spec)
 
     def lift_real(self, r: float):
         return (r, None)

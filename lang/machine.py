@@ -18,9 +18,10 @@ MODES = ("backprop", "backprop-naive", "forward", "tape", "symbolic", "numeric")
 
 
 class Machine:
-    def __init__(self, world: World, mode: str = "backprop", counting: bool = False):
+    def __init__(self, world: World, mode: str = "backprop", counting: bool = False, check_transforms: bool = False):
         from .ad import ADKernel
         self.world = world
+        self.check_transforms = check_transforms  # type-check every transformed term (dl --debug)
         self.spec = Specializer(world)
         self.counters = Counters()
         self.mode = mode

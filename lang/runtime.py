@@ -74,6 +74,8 @@ def apply(fn: Fun, args: tuple) -> Any:
 
 def _partial_body(captured: tuple, *args: Any) -> Any:
     fn, given = captured
+    if fn.arity == len(given) + len(args):  # the usual case: the call completes the application
+        return fn.body(fn.captured, *given, *args)
     return apply(fn, given + args)
 
 

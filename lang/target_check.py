@@ -25,7 +25,7 @@ from . import core as c
 from .errors import DlError
 from .infer import Inferencer, Mismatch, unify
 from .primitives import Primitive
-from .types import Scheme, TVar, Type, show_scheme, substitute
+from .types import Scheme, TVar, Type, free_vars, show_scheme, substitute
 
 
 class TransformBug(AssertionError):
@@ -41,15 +41,21 @@ class TargetLanguage:
     global_type: Callable[[str, str, tuple], Type]  # a transformed top-level definition's type
 
 
-def infer_target(term: c.Expr, lang: TargetLanguage) -> Type:
-    """The type of a target term (unification with the linear rules)."""
+def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) -> Type:
+    """The type of a target term (unification with the linear rules); `env`: its free variables' types."""
     def prim_scheme(prim: Primitive) -> Scheme:
         if prim.kind != "ad":
             return prim.scheme
         free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
         return Scheme(tuple(free.values()), lang.d_type(substitute(prim.scheme.body, free)))
 
-    inf = Inferencer({}, target=True, global_type=lang.global_type, prim_scheme=prim_scheme)
+    def global_type(module: str, name: str, inst: tuple) -> Type:
+        """A transformed definition's type, its parametric variables instantiated afresh at each use."""
+        return freshen(lang.global_type(module, name, inst), {})
+
+    inf = Inferencer({}, target=True, global_type=global_type, prim_scheme=prim_scheme)
+    for name, t in (env or {}).items():
+        inf.locals[name] = t
     try:
         typed = inf.infer(term)
     except DlError as e:
@@ -58,10 +64,36 @@ def infer_target(term: c.Expr, lang: TargetLanguage) -> Type:
     return typed.ty
 
 
-def check(term: c.Expr, source_type: Type, lang: TargetLanguage) -> Type:
-    """Check ←D(Γ) ⊢ ←D(t) : ←D(A); return the target type."""
-    found = infer_target(term, lang)
-    expected = lang.d_type(source_type)
+def free_variable_types(source: c.Expr, lang: TargetLanguage) -> dict:
+    """←D(Γ) for a source term's free variables (their types read off the term's own nodes)."""
+    free = c.free_locals(source)
+    out: dict = {}
+    stack = [source]
+    while stack and len(out) < len(free):
+        t = stack.pop()
+        if isinstance(t, c.Var) and (t.name, t.inst) in free:
+            from .infer import _local_key
+            out.setdefault(_local_key(t.name, t.inst), lang.d_type(t.ty))
+        stack.extend(c.children(t))
+    return out
+
+
+def freshen(t: Type, sub: dict) -> Type:
+    """`t` with its type variables replaced by fresh ones (the checker never binds a source program's)."""
+    for v in free_vars(t):
+        if v not in sub:
+            sub[v] = TVar(v.level, v.constraint)
+    return substitute(t, sub)
+
+
+def check(term: c.Expr, source_type: Type, lang: TargetLanguage, source: c.Expr | None = None) -> Type:
+    """Check ←D(Γ) ⊢ ←D(t) : ←D(A); return the target type. `source`: t, when it has free variables."""
+    sub: dict = {}
+    env = None
+    if source is not None:
+        env = {name: freshen(t, sub) for name, t in free_variable_types(source, lang).items()}
+    found = infer_target(term, lang, env)
+    expected = freshen(lang.d_type(source_type), sub)
     try:
         unify(expected, found)
     except Mismatch:

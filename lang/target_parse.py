@@ -22,7 +22,7 @@ from .infer import Mismatch, unify
 from .parser import parse_expr
 from .primitives import PRIMITIVES
 from .spans import Source
-from .target_check import TargetLanguage
+from .target_check import TargetLanguage, freshen
 from .types import BOOL, D, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune, substitute
 
 
@@ -30,7 +30,7 @@ def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_sc
     """A printed target term, as the core term it prints."""
     syntax = parse_expr(Source("<target>", text))
     term = Desugarer(resolve, Fresh(names_in(text)), in_scope, target=True).expr(syntax, frozenset())
-    return _Elaborate(lang).check(_with_instances(term), expected, {})
+    return _Elaborate(lang).check(_with_instances(term), freshen(expected, {}), {})
 
 
 def _with_instances(e: c.Expr) -> c.Expr:
@@ -116,20 +116,13 @@ class _Elaborate:
                     raise self.fail(f"unbound name `{name}`", e)
                 return replace(e, ty=env[key])
             case c.Global(name, module, inst):
-                return replace(e, ty=self.lang.global_type(module, name, inst))
+                return replace(e, ty=freshen(self.lang.global_type(module, name, inst), {}))
             case c.Lit(value):
                 ty = BOOL if isinstance(value, bool) else INT if isinstance(value, int) else \
                     REAL if isinstance(value, float) else UNIT
                 return replace(e, ty=ty)
-            case c.App(fn, arg):
-                fn_e = self.infer(fn, env)
-                ft = prune(fn_e.ty)
-                if isinstance(ft, TNeg):
-                    return c.LinApp(fn_e, self.check(arg, ft.item, env), ty=D, span=e.span)
-                res = TVar()
-                arg_t = TVar()
-                self.unify(TFun(arg_t, res), ft, e)
-                return c.App(fn_e, self.check(arg, arg_t, env), ty=res, span=e.span)
+            case c.App():
+                return self.application(e, env)
             case c.Prim("+", (l, r)):
                 left = self.infer(l, env)
                 if prune(left.ty) == D:
@@ -146,6 +139,34 @@ class _Elaborate:
                 return self.infer(expr, env)
         t = TVar()
         return self.check(e, t, env)
+
+    def application(self, e: c.App, env: dict) -> c.Expr:
+        """f a1 ... an: linear when f : ¬T; otherwise the lambdas among the arguments last, so the
+        other arguments have fixed the types of their parameters."""
+        args = []
+        head: c.Expr = e
+        while isinstance(head, c.App):
+            args.append(head)
+            head = head.fn
+        args.reverse()
+        fn_e = self.infer(head, env)
+        ft = prune(fn_e.ty)
+        if isinstance(ft, TNeg) and len(args) == 1:
+            return c.LinApp(fn_e, self.check(args[0].arg, ft.item, env), ty=D, span=e.span)
+        params = []
+        t = ft
+        for node in args:
+            arg_t, res = TVar(), TVar()
+            self.unify(TFun(arg_t, res), t, node)
+            params.append(arg_t)
+            t = prune(res)
+        done: dict[int, c.Expr] = {}
+        for k in sorted(range(len(args)), key=lambda k: isinstance(args[k].arg, c.Lam)):
+            done[k] = self.check(args[k].arg, params[k], env)
+        out = fn_e
+        for k, node in enumerate(args):
+            out = c.App(out, done[k], ty=None, span=node.span)
+        return replace(out, ty=t)
 
     def primitive(self, e: c.Prim, env: dict, first: c.Expr | None = None) -> c.Expr:
         prim = PRIMITIVES[e.op]
