@@ -204,6 +204,15 @@ def children(e: Expr) -> tuple[Expr, ...]:
     raise AssertionError(e)
 
 
+def lambda_chain(e: Expr) -> tuple[list[str], Expr]:
+    """fun x -> fun y -> body  as  ([x, y], body)."""
+    params = []
+    while isinstance(e, Lam):
+        params.append(e.param)
+        e = e.body
+    return params, e
+
+
 def size(e: Expr) -> int:
     """The number of nodes of a term (iterative: terms can be deep)."""
     count, stack = 0, [e]

@@ -37,7 +37,9 @@ from . import core as c
 from .errors import DlError, DlRuntimeError
 from .primitives import PRIMITIVES, Primitive
 from .runtime import Code, Fun, apply
-from .types import INT, REAL, TFun, prune
+from .types import INT, TFun, prune
+
+lambda_chain = c.lambda_chain
 
 Key = tuple  # a local variable: (name, instance)
 
@@ -86,15 +88,6 @@ def function_arity(t) -> int:
     while isinstance(t, TFun):
         n, t = n + 1, prune(t.result)
     return n
-
-
-def lambda_chain(e: c.Lam) -> tuple[list[str], c.Expr]:
-    """fun x -> fun y -> body  as  ([x, y], body)."""
-    params = []
-    while isinstance(e, c.Lam):
-        params.append(e.param)
-        e = e.body
-    return params, e
 
 
 class Compiler:
@@ -580,28 +573,28 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     return acc
 
 
+def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int) -> str:
+    """[fn v1 .. vk for (v1, .., vk) in iterable], as a loop with fn's body in place."""
+    out, y = gen.local(), gen.local()
+    gen.line(ind, f"{out} = []")
+    gen.line(ind, f"for {', '.join(loop_vars)} in {iterable}:")
+    _inline_body(gen, fn, loop_vars, y, ind + 1)
+    gen.line(ind + 1, f"{out}.append({y})")
+    return out
+
+
 def _map_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     fn, xs = e.args
     items = gen.atom(xs, ind)
     gen.count(ind, "prims")
-    out, x, y = gen.local(), gen.local(), gen.local()
-    gen.line(ind, f"{out} = []")
-    gen.line(ind, f"for {x} in {items}:")
-    _inline_body(gen, fn, [x], y, ind + 1)
-    gen.line(ind + 1, f"{out}.append({y})")
-    return out
+    return _collect(gen, fn, [gen.local()], items, ind)
 
 
 def _zip_with_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     fn, xs, ys = e.args
     left, right = gen.atom(xs, ind), gen.atom(ys, ind)
     gen.count(ind, "prims")
-    out, x, y, z = gen.local(), gen.local(), gen.local(), gen.local()
-    gen.line(ind, f"{out} = []")
-    gen.line(ind, f"for {x}, {y} in zip({left}, {right}):")
-    _inline_body(gen, fn, [x, y], z, ind + 1)
-    gen.line(ind + 1, f"{out}.append({z})")
-    return out
+    return _collect(gen, fn, [gen.local(), gen.local()], f"zip({left}, {right})", ind)
 
 
 def _build_loop(gen: Gen, e: c.Prim, ind: int) -> str:
@@ -609,12 +602,7 @@ def _build_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     count = gen.atom(n, ind)
     gen.count(ind, "prims")
     gen.line(ind, f"if {count} < 0: raise {gen.const(_negative_count)}({count}, {gen.const(e.span)})")
-    out, i, y = gen.local(), gen.local(), gen.local()
-    gen.line(ind, f"{out} = []")
-    gen.line(ind, f"for {i} in range({count}):")
-    _inline_body(gen, fn, [i], y, ind + 1)
-    gen.line(ind + 1, f"{out}.append({y})")
-    return out
+    return _collect(gen, fn, [gen.local()], f"range({count})", ind)
 
 
 def _negative_count(n: int, span) -> DlRuntimeError:

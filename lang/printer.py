@@ -76,7 +76,7 @@ class _Printer:
                 text = literal(value)
                 return text, (NEG if text.startswith("-") else ATOM)
             case c.Lam():
-                params, body = _chain(e)
+                params, body = c.lambda_chain(e)
                 return f"fun {' '.join(params)} -> {self.flat(body, OPEN)}", OPEN
             case c.LinLam(param, body):
                 return f"fun {param} -o {self.flat(body, OPEN)}", OPEN
@@ -119,12 +119,12 @@ class _Printer:
     def let_head(self, e: c.Expr) -> str:
         match e:
             case c.Let(name, bound, _, inst) if isinstance(bound, c.Lam):
-                params, body = _chain(bound)
+                params, body = c.lambda_chain(bound)
                 return f"let {instance_name(name, inst)} {' '.join(params)} = {self.flat(body, OPEN)} in"
             case c.Let(name, bound, _, inst):
                 return f"let {instance_name(name, inst)} = {self.flat(bound, OPEN)} in"
             case c.LetRec(name, bound, _, inst):
-                params, body = _chain(bound)
+                params, body = c.lambda_chain(bound)
                 return f"let rec {instance_name(name, inst)} {' '.join(params)} = {self.flat(body, OPEN)} in"
             case c.LetTuple(names, bound, _):
                 return f"let ({', '.join(names)}) = {self.flat(bound, OPEN)} in"
@@ -150,7 +150,7 @@ class _Printer:
                 return (f"if {self.flat(cond, OPEN)}\n{' ' * inner}then {self.block(then, inner + 5)}\n"
                         f"{' ' * inner}else {self.block(else_, inner + 5)}")
             case c.Lam():
-                params, body = _chain(e)
+                params, body = c.lambda_chain(e)
                 return f"fun {' '.join(params)} ->\n{' ' * (indent + 2)}{self.block(body, indent + 2)}"
             case c.LinLam(param, body):
                 return f"fun {param} -o\n{' ' * (indent + 2)}{self.block(body, indent + 2)}"
@@ -170,26 +170,18 @@ class _Printer:
         inner = indent + 2
         match e:
             case c.Let(name, bound, _, inst) if isinstance(bound, c.Lam):
-                params, body = _chain(bound)
+                params, body = c.lambda_chain(bound)
                 return (f"let {instance_name(name, inst)} {' '.join(params)} =\n{' ' * inner}"
                         f"{self.block(body, inner)}\n{' ' * indent}in")
             case c.Let(name, bound, _, inst):
                 return f"let {instance_name(name, inst)} =\n{' ' * inner}{self.block(bound, inner)}\n{' ' * indent}in"
             case c.LetRec(name, bound, _, inst):
-                params, body = _chain(bound)
+                params, body = c.lambda_chain(bound)
                 return (f"let rec {instance_name(name, inst)} {' '.join(params)} =\n{' ' * inner}"
                         f"{self.block(body, inner)}\n{' ' * indent}in")
             case c.LetTuple(names, bound, _):
                 return f"let ({', '.join(names)}) =\n{' ' * inner}{self.block(bound, inner)}\n{' ' * indent}in"
         raise AssertionError(e)
-
-
-def _chain(e: c.Lam) -> tuple[list[str], c.Expr]:
-    params = []
-    while isinstance(e, c.Lam):
-        params.append(e.param)
-        e = e.body
-    return params, e
 
 
 def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:

@@ -97,6 +97,21 @@ class Shapes:
             return rebuild_tuple
         return lambda shape, reals, i: (shape, i)
 
+    # ---- map_reals: each real r replaced by fn(r), in order (the tape's nodes, symbolic's variables)
+    def map_reals(self, v: Any, t: Type, fn: Callable[[float], Any]) -> Any:
+        return self._get("map_reals", t, self._make_map_reals)(v, fn)
+
+    def _make_map_reals(self, t: Type) -> Callable:
+        if t == REAL:
+            return lambda v, fn: fn(v)
+        if isinstance(t, TList):
+            item = self._get("map_reals", t.item, self._make_map_reals)
+            return lambda v, fn: [item(x, fn) for x in v]
+        if isinstance(t, TTuple):
+            parts = [self._get("map_reals", it, self._make_map_reals) for it in t.items]
+            return lambda v, fn: tuple(part(x, fn) for part, x in zip(parts, v))
+        return lambda v, fn: v
+
     # ---- inject: the k-th real r becomes (r, first + k)
     def inject(self, v: Any, t: Type, first: int) -> tuple[Any, int]:
         """v with identities first, first + 1, ... paired with its reals; the next free identity."""

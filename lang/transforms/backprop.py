@@ -53,6 +53,8 @@ def d_type(t: Type) -> Type:
 
 class Backprop(Homomorphism):
     real_pair = DUAL_REAL
+    suffix = "'"
+    second_type = BACKPROPAGATOR
 
     def __init__(self, fresh: Fresh, lin: str):
         super().__init__(fresh)
@@ -62,25 +64,11 @@ class Backprop(Homomorphism):
         """r  ->  (r, fun a -o 0)."""
         return c.Tuple((value, zero_backpropagator(self.lin)), ty=DUAL_REAL, span=value.span)
 
-    def real_rule(self, e: c.Prim, prim, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
-        """let (xi, xi') = ←D(ti) in (f(x1..xk), fun a -o Σ xi' (∂i f * a))."""
-        names, binds = self.bind_arguments(e, args, "'")
-        primals = [c.Var(x, ty=REAL) for x, _ in names]
-        backs = [c.Var(x_bar, ty=BACKPROPAGATOR) for _, x_bar in names]
-        value = c.Prim(e.op, tuple(primals), ty=REAL, span=e.span)
-        result: c.Expr = value
-        result_name = None
-        if prim.uses_result():
-            result_name = self.fresh("r")
-            result = c.Var(result_name, ty=REAL)
+    def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
+        """fun a -o x1' (∂1 f * a) + ... + xk' (∂k f * a)."""
         a = c.Var(self.lin, ty=REAL)
-        contributions = [c.LinApp(back, scale(d, a), ty=D) for back, d in zip(backs, prim.partials(*primals, result))]
+        contributions = [c.LinApp(back, scale(d, a), ty=D) for back, d in zip(seconds, partials)]
         body = contributions[0]
         for more in contributions[1:]:
             body = c.DSum(body, more, ty=D)
-        out: c.Expr = c.Tuple((result, c.LinLam(self.lin, body, ty=BACKPROPAGATOR)), ty=ty, span=e.span)
-        if result_name is not None:
-            out = c.Let(result_name, value, out, ty=ty, span=e.span)
-        for (x, x_bar), arg in reversed(binds):
-            out = c.LetTuple((x, x_bar), arg, out, ty=ty, span=e.span)
-        return out
+        return c.LinLam(self.lin, body, ty=BACKPROPAGATOR)

@@ -42,11 +42,35 @@ class Homomorphism:
         self.fresh = fresh
 
     # ---- what a subclass defines
+    suffix: str  # the second component's name: x' (backpropagator) or x_dot (tangent)
+    second_type: Type
+
     def constant(self, value: c.Lit) -> c.Expr:
         raise NotImplementedError
 
-    def real_rule(self, e: c.Prim, prim: Primitive, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
+    def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
+        """The second component of f(x1..xk)'s transform, from the arguments' and f's partials."""
         raise NotImplementedError
+
+    # ---- the rule for a real primitive, shared
+    def real_rule(self, e: c.Prim, prim: Primitive, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
+        """let (xi, xi') = D(ti) in (f(x1..xk), <derivative part from the xi' and the partials of f>)."""
+        names, binds = self.bind_arguments(e, args, self.suffix)
+        primals = [c.Var(x, ty=REAL) for x, _ in names]
+        value = c.Prim(e.op, tuple(primals), ty=REAL, span=e.span)
+        result: c.Expr = value
+        result_name = None
+        if prim.uses_result():  # name the result when the partials mention it (exp, tanh, /)
+            result_name = self.fresh("r")
+            result = c.Var(result_name, ty=REAL)
+        seconds = [c.Var(x2, ty=self.second_type) for _, x2 in names]
+        out: c.Expr = c.Tuple((result, self.derivative_part(seconds, prim.partials(*primals, result))),
+                              ty=ty, span=e.span)
+        if result_name is not None:
+            out = c.Let(result_name, value, out, ty=ty, span=e.span)
+        for pair, arg in reversed(binds):
+            out = c.LetTuple(pair, arg, out, ty=ty, span=e.span)
+        return out
 
     # ---- types
     def type(self, t: Type) -> Type:

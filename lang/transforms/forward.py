@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .. import core as c
 from ..desugar import Fresh
-from ..types import REAL, TTuple, Type
+from ..types import REAL, TTuple
 from .common import Homomorphism, scale, variables_of
 
 TANGENT_PAIR = TTuple((REAL, REAL))
@@ -34,28 +34,17 @@ def transform(e: c.Expr) -> c.Expr:
 
 class Forward(Homomorphism):
     real_pair = TANGENT_PAIR
+    suffix = "_dot"
+    second_type = REAL
 
     def constant(self, value: c.Expr) -> c.Expr:
         """r  ->  (r, 0.0)."""
         return c.Tuple((value, c.Lit(0.0, ty=REAL)), ty=TANGENT_PAIR, span=value.span)
 
-    def real_rule(self, e: c.Prim, prim, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
-        """let (xi, xi_dot) = →D(ti) in (f(x1..xk), Σ ∂i f * xi_dot)."""
-        names, binds = self.bind_arguments(e, args, "_dot")
-        primals = [c.Var(x, ty=REAL) for x, _ in names]
-        value = c.Prim(e.op, tuple(primals), ty=REAL, span=e.span)
-        result: c.Expr = value
-        result_name = None
-        if prim.uses_result():
-            result_name = self.fresh("r")
-            result = c.Var(result_name, ty=REAL)
-        terms = [scale(d, c.Var(x_dot, ty=REAL)) for (_, x_dot), d in zip(names, prim.partials(*primals, result))]
+    def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
+        """∂1 f * x1_dot + ... + ∂k f * xk_dot."""
+        terms = [scale(d, x_dot) for x_dot, d in zip(seconds, partials)]
         tangent = terms[0]
         for more in terms[1:]:
             tangent = c.Prim("+", (tangent, more), ty=REAL)
-        out: c.Expr = c.Tuple((result, tangent), ty=ty, span=e.span)
-        if result_name is not None:
-            out = c.Let(result_name, value, out, ty=ty, span=e.span)
-        for (x, x_dot), arg in reversed(binds):
-            out = c.LetTuple((x, x_dot), arg, out, ty=ty, span=e.span)
-        return out
+        return tangent

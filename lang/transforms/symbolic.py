@@ -27,7 +27,7 @@ from typing import Any, Callable
 from .. import core as c
 from ..primitives import PRIMITIVES
 from ..runtime import call1
-from ..types import REAL, TList, TTuple, prune
+from ..types import REAL
 from .modes import OverloadingCompiler
 
 
@@ -78,26 +78,31 @@ ZERO, ONE = 0.0, 1.0
 
 
 def s_mul(a: Any, b: Any) -> Any:
-    """a · b, with 0·e = 0 and 1·e = e."""
+    """a · b, with 0·e = 0, 1·e = e, -1·e = -e, and constants written first."""
     if type(a) is not Sym and type(b) is not Sym:
         return a * b
-    if (type(a) is not Sym and a == 0.0) or (type(b) is not Sym and b == 0.0):
-        return ZERO
-    if type(a) is not Sym and a == 1.0:
-        return b
-    if type(b) is not Sym and b == 1.0:
-        return a
+    if type(b) is not Sym:
+        a, b = b, a
+    if type(a) is not Sym:
+        if a == 0.0:
+            return ZERO
+        if a == 1.0:
+            return b
+        if a == -1.0:
+            return Sym("neg", (b,), -_value(b))
     return Sym("*", (a, b), _value(a) * _value(b))
 
 
 def s_add(a: Any, b: Any) -> Any:
-    """a + b, with e + 0 = e."""
+    """a + b, with e + 0 = e and a + -b = a - b."""
     if type(a) is not Sym and type(b) is not Sym:
         return a + b
     if type(a) is not Sym and a == 0.0:
         return b
     if type(b) is not Sym and b == 0.0:
         return a
+    if type(b) is Sym and b.op == "neg":
+        return Sym("-", (a, b.args[0]), _value(a) - _value(b.args[0]))
     return Sym("+", (a, b), _value(a) + _value(b))
 
 
@@ -193,28 +198,19 @@ def evaluate_tree(e: Any, budget_steps: list) -> float:
 # ---- the mode ---------------------------------------------------------------------
 
 
-def _attach(x: Any, t, names: list) -> Any:
-    t = prune(t)
-    if t == REAL:
-        names.append(f"x{len(names) + 1}")
-        return variable(names[-1], x)
-    if isinstance(t, TTuple):
-        return tuple(_attach(v, ti, names) for v, ti in zip(x, t.items))
-    if isinstance(t, TList):
-        return [_attach(v, t.item, names) for v in x]
-    return x
-
-
 def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     compiler: SymbolicCompiler = kernel.compiler("symbolic")
     counters = kernel.machine.counters
     names: list[str] = []
-    x_sym = _attach(x, in_t, names)
+
+    def symbol(r: float) -> Sym:
+        names.append(f"x{len(names) + 1}")
+        return variable(names[-1], r)
+    x_sym = kernel.shapes.map_reals(x, in_t, symbol)
     y_sym = call1(kernel.lift_fun(f, compiler, {}), x_sym)
     shapes = kernel.shapes
     outputs = shapes.flatten(y_sym, out_t)
-    values = [_value(o) for o in outputs]
-    y = _replace_reals(y_sym, out_t, iter(values))
+    y = shapes.map_reals(y_sym, out_t, _value)
     rules = _Rules()
     derivatives = [[rules.derivative(o, v) for v in names] for o in outputs]
     steps = [0]
@@ -237,17 +233,6 @@ def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
         grads = [sum(ui * jacobian[j][i] for j, ui in enumerate(us)) for i in range(len(names))]
         return shapes.rebuild(x, in_t, grads)
     return y, pullback
-
-
-def _replace_reals(y: Any, t, values) -> Any:
-    t = prune(t)
-    if t == REAL:
-        return next(values)
-    if isinstance(t, TTuple):
-        return tuple(_replace_reals(a, ti, values) for a, ti in zip(y, t.items))
-    if isinstance(t, TList):
-        return [_replace_reals(a, t.item, values) for a in y]
-    return y
 
 
 # ---- printing -----------------------------------------------------------------------
@@ -304,20 +289,19 @@ class _Cut(Exception):
 
 
 def symbolic_report(program, d, args) -> str:
-    """`dl transform --mode symbolic`: run the definition and show each differentiation it made."""
-    from ..machine import Machine
-    from ..pipeline import main_call
-    machine = Machine(program.world, mode="symbolic")
-    if d.name == "main":
-        call = main_call(program, list(getattr(args, "args", []) or []))
-    else:
-        from ..infer import infer_expression
-        call = infer_expression(c.Global(d.name, d.module, span=d.name_span), program.world.schemes)
-    machine.compile_expression(call)()
-    if not machine.symbolic_reports:
+    """`dl transform --mode symbolic`: run the definition and show each differentiation it made.
+
+    With `--sweep n=1..10`, main is run for each n and a table of the sizes of
+    the unrolled expression and of its derivatives shows the swell."""
+    from ..compare import parse_sweep
+    sweep = getattr(args, "sweep", None)
+    if sweep:
+        return _size_table(program, d, parse_sweep(sweep))
+    reports = _unroll(program, d, list(getattr(args, "args", []) or []))
+    if not reports:
         return f"-- {d.name} made no derivative calls (grad, vjp, ...): nothing to differentiate symbolically"
     lines = []
-    for k, r in enumerate(machine.symbolic_reports, 1):
+    for k, r in enumerate(reports, 1):
         lines.append(f"-- derivative call {k}: inputs {', '.join(r['inputs'])}")
         lines.append(f"-- expression (tree size {r['expression_size']}):")
         for o in r["expression"]:
@@ -326,4 +310,31 @@ def symbolic_report(program, d, args) -> str:
         for row in r["derivatives"]:
             for name, dexpr in zip(r["inputs"], row):
                 lines.append(f"   d/d{name} = {show_expression(dexpr)}")
+    return "\n".join(lines)
+
+
+def _unroll(program, d, args: list[str]) -> list[dict]:
+    from ..machine import Machine
+    from ..pipeline import main_call
+    machine = Machine(program.world, mode="symbolic")
+    if d.name == "main":
+        call = main_call(program, args)
+    else:
+        from ..infer import infer_expression
+        call = infer_expression(c.Global(d.name, d.module, span=d.name_span), program.world.schemes)
+    machine.compile_expression(call)()
+    return machine.symbolic_reports
+
+
+def _size_table(program, d, sizes: list) -> str:
+    lines = ["-- expression swell: tree sizes of the unrolled program and of its derivatives",
+             f"{'n':>4}  {'expression':>12}  {'derivatives':>12}  {'growth':>7}"]
+    previous = None
+    for n in sizes:
+        reports = _unroll(program, d, [str(n)])
+        e = sum(r["expression_size"] for r in reports)
+        der = sum(r["derivative_size"] for r in reports)
+        growth = f"{der / previous:.2f}" if previous else "-"
+        lines.append(f"{n:>4}  {e:>12}  {der:>12}  {growth:>7}")
+        previous = der
     return "\n".join(lines)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..runtime import call1
-from ..types import REAL, TList, TTuple, prune
 from .modes import OverloadingCompiler
 
 
@@ -84,17 +83,6 @@ class TapeCompiler(OverloadingCompiler):
         return record
 
 
-def _attach(x: Any, t, tape: Tape) -> Any:
-    t = prune(t)
-    if t == REAL:
-        return tape.input(x)
-    if isinstance(t, TTuple):
-        return tuple(_attach(v, ti, tape) for v, ti in zip(x, t.items))
-    if isinstance(t, TList):
-        return [_attach(v, t.item, tape) for v in x]
-    return x
-
-
 def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     compiler: TapeCompiler = kernel.compiler("tape")
     counters = kernel.machine.counters
@@ -102,14 +90,13 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     saved = compiler.tape
     tape = compiler.tape = Tape()
     try:
-        x_nodes = _attach(x, in_t, tape)
+        x_nodes = kernel.shapes.map_reals(x, in_t, tape.input)
         y_nodes = call1(kernel.lift_fun(f, compiler, {}), x_nodes)
     finally:
         compiler.tape = saved
     shapes = kernel.shapes
     outputs = shapes.flatten(y_nodes, out_t)
-    y = shapes.rebuild(y_nodes, out_t, [o.value if type(o) is Node else o for o in outputs])
-    y = _restore_non_reals(y, y_nodes, out_t)
+    y = shapes.map_reals(y_nodes, out_t, lambda o: o.value if type(o) is Node else o)
 
     def pullback(u: Any) -> Any:
         adj = [0.0] * len(tape.parents)
@@ -135,15 +122,3 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
                 touched[p] = True
         return shapes.rebuild(x, in_t, adj[: tape.n_inputs])
     return y, pullback
-
-
-def _restore_non_reals(y: Any, original: Any, t) -> Any:
-    """`rebuild` zeroes Int/Bool/Unit leaves; an output keeps its own."""
-    t = prune(t)
-    if t == REAL:
-        return y
-    if isinstance(t, TTuple):
-        return tuple(_restore_non_reals(a, b, ti) for a, b, ti in zip(y, original, t.items))
-    if isinstance(t, TList):
-        return [_restore_non_reals(a, b, t.item) for a, b in zip(y, original)]
-    return original
