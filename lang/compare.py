@@ -268,15 +268,18 @@ def _json_default(v: Any) -> Any:
 
 
 def plot(report: Report, path: str) -> str | None:
-    """A log-log plot of time and primitive operations against n; None when matplotlib is missing."""
+    """Log-log plots of time, primitive operations and backpropagator applications against n;
+    None when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric, label in ((axes[0], "time", "wall time (s)"), (axes[1], "prims", "primitive operations")):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = ((axes[0], "time", "wall time (s)"), (axes[1], "prims", "primitive operations"),
+              (axes[2], "bp_apps", "backpropagator applications"))
+    for ax, metric, label in panels:
         for mode in dict.fromkeys(r.mode for r in report.rows):
             pts = [(r.n, r.metrics[metric]) for r in report.rows
                    if r.mode == mode and r.status == "ok" and r.metrics.get(metric) and r.n]
