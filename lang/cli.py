@@ -26,22 +26,26 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="evaluate main and print its value")
     run.add_argument("file")
-    run.add_argument("args", nargs="*", help="arguments for main, as literals: 3, 2.5, (1.0, 2.0), [1, 2]")
+    run.add_argument("args", nargs="*", default=[], help="arguments for main, as literals: 3, 2.5, (1.0, 2.0), [1, 2]")
     run.add_argument("--mode", choices=MODES, default="backprop", help="how derivatives are computed")
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                     help="stop the evaluation with a runtime error after this many seconds")
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="parse and type-check a file; print the type of every definition")
     check.add_argument("file")
-    check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     tr = sub.add_parser("transform", help="print the transformed term of a definition and its type")
     tr.add_argument("file")
     tr.add_argument("--def", dest="name", default="main", help="the definition to transform (default: main)")
     tr.add_argument("--mode", choices=MODES, default="backprop")
+    tr.add_argument("args", nargs="*", help="symbolic mode: arguments for main, as for dl run")
+    tr.add_argument("--sweep", default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
     tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
     tr.add_argument("--ascii", action="store_true", help="write ¬T as ~T")
-    tr.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (SPEC §12)")
     cmp_.add_argument("file")
@@ -50,19 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--format", choices=("table", "csv", "json"), default="table")
     cmp_.add_argument("--plot", default=None, help="write a log-log plot to this PNG (needs matplotlib)")
     cmp_.add_argument("--budget", type=float, default=20.0, help="seconds per mode and size before `timeout`")
-    cmp_.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    cmp_.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     repl = sub.add_parser("repl", help="interactive session")
     repl.add_argument("file", nargs="?")
     repl.add_argument("--mode", choices=MODES, default="backprop")
-    repl.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    repl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 
 def _options_first(argv: list[str]) -> list[str]:
-    """For `dl run`, let flags come anywhere: options first, then `--`, then the file and main's arguments
-    (which may look like flags: `-2.5`)."""
-    if not argv or argv[0] != "run":
+    """For `dl run` and `dl transform`, let flags come anywhere: options first, then `--`, then the file
+    and main's arguments (which may look like flags: `-2.5`)."""
+    if not argv or argv[0] not in ("run", "transform"):
         return argv
     options, positional = [], []
     rest = iter(argv[1:])
@@ -71,13 +75,15 @@ def _options_first(argv: list[str]) -> list[str]:
             positional.extend(rest)
         elif a.startswith("--"):
             options.append(a)
-            if a == "--mode":
-                options.append(next(rest, ""))
+            if a in ("--mode", "--budget", "--def", "--sweep"):
+                value = next(rest, None)
+                if value is not None:
+                    options.append(value)
         elif a in ("-h",):
             options.append(a)
         else:
             positional.append(a)
-    return ["run", *options, "--", *positional]
+    return [argv[0], *options, *(["--", *positional] if positional else [])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,20 +121,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from .deep import run_deep
+    from .deep import Timeout, run_deep
     from .pipeline import load, run_main
     from .runtime import show_value
 
     def work():
         program = load(args.file)
         try:
-            return run_main(program, args.args, args.mode, counting=args.cost)
+            return run_main(program, args.args, args.mode, counting=args.cost, check_transforms=args.debug)
         except RecursionError:
             raise DlRuntimeError("stack overflow: the program recursed too deeply") from None
         except MemoryError:
             raise DlRuntimeError("out of memory") from None
 
-    value, machine = run_deep(work)
+    try:
+        value, machine = run_deep(work, budget=args.budget)
+    except Timeout:
+        raise DlRuntimeError(f"evaluation stopped after {args.budget:g} seconds (--budget)") from None
     print(show_value(value))
     if args.cost:
         print(format_counters(machine.counters.as_dict(), args.mode), file=sys.stderr)

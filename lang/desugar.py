@@ -115,6 +115,10 @@ class Desugarer:
                 _check_distinct((pattern,))
                 bound = self.expr(value, scope)
                 return self.bind(pattern, bound, body, scope, e.span)
+            case s.LetFun("_", params, annot, value, body, recursive) if params or recursive:
+                raise DlNameError("`_` cannot be defined as a function", e.name_span)
+            case s.LetFun("_", (), annot, value, body):  # let _ = e1 in e2: e1 evaluated, not bound
+                return self.bind(s.PName("_"), self.expr(_annotated(value, annot), scope), body, scope, e.span)
             case s.LetFun(name, params, annot, value, body, recursive):
                 _check_distinct(params)
                 inner = scope | {name} if recursive else scope
@@ -193,13 +197,15 @@ class Desugarer:
     def application(self, e: s.Expr, scope: frozenset) -> c.Expr:
         """An application spine `h a1 ... an`, saturating built-ins."""
         args: list[s.Expr] = []
+        spans: list[Span] = []  # spans[k]: the application `h a1 ... a(k+1)`, parentheses included
         head = e
         while isinstance(head, s.Apply):
             args.append(head.arg)
+            spans.append(head.span)
             head = head.fn
         args.reverse()
+        spans.reverse()
         core_args = [self.expr(a, scope) for a in args]
-        spans = [a.span for a in args]
         if isinstance(head, s.Section):
             if head.op in ("&&", "||", "|>"):
                 fn = self.section_lambda(head.op, head.span, scope)
@@ -225,7 +231,7 @@ class Desugarer:
         """A primitive applied to `args`: saturated, or eta-expanded over the missing ones."""
         k = prim.arity
         if len(args) >= k:
-            whole = head_span.to(spans[k - 1]) if k else head_span
+            whole = spans[k - 1] if k and spans[k - 1].source else head_span
             return _apply(c.Prim(prim.name, tuple(args[:k]), span=whole), args[k:], spans[k:], span)
         lets = []
         given = []
@@ -264,8 +270,11 @@ class Desugarer:
 
 
 def _apply(fn: c.Expr, args: list[c.Expr], spans: list[Span], span: Span) -> c.Expr:
+    """`fn a1 ... an`, each application with its span from `spans` (else from `fn` to the argument)."""
     for a, sp in zip(args, spans):
-        fn = c.App(fn, a, span=fn.span.to(sp) if fn.span.source else span)
+        if sp.source is None:
+            sp = fn.span.to(a.span) if fn.span.source else span
+        fn = c.App(fn, a, span=sp)
     return fn
 
 

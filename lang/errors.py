@@ -59,8 +59,25 @@ def render(error: DlError) -> str:
         head = f"dl: {error.kind} error: {error.message}"
         return "\n".join([head, *error.notes])
     head = f"{span.filename}:{span.line}:{span.col}: {error.kind} error: {error.message}"
-    text = span.source.line(span.line)
+    text = span.source.line(span.line).expandtabs(1)  # a tab is one column, as the parser counts it
     end = span.end_col if span.end_line == span.line else len(text) + 1
     width = max(1, end - span.col)
-    caret = " " * (span.col - 1) + "^" * width
-    return "\n".join([head, "    " + text.expandtabs(1), "    " + caret, *error.notes])
+    text, col, width = _window(text, span.col, width)
+    caret = " " * (col - 1) + "^" * width
+    return "\n".join([head, "    " + text, "    " + caret, *error.notes])
+
+
+MAX_SHOWN = 120  # characters of a long source line shown under a diagnostic
+
+
+def _window(text: str, col: int, width: int) -> tuple[str, int, int]:
+    """A long line cut to MAX_SHOWN characters around column `col` (marked `...`), and the new column and width."""
+    if len(text) <= MAX_SHOWN:
+        return text, col, width
+    start = max(0, min(col - 1 - MAX_SHOWN // 3, len(text) - MAX_SHOWN))
+    shown = text[start : start + MAX_SHOWN]
+    prefix = "..." if start else ""
+    suffix = "..." if start + MAX_SHOWN < len(text) else ""
+    col = col - start + len(prefix)
+    width = max(1, min(width, len(prefix) + len(shown) - (col - 1)))
+    return prefix + shown + suffix, col, width

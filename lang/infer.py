@@ -24,7 +24,7 @@ from .errors import DlNameError, DlTypeError
 from .primitives import PRIMITIVES
 from .spans import Span
 from .types import (BASE_TYPES, BOOL, CLASS_LEVELS, CLASS_NAMES, D, DIFF, EQ, NONE, NUM, REAL, UNIT, Namer,
-                    Scheme, TCon, TFun, TList, TNeg, TTuple, TVar, Type, free_vars, prune, show)
+                    Scheme, TCon, TFun, TList, TNeg, TTuple, TVar, Type, free_vars, prune, show, show_scheme)
 
 _MISSING = object()
 
@@ -52,12 +52,15 @@ def snippet(span: Span, limit: int = 40) -> str:
     """The source text under `span`, shortened, for messages."""
     if span.source is None:
         return "this expression"
-    if span.line == span.end_line:
-        text = span.source.line(span.line)[span.col - 1 : span.end_col - 1]
-    else:
-        text = span.source.line(span.line)[span.col - 1 :] + " ..."
-    text = " ".join(text.split())
-    return f"`{text if len(text) <= limit else text[: limit - 3] + '...'}`"
+    line = span.source.line(span.line)
+    end = span.end_col - 1 if span.line == span.end_line else len(line)
+    stop = min(end, span.col - 1 + 2 * limit)  # spans can cover a whole long line: look at a prefix
+    text = " ".join(line[span.col - 1 : stop].split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    elif stop < end or span.line != span.end_line:
+        text += " ..."
+    return f"`{text}`"
 
 
 # ---- unification -------------------------------------------------------------
@@ -132,6 +135,29 @@ _CLASS_WORDS = {
 }
 
 
+# what an expression whose type is still a class variable is: `1` "is a number (Int or Real)"
+_IS_IN_CLASS = {
+    NUM: "is a number (Int or Real)",
+    EQ: "is compared with == (so it is Int, Real or Bool)",
+    DIFF: "is differentiated (so it is differentiable data)",
+}
+
+
+def _occurs(part: Type, whole: Type) -> bool:
+    """Whether `part` is `whole` or one of its components."""
+    whole = prune(whole)
+    if whole is part or whole == part:
+        return True
+    match whole:
+        case TFun(a, r):
+            return _occurs(part, a) or _occurs(part, r)
+        case TTuple(items):
+            return any(_occurs(part, i) for i in items)
+        case TList(item) | TNeg(item):
+            return _occurs(part, item)
+    return False
+
+
 def default_numeric(t: Type) -> None:
     """Fix every open Num/Eq/Diff variable of `t` to Real (SPEC §5: main, REPL expressions)."""
     for v in free_vars(t):
@@ -167,13 +193,37 @@ class Inferencer:
             return DlTypeError(f"{what.format(expected=exp, actual=act)}: this would need an infinite type "
                                f"({exp} = {act})", span)
         if err.why in _CLASS_WORDS:
-            bad = show(err.offending, namer) if err.offending is not None else act
-            words = _CLASS_WORDS[err.why]
-            if "differentiates" in what:
-                return DlTypeError(f"{what.format(expected=exp, actual=act)}, and {bad} is not {words}", span)
-            if bad == act:
+            return self.class_mismatch(err, span, expected, actual, what, namer)
+        if "{" in what:
+            return DlTypeError(what.format(expected=exp, actual=act), span)
+        return DlTypeError(f"{what}: expected {exp}, but it has type {act}", span)
+
+    def class_mismatch(self, err: Mismatch, span: Span, expected: Type, actual: Type, what: str,
+                       namer: Namer) -> DlTypeError:
+        """A type met a class it is not in: `true + 1` (Bool is not Num), or `if 1 then ...` (1 is a number).
+
+        Either the expression's own type is outside the class its context asks
+        for, or the expression carries the class (a literal is a number) and the
+        context asks for a type outside it; the words differ.
+        """
+        exp, act = show(expected, namer), show(actual, namer)
+        words = _CLASS_WORDS[err.why]
+        bad = show(err.offending, namer) if err.offending is not None else act
+        if "differentiates" in what:
+            return DlTypeError(f"{what.format(expected=exp, actual=act)}, and {bad} is not {words}", span)
+        if err.offending is None or _occurs(err.offending, actual):
+            own_namer = Namer()
+            plain = show(actual, own_namer)
+            act = show_scheme(actual, namer=own_namer)
+            bad = show(err.offending, own_namer) if err.offending is not None else plain
+            if bad == plain:
                 return DlTypeError(f"{snippet(span)} has type {act}, which is not {words}", span)
             return DlTypeError(f"{snippet(span)} has type {act}, and {bad} in it is not {words}", span)
+        own = prune(actual)
+        if isinstance(own, TVar) and own.constraint > NONE and "has type {actual}" in what:
+            said = what.replace("has type {actual}", _IS_IN_CLASS[own.constraint])
+            return DlTypeError(said.format(expected=exp, actual=act), span)
+        act = show_scheme(actual, namer=namer)
         if "{" in what:
             return DlTypeError(what.format(expected=exp, actual=act), span)
         return DlTypeError(f"{what}: expected {exp}, but it has type {act}", span)
@@ -375,9 +425,10 @@ class Inferencer:
         result = self.fresh()
         try:
             unify(ft, TFun(arg_t.ty, result))
-        except Mismatch:
-            namer = Namer()
-            from .types import show_scheme
+        except Mismatch as err:
+            if err.why == "infinite":  # `g g`: g would be a function taking itself
+                what = f"{_esc(snippet(fn.span))} cannot be applied to {_esc(snippet(arg.span))}"
+                raise self.mismatch(err, arg.span, ft, TFun(arg_t.ty, result), what) from None
             raise DlTypeError(f"{snippet(fn.span)} has type {show_scheme(ft)}; it is not a function and cannot be "
                               "applied to an argument", fn.span) from None
         return replace(e, fn=fn_t, arg=arg_t, ty=result)
@@ -451,11 +502,14 @@ def _op_name(op: str) -> str:
 
 def _argument_words(prim, shown: str, k: int, arg: c.Expr) -> str:
     if prim.kind == "ad" and k == 0:
-        return (f"{shown} differentiates functions between differentiable data, but the function "
+        return (f"{shown} differentiates functions of type {{expected}}, but the function "
                 f"{_esc(snippet(arg.span))} has type {{actual}}")
-    if prim.kind == "ad":
-        return f"{shown} differentiates at a point of differentiable data, but {_esc(snippet(arg.span))} " \
+    if prim.kind == "ad" and k == 1:
+        return f"the function given to {shown} takes {{expected}}, but the point {_esc(snippet(arg.span))} " \
                "has type {actual}"
+    if prim.kind == "ad":
+        return f"the tangent given to {shown} must have the type of the point, {{expected}}, but " \
+               f"{_esc(snippet(arg.span))} has type {{actual}}"
     if prim.arity == 1:
         return f"the argument of {shown} must have type {{expected}}, but {_esc(snippet(arg.span))} has type {{actual}}"
     ordinal = ["first", "second", "third", "fourth"][k] if k < 4 else f"argument {k + 1}"

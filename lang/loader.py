@@ -124,9 +124,13 @@ class Loader:
             with open(full, encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as e:
-            reason = "no such file" if isinstance(e, FileNotFoundError) else getattr(e, "strerror", None) or str(e)
-            raise DlImportError(f'cannot import "{written or path}": {reason} (looked for {full})',
-                                span or Span(None, 0, 0, 0, 0)) from None
+            if isinstance(e, UnicodeDecodeError):
+                reason = f"it is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+            else:
+                reason = "no such file" if isinstance(e, FileNotFoundError) else e.strerror or str(e)
+            if span is None:  # the file given on the command line
+                raise DlImportError(f"cannot read {path}: {reason}") from None
+            raise DlImportError(f'cannot import "{written or path}": {reason} (looked for {full})', span) from None
         self.loading.append(full)
         try:
             return self.load_source(Source(path, text), full)

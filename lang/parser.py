@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import syntax as s
@@ -116,7 +116,7 @@ def _parse(source: Source, start: str):
     try:
         tree = _lark().parse(text, start=start)
     except UnexpectedInput as e:
-        raise _friendly(e, source, text) from None
+        raise _friendly(e, source, text, target=start == "target_term") from None
     try:
         return _ToSyntax(source).transform(tree)
     except VisitError as e:
@@ -126,13 +126,27 @@ def _parse(source: Source, start: str):
 
 
 # ---- friendly syntax errors ------------------------------------------------
+#
+# Lark reports a terminal it did not expect and the terminals it would have
+# taken. Users see neither terminal names (RPAR, LSQB) nor the target
+# language's `-o`, `~` and `@` in a program: what was found and what was
+# expected are said in words, with a hint for the usual slips
+# (`a < b < c`, `x = 3`, `(+ 1)`, an annotation without parentheses).
 
 EXPR_START = {"INT", "REAL", "TRUE", "FALSE", "NAME", "LPAR", "LSQB", "FUN", "BACKSLASH", "LET", "IF", "MINUS"}
 OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "CARET", "CMP", "CONS", "APPEND", "AND", "OR", "PIPE"}
 _WORDS = {
     "NAME": "a name", "INT": "a number", "REAL": "a number", "STRING": 'a file name in quotes ("file.dl")',
-    "TVAR": "a type variable ('a)", "$END": "the end of the input",
+    "TVAR": "a type variable ('a)", "$END": "the end of the input", "CMP": "a comparison", "NEG": "'~'",
 }
+_KEYWORDS = {"def", "let", "rec", "in", "fun", "if", "then", "else", "import"}
+_OPERATOR_TEXT = r"\|>|\|\||&&|==|!=|<=|>=|::|\+\+|[-+*/^<>]"
+
+
+@lru_cache(maxsize=1)
+def _target_only() -> frozenset[str]:
+    """The terminals of `-o`, `~` and `@`: printed transforms only, never suggested to a program."""
+    return frozenset(t.name for t in _lark().terminals if t.pattern.value in ("-o", "@") or t.name == "NEG")
 
 
 def _terminal_words(name: str) -> str:
@@ -141,30 +155,36 @@ def _terminal_words(name: str) -> str:
     for t in _lark().terminals:
         if t.name == name and t.pattern.type == "str":
             return f"'{t.pattern.value}'"
-    if name == "CMP":
-        return "a comparison"
-    if name == "NEG":
-        return "'~'"
-    return name.lower()
+    return "a " + name.lower().strip("_")
 
 
 def _previous_token(text: str, pos: int) -> str | None:
     """The token that ends just before offset `pos`, for 'after ...' in messages."""
     before = text[:pos].rstrip()
-    m = re.search(r"(\|>|\|\||&&|==|!=|<=|>=|::|\+\+|->|-o|=>|[-+*/^<>=(\[,:\\]|[A-Za-z_][A-Za-z0-9_']*|[0-9.]+)$", before)
+    m = re.search(r"(\|>|\|\||&&|==|!=|<=|>=|::|\+\+|->|-o|=>|[-+*/^<>=()\[\],:\\@~]"
+                  r"|[A-Za-z_][A-Za-z0-9_']*|[0-9.]+)$", before)
     return m.group() if m else None
 
 
-_KEYWORDS = {"def", "let", "rec", "in", "fun", "if", "then", "else", "import"}
+def _found_words(tok: Token) -> str:
+    """The unexpected token, said as what it is."""
+    if tok.value in _KEYWORDS:
+        return f"keyword '{tok.value}'"
+    if tok.type == "TVAR":
+        return f"type variable {tok.value}"
+    if tok.type == "STRING":
+        return f"string {tok.value}"
+    return f"'{tok.value}'"
 
 
-def _friendly(e: UnexpectedInput, source: Source, text: str) -> DlSyntaxError:
+def _friendly(e: UnexpectedInput, source: Source, text: str, target: bool = False) -> DlSyntaxError:
     """Translate a Lark error into words: what was found, and what was expected."""
     line, col = max(e.line, 1), max(e.column, 1)
     if isinstance(e, UnexpectedCharacters):
-        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
-        return DlSyntaxError(f"unexpected character {ch!r}", Span(source, line, col, line, col + 1))
+        return _bad_character(e, source, text, line, col)
     expected = _acceptable(e)
+    if not target:
+        expected -= _target_only()
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         lines = text.rstrip().split("\n")
         line = len(lines)
@@ -174,16 +194,61 @@ def _friendly(e: UnexpectedInput, source: Source, text: str) -> DlSyntaxError:
         return DlSyntaxError(f"unexpected end of input{': ' + what if what else ''}",
                              Span(source, line, max(col - 1, 1), line, max(col, 2)))
     tok: Token = e.token
-    end_col = col + max(len(str(tok.value)), 1)
-    span = Span(source, line, col, line, end_col)
-    found = f"'{tok.value}'"
-    prev = _previous_token(text, tok.start_pos)
-    if tok.type == "CMP" and "CMP" not in expected:
-        return DlSyntaxError(f"comparisons do not chain: write `a {tok.value} b && b {tok.value} c`, or add parentheses", span)
-    if tok.type == "NAME" and tok.value in _KEYWORDS:
-        found = f"keyword '{tok.value}'"
+    found, start, width = _found_words(tok), tok.start_pos, max(len(str(tok.value)), 1)
+    if tok.value == ">" and start > 0 and text[start - 1] == "-":
+        # the lexer split `->` into `-` `>` because `->` cannot come here
+        found, start, col, width = "'->'", start - 1, col - 1, 2
+    span = Span(source, line, col, line, col + width)
+    prev = _previous_token(text, start)
+    after_operand = bool(expected & (OPERATORS - {"MINUS", "CMP"}))
+    if tok.type == "CMP" and "CMP" not in expected and _after_comparison(e):
+        return DlSyntaxError(f"comparisons do not chain: write `a {tok.value} b && b {tok.value} c`, "
+                             "or add parentheses", span)
     what = _expected_words(expected, prev)
-    return DlSyntaxError(f"unexpected {found}{': ' + what if what else ''}", span)
+    message = f"unexpected {found}{': ' + what if what else ''}"
+    return DlSyntaxError(message + _hint(tok, expected, text, start, after_operand), span)
+
+
+def _after_comparison(e: UnexpectedInput) -> bool:
+    """Whether the parser has just read a whole comparison `a < b` (so a `<` now would chain)."""
+    parser = getattr(e, "interactive_parser", None)
+    stack = parser.parser_state.value_stack if parser is not None else []
+    top = stack[-1] if stack else None
+    return isinstance(top, Tree) and top.data == "binop" and getattr(top.children[1], "type", None) == "CMP"
+
+
+def _hint(tok: Token, expected: set[str], text: str, start: int, after_operand: bool) -> str:
+    """A suggestion for the usual slips, or ''."""
+    if tok.type == "EQUAL" and after_operand:
+        return " (to compare, write `==`)"
+    if tok.type == "COLON" and "COLON" not in expected and _ends_operand(_previous_token(text, start)):
+        return " (a type annotation goes in parentheses: `(e : T)`)"
+    section = re.search(rf"\(\s*({_OPERATOR_TEXT})\s*$", text[:start])
+    if expected == {"RPAR"} and section and tok.type in EXPR_START:
+        op = section.group(1)
+        return f" (an operator section has no operand: write `({op})`, or `fun x -> x {op} ...`)"
+    return ""
+
+
+def _bad_character(e: UnexpectedCharacters, source: Source, text: str, line: int, col: int) -> DlSyntaxError:
+    pos = e.pos_in_stream
+    ch = text[pos] if pos < len(text) else "?"
+    span = Span(source, line, col, line, col + 1)
+    if ch == "}" and pos > 0 and text[pos - 1] == "-":
+        return DlSyntaxError("`-}` closes a block comment, but no `{-` is open",
+                             Span(source, line, col - 1, line, col + 1))
+    if ch == "." and pos > 0 and text[pos - 1].isdigit():
+        return DlSyntaxError("a real number needs digits after the point: write `1.0`, not `1.`", span)
+    if ch == "." and pos + 1 < len(text) and text[pos + 1].isdigit():
+        return DlSyntaxError("a real number needs digits before the point: write `0.5`, not `.5`", span)
+    if ch == '"':
+        return DlSyntaxError('a string must end on the line it starts on', span)
+    return DlSyntaxError(f"unexpected character {ch!r}", span)
+
+
+def _ends_operand(prev: str | None) -> bool:
+    """Whether the token `prev` can end an operand: a name, a number, `)` or `]`."""
+    return prev is not None and bool(re.fullmatch(r"[A-Za-z0-9_'.]+|[)\]]", prev)) and prev not in _KEYWORDS
 
 
 def _acceptable(e: UnexpectedInput) -> set[str]:
@@ -200,8 +265,7 @@ def _acceptable(e: UnexpectedInput) -> set[str]:
 def _expected_words(expected: set[str], prev: str | None) -> str:
     after = f" after '{prev}'" if prev else ""
     if expected & {"INT", "LSQB", "IF"}:
-        ends_operand = prev is not None and re.fullmatch(r"[A-Za-z0-9_'.]+|[)\]]", prev) and prev not in _KEYWORDS
-        if ends_operand and expected & (OPERATORS - {"MINUS"}):
+        if _ends_operand(prev) and expected & (OPERATORS - {"MINUS"}):
             return f"expected an operator or an argument{after}"
         return f"expected an expression{after}"
     words = sorted({_terminal_words(n) for n in expected if n not in OPERATORS})
@@ -220,7 +284,7 @@ def _tok_span(source: Source, tok: Token) -> Span:
 
 
 def _name(source: Source, tok: Token) -> str:
-    """A NAME token's text; keywords are reserved even where the contextual lexer let them through."""
+    """A NAME token's text (the NAME terminal excludes keywords; this check is a second line of defence)."""
     if tok in _KEYWORDS or tok in ("true", "false"):
         raise DlSyntaxError(f"unexpected keyword '{tok}'", _tok_span(source, tok))
     return str(tok)

@@ -16,7 +16,7 @@ from . import core as c
 from . import syntax as s
 from .desugar import Desugarer, Fresh, names_in
 from .errors import DlNameError, DlRuntimeError, DlSyntaxError, DlTypeError
-from .infer import Inferencer, Mismatch, infer_expression, unify
+from .infer import Inferencer, Mismatch, default_numeric, infer_expression, unify
 from .loader import Loader, Module, World
 from .machine import Machine
 from .parser import parse_expr
@@ -105,10 +105,15 @@ def main_call(program: Program, args: list[str]) -> c.Expr:
     t = prune(fn.ty)
     for k, text in enumerate(args, 1):
         assert isinstance(t, TFun)
-        arg_node = inf.infer(call_arg(call, len(args) - k))
+        try:
+            arg_node = inf.infer(call_arg(call, len(args) - k))
+        except DlTypeError as e:
+            raise DlRuntimeError(f"argument {k} `{text}` is not a well-typed literal: {e.message}",
+                                 main.name_span) from None
         try:
             unify(t.arg, arg_node.ty)
         except Mismatch:
+            default_numeric(arg_node.ty)  # an open number is shown as the Real it would default to
             namer = Namer()
             raise DlRuntimeError(f"argument {k} `{text}` has type {show(arg_node.ty, namer)}, but main expects "
                                  f"{show(t.arg, namer)} there (main : {show_scheme(main.scheme)})",
@@ -134,9 +139,10 @@ def _arity(t) -> int:
     return n
 
 
-def run_main(program: Program, args: list[str], mode: str = "backprop", counting: bool = False) -> tuple[Any, Machine]:
+def run_main(program: Program, args: list[str], mode: str = "backprop", counting: bool = False,
+             check_transforms: bool = False) -> tuple[Any, Machine]:
     """Evaluate `main` (applied to `args`) and return its value and the machine (for counters)."""
     call = main_call(program, args)
-    machine = Machine(program.world, mode=mode, counting=counting)
+    machine = Machine(program.world, mode=mode, counting=counting, check_transforms=check_transforms)
     run = machine.compile_expression(call)
     return run(), machine

@@ -85,6 +85,14 @@ def pow(x: float, y: float) -> float:
         return nan
 
 
+def to_real(n: int) -> float:
+    """An Int as the nearest Real; past the largest float, an infinity (as IEEE conversion does)."""
+    try:
+        return float(n)
+    except OverflowError:
+        return inf if n > 0 else -inf
+
+
 def int_pow(x: int, y: int) -> int:
     if y < 0:
         raise DlRuntimeError(f"negative exponent in Int power: {x} ^ {y} (use Real numbers)")

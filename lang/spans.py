@@ -1,7 +1,7 @@
 """Source files and spans: where every node and every diagnostic points."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -10,11 +10,15 @@ class Source:
 
     name: str
     text: str
+    _lines: list[str] | None = field(default=None, init=False, repr=False)  # split once, on first use
 
     def line(self, number: int) -> str:
         """The text of line `number` (1-based), without its newline."""
-        lines = self.text.split("\n")
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        lines = self._lines
+        if lines is None:
+            lines = self.text.split("\n")
+            object.__setattr__(self, "_lines", lines)
+        return lines[number - 1].rstrip("\r") if 0 < number <= len(lines) else ""
 
 
 @dataclass(frozen=True, slots=True)

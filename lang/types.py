@@ -200,7 +200,9 @@ def show(t: Type, namer: Namer | None = None, ascii_neg: bool = False) -> str:
 
 
 def _show(t: Type, namer: Namer, prec: int, ascii_neg: bool) -> str:
-    # prec: 0 = anywhere, 1 = tuple component, 2 = atom
+    # prec: 0 = anywhere, 1 = argument of ->, 2 = tuple component or atom.
+    # `*` binds tighter than `->`, so `'a * 'b -> 'c` needs no parentheses (SPEC §8 writes
+    # `Real * ¬Real -> Real * ¬Real`).
     t = prune(t)
     match t:
         case TCon(name):
@@ -213,17 +215,17 @@ def _show(t: Type, namer: Namer, prec: int, ascii_neg: bool) -> str:
             return ("~" if ascii_neg else "¬") + _show(item, namer, 2, ascii_neg)
         case TTuple(items):
             text = " * ".join(_show(i, namer, 2, ascii_neg) for i in items)
-            return f"({text})" if prec >= 1 else text
+            return f"({text})" if prec >= 2 else text
         case TFun(a, r):
             text = _show(a, namer, 1, ascii_neg) + " -> " + _show(r, namer, 0, ascii_neg)
             return f"({text})" if prec >= 1 else text
     raise AssertionError(t)
 
 
-def show_scheme(t: Type | Scheme, ascii_neg: bool = False) -> str:
+def show_scheme(t: Type | Scheme, ascii_neg: bool = False, namer: Namer | None = None) -> str:
     """The type with its constraints first, Haskell-style: `Num 'a => 'a -> 'a`."""
     body = t.body if isinstance(t, Scheme) else t
-    namer = Namer()
+    namer = namer or Namer()
     text = show(body, namer, ascii_neg)
     constrained = [v for v in free_vars(body) if v.constraint > NONE]
     if not constrained:

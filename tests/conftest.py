@@ -68,3 +68,38 @@ def tmp_dl(tmp_path):
         p.write_text(text)
         return str(p)
     return write
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """Run the dl command line in this process (the code path of `dl`, without a new interpreter):
+    (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from lang.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+DIAGNOSTIC = r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<kind>syntax|name|type|runtime|import) error: (?P<message>[^\n]*)$"
+
+
+def diagnostic(stderr: str) -> dict:
+    """The parts of a SPEC §9 diagnostic: file, line, col, kind, message, source line, caret line.
+
+    Fails unless `stderr` is exactly a header, the source line and a caret line (plus optional notes)."""
+    import re
+
+    lines = stderr.rstrip("\n").split("\n")
+    assert len(lines) >= 3, f"not a diagnostic: {stderr!r}"
+    m = re.match(DIAGNOSTIC, lines[0])
+    assert m, f"not a diagnostic header: {lines[0]!r}"
+    caret = lines[2]
+    assert re.fullmatch(r" *\^+", caret), f"not a caret line: {caret!r}"
+    parts = m.groupdict()
+    parts["line"], parts["col"] = int(parts["line"]), int(parts["col"])
+    parts["source"], parts["caret"] = lines[1], caret
+    return parts
