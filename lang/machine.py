@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import core as c
+from .deep import RECURSION_LIMIT
+from .errors import DlRuntimeError
 from .evaluator import Compiler, Counters
 from .loader import World
 from .mono import Specializer
@@ -36,8 +38,20 @@ class Machine:
         return self.primal.global_value(module, name, inst)
 
     def compile_expression(self, typed: c.Expr):
-        """Specialise and compile a typed closed expression (a REPL input, `main` applied to arguments)."""
-        return self.primal.compile_closed(self.spec.expression(typed))
+        """Specialise and compile a typed closed expression (a REPL input, `main` applied to arguments).
+
+        Python's recursion limit ending a dl recursion is reported at the expression."""
+        run = self.primal.compile_closed(self.spec.expression(typed))
+        span = typed.span
+
+        def evaluate():
+            try:
+                return run()
+            except RecursionError:
+                raise DlRuntimeError(f"stack overflow: more than {RECURSION_LIMIT} nested calls (a recursion "
+                                     "that does not end, or one too deep: make it tail-recursive, or use fold)",
+                                     span) from None
+        return evaluate
 
     def ad_primitive(self, compiler: Compiler, e: c.Prim):
         """Compile a differentiation primitive (grad, vjp, jvp, ...) for `compiler`'s language."""

@@ -76,7 +76,7 @@ class _Printer:
                 text = literal(value)
                 return text, (NEG if text.startswith("-") else ATOM)
             case c.Lam():
-                params, body = c.lambda_chain(e)
+                params, body = _params(e)
                 return f"fun {' '.join(params)} -> {self.flat(body, OPEN)}", OPEN
             case c.LinLam(param, body):
                 return f"fun {param} -o {self.flat(body, OPEN)}", OPEN
@@ -119,12 +119,12 @@ class _Printer:
     def let_head(self, e: c.Expr) -> str:
         match e:
             case c.Let(name, bound, _, inst) if isinstance(bound, c.Lam):
-                params, body = c.lambda_chain(bound)
+                params, body = _params(bound)
                 return f"let {instance_name(name, inst)} {' '.join(params)} = {self.flat(body, OPEN)} in"
             case c.Let(name, bound, _, inst):
                 return f"let {instance_name(name, inst)} = {self.flat(bound, OPEN)} in"
             case c.LetRec(name, bound, _, inst):
-                params, body = c.lambda_chain(bound)
+                params, body = _params(bound)
                 return f"let rec {instance_name(name, inst)} {' '.join(params)} = {self.flat(body, OPEN)} in"
             case c.LetTuple(names, bound, _):
                 return f"let ({', '.join(names)}) = {self.flat(bound, OPEN)} in"
@@ -150,7 +150,7 @@ class _Printer:
                 return (f"if {self.flat(cond, OPEN)}\n{' ' * inner}then {self.block(then, inner + 5)}\n"
                         f"{' ' * inner}else {self.block(else_, inner + 5)}")
             case c.Lam():
-                params, body = c.lambda_chain(e)
+                params, body = _params(e)
                 return f"fun {' '.join(params)} ->\n{' ' * (indent + 2)}{self.block(body, indent + 2)}"
             case c.LinLam(param, body):
                 return f"fun {param} -o\n{' ' * (indent + 2)}{self.block(body, indent + 2)}"
@@ -170,18 +170,28 @@ class _Printer:
         inner = indent + 2
         match e:
             case c.Let(name, bound, _, inst) if isinstance(bound, c.Lam):
-                params, body = c.lambda_chain(bound)
+                params, body = _params(bound)
                 return (f"let {instance_name(name, inst)} {' '.join(params)} =\n{' ' * inner}"
                         f"{self.block(body, inner)}\n{' ' * indent}in")
             case c.Let(name, bound, _, inst):
                 return f"let {instance_name(name, inst)} =\n{' ' * inner}{self.block(bound, inner)}\n{' ' * indent}in"
             case c.LetRec(name, bound, _, inst):
-                params, body = c.lambda_chain(bound)
+                params, body = _params(bound)
                 return (f"let rec {instance_name(name, inst)} {' '.join(params)} =\n{' ' * inner}"
                         f"{self.block(body, inner)}\n{' ' * indent}in")
             case c.LetTuple(names, bound, _):
                 return f"let ({', '.join(names)}) =\n{' ' * inner}{self.block(bound, inner)}\n{' ' * indent}in"
         raise AssertionError(e)
+
+
+def _params(e: c.Lam) -> tuple[list[str], c.Expr]:
+    """A lambda's parameters for `fun x y ->`, stopping before a repeated name: `fun x -> fun x -> e`
+    must not print as `fun x x -> e`, which binds x twice."""
+    params: list[str] = []
+    while isinstance(e, c.Lam) and e.param not in params:
+        params.append(e.param)
+        e = e.body
+    return params, e
 
 
 def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:

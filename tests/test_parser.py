@@ -509,8 +509,6 @@ def test_printed_examples_parse_back(term):
     assert strict(read_back(show_term(term))) == strict(term)
 
 
-@pytest.mark.xfail(strict=True, reason="printer bug: nested lambdas with one parameter name print as "
-                                       "`fun x x -> x`, which binds x twice")
 def test_nested_lambdas_with_one_name_parse_back():
     term = c.Lam("x", c.Lam("x", c.Var("x")))
     assert strict(read_back(show_term(term))) == strict(term)
