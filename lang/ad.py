@@ -28,6 +28,8 @@ from typing import Any, Callable
 from . import core as c
 from .errors import DlRuntimeError
 from .evaluator import Compiler
+from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, attach_tangents, split_tangents,
+                        tree_add, tree_const, tree_mul)
 from .linear import SINK, backend_for
 from .shapes import Shapes
 from .runtime import PARTIAL_CODES, Fun, call1, native
@@ -64,43 +66,40 @@ class ADKernel:
 
     def __init__(self, machine):
         self.machine = machine
-        self.compilers: dict[str, Compiler] = {}
+        self.compilers: dict = {}
         self.backends: dict[str, Any] = {}
         self.shapes = Shapes()
 
     # ---- compiling the primitives
-    def compile(self, compiler: Compiler, e: c.Prim) -> Callable:
-        """A differentiation primitive as a function of its arguments' values, run one level deeper
-        than `compiler`'s language."""
-        op = e.op
+    def compile(self, site: Compiler, e: c.Prim) -> Callable:
+        """A differentiation primitive as a function of its arguments' values, for code of `site`'s
+        language; it runs one language deeper (lang/languages.py)."""
         span = e.span
-        if not compiler.nests:
-            return self.nested(compiler, e)
-        depth = compiler.depth + 1
+        if not site.nests:
+            return self.nested(site, e)
         in_t, out_t = io_types(e.src)
         guard = self.guard
-        match op:
+        match e.op:
             case "grad":
-                return lambda f, x: guard(span, self.grad, f, x, in_t, depth)
+                return lambda f, x: guard(span, self.grad, f, x, in_t, site)
             case "value_and_grad":
-                return lambda f, x: guard(span, self.value_and_grad, f, x, in_t, depth)
+                return lambda f, x: guard(span, self.value_and_grad, f, x, in_t, site)
             case "vjp":
-                return lambda f, x: guard(span, self.vjp_value, f, x, in_t, out_t, depth)
+                return lambda f, x: guard(span, self.vjp_value, f, x, in_t, out_t, site)
             case "jvp":
-                return lambda f, x, v: guard(span, self.jvp, f, x, v, in_t, out_t, depth)
+                return lambda f, x, v: guard(span, self.jvp, f, x, v, in_t, out_t, site)
             case "derivative":
-                return lambda f, x: guard(span, self.derivative, f, x, depth)
-        raise AssertionError(f"no differentiation kernel for {op!r}")
+                return lambda f, x: guard(span, self.derivative, f, x, site)
+        raise AssertionError(f"no differentiation kernel for {e.op!r}")
 
-    def nested(self, compiler: Compiler, e: c.Prim) -> Callable:
-        """A differentiation primitive met inside a transformed program."""
+    def nested(self, site: Compiler, e: c.Prim) -> Callable:
+        """A differentiation primitive inside a program run by operator overloading (tape, symbolic)."""
         name, span = e.op, e.span
 
         def refuse(*args):
             raise NestedDifferentiation(
-                f"nested differentiation: this `{name}` runs inside a function that is being differentiated "
-                f"in {compiler.name} mode, which does not nest; forward mode does (`derivative`, `jvp`, "
-                "or --mode forward)", span)
+                f"nested differentiation: this `{name}` runs inside a function that the {site.name} mode is "
+                "differentiating, and that mode does not nest (backprop and forward do)", span)
         return refuse
 
     def guard(self, span, fn, *args):
@@ -110,31 +109,33 @@ class ADKernel:
             raise err.with_span(span)
 
     # ---- the built-ins, in terms of vjp / jvp
-    def grad(self, f: Fun, x: Any, in_t: Type, depth: int = 1) -> Any:
-        _, pullback = self.vjp(f, x, in_t, REAL, depth)
-        return pullback(lift_constant(1.0, depth - 1))
+    def grad(self, f: Fun, x: Any, in_t: Type, site: Compiler) -> Any:
+        _, pullback = self.vjp(f, x, in_t, REAL, site)
+        return pullback(self.const(site, 1.0))
 
-    def value_and_grad(self, f: Fun, x: Any, in_t: Type, depth: int = 1) -> tuple:
-        y, pullback = self.vjp(f, x, in_t, REAL, depth)
-        return (y, pullback(lift_constant(1.0, depth - 1)))
+    def value_and_grad(self, f: Fun, x: Any, in_t: Type, site: Compiler) -> tuple:
+        y, pullback = self.vjp(f, x, in_t, REAL, site)
+        return (y, pullback(self.const(site, 1.0)))
 
-    def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type, depth: int = 1) -> tuple:
-        y, pullback = self.vjp(f, x, in_t, out_t, depth)
+    def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
+        y, pullback = self.vjp(f, x, in_t, out_t, site)
 
         def pb(u):
             check_shape(u, y, out_t, "the cotangent given to the pullback")
             return pullback(u)
         return (y, native(1, pb, "<pullback>"))
 
-    def vjp(self, f: Fun, x: Any, in_t: Type, out_t: Type, depth: int = 1) -> tuple[Any, Callable]:
-        """Reverse mode in the current mode; inside a forward-transformed program, by forward passes."""
-        mode = self.machine.mode if depth == 1 else "forward"
+    def vjp(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple[Any, Callable]:
+        """Reverse mode in the current mode; inside a transformed program, by forward passes one level deeper."""
+        if site.depth > 0 or site.name != "primal":
+            return self.vjp_forward(f, x, in_t, out_t, site)
+        mode = self.machine.mode
         if mode == "primal":
             return self.vjp_primal(f, x, in_t, out_t)
         if mode in REVERSE:
             return self.vjp_reverse(f, x, in_t, out_t, mode)
         if mode == "forward":
-            return self.vjp_forward(f, x, in_t, out_t, depth)
+            return self.vjp_forward(f, x, in_t, out_t, site)
         from .transforms import modes
         return modes.vjp(self, mode, f, x, in_t, out_t)
 
@@ -144,32 +145,33 @@ class ADKernel:
         zeros = [0.0] * len(self.shapes.flatten(x, in_t))
         return y, lambda u: self.shapes.rebuild(x, in_t, zeros)
 
-    def derivative(self, f: Fun, x: Any, depth: int = 1) -> Any:
-        return self.jvp(f, x, lift_constant(1.0, depth - 1), REAL, REAL, depth)[1]
+    def derivative(self, f: Fun, x: Any, site: Compiler) -> Any:
+        return self.jvp(f, x, self.const(site, 1.0), REAL, REAL, site)[1]
 
-    # ---- forward mode by the dual-number transform
-    def jvp(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type, depth: int = 1) -> tuple:
+    # ---- forward mode by the dual-number transform, one language deeper than the site
+    def jvp(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
         """(f x, the derivative of f at x in the direction v), by one run of →D(f)."""
         check_shape(v, x, in_t, "the tangent given to jvp")
-        if depth == 1 and self.machine.mode == "primal":
+        if site.name == "primal" and self.machine.mode == "primal":
             y = call1(f, x)
             return y, self.shapes.rebuild(y, out_t, [0.0] * len(self.shapes.flatten(y, out_t)))
-        compiler = self.forward_compiler(depth)
-        dual_f = self.lift_fun(f, compiler, {})
-        y_dual = call1(dual_f, attach_tangents(x, v, in_t))
-        return split_tangents(y_dual, out_t)
+        target = self.deeper(site)
+        leaves = target.leaves
+        y_dual = call1(self.lift_fun(f, target, {}), attach_tangents(x, v, in_t, leaves))
+        return split_tangents(y_dual, out_t, leaves, self.zero_leaf)
 
-    def vjp_forward(self, f: Fun, x: Any, in_t: Type, out_t: Type, depth: int) -> tuple[Any, Callable]:
+    def vjp_forward(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple[Any, Callable]:
         """A vjp by forward mode: one jvp per input real, the Jacobian's columns kept for the pullback."""
         shapes = self.shapes
         n = len(shapes.flatten(x, in_t))
-        zero, one = lift_constant(0.0, depth - 1), lift_constant(1.0, depth - 1)
+        zero, one = self.const(site, 0.0), self.const(site, 1.0)
+        leaves = getattr(site, "leaves", FloatLeaves)
         columns = []
         y = None
         for i in range(n):
             seed = [zero] * n
             seed[i] = one
-            y, y_dot = self.jvp(f, x, shapes.rebuild(x, in_t, seed), in_t, out_t, depth)
+            y, y_dot = self.jvp(f, x, shapes.rebuild(x, in_t, seed), in_t, out_t, site)
             columns.append(shapes.flatten(y_dot, out_t))
         if n == 0:
             y = call1(f, x)
@@ -180,36 +182,59 @@ class ADKernel:
             for column in columns:
                 total = zero
                 for ui, j in zip(us, column):
-                    total = tree_add(total, tree_mul(ui, j))
+                    total = tree_add(total, tree_mul(ui, j, leaves), leaves)
                 grads.append(total)
             return shapes.rebuild(x, in_t, grads)
         return y, pullback
 
-    # ---- the compilers of the transforms' target languages
+    def const(self, site: Compiler, r: float) -> Any:
+        """The real constant r as a value of the site's language."""
+        return tree_const(r, site.depth, getattr(site, "leaves", FloatLeaves))
+
+    @staticmethod
+    def zero_leaf(t: Type, y: Any) -> Any:
+        return {INT: 0, BOOL: False, UNIT: ()}.get(t, y)
+
+    # ---- the target languages' compilers
+    def deeper(self, site: Compiler) -> Compiler:
+        """The language one forward level deeper than the site's (forward mode from primal code)."""
+        if isinstance(site, ReverseCompiler):
+            return self.reverse_compiler(site.mode, site.depth + 1)
+        return self.forward_compiler(site.depth + 1)
+
     def compiler(self, mode: str) -> Compiler:
-        """The compiler of a transform's target language (one per mode)."""
+        """The compiler of a mode's language, for the code it runs from primal code."""
+        if mode in REVERSE:
+            return self.reverse_compiler(mode, 0)
+        if mode == "forward":
+            return self.forward_compiler(1)
         if mode not in self.compilers:
-            if mode in REVERSE:
-                backend = backend_for(mode, self.machine.counters, self.machine.counting)
-                self.backends[mode] = backend
-                self.compilers[mode] = ReverseCompiler(self.machine, backend, mode)
-            elif mode == "forward":
-                return self.forward_compiler(1)
-            else:
-                from .transforms import modes
-                self.compilers[mode] = modes.compiler(self.machine, mode)
+            from .transforms import modes
+            self.compilers[mode] = modes.compiler(self.machine, mode)
         return self.compilers[mode]
 
     def forward_compiler(self, depth: int) -> Compiler:
         """→D applied `depth` times: the language of derivatives nested `depth` deep."""
-        name = "forward" if depth == 1 else f"forward^{depth}"
-        if name not in self.compilers:
+        key = ("forward", depth)
+        if key not in self.compilers:
             parent = self.machine.primal if depth == 1 else self.forward_compiler(depth - 1)
-            self.compilers[name] = ForwardCompiler(self.machine, parent, depth, name)
-        return self.compilers[name]
+            self.compilers[key] = ForwardCompiler(self.machine, parent, depth,
+                                                  "forward" if depth == 1 else f"forward^{depth}")
+        return self.compilers[key]
 
+    def reverse_compiler(self, mode: str, depth: int) -> Compiler:
+        """←D(→D^depth t) for a reverse mode; every depth records on the mode's one backend."""
+        key = (mode, depth)
+        if key not in self.compilers:
+            if mode not in self.backends:
+                self.backends[mode] = backend_for(mode, self.machine.counters, self.machine.counting)
+            parent = None if depth == 0 else self.reverse_compiler(mode, depth - 1)
+            self.compilers[key] = ReverseCompiler(self.machine, self.backends[mode], mode, depth, parent)
+        return self.compilers[key]
+
+    # ---- reverse mode by the backpropagation transform
     def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, mode: str) -> tuple[Any, Callable]:
-        compiler = self.compiler(mode)
+        compiler = self.reverse_compiler(mode, 0)
         backend = self.backends[mode]
         dual_f = self.lift_fun(f, compiler, {})
         shapes = self.shapes
@@ -229,7 +254,7 @@ class ADKernel:
             return shapes.rebuild(x, in_t, backend.backward(records, seeds, n_sinks))
         return y, pullback
 
-    # ---- lifting: primal values into a transform's target language
+    # ---- lifting: values of one language into the next
     def lift_fun(self, fn: Fun, compiler: Compiler, memo: dict) -> Fun:
         """The transform of a function value: its transformed code, its captured values lifted."""
         if id(fn) in memo:
@@ -240,9 +265,10 @@ class ADKernel:
             memo[id(fn)] = out
             out.captured = self.lift(fn.captured, compiler, memo)
             return out
-        if code.mode != compiler.source_mode:
-            raise NestedDifferentiation(f"nested differentiation: a function of the {code.mode} language cannot "
-                                        f"be differentiated in {compiler.name} mode")
+        if code.mode != compiler.source_name:
+            raise NestedDifferentiation(
+                "nested differentiation: a pullback or a function of the "
+                f"{code.mode} language cannot be differentiated in the {compiler.name} language")
         key = code.info.get("global")
         if key is not None:
             out = compiler.global_value(*key)
@@ -258,16 +284,19 @@ class ADKernel:
         return out
 
     def transformed_code(self, code, compiler: Compiler):
-        """The compiled transform of a primal lambda, and where each of its captured values comes from."""
-        cache_key = ("transformed", compiler.name)
+        """The compiled transform of a lambda's code, and where each of its captured values comes from."""
+        cache_key = ("transformed", compiler.name, id(self.machine))
         if cache_key not in code.info:
-            dual_code = compiler.open_lambda(code.lam, code.name)
+            dual_code = compiler.open_lambda(code)
             where = tuple(code.free.index(k) for k in dual_code.free)
             code.info[cache_key] = (dual_code, where)
         return code.info[cache_key]
 
     def lift(self, v: Any, compiler: Compiler, memo: dict) -> Any:
-        """A primal value as a constant of the target language (by its run-time representation)."""
+        """A value of the language below as a constant of `compiler`'s (walked by its representation)."""
+        leaf = compiler.lift_leaf(v)
+        if leaf is not None:
+            return leaf
         t = type(v)
         if t is float:
             return compiler.lift_real(v)
@@ -278,153 +307,6 @@ class ADKernel:
         if t is Fun:
             return self.lift_fun(v, compiler, memo)
         return v
-
-
-def lift_constant(r: float, depth: int) -> Any:
-    """The real constant r in the language of derivatives nested `depth` deep: r, (r, 0.0), ..."""
-    for _ in range(depth):
-        r = (r, tree_zero(r))
-    return r
-
-
-def tree_zero(x: Any) -> Any:
-    return 0.0 if type(x) is float else (tree_zero(x[0]), tree_zero(x[1]))
-
-
-def tree_add(x: Any, y: Any) -> Any:
-    """Addition of reals nested in dual numbers."""
-    if type(x) is float:
-        return x + y
-    return (tree_add(x[0], y[0]), tree_add(x[1], y[1]))
-
-
-def tree_mul(x: Any, y: Any) -> Any:
-    """Multiplication of reals nested in dual numbers: (a, a') (b, b') = (a b, a b' + a' b)."""
-    if type(x) is float:
-        return x * y
-    return (tree_mul(x[0], y[0]), tree_add(tree_mul(x[0], y[1]), tree_mul(x[1], y[0])))
-
-
-def attach_tangents(x: Any, v: Any, t: Type) -> Any:
-    """The input of →D(f): each real of x paired with its tangent in v (leaf by leaf when nested)."""
-    t = prune(t)
-    if t == REAL:
-        return _pair_leaves(x, v)
-    if isinstance(t, TTuple):
-        return tuple(attach_tangents(a, b, ti) for a, b, ti in zip(x, v, t.items))
-    if isinstance(t, TList):
-        return [attach_tangents(a, b, t.item) for a, b in zip(x, v)]
-    return x
-
-
-def _pair_leaves(x: Any, v: Any) -> Any:
-    if type(x) is float:
-        return (x, v)
-    return (_pair_leaves(x[0], v[0]), _pair_leaves(x[1], v[1]))
-
-
-def split_tangents(y: Any, t: Type) -> tuple[Any, Any]:
-    """The output of →D(f) split into (value, tangent)."""
-    t = prune(t)
-    if t == REAL:
-        return _split_leaves(y)
-    if isinstance(t, TTuple):
-        parts = [split_tangents(a, ti) for a, ti in zip(y, t.items)]
-        return tuple(p for p, _ in parts), tuple(q for _, q in parts)
-    if isinstance(t, TList):
-        parts = [split_tangents(a, t.item) for a in y]
-        return [p for p, _ in parts], [q for _, q in parts]
-    return y, {INT: 0, BOOL: False, UNIT: ()}.get(t, y)
-
-
-def _split_leaves(y: Any) -> tuple[Any, Any]:
-    if type(y[0]) is float:
-        return y[0], y[1]
-    (a, a_dot), (b, b_dot) = _split_leaves(y[0]), _split_leaves(y[1])
-    return (a, b), (a_dot, b_dot)
-
-
-class TransformCompiler(Compiler):
-    """The compiler of a transform's target language: definitions are transformed on their way in.
-
-    With `machine.check_transforms` (dl --debug), every transformed term is
-    type-checked against the transform of its source type before it runs.
-    """
-
-    source_mode = "primal"  # the language whose function values this one lifts
-    depth = 0
-
-    def source_of_global(self, key: tuple) -> c.Expr:
-        return self.checked(super().source_of_global(key))
-
-    def checked(self, e: c.Expr) -> c.Expr:
-        out = self.transform(e)
-        if self.machine.check_transforms:
-            from .target_check import check
-            check(out, e.ty, self.language(), source=e)
-        return out
-
-    def transform(self, e: c.Expr) -> c.Expr:
-        raise NotImplementedError
-
-    def language(self):
-        """This language's target types, for the checker."""
-        raise NotImplementedError
-
-    def open_lambda(self, lam: c.Lam, name: str):
-        return self.compile_open(self.checked(lam), name)
-
-
-class ForwardCompiler(TransformCompiler):
-    """→D's target language, `depth` levels deep; its source is the level below."""
-
-    def __init__(self, machine, parent: Compiler, depth: int, name: str):
-        super().__init__(machine, counting=machine.counting, name=name)
-        self.parent = parent
-        self.depth = depth
-        self.source_mode = parent.name
-        self.nests = True
-
-    def source_of_global(self, key: tuple) -> c.Expr:
-        return self.checked(self.parent.source_of_global(key))
-
-    def transform(self, e: c.Expr) -> c.Expr:
-        from .transforms.forward import transform
-        from .transforms.simplify import simplify
-        return simplify(transform(e))
-
-    def language(self):
-        from .target_check import TargetLanguage
-        from .workbench import type_transform
-        d_type = type_transform("forward")
-        below = self.parent.language() if isinstance(self.parent, ForwardCompiler) else None
-
-        def global_type(module, name, inst):
-            source = below.global_type(module, name, inst) if below else self.machine.spec.get(module, name, inst).ty
-            return d_type(source)
-        return TargetLanguage(self.name, d_type, global_type)
-
-    def lift_real(self, r: float):
-        return (r, 0.0)
-
-
-class ReverseCompiler(TransformCompiler):
-    """The compiler of ←D's target language: definitions are transformed on their way in."""
-
-    def __init__(self, machine, backend, mode: str):
-        super().__init__(machine, linear=backend, counting=machine.counting, name=mode)
-
-    def transform(self, e: c.Expr) -> c.Expr:
-        from .transforms.backprop import transform
-        from .transforms.simplify import simplify
-        return simplify(transform(e))
-
-    def language(self):
-        from .workbench import language
-        return language(self.name, self.machine.spec)
-
-    def lift_real(self, r: float):
-        return (r, None)
 
 
 __all__ = ["ADKernel", "TCon"]

@@ -57,7 +57,8 @@ class Lit:  # 42 | 4.2 | true | ()
 class Lam:  # fun x -> e
     param: str
     body: Expr
-    annot: Any = _meta()  # a syntax.TypeExpr the parameter was annotated with
+    annot: Any = _meta()   # a syntax.TypeExpr the parameter was annotated with
+    origin: Any = _meta()  # a transformed lambda: the source lambda it came from
     ty: Any = _meta()
     span: Span = _meta(NO_SPAN)
 

@@ -117,6 +117,7 @@ class Compiler:
         """A lambda compiled on its own: its free variables all captured (Code.free gives their order)."""
         params, body = lambda_chain(e)
         code = Code(len(params), name=name, lam=e, mode=self.name)
+        code.info["origin"] = e.origin or e
         self.term_size += c.size(e)
         self.fill(code, params, body, None)
         return code
@@ -449,6 +450,7 @@ class Gen:
         params, body = lambda_chain(lam)
         name = self_ref[1][0] if self_ref else "<fun>"
         code = Code(len(params), name=name, lam=lam, mode=compiler.name)
+        code.info["origin"] = lam.origin or lam
         compiler.fill(code, params, body, self_ref)
         if not code.free:
             shared = Fun(code, ())

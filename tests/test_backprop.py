@@ -130,18 +130,32 @@ def test_type_errors_before_running(source, line, col):
     assert e.value.kind == "type" and (e.value.span.line, e.value.span.col) == (line, col)
 
 
-def test_nested_reverse_mode_is_a_clean_error_naming_the_inner_grad():
+NESTED = [
+    # d/dx [d/dy (x y^2) at y = 1] = d/dx (2x) = 2: the inner gradient by forward passes inside ←D
+    ("grad (fun x -> grad (fun y -> x * y * y) 1.0) 3.0", 2.0),
+    ("grad (fun x -> derivative sin x) 1.0", -math.sin(1.0)),                    # reverse over forward
+    ("derivative (fun x -> grad (fun y -> x * y * y) 2.0) 3.0", 4.0),            # forward over reverse
+    ("grad (fun (a, b) -> snd (value_and_grad (fun (x, y) -> a * x * y + b * sin x) (1.0, 2.0)) |> fst) "
+     "(0.5, 0.25)", (2.0, math.cos(1.0))),
+    ("grad (fun x -> grad (fun y -> grad (fun z -> x * y * z * z) 1.0) 1.0) 1.0", 2.0),
+    ("let (y, pb) = vjp (fun x -> derivative (fun t -> t * t * x) x) 3.0 in (y, pb 1.0)", (18.0, 12.0)),
+]
+
+
+@pytest.mark.parametrize("mode", ["backprop", "backprop-naive", "forward"])
+@pytest.mark.parametrize("source,expected", NESTED)
+def test_nested_differentiation_gives_the_right_number(source, expected, mode):
+    assert close(run(f"def main = {source}", mode=mode), expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["tape", "symbolic"])
+def test_nesting_inside_an_overloading_mode_is_a_clean_error_naming_the_inner_grad(mode):
     src = "def main = grad (fun x -> grad (fun y -> x * y * y) 1.0) 3.0"
     with pytest.raises(DlError) as e:
-        run(src)
+        run(src, mode=mode)
     assert e.value.kind == "runtime"
     assert (e.value.span.line, e.value.span.col) == (1, 27)  # the inner grad
     assert "nested differentiation" in e.value.message
-
-
-def test_nested_grad_under_forward_mode_is_right():
-    # d/dx [d/dy (x y^2) at y = 1] = d/dx [2 x] = 2
-    assert run("def main = grad (fun x -> grad (fun y -> x * y * y) 1.0) 3.0", mode="forward") == 2.0
 
 
 def test_deep_differentiation_through_a_recursion_of_100000_steps():

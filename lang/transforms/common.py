@@ -101,7 +101,7 @@ class Homomorphism:
             case c.Lit():
                 return replace(e, ty=ty)
             case c.Lam(param, body):
-                return c.Lam(param, self.term(body), ty=ty, span=e.span)
+                return c.Lam(param, self.term(body), origin=e.origin or e, ty=ty, span=e.span)
             case c.App(fn, arg):
                 return c.App(self.term(fn), self.term(arg), ty=ty, span=e.span)
             case c.Let(name, bound, body, inst):

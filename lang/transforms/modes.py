@@ -53,14 +53,17 @@ class OverloadingCompiler(Compiler):
     when they are differentiated (`open_lambda`); captured reals stay numbers.
     """
 
-    source_mode = "primal"
+    source_name = "primal"
 
     def __init__(self, machine, name: str):
         super().__init__(machine, counting=machine.counting, name=name)
         self.partial_functions: dict[str, Callable] = {}
 
-    def open_lambda(self, lam: c.Lam, name: str):
-        return self.compile_open(lam, name)
+    def open_lambda(self, code):
+        return self.compile_open(code.info.get("origin") or code.lam, code.name)
+
+    def lift_leaf(self, v: Any) -> Any:
+        return None
 
     def lift_real(self, r: float) -> float:
         return r
