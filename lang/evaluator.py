@@ -182,7 +182,7 @@ class Compiler:
             return PrimCode(template=prim.py)
         at_int = bool(e.args) and prune(e.args[0].ty) == INT
         impl = prim.int_impl if at_int and prim.int_impl is not None else prim.impl
-        raw = None if at_int else prim.raw
+        raw = None if at_int and prim.int_impl is not None else prim.raw  # Int instances have no raw form
         return PrimCode(fn=impl, raw=raw)
 
 

@@ -246,7 +246,7 @@ _ROWS: list[tuple] = [
     ("max", NUM2, "real", max, max,
      lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), _r(0)), _if(_cmp(">=", x, y), _r(0), _r(1))], {}),
     ("pi", "Real", "toreal", math.pi, None, None, {}),
-    ("float", "Int -> Real", "toreal", rm.to_real, None, None, {}),
+    ("float", "Int -> Real", "toreal", rm.to_real, None, None, dict(raw=float)),
     ("floor", "Real -> Int", "toint", rm.floor, None, None, dict(fails=True)),
     ("ceil", "Real -> Int", "toint", rm.ceil, None, None, dict(fails=True)),
     ("round", "Real -> Int", "toint", rm.round_, None, None, dict(fails=True)),
