@@ -20,7 +20,7 @@ from dataclasses import replace
 from . import core as c
 from .loader import World
 from .primitives import PRIMITIVES
-from .types import NONE, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune, show
+from .types import NONE, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, map_vars, prune, show, substitute
 
 
 class Specializer:
@@ -46,23 +46,7 @@ class Specializer:
 
 def concrete(t: Type, sub: dict) -> Type:
     """`t` under `sub`, with open class variables defaulted to Real."""
-    t = prune(t)
-    match t:
-        case TVar():
-            if t in sub:
-                return sub[t]
-            return REAL if t.constraint > NONE else t
-        case TCon():
-            return t
-        case TFun(a, r):
-            return TFun(concrete(a, sub), concrete(r, sub))
-        case TTuple(items):
-            return TTuple(tuple(concrete(i, sub) for i in items))
-        case TList(item):
-            return TList(concrete(item, sub))
-        case TNeg(item):
-            return TNeg(concrete(item, sub))
-    raise AssertionError(t)
+    return map_vars(t, lambda v: sub[v] if v in sub else REAL if v.constraint > NONE else v)
 
 
 def match(generic: Type, actual: Type, qvars: tuple, out: dict) -> dict:
@@ -206,26 +190,7 @@ class _Walk:
 
 def concrete_generic(generic: Type, sub: dict, qvars: tuple) -> Type:
     """A local binding's generic type with the enclosing substitution applied, its own variables kept."""
-    keep = {v: v for v in qvars}
-    return _substitute_keep(generic, {**sub, **keep})
-
-
-def _substitute_keep(t: Type, sub: dict) -> Type:
-    t = prune(t)
-    match t:
-        case TVar():
-            return sub.get(t, t)
-        case TCon():
-            return t
-        case TFun(a, r):
-            return TFun(_substitute_keep(a, sub), _substitute_keep(r, sub))
-        case TTuple(items):
-            return TTuple(tuple(_substitute_keep(i, sub) for i in items))
-        case TList(item):
-            return TList(_substitute_keep(item, sub))
-        case TNeg(item):
-            return TNeg(_substitute_keep(item, sub))
-    raise AssertionError(t)
+    return substitute(generic, {**sub, **{v: v for v in qvars}})
 
 
 def _literal(value, ty: Type):

@@ -126,23 +126,28 @@ def free_vars(t: Type) -> list[TVar]:
     return out
 
 
-def substitute(t: Type, sub: dict[TVar, Type]) -> Type:
-    """Replace the variables in `sub` (by identity), resolving links on the way."""
+def map_vars(t: Type, fn) -> Type:
+    """`t` with each unbound variable v replaced by fn(v), resolving links on the way."""
     t = prune(t)
     match t:
         case TVar():
-            return sub.get(t, t)
+            return fn(t)
         case TCon():
             return t
         case TFun(a, r):
-            return TFun(substitute(a, sub), substitute(r, sub))
+            return TFun(map_vars(a, fn), map_vars(r, fn))
         case TTuple(items):
-            return TTuple(tuple(substitute(i, sub) for i in items))
+            return TTuple(tuple(map_vars(i, fn) for i in items))
         case TList(item):
-            return TList(substitute(item, sub))
+            return TList(map_vars(item, fn))
         case TNeg(item):
-            return TNeg(substitute(item, sub))
+            return TNeg(map_vars(item, fn))
     raise AssertionError(t)
+
+
+def substitute(t: Type, sub: dict[TVar, Type]) -> Type:
+    """Replace the variables in `sub` (by identity), resolving links on the way."""
+    return map_vars(t, lambda v: sub.get(v, v))
 
 
 def is_differentiable_data(t: Type) -> bool:
