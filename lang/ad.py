@@ -285,7 +285,7 @@ class ADKernel:
 
     def transformed_code(self, code, compiler: Compiler):
         """The compiled transform of a lambda's code, and where each of its captured values comes from."""
-        cache_key = ("transformed", compiler.name, id(self.machine))
+        cache_key = ("transformed", compiler)  # the compiler itself: an id could be reused
         if cache_key not in code.info:
             dual_code = compiler.open_lambda(code)
             where = tuple(code.free.index(k) for k in dual_code.free)
