@@ -32,7 +32,7 @@ from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, attach_ta
                         tree_add, tree_const, tree_mul)
 from .linear import SINK, backend_for
 from .shapes import Shapes
-from .runtime import PARTIAL_CODES, Fun, call1, native
+from .runtime import Fun, call1, native
 from .types import BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
 
 REVERSE = ("backprop", "backprop-naive")
@@ -260,7 +260,7 @@ class ADKernel:
         if id(fn) in memo:
             return memo[id(fn)]
         code = fn.code
-        if code is PARTIAL_CODES.get(code.arity):
+        if code.mode == "partial":
             out = Fun(code, ())
             memo[id(fn)] = out
             out.captured = self.lift(fn.captured, compiler, memo)

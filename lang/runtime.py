@@ -9,7 +9,7 @@ Values are plain Python data:
 A `Fun` is a flat closure: the compiled body of a lambda of `arity`
 parameters (a Python function, lang/evaluator.py) and the values of its free
 variables (`captured`, a tuple). Calling it is `fn.body(fn.captured, a1, ..., aN)`.
-Partial applications are `Fun`s too (of a PARTIAL code), so call sites only
+Partial applications are `Fun`s too (of a `partial_code`), so call sites only
 ever compare `fn.arity` with their number of arguments.
 """
 from __future__ import annotations
@@ -67,21 +67,34 @@ def apply(fn: Fun, args: tuple) -> Any:
         if len(args) == n:
             return fn.body(fn.captured, *args)
         if len(args) < n:
-            return Fun(PARTIAL_CODES[n - len(args)], (fn, args))
+            return Fun(partial_code(len(args), n - len(args)), (fn, args))
         result = fn.body(fn.captured, *args[:n])
         fn, args = result, args[n:]
 
 
-def _partial_body(captured: tuple, *args: Any) -> Any:
-    fn, given = captured
-    if fn.arity == len(given) + len(args):  # the usual case: the call completes the application
-        return fn.body(fn.captured, *given, *args)
-    return apply(fn, given + args)
+def partial_code(given: int, remaining: int) -> Code:
+    """The code of a partial application `f a1 .. a_given` awaiting `remaining` more arguments.
+
+    Its captured value is (f, (a1, ..)); the body completes the call directly when
+    f takes exactly given + remaining arguments (the usual case). The transforms
+    map a partial application to itself, with f and its arguments lifted."""
+    key = (given, remaining)
+    code = _PARTIALS.get(key)
+    if code is None:
+        new = ", ".join(f"a{i}" for i in range(remaining))
+        old = "".join(f"g[{i}], " for i in range(given))
+        src = (f"def body(c, {new}):\n"
+               f"    fn, g = c\n"
+               f"    if fn.arity == {given + remaining}:\n"
+               f"        return fn.body(fn.captured, {old}{new})\n"
+               f"    return apply(fn, g + ({new},))\n")
+        namespace = {"apply": apply}
+        exec(src, namespace)
+        code = _PARTIALS[key] = Code(remaining, namespace["body"], name="<partial>", mode="partial")
+    return code
 
 
-# A partial application `f a` of an arity-3 `f` is a Fun of arity 2 whose
-# captured value is (f, (a,)). The transforms map it to itself.
-PARTIAL_CODES = {k: Code(k, _partial_body, name="<partial>", mode="any") for k in range(1, 64)}
+_PARTIALS: dict[tuple[int, int], Code] = {}  # shared, immutable once made: one per shape
 
 
 def native(arity: int, fn: Callable, name: str) -> Fun:
