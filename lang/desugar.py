@@ -205,6 +205,9 @@ class Desugarer:
             head = head.fn
         args.reverse()
         spans.reverse()
+        if isinstance(head, s.Name) and head.name != "_" and head.name not in scope \
+                and self.resolve(head.name) is None:
+            raise self.unbound(head.name, head.span, scope)  # left to right: the head's error first
         core_args = [self.expr(a, scope) for a in args]
         if isinstance(head, s.Section):
             if head.op in ("&&", "||", "|>"):
