@@ -27,13 +27,20 @@ class Shapes:
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, Type], Callable] = {}
+        # by the identity of the type object a call site passes (kept alive here, so the id
+        # cannot be reused): no resolving and hashing of the type on every call
+        self.by_id: dict[tuple[str, int], tuple[Type, Callable]] = {}
 
     def _get(self, kind: str, t: Type, make: Callable[[Type], Callable]) -> Callable:
-        t = resolve(t)
-        key = (kind, t)
+        hit = self.by_id.get((kind, id(t)))
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        resolved = resolve(t)
+        key = (kind, resolved)
         fn = self.cache.get(key)
         if fn is None:
-            fn = self.cache[key] = make(t)
+            fn = self.cache[key] = make(resolved)
+        self.by_id[(kind, id(t))] = (t, fn)
         return fn
 
     # ---- flatten: value -> list of reals
