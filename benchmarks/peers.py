@@ -11,7 +11,6 @@ array program (numpy arrays, matrix products, lax.fori_loop under jax.jit), list
 """
 from __future__ import annotations
 
-import gc
 import math
 import os
 

@@ -36,7 +36,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from workloads import WORKLOADS, flatten, rel_error  # noqa: E402
+from workloads import WORKLOADS, rel_error  # noqa: E402
 
 import peers  # noqa: E402  (sets the single-thread environment variables before torch/jax load)
 from worker import Worker  # noqa: E402

@@ -16,7 +16,7 @@ binding (`sq@Int`). Types and spans are left out of equality.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .spans import NO_SPAN, Span
@@ -176,11 +176,6 @@ class DSum:  # e1 + e2 : d
 
 
 Expr = Var | Global | Lit | Lam | App | Let | LetRec | LetTuple | If | Tuple | List | Prim | Annot | LinLam | LinApp | DZero | DSum
-
-
-def with_type(e: Expr, ty: Any) -> Expr:
-    """`e` with its type annotation set."""
-    return replace(e, ty=ty)
 
 
 def children(e: Expr) -> tuple[Expr, ...]:

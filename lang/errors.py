@@ -46,12 +46,6 @@ class DlImportError(DlError):
     kind = "import"
 
 
-class DlInterrupt(DlError):
-    """Evaluation stopped by the user (Ctrl-C) or by a time budget."""
-
-    kind = "runtime"
-
-
 def render(error: DlError) -> str:
     """`FILE:LINE:COL: KIND error: message`, the source line, and a caret line under the span."""
     span = error.span

@@ -52,7 +52,3 @@ class Machine:
                                      "that does not end, or one too deep: make it tail-recursive, or use fold)",
                                      span) from None
         return evaluate
-
-    def ad_primitive(self, compiler: Compiler, e: c.Prim):
-        """Compile a differentiation primitive (grad, vjp, jvp, ...) for `compiler`'s language."""
-        return self.ad.compile(compiler, e)

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import core as c
 from . import syntax as s
-from .desugar import Desugarer, Fresh, names_in
+from .desugar import Desugarer, Fresh
 from .errors import DlNameError, DlRuntimeError, DlSyntaxError, DlTypeError
 from .infer import Inferencer, Mismatch, default_numeric, infer_expression, unify
 from .loader import Loader, Module, World
@@ -64,9 +64,6 @@ def _source_of(program: Program) -> Source | None:
             return Source(program.module.path, f.read())
     except (OSError, TypeError):
         return None
-
-
-_LITERAL_NODES = (s.IntLit, s.RealLit, s.BoolLit, s.UnitLit, s.TupleExpr, s.ListExpr, s.Neg)
 
 
 def _is_literal(e: s.Expr) -> bool:

@@ -37,7 +37,7 @@ from . import realmath as rm
 from .core import If, Lit, Prim
 from .errors import DlRuntimeError
 from .runtime import call1, call2
-from .types import BOOL, CLASS_LEVELS, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type, fun
+from .types import BOOL, CLASS_LEVELS, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,6 @@ def show_term(e: c.Expr, width: int = WIDTH) -> str:
     return _Printer(width).block(e, 0)
 
 
-def show_flat(e: c.Expr) -> str:
-    """The term on one line."""
-    return _Printer(10 ** 9).flat(e, OPEN)
-
-
 def literal(value) -> str:
     if value is True:
         return "true"

@@ -22,9 +22,6 @@ from .printer import show_term
 from .target_check import TargetLanguage, check
 from .types import REAL, Type, show_scheme
 
-TERM_MODES = ("backprop", "backprop-naive", "forward")
-
-
 def language(mode: str, spec: Specializer) -> TargetLanguage:
     """The target language of a mode, for the type checker."""
     d_type = type_transform(mode)

@@ -10,8 +10,6 @@ import pytest
 
 from conftest import close, dl, load_source, run, run_with_machine
 from lang.errors import DlError
-from lang.deep import run_deep
-from lang.pipeline import run_main
 
 REVERSE = ["backprop", "backprop-naive"]
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from .. import core as c
 from ..errors import DlRuntimeError
 from ..evaluator import Compiler, PrimCode
-from ..primitives import PRIMITIVES, Primitive
+from ..primitives import Primitive
 from ..types import REAL, prune
 
 

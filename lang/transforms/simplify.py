@@ -75,7 +75,7 @@ class _Simplify:
                 return replace(e, cond=self.term(cond, env), then=self.term(then, env), else_=self.term(else_, env))
             case c.Tuple(items) | c.List(items):
                 return replace(e, items=tuple(self.term(i, env) for i in items))
-            case c.Prim(op, args):
+            case c.Prim(args=args):
                 args_s = tuple(self.term(a, env) for a in args)
                 return _fold(replace(e, args=args_s))
         raise AssertionError(e)
