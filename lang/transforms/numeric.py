@@ -24,6 +24,12 @@ def step(x: float) -> float:
     return STEP * max(1.0, abs(x))
 
 
+def with_reals(shapes, x: Any, t, reals: list) -> Any:
+    """x with its reals replaced, in order; its Ints, Bools and Units kept (not a cotangent's zeros)."""
+    it = iter(reals)
+    return shapes.map_reals(x, t, lambda _: next(it))
+
+
 def vjp_numeric(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     counters = kernel.machine.counters
     shapes = kernel.shapes
@@ -34,8 +40,8 @@ def vjp_numeric(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
         h = step(xi)
         up, down = list(xs), list(xs)
         up[i], down[i] = xi + h, xi - h
-        f_up = shapes.flatten(call1(f, shapes.rebuild(x, in_t, up)), out_t)
-        f_down = shapes.flatten(call1(f, shapes.rebuild(x, in_t, down)), out_t)
+        f_up = shapes.flatten(call1(f, with_reals(shapes, x, in_t, up)), out_t)
+        f_down = shapes.flatten(call1(f, with_reals(shapes, x, in_t, down)), out_t)
         h2 = up[i] - down[i]  # the step actually taken, after rounding
         columns.append([(a - b) / h2 for a, b in zip(f_up, f_down)])
     counters.extra["evaluations"] = counters.extra.get("evaluations", 0) + 1 + 2 * len(xs)
