@@ -199,6 +199,12 @@ class PrimCode:
 
 _TEMPLATES: dict[str, Callable] = {}  # generated source -> its compiled factory (shape-shared, immutable)
 
+# CPython refuses more than 100 levels of indentation and 20 nested loop or try blocks in one
+# function. Deeper than SPILL_DEPTH, a term becomes a function of its own, called in place; past
+# MAX_LOOP_NESTING inlined loops, map and fold are called instead of written out.
+SPILL_DEPTH = 60
+MAX_LOOP_NESTING = 12
+
 
 class Gen:
     """The Python source of one function: a lambda body, a closed expression, or a backpropagator."""
@@ -217,6 +223,7 @@ class Gen:
         self.self_ref = self_ref
         self.closed = closed
         self.loops = False
+        self.loop_depth = 0  # inlined loops around the current line
         self.counting = compiler.counting
         self.prologue: dict[str, str] = {}  # locals computed once on entry: name -> expression
 
@@ -307,6 +314,9 @@ class Gen:
             saved, self.lines = self.lines, []
             test = self.expr(rest.cond, ind + 1)
             computed, self.lines = self.lines, saved
+            single = "    " * (ind + 1) + f"{test} = "
+            if len(computed) == 1 and computed[0].startswith(single):  # one assignment: write it in place
+                test, computed = computed[0][len(single):], []
             if computed:  # the test needs statements: it cannot be an elif
                 self.line(ind, "else:")
                 self.lines.extend(computed)
@@ -323,6 +333,9 @@ class Gen:
 
     def tail(self, e: c.Expr, ind: int) -> None:
         """Statements that return the value of `e` (or loop, for a self tail call)."""
+        if ind >= SPILL_DEPTH and _spillable(e):
+            self.line(ind, f"return {self.spill(e, ind)}")
+            return
         match e:
             case c.If():
                 self.branches(e, ind, self.tail)
@@ -342,6 +355,9 @@ class Gen:
 
     def assign(self, e: c.Expr, target: str, ind: int) -> None:
         """Statements that store the value of `e` in the local `target`."""
+        if ind >= SPILL_DEPTH and _spillable(e):
+            self.line(ind, f"{target} = {self.spill(e, ind)}")
+            return
         match e:
             case c.If():
                 self.branches(e, ind, lambda branch, i: self.assign(branch, target, i))
@@ -444,6 +460,13 @@ class Gen:
                 raise AssertionError("a term of type d outside a backpropagator's body")
         raise AssertionError(e)
 
+    def spill(self, e: c.Expr, ind: int) -> str:
+        """`e` as the body of a function of its own, applied at once: its statements start unindented."""
+        f = self.closure(c.Lam("%spilled", e, span=e.span), ind)
+        v = self.local()
+        self.line(ind, f"{v} = {f}.body({f}.captured, None)")
+        return v
+
     def closure(self, lam: c.Lam, ind: int, self_ref=None, target: str | None = None) -> str:
         """Creating a closure: compile the lambda's own function, capture its free variables."""
         compiler = self.compiler
@@ -515,7 +538,7 @@ class Gen:
             return v
         if prim.kind == "toreal" and not e.args:
             return self.literal(prim.impl)
-        if prim.name in _LOOPS and _LOOPS[prim.name][0](e.args):
+        if prim.name in _LOOPS and _LOOPS[prim.name][0](e.args) and self.loop_depth < MAX_LOOP_NESTING:
             return _LOOPS[prim.name][1](self, e, ind)
         args = [self.atom(a, ind) for a in e.args]
         self.count(ind, "prims")
@@ -558,7 +581,9 @@ def _inline_body(gen: Gen, lam: c.Lam, values: list[str], target: str, ind: int)
     params, body = lambda_chain(lam)
     olds = [gen.bind((p, ()), v) for p, v in zip(params, values)]
     gen.count(ind, "betas")
+    gen.loop_depth += 1
     gen.assign(body, target, ind)
+    gen.loop_depth -= 1
     for p, old in reversed(list(zip(params, olds))):
         gen.restore((p, ()), old)
 
@@ -625,6 +650,10 @@ def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
         args.append(e.arg)
         e = e.fn
     return e, args[::-1]
+
+
+def _spillable(e: c.Expr) -> bool:
+    return not isinstance(e, (c.Var, c.Global, c.Lit))
 
 
 def _is_local(text: str) -> bool:

@@ -260,3 +260,36 @@ def test_deep_programs(source, text):
     start = time.monotonic()
     assert shown(source) == text
     assert time.monotonic() - start < 20
+
+
+# ---- deeply nested source: the generated Python stays within CPython's nesting limits ------------
+
+def _else_ifs(n: int, test: str) -> str:
+    return " ".join(f"if {test.format(i)} then {i} else" for i in range(n)) + " 0"
+
+
+NESTED = [
+    (f"def f x = {_else_ifs(150, 'x == {}')}\ndef main = f 120.0", "120.0"),
+    (f"def f (x : Int) = {_else_ifs(150, 'x == {}')}\ndef main = f 149", "149.0"),
+    (f"def f x = {_else_ifs(150, 'x * x == {}')}\ndef main = f 11", "121.0"),
+    ("def main = " + "if true then " * 150 + "1" + " else 0" * 150, "1.0"),
+    ("def main = " + "let x = 1 in if x > 0 then " * 120 + "2" + " else 0" * 120, "2.0"),
+    ("def main = " + "sum (map (fun x -> x + " * 30 + "1.0" + ") [1.0])" * 30, "31.0"),
+    ("def main = " + "fold (fun a x -> a + x + " * 25 + "1" + ") 0 [1]" * 25, "26.0"),
+    # a self tail call behind 120 branches is still a loop: no stack for 10^5 iterations
+    ("def loop (n : Int) acc = if n == 0 then acc else "
+     + " ".join(f"if n == {i} then loop (n - 1) (acc + 2) else" for i in range(1, 120))
+     + " loop (n - 1) (acc + 1)\ndef main = loop 100000 0", "100119.0"),
+]
+
+
+@pytest.mark.parametrize("source,text", NESTED, ids=[d[0][:40] for d in NESTED])
+def test_deeply_nested_programs(source, text):
+    assert shown(source) == text
+
+
+@pytest.mark.parametrize("mode", ["backprop", "backprop-naive", "forward", "tape"])
+def test_gradients_through_deeply_nested_programs(mode):
+    source = ("def g y = " + "sum (map (fun x -> x * y + " * 30 + "y" + ") [1.0])" * 30
+              + f"\ndef h y = ({_else_ifs(150, 'y == {}')}) + y * y\ndef main = (grad g 0.5, grad h 3.0)")
+    assert run(source, mode=mode) == (31.0, 6.0)
