@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from . import core as c
 from .errors import DlRuntimeError
+from .spans import NO_SPAN
 from .evaluator import Compiler
 from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, attach_tangents, split_tangents,
                         tree_add, tree_const, tree_mul)
@@ -85,7 +86,7 @@ class ADKernel:
             case "value_and_grad":
                 return lambda f, x: guard(span, self.value_and_grad, f, x, in_t, site)
             case "vjp":
-                return lambda f, x: guard(span, self.vjp_value, f, x, in_t, out_t, site)
+                return lambda f, x: guard(span, self.vjp_value, f, x, in_t, out_t, site, span)
             case "jvp":
                 return lambda f, x, v: guard(span, self.jvp, f, x, v, in_t, out_t, site)
             case "derivative":
@@ -117,11 +118,14 @@ class ADKernel:
         y, pullback = self.vjp(f, x, in_t, REAL, site)
         return (y, pullback(self.const(site, 1.0)))
 
-    def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
+    def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler, span=NO_SPAN) -> tuple:
         y, pullback = self.vjp(f, x, in_t, out_t, site)
 
-        def pb(u):
-            check_shape(u, y, out_t, "the cotangent given to the pullback")
+        def pb(u):  # a bad cotangent is reported at the vjp that made this pullback
+            try:
+                check_shape(u, y, out_t, "the cotangent given to the pullback of this vjp")
+            except DlRuntimeError as err:
+                raise err.with_span(span) from None
             return pullback(u)
         return (y, native(1, pb, "<pullback>"))
 

@@ -8,6 +8,7 @@ internal error (a bug in dl: the message says how to see the traceback);
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
@@ -16,6 +17,34 @@ from .errors import DlError, DlRuntimeError, render
 from .machine import MODES
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+
+
+def _sweep(text: str) -> str:
+    from .compare import parse_sweep
+    try:
+        parse_sweep(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+def _plot_path(text: str) -> str:
+    directory = os.path.dirname(os.path.abspath(text))
+    if not text.lower().endswith((".png", ".pdf", ".svg")):
+        raise argparse.ArgumentTypeError(f"{text!r}: the plot is written as .png (or .pdf, .svg)")
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"{text!r}: no such directory {directory!r}")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs="*", default=[], help="arguments for main, as literals: 3, 2.5, (1.0, 2.0), [1, 2]")
     run.add_argument("--mode", choices=MODES, default="backprop", help="how derivatives are computed")
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
-    run.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+    run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                      help="stop the evaluation with a runtime error after this many seconds")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -42,18 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--def", dest="name", default="main", help="the definition to transform (default: main)")
     tr.add_argument("--mode", choices=MODES, default="backprop")
     tr.add_argument("args", nargs="*", help="symbolic mode: arguments for main, as for dl run")
-    tr.add_argument("--sweep", default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
+    tr.add_argument("--sweep", type=_sweep, default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
     tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
     tr.add_argument("--ascii", action="store_true", help="write ¬T as ~T")
     tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (SPEC §12)")
     cmp_.add_argument("file")
-    cmp_.add_argument("--sweep", default=None, help="n=10,100,1000: run `main n` for each n")
+    cmp_.add_argument("--sweep", type=_sweep, default=None, help="n=10,100,1000: run `main n` for each n")
     cmp_.add_argument("--modes", default=None, help="comma-separated modes (default: all)")
     cmp_.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    cmp_.add_argument("--plot", default=None, help="write a log-log plot to this PNG (needs matplotlib)")
-    cmp_.add_argument("--budget", type=float, default=20.0, help="seconds per mode and size before `timeout`")
+    cmp_.add_argument("--plot", type=_plot_path, default=None, help="write a log-log plot to this PNG (needs matplotlib)")
+    cmp_.add_argument("--budget", type=_seconds, default=20.0, help="seconds per mode and size before `timeout`")
     cmp_.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     repl = sub.add_parser("repl", help="interactive session")
@@ -97,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "repl" and not hasattr(args, "mode"):
         args.mode, args.file = "backprop", None
     if getattr(args, "file", None) and not os.path.isfile(args.file):
-        print(f"dl: no such file: {args.file}", file=sys.stderr)
+        what = "a directory, not a file" if os.path.isdir(args.file) else "no such file"
+        print(f"dl: {what}: {args.file}", file=sys.stderr)
         return EXIT_USAGE
     sys.set_int_max_str_digits(0)
     try:

@@ -59,6 +59,11 @@ class Counters:
 
     NAMES = ("prims", "betas", "bp_created", "bp_run", "merges", "sink_updates", "peak_pending")
 
+    def reset(self) -> None:
+        for k in self.NAMES:
+            setattr(self, k, 0)
+        self.extra.clear()
+
     def as_dict(self) -> dict:
         out = {k: getattr(self, k) for k in self.NAMES}
         out.update(self.extra)
@@ -150,6 +155,7 @@ class Compiler:
         cell = Cell(name)
         self.globals[key] = cell
         busy = [False]
+        compiled: list = []
 
         def force():
             if busy[0]:
@@ -157,12 +163,21 @@ class Compiler:
                 raise DlRuntimeError(f"the value of `{name}` depends on itself", d.span if d else c.NO_SPAN)
             busy[0] = True
             try:
-                cell.v = self.compile_closed(expr)()
+                if not compiled:
+                    compiled.append(self.compile_closed(expr))
+                cell.v = compiled[0]()
                 return cell.v
             finally:
                 busy[0] = False
         cell.force = force
         return cell
+
+    def forget_values(self) -> None:
+        """Top-level values are computed again on next use (their code is kept): `dl compare` times
+        the evaluation of a `main` that takes no argument this way."""
+        for found in self.globals.values():
+            if isinstance(found, Cell):
+                found.v = UNSET
 
     def source_of_global(self, key: tuple) -> c.Expr:
         """The term a global is compiled from: the specialised definition (transforms override)."""

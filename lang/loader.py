@@ -121,13 +121,18 @@ class Loader:
             names = " -> ".join(os.path.relpath(p) for p in chain)
             raise DlImportError(f"import cycle: {names}", span or Span(None, 0, 0, 0, 0))
         try:
-            with open(full, encoding="utf-8") as f:
+            with open(full, encoding="utf-8-sig") as f:  # (a byte-order mark is not part of the program)
                 text = f.read()
         except (OSError, UnicodeDecodeError) as e:
             if isinstance(e, UnicodeDecodeError):
                 reason = f"it is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
             else:
                 reason = "no such file" if isinstance(e, FileNotFoundError) else e.strerror or str(e)
+            if span is None and isinstance(e, UnicodeDecodeError):  # the file given: point at the byte
+                before = e.object[:e.start].decode("utf-8", "replace")
+                line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+                shown = Source(path, e.object.decode("utf-8", "replace"))
+                raise DlImportError(f"cannot read {path}: {reason}", Span(shown, line, col, line, col + 1)) from None
             if span is None:  # the file given on the command line
                 raise DlImportError(f"cannot read {path}: {reason}") from None
             raise DlImportError(f'cannot import "{written or path}": {reason} (looked for {full})', span) from None

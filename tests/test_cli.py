@@ -159,6 +159,20 @@ def test_without_cost_stderr_is_empty(tmp_dl):
     assert (r.returncode, r.stdout, r.stderr) == (0, "6.0\n", "")
 
 
+def test_a_byte_order_mark_is_not_part_of_the_program(tmp_path):
+    path = tmp_path / "bom.dl"
+    path.write_bytes("\ufeffdef main = 1 + 2\n".encode("utf-8"))
+    assert cli("run", str(path)) == (0, "3.0\n", "")
+
+
+def test_a_file_that_is_not_utf8_is_a_diagnostic_at_the_byte(tmp_path):
+    path = tmp_path / "latin1.dl"
+    path.write_bytes(b"def main =\n  1 + \xff2\n")
+    code, out, err = cli("run", str(path))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{path}:2:7: import error: cannot read {path}: it is not UTF-8 text (byte 0xff")
+
+
 def test_budget_stops_a_runaway_program(tmp_dl):
     r = dl("run", tmp_dl("loop.dl", "def f x = f x\ndef main = f 1\n"), "--budget", "0.5", timeout=30)
     assert (r.returncode, r.stdout) == (1, "")
@@ -173,12 +187,22 @@ USAGE = [
     (["check", "{file}", "--cost"], "unrecognized arguments: --cost"),
     (["run", "{dir}/nope.dl"], "dl: no such file: {dir}/nope.dl"),
     (["check", "{dir}/nope.dl"], "dl: no such file: {dir}/nope.dl"),
-    (["run", "{dir}"], "dl: no such file: {dir}"),
+    (["run", "{dir}"], "dl: a directory, not a file: {dir}"),
     (["run"], "the following arguments are required: file"),
     (["frob"], "invalid choice: 'frob'"),
     (["run", "{file}", "--mode", "bogus"], "argument --mode: invalid choice: 'bogus'"),
     (["run", "{file}", "--mode"], "argument --mode: expected one argument"),
-    (["run", "{file}", "--budget", "soon"], "argument --budget: invalid float value: 'soon'"),
+    (["run", "{file}", "--budget", "soon"], "argument --budget: expected a positive number of seconds, not 'soon'"),
+    (["run", "{file}", "--budget", "-1"], "argument --budget: expected a positive number of seconds, not '-1'"),
+    (["compare", "{file}", "--sweep", "n=abc"], "argument --sweep: 'abc' in 'n=abc' is not an integer"),
+    (["compare", "{file}", "--sweep", "n=1.5"], "argument --sweep: '1.5' in 'n=1.5' is not an integer"),
+    (["compare", "{file}", "--sweep", "10,100"], "argument --sweep: expected n=10,100,1000 or n=1..10, not '10,100'"),
+    (["compare", "{file}", "--sweep", "n="], "argument --sweep: expected n=10,100,1000"),
+    (["compare", "{file}", "--sweep", "n=5..2"], "argument --sweep: the range in 'n=5..2' is empty"),
+    (["transform", "{file}", "--mode", "symbolic", "--sweep", "m=2"], "argument --sweep: expected n="),
+    (["compare", "{file}", "--plot", "{dir}/nope/out.png"], "argument --plot: '{dir}/nope/out.png': no such directory"),
+    (["compare", "{file}", "--plot", "{dir}/out.txt"], "argument --plot: '{dir}/out.txt': the plot is written as .png"),
+    (["compare", "{file}", "--budget", "0"], "argument --budget: expected a positive number of seconds, not '0'"),
 ]
 
 
@@ -246,7 +270,9 @@ def test_a_file_that_is_not_utf8(tmp_path):
     path.write_bytes(b"def main = 1 \xff\n")
     r = dl("run", str(path))
     assert (r.returncode, r.stdout) == (1, "")
-    assert r.stderr == f"dl: import error: cannot read {path}: it is not UTF-8 text (byte 0xff at offset 13)\n"
+    assert r.stderr.startswith(f"{path}:1:14: import error: cannot read {path}: it is not UTF-8 text "
+                               "(byte 0xff at offset 13)\n")
+    assert "Traceback" not in r.stderr
 
 
 def test_windows_line_endings(tmp_path):

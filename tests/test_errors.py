@@ -68,6 +68,8 @@ ERRORS = [
     ("def main = build (0 - 3) (fun i -> i)", "runtime", (1, 12), 26, "build of a negative count (-3)"),
     ("def main = floor (0.0 / 0.0)", "runtime", (1, 12), 17, "floor of nan is not an Int"),
     ("def main = main", "runtime", (1, 1), 15, "the value of `main` depends on itself"),
+    ("def main = let (y, back) = vjp (fun a -> [a, a * a]) 2.0 in back [1.0]", "runtime", (1, 28), 29,
+     "the cotangent given to the pullback of this vjp has a list of length 1 where the value has length 2"),
     ("def f xs = head xs\ndef main =\n  f ([] : [Real])", "runtime", (1, 12), 7, "head of an empty list"),
 ]
 

@@ -147,6 +147,22 @@ def test_compare_command_formats_and_budget(tmp_path):
     assert p.returncode == 0 and p.stdout.lstrip().startswith("{")
 
 
+def test_compare_measures_a_main_that_is_a_value_each_time(tmp_path):
+    """A `main` with no argument is a top-level value, computed once per machine: each timed run and
+    the measured run compute it again, so time and memory are the evaluation's."""
+    program = load_source("def main = grad (fun xs -> sum (map (fun x -> x * x) xs)) (build 2000 float)")
+    report = compare(program.world, lambda n: main_call(program, []), [None], ["backprop"], budget=60)
+    [row] = report.rows
+    assert row.metrics["prims"] > 4000 and row.metrics["bp_apps"] >= 4000
+    assert row.metrics["time"] > 1e-4 and row.metrics["memory"] > 2000 * 8
+
+
+def test_compare_asks_for_a_sweep_when_main_takes_an_argument(tmp_dl):
+    p = dl("compare", tmp_dl("arg.dl", "def main n = float n * 2.0\n"))
+    assert p.returncode == 1
+    assert "arg.dl:1:5: runtime error: main takes an argument: give its values with --sweep" in p.stderr
+
+
 @pytest.mark.parametrize("mode,expected", [
     ("backprop", "fun x -> let (x, x') = x in (x * x, fun a -o x' (x * a) + x' (x * a))"),
     ("forward", "fun x -> let (x, x_dot) = x in (x * x, x * x_dot + x * x_dot)"),
