@@ -148,6 +148,11 @@ def _cmp(op: str, a, b) -> Prim:
     return Prim(op, (a, b), ty=BOOL)
 
 
+def _pow_base_partial(op: str, x, y) -> If:
+    """∂(x^y)/∂x = y x^(y-1), and 0 where y = 0 (x^0 is the constant 1; the formula is 0 · ∞ at x = 0)."""
+    return _if(_cmp("==", y, _r(0)), _r(0), _p("*", y, _p(op, x, _p("-", y, _r(1)))))
+
+
 # ---- structural implementations ----------------------------------------------
 
 
@@ -216,7 +221,7 @@ _ROWS: list[tuple] = [
     ("/", R2, "real", rm.div, None, lambda x, y, r: [_p("/", _r(1), y), _p("neg", _p("/", r, y))],
      dict(raw=operator.truediv)),
     ("^", NUM2, "real", rm.pow, rm.int_pow,
-     lambda x, y, r: [_p("*", y, _p("^", x, _p("-", y, _r(1)))),
+     lambda x, y, r: [_pow_base_partial("^", x, y),
                       _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))],
      dict(fails=True, cost="transcendental", raw=math.pow)),
     ("neg", "Num 'a => 'a -> 'a", "real", operator.neg, operator.neg, lambda x, r: [_r(-1)], dict(py="-{0}")),
@@ -228,14 +233,15 @@ _ROWS: list[tuple] = [
      dict(cost="transcendental", raw=math.tan)),
     ("tanh", R1, "real", rm.tanh, None, lambda x, r: [_p("-", _r(1), _p("*", r, r))], dict(cost="transcendental")),
     ("sqrt", R1, "real", rm.sqrt, None, lambda x, r: [_p("/", _r(0.5), r)], dict(cost="transcendental", raw=math.sqrt)),
-    ("sigmoid", R1, "real", rm.sigmoid, None, lambda x, r: [_p("*", r, _p("-", _r(1), r))],
+    # σ'(x) = σ(x) σ(-x): as σ(x) (1 - σ(x)) it would be 0 from x ≈ 37 on, where 1 - σ(x) rounds to 0
+    ("sigmoid", R1, "real", rm.sigmoid, None, lambda x, r: [_p("*", r, _p("sigmoid", _p("neg", x)))],
      dict(cost="transcendental")),
     ("relu", R1, "real", rm.relu, None, lambda x, r: [_if(_cmp(">", x, _r(0)), _r(1), _r(0))], {}),
     ("softplus", R1, "real", rm.softplus, None, lambda x, r: [_p("sigmoid", x)], dict(cost="transcendental")),
     ("abs", "Num 'a => 'a -> 'a", "real", math.fabs, abs, lambda x, r: [_p("sign", x)], {}),
     ("sign", R1, "real", rm.sign, None, lambda x, r: [_r(0)], {}),
     ("pow", R2, "real", rm.pow, None,
-     lambda x, y, r: [_p("*", y, _p("pow", x, _p("-", y, _r(1)))),
+     lambda x, y, r: [_pow_base_partial("pow", x, y),
                       _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))],
      dict(cost="transcendental", raw=math.pow)),
     ("atan2", R2, "real", rm.atan2, None,

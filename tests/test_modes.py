@@ -31,6 +31,10 @@ AGREE = [
     ("def main = jvp (fun x -> (x * x, sin x)) 2.0 1.0", ((4.0, 0.9092974268256817), (4.0, -0.4161468365471424))),
     ("def main = let (y, pb) = vjp (fun (a, b) -> [a * b, a + b]) (2.0, 3.0) in (y, pb [1.0, 2.0])",
      ([6.0, 5.0], (5.0, 4.0))),
+    # x^0 is the constant 1 (the textbook partial y x^(y-1) is 0 * inf at 0); sigma' far out
+    ("def main = (grad (fun x -> x ^ 0) 0.0, grad (fun x -> pow x 0.0) 0.0, grad (fun x -> x ^ 2) 0.0)",
+     (0.0, 0.0, 0.0)),
+    ("def main = (grad sigmoid (-3.0), grad sigmoid 40.0)", (0.045176659730912144, 4.248354255291589e-18)),
     # Int and Bool inputs are not differentiated, but every mode evaluates f at them
     ("def main = grad (fun (x, n) -> x ^ 3.0 + float n * x) (2.0, 4)", (16.0, 0)),
     ("def main = grad (fun (x, b) -> if b then x * 3.0 else x) (2.0, true)", (3.0, False)),
