@@ -93,11 +93,17 @@ def to_real(n: int) -> float:
         return inf if n > 0 else -inf
 
 
+def _short(n: int) -> str:
+    """An Int for a message: its digits, or for a huge one its first digits and its length."""
+    text = str(n)
+    return text if len(text) <= 30 else f"{text[:12]}...({len(text)} digits)"
+
+
 def int_pow(x: int, y: int) -> int:
     if y < 0:
         raise DlRuntimeError(f"negative exponent in Int power: {x} ^ {y} (use Real numbers)")
     if y > 1_000_000 and abs(x) > 1:
-        raise DlRuntimeError(f"Int power {x} ^ {y} is too large to compute")
+        raise DlRuntimeError(f"Int power {_short(x)} ^ {_short(y)} is too large to compute")
     return x ** y
 
 
