@@ -49,6 +49,15 @@ def test_every_mode_computes_the_same_derivatives(source, expected, mode):
     assert close(run(source, mode=mode), expected, rel=rel, abs_=1e-9)
 
 
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "numeric"])
+def test_at_a_pole_every_exact_mode_gives_the_same_infinity(mode):
+    """A constant contributes nothing, even times an infinite partial: forward mode drops a constant's
+    zero tangent as reverse mode drops its zero backpropagator (not 0 * inf = nan)."""
+    source = ("def main = (grad (fun x -> 1.0 / x) 0.0, grad (fun x -> x / 0.0) 1.0, "
+              "derivative (fun x -> 2.0 / x) 0.0, grad (fun x -> 3.0 * (1.0 / x) + float 2) 0.0)")
+    assert run(source, mode=mode) == (-math.inf, math.inf, -math.inf, -math.inf)
+
+
 VECTOR_FUNCTION = """
 def f (a, b, c) = (a * b + sin c, [exp (a - c), a * b * c, tanh (b / (1.0 + c * c))])
 """

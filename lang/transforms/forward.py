@@ -26,6 +26,12 @@ from .common import Homomorphism, scale, variables_of
 
 TANGENT_PAIR = TTuple((REAL, REAL))
 
+# The tangent of a constant, zero by construction. The simplifier drops the terms it multiplies
+# (`∂ * 0 -> 0`, `t + 0 -> t`) for this node only, never for a 0.0 the program wrote, so that a
+# constant contributes nothing even where its partial is infinite: (1.0 / x)' at 0 is -inf, as in
+# reverse mode (where a constant's backpropagator is `fun a -o 0`), not 0 * inf = nan.
+ZERO_TANGENT = c.Lit(0.0, ty=REAL)
+
 
 def transform(e: c.Expr) -> c.Expr:
     """→D of a term (a source term, or a term →D already produced)."""
@@ -39,7 +45,7 @@ class Forward(Homomorphism):
 
     def constant(self, value: c.Expr) -> c.Expr:
         """r  ->  (r, 0.0)."""
-        return c.Tuple((value, c.Lit(0.0, ty=REAL)), ty=TANGENT_PAIR, span=value.span)
+        return c.Tuple((value, ZERO_TANGENT), ty=TANGENT_PAIR, span=value.span)
 
     def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
         """∂1 f * x1_dot + ... + ∂k f * xk_dot."""

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from .. import core as c
 from ..types import REAL, prune
+from .forward import ZERO_TANGENT
 
 
 def is_zero_backpropagator(e: c.Expr) -> bool:
@@ -97,9 +98,16 @@ def _is_zero_real(e: c.Expr) -> bool:
 
 
 def _fold(e: c.Prim) -> c.Expr:
-    """Negation of a literal, and multiplication by the literal 1.0."""
+    """Negation of a literal, multiplication by the literal 1.0, and a constant's zero tangent
+    dropped from products and sums (forward mode)."""
     if prune(e.ty) != REAL:
         return e
+    if any(a is ZERO_TANGENT for a in e.args):
+        if e.op in ("*", "neg"):
+            return ZERO_TANGENT
+        if e.op == "+":
+            x, y = e.args
+            return y if x is ZERO_TANGENT else x
     if e.op == "neg" and isinstance(e.args[0], c.Lit):
         return c.Lit(-e.args[0].value, ty=e.ty, span=e.span)
     if e.op == "*":
