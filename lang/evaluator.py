@@ -36,7 +36,10 @@ from typing import Any, Callable
 from . import core as c
 from .errors import DlError, DlRuntimeError
 from .primitives import PRIMITIVES, Primitive
+from .loader import PRELUDE
+from .resources import prelude_path
 from .runtime import Code, Fun, apply
+from .spans import Span
 from .types import INT, TFun, prune
 
 lambda_chain = c.lambda_chain
@@ -536,10 +539,18 @@ class Gen:
         v = self.local()
         joined = ", ".join(values)
         if known is not None:
-            self.line(ind, f"{v} = {fn}.body((), {joined})")
+            call = f"{v} = {fn}.body((), {joined})"
         else:
-            self.line(ind, f"{v} = {fn}.body({fn}.captured, {joined}) if {fn}.arity == {n} "
-                           f"else _apply({fn}, ({joined},))")
+            call = f"{v} = {fn}.body({fn}.captured, {joined}) if {fn}.arity == {n} else _apply({fn}, ({joined},))"
+        if isinstance(head, c.Global) and head.module == PRELUDE and e.span.filename != _PRELUDE_FILE:
+            # an error inside a prelude function is reported at the program's call of it
+            self.line(ind, "try:")
+            self.line(ind + 1, call)
+            self.line(ind, "except _DlError as err:")
+            self.line(ind + 1, f"raise {self.const(_raised_in_prelude)}(err, {self.const(e.span)}, "
+                               f"{self.const(head.name)})")
+        else:
+            self.line(ind, call)
         return v
 
     def primitive(self, e: c.Prim, ind: int) -> str:
@@ -573,6 +584,17 @@ class Gen:
         for ln in lines:
             self.line(ind, ln)
         return v
+
+
+_PRELUDE_FILE = str(prelude_path())
+
+
+def _raised_in_prelude(err: DlError, call: Span, name: str) -> DlError:
+    """A runtime error raised inside the prelude, pointed at the call that led there (GHC's `called at`)."""
+    if err.span.filename == _PRELUDE_FILE:
+        err.notes = (*err.notes, f"  (raised inside the prelude's `{name}`, at {err.span})")
+        err.span = call
+    return err
 
 
 # ---- map, fold, zipWith and build on a lambda written in place: a Python loop ------------------

@@ -87,6 +87,31 @@ def test_diagnostics(tmp_dl, source, kind, where, width, words):
     assert len(err.rstrip("\n").split("\n")) == 3  # nothing else
 
 
+@pytest.mark.parametrize("source,where,width,words,inside", [
+    ("def main = maximum ([] : [Real])", (1, 12), 21, "head of an empty list", "maximum"),
+    ("def f xs = 1.0 + last xs\ndef main = f []", (1, 18), 7, "out of range for a list of length 0", "last"),
+])
+def test_an_error_inside_the_prelude_points_at_the_call(tmp_dl, source, where, width, words, inside):
+    """As GHC's `called at`: the program's line, and a note saying where in the prelude it was raised."""
+    path = tmp_dl("prog.dl", source + "\n")
+    code, out, err = cli("run", path)
+    assert (code, out) == (1, "")
+    d = diagnostic(err)
+    assert (d["file"], d["kind"], (d["line"], d["col"])) == (path, "runtime", where), err
+    assert words in d["message"]
+    assert d["caret"] == "    " + " " * (where[1] - 1) + "^" * width
+    note = err.rstrip("\n").split("\n")[3]
+    assert note.startswith(f"  (raised inside the prelude's `{inside}`, at ") and "prelude.dl:" in note
+
+
+def test_an_error_in_a_function_given_to_the_prelude_stays_in_the_program(tmp_dl):
+    path = tmp_dl("prog.dl", "def main = sum (map (fun xs -> head xs) [[1.0], []])\n")
+    code, _, err = cli("run", path)
+    d = diagnostic(err)
+    assert (code, d["line"], d["col"], d["message"]) == (1, 1, 32, "head of an empty list")
+    assert "prelude" not in err
+
+
 def test_check_reports_the_same_diagnostics_except_runtime_ones(tmp_dl):
     for source, kind, where, _, words in ERRORS:
         if kind == "runtime" or "`main` is not defined" in words:
