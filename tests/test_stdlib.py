@@ -216,6 +216,15 @@ VALUES = [
     ("(sortBy (fun x y -> x >= y) [3.0, 1.0, 4.0, 1.5], sortBy (fun x y -> x <= y) [])",
      ([4.0, 3.0, 1.5, 1.0], [])),
     ("sort [5, 3, 9, 1, 3, 0, 7, 2, 8]", [0, 1, 2, 3, 3, 5, 7, 8, 9]),
+    # long lists take the halving paths of filter, concat, scanl, merge and samples
+    ("filter (fun x -> mod x 3 == 0) (range 1000)", [x for x in range(1000) if x % 3 == 0]),
+    ("concat (map (fun i -> range (mod i 4)) (range 100))", [j for i in range(100) for j in range(i % 4)]),
+    ("scanl (fun acc x -> acc + x) 0 (range 200)", [sum(range(k)) for k in range(201)]),
+    ("sortBy (fun (a, _) (b, _) -> a <= b) (map (fun i -> (mod (i * 37) 11, i)) (range 300))",  # stable
+     sorted([((i * 37) % 11, i) for i in range(300)], key=lambda t: t[0])),
+    ("sort (map (fun i -> mod (i * 7919) 1009) (range 2000))", sorted((i * 7919) % 1009 for i in range(2000))),
+    ("(countWhile (fun x -> x < 5) [1, 2, 7, 9], countWhile (fun x -> x < 5) [], countWhile (fun x -> x < 5) [1, 2])",
+     (2, 0, 2)),
     ("(argmax [1.0, 5.0, 2.0, 5.0], argmin [3.0, 1.0, 4.0, 1.0])", (1, 1)),
     # statistics and learning
     ("variance [3.0, 1.0, 4.0, 1.5]", variance(X)),
@@ -224,11 +233,15 @@ VALUES = [
     ("mse [1.0, 2.0] [1.5, 0.0]", (0.25 + 4.0) / 2),
     ("(logsumexp [1.0, 2.0, 3.0], logsumexp [1000.0, 1000.0])", (lse([1.0, 2.0, 3.0]), 1000.0 + math.log(2.0))),
     ("softmax [1.0, 2.0, 3.0]", softmax([1.0, 2.0, 3.0])),
+    ("(softmax [1e15, 1e15], logSoftmax [1e15, 1e15], crossEntropy [1e15, 1e15] [1.0, 0.0])",  # at scale
+     ([0.5, 0.5], [-math.log(2.0), -math.log(2.0)], math.log(2.0))),
     ("logSoftmax [1.0, 2.0, 3.0]", [x - lse([1.0, 2.0, 3.0]) for x in [1.0, 2.0, 3.0]]),
     ("crossEntropy [1.0, 2.0, 3.0] [0.0, 0.25, 0.75]",
      -(0.25 * math.log(softmax([1.0, 2.0, 3.0])[1]) + 0.75 * math.log(softmax([1.0, 2.0, 3.0])[2]))),
     ("(binaryCrossEntropy 0.5 1.0, binaryCrossEntropy 0.5 0.0, binaryCrossEntropy (-800.0) 1.0)",
      (-math.log(1 / (1 + math.exp(-0.5))), -math.log(1 - 1 / (1 + math.exp(-0.5))), 800.0)),
+    ("(binaryCrossEntropy 40.0 1.0, binaryCrossEntropy (-40.0) 0.0, binaryCrossEntropy 0.0 1.0)",
+     (math.log1p(math.exp(-40.0)), math.log1p(math.exp(-40.0)), math.log(2.0))),
     # linear algebra
     ("scale 2.0 [1.0, -3.0]", [2.0, -6.0]),
     ("(add [1.0, 2.0] [10.0, 20.0], sub [1.0, 2.0] [10.0, 20.0], hadamard [1.0, 2.0] [10.0, 20.0])",
@@ -328,6 +341,8 @@ GRADIENTS = [
     ("fun xs -> crossEntropy xs [0.2, 0.3, 0.5]", "[1.0, 2.0, 0.5]"),
     ("fun xs -> variance xs + norm xs", "[1.0, 2.0, 0.5]"),
     ("fun xs -> dot (softmax xs) [1.0, 2.0, 3.0]", "[1.0, 2.0, 0.5]"),
+    ("fun (z, w) -> binaryCrossEntropy z 0.25 + binaryCrossEntropy w 0.75", "(0.0, 2.0)"),
+    ("fun xs -> head (logSoftmax xs) + get (softmax xs) 1", "[300.0, 301.0, 299.5]"),
     ("fun xs -> head (sort xs) + 2.0 * last (sortBy (fun a b -> a <= b) xs)", "[3.0, 1.0, 2.0]"),
     ("fun m -> sum (solve m [1.0, 2.0])", "[[2.0, 1.0], [1.0, 3.0]]"),
     ("fun m -> sum (map sum (matmul m (transpose m)))", "[[2.0, 1.0], [1.0, 3.0]]"),
