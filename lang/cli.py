@@ -201,6 +201,9 @@ def _check(args) -> int:
 
 def _transform(args) -> int:
     from .workbench import transform_command
+    if args.sweep and args.mode != "symbolic":
+        print("dl: transform: --sweep is for --mode symbolic (the expression sizes of main n)", file=sys.stderr)
+        return EXIT_USAGE
     print(transform_command(args))
     return EXIT_OK
 

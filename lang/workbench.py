@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import core as c
 from .errors import DlRuntimeError
+from .loader import PRELUDE
 from .mono import Specializer
 from .printer import show_term
 from .target_check import TargetLanguage, check
@@ -76,6 +77,21 @@ def default_instance(scheme) -> tuple:
     return tuple(REAL for _ in scheme.constrained)
 
 
+def _visible_def(program, name: str):
+    """The file's own definition of `name`, else one of its imports' (the last loaded), else the prelude's."""
+    world = program.world
+    for d in program.module.defs:
+        if d.name == name:
+            return d
+    for module in reversed(list(world.modules.values())):
+        if module.id not in (program.module.id, PRELUDE):
+            for d in module.defs:
+                if d.name == name:
+                    return d
+    key = world.prelude_exports.get(name)
+    return world.defs.get(key) if key else None
+
+
 def transform_command(args) -> str:
     """`dl transform FILE [--def NAME] [--mode M] [--simplify]`."""
     from .deep import run_deep
@@ -83,7 +99,7 @@ def transform_command(args) -> str:
 
     def work() -> str:
         program = load(args.file)
-        d = find_def(program, args.name)
+        d = _visible_def(program, args.name) or find_def(program, args.name)
         spec = Specializer(program.world)
         inst = default_instance(d.scheme)
         e = spec.get(d.module, d.name, inst)

@@ -203,6 +203,7 @@ USAGE = [
     (["compare", "{file}", "--plot", "{dir}/nope/out.png"], "argument --plot: '{dir}/nope/out.png': no such directory"),
     (["compare", "{file}", "--plot", "{dir}/out.txt"], "argument --plot: '{dir}/out.txt': the plot is written as .png"),
     (["compare", "{file}", "--budget", "0"], "argument --budget: expected a positive number of seconds, not '0'"),
+    (["transform", "{file}", "--sweep", "n=1..3"], "dl: transform: --sweep is for --mode symbolic"),
 ]
 
 

@@ -188,6 +188,13 @@ def test_transform_prints_the_paper_form(mode, expected, tmp_dl):
     assert "¬Real" in p.stdout or mode == "forward"
 
 
+def test_transform_of_a_prelude_definition(tmp_dl):
+    path = tmp_dl("f.dl", "def f x = x * x\n")
+    p = dl("transform", path, "--def", "logsumexp")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("-- ←D(logsumexp) in backprop mode\n-- source type: [Real] -> Real\n")
+
+
 def test_transform_symbolic_shows_the_swell(tmp_dl):
     path = tmp_dl("l.dl", "def l n x = if n == 0 then x else l (n - 1) (4.0 * x * (1.0 - x))\n"
                           "def main = grad (l 1) 0.3\n")
