@@ -37,7 +37,6 @@ from . import core as c
 from .errors import DlError, DlRuntimeError
 from .primitives import PRIMITIVES, Primitive
 from .loader import PRELUDE
-from .resources import prelude_path
 from .runtime import Code, Fun, apply
 from .spans import Span
 from .types import INT, TFun, prune
@@ -181,6 +180,12 @@ class Compiler:
         for found in self.globals.values():
             if isinstance(found, Cell):
                 found.v = UNSET
+
+    def prelude_source(self):
+        """The prelude's Source, as its definitions' spans name it (a cached prelude keeps the path it
+        was first loaded from), or None."""
+        module = self.machine.world.modules.get(PRELUDE)
+        return module.defs[0].span.source if module is not None and module.defs else None
 
     def source_of_global(self, key: tuple) -> c.Expr:
         """The term a global is compiled from: the specialised definition (transforms override)."""
@@ -542,13 +547,14 @@ class Gen:
             call = f"{v} = {fn}.body((), {joined})"
         else:
             call = f"{v} = {fn}.body({fn}.captured, {joined}) if {fn}.arity == {n} else _apply({fn}, ({joined},))"
-        if isinstance(head, c.Global) and head.module == PRELUDE and e.span.filename != _PRELUDE_FILE:
+        prelude = self.compiler.prelude_source() if isinstance(head, c.Global) and head.module == PRELUDE else None
+        if prelude is not None and e.span.source is not None and e.span.filename != prelude.name:
             # an error inside a prelude function is reported at the program's call of it
             self.line(ind, "try:")
             self.line(ind + 1, call)
             self.line(ind, "except _DlError as err:")
             self.line(ind + 1, f"raise {self.const(_raised_in_prelude)}(err, {self.const(e.span)}, "
-                               f"{self.const(head.name)})")
+                               f"{self.const(head.name)}, {self.const(prelude.name)})")
         else:
             self.line(ind, call)
         return v
@@ -586,12 +592,9 @@ class Gen:
         return v
 
 
-_PRELUDE_FILE = str(prelude_path())
-
-
-def _raised_in_prelude(err: DlError, call: Span, name: str) -> DlError:
+def _raised_in_prelude(err: DlError, call: Span, name: str, prelude: str) -> DlError:
     """A runtime error raised inside the prelude, pointed at the call that led there (GHC's `called at`)."""
-    if err.span.filename == _PRELUDE_FILE:
+    if err.span.source is not None and err.span.filename == prelude:
         err.notes = (*err.notes, f"  (raised inside the prelude's `{name}`, at {err.span})")
         err.span = call
     return err
