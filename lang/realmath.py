@@ -85,6 +85,15 @@ def pow(x: float, y: float) -> float:
         return nan
 
 
+def fmin(x: float, y: float) -> float:
+    """The smaller, the first on a tie, and nan if either is nan (as numpy's minimum, not Python's min)."""
+    return x if x <= y else y if y < x else nan
+
+
+def fmax(x: float, y: float) -> float:
+    return x if x >= y else y if y > x else nan
+
+
 def to_real(n: int) -> float:
     """An Int as the nearest Real; past the largest float, an infinity (as IEEE conversion does)."""
     try:

@@ -111,6 +111,9 @@ IEEE = [
     ("sigmoid (-1000.0)", "0.0"), ("sigmoid 1000.0", "1.0"), ("softplus 1000.0", "1000.0"),
     ("1e308 * 10.0", "inf"), ("1e-400", "0.0"), ("float (2 ^ 2000)", "inf"), ("float (0 - 2 ^ 2000)", "-inf"),
     ("(0.0 / 0.0) == (0.0 / 0.0)", "false"), ("relu (0.0 / 0.0)", "nan"),
+    # min and max propagate nan from either side (numpy's minimum/maximum), not Python's min/max
+    ("max 1.0 (0.0 / 0.0)", "nan"), ("max (0.0 / 0.0) 1.0", "nan"), ("min 1.0 (0.0 / 0.0)", "nan"),
+    ("min (0.0 / 0.0) 1.0", "nan"), ("maximum [1.0, 0.0 / 0.0, 3.0]", "nan"),
     ("1" + "0" * 400 + " * 1.0", "inf"),
 ]
 

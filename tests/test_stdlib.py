@@ -192,7 +192,7 @@ VALUES = [
     ("(take 2 [1.0, 2.0, 3.0], take 5 [1.0], take (-1) [1.0])", ([1.0, 2.0], [1.0], [])),
     ("(drop 2 [1.0, 2.0, 3.0], drop 5 [1.0], drop (-1) [1.0])", ([3.0], [], [1.0])),
     ("filter (fun x -> x > 1.2) [3.0, 1.0, 4.0, 1.5]", [3.0, 4.0, 1.5]),
-    ("replicate 3 true", [True, True, True]),
+    ("(replicate 3 true, replicate 0 true, replicate (-2) true)", ([True, True, True], [], [])),
     ("(linspace 0.0 1.0 5, linspace 2.0 3.0 1)", ([0.0, 0.25, 0.5, 0.75, 1.0], [2.0])),
     ("(maximum [3.0, 1.0, 4.0, 1.5], minimum [3.0, 1.0, 4.0, 1.5])", (4.0, 1.0)),
     ("(all (fun x -> x > 0.0) [1.0, 2.0], all (fun x -> x > 1.0) [1.0, 2.0], all (fun x -> x > 1.0) [])",
