@@ -40,8 +40,7 @@ class Machine:
     def forget_values(self) -> None:
         """Every top-level value is computed again on next use, in every language; code is kept."""
         for compiler in [self.primal, *self.ad.compilers.values()]:
-            if hasattr(compiler, "forget_values"):
-                compiler.forget_values()
+            compiler.forget_values()
 
     def compile_expression(self, typed: c.Expr):
         """Specialise and compile a typed closed expression (a REPL input, `main` applied to arguments).

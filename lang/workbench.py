@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from . import core as c
 from .errors import DlRuntimeError
-from .loader import PRELUDE
 from .mono import Specializer
 from .printer import show_term
 from .target_check import TargetLanguage, check
@@ -78,17 +77,9 @@ def default_instance(scheme) -> tuple:
 
 
 def _visible_def(program, name: str):
-    """The file's own definition of `name`, else one of its imports' (the last loaded), else the prelude's."""
+    """The definition `name` means in the file: its own or an import's (the module's exports), else the prelude's."""
     world = program.world
-    for d in program.module.defs:
-        if d.name == name:
-            return d
-    for module in reversed(list(world.modules.values())):
-        if module.id not in (program.module.id, PRELUDE):
-            for d in module.defs:
-                if d.name == name:
-                    return d
-    key = world.prelude_exports.get(name)
+    key = program.module.exports.get(name) or world.prelude_exports.get(name)
     return world.defs.get(key) if key else None
 
 

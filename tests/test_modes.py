@@ -188,11 +188,15 @@ def test_transform_prints_the_paper_form(mode, expected, tmp_dl):
     assert "¬Real" in p.stdout or mode == "forward"
 
 
-def test_transform_of_a_prelude_definition(tmp_dl):
+def test_transform_of_a_prelude_or_imported_definition(tmp_dl):
     path = tmp_dl("f.dl", "def f x = x * x\n")
     p = dl("transform", path, "--def", "logsumexp")
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("-- ←D(logsumexp) in backprop mode\n-- source type: [Real] -> Real\n")
+    user = tmp_dl("g.dl", 'import "f.dl"\ndef g x = f x + 1.0\n')
+    p = dl("transform", user, "--def", "f", "--mode", "forward")
+    assert p.returncode == 0, p.stderr
+    assert "fun x -> let (x, x_dot) = x in (x * x, x * x_dot + x * x_dot)" in p.stdout
 
 
 def test_transform_symbolic_shows_the_swell(tmp_dl):
