@@ -170,9 +170,9 @@ class DL(Tool):
     name, label = "dl", "dl backprop"
 
     def __init__(self):
-        from lang.loader import Loader, World
-        from lang.machine import Machine
-        from lang.runtime import apply
+        from lang.front.loader import Loader, World
+        from lang.back.machine import Machine
+        from lang.model.values import apply
         self._Machine, self._apply = Machine, apply
         self.world = World()
         self.loader = Loader(self.world)
@@ -182,7 +182,7 @@ class DL(Tool):
 
     def module(self, w):
         if w.key not in self.modules:
-            from lang.spans import Source
+            from lang.model.spans import Source
             path = DL_DIR / w.dl_file
             self.modules[w.key] = self.loader.load_source(Source(str(path), path.read_text()), w.dl_file)
             self.machines[w.key] = self._Machine(self.world, mode="backprop")

@@ -9,7 +9,7 @@ once; then, per workload and size, every tool's `primal` and `vg` (value and gra
 timed in interleaved rounds (one sample of each per round, the order rotated every round, one command
 at a time) so that all tools share the machine's noise; a sample of a quick callable is a loop of k
 calls. Tables give medians; ratios are medians of same-round ratios. Workers run on a thread with a
-1 GiB stack and a recursion limit of 2,000,000 (what dl's own `lang.deep` uses), which micrograd's
+1 GiB stack and a recursion limit of 2,000,000 (what dl's own `lang.back.deep` uses), which micrograd's
 recursive topological sort needs on deep graphs. Peak memory is tracemalloc's peak over one call.
 """
 from __future__ import annotations
@@ -244,7 +244,7 @@ def measure_startup(cfg: Config) -> dict:
         commands = {
             "dl run trivial.dl": [dl_path, "run", str(trivial)],
             "python -c pass": [sys.executable, "-c", "pass"],
-            "python -c 'import lang.cli'": [sys.executable, "-c", "import lang.cli"],
+            "python -c 'import lang.tools.cli'": [sys.executable, "-c", "import lang.tools.cli"],
         }
         # As after any pip install, modules load from cached bytecode: a PYTHONDONTWRITEBYTECODE
         # inherited from the shell would make every run compile dl's sources again.
@@ -459,7 +459,7 @@ def write_report(data: dict, path: Path) -> None:
       "medians. *µs/op* divides by the workload's primitive-operation count (the same for every tool: table "
       "*Workloads*). Peers run single-threaded (torch.set_num_threads(1), XLA single-thread flags) in float64. "
       "Each tool runs in its own process, driven one command at a time (tools sharing a process slowed each other), "
-      "on a thread with a 1 GiB stack and recursion limit 2,000,000, as dl's `lang.deep` does: micrograd's "
+      "on a thread with a 1 GiB stack and recursion limit 2,000,000, as dl's `lang.back.deep` does: micrograd's "
       "recursive topological sort needs it on deep graphs (W2 at n = 10^4 is a chain of 5·10^4 nodes). "
       "Before each sample the collector runs and `gc.freeze()` moves every survivor (the tool's modules, caches, "
       "inputs) out of its reach, untimed. After each sample's calls the collector runs once more, timed (not for gc.disable() rows): "
@@ -786,7 +786,7 @@ def body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suff
         "Times are wall-clock medians on a shared 2-core machine: other jobs ran alongside. Ratios between "
         "tools measured in the same interleaved rounds are more trustworthy than the absolute µs.",
         "micrograd's `backward()` sorts the graph recursively; it runs here on a big-stack thread with a "
-        "recursion limit of 2,000,000 (as dl's `lang.deep` runs dl), which is what lets W2 at n = 10^4 finish.",
+        "recursion limit of 2,000,000 (as dl's `lang.back.deep` runs dl), which is what lets W2 at n = 10^4 finish.",
         "Each tool runs in its own worker process (`benchmarks/worker.py`), driven one command at a time by "
         "the parent: in a shared process, what one tool leaves behind (allocator state, caches, JAX's and "
         "PyTorch's threads) slowed the next one's samples, dl's value and gradient by up to 2x at n = 10^3.",

@@ -35,7 +35,7 @@ MAKERS = {
     "fd": lambda: peers.FiniteDifferences(),
 }
 
-STACK_BYTES = 1 << 30         # as dl's lang.deep: micrograd's recursive topological sort needs it
+STACK_BYTES = 1 << 30         # as dl's lang.back.deep: micrograd's recursive topological sort needs it
 RECURSION_LIMIT = 2_000_000
 
 

@@ -11,12 +11,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lang.deep import run_deep  # noqa: E402
-from lang.loader import Loader, World  # noqa: E402
-from lang.pipeline import Program, run_main  # noqa: E402
-from lang.spans import Source  # noqa: E402
+from lang.back.deep import run_deep  # noqa: E402
+from lang.front.loader import Loader, World  # noqa: E402
+from lang.model.spans import Source  # noqa: E402
+from lang.modes.table import MODES, get, listed  # noqa: E402
+from lang.tools.pipeline import Program, run_main  # noqa: E402
 
-_WORLD_CACHE: dict = {}
+# The modes, from the mode table: every test that loops over modes covers a new row without an edit.
+EXACT_MODES = [m.name for m in listed() if m.tolerance <= 1e-9]                 # agree with backprop to 1e-9
+TRANSFORM_MODES = list({m.transform: m.name for m in reversed(listed()) if m.transform}.values())[::-1]
+# (one mode per term transform: backprop and backprop-naive share ←D)
+__all__ = ["MODES", "EXACT_MODES", "TRANSFORM_MODES", "get"]
 
 
 def load_source(text: str, name: str = "test.dl") -> Program:
@@ -31,13 +36,13 @@ def load_source(text: str, name: str = "test.dl") -> Program:
 def run(text: str, mode: str = "backprop", args: list[str] | None = None, counting: bool = False):
     """The value of `main` in `text`."""
     program = load_source(text)
-    value, _ = run_deep(lambda: run_main(program, args or [], mode, counting))
+    value, _ = run_deep(lambda: run_main(program, args or [], get(mode), counting))
     return value
 
 
 def run_with_machine(text: str, mode: str = "backprop", args: list[str] | None = None, counting: bool = True):
     program = load_source(text)
-    return run_deep(lambda: run_main(program, args or [], mode, counting))
+    return run_deep(lambda: run_main(program, args or [], get(mode), counting))
 
 
 def dl(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -76,7 +81,7 @@ def cli(*args: str) -> tuple[int, str, str]:
     import contextlib
     import io
 
-    from lang.cli import main
+    from lang.tools.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -17,16 +17,13 @@ import math
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import close, load_source
-from lang.deep import run_deep
-from lang.errors import DlError
-from lang.mono import Specializer
-from lang.pipeline import run_main
-from lang.target_check import check
-from lang.workbench import language, transform_term
-
-MODES = ["backprop", "backprop-naive", "forward", "tape", "symbolic", "numeric"]
-
+from conftest import EXACT_MODES, MODES, TRANSFORM_MODES, close, get, load_source
+from lang.back.deep import run_deep
+from lang.model.errors import DlError
+from lang.front.mono import Specializer
+from lang.tools.pipeline import run_main
+from lang.transforms.check import check
+from lang.tools.workbench import language, transform_term
 
 @st.composite
 def real_expr(draw, scope: tuple, depth: int):
@@ -69,7 +66,7 @@ def real_expr(draw, scope: tuple, depth: int):
 
 
 def evaluate(program, mode):
-    value, _ = run_deep(lambda: run_main(program, [], mode))
+    value, _ = run_deep(lambda: run_main(program, [], get(mode)))
     return value
 
 
@@ -106,7 +103,7 @@ def test_random_programs(expr, x, y):
     value, grad = results["backprop"]
     assume(math.isfinite(value) and all(math.isfinite(g) for g in grad))
     assume(abs(value) < 1e8)
-    for mode in ("backprop-naive", "forward", "tape", "symbolic"):
+    for mode in EXACT_MODES:
         assert close(results[mode], results["backprop"], rel=1e-9, abs_=1e-9), (mode, source)
     forward, backward, central = differences(source, (x, y), 1e-6)
     # smooth at this point (no kink, no branch switch within the step): one-sided differences agree
@@ -117,6 +114,6 @@ def test_random_programs(expr, x, y):
     spec = Specializer(program.world)
     d = next(d for d in program.module.defs if d.name == "f")
     e = spec.get(d.module, d.name, ())
-    for mode in ("backprop", "forward"):
+    for mode in TRANSFORM_MODES:
         for simplify in (False, True):
-            check(transform_term(e, mode, simplify), e.ty, language(mode, spec))
+            check(transform_term(e, get(mode), simplify), e.ty, language(get(mode), spec))

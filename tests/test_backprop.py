@@ -9,7 +9,7 @@ import math
 import pytest
 
 from conftest import close, dl, load_source, run, run_with_machine
-from lang.errors import DlError
+from lang.model.errors import DlError
 
 REVERSE = ["backprop", "backprop-naive"]
 

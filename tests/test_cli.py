@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 an error in the program (a diagnostic on stderr),
 2 a usage error. stdout carries only the value of `main`. Most tests start a
-real `python -m lang` process; the long tables run `lang.cli.main` in this
+real `python -m lang` process; the long tables run `lang.tools.cli.main` in this
 process (the same code, without an interpreter start per row), with one row
 of each also as a subprocess.
 """

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import cli, diagnostic, dl
-from lang.errors import DlError, DlTypeError, render
-from lang.spans import Source, Span
+from lang.model.errors import DlError, DlTypeError, render
+from lang.model.spans import Source, Span
 
 # source, kind, (line, col), caret width, words the message must contain
 ERRORS = [

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import run
-from lang.errors import DlError
-from lang.runtime import Code, Fun, show_value
+from lang.model.errors import DlError
+from lang.model.values import Code, Fun, show_value
 
 
 def shown(text: str, args: list[str] | None = None) -> str:

@@ -15,15 +15,15 @@ import time
 
 import pytest
 
-from conftest import ROOT, close, dl
+from conftest import ROOT, close, dl, get
 
-from lang.deep import run_deep
-from lang.mono import Specializer
-from lang.pipeline import load
-from lang.printer import show_term
-from lang.target_check import check
-from lang.types import show_scheme
-from lang.workbench import default_instance, language, transform_term
+from lang.back.deep import run_deep
+from lang.front.mono import Specializer
+from lang.tools.pipeline import load
+from lang.model.printer import show_term
+from lang.transforms.check import check
+from lang.model.types import show_scheme
+from lang.tools.workbench import default_instance, language, transform_term
 
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.dl"))
 TIME_LIMIT = 30.0
@@ -189,29 +189,9 @@ def test_transform_leaves_pure_lambda_terms_unchanged(name, mode):
         spec = Specializer(program.world)
         d = next(d for d in program.module.defs if d.name == name)
         e = spec.get(d.module, d.name, default_instance(d.scheme))
-        out = transform_term(e, mode)
-        target_type = check(out, e.ty, language(mode, spec))
+        out = transform_term(e, get(mode))
+        target_type = check(out, e.ty, language(get(mode), spec))
         return show_term(out), show_term(e), show_scheme(target_type), show_scheme(e.ty)
     out, source, target_type, source_type = run_deep(work)
     assert out == source
     assert target_type == source_type
-
-
-def example_defs():
-    out = []
-    for name in EXAMPLES:
-        program = run_deep(lambda: load(str(ROOT / "examples" / name)))
-        out += [(name, d.name) for d in program.module.defs]
-    return out
-
-
-@pytest.mark.parametrize("mode", ["backprop", "forward"])
-@pytest.mark.parametrize("example,name", example_defs())
-def test_transform_of_every_example_definition_type_checks(example, name, mode):
-    def work():
-        program = load(str(ROOT / "examples" / example))
-        spec = Specializer(program.world)
-        d = next(d for d in program.module.defs if d.name == name)
-        e = spec.get(d.module, d.name, default_instance(d.scheme))
-        check(transform_term(e, mode), e.ty, language(mode, spec))
-    run_deep(work)

@@ -3,7 +3,7 @@
 Whatever the input, `dl run` and `dl check` exit with 0 or 1, print either a
 value or a SPEC §9 diagnostic, never a Python traceback or an "internal
 error", and stop in bounded time (`--budget` stops a runaway evaluation).
-Most examples run `lang.cli.main` in this process (the path `dl` takes,
+Most examples run `lang.tools.cli.main` in this process (the path `dl` takes,
 without an interpreter start per example); a few run the real subprocess.
 """
 from __future__ import annotations

@@ -9,11 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, close, dl, load_source, run
-from lang.compare import compare
-from lang.pipeline import main_call
-
-MODES = ["backprop", "backprop-naive", "forward", "tape", "symbolic", "numeric"]
+from conftest import EXACT_MODES, MODES, ROOT, close, dl, get, load_source, run
+from lang.tools.compare import compare
+from lang.tools.pipeline import main_call
 
 AGREE = [
     ("def f x1 x2 = log x1 + x1 * x2 - sin x2\ndef main = grad (fun (a, b) -> f a b) (2.0, 5.0)",
@@ -45,11 +43,11 @@ AGREE = [
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("source,expected", AGREE)
 def test_every_mode_computes_the_same_derivatives(source, expected, mode):
-    rel = 1e-6 if mode == "numeric" else 1e-12
+    rel = 1e-6 if get(mode).tolerance > 1e-9 else 1e-12
     assert close(run(source, mode=mode), expected, rel=rel, abs_=1e-9)
 
 
-@pytest.mark.parametrize("mode", [m for m in MODES if m != "numeric"])
+@pytest.mark.parametrize("mode", EXACT_MODES)
 def test_at_a_pole_every_exact_mode_gives_the_same_infinity(mode):
     """A constant contributes nothing, even times an infinite partial: forward mode drops a constant's
     zero tangent as reverse mode drops its zero backpropagator (not 0 * inf = nan)."""
@@ -98,7 +96,7 @@ def test_higher_derivatives_by_nested_forward_mode(source, expected):
 
 def exponents(text: str, sizes, modes):
     program = load_source(text)
-    report = compare(program.world, lambda n: main_call(program, [str(n)]), sizes, modes, budget=60)
+    report = compare(program.world, lambda n: main_call(program, [str(n)]), sizes, [get(m) for m in modes], budget=60)
     assert all(r.status == "ok" for r in report.rows), [(r.mode, r.status) for r in report.rows]
     return report.exponents, report
 
@@ -136,7 +134,7 @@ def test_growth_logistic_symbolic_swells_backprop_does_not():
 def test_numeric_mode_loses_accuracy_on_the_logistic_map():
     program = load_source(LOGISTIC)
     report = compare(program.world, lambda n: main_call(program, [str(n)]), [5, 100],
-                     ["backprop", "forward", "numeric"], budget=60)
+                     [get(m) for m in ("backprop", "forward", "numeric")], budget=60)
     err = {(r.mode, r.n): r.error for r in report.rows}
     assert err[("forward", 100)] < 1e-6
     assert err[("numeric", 5)] < 1e-6
@@ -164,7 +162,7 @@ def test_compare_measures_a_main_that_is_a_value_each_time(tmp_path):
     """A `main` with no argument is a top-level value, computed once per machine: each timed run and
     the measured run compute it again, so time and memory are the evaluation's."""
     program = load_source("def main = grad (fun xs -> sum (map (fun x -> x * x) xs)) (build 2000 float)")
-    report = compare(program.world, lambda n: main_call(program, []), [None], ["backprop"], budget=60)
+    report = compare(program.world, lambda n: main_call(program, []), [None], [get("backprop")], budget=60)
     [row] = report.rows
     assert row.metrics["prims"] > 4000 and row.metrics["bp_apps"] >= 4000
     assert row.metrics["time"] > 1e-4 and row.metrics["memory"] > 2000 * 8

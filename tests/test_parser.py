@@ -2,7 +2,7 @@
 
 Syntax nodes compare without their spans, so the expected trees below are
 written without positions. The last part is a hypothesis property: random
-core terms, printed by `lang.printer.show_term`, parse and desugar back to
+core terms, printed by `lang.model.printer.show_term`, parse and desugar back to
 the same term.
 """
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lang import core as c
-from lang import syntax as s
-from lang.desugar import Desugarer, Fresh, names_in
-from lang.errors import DlSyntaxError
-from lang.parser import parse_expr, parse_program, parse_type
-from lang.primitives import OPERATOR_NAMES, PRIMITIVES
-from lang.printer import show_term
-from lang.spans import Source
+from lang.model import core as c
+from lang.model import syntax as s
+from lang.front.desugar import Desugarer, Fresh, names_in
+from lang.model.errors import DlSyntaxError
+from lang.front.parser import parse_expr, parse_program, parse_type
+from lang.model.primitives import OPERATOR_NAMES, PRIMITIVES
+from lang.model.printer import show_term
+from lang.model.spans import Source
 
 
 def parse(text: str) -> s.Expr:

@@ -12,9 +12,10 @@ import threading
 
 import pytest
 
-from lang.repl import commands, completion
-from lang.repl import session as S
-from lang.repl.core import execute, needs_more, new_state
+from lang.modes.table import MODES
+from lang.tools.repl import commands, completion
+from lang.tools.repl import session as S
+from lang.tools.repl.core import execute, needs_more, new_state
 
 
 def transcript(text: str) -> list[tuple[str, str]]:
@@ -90,7 +91,7 @@ def test_readme_session():
     lines = out.text.split("\n")
     assert lines[0].startswith("-- grad f 1.0 in every mode")
     rows = {line.split()[0]: line.split() for line in lines[3:]}
-    assert list(rows) == ["backprop", "backprop-naive", "forward", "tape", "symbolic", "numeric"]
+    assert list(rows) == list(MODES)
     assert all(r[1] == "ok" for r in rows.values())
     assert rows["backprop"][2] == "0" and rows["forward"][2] == "0"
     assert rows["numeric"][2] == "7.2e-12"
@@ -258,8 +259,8 @@ def test_internal_errors_are_reported_and_the_session_goes_on(monkeypatch):
 
 
 def test_stack_overflow_is_an_error_not_a_crash(monkeypatch):
-    import lang.deep
-    monkeypatch.setattr(lang.deep, "RECURSION_LIMIT", 20_000)  # overflow quickly
+    import lang.back.deep
+    monkeypatch.setattr(lang.back.deep, "RECURSION_LIMIT", 20_000)  # overflow quickly
     state, out = run(new_state(), "def down n = if n == 0 then 0 else 1 + down (n - 1)", "down 1000000")
     assert out.error
     assert "stack overflow" in out.text
@@ -566,7 +567,8 @@ fun x -> let (x, x_dot) = x in (x * x, x * x_dot + x * x_dot)
 dl> :mode tape
 mode: tape
 dl> :transform sq
--- the tape mode has no transformed term: it runs the untransformed program (reals carry nodes of a tape)
+-- the tape mode has no transformed term: it runs the untransformed program
+-- (operator overloading: reals carry nodes of a dynamic tape, swept backwards (PyTorch, micrograd))
 -- sq@Real : Real -> Real
 fun x -> x * x
 dl> :mode symbolic
@@ -595,13 +597,13 @@ mode: backprop
 dl> grad sin 1.0
 0.5403023058681398 : Real
 """)
-    assert state.mode == "backprop"
+    assert state.mode.name == "backprop"
 
 
 def test_cost_prints_the_value_and_the_counters():
     """The counters are those `dl run --cost` reports for the same computation as `main`."""
     from conftest import run_with_machine
-    from lang.cli import format_counters
+    from lang.tools.report import format_counters
     state, out = run(new_state(), "def f x = x * sin x", ":cost grad f 1.0")
     _, machine = run_with_machine("def f x = x * sin x\ndef main = grad f 1.0", counting=True)
     value, counters = out.text.split("\n", 1)

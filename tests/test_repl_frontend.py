@@ -12,10 +12,10 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from lang.repl.core import new_state
-from lang.repl.frontend import history_path, interact, make_session, piped
-from lang.repl.lexer import DlLexer, highlight
-from lang.repl.tokens import tokenize
+from lang.tools.repl.core import new_state
+from lang.tools.repl.frontend import history_path, interact, make_session, piped
+from lang.tools.repl.lexer import DlLexer, highlight
+from lang.tools.repl.tokens import tokenize
 
 
 def drive(keys: str, history=None, state=None) -> tuple[int, list]:

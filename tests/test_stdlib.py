@@ -1,10 +1,8 @@
-"""The prelude (stdlib/prelude.dl): every definition's transforms type-check, and its values are right.
+"""The prelude (stdlib/prelude.dl): every definition's values are right.
 
-Three parts:
+(That every prelude definition's transforms type-check is tests/test_transform_check.py.)
 
-1. For every prelude definition, at its Real instance, ←D (backprop) and →D
-   (forward) give terms that the target type checker accepts with the
-   transformed type (STYLE habit 6).
+1. Every definition has its type in a comment.
 2. A table of (dl expression, expected value) with the expected values
    computed here in Python, independently of dl — including a Python
    reference of the prelude's MINSTD generator and its data sets.
@@ -14,7 +12,6 @@ Three parts:
 """
 from __future__ import annotations
 
-import functools
 import math
 import re
 
@@ -22,11 +19,7 @@ import pytest
 
 from conftest import ROOT, close, run
 
-from lang.deep import run_deep
-from lang.mono import Specializer
-from lang.pipeline import new_world
-from lang.target_check import check
-from lang.workbench import default_instance, language, transform_term
+from lang.tools.pipeline import new_world
 
 
 def prelude_names() -> list[str]:
@@ -35,27 +28,6 @@ def prelude_names() -> list[str]:
 
 
 PRELUDE_NAMES = prelude_names()
-
-
-# ---- 1. the transform of every definition type-checks -----------------------------
-
-
-@functools.cache
-def world_for(mode: str):
-    """One world with the prelude per mode, shared by that mode's checks."""
-    return new_world()[0]
-
-
-@pytest.mark.parametrize("mode", ["backprop", "forward"])
-@pytest.mark.parametrize("name", PRELUDE_NAMES)
-def test_transform_type_checks(name, mode):
-    def work():
-        world = world_for(mode)
-        spec = Specializer(world)
-        d = world.defs[("prelude", name)]
-        e = spec.get(d.module, d.name, default_instance(d.scheme))
-        return check(transform_term(e, mode), e.ty, language(mode, spec))
-    run_deep(work)
 
 
 def test_every_prelude_definition_has_a_type_comment():

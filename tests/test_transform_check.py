@@ -10,13 +10,13 @@ import os
 
 import pytest
 
-from conftest import ROOT, load_source
-from lang.deep import run_deep
-from lang.mono import Specializer
-from lang.printer import show_term
-from lang.target_check import check
-from lang.target_parse import parse_target
-from lang.workbench import default_instance, language, transform_term
+from conftest import ROOT, TRANSFORM_MODES, get, load_source
+from lang.back.deep import run_deep
+from lang.front.mono import Specializer
+from lang.model.printer import show_term
+from lang.transforms.check import check
+from lang.transforms.read import parse_target
+from lang.tools.workbench import default_instance, language, transform_term
 
 EXAMPLES = sorted(glob.glob(str(ROOT / "examples" / "*.dl")))
 
@@ -33,7 +33,7 @@ def check_all(program, defs):
     checked = 0
     for d in defs:
         e = spec.get(d.module, d.name, default_instance(d.scheme))
-        for mode in ("backprop", "forward"):
+        for mode in map(get, TRANSFORM_MODES):
             lang = language(mode, spec)
             for simplify in (False, True):
                 term = transform_term(e, mode, simplify)
@@ -49,7 +49,7 @@ def test_every_prelude_definition_transforms_and_checks():
     program = load_source("def main = 1.0")
     defs = definitions(program, "prelude")
     assert len(defs) > 40
-    assert run_deep(lambda: check_all(program, defs)) == 4 * len(defs)
+    assert run_deep(lambda: check_all(program, defs)) == 2 * len(TRANSFORM_MODES) * len(defs)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[os.path.basename(p) for p in EXAMPLES])
@@ -57,4 +57,4 @@ def test_every_example_definition_transforms_checks_and_round_trips(path):
     with open(path, encoding="utf-8") as f:
         program = load_source(f.read(), name=path)
     defs = program.module.defs
-    assert run_deep(lambda: check_all(program, defs)) == 4 * len(defs)
+    assert run_deep(lambda: check_all(program, defs)) == 2 * len(TRANSFORM_MODES) * len(defs)

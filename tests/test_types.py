@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import load_source
-from lang.errors import DlError
-from lang.types import show_scheme
+from lang.model.errors import DlError
+from lang.model.types import show_scheme
 
 
 def types_of(text: str) -> dict[str, str]:

@@ -24,10 +24,11 @@ lang/core.py); lang/target_check.py checks ←D(Γ) ⊢ ←D(t) : ←D(A) on it.
 """
 from __future__ import annotations
 
-from .. import core as c
-from ..desugar import Fresh
-from ..types import D, REAL, TNeg, TTuple, Type
-from .common import Homomorphism, scale, variables_of
+from ..model import core as c
+from ..front.desugar import Fresh
+from ..model.types import D, REAL, TNeg, TTuple, Type
+from .common import Homomorphism, TermTransform, scale, variables_of
+from .simplify import simplify
 
 DUAL_REAL = TTuple((REAL, TNeg(REAL)))
 BACKPROPAGATOR = TNeg(REAL)
@@ -72,3 +73,6 @@ class Backprop(Homomorphism):
         for more in contributions[1:]:
             body = c.DSum(body, more, ty=D)
         return c.LinLam(self.lin, body, ty=BACKPROPAGATOR)
+
+
+BACKPROP = TermTransform("←D", transform, d_type, simplify)

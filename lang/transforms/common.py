@@ -10,12 +10,30 @@ primitive table (no transform tests a primitive's name).
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Callable
 
-from .. import core as c
-from ..desugar import Fresh
-from ..primitives import PRIMITIVES, Primitive
-from ..types import BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
+from ..model import core as c
+from ..front.desugar import Fresh
+from ..model.primitives import PRIMITIVES, Primitive
+from ..model.types import BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
+
+
+@dataclass(frozen=True)
+class TermTransform:
+    """A term transform as the mode table names it: what `dl transform` prints and the checker checks."""
+
+    symbol: str                                # its name in printed titles: ←D, →D
+    term: Callable[[c.Expr], c.Expr]           # the transform of a specialised core term
+    type: Callable[[Type], Type]               # the transform on types
+    simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
+
+
+# The tangent of a constant, zero by construction. The simplifier drops the terms it multiplies
+# (`∂ * 0 -> 0`, `t + 0 -> t`) for this node only, never for a 0.0 the program wrote, so that a
+# constant contributes nothing even where its partial is infinite: (1.0 / x)' at 0 is -inf, as in
+# reverse mode (where a constant's backpropagator is `fun a -o 0`), not 0 * inf = nan.
+ZERO_TANGENT = c.Lit(0.0, ty=REAL)
 
 
 def variables_of(e: c.Expr) -> set[str]:
@@ -201,4 +219,4 @@ def scale(d: c.Expr, a: c.Expr) -> c.Expr:
     return c.Prim("*", (d, a), ty=REAL)
 
 
-__all__ = ["Homomorphism", "variables_of", "scale", "Fresh"]
+__all__ = ["Homomorphism", "TermTransform", "ZERO_TANGENT", "variables_of", "scale", "Fresh"]

@@ -19,19 +19,13 @@ is 1.0 (a tag-free implementation that mixed the levels would give 2.0).
 """
 from __future__ import annotations
 
-from .. import core as c
-from ..desugar import Fresh
-from ..types import REAL, TTuple
-from .common import Homomorphism, scale, variables_of
+from ..model import core as c
+from ..front.desugar import Fresh
+from ..model.types import REAL, TTuple
+from .common import ZERO_TANGENT, Homomorphism, TermTransform, scale, variables_of
+from .simplify import simplify
 
 TANGENT_PAIR = TTuple((REAL, REAL))
-
-# The tangent of a constant, zero by construction. The simplifier drops the terms it multiplies
-# (`∂ * 0 -> 0`, `t + 0 -> t`) for this node only, never for a 0.0 the program wrote, so that a
-# constant contributes nothing even where its partial is infinite: (1.0 / x)' at 0 is -inf, as in
-# reverse mode (where a constant's backpropagator is `fun a -o 0`), not 0 * inf = nan.
-ZERO_TANGENT = c.Lit(0.0, ty=REAL)
-
 
 def transform(e: c.Expr) -> c.Expr:
     """→D of a term (a source term, or a term →D already produced)."""
@@ -54,3 +48,11 @@ class Forward(Homomorphism):
         for more in terms[1:]:
             tangent = c.Prim("+", (tangent, more), ty=REAL)
         return tangent
+
+
+def transformed_type(t):
+    """→D on types."""
+    return Forward(Fresh(set())).type(t)
+
+
+FORWARD = TermTransform("→D", transform, transformed_type, simplify)

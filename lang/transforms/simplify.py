@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .. import core as c
-from ..types import REAL, prune
-from .forward import ZERO_TANGENT
+from ..model import core as c
+from ..model.types import REAL, prune
+from .common import ZERO_TANGENT
 
 
 def is_zero_backpropagator(e: c.Expr) -> bool:

@@ -1,0 +1,695 @@
+"""The compiler: specialised core terms to Python functions, generated once per lambda.
+
+Each lambda (uncurried: `fun x y -> e` has arity 2) becomes one Python
+function `body(c, a0, a1)`, written as source and compiled once by Python:
+its parameters and `let`-bound variables are Python locals, its free
+variables are read from the tuple `c` of captured values (a flat closure,
+lang/runtime.py), and every node of the term is a statement or an operand
+decided here, at compile time — nothing dispatches on node types when the
+program runs. `fun x -> x * (1.0 - x)` compiles to
+
+    def body(c, a0):
+        v0 = 1.0 - a0
+        v1 = a0 * v0
+        return v1
+
+The primitive table says how each primitive is written: inline Python
+(`py`), or a call of its implementation, guarded by try/except where a
+fast implementation can raise and the total one gives inf or nan (`raw`),
+or where a run-time error needs the source span (`fails`). A call in tail
+position to the function being defined (a top-level `def` or a `let rec`)
+rebinds the parameters and loops, so tail recursion runs in constant stack;
+other deep recursion runs on a big-stack worker thread (lang/deep.py).
+Generated functions of the same shape share one compiled template.
+
+The same compiler runs the transforms' target languages: the linear
+fragment (fun a -o t, x' e, 0, +) is written by a *linear backend* that
+the mode supplies (lang/linear.py). Counting (the cost counters of
+THEORY §5) is a compile-time choice: when off, no counting code exists.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..model import core as c
+from ..model.errors import DlError, DlRuntimeError
+from ..model.primitives import PRIMITIVES, Primitive
+from ..front.loader import PRELUDE
+from ..model.values import Code, Fun, apply
+from ..model.spans import Span
+from ..model.types import INT, instance_name, prune
+
+lambda_chain = c.lambda_chain
+
+Key = tuple  # a local variable: (name, instance)
+
+
+@dataclass
+class Counters:
+    """Exact cost counters (THEORY §5)."""
+
+    prims: int = 0            # primitive applications
+    betas: int = 0            # function applications (beta steps)
+    bp_created: int = 0       # backpropagators created
+    bp_run: int = 0           # backpropagator bodies run
+    merges: int = 0           # factoring merges: contributions added to an already pending backpropagator
+    sink_updates: int = 0     # contributions that reached an input's sink
+    peak_pending: int = 0     # most backpropagators pending at once in the backward sweep
+    extra: dict = field(default_factory=dict)
+
+    NAMES = ("prims", "betas", "bp_created", "bp_run", "merges", "sink_updates", "peak_pending")
+
+    def reset(self) -> None:
+        for k in self.NAMES:
+            setattr(self, k, 0)
+        self.extra.clear()
+
+    def as_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in self.NAMES}
+        out.update(self.extra)
+        return out
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+UNSET = _Unset()
+
+
+class Cell:
+    """A top-level definition that is not a function: evaluated once, on first use."""
+
+    __slots__ = ("v", "force", "name")
+
+    def __init__(self, name: str = ""):
+        self.v = UNSET
+        self.name = name
+
+
+class Compiler:
+    """Compiles terms of one language (primal, or a transform's target) for one machine."""
+
+    depth = 0      # how many forward transforms deep this language is (AD primitives nest one more)
+    nests = False  # whether differentiation primitives may run inside this language
+
+    def __init__(self, machine, linear=None, counting: bool = False, name: str = "primal"):
+        self.machine = machine
+        self.linear = linear        # the linear backend (lang/linear.py) for target terms, or None
+        self.counting = counting
+        self.counters: Counters = machine.counters
+        self.name = name
+        self.globals: dict[tuple, Any] = {}   # (module, name, inst) -> Fun or Cell
+        self.term_size = 0                    # nodes of all the terms this compiler compiled
+
+    # ---- entry points
+    def compile_closed(self, e: c.Expr) -> Callable[[], Any]:
+        """A term with no free local variables, as a function of no arguments."""
+        code = Code(0, name="<expression>", mode=self.name)
+        self.fill(code, [], e, None, closed=True)
+        body = code.body
+        return lambda: body(())
+
+    def compile_open(self, e: c.Lam, name: str = "<fun>") -> Code:
+        """A lambda compiled on its own: its free variables all captured (Code.free gives their order)."""
+        params, body = lambda_chain(e)
+        code = Code(len(params), name=name, lam=e, mode=self.name)
+        code.info["origin"] = e.origin or e
+        self.term_size += c.size(e)
+        self.fill(code, params, body, None)
+        return code
+
+    def global_value(self, module: str, name: str, inst: tuple) -> Any:
+        """The value of a top-level definition at an instance (functions compiled on first use)."""
+        found = self.global_ref((module, name, inst))
+        if isinstance(found, Cell):
+            return found.v if found.v is not UNSET else found.force()
+        return found
+
+    def global_ref(self, key: tuple) -> Fun | Cell:
+        found = self.globals.get(key)
+        return found if found is not None else self.define_global(key)
+
+    def define_global(self, key: tuple) -> Fun | Cell:
+        module, name, inst = key
+        expr = self.source_of_global(key)
+        self.term_size += c.size(expr)
+        if isinstance(expr, c.Lam):
+            params, body = lambda_chain(expr)
+            code = Code(len(params), name=instance_name(name, inst), lam=expr, mode=self.name)
+            code.info["global"] = key
+            fun = Fun(code, ())
+            self.globals[key] = fun
+            self.fill(code, params, body, ("global", key))
+            fun.body = code.body
+            return fun
+        cell = Cell(name)
+        self.globals[key] = cell
+        busy = [False]
+        compiled: list = []
+
+        def force():
+            if busy[0]:
+                d = self.machine.world.defs.get((module, name))
+                raise DlRuntimeError(f"the value of `{name}` depends on itself", d.span if d else c.NO_SPAN)
+            busy[0] = True
+            try:
+                if not compiled:
+                    compiled.append(self.compile_closed(expr))
+                cell.v = compiled[0]()
+                return cell.v
+            finally:
+                busy[0] = False
+        cell.force = force
+        return cell
+
+    def forget_values(self) -> None:
+        """Top-level values are computed again on next use (their code is kept): `dl compare` times
+        the evaluation of a `main` that takes no argument this way."""
+        for found in self.globals.values():
+            if isinstance(found, Cell):
+                found.v = UNSET
+
+    def prelude_source(self):
+        """The prelude's Source, as its definitions' spans name it (a cached prelude keeps the path it
+        was first loaded from), or None."""
+        module = self.machine.world.modules.get(PRELUDE)
+        return module.defs[0].span.source if module is not None and module.defs else None
+
+    def source_of_global(self, key: tuple) -> c.Expr:
+        """The term a global is compiled from: the specialised definition (transforms override)."""
+        module, name, inst = key
+        return self.machine.spec.get(module, name, inst)
+
+    def fill(self, code: Code, params: list[str], body: c.Expr, self_ref, closed: bool = False) -> None:
+        """Generate and compile the Python function for a lambda body; set code.body and code.free."""
+        gen = Gen(self, params, self_ref, closed=closed)
+        gen.tail(body, 0)
+        code.free = tuple(gen.free)
+        code.body = gen.build(code.name)
+
+    # ---- how each primitive is written (the overloading modes replace the real ones)
+    def primitive_code(self, prim: Primitive, e: c.Prim) -> PrimCode:
+        if prim.py is not None:  # written for every instance of the primitive
+            return PrimCode(template=prim.py)
+        at_int = bool(e.args) and prune(e.args[0].ty) == INT
+        impl = prim.int_impl if at_int and prim.int_impl is not None else prim.impl
+        raw = None if at_int and prim.int_impl is not None else prim.raw  # Int instances have no raw form
+        return PrimCode(fn=impl, raw=raw)
+
+
+@dataclass
+class PrimCode:
+    """How a compiler writes one primitive application."""
+
+    template: str | None = None      # inline Python, "{0} * {1}"
+    fn: Callable | None = None       # else: call this
+    raw: Callable | None = None      # first try this (falling back to fn on ArithmeticError/ValueError)
+
+
+# ---- generating one Python function -------------------------------------------------
+
+_TEMPLATES: dict[str, Callable] = {}  # generated source -> its compiled factory (shape-shared, immutable)
+
+# CPython refuses more than 100 levels of indentation and 20 nested loop or try blocks in one
+# function. Deeper than SPILL_DEPTH, a term becomes a function of its own, called in place; past
+# MAX_LOOP_NESTING inlined loops, map and fold are called instead of written out.
+SPILL_DEPTH = 60
+MAX_LOOP_NESTING = 12
+
+
+class Gen:
+    """The Python source of one function: a lambda body, a closed expression, or a backpropagator."""
+
+    def __init__(self, compiler: Compiler, params: list[str], self_ref, closed: bool = False,
+                 param_keys: list[Key] | None = None):
+        self.compiler = compiler
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {}
+        self.const_names: dict[int, str] = {}
+        self.n = 0
+        self.params = [f"a{i}" for i in range(len(params))]
+        keys = param_keys or [(p, ()) for p in params]
+        self.env: dict[Key, str] = dict(zip(keys, self.params))
+        self.free: list[Key] = []
+        self.self_ref = self_ref
+        self.closed = closed
+        self.loops = False
+        self.loop_depth = 0  # inlined loops around the current line
+        self.counting = compiler.counting
+        self.prologue: dict[str, str] = {}  # locals computed once on entry: name -> expression
+
+    # ---- names
+    def local(self) -> str:
+        self.n += 1
+        return f"v{self.n}"
+
+    def const(self, obj: Any) -> str:
+        name = self.const_names.get(id(obj))
+        if name is None:
+            name = f"k{len(self.consts)}"
+            self.consts[name] = obj
+            self.const_names[id(obj)] = name
+        return name
+
+    def line(self, indent: int, text: str) -> None:
+        self.lines.append("    " * indent + text)
+
+    def lookup(self, key: Key) -> str:
+        found = self.env.get(key)
+        if found is not None:
+            return found
+        if self.closed:
+            raise AssertionError(f"variable {key[0]!r} is not bound")
+        if key not in self.free:
+            self.free.append(key)
+        return f"c[{self.free.index(key)}]"
+
+    def bind(self, key: Key, value: str):
+        old = self.env.get(key)
+        self.env[key] = value
+        return old
+
+    def restore(self, key: Key, old) -> None:
+        if old is None:
+            self.env.pop(key, None)
+        else:
+            self.env[key] = old
+
+    def literal(self, value: Any) -> str:
+        if value is True or value is False:
+            return repr(value)
+        if type(value) is float:
+            if math.isfinite(value):
+                return f"({value!r})" if value < 0 or value == 0 and math.copysign(1, value) < 0 else repr(value)
+            return self.const(value)
+        if type(value) is int:
+            return f"({value!r})" if value < 0 else repr(value)
+        if value == ():
+            return "()"
+        return self.const(value)
+
+    def count(self, indent: int, counter: str) -> None:
+        if self.counting:
+            self.line(indent, f"{self.const(self.compiler.counters)}.{counter} += 1")
+
+    # ---- building the function
+    def entry(self, name: str, expression: str) -> str:
+        """A local computed once when the function is entered (hoisted out of its loop)."""
+        self.prologue.setdefault(name, expression)
+        return name
+
+    def build(self, name: str) -> Callable:
+        params = ", ".join(["c"] + self.params)
+        body = self.lines or ["return ()"]
+        if self.loops:
+            body = ["while True:"] + ["    " + ln for ln in body]
+        body = [f"{k} = {v}" for k, v in self.prologue.items()] + body
+        src = "def factory({}):\n    def body({}):\n{}\n    return body\n".format(
+            ", ".join(self.consts), params, "\n".join("        " + ln for ln in body))
+        factory = _TEMPLATES.get(src)
+        if factory is None:
+            namespace: dict = {"_DlError": DlError, "_apply": apply, "_Fun": Fun, "_UNSET": UNSET}
+            exec(compile(src, f"<dl {name}>", "exec"), namespace)
+            factory = namespace["factory"]
+            _TEMPLATES[src] = factory
+        return factory(**self.consts)
+
+    # ---- statements
+    def branches(self, e: c.If, ind: int, each: Callable[[c.Expr, int], None]) -> None:
+        """if / elif / else: a chain of `else if`s stays at one indentation (Python allows 100 levels)."""
+        test = self.expr(e.cond, ind)
+        self.line(ind, f"if {test}:")
+        each(e.then, ind + 1)
+        rest = e.else_
+        while isinstance(rest, c.If):
+            saved, self.lines = self.lines, []
+            test = self.expr(rest.cond, ind + 1)
+            computed, self.lines = self.lines, saved
+            single = "    " * (ind + 1) + f"{test} = "
+            if len(computed) == 1 and computed[0].startswith(single):  # one assignment: write it in place
+                test, computed = computed[0][len(single):], []
+            if computed:  # the test needs statements: it cannot be an elif
+                self.line(ind, "else:")
+                self.lines.extend(computed)
+                self.line(ind + 1, f"if {test}:")
+                each(rest.then, ind + 2)
+                self.line(ind + 1, "else:")
+                each(rest.else_, ind + 2)
+                return
+            self.line(ind, f"elif {test}:")
+            each(rest.then, ind + 1)
+            rest = rest.else_
+        self.line(ind, "else:")
+        each(rest, ind + 1)
+
+    def tail(self, e: c.Expr, ind: int) -> None:
+        """Statements that return the value of `e` (or loop, for a self tail call)."""
+        if ind >= SPILL_DEPTH and _spillable(e):
+            self.line(ind, f"return {self.spill(e, ind)}")
+            return
+        match e:
+            case c.If():
+                self.branches(e, ind, self.tail)
+            case c.Let() | c.LetTuple() | c.LetRec():
+                self.scoped(e, ind, lambda body: self.tail(body, ind))
+            case c.App() if self.is_self_call(e):
+                args = self.arguments(e, ind)
+                self.count(ind, "betas")
+                if len(self.params) == 1:
+                    self.line(ind, f"a0 = {args[0]}")
+                else:
+                    self.line(ind, f"{', '.join(self.params)} = {', '.join(args)}")
+                self.line(ind, "continue")
+                self.loops = True
+            case _:
+                self.line(ind, f"return {self.expr(e, ind)}")
+
+    def assign(self, e: c.Expr, target: str, ind: int) -> None:
+        """Statements that store the value of `e` in the local `target`."""
+        if ind >= SPILL_DEPTH and _spillable(e):
+            self.line(ind, f"{target} = {self.spill(e, ind)}")
+            return
+        match e:
+            case c.If():
+                self.branches(e, ind, lambda branch, i: self.assign(branch, target, i))
+            case c.Let() | c.LetTuple() | c.LetRec():
+                self.scoped(e, ind, lambda body: self.assign(body, target, ind))
+            case _:
+                self.line(ind, f"{target} = {self.expr(e, ind)}")
+
+    def scoped(self, e: c.Expr, ind: int, rest: Callable[[c.Expr], Any]) -> Any:
+        """Bind a let's variables, continue with its body, unbind."""
+        match e:
+            case c.Let(name, bound, body, inst):
+                value = self.expr(bound, ind)
+                if not _is_local(value):
+                    v = self.local()
+                    self.line(ind, f"{v} = {value}")
+                    value = v
+                old = self.bind((name, inst), value)
+                out = rest(body)
+                self.restore((name, inst), old)
+                return out
+            case c.LetTuple(names, bound, body):
+                parts = self.components(bound, len(names), ind)
+                olds = [self.bind((n, ()), p) for n, p in zip(names, parts)]
+                out = rest(body)
+                for n, old in reversed(list(zip(names, olds))):
+                    self.restore((n, ()), old)
+                return out
+            case c.LetRec(name, bound, body, inst):
+                key = (name, inst)
+                v = self.local()
+                old = self.bind(key, v)
+                self.closure(bound, ind, self_ref=("local", key), target=v)
+                out = rest(body)
+                self.restore(key, old)
+                return out
+        raise AssertionError(e)
+
+    def components(self, e: c.Expr, n: int, ind: int) -> list[str]:
+        """The n components of a tuple-valued term, without building the tuple when it is written out."""
+        match e:
+            case c.Tuple(items) if len(items) == n:
+                return [self.atom(i, ind) for i in items]
+            case c.Let() | c.LetTuple() | c.LetRec():
+                return self.scoped(e, ind, lambda body: self.components(body, n, ind))
+        value = self.expr(e, ind)
+        parts = [self.local() for _ in range(n)]
+        self.line(ind, f"{', '.join(parts)} = {value}")
+        return parts
+
+    # ---- expressions
+    def atom(self, e: c.Expr, ind: int) -> str:
+        """`e` as a local, a parameter, a captured value, a constant or a literal (cheap to read again).
+
+        Every expression is one of those already, except tuple and list displays."""
+        value = self.expr(e, ind)
+        if isinstance(e, (c.Tuple, c.List)):
+            v = self.local()
+            self.line(ind, f"{v} = {value}")
+            return v
+        return value
+
+    def expr(self, e: c.Expr, ind: int) -> str:
+        """Statements computing `e`, and a Python expression for its value."""
+        match e:
+            case c.Var(name, inst):
+                return self.lookup((name, inst))
+            case c.Global(name, module, inst):
+                found = self.compiler.global_ref((module, name, inst))
+                k = self.const(found)
+                if isinstance(found, Cell):
+                    v = self.local()
+                    self.line(ind, f"{v} = {k}.v")
+                    self.line(ind, f"if {v} is _UNSET: {v} = {k}.force()")
+                    return v
+                return k
+            case c.Lit(value):
+                return self.literal(value)
+            case c.Lam():
+                return self.closure(e, ind)
+            case c.App():
+                return self.call(e, ind)
+            case c.Let() | c.LetTuple() | c.LetRec():
+                return self.scoped(e, ind, lambda body: self.atom(body, ind))
+            case c.If():
+                v = self.local()
+                self.branches(e, ind, lambda branch, i: self.assign(branch, v, i))
+                return v
+            case c.Tuple(items):
+                return "(" + ", ".join(self.atom(i, ind) for i in items) + ("," if len(items) == 1 else "") + ")"
+            case c.List(items):
+                return "[" + ", ".join(self.atom(i, ind) for i in items) + "]"
+            case c.Prim():
+                return self.primitive(e, ind)
+            case c.LinLam():
+                if self.compiler.linear is None:
+                    raise AssertionError("a linear abstraction outside a transformed program")
+                return self.compiler.linear.create(self, e, ind)
+            case c.LinApp() | c.DZero() | c.DSum():
+                raise AssertionError("a term of type d outside a backpropagator's body")
+        raise AssertionError(e)
+
+    def spill(self, e: c.Expr, ind: int) -> str:
+        """`e` as the body of a function of its own, applied at once: its statements start unindented."""
+        f = self.closure(c.Lam("%spilled", e, span=e.span), ind)
+        v = self.local()
+        self.line(ind, f"{v} = {f}.body({f}.captured, None)")
+        return v
+
+    def closure(self, lam: c.Lam, ind: int, self_ref=None, target: str | None = None) -> str:
+        """Creating a closure: compile the lambda's own function, capture its free variables."""
+        compiler = self.compiler
+        params, body = lambda_chain(lam)
+        name = self_ref[1][0] if self_ref else "<fun>"
+        code = Code(len(params), name=name, lam=lam, mode=compiler.name)
+        code.info["origin"] = lam.origin or lam
+        compiler.fill(code, params, body, self_ref)
+        if not code.free:
+            shared = Fun(code, ())
+            if target is not None:
+                self.line(ind, f"{target} = {self.const(shared)}")
+                return target
+            return self.const(shared)
+        k = self.const(code)
+        v = target or self.local()
+        if self_ref is not None:  # let rec: the closure captures itself
+            self.line(ind, f"{v} = _Fun({k}, None)")
+            captured = [self.lookup(key) for key in code.free]
+            self.line(ind, f"{v}.captured = ({', '.join(captured)},)")
+        else:
+            captured = [self.lookup(key) for key in code.free]
+            self.line(ind, f"{v} = _Fun({k}, ({', '.join(captured)},))")
+        return v
+
+    def is_self_call(self, e: c.App) -> bool:
+        if self.self_ref is None:
+            return False
+        head, args = _spine(e)
+        kind, key = self.self_ref
+        if len(args) != len(self.params):
+            return False
+        if kind == "global":
+            return isinstance(head, c.Global) and (head.module, head.name, head.inst) == key
+        return isinstance(head, c.Var) and (head.name, head.inst) == key
+
+    def arguments(self, e: c.App, ind: int) -> list[str]:
+        _, args = _spine(e)
+        return [self.atom(a, ind) for a in args]
+
+    def call(self, e: c.App, ind: int) -> str:
+        head, args = _spine(e)
+        n = len(args)
+        known = None
+        if isinstance(head, c.Global):
+            found = self.compiler.global_ref((head.module, head.name, head.inst))
+            if isinstance(found, Fun) and found.arity == n:
+                known = self.const(found)
+        fn = known or self.atom(head, ind)
+        values = [self.atom(a, ind) for a in args]
+        self.count(ind, "betas")
+        v = self.local()
+        joined = ", ".join(values)
+        if known is not None:
+            call = f"{v} = {fn}.body((), {joined})"
+        else:
+            call = f"{v} = {fn}.body({fn}.captured, {joined}) if {fn}.arity == {n} else _apply({fn}, ({joined},))"
+        prelude = self.compiler.prelude_source() if isinstance(head, c.Global) and head.module == PRELUDE else None
+        if prelude is not None and e.span.source is not None and e.span.filename != prelude.name:
+            # an error inside a prelude function is reported at the program's call of it
+            self.line(ind, "try:")
+            self.line(ind + 1, call)
+            self.line(ind, "except _DlError as err:")
+            self.line(ind + 1, f"raise {self.const(_raised_in_prelude)}(err, {self.const(e.span)}, "
+                               f"{self.const(head.name)}, {self.const(prelude.name)})")
+        else:
+            self.line(ind, call)
+        return v
+
+    def primitive(self, e: c.Prim, ind: int) -> str:
+        prim = PRIMITIVES[e.op]
+        if prim.kind == "ad":
+            fn = self.compiler.machine.ad.compile(self.compiler, e)
+            args = [self.atom(a, ind) for a in e.args]
+            self.count(ind, "prims")
+            v = self.local()
+            self.line(ind, f"{v} = {self.const(fn)}({', '.join(args)})")
+            return v
+        if prim.kind == "toreal" and not e.args:
+            return self.literal(prim.impl)
+        if prim.name in _LOOPS and _LOOPS[prim.name][0](e.args) and self.loop_depth < MAX_LOOP_NESTING:
+            return _LOOPS[prim.name][1](self, e, ind)
+        args = [self.atom(a, ind) for a in e.args]
+        self.count(ind, "prims")
+        how = self.compiler.primitive_code(prim, e)
+        v = self.local()
+        if how.template is not None:
+            lines = [f"{v} = {how.template.format(*args)}"]
+        elif how.raw is not None:
+            joined = ", ".join(args)
+            lines = ["try:", f"    {v} = {self.const(how.raw)}({joined})",
+                     "except (ArithmeticError, ValueError):", f"    {v} = {self.const(how.fn)}({joined})"]
+        else:
+            lines = [f"{v} = {self.const(how.fn)}({', '.join(args)})"]
+        if prim.fails:
+            lines = ["try:"] + ["    " + ln for ln in lines] + \
+                    ["except _DlError as err:", f"    raise err.with_span({self.const(e.span)})"]
+        for ln in lines:
+            self.line(ind, ln)
+        return v
+
+
+def _raised_in_prelude(err: DlError, call: Span, name: str, prelude: str) -> DlError:
+    """A runtime error raised inside the prelude, pointed at the call that led there (GHC's `called at`)."""
+    if err.span.source is not None and err.span.filename == prelude:
+        err.notes = (*err.notes, f"  (raised inside the prelude's `{name}`, at {err.span})")
+        err.span = call
+    return err
+
+
+# ---- map, fold, zipWith and build on a lambda written in place: a Python loop ------------------
+#
+#     fold (fun acc x -> acc + sin x * x) 0.0 xs      v1 = 0.0
+#                                                      for v2 in xs:
+#                                                          v3 = sin(v2) ... ; v1 = v1 + v5
+#
+# The lambda's body is compiled in place, its parameters bound to the loop's
+# variables: no closure is made and no call happens per element. Counting
+# still counts one application per element.
+
+
+def _lambda_of(e: c.Expr, arity: int) -> bool:
+    params, _ = lambda_chain(e) if isinstance(e, c.Lam) else ([], e)
+    return len(params) == arity
+
+
+def _inline_body(gen: Gen, lam: c.Lam, values: list[str], target: str, ind: int) -> None:
+    """The lambda's body with its parameters bound to `values`, stored in `target`."""
+    params, body = lambda_chain(lam)
+    olds = [gen.bind((p, ()), v) for p, v in zip(params, values)]
+    gen.count(ind, "betas")
+    gen.loop_depth += 1
+    gen.assign(body, target, ind)
+    gen.loop_depth -= 1
+    for p, old in reversed(list(zip(params, olds))):
+        gen.restore((p, ()), old)
+
+
+def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    fn, init, xs = e.args
+    gen.count(ind, "prims")
+    acc = gen.local()
+    gen.line(ind, f"{acc} = {gen.atom(init, ind)}")
+    items = gen.atom(xs, ind)
+    x = gen.local()
+    gen.line(ind, f"for {x} in {items}:")
+    _inline_body(gen, fn, [acc, x], acc, ind + 1)
+    return acc
+
+
+def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int) -> str:
+    """[fn v1 .. vk for (v1, .., vk) in iterable], as a loop with fn's body in place."""
+    out, y = gen.local(), gen.local()
+    gen.line(ind, f"{out} = []")
+    gen.line(ind, f"for {', '.join(loop_vars)} in {iterable}:")
+    _inline_body(gen, fn, loop_vars, y, ind + 1)
+    gen.line(ind + 1, f"{out}.append({y})")
+    return out
+
+
+def _map_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    fn, xs = e.args
+    items = gen.atom(xs, ind)
+    gen.count(ind, "prims")
+    return _collect(gen, fn, [gen.local()], items, ind)
+
+
+def _zip_with_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    fn, xs, ys = e.args
+    left, right = gen.atom(xs, ind), gen.atom(ys, ind)
+    gen.count(ind, "prims")
+    return _collect(gen, fn, [gen.local(), gen.local()], f"zip({left}, {right})", ind)
+
+
+def _build_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    n, fn = e.args
+    count = gen.atom(n, ind)
+    gen.count(ind, "prims")
+    gen.line(ind, f"if {count} < 0: raise {gen.const(_negative_count)}({count}, {gen.const(e.span)})")
+    return _collect(gen, fn, [gen.local()], f"range({count})", ind)
+
+
+def _negative_count(n: int, span) -> DlRuntimeError:
+    return DlRuntimeError(f"build of a negative count ({n})", span)
+
+
+_LOOPS = {
+    "fold": (lambda args: _lambda_of(args[0], 2), _fold_loop),
+    "map": (lambda args: _lambda_of(args[0], 1), _map_loop),
+    "zipWith": (lambda args: _lambda_of(args[0], 2), _zip_with_loop),
+    "build": (lambda args: _lambda_of(args[1], 1), _build_loop),
+}
+
+
+def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
+    args = []
+    while isinstance(e, c.App):
+        args.append(e.arg)
+        e = e.fn
+    return e, args[::-1]
+
+
+def _spillable(e: c.Expr) -> bool:
+    return not isinstance(e, (c.Var, c.Global, c.Lit))
+
+
+def _is_local(text: str) -> bool:
+    return text.isidentifier()
+
+
+__all__ = ["Compiler", "Counters", "Gen", "Cell", "UNSET", "lambda_chain", "PrimCode"]

@@ -1,0 +1,302 @@
+"""The differentiation kernel: grad, value_and_grad, vjp, jvp and derivative, by mode.
+
+Reverse mode (THEORY §3), for `vjp f x` with f a function value:
+
+1. ←D(f): the transformed code of f's lambda (memoised per lambda, per
+   mode), with the values f captured *lifted* — a real r becomes (r, 0), a
+   function its transform, lists and tuples componentwise. A top-level
+   function is simply the transformed definition.
+2. Inject the input: each real xi of x becomes (xi, si) with si a sink.
+3. Run ←D(f) on it: call-by-value, each let once, backpropagators
+   recorded on a tape as they are created (lang/linear.py).
+4. The pullback, given a cotangent u of the output, seeds the output's
+   backpropagators with u and runs the backward pass (factoring: one
+   sweep; naive: immediate application); the sinks hold the gradient,
+   put back in the shape of x (a list's cotangent has the list's length;
+   Int, Bool and Unit positions get 0, false, ()).
+
+Which path a derivative call from primal code takes is the machine's mode's
+choice: the mode table (lang/modes/table.py) names a runtime object per
+mode, and the kernel calls its `vjp` or `jvp`.
+Inputs and outputs are *differentiable data* of a concrete type (the
+specialiser made it concrete), so they are walked by type; captured values,
+whose static type may be a parametric 'a, are walked by their run-time
+representation, which for primal values is unambiguous.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..model import core as c
+from ..model.errors import DlRuntimeError
+from ..model.spans import NO_SPAN
+from .compiler import Compiler
+from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, attach_tangents, split_tangents,
+                        tree_add, tree_const, tree_mul)
+from .linear import SINK
+from .shapes import Shapes
+from ..model.values import Fun, call1, native
+from ..model.types import BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
+
+def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
+    """A cotangent must have the shape of the value it belongs to (list lengths included)."""
+    t = prune(t)
+    if isinstance(t, TTuple):
+        for x, y, ti in zip(cotangent, value, t.items):
+            check_shape(x, y, ti, what)
+    elif isinstance(t, TList):
+        if len(cotangent) != len(value):
+            raise DlRuntimeError(f"{what} has a list of length {len(cotangent)} where the value has length {len(value)}")
+        for x, y in zip(cotangent, value):
+            check_shape(x, y, t.item, what)
+
+
+def io_types(fn_type: Type) -> tuple[Type, Type]:
+    t = prune(fn_type)
+    assert isinstance(t, TFun), t
+    return prune(t.arg), prune(t.result)
+
+
+class NestedDifferentiation(DlRuntimeError):
+    pass
+
+
+class ADKernel:
+    """Compiles and runs the differentiation primitives for one machine."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.compilers: dict = {}
+        self.backends: dict[str, Any] = {}
+        self.shapes = Shapes()
+
+    # ---- compiling the primitives
+    def compile(self, site: Compiler, e: c.Prim) -> Callable:
+        """A differentiation primitive as a function of its arguments' values, for code of `site`'s
+        language; it runs one language deeper (lang/languages.py)."""
+        span = e.span
+        if not site.nests:
+            return site.refuse_nested(e)
+        in_t, out_t = io_types(e.src)
+        guard = self.guard
+        match e.op:
+            case "grad":
+                return lambda f, x: guard(span, self.grad, f, x, in_t, site)
+            case "value_and_grad":
+                return lambda f, x: guard(span, self.value_and_grad, f, x, in_t, site)
+            case "vjp":
+                return lambda f, x: guard(span, self.vjp_value, f, x, in_t, out_t, site, span)
+            case "jvp":
+                return lambda f, x, v: guard(span, self.jvp, f, x, v, in_t, out_t, site)
+            case "derivative":
+                return lambda f, x: guard(span, self.derivative, f, x, site)
+        raise AssertionError(f"no differentiation kernel for {e.op!r}")
+
+    def guard(self, span, fn, *args):
+        try:
+            return fn(*args)
+        except DlRuntimeError as err:
+            raise err.with_span(span)
+
+    # ---- the built-ins, in terms of vjp / jvp
+    def grad(self, f: Fun, x: Any, in_t: Type, site: Compiler) -> Any:
+        _, pullback = self.vjp(f, x, in_t, REAL, site)
+        return pullback(self.const(site, 1.0))
+
+    def value_and_grad(self, f: Fun, x: Any, in_t: Type, site: Compiler) -> tuple:
+        y, pullback = self.vjp(f, x, in_t, REAL, site)
+        return (y, pullback(self.const(site, 1.0)))
+
+    def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler, span=NO_SPAN) -> tuple:
+        y, pullback = self.vjp(f, x, in_t, out_t, site)
+
+        def pb(u):  # a bad cotangent is reported at the vjp that made this pullback
+            try:
+                check_shape(u, y, out_t, "the cotangent given to the pullback of this vjp")
+            except DlRuntimeError as err:
+                raise err.with_span(span) from None
+            return pullback(u)
+        return (y, native(1, pb, "<pullback>"))
+
+    def vjp(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple[Any, Callable]:
+        """Reverse mode in the current mode; inside a transformed program, by forward passes one level deeper."""
+        if site is not self.machine.primal:
+            return self.vjp_forward(f, x, in_t, out_t, site)
+        return self.machine.runtime.vjp(self, f, x, in_t, out_t)
+
+    def vjp_primal(self, f: Fun, x: Any, in_t: Type, out_t: Type) -> tuple[Any, Callable]:
+        """The baseline `dl compare` measures against: the function's value, no derivative."""
+        y = call1(f, x)
+        zeros = [0.0] * len(self.shapes.flatten(x, in_t))
+        return y, lambda u: self.shapes.rebuild(x, in_t, zeros)
+
+    def jvp_primal(self, f: Fun, x: Any, out_t: Type) -> tuple[Any, Any]:
+        """The baseline's jvp: the value, and a zero tangent."""
+        y = call1(f, x)
+        return y, self.shapes.rebuild(y, out_t, [0.0] * len(self.shapes.flatten(y, out_t)))
+
+    def derivative(self, f: Fun, x: Any, site: Compiler) -> Any:
+        return self.jvp(f, x, self.const(site, 1.0), REAL, REAL, site)[1]
+
+    def jvp(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
+        """(f x, the derivative of f at x in the direction v): the mode's way from primal code,
+        forward mode one language deeper inside a transformed program."""
+        check_shape(v, x, in_t, "the tangent given to jvp")
+        if site is not self.machine.primal:
+            return self.jvp_forward(f, x, v, in_t, out_t, site)
+        return self.machine.runtime.jvp(self, f, x, v, in_t, out_t)
+
+    # ---- forward mode by the dual-number transform, one language deeper than the site
+    def jvp_forward(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
+        """(f x, the derivative of f at x in the direction v), by one run of →D(f)."""
+        target = self.deeper(site)
+        leaves = target.leaves
+        y_dual = call1(self.lift_fun(f, target, {}), attach_tangents(x, v, in_t, leaves))
+        return split_tangents(y_dual, out_t, leaves, self.zero_leaf)
+
+    def vjp_forward(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple[Any, Callable]:
+        """A vjp by forward mode: one jvp per input real, the Jacobian's columns kept for the pullback."""
+        shapes = self.shapes
+        n = len(shapes.flatten(x, in_t))
+        zero, one = self.const(site, 0.0), self.const(site, 1.0)
+        leaves = getattr(site, "leaves", FloatLeaves)
+        columns = []
+        y = None
+        for i in range(n):
+            seed = [zero] * n
+            seed[i] = one
+            y, y_dot = self.jvp_forward(f, x, shapes.rebuild(x, in_t, seed), in_t, out_t, site)
+            columns.append(shapes.flatten(y_dot, out_t))
+        if n == 0:
+            y = call1(f, x)
+
+        def pullback(u: Any) -> Any:
+            us = shapes.flatten(u, out_t)
+            grads = []
+            for column in columns:
+                total = zero
+                for ui, j in zip(us, column):
+                    total = tree_add(total, tree_mul(ui, j, leaves), leaves)
+                grads.append(total)
+            return shapes.rebuild(x, in_t, grads)
+        return y, pullback
+
+    def const(self, site: Compiler, r: float) -> Any:
+        """The real constant r as a value of the site's language."""
+        return tree_const(r, site.depth, getattr(site, "leaves", FloatLeaves))
+
+    @staticmethod
+    def zero_leaf(t: Type, y: Any) -> Any:
+        return {INT: 0, BOOL: False, UNIT: ()}.get(t, y)
+
+    # ---- the target languages' compilers
+    def deeper(self, site: Compiler) -> Compiler:
+        """The language one forward level deeper than the site's (forward mode from primal code)."""
+        if isinstance(site, ReverseCompiler):
+            return self.reverse_compiler(site.runtime, site.depth + 1)
+        return self.forward_compiler(site.depth + 1)
+
+    def language(self, name: str, make: Callable) -> Compiler:
+        """The compiler of a mode's own language (made by `make(machine)` on first use)."""
+        if name not in self.compilers:
+            self.compilers[name] = make(self.machine)
+        return self.compilers[name]
+
+    def forward_compiler(self, depth: int) -> Compiler:
+        """→D applied `depth` times: the language of derivatives nested `depth` deep."""
+        key = ("forward", depth)
+        if key not in self.compilers:
+            parent = self.machine.primal if depth == 1 else self.forward_compiler(depth - 1)
+            self.compilers[key] = ForwardCompiler(self.machine, parent, depth,
+                                                  "forward" if depth == 1 else f"forward^{depth}")
+        return self.compilers[key]
+
+    def reverse_compiler(self, runtime, depth: int) -> Compiler:
+        """←D(→D^depth t) for a reverse runtime (factoring or naive); every depth records on the
+        runtime's one linear backend."""
+        key = (runtime.name, depth)
+        if key not in self.compilers:
+            if runtime.name not in self.backends:
+                self.backends[runtime.name] = runtime.backend(self.machine.counters, self.machine.counting)
+            parent = None if depth == 0 else self.reverse_compiler(runtime, depth - 1)
+            self.compilers[key] = ReverseCompiler(self.machine, self.backends[runtime.name], runtime, depth, parent)
+        return self.compilers[key]
+
+    # ---- reverse mode by the backpropagation transform
+    def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime) -> tuple[Any, Callable]:
+        compiler = self.reverse_compiler(runtime, 0)
+        backend = self.backends[runtime.name]
+        dual_f = self.lift_fun(f, compiler, {})
+        shapes = self.shapes
+        saved = backend.records
+        try:
+            x_dual, n_sinks = shapes.inject(x, in_t, 0)   # the inputs' sinks: identities 0 .. n-1
+            records = backend.records = [SINK] * n_sinks
+            y_dual = call1(dual_f, x_dual)
+        finally:
+            backend.records = saved
+        backprops: list = []
+        y = shapes.unlift(y_dual, out_t, backprops)
+
+        def pullback(u: Any) -> Any:
+            cotangents = shapes.flatten(u, out_t)
+            seeds = [(p, float(ct)) for p, ct in zip(backprops, cotangents) if p is not None]
+            return shapes.rebuild(x, in_t, backend.backward(records, seeds, n_sinks))
+        return y, pullback
+
+    # ---- lifting: values of one language into the next
+    def lift_fun(self, fn: Fun, compiler: Compiler, memo: dict) -> Fun:
+        """The transform of a function value: its transformed code, its captured values lifted."""
+        if id(fn) in memo:
+            return memo[id(fn)]
+        code = fn.code
+        if code.mode == "partial":
+            out = Fun(code, ())
+            memo[id(fn)] = out
+            out.captured = self.lift(fn.captured, compiler, memo)
+            return out
+        if code.mode != compiler.source_name:
+            raise NestedDifferentiation(
+                "nested differentiation: a pullback or a function of the "
+                f"{code.mode} language cannot be differentiated in the {compiler.name} language")
+        key = code.info.get("global")
+        if key is not None:
+            out = compiler.global_value(*key)
+            memo[id(fn)] = out
+            return out
+        if code.lam is None:
+            raise NestedDifferentiation("nested differentiation: a pullback returned by `vjp` cannot itself be "
+                                        "differentiated")
+        dual_code, where = self.transformed_code(code, compiler)
+        out = Fun(dual_code, ())
+        memo[id(fn)] = out
+        out.captured = tuple(self.lift(fn.captured[i], compiler, memo) for i in where)
+        return out
+
+    def transformed_code(self, code, compiler: Compiler):
+        """The compiled transform of a lambda's code, and where each of its captured values comes from."""
+        cache_key = ("transformed", compiler)  # the compiler itself: an id could be reused
+        if cache_key not in code.info:
+            dual_code = compiler.open_lambda(code)
+            where = tuple(code.free.index(k) for k in dual_code.free)
+            code.info[cache_key] = (dual_code, where)
+        return code.info[cache_key]
+
+    def lift(self, v: Any, compiler: Compiler, memo: dict) -> Any:
+        """A value of the language below as a constant of `compiler`'s (walked by its representation)."""
+        leaf = compiler.lift_leaf(v)
+        if leaf is not None:
+            return leaf
+        t = type(v)
+        if t is float:
+            return compiler.lift_real(v)
+        if t is tuple:
+            return tuple(self.lift(x, compiler, memo) for x in v)
+        if t is list:
+            return [self.lift(x, compiler, memo) for x in v]
+        if t is Fun:
+            return self.lift_fun(v, compiler, memo)
+        return v
+
+
+__all__ = ["ADKernel", "TCon"]

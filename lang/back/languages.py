@@ -1,0 +1,267 @@
+"""The transforms' target languages: what a real is in each, and their compilers.
+
+A differentiation primitive met while a program runs is evaluated one
+language deeper than the code that meets it:
+
+    primal code                 the mode decides (backprop, forward, tape, ...)
+    forward^k code  (→D^k t)    forward^(k+1):  →D applied once more
+    reverse^k code  (←D(→D^k t))  reverse^(k+1): ←D(→D^(k+1) t)
+
+→D's target is the source language (pairs of reals), so it composes with
+itself and with ←D. In forward^k a source real is a depth-k tree of pairs
+whose leaves are floats; in reverse^k the leaves are ←D reals (x, x'), so
+a derivative taken inside a function being differentiated by ←D records
+its backpropagators on the outer tape: `grad (fun x -> derivative f x)`
+is reverse-over-forward, and a `grad` inside a `grad` computes the inner
+gradient by forward passes in reverse^1. Each level's perturbation lives
+in its own component of the nested pairs, kept apart by the types, so
+there is no perturbation confusion.
+
+Lifting a value one language deeper turns each leaf into a pair of it and
+a zero tangent ((x, 0.0), or (ℓ, (0.0, None)) for a ←D leaf ℓ); a
+function value into its transformed code, with its captured values lifted.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import core as c
+from .compiler import Compiler
+from ..transforms.backprop import BACKPROP
+from ..transforms.check import TargetLanguage, check
+from ..transforms.forward import FORWARD
+from ..model.types import REAL, TList, TTuple, Type, prune
+
+# ---- the leaves of a language's reals ------------------------------------------------
+
+
+class FloatLeaves:
+    """Leaves of the primal and forward languages: floats."""
+
+    @staticmethod
+    def is_leaf(v: Any) -> bool:
+        return type(v) is float
+
+    @staticmethod
+    def const(r: float) -> Any:
+        return r
+
+    @staticmethod
+    def add(a: Any, b: Any) -> Any:
+        return a + b
+
+    @staticmethod
+    def mul(a: Any, b: Any) -> Any:
+        return a * b
+
+
+class DualLeaves:
+    """Leaves of the reverse languages: ←D reals (x, x'); arithmetic records backpropagators."""
+
+    def __init__(self, backend, counters, counting: bool):
+        self.backend = backend
+        self.counters = counters
+        self.counting = counting
+
+    @staticmethod
+    def is_leaf(v: Any) -> bool:
+        return type(v) is tuple and len(v) == 2 and type(v[0]) is float
+
+    @staticmethod
+    def const(r: float) -> Any:
+        return (float(r), None)
+
+    def record(self, value: float, fields: list) -> Any:
+        if not fields:
+            return (value, None)
+        records = self.backend.records
+        records.append(tuple(fields))
+        if self.counting:
+            self.counters.bp_created += 1
+        return (value, len(records) - 1)
+
+    def add(self, a: Any, b: Any) -> Any:
+        (x, xb), (y, yb) = a, b
+        fields = ([xb, 1.0] if xb is not None else []) + ([yb, 1.0] if yb is not None else [])
+        return self.record(x + y, fields)
+
+    def mul(self, a: Any, b: Any) -> Any:
+        (x, xb), (y, yb) = a, b
+        fields = ([xb, y] if xb is not None else []) + ([yb, x] if yb is not None else [])
+        return self.record(x * y, fields)
+
+
+def tree_const(r: float, depth: int, leaves) -> Any:
+    """The real constant r in a language `depth` forward levels deep: r, (r, 0), ((r, 0), (0, 0)), ..."""
+    t = leaves.const(r)
+    for _ in range(depth):
+        t = (t, tree_map(t, leaves, lambda leaf: leaves.const(0.0)))
+    return t
+
+
+def tree_map(x: Any, leaves, fn) -> Any:
+    if leaves.is_leaf(x):
+        return fn(x)
+    return (tree_map(x[0], leaves, fn), tree_map(x[1], leaves, fn))
+
+
+def tree_add(x: Any, y: Any, leaves) -> Any:
+    """Addition of reals nested in dual numbers: componentwise."""
+    if leaves.is_leaf(x):
+        return leaves.add(x, y)
+    return (tree_add(x[0], y[0], leaves), tree_add(x[1], y[1], leaves))
+
+
+def tree_mul(x: Any, y: Any, leaves) -> Any:
+    """Multiplication of reals nested in dual numbers: (a, a') (b, b') = (a b, a b' + a' b)."""
+    if leaves.is_leaf(x):
+        return leaves.mul(x, y)
+    return (tree_mul(x[0], y[0], leaves),
+            tree_add(tree_mul(x[0], y[1], leaves), tree_mul(x[1], y[0], leaves), leaves))
+
+
+def attach_tangents(x: Any, v: Any, t: Type, leaves) -> Any:
+    """The input of →D(f) one level deeper: each leaf of each real of x paired with v's."""
+    t = prune(t)
+    if t == REAL:
+        return _pair_leaves(x, v, leaves)
+    if isinstance(t, TTuple):
+        return tuple(attach_tangents(a, b, ti, leaves) for a, b, ti in zip(x, v, t.items))
+    if isinstance(t, TList):
+        return [attach_tangents(a, b, t.item, leaves) for a, b in zip(x, v)]
+    return x
+
+
+def _pair_leaves(x: Any, v: Any, leaves) -> Any:
+    if leaves.is_leaf(x):
+        return (x, v)
+    return (_pair_leaves(x[0], v[0], leaves), _pair_leaves(x[1], v[1], leaves))
+
+
+def split_tangents(y: Any, t: Type, leaves, zero) -> tuple[Any, Any]:
+    """The output of →D(f) split into (value, tangent)."""
+    t = prune(t)
+    if t == REAL:
+        return _split_leaves(y, leaves)
+    if isinstance(t, TTuple):
+        parts = [split_tangents(a, ti, leaves, zero) for a, ti in zip(y, t.items)]
+        return tuple(p for p, _ in parts), tuple(q for _, q in parts)
+    if isinstance(t, TList):
+        parts = [split_tangents(a, t.item, leaves, zero) for a in y]
+        return [p for p, _ in parts], [q for _, q in parts]
+    return y, zero(t, y)
+
+
+def _split_leaves(y: Any, leaves) -> tuple[Any, Any]:
+    if leaves.is_leaf(y[0]):
+        return y[0], y[1]
+    (a, a_dot), (b, b_dot) = _split_leaves(y[0], leaves), _split_leaves(y[1], leaves)
+    return (a, b), (a_dot, b_dot)
+
+
+# ---- the compilers of the target languages ----------------------------------------------
+
+
+def forward_transform(e: c.Expr, times: int) -> c.Expr:
+    """→D applied `times` times (simplified each time)."""
+    for _ in range(times):
+        e = FORWARD.simplify(FORWARD.term(e))
+    return e
+
+
+def forward_type(t: Type, times: int) -> Type:
+    """→D on types, `times` times."""
+    for _ in range(times):
+        t = FORWARD.type(t)
+    return t
+
+
+class TransformCompiler(Compiler):
+    """The compiler of a transform's target language: definitions are transformed on their way in.
+
+    Every target language transforms the *source* program (a global's
+    specialised definition, a function value's source lambda) as many times
+    as it is deep. With `machine.check_transforms` (dl --debug), every
+    transformed term is type-checked against the transform of its source
+    type before it runs.
+    """
+
+    nests = True
+    leaves: Any = FloatLeaves
+    source_name = "primal"  # the language whose function values this one lifts
+
+    def source_of_global(self, key: tuple) -> c.Expr:
+        return self.checked(self.machine.spec.get(*key))
+
+    def checked(self, e: c.Expr) -> c.Expr:
+        out = self.transform(e)
+        if self.machine.check_transforms:
+            check(out, e.ty, self.language(), source=e)
+        return out
+
+    def transform(self, e: c.Expr) -> c.Expr:
+        raise NotImplementedError
+
+    def d_type(self, t: Type) -> Type:
+        raise NotImplementedError
+
+    def language(self) -> TargetLanguage:
+        """This language's types, for the checker."""
+        return TargetLanguage(self.name, self.d_type,
+                              lambda module, name, inst: self.d_type(self.machine.spec.get(module, name, inst).ty))
+
+    def open_lambda(self, code) -> Any:
+        """The compiled transform of a function value's code (from the language below)."""
+        return self.compile_open(self.checked(code.info.get("origin") or code.lam), code.name)
+
+    def lift_leaf(self, v: Any) -> Any:
+        """A leaf of the language below, lifted here; None when `v` is not a leaf that needs it."""
+        return None
+
+
+class ForwardCompiler(TransformCompiler):
+    """→D^depth: forward derivatives nested `depth` deep."""
+
+    def __init__(self, machine, parent: Compiler, depth: int, name: str):
+        super().__init__(machine, counting=machine.counting, name=name)
+        self.depth = depth
+        self.source_name = parent.name
+
+    def transform(self, e: c.Expr) -> c.Expr:
+        return forward_transform(e, self.depth)
+
+    def d_type(self, t: Type) -> Type:
+        return forward_type(t, self.depth)
+
+    def lift_real(self, r: float) -> Any:
+        return (r, 0.0)
+
+
+class ReverseCompiler(TransformCompiler):
+    """←D(→D^depth t): backprop (factoring or naive), over `depth` levels of forward derivatives.
+
+    At depth 0 this is ←D itself. All depths of one mode share one linear
+    backend, so backpropagators created at any depth land on the same tape."""
+
+    def __init__(self, machine, backend, runtime, depth: int = 0, parent: Compiler | None = None):
+        name = runtime.name if depth == 0 else f"{runtime.name}∘forward^{depth}"
+        super().__init__(machine, linear=backend, counting=machine.counting, name=name)
+        self.runtime = runtime  # the reverse runtime (lang/modes/runtimes.py) whose backend this records on
+        self.depth = depth
+        self.source_name = parent.name if parent is not None else "primal"
+        self.leaves = DualLeaves(backend, machine.counters, machine.counting)
+
+    def transform(self, e: c.Expr) -> c.Expr:
+        return BACKPROP.simplify(BACKPROP.term(forward_transform(e, self.depth)))
+
+    def d_type(self, t: Type) -> Type:
+        return BACKPROP.type(forward_type(t, self.depth))
+
+    def lift_real(self, r: float) -> Any:
+        return (r, None) if self.depth == 0 else ((r, None), (0.0, None))
+
+    def lift_leaf(self, v: Any) -> Any:
+        """A ←D real of the language below, one forward level deeper: (ℓ, (0.0, None))."""
+        if self.depth > 0 and DualLeaves.is_leaf(v):
+            return (v, (0.0, None))
+        return None

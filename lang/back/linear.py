@@ -1,0 +1,306 @@
+"""Running the linear fragment of the target language: linear factoring, or naive.
+
+A backpropagator `fun a -o t` is given an increasing *identity* when it is
+created: its index in a list of records. Its body is almost always what ←D
+writes for a primitive, a sum of contributions `x1' (∂1 * a) + ... +
+xk' (∂k * a)` with the ∂i not mentioning `a`; such a backpropagator is
+recorded *defunctionalised*, as the flat tuple (x1', ∂1, ..., xk', ∂k) of
+its parents' identities and its partial derivatives, computed when it is
+created (the compiler writes that inline: one tuple and one append). A
+parent that is the zero backpropagator `fun a -o 0` (`None`) is left out.
+Any other body is recorded as (GENERIC, compiled body, captured values).
+The inputs' sinks are the first records: the k-th input real's identity is k.
+
+Values of the answer type d are never built. A d-typed term, inside a
+generic body, is compiled to an *effect*: applying a backpropagator to an
+argument, and summing, are what the two backends do differently — the rest
+is shared:
+
+factoring (THEORY §4)
+    `x' e` adds e to the pending argument of x' (an array indexed by
+    identity, None where nothing is pending): a second call merges into the
+    first, which is the rule `t u + t v -> t (u + v)`. The driver sweeps
+    identities from the largest down, running each pending body once on its
+    summed argument; since a backpropagator only calls older ones,
+    everything that can call it has run by then. Cost: one body run per
+    backpropagator created.
+
+naive
+    `x' e` runs the body of x' on e at once, recursively down to the
+    inputs' sinks, which add into the gradient. A backpropagator reached by
+    k paths runs k times: repeated squaring n times makes 2^(n+1) - 1 calls.
+"""
+from __future__ import annotations
+
+from ..model import core as c
+from ..model.values import Code
+
+GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
+SINK = ()            # the record of an input's sink: the first n identities are the n inputs' sinks
+
+
+def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
+    """Σ xi' (∂i * a)  as  [(xi', ∂i)], when the body has that shape (else None)."""
+    out: list[tuple[c.Expr, c.Expr]] = []
+    stack = [body]
+    while stack:
+        t = stack.pop()
+        match t:
+            case c.DZero():
+                pass
+            case c.DSum(l, r):
+                stack.append(r)
+                stack.append(l)
+            case c.LinApp(fn, arg):
+                weight = _weight(arg, a)
+                if weight is None or _mentions(fn, a):
+                    return None
+                out.append((fn, weight))
+            case _:
+                return None
+    return out
+
+
+def _weight(arg: c.Expr, a: str) -> c.Expr | None:
+    match arg:
+        case c.Var(name) if name == a:
+            return c.Lit(1.0)
+        case c.Prim("neg", (c.Var(name),)) if name == a:
+            return c.Lit(-1.0)
+        case c.Prim("*", (w, c.Var(name))) if name == a and not _mentions(w, a):
+            return w
+    return None
+
+
+def _mentions(e: c.Expr, name: str) -> bool:
+    return (name, ()) in c.free_locals(e)
+
+
+class LinearBackend:
+    """What the two modes share: creating backpropagators (compiled inline), and effects."""
+
+    factoring = True
+
+    def __init__(self, counters, counting: bool = False):
+        self.counters = counters
+        self.counting = counting
+        self.records: list = []      # the backpropagators of the evaluation under way
+        self.adj: list = []          # the pending arguments of the sweep under way (factoring)
+        self.grad: list = []         # the gradient being accumulated (naive)
+
+    # ---- compiling (called by lang/evaluator.py's Gen)
+    def create(self, gen, e: c.LinLam, ind: int) -> str:
+        """Statements creating a backpropagator; a Python expression for its identity."""
+        pairs = contributions(e.body, e.param)
+        if pairs is None:
+            return self.create_generic(gen, e, ind)
+        if not pairs:
+            return "None"
+        backend = gen.const(self)
+        parents = [gen.atom(p, ind) for p, _ in pairs]
+        v = gen.local()
+        if len(pairs) <= 2:
+            self._create_cases(gen, pairs, parents, v, backend, ind, [])
+            return v
+        gen.line(ind, f"{v} = []")  # many parents: build the record
+        for (_, w), p in zip(pairs, parents):
+            gen.line(ind, f"if {p} is not None:")
+            weight = gen.atom(w, ind + 1)
+            gen.line(ind + 1, f"{v} += ({p}, {weight})")
+        gen.line(ind, f"if {v}:")
+        self._append(gen, f"tuple({v})", v, backend, ind + 1)
+        gen.line(ind, "else:")
+        gen.line(ind + 1, f"{v} = None")
+        return v
+
+    def _create_cases(self, gen, pairs, parents, v, backend, ind, present) -> None:
+        """One branch per combination of absent (zero) parents: weights computed only where needed."""
+        k = len(present)
+        if k == len(pairs):
+            fields = []
+            for (_, w), p, here in zip(pairs, parents, present):
+                if here:
+                    fields += [p, gen.atom(w, ind)]
+            if fields:
+                self._append(gen, f"({', '.join(fields)})", v, backend, ind)
+            else:
+                gen.line(ind, f"{v} = None")
+            return
+        gen.line(ind, f"if {parents[k]} is None:")
+        self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [False])
+        gen.line(ind, "else:")
+        self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [True])
+
+    def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
+        # the list of records does not change while one evaluation runs: read it on entry
+        records = gen.entry("R", f"{backend}.records")
+        gen.line(ind, f"{records}.append({record})")
+        gen.line(ind, f"{v} = len({records}) - 1")
+        gen.count(ind, "bp_created")
+
+    def create_generic(self, gen, e: c.LinLam, ind: int) -> str:
+        """Any other body: compiled as an effect, run later on its captured values."""
+        from .compiler import Gen
+        inner = Gen(gen.compiler, [e.param], None)
+        self.effect(inner, e.body, 0)
+        inner.line(0, "return None")
+        code = Code(1, name="<backpropagator>", mode=gen.compiler.name)
+        code.free = tuple(inner.free)
+        code.body = inner.build("<backpropagator>")
+        captured = [gen.lookup(key) for key in code.free]
+        v = gen.local()
+        gen.line(ind, f"{v} = ({gen.const(GENERIC)}, {gen.const(code)}, ({', '.join(captured)}{',' if captured else ''}))")
+        self._append(gen, v, v, gen.const(self), ind)
+        return v
+
+    def effect(self, gen, e: c.Expr, ind: int) -> None:
+        """Statements that add the value of a d-typed term into the backward pass."""
+        match e:
+            case c.DZero():
+                gen.line(ind, "pass")
+            case c.DSum(l, r):
+                self.effect(gen, l, ind)
+                self.effect(gen, r, ind)
+            case c.LinApp(fn, arg):
+                p = gen.atom(fn, ind)
+                gen.line(ind, f"if {p} is not None:")
+                value = gen.atom(arg, ind + 1)
+                gen.line(ind + 1, f"{gen.const(self)}.contribute({p}, {value})")
+            case c.If():
+                gen.branches(e, ind, lambda branch, i: self.effect(gen, branch, i))
+            case c.Let() | c.LetTuple():
+                gen.scoped(e, ind, lambda body: self.effect(gen, body, ind))
+            case _:
+                raise AssertionError(f"cannot run the d-typed term {type(e).__name__} as a contribution")
+
+    # ---- what the modes define
+    def contribute(self, p: int, value: float) -> None:
+        raise NotImplementedError
+
+    def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
+        """Run the backward pass from `seeds`; the argument that reached each input's sink, in order."""
+        raise NotImplementedError
+
+
+class Factoring(LinearBackend):
+    """Linear factoring: pending arguments merged per identity, swept from the largest identity down."""
+
+    def contribute(self, p: int, value: float) -> None:
+        adj = self.adj
+        old = adj[p]
+        if old is None:
+            adj[p] = value
+        else:
+            adj[p] = old + value
+            if self.counting:
+                self.counters.merges += 1
+
+    def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
+        saved = self.adj
+        adj = self.adj = [None] * len(records)
+        try:
+            for p, v in seeds:
+                self.contribute(p, v)
+            if self.counting:
+                self._sweep_counting(records, adj, n_sinks)
+            else:
+                self._sweep(records, adj, n_sinks)
+        finally:
+            self.adj = saved
+        return [0.0 if g is None else g for g in adj[:n_sinks]]
+
+    def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
+        for i in range(len(records) - 1, n_sinks - 1, -1):  # sinks run no body
+            ct = adj[i]
+            if ct is None:
+                continue
+            rec = records[i]
+            n = len(rec)
+            if n == 2:
+                p, w = rec
+                old = adj[p]
+                adj[p] = w * ct if old is None else old + w * ct
+            elif n == 4:
+                p, w, q, u = rec
+                old = adj[p]
+                adj[p] = w * ct if old is None else old + w * ct
+                old = adj[q]
+                adj[q] = u * ct if old is None else old + u * ct
+            elif rec[0] is GENERIC:
+                rec[1].body(rec[2], ct)
+            else:
+                for k in range(0, n, 2):
+                    p = rec[k]
+                    old = adj[p]
+                    adj[p] = rec[k + 1] * ct if old is None else old + rec[k + 1] * ct
+
+    def _sweep_counting(self, records: list, adj: list, n_sinks: int) -> None:
+        counters = self.counters
+        pending = sum(1 for v in adj[n_sinks:] if v is not None)
+        peak = pending
+        for i in range(len(records) - 1, n_sinks - 1, -1):
+            ct = adj[i]
+            if ct is None:
+                continue
+            rec = records[i]
+            n = len(rec)
+            pending -= 1
+            counters.bp_run += 1
+            if rec[0] is GENERIC:
+                before = sum(1 for v in adj if v is not None)  # generic bodies are rare: count the slow way
+                rec[1].body(rec[2], ct)
+                pending += sum(1 for v in adj if v is not None) - before
+            else:
+                for k in range(0, n, 2):
+                    p, w = rec[k], rec[k + 1]
+                    old = adj[p]
+                    sink = p < n_sinks
+                    if sink:
+                        counters.sink_updates += 1
+                    if old is None:
+                        adj[p] = w * ct
+                        if not sink:
+                            pending += 1
+                    else:
+                        adj[p] = old + w * ct
+                        counters.merges += 1
+            peak = max(peak, pending)
+        counters.peak_pending = max(counters.peak_pending, peak)
+
+
+class Naive(LinearBackend):
+    """Naive application: every call of a backpropagator runs its body at once (exponential on sharing)."""
+
+    factoring = False
+
+    def contribute(self, p: int, value: float) -> None:
+        self.run(p, value)
+
+    def run(self, p: int, ct: float) -> None:
+        rec = self.records[p]
+        n = len(rec)
+        self.counters.bp_run += 1
+        if n == 0:  # the sink of input p
+            self.counters.sink_updates += 1
+            self.grad[p] += ct
+        elif rec[0] is GENERIC:
+            rec[1].body(rec[2], ct)
+        else:
+            run = self.run
+            for k in range(0, n, 2):
+                run(rec[k], rec[k + 1] * ct)
+
+    def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
+        saved_records, saved_grad = self.records, self.grad
+        self.records = records
+        self.grad = [0.0] * n_sinks
+        try:
+            for p, v in seeds:
+                self.run(p, v)
+            return self.grad
+        finally:
+            self.records, self.grad = saved_records, saved_grad
+
+
+
+__all__ = ["Factoring", "Naive", "GENERIC", "SINK", "contributions"]

@@ -1,0 +1,60 @@
+"""A machine: the compilers and run-time state of one program run or REPL session.
+
+It owns the specialiser, the cost counters, the differentiation mode (a row
+of the mode table, lang/modes/table.py, and the runtime that row names), and
+one compiler per language: the primal program, and each transform's target
+(created on demand by the kernel, lang/back/kernel.py). Compiled code is
+cached per compiler, so a definition is compiled once per language.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..front.loader import World
+from ..front.mono import Specializer
+from ..model import core as c
+from ..model.errors import DlRuntimeError
+from .compiler import Compiler, Counters
+from .deep import RECURSION_LIMIT
+from .kernel import ADKernel
+
+
+class Machine:
+    def __init__(self, world: World, mode, counting: bool = False, check_transforms: bool = False):
+        """`mode`: a row of the mode table (anything with `name` and `load_runtime()`)."""
+        self.world = world
+        self.check_transforms = check_transforms  # type-check every transformed term (dl --debug)
+        self.spec = Specializer(world)
+        self.counters = Counters()
+        self.mode = mode
+        self.runtime = mode.load_runtime()
+        self.counting = counting
+        self.primal = Compiler(self, counting=counting)
+        self.primal.nests = True
+        self.ad = ADKernel(self)
+        self.symbolic_reports: list[dict] = []  # what symbolic mode unrolled, for `dl transform`
+
+    def global_value(self, module: str, name: str, inst: tuple = ()) -> Any:
+        """Evaluate (once) a top-level definition at an instance."""
+        return self.primal.global_value(module, name, inst)
+
+    def forget_values(self) -> None:
+        """Every top-level value is computed again on next use, in every language; code is kept."""
+        for compiler in [self.primal, *self.ad.compilers.values()]:
+            compiler.forget_values()
+
+    def compile_expression(self, typed: c.Expr):
+        """Specialise and compile a typed closed expression (a REPL input, `main` applied to arguments).
+
+        Python's recursion limit ending a dl recursion is reported at the expression."""
+        run = self.primal.compile_closed(self.spec.expression(typed))
+        span = typed.span
+
+        def evaluate():
+            try:
+                return run()
+            except RecursionError:
+                raise DlRuntimeError(f"stack overflow: more than {RECURSION_LIMIT} nested calls (a recursion "
+                                     "that does not end, or one too deep: make it tail-recursive, or use fold)",
+                                     span) from None
+        return evaluate

@@ -1,0 +1,175 @@
+"""Differentiable data, walked by its type: flatten, rebuild, inject, unlift.
+
+The inputs and outputs of `grad`, `vjp` and `jvp` are differentiable data
+of a concrete type (Real, Int, Bool, Unit, tuples and lists of them, nested;
+the specialiser made the type concrete). Each walk is compiled once per
+type into a Python function (`Shapes` memoises them), so a list of ten
+thousand reals is flattened by one `list()` and its gradient rebuilt by one
+slice, rather than by a recursive walk per element.
+
+    flatten(v)              the reals of v, in a fixed order
+    rebuild(shape, reals)   a value shaped like `shape` whose reals come from `reals`
+                            (other leaves zero: 0, false, ())
+    inject(v, first)        v with its k-th real r paired with the identity first + k
+    unlift(dual, out)       the primal part of a ←D value, its backpropagators appended to out
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..model.types import BOOL, INT, REAL, UNIT, TList, TTuple, Type, prune, resolve
+
+_ZERO = {INT: 0, BOOL: False, UNIT: ()}
+
+
+class Shapes:
+    """The walks of one type each, compiled on first use."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, Type], Callable] = {}
+        # by the identity of the type object a call site passes (kept alive here, so the id
+        # cannot be reused): no resolving and hashing of the type on every call
+        self.by_id: dict[tuple[str, int], tuple[Type, Callable]] = {}
+
+    def _get(self, kind: str, t: Type, make: Callable[[Type], Callable]) -> Callable:
+        hit = self.by_id.get((kind, id(t)))
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        resolved = resolve(t)
+        key = (kind, resolved)
+        fn = self.cache.get(key)
+        if fn is None:
+            fn = self.cache[key] = make(resolved)
+        self.by_id[(kind, id(t))] = (t, fn)
+        return fn
+
+    # ---- flatten: value -> list of reals
+    def flatten(self, v: Any, t: Type) -> list:
+        out: list = []
+        self._get("flatten", t, self._make_flatten)(v, out)
+        return out
+
+    def _make_flatten(self, t: Type) -> Callable:
+        if t == REAL:
+            return lambda v, out: out.append(v)
+        if isinstance(t, TList) and prune(t.item) == REAL:
+            return lambda v, out: out.extend(v)
+        if isinstance(t, TList):
+            item = self._get("flatten", t.item, self._make_flatten)
+
+            def walk_list(v, out):
+                for x in v:
+                    item(x, out)
+            return walk_list
+        if isinstance(t, TTuple):
+            parts = [self._get("flatten", i, self._make_flatten) for i in t.items]
+
+            def walk_tuple(v, out):
+                for part, x in zip(parts, v):
+                    part(x, out)
+            return walk_tuple
+        return lambda v, out: None
+
+    # ---- rebuild: (shape, reals) -> value
+    def rebuild(self, shape: Any, t: Type, reals: list, start: int = 0) -> Any:
+        return self._get("rebuild", t, self._make_rebuild)(shape, reals, start)[0]
+
+    def _make_rebuild(self, t: Type) -> Callable:
+        if t == REAL:
+            return lambda shape, reals, i: (reals[i], i + 1)
+        if t in _ZERO:
+            zero = _ZERO[t]
+            return lambda shape, reals, i: (zero, i)
+        if isinstance(t, TList) and prune(t.item) == REAL:
+            return lambda shape, reals, i: (list(reals[i:i + len(shape)]), i + len(shape))
+        if isinstance(t, TList):
+            item = self._get("rebuild", t.item, self._make_rebuild)
+
+            def rebuild_list(shape, reals, i):
+                out = []
+                for x in shape:
+                    y, i = item(x, reals, i)
+                    out.append(y)
+                return out, i
+            return rebuild_list
+        if isinstance(t, TTuple):
+            parts = [self._get("rebuild", it, self._make_rebuild) for it in t.items]
+
+            def rebuild_tuple(shape, reals, i):
+                out = []
+                for part, x in zip(parts, shape):
+                    y, i = part(x, reals, i)
+                    out.append(y)
+                return tuple(out), i
+            return rebuild_tuple
+        return lambda shape, reals, i: (shape, i)
+
+    # ---- map_reals: each real r replaced by fn(r), in order (the tape's nodes, symbolic's variables)
+    def map_reals(self, v: Any, t: Type, fn: Callable[[float], Any]) -> Any:
+        return self._get("map_reals", t, self._make_map_reals)(v, fn)
+
+    def _make_map_reals(self, t: Type) -> Callable:
+        if t == REAL:
+            return lambda v, fn: fn(v)
+        if isinstance(t, TList):
+            item = self._get("map_reals", t.item, self._make_map_reals)
+            return lambda v, fn: [item(x, fn) for x in v]
+        if isinstance(t, TTuple):
+            parts = [self._get("map_reals", it, self._make_map_reals) for it in t.items]
+            return lambda v, fn: tuple(part(x, fn) for part, x in zip(parts, v))
+        return lambda v, fn: v
+
+    # ---- inject: the k-th real r becomes (r, first + k)
+    def inject(self, v: Any, t: Type, first: int) -> tuple[Any, int]:
+        """v with identities first, first + 1, ... paired with its reals; the next free identity."""
+        return self._get("inject", t, self._make_inject)(v, first)
+
+    def _make_inject(self, t: Type) -> Callable:
+        if t == REAL:
+            return lambda v, i: ((v, i), i + 1)
+        if isinstance(t, TList) and prune(t.item) == REAL:
+            return lambda v, i: (list(zip(v, range(i, i + len(v)))), i + len(v))
+        if isinstance(t, TList):
+            item = self._get("inject", t.item, self._make_inject)
+
+            def inject_list(v, i):
+                out = []
+                for x in v:
+                    y, i = item(x, i)
+                    out.append(y)
+                return out, i
+            return inject_list
+        if isinstance(t, TTuple):
+            parts = [self._get("inject", it, self._make_inject) for it in t.items]
+
+            def inject_tuple(v, i):
+                out = []
+                for part, x in zip(parts, v):
+                    y, i = part(x, i)
+                    out.append(y)
+                return tuple(out), i
+            return inject_tuple
+        return lambda v, i: (v, i)
+
+    # ---- unlift: ←D value -> primal value, collecting backpropagators
+    def unlift(self, dual: Any, t: Type, backprops: list) -> Any:
+        return self._get("unlift", t, self._make_unlift)(dual, backprops)
+
+    def _make_unlift(self, t: Type) -> Callable:
+        if t == REAL:
+            def real(d, out):
+                out.append(d[1])
+                return d[0]
+            return real
+        if isinstance(t, TList) and prune(t.item) == REAL:
+            def reals(d, out):
+                out.extend(b for _, b in d)
+                return [x for x, _ in d]
+            return reals
+        if isinstance(t, TList):
+            item = self._get("unlift", t.item, self._make_unlift)
+            return lambda d, out: [item(x, out) for x in d]
+        if isinstance(t, TTuple):
+            parts = [self._get("unlift", it, self._make_unlift) for it in t.items]
+            return lambda d, out: tuple(part(x, out) for part, x in zip(parts, d))
+        return lambda d, out: d

@@ -1,0 +1,327 @@
+"""Surface syntax to core terms: patterns, operators, sections, names.
+
+    fun (x, y) z -> e          fun t -> fun z -> let (x, y) = t in e
+    let f x y = e1 in e2       let f = fun x -> fun y -> e1 in e2
+    a && b,  a || b            if a then b else false,  if a then true else b
+    x |> f a                   f a x
+    map f xs                   map(f, xs)                 (saturated primitive)
+    map f                      let t = f in fun xs -> map(t, xs)
+    (+)                        fun a -> fun b -> +(a, b)
+
+Names are resolved here: a local variable, a top-level definition
+(`Global`, with the module that defines it), or a built-in. An unbound
+name is a `name` error with the closest names in scope as suggestions.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from ..model import core as c
+from ..model import syntax as s
+from ..model.errors import DlNameError, DlSyntaxError
+from ..model.primitives import BINARY_OPERATORS, PRIMITIVES, Primitive
+from ..model.spans import NO_SPAN, Span
+
+Resolution = c.Global | Primitive | None
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A top-level `def`, desugared: its body is a chain of lambdas for a function."""
+
+    name: str
+    module: str
+    expr: c.Expr
+    span: Span
+    name_span: Span
+
+
+class Fresh:
+    """A supply of variable names that do not occur in the text being desugared."""
+
+    def __init__(self, avoid: set[str], prefix: str = "t"):
+        self.avoid = avoid
+        self.prefix = prefix
+        self.n = 0
+
+    def __call__(self, hint: str | None = None) -> str:
+        while True:
+            self.n += 1
+            name = f"{hint or self.prefix}{self.n}"
+            if name not in self.avoid:
+                self.avoid.add(name)
+                return name
+
+
+def names_in(text: str) -> set[str]:
+    """Every identifier-like word of a source text (what fresh names must avoid)."""
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_']*", text))
+
+
+class Desugarer:
+    """Desugars the declarations and expressions of one source unit."""
+
+    def __init__(self, resolve: Callable[[str], Resolution], fresh: Fresh, in_scope: Callable[[], list[str]],
+                 target: bool = False):
+        self.resolve = resolve
+        self.fresh = fresh
+        self.in_scope = in_scope
+        self.target = target  # accept the target language (printed transforms)
+
+    # ---- declarations
+    def definition(self, d: s.Def, module: str) -> Definition:
+        _check_distinct(d.params)
+        body = _annotated(d.body, d.annot)
+        expr = self.lam(d.params, body, frozenset(), d.span) if d.params else self.expr(body, frozenset())
+        return Definition(d.name, module, expr, d.span, d.name_span)
+
+    # ---- expressions
+    def expr(self, e: s.Expr, scope: frozenset) -> c.Expr:
+        """The core term for `e`, with `scope` the local names in scope."""
+        match e:
+            case s.Name() | s.Apply() | s.Section():
+                return self.application(e, scope)
+            case s.IntLit(v):
+                return c.Lit(v, span=e.span)
+            case s.RealLit(v):
+                return c.Lit(v, span=e.span)
+            case s.BoolLit(v):
+                return c.Lit(v, span=e.span)
+            case s.UnitLit():
+                return c.Lit((), span=e.span)
+            case s.TupleExpr(items):
+                return c.Tuple(tuple(self.expr(i, scope) for i in items), span=e.span)
+            case s.ListExpr(items):
+                return c.List(tuple(self.expr(i, scope) for i in items), span=e.span)
+            case s.Lambda(params, body):
+                _check_distinct(params)
+                return self.lam(params, body, scope, e.span)
+            case s.BinOp("&&", a, b):
+                return c.If(self.expr(a, scope), self.expr(b, scope), c.Lit(False, span=e.span), span=e.span)
+            case s.BinOp("||", a, b):
+                return c.If(self.expr(a, scope), c.Lit(True, span=e.span), self.expr(b, scope), span=e.span)
+            case s.BinOp("|>", a, b):
+                return self.application(s.Apply(b, a, span=e.span), scope)
+            case s.BinOp(op, a, b):
+                return c.Prim(op, (self.expr(a, scope), self.expr(b, scope)), span=e.span)
+            case s.Neg(s.IntLit(v)) | s.Neg(s.RealLit(v)):
+                return c.Lit(-v, span=e.span)
+            case s.Neg(x):
+                return c.Prim("neg", (self.expr(x, scope),), span=e.span)
+            case s.LetIn(pattern, value, body):
+                _check_distinct((pattern,))
+                bound = self.expr(value, scope)
+                return self.bind(pattern, bound, body, scope, e.span)
+            case s.LetFun("_", params, annot, value, body, recursive) if params or recursive:
+                raise DlNameError("`_` cannot be defined as a function", e.name_span)
+            case s.LetFun("_", (), annot, value, body):  # let _ = e1 in e2: e1 evaluated, not bound
+                return self.bind(s.PName("_"), self.expr(_annotated(value, annot), scope), body, scope, e.span)
+            case s.LetFun(name, params, annot, value, body, recursive):
+                _check_distinct(params)
+                inner = scope | {name} if recursive else scope
+                valued = _annotated(value, annot)
+                bound = self.lam(params, valued, inner, e.span) if params else self.expr(valued, inner)
+                rest = self.expr(body, scope | {name})
+                if recursive:
+                    return c.LetRec(name, bound, rest, span=e.span)
+                return c.Let(name, bound, rest, span=e.span)
+            case s.IfExpr(cond, then, else_):
+                return c.If(self.expr(cond, scope), self.expr(then, scope), self.expr(else_, scope), span=e.span)
+            case s.Annot(x, t):
+                return c.Annot(self.expr(x, scope), t, span=e.span)
+            case s.LinLambda(param, body) if self.target:
+                return c.LinLam(param, self.expr(body, scope | {param}), span=e.span)
+            case s.Instance(name, types) if self.target:
+                return self.instance(name, types, scope, e.span)
+            case s.LinLambda() | s.Instance():
+                raise DlSyntaxError("linear abstractions `-o` and instances `f@T` appear only in printed "
+                                    "transforms, not in programs", e.span)
+        raise AssertionError(e)
+
+    def lam(self, params: tuple[s.Pattern, ...], body: s.Expr, scope: frozenset, span: Span) -> c.Expr:
+        """`fun p1 ... pn -> body` as nested one-parameter lambdas."""
+        param = params[0]
+        name, annot = self.param_name(param)
+        inner_scope = scope | _pattern_names(param)
+        rest = self.lam(params[1:], body, inner_scope, span) if len(params) > 1 else self.expr(body, inner_scope)
+        if isinstance(param, s.PTuple) or (isinstance(param, s.PAnnot) and not isinstance(param.pattern, s.PName)):
+            rest = self.bind(param, c.Var(name, span=param.span), None, inner_scope, span, rest)
+        return c.Lam(name, rest, annot=annot, span=span)
+
+    def param_name(self, p: s.Pattern) -> tuple[str, s.TypeExpr | None]:
+        match p:
+            case s.PName("_"):
+                return self.fresh("w"), None
+            case s.PName(name):
+                return name, None
+            case s.PAnnot(s.PName(name), t) if name != "_":
+                return name, t
+            case s.PUnit():
+                return self.fresh("u"), s.TyName("Unit", span=p.span)
+            case _:
+                return self.fresh("p"), None
+
+    def bind(self, p: s.Pattern, bound: c.Expr, body: s.Expr | None, scope: frozenset, span: Span,
+             core_body: c.Expr | None = None) -> c.Expr:
+        """`let p = bound in body` for any pattern (nested tuples become nested lets)."""
+        inner_scope = scope | _pattern_names(p)
+        rest = core_body if core_body is not None else self.expr(body, inner_scope)
+        match p:
+            case s.PName("_"):
+                return c.Let(self.fresh("w"), bound, rest, span=span)
+            case s.PName(name):
+                return c.Let(name, bound, rest, span=span)
+            case s.PUnit():
+                return c.Let(self.fresh("u"), c.Annot(bound, s.TyName("Unit"), span=p.span), rest, span=span)
+            case s.PAnnot(inner, t):
+                return self.bind(inner, c.Annot(bound, t, span=p.span), None, scope, span, rest)
+            case s.PTuple(items):
+                names = []
+                nested = []
+                for item in items:
+                    if isinstance(item, s.PName) and item.name != "_":
+                        names.append(item.name)
+                    else:
+                        n = self.fresh("p")
+                        names.append(n)
+                        nested.append((item, n))
+                for item, n in reversed(nested):
+                    rest = self.bind(item, c.Var(n, span=item.span), None, inner_scope, span, rest)
+                return c.LetTuple(tuple(names), bound, rest, span=span)
+        raise AssertionError(p)
+
+    # ---- names and applications
+    def application(self, e: s.Expr, scope: frozenset) -> c.Expr:
+        """An application spine `h a1 ... an`, saturating built-ins."""
+        args: list[s.Expr] = []
+        spans: list[Span] = []  # spans[k]: the application `h a1 ... a(k+1)`, parentheses included
+        head = e
+        while isinstance(head, s.Apply):
+            args.append(head.arg)
+            spans.append(head.span)
+            head = head.fn
+        args.reverse()
+        spans.reverse()
+        if isinstance(head, s.Name) and head.name != "_" and head.name not in scope \
+                and self.resolve(head.name) is None:
+            raise self.unbound(head.name, head.span, scope)  # left to right: the head's error first
+        core_args = [self.expr(a, scope) for a in args]
+        if isinstance(head, s.Section):
+            if head.op in ("&&", "||", "|>"):
+                fn = self.section_lambda(head.op, head.span, scope)
+                return _apply(fn, core_args, spans, e.span)
+            return self.saturate(PRIMITIVES[head.op] if head.op in PRIMITIVES else None, head.op, core_args,
+                                 spans, head.span, e.span)
+        if not isinstance(head, s.Name):
+            return _apply(self.expr(head, scope), core_args, spans, e.span)
+        name = head.name
+        if name == "_":
+            raise DlSyntaxError("`_` is a pattern; it cannot be used as a value", head.span)
+        if name in scope:
+            return _apply(c.Var(name, span=head.span), core_args, spans, e.span)
+        found = self.resolve(name)
+        if isinstance(found, c.Global):
+            return _apply(c.Global(found.name, found.module, span=head.span), core_args, spans, e.span)
+        if isinstance(found, Primitive):
+            return self.saturate(found, name, core_args, spans, head.span, e.span)
+        raise self.unbound(name, head.span, scope)
+
+    def saturate(self, prim: Primitive, name: str, args: list[c.Expr], spans: list[Span], head_span: Span,
+                 span: Span) -> c.Expr:
+        """A primitive applied to `args`: saturated, or eta-expanded over the missing ones."""
+        k = prim.arity
+        if len(args) >= k:
+            whole = spans[k - 1] if k and spans[k - 1].source else head_span
+            return _apply(c.Prim(prim.name, tuple(args[:k]), span=whole), args[k:], spans[k:], span)
+        lets = []
+        given = []
+        for a in args:
+            if isinstance(a, (c.Var, c.Lit, c.Global)):
+                given.append(a)
+            else:
+                t = self.fresh("a")
+                lets.append((t, a))
+                given.append(c.Var(t, span=a.span))
+        params = [self.fresh("x") for _ in range(k - len(args))]
+        body: c.Expr = c.Prim(prim.name, tuple(given) + tuple(c.Var(p, span=head_span) for p in params), span=span)
+        for p in reversed(params):
+            body = c.Lam(p, body, span=span)
+        for t, a in reversed(lets):
+            body = c.Let(t, a, body, span=span)
+        return body
+
+    def section_lambda(self, op: str, span: Span, scope: frozenset) -> c.Expr:
+        a, b = s.Name(self.fresh("x"), span=span), s.Name(self.fresh("y"), span=span)
+        return self.expr(s.Lambda((s.PName(a.name), s.PName(b.name)), s.BinOp(op, a, b, span=span), span=span), scope)
+
+    def instance(self, name: str, types: tuple, scope: frozenset, span: Span) -> c.Expr:
+        if name in scope:
+            return c.Var(name, inst=types, span=span)
+        found = self.resolve(name)
+        if isinstance(found, c.Global):
+            return c.Global(found.name, found.module, inst=types, span=span)
+        raise self.unbound(name, span, scope)
+
+    def unbound(self, name: str, span: Span, scope: frozenset) -> DlNameError:
+        candidates = list(scope) + self.in_scope()
+        close = difflib.get_close_matches(name, candidates, n=3)
+        hint = f"; did you mean {', '.join('`' + n + '`' for n in close)}?" if close else ""
+        return DlNameError(f"unbound name `{name}`{hint}", span)
+
+
+def _apply(fn: c.Expr, args: list[c.Expr], spans: list[Span], span: Span) -> c.Expr:
+    """`fn a1 ... an`, each application with its span from `spans` (else from `fn` to the argument)."""
+    for a, sp in zip(args, spans):
+        if sp.source is None:
+            sp = fn.span.to(a.span) if fn.span.source else span
+        fn = c.App(fn, a, span=sp)
+    return fn
+
+
+def _annotated(body: s.Expr, annot: s.TypeExpr | None) -> s.Expr:
+    return s.Annot(body, annot, span=body.span) if annot is not None else body
+
+
+def _pattern_names(p: s.Pattern) -> frozenset:
+    match p:
+        case s.PName(name):
+            return frozenset() if name == "_" else frozenset({name})
+        case s.PUnit():
+            return frozenset()
+        case s.PAnnot(inner, _):
+            return _pattern_names(inner)
+        case s.PTuple(items):
+            out: frozenset = frozenset()
+            for i in items:
+                out |= _pattern_names(i)
+            return out
+    raise AssertionError(p)
+
+
+def _pattern_name_spans(p: s.Pattern) -> list[tuple[str, Span]]:
+    match p:
+        case s.PName(name):
+            return [] if name == "_" else [(name, p.span)]
+        case s.PUnit():
+            return []
+        case s.PAnnot(inner, _):
+            return _pattern_name_spans(inner)
+        case s.PTuple(items):
+            return [x for i in items for x in _pattern_name_spans(i)]
+    raise AssertionError(p)
+
+
+def _check_distinct(patterns) -> None:
+    """A name may be bound once per parameter list or pattern."""
+    seen: set[str] = set()
+    for p in patterns:
+        for name, span in _pattern_name_spans(p):
+            if name in seen:
+                raise DlNameError(f"`{name}` is bound twice in the same pattern", span)
+            seen.add(name)
+
+
+__all__ = ["Definition", "Desugarer", "Fresh", "names_in", "BINARY_OPERATORS", "NO_SPAN"]

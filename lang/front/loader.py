@@ -1,0 +1,204 @@
+"""Loading programs: files, imports, the prelude, and the scope each module sees.
+
+A *module* is one loaded file (or one REPL input). Its names, most local
+first: its own definitions, then what its imports export (a later import
+shadows an earlier one, as OCaml's `open`), then the prelude, then the
+built-ins. A module exports its own definitions and everything it imports.
+
+The `World` holds every typed definition loaded so far, keyed by
+(module, name); stages after inference look definitions up there.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field
+
+from ..model import syntax as s
+from .desugar import Definition, Desugarer, Fresh, names_in
+from ..model.errors import DlImportError, DlNameError
+from .infer import TypedDef, infer_definitions
+from .parser import parse_program
+from ..model.primitives import OPERATOR_NAMES, PRIMITIVES
+from .resources import cache_dir, grammar_path, prelude_path
+from ..model.spans import Source, Span
+from ..model.types import Scheme
+
+PRELUDE = "prelude"
+
+
+@dataclass
+class Module:
+    """A loaded module: its id, its own definitions, and the names it exports."""
+
+    id: str
+    path: str | None
+    defs: list[TypedDef]
+    exports: dict[str, tuple[str, str]]  # name -> (module, name)
+    imports: list[str] = field(default_factory=list)
+
+
+class World:
+    """Every definition loaded so far (prelude, files, REPL inputs), typed."""
+
+    def __init__(self) -> None:
+        self.defs: dict[tuple[str, str], TypedDef] = {}
+        self.schemes: dict[tuple[str, str], Scheme] = {}
+        self.modules: dict[str, Module] = {}
+        self.prelude_exports: dict[str, tuple[str, str]] = {}
+
+    def add(self, module: Module) -> None:
+        self.modules[module.id] = module
+        for d in module.defs:
+            self.defs[(d.module, d.name)] = d
+            self.schemes[(d.module, d.name)] = d.scheme
+
+    # -- scopes
+    def resolver(self, own: dict[str, tuple[str, str]], imported: dict[str, tuple[str, str]]):
+        """The name resolution function of a module (see the module docstring)."""
+        from ..model.core import Global
+
+        def resolve(name: str):
+            key = own.get(name) or imported.get(name) or self.prelude_exports.get(name)
+            if key is not None:
+                return Global(key[1], key[0])
+            if name in PRIMITIVES and name not in OPERATOR_NAMES:
+                return PRIMITIVES[name]
+            return None
+
+        return resolve
+
+    def names_in_scope(self, own: dict, imported: dict) -> list[str]:
+        builtins = [n for n in PRIMITIVES if n not in OPERATOR_NAMES]
+        return list(own) + list(imported) + list(self.prelude_exports) + builtins
+
+
+class Loader:
+    """Loads files with their imports into a World."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.loading: list[str] = []  # the chain of files being loaded, for cycle errors
+
+    # -- the prelude
+    def load_prelude(self) -> None:
+        """Load stdlib/prelude.dl, from the on-disk cache when nothing it depends on changed."""
+        path = prelude_path()
+        text = path.read_text(encoding="utf-8")
+        key = _prelude_cache_key(text)
+        directory = cache_dir()
+        cached = directory / f"prelude-{key}.pickle" if directory else None
+        module = None
+        if cached is not None and cached.exists():
+            try:
+                with open(cached, "rb") as f:
+                    module = pickle.load(f)
+            except Exception:  # noqa: BLE001 — a stale or broken cache is rebuilt
+                module = None
+        if module is None:
+            module = self.load_source(Source(str(path), text), PRELUDE, with_prelude=False)
+            if cached is not None:
+                try:
+                    tmp = cached.with_suffix(f".tmp{os.getpid()}")
+                    with open(tmp, "wb") as f:
+                        pickle.dump(module, f, protocol=pickle.HIGHEST_PROTOCOL)
+                    os.replace(tmp, cached)
+                except OSError:
+                    pass
+        else:
+            self.world.add(module)
+        self.world.prelude_exports = dict(module.exports)
+
+    # -- files
+    def load_file(self, path: str, span: Span | None = None, written: str | None = None) -> Module:
+        """Load a file and (first) everything it imports (`written`: the path as the import wrote it)."""
+        full = os.path.abspath(path)
+        if full in self.world.modules:
+            return self.world.modules[full]
+        if full in self.loading:
+            chain = self.loading[self.loading.index(full):] + [full]
+            names = " -> ".join(os.path.relpath(p) for p in chain)
+            raise DlImportError(f"import cycle: {names}", span or Span(None, 0, 0, 0, 0))
+        try:
+            with open(full, encoding="utf-8-sig") as f:  # (a byte-order mark is not part of the program)
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            if isinstance(e, UnicodeDecodeError):
+                reason = f"it is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+            else:
+                reason = "no such file" if isinstance(e, FileNotFoundError) else e.strerror or str(e)
+            if span is None and isinstance(e, UnicodeDecodeError):  # the file given: point at the byte
+                before = e.object[:e.start].decode("utf-8", "replace")
+                line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+                shown = Source(path, e.object.decode("utf-8", "replace"))
+                raise DlImportError(f"cannot read {path}: {reason}", Span(shown, line, col, line, col + 1)) from None
+            if span is None:  # the file given on the command line
+                raise DlImportError(f"cannot read {path}: {reason}") from None
+            raise DlImportError(f'cannot import "{written or path}": {reason} (looked for {full})', span) from None
+        self.loading.append(full)
+        try:
+            return self.load_source(Source(path, text), full)
+        finally:
+            self.loading.pop()
+
+    def load_source(self, source: Source, module_id: str, with_prelude: bool = True,
+                    base_dir: str | None = None) -> Module:
+        """Parse, resolve imports, desugar and type a module's text."""
+        program = parse_program(source)
+        return self.load_program(program, source, module_id, base_dir)
+
+    def load_program(self, program: s.Program, source: Source, module_id: str, base_dir: str | None = None) -> Module:
+        directory = base_dir if base_dir is not None else os.path.dirname(os.path.abspath(source.name))
+        imported: dict[str, tuple[str, str]] = {}
+        import_ids = []
+        for decl in program.decls:
+            if isinstance(decl, s.Import):
+                target = decl.path if os.path.isabs(decl.path) else os.path.join(directory, decl.path)
+                mod = self.load_file(target, decl.span, decl.path)
+                imported.update(mod.exports)
+                import_ids.append(mod.id)
+        defs = [d for d in program.decls if isinstance(d, s.Def)]
+        own = self.own_names(defs, module_id)
+        typed = self.define(defs, source, module_id, own, imported, default_main=module_id != PRELUDE)
+        exports = dict(imported)
+        exports.update(own)
+        module = Module(module_id, source.name, typed, exports, import_ids)
+        self.world.add(module)
+        return module
+
+    def own_names(self, defs: list[s.Def], module_id: str) -> dict[str, tuple[str, str]]:
+        own: dict[str, tuple[str, str]] = {}
+        first: dict[str, s.Def] = {}
+        for d in defs:
+            if d.name in first:
+                raise DlNameError(f"`{d.name}` is defined twice in this file (first on line {first[d.name].span.line})",
+                                  d.name_span)
+            if d.name == "_":
+                raise DlNameError("`_` cannot be defined", d.name_span)
+            first[d.name] = d
+            own[d.name] = (module_id, d.name)
+        return own
+
+    def define(self, defs: list[s.Def], source: Source, module_id: str, own: dict, imported: dict,
+               default_main: bool) -> list[TypedDef]:
+        """Desugar and infer a batch of definitions that see `own` and `imported` names."""
+        resolve = self.world.resolver(own, imported)
+        desugarer = Desugarer(resolve, Fresh(names_in(source.text)), lambda: self.world.names_in_scope(own, imported))
+        core_defs: list[Definition] = [desugarer.definition(d, module_id) for d in defs]
+        return infer_definitions(core_defs, dict(self.world.schemes), default_main=default_main)
+
+
+def _prelude_cache_key(text: str) -> str:
+    """Changes when the prelude or any stage that produced the cached result changes: the grammar and
+    every module of the data model and the front end."""
+    h = hashlib.sha256(text.encode())
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for layer in ("model", "front"):
+        folder = os.path.join(package, layer)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    h.update(f.read())
+    h.update(grammar_path().read_bytes())
+    return h.hexdigest()[:20]

@@ -1,0 +1,37 @@
+"""Where the grammar, the prelude and the cache live, installed or in a checkout."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent.parent  # the `lang` package
+
+
+def _data_dir(name: str) -> Path:
+    """`name` inside the installed package (wheel), else beside it (source checkout)."""
+    inside = _PACKAGE / name
+    return inside if inside.is_dir() else _PACKAGE.parent / name
+
+
+def grammar_path() -> Path:
+    return _data_dir("grammar") / "dl.lark"
+
+
+def stdlib_dir() -> Path:
+    return _data_dir("stdlib")
+
+
+def prelude_path() -> Path:
+    return stdlib_dir() / "prelude.dl"
+
+
+def cache_dir() -> Path | None:
+    """A writable per-user cache directory, or None when there is none."""
+    base = os.environ.get("DL_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dl"
+    )
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:
+        return None
+    return Path(base) if os.access(base, os.W_OK) else None

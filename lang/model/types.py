@@ -1,0 +1,258 @@
+"""Types of the source and target languages, type variables with constraints, printing.
+
+    T ::= Real | Int | Bool | Unit | T -> T | T * T * ... | [T] | 'a      (source, SPEC §5)
+        | ~T | d                                                         (target, THEORY §1)
+
+A type variable carries a *constraint level*, a chain of classes where each
+implies the ones before it:
+
+    Diff  — differentiable data: Real, Int, Bool, Unit, tuples and lists of them
+    Eq    — Int, Real or Bool (what == compares)
+    Num   — Int or Real (arithmetic; a literal `2` starts here, defaulting to Real)
+
+Variables are mutable during inference (union-find links) and print as
+'a, 'b, ... with Haskell-style constraints: `Num 'a => 'a -> 'a`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NONE, DIFF, EQ, NUM = 0, 1, 2, 3
+CLASS_NAMES = {DIFF: "Diff", EQ: "Eq", NUM: "Num"}
+CLASS_LEVELS = {name: level for level, name in CLASS_NAMES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class TCon:  # Real | Int | Bool | Unit | d
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TFun:  # T -> U
+    arg: Type
+    result: Type
+
+
+@dataclass(frozen=True, slots=True)
+class TTuple:  # T * U * ...
+    items: tuple[Type, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TList:  # [T]
+    item: Type
+
+
+@dataclass(frozen=True, slots=True)
+class TNeg:  # ~T, linear negation: T -o d (target language)
+    item: Type
+
+
+class TVar:
+    """A type variable: unbound, or linked to the type it was unified with."""
+
+    __slots__ = ("level", "constraint", "link")
+
+    def __init__(self, level: int = 0, constraint: int = NONE):
+        self.level = level
+        self.constraint = constraint
+        self.link: Type | None = None
+
+    def __repr__(self) -> str:
+        return f"TVar({id(self) % 10000}{', ' + CLASS_NAMES[self.constraint] if self.constraint else ''})"
+
+
+Type = TCon | TFun | TTuple | TList | TNeg | TVar
+
+REAL, INT, BOOL, UNIT, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("d")
+BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT)}
+
+
+def fun(*types: Type) -> Type:
+    """fun(A, B, C) is A -> B -> C."""
+    *args, result = types
+    for a in reversed(args):
+        result = TFun(a, result)
+    return result
+
+
+def function_arity(t: Type) -> int:
+    """How many arrows a function type has at its top: 2 for A -> B -> C."""
+    n, t = 0, prune(t)
+    while isinstance(t, TFun):
+        n, t = n + 1, prune(t.result)
+    return n
+
+
+def prune(t: Type) -> Type:
+    """Follow links to the representative type (with path compression)."""
+    if isinstance(t, TVar) and t.link is not None:
+        t.link = prune(t.link)
+        return t.link
+    return t
+
+
+def resolve(t: Type) -> Type:
+    """The type with every linked variable replaced by what it stands for."""
+    t = prune(t)
+    match t:
+        case TCon() | TVar():
+            return t
+        case TFun(a, r):
+            return TFun(resolve(a), resolve(r))
+        case TTuple(items):
+            return TTuple(tuple(resolve(i) for i in items))
+        case TList(item):
+            return TList(resolve(item))
+        case TNeg(item):
+            return TNeg(resolve(item))
+    raise AssertionError(t)
+
+
+def free_vars(t: Type) -> list[TVar]:
+    """The unbound variables of `t`, in order of first appearance."""
+    out: list[TVar] = []
+
+    def walk(t: Type) -> None:
+        t = prune(t)
+        match t:
+            case TVar():
+                if t not in out:
+                    out.append(t)
+            case TCon():
+                pass
+            case TFun(a, r):
+                walk(a)
+                walk(r)
+            case TTuple(items):
+                for i in items:
+                    walk(i)
+            case TList(item) | TNeg(item):
+                walk(item)
+
+    walk(t)
+    return out
+
+
+def map_vars(t: Type, fn) -> Type:
+    """`t` with each unbound variable v replaced by fn(v), resolving links on the way."""
+    t = prune(t)
+    match t:
+        case TVar():
+            return fn(t)
+        case TCon():
+            return t
+        case TFun(a, r):
+            return TFun(map_vars(a, fn), map_vars(r, fn))
+        case TTuple(items):
+            return TTuple(tuple(map_vars(i, fn) for i in items))
+        case TList(item):
+            return TList(map_vars(item, fn))
+        case TNeg(item):
+            return TNeg(map_vars(item, fn))
+    raise AssertionError(t)
+
+
+def substitute(t: Type, sub: dict[TVar, Type]) -> Type:
+    """Replace the variables in `sub` (by identity), resolving links on the way."""
+    return map_vars(t, lambda v: sub.get(v, v))
+
+
+def is_differentiable_data(t: Type) -> bool:
+    """Real, Int, Bool, Unit, and tuples and lists of them (SPEC §7)."""
+    t = prune(t)
+    match t:
+        case TCon(name):
+            return name in BASE_TYPES
+        case TTuple(items):
+            return all(is_differentiable_data(i) for i in items)
+        case TList(item):
+            return is_differentiable_data(item)
+        case TVar():
+            return t.constraint >= DIFF
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Scheme:
+    """∀ qvars. body — the qvars are the generic variables of `body`."""
+
+    qvars: tuple[TVar, ...]
+    body: Type
+
+    @property
+    def constrained(self) -> tuple[TVar, ...]:
+        """The quantified variables with a class constraint: these are specialised per use."""
+        return tuple(v for v in self.qvars if v.constraint > NONE)
+
+
+def mono(t: Type) -> Scheme:
+    return Scheme((), t)
+
+
+# ---- printing ------------------------------------------------------------
+
+
+class Namer:
+    """Gives type variables the names 'a, 'b, ... in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.names: dict[TVar, str] = {}
+
+    def __call__(self, v: TVar) -> str:
+        if v not in self.names:
+            n = len(self.names)
+            self.names[v] = "'" + (chr(ord("a") + n % 26) + (str(n // 26) if n >= 26 else ""))
+        return self.names[v]
+
+
+def show(t: Type, namer: Namer | None = None, ascii_neg: bool = False) -> str:
+    """The type in the concrete syntax of SPEC §5 (no constraint prefix)."""
+    namer = namer or Namer()
+    return _show(t, namer, 0, ascii_neg)
+
+
+def _show(t: Type, namer: Namer, prec: int, ascii_neg: bool) -> str:
+    # prec: 0 = anywhere, 1 = argument of ->, 2 = tuple component or atom.
+    # `*` binds tighter than `->`, so `'a * 'b -> 'c` needs no parentheses (SPEC §8 writes
+    # `Real * ¬Real -> Real * ¬Real`).
+    t = prune(t)
+    match t:
+        case TCon(name):
+            return name
+        case TVar():
+            return namer(t)
+        case TList(item):
+            return "[" + _show(item, namer, 0, ascii_neg) + "]"
+        case TNeg(item):
+            return ("~" if ascii_neg else "¬") + _show(item, namer, 2, ascii_neg)
+        case TTuple(items):
+            text = " * ".join(_show(i, namer, 2, ascii_neg) for i in items)
+            return f"({text})" if prec >= 2 else text
+        case TFun(a, r):
+            text = _show(a, namer, 1, ascii_neg) + " -> " + _show(r, namer, 0, ascii_neg)
+            return f"({text})" if prec >= 1 else text
+    raise AssertionError(t)
+
+
+def instance_name(name: str, inst: tuple) -> str:
+    """How an instance of a polymorphic definition prints: `sq@Int`, `f@Real@Int`."""
+    return name + "".join("@" + _instance_atom(t) for t in inst)
+
+
+def _instance_atom(t: Type) -> str:
+    text = show(t)
+    return text if isinstance(t, (TCon, TList, TVar)) else f"({text})"
+
+
+def show_scheme(t: Type | Scheme, ascii_neg: bool = False, namer: Namer | None = None) -> str:
+    """The type with its constraints first, Haskell-style: `Num 'a => 'a -> 'a`."""
+    body = t.body if isinstance(t, Scheme) else t
+    namer = namer or Namer()
+    text = show(body, namer, ascii_neg)
+    constrained = [v for v in free_vars(body) if v.constraint > NONE]
+    if not constrained:
+        return text
+    parts = [f"{CLASS_NAMES[v.constraint]} {namer(v)}" for v in constrained]
+    prefix = parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")"
+    return f"{prefix} => {text}"

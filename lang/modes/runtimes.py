@@ -1,0 +1,80 @@
+"""The runtimes of the modes built into the kernel: backprop (factoring or naive), forward, primal.
+
+A runtime is what a row of the mode table names: how a derivative call made
+from primal code is computed. `vjp` gives the value and a pullback; `jvp`
+gives the value and a tangent. The kernel (lang/back/kernel.py) does the
+work; these objects choose which of its paths a mode takes.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..back.linear import Factoring, Naive
+
+
+class Runtime:
+    """The default runtime: jvp by forward mode (→D), one language deeper than the caller."""
+
+    name = "runtime"
+
+    def vjp(self, kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
+        raise NotImplementedError
+
+    def jvp(self, kernel, f, x, v, in_t, out_t) -> tuple[Any, Any]:
+        return kernel.jvp_forward(f, x, v, in_t, out_t, kernel.machine.primal)
+
+    def metrics(self, machine) -> dict:
+        """The cost of a run as `dl compare` reports it (docs/transforms.md, The counters): the size of the
+        terms the mode compiled and the counters of what ran."""
+        counts = machine.counters
+        return {"term": self.term_size(machine), "prims": counts.prims, "apps": counts.betas,
+                "bp_apps": counts.bp_run}
+
+    def term_size(self, machine) -> int:
+        """Nodes of the terms this mode ran: its transformed definitions and lambdas."""
+        return sum(comp.term_size for comp in machine.ad.compilers.values())
+
+
+class Untransformed(Runtime):
+    """A mode that runs the untransformed program (tape, numeric): its term is the program's."""
+
+    def term_size(self, machine) -> int:
+        return machine.primal.term_size
+
+
+class Reverse(Runtime):
+    """←D, with the linear fragment run by factoring or naively (lang/back/linear.py)."""
+
+    def __init__(self, name: str, backend: type):
+        self.name = name
+        self.backend = backend  # the LinearBackend class: Factoring or Naive
+
+    def vjp(self, kernel, f, x, in_t, out_t):
+        return kernel.vjp_reverse(f, x, in_t, out_t, self)
+
+
+class Forward(Runtime):
+    """→D: a vjp is one forward pass per input real."""
+
+    name = "forward"
+
+    def vjp(self, kernel, f, x, in_t, out_t):
+        return kernel.vjp_forward(f, x, in_t, out_t, kernel.machine.primal)
+
+
+class Primal(Untransformed):
+    """The baseline `dl compare` divides by: the function's value, zero derivatives, nothing else."""
+
+    name = "primal"
+
+    def vjp(self, kernel, f, x, in_t, out_t):
+        return kernel.vjp_primal(f, x, in_t, out_t)
+
+    def jvp(self, kernel, f, x, v, in_t, out_t):
+        return kernel.jvp_primal(f, x, out_t)
+
+
+FACTORING = Reverse("backprop", Factoring)
+NAIVE = Reverse("backprop-naive", Naive)
+FORWARD = Forward()
+PRIMAL = Primal()

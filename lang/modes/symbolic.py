@@ -1,0 +1,308 @@
+"""The symbolic mode: the program unrolled into one expression, differentiated by the textbook rules.
+
+The untransformed program runs with each input real replaced by a symbol.
+A real primitive applied to an expression builds a bigger expression (and
+keeps its value, so that `if` and loop counts are resolved at the point):
+every `let`, call, branch and loop disappears, leaving a single expression
+of the inputs. It is then differentiated by the rules of calculus, each
+rule taken from the primitive table,
+
+    d(f(e1, ..., ek)) = Σ ∂i f(e1, ..., ek) · d(ei)
+
+simplified on the way (0·e = 0, 1·e = e, e + 0 = e), and evaluated.
+
+Expression swell. The expression has *no sharing*: `let y = x * x in y * y`
+is the tree (x * x) * (x * x). Sizes are therefore tree sizes, and a
+program that reuses a value at each of n steps unrolls into an expression
+of size 2^n; its derivative is bigger still. The expressions are held in
+memory as graphs (each distinct subexpression once, so memory stays
+proportional to the program's run), but sized and evaluated as the trees
+they denote: evaluation walks every path, costing time proportional to the
+tree size, which is the point of this mode.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..model import core as c
+from ..model.primitives import PRIMITIVES
+from ..model.values import call1
+from ..model.types import REAL
+from .overloading import OverloadingCompiler
+from .runtimes import Runtime
+
+
+class Sym:
+    """An expression node: a primitive applied to expressions or numbers, with its value."""
+
+    __slots__ = ("op", "args", "value", "size", "depth", "__weakref__")
+
+    def __init__(self, op: str, args: tuple, value: float):
+        self.op = op
+        self.args = args
+        self.value = value
+        self.size = 1 + sum(a.size if type(a) is Sym else 1 for a in args)
+        self.depth = 1 + max((a.depth for a in args if type(a) is Sym), default=0)
+
+
+def variable(name: str, value: float) -> Sym:
+    s = Sym("var", (), value)
+    s.args = (name,)
+    return s
+
+
+def tree_size(e: Any) -> int:
+    return e.size if type(e) is Sym else 1
+
+
+class SymbolicCompiler(OverloadingCompiler):
+    def __init__(self, machine):
+        super().__init__(machine, "symbolic")
+
+    def primal_of(self, v: Any) -> Any:
+        return v.value if type(v) is Sym else v
+
+    def overload(self, prim, impl: Callable) -> Callable:
+        name = prim.name
+
+        def build(*args):
+            if not any(type(a) is Sym for a in args):
+                return impl(*args)
+            values = [a.value if type(a) is Sym else a for a in args]
+            return Sym(name, args, impl(*values))
+        return build
+
+
+# ---- differentiation by rules ---------------------------------------------------
+
+ZERO, ONE = 0.0, 1.0
+
+
+def s_mul(a: Any, b: Any) -> Any:
+    """a · b, with 0·e = 0, 1·e = e, -1·e = -e, and constants written first."""
+    if type(a) is not Sym and type(b) is not Sym:
+        return a * b
+    if type(b) is not Sym:
+        a, b = b, a
+    if type(a) is not Sym:
+        if a == 0.0:
+            return ZERO
+        if a == 1.0:
+            return b
+        if a == -1.0:
+            return Sym("neg", (b,), -_value(b))
+    return Sym("*", (a, b), _value(a) * _value(b))
+
+
+def s_add(a: Any, b: Any) -> Any:
+    """a + b, with e + 0 = e and a + -b = a - b."""
+    if type(a) is not Sym and type(b) is not Sym:
+        return a + b
+    if type(a) is not Sym and a == 0.0:
+        return b
+    if type(b) is not Sym and b == 0.0:
+        return a
+    if type(b) is Sym and b.op == "neg":
+        return Sym("-", (a, b.args[0]), _value(a) - _value(b.args[0]))
+    return Sym("+", (a, b), _value(a) + _value(b))
+
+
+def _value(e: Any) -> float:
+    return e.value if type(e) is Sym else e
+
+
+class _Rules:
+    """Builds derivative expressions from the primitive table's partial-derivative terms."""
+
+    def __init__(self) -> None:
+        self.memo: dict[tuple[int, str], Any] = {}
+        self.keep: list = []  # keeps memoised nodes alive (ids stay unique)
+
+    def derivative(self, e: Any, var: str) -> Any:
+        """d e / d var (expression graph; its tree is what the textbook rules write)."""
+        if type(e) is not Sym:
+            return ZERO
+        stack = [e]
+        while stack:  # iterative post-order: expressions can be deep
+            node = stack[-1]
+            key = (id(node), var)
+            if key in self.memo:
+                stack.pop()
+                continue
+            pending = [a for a in node.args if type(a) is Sym and (id(a), var) not in self.memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            self.memo[key] = self.rule(node, var)
+            self.keep.append(node)
+        return self.memo[(id(e), var)]
+
+    def rule(self, node: Sym, var: str) -> Any:
+        if node.op == "var":
+            return ONE if node.args[0] == var else ZERO
+        prim = PRIMITIVES[node.op]
+        partials = prim.partials(*[_Quote(a) for a in node.args], _Quote(node))
+        total: Any = ZERO
+        for arg, partial in zip(node.args, partials):
+            d_arg = self.memo[(id(arg), var)] if type(arg) is Sym else ZERO
+            if type(d_arg) is not Sym and d_arg == 0.0:
+                continue
+            total = s_add(total, s_mul(_build(partial), d_arg))
+        return total
+
+
+class _Quote(c.Lit):
+    """An expression standing as a term inside a partial-derivative rule."""
+
+    __slots__ = ()
+
+    def __init__(self, e: Any):
+        object.__setattr__(self, "value", e)
+        object.__setattr__(self, "ty", REAL)
+
+
+def _build(term: c.Expr) -> Any:
+    """A partial-derivative term of the table as an expression over the quoted subexpressions."""
+    match term:
+        case _Quote(value=e):
+            return e
+        case c.Lit(value):
+            return float(value)
+        case c.Prim(op, args):
+            built = [_build(a) for a in args]
+            prim = PRIMITIVES[op]
+            if op == "*":
+                return s_mul(*built)
+            if op == "+":
+                return s_add(*built)
+            if prim.kind == "compare":
+                return prim.impl(*[_value(b) for b in built])
+            if not any(type(b) is Sym for b in built):
+                return prim.impl(*built)
+            return Sym(op, tuple(built), prim.impl(*[_value(b) for b in built]))
+        case c.If(cond, then, else_):
+            return _build(then) if _build(cond) else _build(else_)
+    raise AssertionError(f"cannot build the derivative term {term!r}")
+
+
+def evaluate_tree(e: Any, budget_steps: list) -> float:
+    """Evaluate an expression as the tree it denotes (no sharing): cost = tree size."""
+    if type(e) is not Sym:
+        return e
+    budget_steps[0] += 1
+    if e.op == "var":
+        return e.value
+    return PRIMITIVES[e.op].impl(*[evaluate_tree(a, budget_steps) for a in e.args])
+
+
+# ---- the mode ---------------------------------------------------------------------
+
+
+class SymbolicRuntime(Runtime):
+    name = "symbolic"
+
+    def vjp(self, kernel, f, x, in_t, out_t):
+        return vjp_symbolic(kernel, f, x, in_t, out_t)
+
+    def metrics(self, machine) -> dict:
+        """The term is the unrolled expression and its derivatives (tree sizes); evaluating the
+        derivative trees counts as primitive operations."""
+        out = super().metrics(machine)
+        extra = machine.counters.extra
+        out["term"] = extra.get("expression_size", 0) + extra.get("derivative_size", 0)
+        out["prims"] += extra.get("evaluation_steps", 0)
+        return out
+
+
+SYMBOLIC = SymbolicRuntime()
+
+
+def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
+    compiler: SymbolicCompiler = kernel.language("symbolic", SymbolicCompiler)
+    counters = kernel.machine.counters
+    names: list[str] = []
+
+    def symbol(r: float) -> Sym:
+        names.append(f"x{len(names) + 1}")
+        return variable(names[-1], r)
+    x_sym = kernel.shapes.map_reals(x, in_t, symbol)
+    y_sym = call1(kernel.lift_fun(f, compiler, {}), x_sym)
+    shapes = kernel.shapes
+    outputs = shapes.flatten(y_sym, out_t)
+    y = shapes.map_reals(y_sym, out_t, _value)
+    rules = _Rules()
+    derivatives = [[rules.derivative(o, v) for v in names] for o in outputs]
+    steps = [0]
+    jacobian = [[evaluate_tree(d, steps) for d in row] for row in derivatives]
+    report = {
+        "inputs": names,
+        "expression": outputs,
+        "derivatives": derivatives,
+        "expression_size": sum(tree_size(o) for o in outputs),
+        "derivative_size": sum(tree_size(d) for row in derivatives for d in row),
+        "evaluation_steps": steps[0],
+    }
+    kernel.machine.symbolic_reports.append(report)
+    extra = counters.extra
+    for key in ("expression_size", "derivative_size", "evaluation_steps"):
+        extra[key] = extra.get(key, 0) + report[key]
+
+    def pullback(u: Any) -> Any:
+        us = shapes.flatten(u, out_t)
+        grads = [sum(ui * jacobian[j][i] for j, ui in enumerate(us)) for i in range(len(names))]
+        return shapes.rebuild(x, in_t, grads)
+    return y, pullback
+
+
+# ---- printing -----------------------------------------------------------------------
+
+
+def show_expression(e: Any, limit: int = 2000) -> str:
+    """An expression in dl syntax (the tree, so shared parts repeat), cut at `limit` characters."""
+    out: list[str] = []
+    budget = [limit]
+
+    def emit(text: str) -> None:
+        out.append(text)
+        budget[0] -= len(text)
+        if budget[0] < 0:
+            raise _Cut
+
+    def walk(e: Any, ctx: int) -> None:
+        from ..model.printer import BINARY, POW, SUM, literal
+        if type(e) is not Sym:
+            text = literal(float(e))
+            emit(f"({text})" if text.startswith("-") and ctx > SUM else text)
+            return
+        if e.op == "var":
+            emit(e.args[0])
+            return
+        if e.op in BINARY and len(e.args) == 2:
+            prec = BINARY[e.op]
+            if prec < ctx:
+                emit("(")
+            walk(e.args[0], prec)
+            emit(f" {e.op} ")
+            walk(e.args[1], prec + 1)
+            if prec < ctx:
+                emit(")")
+            return
+        if e.op == "neg":
+            emit("-")
+            walk(e.args[0], POW)
+            return
+        emit(e.op)
+        for a in e.args:
+            emit(" ")
+            walk(a, 99)
+
+    try:
+        walk(e, 0)
+    except _Cut:
+        return "".join(out)[:limit] + " ..."
+    return "".join(out)
+
+
+class _Cut(Exception):
+    pass

@@ -1,0 +1,128 @@
+"""The mode table: one row per way of computing derivatives.
+
+A *mode* says how `grad`, `value_and_grad`, `vjp` (and `jvp`, `derivative`)
+are computed when a program calls them. Every tool reads this table and
+nothing else: the command line's `--mode` choices and help, `dl modes`, the
+REPL's `:mode` and its completion, `dl compare`, `:gradcheck`, `dl transform`.
+Adding a mode is adding a row here and the modules it names.
+
+A row names its runtime and its term transform by import path
+(`"module:attribute"`), resolved on first use, so that reading the table —
+`dl --help`, `dl modes` — imports none of them:
+
+    runtime     an object with vjp(kernel, f, x, in_t, out_t) -> (y, pullback) and
+                jvp(kernel, f, x, v, in_t, out_t) -> (y, y_dot)   (lang/modes/runtimes.py)
+    transform   a TermTransform (lang/transforms/common.py): the term and type transforms
+                `dl transform` prints and the target checker checks; None for a mode that
+                runs the untransformed program (tape, numeric) or unrolls it (symbolic)
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A row of the mode table."""
+
+    name: str
+    summary: str               # one line, for `dl modes` and --help
+    source: str                # where it comes from (paper or textbook)
+    runtime: str               # "module:attribute" of the object that computes derivatives
+    transform: str | None      # "module:attribute" of its TermTransform, or None (no transformed term)
+    nests: bool                # a derivative inside a function it differentiates: right (True) or refused
+    jvp: str                   # how `derivative` and `jvp` are computed under this mode
+    shows: str = "term"        # what `dl transform` shows: "term", "unrolled" (at a point), or "program"
+    tolerance: float = 1e-9    # relative agreement expected with backprop (:gradcheck, dl compare)
+    listed: bool = True        # False: the primal baseline that `dl compare` measures against
+
+    def load_runtime(self) -> Any:
+        """The runtime object (imported on first use)."""
+        return _attribute(self.runtime)
+
+    def load_transform(self) -> Any:
+        """The TermTransform, or None for a mode without a transformed term."""
+        return _attribute(self.transform) if self.transform else None
+
+
+@lru_cache(maxsize=None)
+def _attribute(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+ROWS: tuple[Mode, ...] = (
+    Mode("backprop",
+         "the BMP backpropagation transform ←D, run with linear factoring: linear cost",
+         "Brunel, Mazza, Pagani, Backpropagation in the simply typed lambda-calculus with linear negation, "
+         "POPL 2020",
+         runtime="lang.modes.runtimes:FACTORING", transform="lang.transforms.backprop:BACKPROP", nests=True,
+         jvp="forward mode (→D), one level deeper"),
+    Mode("backprop-naive",
+         "the same term ←D, each backpropagator run as soon as it is called: exponential on sharing",
+         "Brunel, Mazza, Pagani, POPL 2020 (without linear factoring)",
+         runtime="lang.modes.runtimes:NAIVE", transform="lang.transforms.backprop:BACKPROP", nests=True,
+         jvp="forward mode (→D), one level deeper"),
+    Mode("forward",
+         "dual numbers →D: one pass per input direction",
+         "Wengert 1964; dual numbers (Clifford 1873)",
+         runtime="lang.modes.runtimes:FORWARD", transform="lang.transforms.forward:FORWARD", nests=True,
+         jvp="forward mode (→D)"),
+    Mode("tape",
+         "operator overloading: reals carry nodes of a dynamic tape, swept backwards (PyTorch, micrograd)",
+         "Speelpenning 1980; Griewank and Walther, Evaluating Derivatives, 2008",
+         runtime="lang.modes.tape:TAPE", transform=None, nests=False,
+         jvp="forward mode (→D)", shows="program"),
+    Mode("symbolic",
+         "the program unrolled at the point into one expression without sharing, differentiated by rules",
+         "textbook symbolic differentiation (expression swell)",
+         runtime="lang.modes.symbolic:SYMBOLIC", transform=None, nests=False,
+         jvp="forward mode (→D)", shows="unrolled"),
+    Mode("numeric",
+         "central finite differences, step ε^(1/3)·max(1, |x|)",
+         "numerical differentiation (central differences)",
+         runtime="lang.modes.numeric:NUMERIC", transform=None, nests=True,
+         jvp="forward mode (→D)", shows="program", tolerance=1e-5),
+    Mode("primal",
+         "the program with every derivative call replaced by a plain call: the baseline of `dl compare`",
+         "-",
+         runtime="lang.modes.runtimes:PRIMAL", transform=None, nests=True,
+         jvp="the value only, a zero tangent", shows="program", listed=False),
+)
+
+ALL: dict[str, Mode] = {m.name: m for m in ROWS}
+MODES: tuple[str, ...] = tuple(m.name for m in ROWS if m.listed)  # the modes a user chooses, in table order
+DEFAULT = ALL["backprop"]
+REFERENCE = DEFAULT  # what `dl compare` and :gradcheck measure errors against
+
+
+def get(name: str) -> Mode:
+    """The row for a mode name (KeyError when there is none)."""
+    return ALL[name]
+
+
+def listed() -> list[Mode]:
+    """The modes a user chooses, in table order."""
+    return [m for m in ROWS if m.listed]
+
+
+def nesting() -> list[str]:
+    """The names of the listed modes that differentiate through nested derivatives."""
+    return [m.name for m in ROWS if m.listed and m.nests]
+
+
+def describe() -> str:
+    """`dl modes`: every mode with its line, where it comes from, and how jvp behaves under it."""
+    width = max(len(m.name) for m in listed())
+    lines = []
+    for m in listed():
+        lines.append(f"{m.name:<{width}}  {m.summary}")
+        lines.append(f"{'':<{width}}  source: {m.source}")
+        facts = [f"derivative/jvp: {m.jvp}", "nests" if m.nests else "refuses nested derivatives",
+                 {"term": "dl transform prints its term", "unrolled": "dl transform unrolls it at a point",
+                  "program": "no transformed term"}[m.shows]]
+        lines.append(f"{'':<{width}}  " + "; ".join(facts))
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Reports as text: the `dl compare` table, CSV and JSON, the log-log plot, the cost counters.
+
+Measuring is lang/tools/compare.py; this module only formats what it returns.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .compare import METRICS, Report, Row
+
+def _fmt(v: Any, kind: str = "") -> str:
+    if v is None:
+        return "-"
+    if kind == "time":
+        return f"{v:.3g}"
+    if kind == "error":
+        return "0" if v == 0 else f"{v:.1e}"
+    if kind == "ratio":
+        return f"{v:.2f}" if v < 1000 else f"{v:.3g}"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, int) and v >= 10 ** 9:
+        return f"{v:.3g}"
+    return str(v)
+
+
+def format_table(report: Report) -> str:
+    headers = ["n", "mode", "status", "error", "term", "prims", "apps", "bp_apps", "time s", "memory B",
+               "time/primal", "prims/primal", "bp/primal-prims"]
+    table = []
+    for r in report.rows:
+        m, q = r.metrics, r.ratios
+        bp_ratio = (m["bp_apps"] / r_primal_prims(report, r)) if r.status == "ok" and r_primal_prims(report, r) else None
+        table.append([
+            "" if r.n is None else str(r.n), r.mode, r.status if r.status in ("ok", "timeout") else "error",
+            _fmt(r.error, "error"), _fmt(m.get("term")), _fmt(m.get("prims")), _fmt(m.get("apps")),
+            _fmt(m.get("bp_apps")), _fmt(m.get("time"), "time"), _fmt(m.get("memory")),
+            _fmt(q.get("time"), "ratio"), _fmt(q.get("prims"), "ratio"), _fmt(bp_ratio, "ratio"),
+        ])
+    if all(r.n is None for r in report.rows):
+        headers, table = headers[1:], [row[1:] for row in table]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in table:
+        lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+    errors = [r for r in report.rows if r.status.startswith("error")]
+    for r in errors:
+        lines.append(f"  {r.mode}{'' if r.n is None else f' (n={r.n})'}: {r.status}")
+    if report.exponents:
+        lines.append("")
+        lines.append("growth exponents (slope of log cost against log n):")
+        metric_names = ["prims", "apps", "bp_apps", "term", "time", "memory"]
+        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in metric_names))
+        for mode, slopes in report.exponents.items():
+            lines.append("  " + mode.ljust(16) + "".join(
+                (f"{slopes[k]:.2f}" if slopes.get(k) is not None else "-").rjust(10) for k in metric_names))
+    return "\n".join(lines)
+
+
+def r_primal_prims(report: Report, row: Row) -> float | None:
+    """Backpropagator applications per primal primitive operation."""
+    if not row.ratios or row.ratios.get("prims") in (None, 0):
+        return None
+    return row.metrics["prims"] / row.ratios["prims"]
+
+
+def format_csv(report: Report) -> str:
+    cols = ["n", "mode", "status", "error"] + list(METRICS) + [f"{k}_ratio" for k in METRICS]
+    lines = [",".join(cols)]
+    for r in report.rows:
+        vals = ["" if r.n is None else str(r.n), r.mode, r.status.replace(",", ";"),
+                "" if r.error is None else repr(r.error)]
+        vals += ["" if r.metrics.get(k) is None else repr(r.metrics[k]) for k in METRICS]
+        vals += ["" if r.ratios.get(k) is None else repr(r.ratios[k]) for k in METRICS]
+        lines.append(",".join(vals))
+    return "\n".join(lines)
+
+
+def format_json(report: Report) -> str:
+    rows = [{"n": r.n, "mode": r.mode, "status": r.status, "error": r.error, "metrics": r.metrics,
+             "ratios": r.ratios} for r in report.rows]
+    return json.dumps({"rows": rows, "exponents": report.exponents}, indent=2, default=_json_default)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return str(v)
+
+
+def plot(report: Report, path: str) -> str | None:
+    """Log-log plots of time, primitive operations and backpropagator applications against n;
+    None when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = ((axes[0], "time", "wall time (s)"), (axes[1], "prims", "primitive operations"),
+              (axes[2], "bp_apps", "backpropagator applications"))
+    for ax, metric, label in panels:
+        for mode in dict.fromkeys(r.mode for r in report.rows):
+            pts = [(r.n, r.metrics[metric]) for r in report.rows
+                   if r.mode == mode and r.status == "ok" and r.metrics.get(metric) and r.n]
+            if pts:
+                ax.loglog(*zip(*pts), marker="o", label=mode)
+        ax.set_xlabel("n")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+
+
+COUNTER_LABELS = {
+    "prims": "primitive applications", "betas": "function applications (beta)",
+    "bp_created": "backpropagators created", "bp_run": "backpropagator bodies run",
+    "merges": "factoring merges", "sink_updates": "sink updates", "peak_pending": "peak pending",
+}
+
+
+def format_counters(counts: dict, mode: str) -> str:
+    """The cost counters as a small two-column table."""
+    width = max(len(v) for v in COUNTER_LABELS.values())
+    lines = [f"cost ({mode} mode)"]
+    for key, value in counts.items():
+        lines.append(f"  {COUNTER_LABELS.get(key, key):<{width}}  {value:>12}")
+    return "\n".join(lines)

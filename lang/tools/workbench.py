@@ -1,0 +1,147 @@
+"""The transform workbench: transformed terms to read (`dl transform`, REPL `:transform`).
+
+What each mode shows is its row's `shows` (lang/modes/table.py):
+
+    term        the transformed term and its type (backprop and backprop-naive share ←D, which
+                they run differently; forward shows →D), checked by the target type checker
+    unrolled    symbolic mode: the program run at a point, each derivative call's unrolled
+                expression and its derivatives (a term needs a point to exist)
+    program     no transformed term (tape, numeric run the untransformed program): the source term
+
+A polymorphic definition is shown at the instance `main` uses when it uses
+exactly one, else at its Real instance (its Num, Eq and Diff variables set to
+Real), the instance whose derivatives are interesting.
+"""
+from __future__ import annotations
+
+from ..back.machine import Machine
+from ..front.infer import infer_expression
+from ..front.mono import Specializer
+from ..model import core as c
+from ..model.errors import DlRuntimeError
+from ..model.printer import show_term
+from ..model.types import REAL, Type, show_scheme
+from ..modes.symbolic import show_expression
+from ..modes.table import Mode, get
+from ..transforms.check import TargetLanguage, check
+from .pipeline import Program, find_def, main_call
+
+
+def language(mode: Mode, spec: Specializer) -> TargetLanguage:
+    """The target language of a mode with a transformed term, for the type checker."""
+    transform = _transform_of(mode)
+
+    def global_type(module: str, name: str, inst: tuple) -> Type:
+        return transform.type(spec.get(module, name, inst).ty)
+    return TargetLanguage(mode.name, transform.type, global_type)
+
+
+def _transform_of(mode: Mode):
+    transform = mode.load_transform()
+    if transform is None:
+        raise DlRuntimeError(f"the {mode.name} mode has no transformed term")
+    return transform
+
+
+def transform_term(e: c.Expr, mode: Mode, simplify: bool = False) -> c.Expr:
+    """The transformed term of a specialised core term."""
+    transform = _transform_of(mode)
+    out = transform.term(e)
+    return transform.simplify(out) if simplify else out
+
+
+def show_transform(e: c.Expr, mode: Mode, spec: Specializer, simplify: bool = False, title: str = "",
+                   ascii_neg: bool = False) -> str:
+    """A transformed term with its source and target types, checked, as text that parses back."""
+    out = transform_term(e, mode, simplify)
+    target_type = check(out, e.ty, language(mode, spec))
+    symbol = _transform_of(mode).symbol
+    lines = [f"-- {symbol}({title or 'the term'}) in {mode.name} mode" + (", simplified" if simplify else ""),
+             f"-- source type: {show_scheme(e.ty)}",
+             f"-- target type: {show_scheme(target_type, ascii_neg=ascii_neg)}",
+             show_term(out)]
+    return "\n".join(lines)
+
+
+def show_untransformed(e: c.Expr, mode: Mode, title: str) -> str:
+    """What a mode without a transformed term shows: why, and the term it runs."""
+    return (f"-- the {mode.name} mode has no transformed term: it runs the untransformed program\n"
+            f"-- ({mode.summary})\n-- {title} : {show_scheme(e.ty)}\n{show_term(e)}")
+
+
+def default_instance(scheme) -> tuple:
+    """The Real instance of a definition's constrained type variables."""
+    return tuple(REAL for _ in scheme.constrained)
+
+
+# ---- symbolic mode: the program unrolled at a point ----------------------------------
+
+
+def unroll(world, call: c.Expr) -> list[dict]:
+    """Run a typed closed expression in symbolic mode; what each derivative call unrolled."""
+    machine = Machine(world, get("symbolic"))
+    machine.compile_expression(call)()
+    return machine.symbolic_reports
+
+
+def show_unrolled(reports: list[dict]) -> str:
+    """Each derivative call: its inputs, the unrolled expression and its derivatives, with tree sizes."""
+    lines = []
+    for k, r in enumerate(reports, 1):
+        lines.append(f"-- derivative call {k}: inputs {', '.join(r['inputs'])}")
+        lines.append(f"-- expression (tree size {r['expression_size']}):")
+        lines += ["   " + show_expression(o) for o in r["expression"]]
+        lines.append(f"-- derivatives (tree size {r['derivative_size']}):")
+        for row in r["derivatives"]:
+            lines += [f"   d/d{name} = {show_expression(d)}" for name, d in zip(r["inputs"], row)]
+    return "\n".join(lines)
+
+
+def swell_table(program: Program, sizes: list[int]) -> str:
+    """Tree sizes of `main n`'s unrolled expression and of its derivatives, for each n."""
+    lines = ["-- expression swell: tree sizes of the unrolled program and of its derivatives",
+             f"{'n':>4}  {'expression':>12}  {'derivatives':>12}  {'growth':>7}"]
+    previous = None
+    for n in sizes:
+        reports = unroll(program.world, main_call(program, [str(n)]))
+        e = sum(r["expression_size"] for r in reports)
+        der = sum(r["derivative_size"] for r in reports)
+        growth = f"{der / previous:.2f}" if previous else "-"
+        lines.append(f"{n:>4}  {e:>12}  {der:>12}  {growth:>7}")
+        previous = der
+    return "\n".join(lines)
+
+
+# ---- `dl transform` -----------------------------------------------------------------------
+
+
+def visible_def(program: Program, name: str):
+    """The definition `name` means in the file: its own or an import's (the module's exports), else the
+    prelude's, else a name error."""
+    world = program.world
+    key = program.module.exports.get(name) or world.prelude_exports.get(name)
+    return world.defs[key] if key in world.defs else find_def(program, name)
+
+
+def definition_text(program: Program, name: str, mode: Mode, simplify: bool = False, ascii_neg: bool = False,
+                    args: list[str] | None = None, sweep: list[int] | None = None) -> str:
+    """`dl transform`: the definition `name` as the mode shows it (see the module docstring)."""
+    d = visible_def(program, name)
+    if mode.shows == "unrolled":
+        if sweep:
+            return swell_table(program, sweep)
+        if d.name == "main":
+            call = main_call(program, args or [])
+        else:
+            call = infer_expression(c.Global(d.name, d.module, span=d.name_span), program.world.schemes)
+        reports = unroll(program.world, call)
+        if not reports:
+            return f"-- {d.name} made no derivative calls (grad, vjp, ...): nothing to differentiate symbolically"
+        return show_unrolled(reports)
+    spec = Specializer(program.world)
+    inst = default_instance(d.scheme)
+    e = spec.get(d.module, d.name, inst)
+    if mode.shows == "program":
+        return show_untransformed(e, mode, d.name)
+    title = d.name + ("@" + "@".join("Real" for _ in inst) if inst else "")
+    return show_transform(e, mode, spec, simplify, title, ascii_neg=ascii_neg)

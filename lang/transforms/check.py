@@ -1,0 +1,169 @@
+"""The type checker of the transforms' target languages (THEORY §1–2).
+
+Checks ←D(Γ) ⊢ ←D(t) : ←D(A): the transformed term's inferred type must be
+the transformed type of the source term. The linear fragment is typed as
+
+    Γ, a : T ⊢ t : d          Γ ⊢ f : ¬T   Γ ⊢ e : T
+    ------------------        ------------------------      0 : d      t + u : d
+    Γ ⊢ fun a -o t : ¬T       Γ ⊢ f e : d
+
+and the linearity discipline is checked on every backpropagator's body: its
+parameter is used linearly (it reaches the answer only through
+multiplication by terms that do not mention it, negation, sums, and
+backpropagator applications). ¬T has no class, so a backpropagator can be
+applied, summed into d or passed, never compared or taken apart.
+
+A failure here is a bug in a transform, not in the user's program: it is
+reported as an internal error naming the rule that broke.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..model import core as c
+from ..model.errors import DlError
+from ..front.infer import Inferencer, Mismatch, unify
+from ..model.primitives import Primitive
+from ..model.types import Scheme, TVar, Type, free_vars, show_scheme, substitute
+
+
+class TransformBug(AssertionError):
+    """A transformed term that does not type-check: a bug in the transform."""
+
+
+@dataclass
+class TargetLanguage:
+    """How a transform maps types, so the checker knows the transformed globals and primitives."""
+
+    name: str
+    d_type: Callable[[Type], Type]                  # the transform on types
+    global_type: Callable[[str, str, tuple], Type]  # a transformed top-level definition's type
+
+
+def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) -> Type:
+    """The type of a target term (unification with the linear rules); `env`: its free variables' types."""
+    def prim_scheme(prim: Primitive) -> Scheme:
+        if prim.kind != "ad":
+            return prim.scheme
+        free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
+        return Scheme(tuple(free.values()), lang.d_type(substitute(prim.scheme.body, free)))
+
+    def global_type(module: str, name: str, inst: tuple) -> Type:
+        """A transformed definition's type, its parametric variables instantiated afresh at each use."""
+        return freshen(lang.global_type(module, name, inst), {})
+
+    inf = Inferencer({}, target=True, global_type=global_type, prim_scheme=prim_scheme)
+    for name, t in (env or {}).items():
+        inf.locals[name] = t
+    try:
+        typed = inf.infer(term)
+    except DlError as e:
+        raise TransformBug(f"{lang.name}: the transformed term does not type-check: {e.message}") from None
+    check_linear(term)
+    return typed.ty
+
+
+def free_variable_types(source: c.Expr, lang: TargetLanguage) -> dict:
+    """←D(Γ) for a source term's free variables (their types read off the term's own nodes)."""
+    free = c.free_locals(source)
+    out: dict = {}
+    stack = [source]
+    while stack and len(out) < len(free):
+        t = stack.pop()
+        if isinstance(t, c.Var) and (t.name, t.inst) in free:
+            from ..front.infer import _local_key
+            out.setdefault(_local_key(t.name, t.inst), lang.d_type(t.ty))
+        stack.extend(c.children(t))
+    return out
+
+
+def freshen(t: Type, sub: dict) -> Type:
+    """`t` with its type variables replaced by fresh ones (the checker never binds a source program's)."""
+    for v in free_vars(t):
+        if v not in sub:
+            sub[v] = TVar(v.level, v.constraint)
+    return substitute(t, sub)
+
+
+def check(term: c.Expr, source_type: Type, lang: TargetLanguage, source: c.Expr | None = None) -> Type:
+    """Check ←D(Γ) ⊢ ←D(t) : ←D(A); return the target type. `source`: t, when it has free variables."""
+    sub: dict = {}
+    env = None
+    if source is not None:
+        env = {name: freshen(t, sub) for name, t in free_variable_types(source, lang).items()}
+    found = infer_target(term, lang, env)
+    expected = freshen(lang.d_type(source_type), sub)
+    try:
+        unify(expected, found)
+    except Mismatch:
+        raise TransformBug(f"{lang.name}: the transformed term has type {show_scheme(found)}, "
+                           f"but the transform of the source type is {show_scheme(expected)}") from None
+    return expected
+
+
+# ---- linearity --------------------------------------------------------------------
+
+
+def check_linear(term: c.Expr) -> None:
+    """Every backpropagator `fun a -o t` uses `a` linearly in `t`."""
+    stack = [term]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.LinLam):
+            _linear_d(t.body, t.param)
+        stack.extend(c.children(t))
+
+
+def _mentions(e: c.Expr, a: str) -> bool:
+    return (a, ()) in c.free_locals(e)
+
+
+def _linear_d(t: c.Expr, a: str) -> None:
+    match t:
+        case c.DZero():
+            return
+        case c.DSum(l, r):
+            _linear_d(l, a)
+            _linear_d(r, a)
+        case c.LinApp(fn, arg):
+            if _mentions(fn, a):
+                raise TransformBug(f"the parameter `{a}` of a backpropagator is used to choose a backpropagator")
+            _linear_real(arg, a)
+        case c.If(cond, then, else_):
+            if _mentions(cond, a):
+                raise TransformBug(f"the parameter `{a}` of a backpropagator is inspected by `if`")
+            _linear_d(then, a)
+            _linear_d(else_, a)
+        case c.Let(_, bound, body) | c.LetTuple(bound=bound, body=body):
+            if _mentions(bound, a):
+                raise TransformBug(f"the parameter `{a}` of a backpropagator is bound to a variable")
+            _linear_d(body, a)
+        case _:
+            raise TransformBug(f"a backpropagator's body contains {type(t).__name__}, which is not a sum of "
+                               "backpropagator applications")
+
+
+def _linear_real(e: c.Expr, a: str) -> None:
+    """`e` is a linear function of `a` (and mentions it)."""
+    match e:
+        case c.Var(name) if name == a:
+            return
+        case c.Prim("neg", (x,)):
+            _linear_real(x, a)
+            return
+        case c.Prim("*", (x, y)):
+            if _mentions(x, a) != _mentions(y, a):
+                _linear_real(x if _mentions(x, a) else y, a)
+                return
+        case c.Prim("/", (x, y)) if not _mentions(y, a):
+            _linear_real(x, a)
+            return
+        case c.Prim("+" | "-", (x, y)):
+            _linear_real(x, a)
+            _linear_real(y, a)
+            return
+    raise TransformBug(f"the parameter `{a}` of a backpropagator is used non-linearly")
+
+
+__all__ = ["check", "infer_target", "check_linear", "TargetLanguage", "TransformBug", "substitute"]
