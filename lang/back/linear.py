@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from ..model import core as c
 from ..model.values import Code
+from .compiler import Gen
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
 SINK = ()            # the record of an input's sink: the first n identities are the n inputs' sinks
@@ -140,7 +141,6 @@ class LinearBackend:
 
     def create_generic(self, gen, e: c.LinLam, ind: int) -> str:
         """Any other body: compiled as an effect, run later on its captured values."""
-        from .compiler import Gen
         inner = Gen(gen.compiler, [e.param], None)
         self.effect(inner, e.body, 0)
         inner.line(0, "return None")

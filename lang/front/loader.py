@@ -16,9 +16,10 @@ import pickle
 from dataclasses import dataclass, field
 
 from ..model import syntax as s
+from ..model import core as c
 from .desugar import Definition, Desugarer, Fresh, names_in
 from ..model.errors import DlImportError, DlNameError
-from .infer import TypedDef, infer_definitions
+from .infer import Inferencer, TypedDef
 from .parser import parse_program
 from ..model.primitives import OPERATOR_NAMES, PRIMITIVES
 from .resources import cache_dir, grammar_path, prelude_path
@@ -57,12 +58,11 @@ class World:
     # -- scopes
     def resolver(self, own: dict[str, tuple[str, str]], imported: dict[str, tuple[str, str]]):
         """The name resolution function of a module (see the module docstring)."""
-        from ..model.core import Global
 
         def resolve(name: str):
             key = own.get(name) or imported.get(name) or self.prelude_exports.get(name)
             if key is not None:
-                return Global(key[1], key[0])
+                return c.Global(key[1], key[0])
             if name in PRIMITIVES and name not in OPERATOR_NAMES:
                 return PRIMITIVES[name]
             return None
@@ -187,6 +187,76 @@ class Loader:
         desugarer = Desugarer(resolve, Fresh(names_in(source.text)), lambda: self.world.names_in_scope(own, imported))
         core_defs: list[Definition] = [desugarer.definition(d, module_id) for d in defs]
         return infer_definitions(core_defs, dict(self.world.schemes), default_main=default_main)
+
+
+def infer_definitions(defs: list[Definition], globals_: dict, default_main: bool = True) -> list[TypedDef]:
+    """Infer a batch of top-level definitions, a strongly connected group at a time, dependencies first:
+    mutually recursive definitions are monomorphic among themselves and polymorphic to the rest."""
+    inf = Inferencer(globals_)
+    order = {(d.module, d.name): k for k, d in enumerate(defs)}
+    typed: list[TypedDef] = []
+    for group in components(defs):
+        typed.extend(inf.infer_group(group, default_main))
+    typed.sort(key=lambda t: order[(t.module, t.name)])
+    return typed
+
+
+def globals_of(e: c.Expr, out: set) -> set:
+    """The (module, name) keys of the top-level definitions `e` refers to."""
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Global):
+            out.add((t.module, t.name))
+        else:
+            stack.extend(c.children(t))
+    return out
+
+
+def components(defs: list) -> list[list]:
+    """Tarjan's algorithm, iteratively: groups of mutually recursive definitions, dependencies first."""
+    by_key = {(d.module, d.name): d for d in defs}
+    deps = {k: [x for x in sorted(globals_of(d.expr, set())) if x in by_key] for k, d in by_key.items()}
+    index: dict = {}
+    low: dict = {}
+    on_stack: set = set()
+    stack: list = []
+    out: list[list] = []
+
+    def visit(node) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+
+    for root in by_key:
+        if root in index:
+            continue
+        visit(root)
+        work = [(root, iter(deps[root]))]
+        while work:
+            node, successors = work[-1]
+            for v in successors:
+                if v not in index:
+                    visit(v)
+                    work.append((v, iter(deps[v])))
+                    break
+                if v in on_stack:
+                    low[node] = min(low[node], index[v])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    group = []
+                    while True:
+                        v = stack.pop()
+                        on_stack.discard(v)
+                        group.append(by_key[v])
+                        if v == node:
+                            break
+                    out.append(group[::-1])
+    return out
 
 
 def _prelude_cache_key(text: str) -> str:

@@ -22,6 +22,21 @@ from ..model.spans import Source, Span
 START_SYMBOLS = ["program", "repl_line", "target_term", "type_only"]
 
 
+@lru_cache(maxsize=1)
+def keywords() -> frozenset[str]:
+    """The reserved words (`def`, `let`, ..., `true`, `false`): those the grammar's NAME terminal excludes.
+    The one list every part of dl uses (the REPL's highlighter, completion and continuation rule too)."""
+    text = grammar_path().read_text(encoding="utf-8")
+    m = re.search(r"^NAME: /\(\?!\(\?:([a-z|]+)\)", text, re.M)
+    assert m, "the grammar's NAME terminal no longer starts with its keyword exclusion"
+    return frozenset(m.group(1).split("|"))
+
+
+def terminals() -> list:
+    """The grammar's terminals (Lark TerminalDefs: name and pattern), for tools that tokenize dl text."""
+    return list(_lark().terminals)
+
+
 def parse_program(source: Source) -> s.Program:
     """Parse a whole file: a sequence of `import` and `def` declarations."""
     return _parse(source, "program")
@@ -139,7 +154,6 @@ _WORDS = {
     "NAME": "a name", "INT": "a number", "REAL": "a number", "STRING": 'a file name in quotes ("file.dl")',
     "TVAR": "a type variable ('a)", "$END": "the end of the input", "CMP": "a comparison", "NEG": "'~'",
 }
-_KEYWORDS = {"def", "let", "rec", "in", "fun", "if", "then", "else", "import"}
 _OPERATOR_TEXT = r"\|>|\|\||&&|==|!=|<=|>=|::|\+\+|[-+*/^<>]"
 
 
@@ -168,7 +182,7 @@ def _previous_token(text: str, pos: int) -> str | None:
 
 def _found_words(tok: Token) -> str:
     """The unexpected token, said as what it is."""
-    if tok.value in _KEYWORDS:
+    if tok.value in keywords() and tok.type not in ("TRUE", "FALSE"):
         return f"keyword '{tok.value}'"
     if tok.type == "TVAR":
         return f"type variable {tok.value}"
@@ -248,7 +262,8 @@ def _bad_character(e: UnexpectedCharacters, source: Source, text: str, line: int
 
 def _ends_operand(prev: str | None) -> bool:
     """Whether the token `prev` can end an operand: a name, a number, `)` or `]`."""
-    return prev is not None and bool(re.fullmatch(r"[A-Za-z0-9_'.]+|[)\]]", prev)) and prev not in _KEYWORDS
+    return (prev is not None and bool(re.fullmatch(r"[A-Za-z0-9_'.]+|[)\]]", prev))
+            and (prev not in keywords() or prev in ("true", "false")))
 
 
 def _acceptable(e: UnexpectedInput) -> set[str]:
@@ -285,7 +300,7 @@ def _tok_span(source: Source, tok: Token) -> Span:
 
 def _name(source: Source, tok: Token) -> str:
     """A NAME token's text (the NAME terminal excludes keywords; this check is a second line of defence)."""
-    if tok in _KEYWORDS or tok in ("true", "false"):
+    if tok in keywords():
         raise DlSyntaxError(f"unexpected keyword '{tok}'", _tok_span(source, tok))
     return str(tok)
 

@@ -35,6 +35,7 @@ from typing import Callable
 
 from . import realmath as rm
 from .core import If, Lit, Prim
+from .core import children
 from .errors import DlRuntimeError
 from .values import call1, call2
 from .types import BOOL, CLASS_LEVELS, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type
@@ -74,7 +75,6 @@ class Primitive:
 
 
 def _mentions(term, marker) -> bool:
-    from .core import children
     return term is marker or any(_mentions(c, marker) for c in children(term))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from . import core as c
+from . import syntax as s
 from .types import instance_name
 from .primitives import BINARY_OPERATORS
 
@@ -210,7 +211,6 @@ def _summands(e: c.Expr) -> list[c.Expr]:
 
 
 def _show_type_expr(t) -> str:
-    from . import syntax as s
     match t:
         case s.TyName(name):
             return name

@@ -13,6 +13,7 @@ from ..back.kernel import NestedDifferentiation
 from ..back.compiler import Compiler, PrimCode
 from ..model.primitives import Primitive
 from ..model.types import REAL, prune
+from ..model.values import apply
 from .table import nesting
 
 
@@ -78,7 +79,6 @@ class OverloadingCompiler(Compiler):
             for n in reversed(names + ["r"]):
                 term = c.Lam(n, term)
             fun = self.machine.primal.compile_closed(term)()
-            from ..model.values import apply
             if prim.arity == 1:
                 self.partial_functions[prim.name] = lambda *vals: (apply(fun, vals),)
             else:

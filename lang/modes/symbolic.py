@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES
+from ..model.printer import BINARY, POW, SUM, literal
 from ..model.values import call1
 from ..model.types import REAL
 from .overloading import OverloadingCompiler
@@ -270,7 +271,6 @@ def show_expression(e: Any, limit: int = 2000) -> str:
             raise _Cut
 
     def walk(e: Any, ctx: int) -> None:
-        from ..model.printer import BINARY, POW, SUM, literal
         if type(e) is not Sym:
             text = literal(float(e))
             emit(f"({text})" if text.startswith("-") and ctx > SUM else text)

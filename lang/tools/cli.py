@@ -212,9 +212,9 @@ def _run(args) -> int:
 
 
 def _check(args) -> int:
-    from ..back.deep import run_deep
-    from .pipeline import load
+    from ..back.deep import run_deep  # each command imports its stages when it runs (start-up)
     from ..model.types import show_scheme
+    from .pipeline import load
 
     program = run_deep(lambda: load(args.file))
     for d in program.module.defs:

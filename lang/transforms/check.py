@@ -1,4 +1,4 @@
-"""The type checker of the transforms' target languages (THEORY §1–2).
+"""The type checker of the transforms' target languages (docs/transforms.md, The target language).
 
 Checks ←D(Γ) ⊢ ←D(t) : ←D(A): the transformed term's inferred type must be
 the transformed type of the source term. The linear fragment is typed as
@@ -18,14 +18,16 @@ reported as an internal error naming the rule that broke.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..front import wording as w
+from ..front.infer import Inferencer, Mismatch, local_key, unify
 from ..model import core as c
+from ..model import syntax as s
 from ..model.errors import DlError
-from ..front.infer import Inferencer, Mismatch, unify
 from ..model.primitives import Primitive
-from ..model.types import Scheme, TVar, Type, free_vars, show_scheme, substitute
+from ..model.types import D, Scheme, TNeg, TVar, Type, free_vars, show_scheme, substitute
 
 
 class TransformBug(AssertionError):
@@ -41,19 +43,61 @@ class TargetLanguage:
     global_type: Callable[[str, str, tuple], Type]  # a transformed top-level definition's type
 
 
-def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) -> Type:
-    """The type of a target term (unification with the linear rules); `env`: its free variables' types."""
-    def prim_scheme(prim: Primitive) -> Scheme:
+class TargetInferencer(Inferencer):
+    """Inference in a target language: the source rules, the linear rules above, the answer type `d` and
+    `~T` in annotations, and the transformed types of definitions and differentiation primitives."""
+
+    def __init__(self, lang: TargetLanguage):
+        super().__init__({})
+        self.lang = lang
+
+    def infer_other(self, e: c.Expr) -> c.Expr:
+        match e:
+            case c.LinLam(param, body):                               # fun a -o t : ~T
+                t = self.fresh()
+                old = self.bind_local(param, t)
+                body_t = self.infer(body)
+                self.restore(param, old)
+                self.expect(body_t, D, w.Named("the body of a linear abstraction `fun a -o t` must have the "
+                                               "answer type d"))
+                return replace(e, body=body_t, ty=TNeg(t))
+            case c.LinApp(fn, arg):                                   # x' e : d
+                fn_t, arg_t = self.infer(fn), self.infer(arg)
+                t = self.fresh()
+                self.expect(fn_t, TNeg(t), w.Named("only a backpropagator (of type ~T) can be applied linearly"))
+                self.expect(arg_t, t, w.Named("a backpropagator is applied to an argument of the wrong type"))
+                return replace(e, fn=fn_t, arg=arg_t, ty=D)
+            case c.DZero():                                           # 0 : d
+                return replace(e, ty=D)
+            case c.DSum(left, right):                                 # t + u : d
+                l_t, r_t = self.infer(left), self.infer(right)
+                self.expect(l_t, D, w.Named("a sum of d must add values of type d"))
+                self.expect(r_t, D, w.Named("a sum of d must add values of type d"))
+                return replace(e, left=l_t, right=r_t, ty=D)
+        return super().infer_other(e)
+
+    def convert(self, t: s.TypeExpr) -> Type:
+        match t:
+            case s.TyName("d"):
+                return D
+            case s.TyNeg(item):
+                return TNeg(self.convert(item))
+        return super().convert(t)
+
+    def global_type(self, e: c.Global, module: str, name: str, inst: tuple) -> Type:
+        """A transformed definition's type, its parametric variables instantiated afresh at each use."""
+        return freshen(self.lang.global_type(module, name, inst), {})
+
+    def primitive_scheme(self, prim: Primitive) -> Scheme:
         if prim.kind != "ad":
             return prim.scheme
         free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
-        return Scheme(tuple(free.values()), lang.d_type(substitute(prim.scheme.body, free)))
+        return Scheme(tuple(free.values()), self.lang.d_type(substitute(prim.scheme.body, free)))
 
-    def global_type(module: str, name: str, inst: tuple) -> Type:
-        """A transformed definition's type, its parametric variables instantiated afresh at each use."""
-        return freshen(lang.global_type(module, name, inst), {})
 
-    inf = Inferencer({}, target=True, global_type=global_type, prim_scheme=prim_scheme)
+def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) -> Type:
+    """The type of a target term (unification with the linear rules); `env`: its free variables' types."""
+    inf = TargetInferencer(lang)
     for name, t in (env or {}).items():
         inf.locals[name] = t
     try:
@@ -72,8 +116,7 @@ def free_variable_types(source: c.Expr, lang: TargetLanguage) -> dict:
     while stack and len(out) < len(free):
         t = stack.pop()
         if isinstance(t, c.Var) and (t.name, t.inst) in free:
-            from ..front.infer import _local_key
-            out.setdefault(_local_key(t.name, t.inst), lang.d_type(t.ty))
+            out.setdefault(local_key(t.name, t.inst), lang.d_type(t.ty))
         stack.extend(c.children(t))
     return out
 

@@ -19,6 +19,7 @@ from ..model import core as c
 from ..front.desugar import Desugarer, Fresh, names_in
 from ..model.errors import DlTypeError
 from ..front.infer import Mismatch, unify
+from ..front.infer import Inferencer
 from ..front.parser import parse_expr
 from ..model.primitives import PRIMITIVES
 from ..model.spans import Source
@@ -35,7 +36,6 @@ def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_sc
 
 def _with_instances(e: c.Expr) -> c.Expr:
     """Instances written `f@Real` arrive as syntax types; make them types."""
-    from ..front.infer import Inferencer
     conv = Inferencer({})
 
     def walk(t: c.Expr) -> c.Expr:

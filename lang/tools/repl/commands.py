@@ -23,6 +23,7 @@ from ..report import format_counters, format_table
 from ..workbench import default_instance, show_transform, show_unrolled, show_untransformed, unroll
 from ...back.deep import Timeout, run_deep
 from ...model.errors import DlError
+from ...model.errors import render
 from ...front.infer import Inferencer, infer_expression
 from ...back.machine import Machine
 from ...modes.table import MODES, REFERENCE, get, listed
@@ -157,7 +158,6 @@ def cmd_load(state: State, arg: Argument) -> tuple[State, Output]:
 
 def load_or_remember(state: State, path: str) -> tuple[State, Output]:
     """Load a file; when it fails, remember it so that :reload tries again after the fix."""
-    from ...model.errors import render
     if not os.path.isfile(os.path.expanduser(path)):
         return state, Output(f"no such file: {path}", error=True)
     try:

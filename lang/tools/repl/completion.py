@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 import re
 
+from ...front.parser import keywords
 from ...modes.table import MODES
 from . import session as S
 from .commands import COMMANDS, find
 from .session import State
 
-KEYWORDS = ("def", "let", "rec", "in", "fun", "if", "then", "else", "import", "true", "false")
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_']*$")
 
@@ -38,7 +38,7 @@ def complete(state: State, text: str) -> tuple[int, list[str]]:
     word = _WORD.search(text)
     if not word:
         return len(text), []
-    names = sorted(set(S.names_in_scope(state)) | set(KEYWORDS))
+    names = sorted(set(S.names_in_scope(state)) | keywords())
     return word.start(), [n for n in names if n.startswith(word.group())]
 
 

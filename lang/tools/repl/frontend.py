@@ -112,7 +112,7 @@ def make_session(get_state: Callable[[], State], input=None, output=None, histor
     from prompt_toolkit.filters import Condition
     from prompt_toolkit.key_binding import KeyBindings
 
-    from .completion import complete
+    from .completion import complete  # with prompt_toolkit: only an interactive session needs them
     from .lexer import STYLE, DlLexer
 
     class DlCompleter(Completer):

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ...front.parser import terminals
+
 
 @dataclass(frozen=True, slots=True)
 class Token:
@@ -34,16 +36,13 @@ class Token:
 KINDS = ("keyword", "literal", "number", "name", "type", "tvar", "string", "operator", "bracket", "punct",
          "comment", "space", "error")
 
-# The last token of a complete input is never one of these words.
-OPEN_WORDS = frozenset({"in", "then", "else", "let", "rec", "fun", "if", "def", "import"})
 
 
 @lru_cache(maxsize=1)
 def _terminals() -> tuple[tuple[str, re.Pattern, bool], ...]:
     """(kind, regex, is a literal string) for every terminal of the grammar."""
-    from ...front.parser import _lark
     out = []
-    for t in _lark().terminals:
+    for t in terminals():
         if t.name.startswith("__IGNORE"):
             continue
         is_str = t.pattern.type == "str"
@@ -162,9 +161,7 @@ def needs_more(text: str) -> bool:
     if bracket_depth(code) > 0:
         return True
     last = code[-1]
-    if last.kind == "keyword":
-        return last.text in OPEN_WORDS
-    return last.kind in ("operator", "punct")
+    return last.kind in ("keyword", "operator", "punct")  # no keyword ends an expression (true/false are literals)
 
 
 def first_word(text: str) -> str | None:

@@ -1,0 +1,255 @@
+"""Type errors in words: why an expression was expected to have a type, said as the user wrote it.
+
+Inference (lang/front/infer.py) unifies the type of a node with the type its
+context expects. When that fails it hands the *context* — one of the small
+records below, built where the expectation arises — to `mismatch`, which
+chooses the words. A context says its sentence given two phrases:
+
+    expected   the type the context wanted, printed ("Bool")
+    is_what    how the expression's own type is put: "has type Int", or, for a
+               literal whose type is still a class, "is a number (Int or Real)"
+
+so that no message is assembled by inspecting or editing another's template.
+
+    Condition("`x + 1`").say("Bool", "has type Real")
+        the condition of `if` must be Bool, but `x + 1` has type Real
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model.errors import DlTypeError
+from ..model.spans import Span
+from ..model.types import DIFF, EQ, NONE, NUM, Namer, TFun, TList, TNeg, TTuple, TVar, Type, prune, show, show_scheme
+
+
+class Context:
+    """Why a node must have a type (each subclass is one situation)."""
+
+    def say(self, expected: str, is_what: str) -> str:
+        """The sentence: what was expected, and what the expression is instead."""
+        raise NotImplementedError
+
+    # A context that names the function being differentiated says which part of its type is not
+    # differentiable data, after its sentence (see `class_mismatch`).
+    names_culprit = False
+
+
+@dataclass(frozen=True)
+class Named(Context):
+    """A context known by a name only: `the definition of `f``; the types follow it."""
+
+    what: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return f"{self.what}: expected {expected}, but it {is_what}"
+
+
+@dataclass(frozen=True)
+class Condition(Context):
+    """The condition of `if c then a else b` (subject: the text of c)."""
+
+    subject: str
+    construct: str = "the condition of `if`"
+
+    def say(self, expected: str, is_what: str) -> str:
+        return f"{self.construct} must be {expected}, but {self.subject} {is_what}"
+
+
+@dataclass(frozen=True)
+class Branches(Context):
+    """The `else` branch against the `then` branch."""
+
+    def say(self, expected: str, is_what: str) -> str:
+        return (f"the branches of `if` must have one type, but the `then` branch has type {expected} and the "
+                f"`else` branch {is_what}")
+
+
+@dataclass(frozen=True)
+class ListElement(Context):
+    """Element `index` (1-based) of a list literal against the ones before it."""
+
+    index: int
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return (f"list elements must all have one type, but element {self.index} {self.subject} {is_what} and "
+                f"the ones before it {expected}")
+
+
+@dataclass(frozen=True)
+class Annotated(Context):
+    """`(e : T)`: e against T."""
+
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return f"{self.subject} {is_what}, not the annotated {expected}"
+
+
+@dataclass(frozen=True)
+class Argument(Context):
+    """The argument of an application `f a` against f's parameter type."""
+
+    function: str
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return f"{self.function} expects an argument of type {expected}, but {self.subject} {is_what}"
+
+
+@dataclass(frozen=True)
+class SelfApplication(Context):
+    """`g g`: the function would have to take itself (an infinite type)."""
+
+    function: str
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return f"{self.function} cannot be applied to {self.subject}"
+
+
+ORDINALS = ("first", "second", "third", "fourth")
+
+
+@dataclass(frozen=True)
+class PrimitiveArgument(Context):
+    """Argument `index` (0-based) of a built-in (`op` as it is shown: "`sin`", "unary -")."""
+
+    op: str
+    index: int
+    arity: int
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        if self.arity == 1:
+            which = "the argument"
+        elif self.index < len(ORDINALS):
+            which = f"the {ORDINALS[self.index]} argument"
+        else:
+            which = f"the argument {self.index + 1}"
+        return f"{which} of {self.op} must have type {expected}, but {self.subject} {is_what}"
+
+
+@dataclass(frozen=True)
+class Differentiated(Context):
+    """The function given to `grad` & co."""
+
+    op: str
+    subject: str
+    names_culprit = True
+
+    def say(self, expected: str, is_what: str) -> str:
+        return f"{self.op} differentiates functions of type {expected}, but the function {self.subject} {is_what}"
+
+
+@dataclass(frozen=True)
+class Point(Context):
+    """The point given to `grad` & co., against the function's parameter type."""
+
+    op: str
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return f"the function given to {self.op} takes {expected}, but the point {self.subject} {is_what}"
+
+
+@dataclass(frozen=True)
+class Tangent(Context):
+    """The tangent given to `jvp`, against the point's type."""
+
+    op: str
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return (f"the tangent given to {self.op} must have the type of the point, {expected}, but {self.subject} "
+                f"{is_what}")
+
+
+# ---- choosing the words ------------------------------------------------------------
+
+CLASS_WORDS = {
+    "Num": "a number type (Int or Real)",
+    "Eq": "comparable with == (Int, Real or Bool)",
+    "Diff": "differentiable data (Real, Int, Bool, Unit, or tuples and lists of them)",
+}
+
+# what an expression whose type is still a class variable is: `1` "is a number (Int or Real)"
+IS_IN_CLASS = {
+    NUM: "is a number (Int or Real)",
+    EQ: "is compared with == (so it is Int, Real or Bool)",
+    DIFF: "is differentiated (so it is differentiable data)",
+}
+
+
+def snippet(span: Span, limit: int = 40) -> str:
+    """The source text under `span`, shortened, for messages."""
+    if span.source is None:
+        return "this expression"
+    line = span.source.line(span.line)
+    end = span.end_col - 1 if span.line == span.end_line else len(line)
+    stop = min(end, span.col - 1 + 2 * limit)  # spans can cover a whole long line: look at a prefix
+    text = " ".join(line[span.col - 1 : stop].split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    elif stop < end or span.line != span.end_line:
+        text += " ..."
+    return f"`{text}`"
+
+
+def mismatch(why: str, offending: Type | None, span: Span, expected: Type, actual: Type,
+             context: Context) -> DlTypeError:
+    """Words for a failed unification of `actual` (the node's type) with `expected` (the context's).
+
+    `why` is "" for two different types, "infinite" for an occurs-check failure, or a class name
+    (Num, Eq, Diff) when `offending` is a type outside that class."""
+    namer = Namer()
+    exp, act = show(expected, namer), show(actual, namer)
+    if why == "infinite":
+        return DlTypeError(f"{context.say(exp, f'has type {act}')}: this would need an infinite type "
+                           f"({exp} = {act})", span)
+    if why in CLASS_WORDS:
+        return class_mismatch(why, offending, span, expected, actual, context, namer)
+    return DlTypeError(context.say(exp, f"has type {act}"), span)
+
+
+def class_mismatch(why: str, offending: Type | None, span: Span, expected: Type, actual: Type,
+                   context: Context, namer: Namer) -> DlTypeError:
+    """A type met a class it is not in: `true + 1` (Bool is not Num), or `if 1 then ...` (1 is a number).
+
+    Either the expression's own type is outside the class its context asks
+    for, or the expression carries the class (a literal is a number) and the
+    context asks for a type outside it; the words differ.
+    """
+    exp, act = show(expected, namer), show(actual, namer)
+    words = CLASS_WORDS[why]
+    bad = show(offending, namer) if offending is not None else act
+    if context.names_culprit:
+        return DlTypeError(f"{context.say(exp, f'has type {act}')}, and {bad} is not {words}", span)
+    if offending is None or _occurs(offending, actual):
+        own_namer = Namer()
+        plain = show(actual, own_namer)
+        act = show_scheme(actual, namer=own_namer)
+        bad = show(offending, own_namer) if offending is not None else plain
+        if bad == plain:
+            return DlTypeError(f"{snippet(span)} has type {act}, which is not {words}", span)
+        return DlTypeError(f"{snippet(span)} has type {act}, and {bad} in it is not {words}", span)
+    own = prune(actual)
+    if isinstance(own, TVar) and own.constraint > NONE:
+        return DlTypeError(context.say(exp, IS_IN_CLASS[own.constraint]), span)
+    return DlTypeError(context.say(exp, f"has type {show_scheme(actual, namer=namer)}"), span)
+
+
+def _occurs(part: Type, whole: Type) -> bool:
+    """Whether `part` is `whole` or one of its components."""
+    whole = prune(whole)
+    if whole is part or whole == part:
+        return True
+    match whole:
+        case TFun(a, r):
+            return _occurs(part, a) or _occurs(part, r)
+        case TTuple(items):
+            return any(_occurs(part, i) for i in items)
+        case TList(item) | TNeg(item):
+            return _occurs(part, item)
+    return False
