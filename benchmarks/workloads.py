@@ -151,7 +151,8 @@ WORKLOADS: list[Workload] = [
                     "W1 rows, b1, W2, b2."]),
     Workload("W6", "Gaussian log-likelihood", "w6_gaussian.dl", (1,), (1,),
              "6: - / ^2 * log -", lambda n: 6, lambda n: ((1.0, 0.0, 1.0),), 0, py_w6,
-             notes=["-1/2 ((y - mu) / s)^2 - log s at (y, mu, s) = (1, 0, 1), gradient (-1, 1, 0) (THEORY §5)."]),
+             notes=["-1/2 ((y - mu) / s)^2 - log s at (y, mu, s) = (1, 0, 1), gradient (-1, 1, 0) "
+                    "(docs/transforms.md, Worked examples)."]),
     Workload("W7", "closure tanh (a x + b), n times", "w7_closure.dl", (10, 100, 1000, 10_000),
              (10, 100, 1000), "3 per step: * + tanh", lambda n: 3 * n, lambda n: (n, (0.5, 0.99, 0.001)), 1,
              py_w7,

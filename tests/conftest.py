@@ -93,7 +93,7 @@ DIAGNOSTIC = r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<kind>syntax|na
 
 
 def diagnostic(stderr: str) -> dict:
-    """The parts of a SPEC §9 diagnostic: file, line, col, kind, message, source line, caret line.
+    """The parts of a diagnostic (docs/reference.md, Diagnostics): file, line, col, kind, message, source line, caret line.
 
     Fails unless `stderr` is exactly a header, the source line and a caret line (plus optional notes)."""
     import re

@@ -88,7 +88,7 @@ EXACT = [
     ("def main = value_and_grad (fun x -> (x - 1.0) ^ 2) 0.5", (0.25, -1.0)),
     # kinks follow the usual convention
     ("def main = (grad relu 0.0, grad abs 0.0, grad relu 2.0, grad abs (-2.0))", (0.0, 0.0, 1.0, -1.0)),
-    # the branch taken is differentiated; THEORY §6: identity whose AD derivative at 0 is 0
+    # the branch taken is differentiated (docs/transforms.md, Almost everywhere): identity whose AD derivative at 0 is 0
     ("def g x = if x > 0.0 then x else (if 0.0 - x > 0.0 then x else 0.0)\ndef main = (grad g 0.0, grad g 1.0)",
      (0.0, 1.0)),
 ]

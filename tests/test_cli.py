@@ -1,4 +1,4 @@
-"""The command line (SPEC §3, §9, §10) as a user meets it: `dl run` and `dl check`.
+"""The command line (docs/reference.md, sections 2, 9, 11-13) as a user meets it: `dl run` and `dl check`.
 
 Exit codes: 0 success, 1 an error in the program (a diagnostic on stderr),
 2 a usage error. stdout carries only the value of `main`. Most tests start a
@@ -60,7 +60,7 @@ def test_check_the_prelude():
     assert "sum : Num 'a => ['a] -> 'a" in lines
 
 
-# ---- arguments of main (SPEC §3) ---------------------------------------------------------------
+# ---- arguments of main (docs/reference.md, Programs and imports) ------------------------------
 
 ARGS = [
     ("def main x = x * 2", ["3"], "6.0"),
@@ -286,7 +286,7 @@ def test_windows_line_endings(tmp_path):
     assert "\r" not in r.stderr
 
 
-# ---- imports (SPEC §3) ---------------------------------------------------------------------------
+# ---- imports (docs/reference.md, Programs and imports) -------------------------------------------
 
 def test_imports_are_relative_to_the_importing_file(tmp_dl, tmp_path):
     main = tmp_dl("app/main.dl", 'import "lib/b.dl"\ndef main = bval + 1.0\n')

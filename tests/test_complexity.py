@@ -1,4 +1,4 @@
-"""Complexity on the exact cost counters, not on wall time (THEORY §4–5).
+"""Complexity on the exact cost counters, not on wall time (docs/transforms.md, Complexity claims).
 
 - repeated squaring n times: linear factoring runs each backpropagator body
   once (n bodies); naive application runs 2^(n+1) - 1 backpropagators;

@@ -1,4 +1,4 @@
-"""Diagnostics (SPEC §9): every kind of error in a user's program, where it points, and how it is printed.
+"""Diagnostics (docs/reference.md, Diagnostics): every kind of error in a user's program, where it points, and how it is printed.
 
     FILE:LINE:COL: KIND error: message
         the source line

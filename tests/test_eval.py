@@ -1,4 +1,4 @@
-"""Evaluation (SPEC §4, §6, §9): every non-AD built-in, closures, recursion, printing of values, IEEE
+"""Evaluation (docs/reference.md, sections 3, 5, 11): every non-AD built-in, closures, recursion, printing of values, IEEE
 arithmetic, and programs deep enough to break a naive recursive evaluator.
 
 Values are checked as `dl run` prints them (`show_value`), so `7` (Int) and
@@ -24,7 +24,7 @@ def main_is(expr: str) -> str:
     return shown(f"def main = {expr}")
 
 
-# ---- values print as the language writes them (SPEC §9) --------------------------------
+# ---- values print as the language writes them (docs/reference.md, How values print) ---
 
 PRINTED = [
     (3.0, "3.0"), (-0.5, "-0.5"), (7, "7"), (-7, "-7"), (True, "true"), (False, "false"), ((), "()"),
@@ -50,7 +50,7 @@ def test_show_value_of_a_deeply_nested_list():
     assert text == "[" * 100_001 + "]" * 100_001
 
 
-# ---- every non-AD built-in of SPEC §6, exactly ---------------------------------------------
+# ---- every non-AD built-in of docs/reference.md, Built-ins, exactly -------------------------
 
 BUILTINS = [
     # real functions

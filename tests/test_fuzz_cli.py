@@ -1,7 +1,7 @@
 """Bad input never crashes dl: random text and random mutations of valid programs, through the command line.
 
 Whatever the input, `dl run` and `dl check` exit with 0 or 1, print either a
-value or a SPEC §9 diagnostic, never a Python traceback or an "internal
+value or a diagnostic (docs/reference.md, Diagnostics), never a Python traceback or an "internal
 error", and stop in bounded time (`--budget` stops a runaway evaluation).
 Most examples run `lang.tools.cli.main` in this process (the path `dl` takes,
 without an interpreter start per example); a few run the real subprocess.

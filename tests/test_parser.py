@@ -1,4 +1,4 @@
-"""The surface syntax (SPEC §2–4): source text -> syntax tree, as tables; and the printer round trip.
+"""The surface syntax (docs/reference.md, sections 1-3): source text -> syntax tree, as tables; and the printer round trip.
 
 Syntax nodes compare without their spans, so the expected trees below are
 written without positions. The last part is a hypothesis property: random
@@ -63,7 +63,7 @@ def P(name):
 a, b, c_, f, g, x, y = N("a"), N("b"), N("c"), N("f"), N("g"), N("x"), N("y")
 REAL, INT = s.TyName("Real"), s.TyName("Int")
 
-# ---- operators: precedence and associativity (SPEC §4) -----------------------
+# ---- operators: precedence and associativity (docs/reference.md, Precedence) -
 
 PRECEDENCE = [
     # left associative
@@ -130,7 +130,7 @@ def test_precedence_and_associativity(source, tree):
 # ---- every other expression form ----------------------------------------------
 
 FORMS = [
-    # literals (SPEC §2)
+    # literals (docs/reference.md, Lexical syntax)
     ("42", I(42)),
     ("4.2", R(4.2)),
     ("1e-3", R(0.001)),
@@ -211,7 +211,7 @@ def test_expression_forms(source, tree):
     assert parse(source) == tree
 
 
-# ---- comments and layout (SPEC §2) ------------------------------------------------
+# ---- comments and layout (docs/reference.md, Lexical syntax) ----------------------
 
 COMMENTS = [
     ("1 -- a comment", I(1)),

@@ -1,4 +1,4 @@
-"""The numbers of THEORY §5, exactly, in every mode that computes exact derivatives."""
+"""The worked examples of docs/transforms.md (Worked examples), exactly, in every mode that computes exact derivatives."""
 import pytest
 
 from conftest import close, run

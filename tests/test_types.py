@@ -1,4 +1,4 @@
-"""Type inference (SPEC §5): the printed type of every definition, and type errors with their positions."""
+"""Type inference (docs/reference.md, Types): the printed type of every definition, and type errors with their positions."""
 from __future__ import annotations
 
 import pytest
