@@ -25,7 +25,7 @@ Generated functions of the same shape share one compiled template.
 The same compiler runs the transforms' target languages: the linear
 fragment (fun a -o t, x' e, 0, +) is written by a *linear backend* that
 the mode supplies (lang/linear.py). Counting (the cost counters of
-THEORY §5) is a compile-time choice: when off, no counting code exists.
+docs/transforms.md, Cost counters) is a compile-time choice: when off, no counting code exists.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ Key = tuple  # a local variable: (name, instance)
 
 @dataclass
 class Counters:
-    """Exact cost counters (THEORY §5)."""
+    """Exact cost counters (docs/transforms.md, Cost counters)."""
 
     prims: int = 0            # primitive applications
     betas: int = 0            # function applications (beta steps)

@@ -1,6 +1,6 @@
 """The differentiation kernel: grad, value_and_grad, vjp, jvp and derivative, by mode.
 
-Reverse mode (THEORY §3), for `vjp f x` with f a function value:
+Reverse mode (docs/transforms.md, From the transformed term to a gradient), for `vjp f x` with f a function value:
 
 1. ←D(f): the transformed code of f's lambda (memoised per lambda, per
    mode), with the values f captured *lifted* — a real r becomes (r, 0), a

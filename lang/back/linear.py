@@ -16,7 +16,7 @@ generic body, is compiled to an *effect*: applying a backpropagator to an
 argument, and summing, are what the two backends do differently — the rest
 is shared:
 
-factoring (THEORY §4)
+factoring (docs/transforms.md, Linear factoring)
     `x' e` adds e to the pending argument of x' (an array indexed by
     identity, None where nothing is pending): a second call merges into the
     first, which is the rule `t u + t v -> t (u + v)`. The driver sweeps

@@ -10,7 +10,7 @@ stay parametric, which is sound because no stage looks inside them.
 
 Instances are found by matching a binding's generic type against the type at
 each use. Open class variables that no instance fixes default to Real
-(SPEC §5). Specialisation is on demand: `get` specialises one definition at
+(docs/reference.md §4). Specialisation is on demand: `get` specialises one definition at
 one instance, and the evaluator asks for more as it meets references.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@
         | let (x1, ..., xn) = e in e | if e then e else e | (e, ..., e) | [e, ..., e]
         | p(e1, ..., ek)                       saturated primitive (lang/primitives.py)
         | (e : T)                              annotation, checked by inference
-    target language of the transforms (THEORY §1–2) adds:
+    target language of the transforms (docs/transforms.md, Notation: the target language) adds:
         | fun a -o e                           linear abstraction, a backpropagator
         | e e                                  (LinApp) applying a backpropagator
         | 0 | e + e                            zero and sum of the answer type d
@@ -142,7 +142,7 @@ class Annot:  # (e : T)
     span: Span = _meta(NO_SPAN)
 
 
-# ---- the target language's linear fragment (THEORY §1) ---------------------
+# ---- the target language's linear fragment (docs/transforms.md, Notation: the target language) ---------------------
 
 
 @node

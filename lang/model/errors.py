@@ -9,7 +9,7 @@ from .spans import NO_SPAN, Span
 
 
 class DlError(Exception):
-    """An error in a user's program: kind (SPEC §9), message and source span."""
+    """An error in a user's program: kind (docs/reference.md §11–12), message and source span."""
 
     kind = "runtime"
 

@@ -1,4 +1,4 @@
-"""The primitive table: one row per built-in (SPEC §6–7).
+"""The primitive table: one row per built-in (docs/reference.md §5, §7).
 
 A row says everything any stage needs to know about a primitive: its type
 scheme, what kind of thing it is to the transforms, its implementation (at
@@ -7,13 +7,13 @@ core terms, and its cost class. No stage tests a primitive's name: they read
 its row, and a row that lacks what a stage needs is an error naming it.
 
 Partial derivatives are written as functions from the argument terms and the
-result term to one term per argument (THEORY §2):
+result term to one term per argument (docs/transforms.md, backprop: On terms):
 
     "*":   lambda x, y, r: [y, x]          x * y  ->  (x*y, fun a -o x' (y * a) + y' (x * a))
     "exp": lambda x, r: [r]                exp x  ->  (r, fun a -o x' (r * a))
 
 Conventions where a derivative does not exist: relu'(0) = 0, abs'(0) = 0
-(SPEC §7); min/max give a tie to their first argument; and the derivative of
+(docs/reference.md §7); min/max give a tie to their first argument; and the derivative of
 x^y with respect to the exponent y is taken as 0 where x <= 0 (x^y is not a
 differentiable function of y there), so that a constant exponent, such as
 the 2 of `(x - 1) ^ 2`, contributes nothing in every mode — as it must,

@@ -4,7 +4,7 @@
     let (y, y') = y in
     (x * y, fun a -o x' (y * a) + y' (x * a))
 
-Operators print infix with the precedences of SPEC §4 and only the
+Operators print infix with the precedences of docs/reference.md, Precedence and only the
 parentheses they need; `let` chains and long terms break over lines.
 Instances of polymorphic definitions print as `sq@Real`. Linear application
 prints like application (`x' e`), the zero and sum of d as `0` and `+`:
@@ -22,7 +22,7 @@ from .primitives import BINARY_OPERATORS
 
 WIDTH = 88
 
-# precedence of each form: higher binds tighter (SPEC §4)
+# precedence of each form: higher binds tighter (docs/reference.md, Precedence)
 OPEN, PIPE, OR, AND, CMP, CONS, SUM, PROD, NEG, POW, APP, ATOM = range(12)
 BINARY = {
     "==": CMP, "!=": CMP, "<": CMP, "<=": CMP, ">": CMP, ">=": CMP,

@@ -1,6 +1,6 @@
 """Total real functions: IEEE results (inf, nan) where Python's math raises.
 
-SPEC §9 prints `inf` and `nan`, so real arithmetic never stops a program:
+docs/reference.md §11–12 prints `inf` and `nan`, so real arithmetic never stops a program:
 `1.0 / 0.0` is `inf`, `log 0.0` is `-inf`, `sqrt (-1.0)` is `nan`. Only the
 conversions to Int (floor, ceil, round) fail, on inf and nan.
 """

@@ -1,7 +1,7 @@
 """Types of the source and target languages, type variables with constraints, printing.
 
-    T ::= Real | Int | Bool | Unit | T -> T | T * T * ... | [T] | 'a      (source, SPEC §5)
-        | ~T | d                                                         (target, THEORY §1)
+    T ::= Real | Int | Bool | Unit | T -> T | T * T * ... | [T] | 'a      (source, docs/reference.md §4)
+        | ~T | d                                                         (target, docs/transforms.md, Notation: the target language)
 
 A type variable carries a *constraint level*, a chain of classes where each
 implies the ones before it:
@@ -159,7 +159,7 @@ def substitute(t: Type, sub: dict[TVar, Type]) -> Type:
 
 
 def is_differentiable_data(t: Type) -> bool:
-    """Real, Int, Bool, Unit, and tuples and lists of them (SPEC §7)."""
+    """Real, Int, Bool, Unit, and tuples and lists of them (docs/reference.md §7)."""
     t = prune(t)
     match t:
         case TCon(name):
@@ -207,14 +207,14 @@ class Namer:
 
 
 def show(t: Type, namer: Namer | None = None, ascii_neg: bool = False) -> str:
-    """The type in the concrete syntax of SPEC §5 (no constraint prefix)."""
+    """The type in the concrete syntax of docs/reference.md §4 (no constraint prefix)."""
     namer = namer or Namer()
     return _show(t, namer, 0, ascii_neg)
 
 
 def _show(t: Type, namer: Namer, prec: int, ascii_neg: bool) -> str:
     # prec: 0 = anywhere, 1 = argument of ->, 2 = tuple component or atom.
-    # `*` binds tighter than `->`, so `'a * 'b -> 'c` needs no parentheses (SPEC §8 writes
+    # `*` binds tighter than `->`, so `'a * 'b -> 'c` needs no parentheses (docs/transforms.md writes
     # `Real * ¬Real -> Real * ¬Real`).
     t = prune(t)
     match t:

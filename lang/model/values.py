@@ -105,7 +105,7 @@ def native(arity: int, fn: Callable, name: str) -> Fun:
 
 
 def show_value(v: Any) -> str:
-    """A value as the language would write it (SPEC §9): 3.0, 7, true, (), (1.0, 2.5), [1.0], <fun>."""
+    """A value as the language would write it (docs/reference.md §11–12): 3.0, 7, true, (), (1.0, 2.5), [1.0], <fun>."""
     out: list[str] = []
     stack: list = [v]
     while stack:  # iterative: values can be deeply nested lists

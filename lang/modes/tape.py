@@ -9,7 +9,7 @@ in reverse recording order, accumulating adjoints.
 
 This is the dynamic counterpart of the BMP transform with linear
 factoring: the tape's order is the order of creation, and sweeping it
-backwards is "largest identity first" (THEORY §4) — here by construction,
+backwards is "largest identity first" (docs/transforms.md, Linear factoring) — here by construction,
 there by the factoring rule. Counters: nodes recorded (backpropagators
 created), nodes swept (bodies run), sink updates, merges.
 """

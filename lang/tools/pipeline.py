@@ -78,7 +78,7 @@ def _is_literal(e: s.Expr) -> bool:
 
 
 def main_call(program: Program, args: list[str]) -> c.Expr:
-    """`main` applied to command-line arguments parsed as literals, typed (SPEC §3)."""
+    """`main` applied to command-line arguments parsed as literals, typed (docs/reference.md §2)."""
     main = find_def(program, "main")
     ref = c.Global("main", program.module.id, span=main.name_span)
     if not args:

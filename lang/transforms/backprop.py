@@ -1,6 +1,6 @@
 """←D, the backpropagation transform of Brunel, Mazza and Pagani (POPL 2020).
 
-On types it is a homomorphism except at Real (THEORY §1):
+On types it is a homomorphism except at Real (docs/transforms.md, Notation: the target language):
 
     ←D(Real) = Real * ¬Real        ←D(A -> B) = ←D(A) -> ←D(B)
     ←D(A * B) = ←D(A) * ←D(B)      ←D([A]) = [←D(A)]      ←D(Int) = Int, ...
@@ -17,7 +17,7 @@ derivatives ∂i f (read from its row of the primitive table) becomes
 
 for example `x * y` becomes `(x * y, fun a -o x' (y * a) + y' (x * a))`.
 Comparisons and conversions to Int read the primal component only
-(`fst x < fst y`), so `if` takes the branch the source takes (THEORY §6).
+(`fst x < fst y`), so `if` takes the branch the source takes (docs/transforms.md, Almost everywhere).
 
 The result is a term of the target language (the linear fragment of
 lang/core.py); lang/target_check.py checks ←D(Γ) ⊢ ←D(t) : ←D(A) on it.

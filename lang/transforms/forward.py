@@ -1,4 +1,4 @@
-"""→D, the forward (dual-number) transform (THEORY §7).
+"""→D, the forward (dual-number) transform (docs/transforms.md, forward).
 
     →D(Real) = Real * Real         (value, tangent), a homomorphism elsewhere
     r                 ->  (r, 0.0)

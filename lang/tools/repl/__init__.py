@@ -1,4 +1,4 @@
-"""The REPL (SPEC §11), one module per job:
+"""The REPL (docs/reference.md §10), one module per job:
 
     core        execute(state, text) -> (state, output): the whole REPL, with no terminal
     session     the state, and the pipeline steps on it (declare, load, evaluate, `it`)

@@ -325,7 +325,7 @@ def cmd_time(state: State, arg: Argument) -> tuple[State, Output]:
 
 
 def cmd_compare(state: State, arg: Argument) -> tuple[State, Output]:
-    """The SPEC §12 table for one expression."""
+    """The docs/transforms.md, Reading dl compare table for one expression."""
     e = _expression("compare", arg)
     typed = S.typed_expression(state, e, arg.source)
     report = compare(state.world, lambda n: typed, [None], listed(), BUDGET)

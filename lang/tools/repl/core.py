@@ -80,7 +80,7 @@ def prepare(text: str, name: str) -> Input:
 
 
 def needs_more(text: str) -> bool:
-    """Whether the input typed so far continues on the next line (SPEC §11)."""
+    """Whether the input typed so far continues on the next line (docs/reference.md §10)."""
     lines = text.split("\n")
     if lines[0].strip() == ":{":
         return lines[-1].strip() != ":}" or len(lines) == 1

@@ -1,6 +1,6 @@
 """`dl repl [FILE]`: the terminal front end of lang/repl/core.py, on prompt_toolkit.
 
-At a terminal: prompt `dl> `, continuation `..> ` (SPEC §11), history kept in
+At a terminal: prompt `dl> `, continuation `..> ` (docs/reference.md §10), history kept in
 $DL_HISTORY, else $XDG_STATE_HOME/dl/history (~/.local/state/dl/history);
 Tab completes commands, names in scope, and paths after :load; Enter submits
 unless the input continues (core.needs_more), in which case it opens an

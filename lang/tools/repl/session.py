@@ -284,7 +284,7 @@ def desugar_expression(state: State, e: s.Expr, source: Source) -> c.Expr:
 
 
 def typed_expression(state: State, e: s.Expr, source: Source) -> c.Expr:
-    """Desugared and typed, open numeric types defaulted to Real (SPEC §5)."""
+    """Desugared and typed, open numeric types defaulted to Real (docs/reference.md §4)."""
     return infer_expression(desugar_expression(state, e, source), state.world.schemes)
 
 

@@ -8,7 +8,7 @@ block comment or string runs to the end of the text, and every character
 of the input belongs to exactly one token (so a line can be rebuilt from
 its tokens).
 
-Continuation (SPEC §11): an input goes on to the next line while a bracket
+Continuation (docs/reference.md §10): an input goes on to the next line while a bracket
 is open, a block comment is unclosed, or the last token is `=`, `->`, `in`,
 `then`, `else`, another keyword that cannot end an expression, or an
 operator. A blank line ends the input whatever its state, so a mistyped
