@@ -166,11 +166,17 @@ class Compiler:
         cell.force = force
         return cell
 
+    def seed_value(self, key: tuple, value: Any) -> None:
+        """The value of the top-level definition `key`, known already: it will not be computed."""
+        cell = Cell(key[1])
+        cell.v, cell.force = value, None  # no code to compute it again: forget_values keeps it
+        self.globals[key] = cell
+
     def forget_values(self) -> None:
         """Top-level values are computed again on next use (their code is kept): `dl compare` times
         the evaluation of a `main` that takes no argument this way."""
         for found in self.globals.values():
-            if isinstance(found, Cell):
+            if isinstance(found, Cell) and found.force is not None:
                 found.v = UNSET
 
     def prelude_source(self):

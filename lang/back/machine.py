@@ -38,6 +38,10 @@ class Machine:
         """Evaluate (once) a top-level definition at an instance."""
         return self.primal.global_value(module, name, inst)
 
+    def seed_value(self, module: str, name: str, value: Any) -> None:
+        """A monomorphic top-level value known already (the REPL's `it`): it is not computed again."""
+        self.primal.seed_value((module, name, ()), value)
+
     def forget_values(self) -> None:
         """Every top-level value is computed again on next use, in every language; code is kept."""
         for compiler in [self.primal, *self.ad.compilers.values()]:

@@ -146,26 +146,32 @@ class Loader:
                     base_dir: str | None = None) -> Module:
         """Parse, resolve imports, desugar and type a module's text."""
         program = parse_program(source)
-        return self.load_program(program, source, module_id, base_dir)
-
-    def load_program(self, program: s.Program, source: Source, module_id: str, base_dir: str | None = None) -> Module:
         directory = base_dir if base_dir is not None else os.path.dirname(os.path.abspath(source.name))
-        imported: dict[str, tuple[str, str]] = {}
-        import_ids = []
-        for decl in program.decls:
-            if isinstance(decl, s.Import):
-                target = decl.path if os.path.isabs(decl.path) else os.path.join(directory, decl.path)
-                mod = self.load_file(target, decl.span, decl.path)
-                imported.update(mod.exports)
-                import_ids.append(mod.id)
-        defs = [d for d in program.decls if isinstance(d, s.Def)]
-        own = self.own_names(defs, module_id)
-        typed = self.define(defs, source, module_id, own, imported, default_main=module_id != PRELUDE)
-        exports = dict(imported)
-        exports.update(own)
-        module = Module(module_id, source.name, typed, exports, import_ids)
-        self.world.add(module)
+        module, _ = self.declare(list(program.decls), source, module_id, {}, directory, path=source.name)
         return module
+
+    def declare(self, decls: list, source: Source, module_id: str, scope: dict[str, tuple[str, str]],
+                base_dir: str, path: str | None = None) -> tuple[Module, list[Module]]:
+        """Add one unit of declarations — a file, or a REPL input — to the world (PLZoo's
+        `exec(env, command) -> env`): its imports first (relative to `base_dir`), then its definitions,
+        typed together, seeing `scope` (what is already in scope: a REPL session's names), the imports'
+        exports and one another. Returns the module and the modules it imported."""
+        imported: dict[str, tuple[str, str]] = {}
+        modules = []
+        for decl in decls:
+            if isinstance(decl, s.Import):
+                written = os.path.expanduser(decl.path)
+                target = written if os.path.isabs(written) else os.path.join(base_dir, written)
+                mod = self.load_file(shown_path(target), decl.span, decl.path)
+                imported.update(mod.exports)
+                modules.append(mod)
+        defs = [d for d in decls if isinstance(d, s.Def)]
+        own = self.own_names(defs, module_id)
+        typed = self.define(defs, source, module_id, own, {**scope, **imported}, default_main=module_id != PRELUDE)
+        module = Module(module_id, path, typed, {**imported, **own}, [m.id for m in modules])
+        if defs or path is not None:  # a REPL input that only imports adds no module
+            self.world.add(module)
+        return module, modules
 
     def own_names(self, defs: list[s.Def], module_id: str) -> dict[str, tuple[str, str]]:
         own: dict[str, tuple[str, str]] = {}
@@ -187,6 +193,12 @@ class Loader:
         desugarer = Desugarer(resolve, Fresh(names_in(source.text)), lambda: self.world.names_in_scope(own, imported))
         core_defs: list[Definition] = [desugarer.definition(d, module_id) for d in defs]
         return infer_definitions(core_defs, dict(self.world.schemes), default_main=default_main)
+
+
+def shown_path(path: str) -> str:
+    """A path as a user would write it: relative to the current directory when below it."""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else path
 
 
 def infer_definitions(defs: list[Definition], globals_: dict, default_main: bool = True) -> list[TypedDef]:

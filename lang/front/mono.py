@@ -141,18 +141,12 @@ class _Walk:
                 for n, old in reversed(list(zip(names, olds))):
                     self.unbind(n, old)
                 return c.LetTuple(names, bound_m, body_m, ty=ty, span=e.span)
-            case c.App(fn, arg):
-                return c.App(self.term(fn), self.term(arg), ty=ty, span=e.span)
-            case c.If(cond, then, else_):
-                return c.If(self.term(cond), self.term(then), self.term(else_), ty=ty, span=e.span)
-            case c.Tuple(items):
-                return c.Tuple(tuple(self.term(i) for i in items), ty=ty, span=e.span)
-            case c.List(items):
-                return c.List(tuple(self.term(i) for i in items), ty=ty, span=e.span)
-            case c.Prim(op, args):
-                args_m = tuple(self.term(a) for a in args)
-                src = args_m[0].ty if PRIMITIVES[op].kind == "ad" else None
-                return c.Prim(op, args_m, src=src, ty=ty, span=e.span)
+            case c.App() | c.If() | c.Tuple() | c.List():
+                return replace(c.map_children(e, self.term), ty=ty)
+            case c.Prim(op):
+                out = c.map_children(e, self.term)
+                src = out.args[0].ty if PRIMITIVES[op].kind == "ad" else None  # the function differentiated
+                return replace(out, src=src, ty=ty)
         raise AssertionError(e)
 
     def poly_let(self, e, name, bound, body, ty, recursive: bool) -> c.Expr:

@@ -16,7 +16,7 @@ binding (`sq@Int`). Types and spans are left out of equality.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .spans import NO_SPAN, Span
@@ -197,6 +197,34 @@ def children(e: Expr) -> tuple[Expr, ...]:
             return args
         case DSum(l, r):
             return (l, r)
+    raise AssertionError(e)
+
+
+def map_children(e: Expr, f) -> Expr:
+    """`e` with each immediate subterm t replaced by f(t); everything else (types, spans, names) kept.
+
+    The one place that knows how to rebuild each node: every term walker (the transforms, the
+    specialiser, the simplifier, the reader of printed terms) handles the nodes it cares about and
+    hands the rest here."""
+    match e:
+        case Var() | Global() | Lit() | DZero():
+            return e
+        case Lam(body=b) | LinLam(body=b):
+            return replace(e, body=f(b))
+        case Annot(expr=x):
+            return replace(e, expr=f(x))
+        case App(fn, arg) | LinApp(fn, arg):
+            return replace(e, fn=f(fn), arg=f(arg))
+        case Let(bound=b, body=d) | LetRec(bound=b, body=d) | LetTuple(bound=b, body=d):
+            return replace(e, bound=f(b), body=f(d))
+        case If(x, y, z):
+            return replace(e, cond=f(x), then=f(y), else_=f(z))
+        case Tuple(items) | List(items):
+            return replace(e, items=tuple(f(i) for i in items))
+        case Prim(args=args):
+            return replace(e, args=tuple(f(a) for a in args))
+        case DSum(l, r):
+            return replace(e, left=f(l), right=f(r))
     raise AssertionError(e)
 
 

@@ -118,24 +118,12 @@ class Homomorphism:
                 return self.constant(e)
             case c.Lit():
                 return replace(e, ty=ty)
-            case c.Lam(param, body):
-                return c.Lam(param, self.term(body), origin=e.origin or e, ty=ty, span=e.span)
-            case c.App(fn, arg):
-                return c.App(self.term(fn), self.term(arg), ty=ty, span=e.span)
-            case c.Let(name, bound, body, inst):
-                return c.Let(name, self.term(bound), self.term(body), inst, ty=ty, span=e.span)
-            case c.LetRec(name, bound, body, inst):
-                return c.LetRec(name, self.term(bound), self.term(body), inst, ty=ty, span=e.span)
-            case c.LetTuple(names, bound, body):
-                return c.LetTuple(names, self.term(bound), self.term(body), ty=ty, span=e.span)
-            case c.If(cond, then, else_):
-                return c.If(self.term(cond), self.term(then), self.term(else_), ty=ty, span=e.span)
-            case c.Tuple(items):
-                return c.Tuple(tuple(self.term(i) for i in items), ty=ty, span=e.span)
-            case c.List(items):
-                return c.List(tuple(self.term(i) for i in items), ty=ty, span=e.span)
+            case c.Lam():                   # fun x -> t: the transformed lambda remembers its source
+                return replace(c.map_children(e, self.term), annot=None, origin=e.origin or e, ty=ty)
             case c.Prim():
                 return self.primitive(e, ty)
+            case c.App() | c.Let() | c.LetRec() | c.LetTuple() | c.If() | c.Tuple() | c.List():
+                return replace(c.map_children(e, self.term), ty=ty)
         raise AssertionError(f"{type(self).__name__} has no rule for {type(e).__name__}")
 
     def primitive(self, e: c.Prim, ty: Type) -> c.Expr:

@@ -43,29 +43,8 @@ def _with_instances(e: c.Expr) -> c.Expr:
             case c.Var(inst=inst) | c.Global(inst=inst) if inst and not isinstance(inst[0], (TVar,)) \
                     and hasattr(inst[0], "span"):
                 return replace(t, inst=tuple(conv.convert(x) for x in inst))
-        return _map_children(t, walk)
+        return c.map_children(t, walk)
     return walk(e)
-
-
-def _map_children(e: c.Expr, f) -> c.Expr:
-    match e:
-        case c.Lam(body=b) | c.LinLam(body=b):
-            return replace(e, body=f(b))
-        case c.App(fn, arg) | c.LinApp(fn, arg):
-            return replace(e, fn=f(fn), arg=f(arg))
-        case c.Let(bound=b, body=d) | c.LetRec(bound=b, body=d) | c.LetTuple(bound=b, body=d):
-            return replace(e, bound=f(b), body=f(d))
-        case c.If(x, y, z):
-            return replace(e, cond=f(x), then=f(y), else_=f(z))
-        case c.Tuple(items) | c.List(items):
-            return replace(e, items=tuple(f(i) for i in items))
-        case c.Prim(args=args):
-            return replace(e, args=tuple(f(a) for a in args))
-        case c.DSum(l, r):
-            return replace(e, left=f(l), right=f(r))
-        case c.Annot(expr=x):
-            return replace(e, expr=f(x))
-    return e
 
 
 class _Elaborate:

@@ -70,15 +70,10 @@ class _Simplify:
                 if isinstance(rs, c.DZero):
                     return ls
                 return replace(e, left=ls, right=rs)
-            case c.App(fn, arg):
-                return replace(e, fn=self.term(fn, env), arg=self.term(arg, env))
-            case c.If(cond, then, else_):
-                return replace(e, cond=self.term(cond, env), then=self.term(then, env), else_=self.term(else_, env))
-            case c.Tuple(items) | c.List(items):
-                return replace(e, items=tuple(self.term(i, env) for i in items))
-            case c.Prim(args=args):
-                args_s = tuple(self.term(a, env) for a in args)
-                return _fold(replace(e, args=args_s))
+            case c.App() | c.If() | c.Tuple() | c.List():
+                return c.map_children(e, lambda t: self.term(t, env))
+            case c.Prim():
+                return _fold(c.map_children(e, lambda t: self.term(t, env)))
         raise AssertionError(e)
 
 

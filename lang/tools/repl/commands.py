@@ -26,6 +26,7 @@ from ...model.errors import DlError
 from ...model.errors import render
 from ...front.infer import Inferencer, infer_expression
 from ...back.machine import Machine
+from ...front.loader import shown_path
 from ...modes.table import MODES, REFERENCE, get, listed
 from ...front.parser import parse_expr
 from ...model.primitives import PRIMITIVES, user_visible
@@ -193,7 +194,7 @@ def cmd_browse(state: State, arg: Argument) -> tuple[State, Output]:
     for name, key in state.names.items():
         module = key[0]
         where = ("at the prompt" if module.startswith("<repl:")
-                 else S._shown_path(module) if os.path.isabs(module) else module)
+                 else shown_path(module) if os.path.isabs(module) else module)
         groups.setdefault(where, []).append(f"{name} : {show_scheme(world.schemes[key])}")
     if not groups:
         return state, Output("no definitions yet (:browse prelude lists the prelude, :browse builtins the "

@@ -40,9 +40,8 @@ from ...model import core as c
 from ...model import syntax as s
 from ...front.desugar import Desugarer, Fresh, names_in
 from ...model.errors import DlError, DlSyntaxError
-from ...back.compiler import Cell
 from ...front.infer import TypedDef, infer_expression
-from ...front.loader import Loader, Module, World
+from ...front.loader import Loader, Module, World, shown_path
 from ...back.machine import Machine
 from ...front.parser import parse_program, parse_repl_line
 from ..pipeline import new_world
@@ -186,23 +185,15 @@ def _let_as_def(source: Source) -> Source:
 
 def declare(state: State, decls: list, source: Source) -> tuple[State, list[str]]:
     """Add the imports and definitions of one input; returns the new state and what to print."""
-    world = state.world
-    loader = Loader(world)
+    module, imported = Loader(state.world).declare(decls, source, source.name, state.names, os.getcwd())
     names = dict(state.names)
     lines = []
-    for imp in (d for d in decls if isinstance(d, s.Import)):
-        path = os.path.abspath(os.path.expanduser(imp.path))
-        module = loader.load_file(_shown_path(path), imp.span, imp.path)
-        names = _bound(names, module.exports)
-        lines.append(f"imported {imp.path}{_summary(module)}")
-    defs = [d for d in decls if isinstance(d, s.Def)]
-    if defs:
-        module_id = source.name
-        own = loader.own_names(defs, module_id)
-        typed = loader.define(defs, source, module_id, own, names, default_main=True)
-        world.add(Module(module_id, None, typed, dict(own)))
-        names = _bound(names, own)
-        lines.extend(f"{d.name} : {show_scheme(d.scheme)}" for d in typed)
+    for imp, mod in zip((d for d in decls if isinstance(d, s.Import)), imported):
+        names = _bound(names, mod.exports)
+        lines.append(f"imported {imp.path}{_summary(mod)}")
+    own = {d.name: (d.module, d.name) for d in module.defs}
+    names = _bound(names, own)
+    lines.extend(f"{d.name} : {show_scheme(d.scheme)}" for d in module.defs)
     return replace(state, names=names, log=state.log + (Decls(source),)), lines
 
 
@@ -225,7 +216,7 @@ def load(state: State, path: str) -> tuple[State, str]:
     log = state.log if Load(full) in state.log else state.log + (Load(full),)
     new, notes = rebuild(state, log)
     module = new.world.modules[full]
-    return replace(new, retry=None), "\n".join([f"loaded {_shown_path(full)}{_summary(module)}", *notes])
+    return replace(new, retry=None), "\n".join([f"loaded {shown_path(full)}{_summary(module)}", *notes])
 
 
 def reload(state: State) -> tuple[State, str]:
@@ -234,7 +225,7 @@ def reload(state: State) -> tuple[State, str]:
     if state.retry and Load(state.retry) not in log:
         log += (Load(state.retry),)
     new, notes = rebuild(state, log)
-    files = [_shown_path(e.path) for e in log if isinstance(e, Load)]
+    files = [shown_path(e.path) for e in log if isinstance(e, Load)]
     head = "reloaded " + ", ".join(["the prelude", *files])
     return replace(new, retry=None), "\n".join([head, *notes])
 
@@ -249,7 +240,7 @@ def rebuild(state: State, log: tuple) -> tuple[State, list[str]]:
     for entry in log:
         match entry:
             case Load(path):
-                module = Loader(world).load_file(_shown_path(path))
+                module = Loader(world).load_file(shown_path(path))
                 new = replace(new, names=_bound(new.names, module.exports), log=new.log + (entry,))
             case Decls(source):
                 decls: list = []
@@ -265,12 +256,6 @@ def rebuild(state: State, log: tuple) -> tuple[State, list[str]]:
                 new = replace(new, names=_bound(new.names, {"it": (d.module, "it")}), log=new.log + (entry,))
     state.machines.drop()
     return new, notes
-
-
-def _shown_path(path: str) -> str:
-    """A path as the user would write it: relative to the current directory when below it."""
-    rel = os.path.relpath(path)
-    return rel if not rel.startswith("..") else path
 
 
 # ---- expressions ----------------------------------------------------------------------
@@ -310,9 +295,7 @@ def bind_it(state: State, typed: c.Expr, value: Any, module_id: str, computed_by
     key = (module_id, "it")
     state.world.add(Module(module_id, None, [d], {"it": key}))
     if computed_by is not None and computed_by is state.machines.machine and computed_by.world is state.world:
-        cell = Cell()
-        cell.v, cell.name = value, "it"
-        computed_by.primal.globals[(module_id, "it", ())] = cell
+        computed_by.seed_value(module_id, "it", value)
     log = tuple(e for e in state.log if not isinstance(e, It)) + ((It(d),) if term is not None else ())
     return replace(state, names=_bound(state.names, {"it": key}), log=log)
 
