@@ -206,7 +206,7 @@ class Desugarer:
         args.reverse()
         spans.reverse()
         if isinstance(head, s.Name) and head.name != "_" and head.name not in scope \
-                and self.resolve(head.name) is None:
+                and not self.resolvable(head.name):
             raise self.unbound(head.name, head.span, scope)  # left to right: the head's error first
         core_args = [self.expr(a, scope) for a in args]
         if isinstance(head, s.Section):
@@ -225,9 +225,14 @@ class Desugarer:
         found = self.resolve(name)
         if isinstance(found, c.Global):
             return _apply(c.Global(found.name, found.module, span=head.span), core_args, spans, e.span)
-        if isinstance(found, Primitive):
+        if isinstance(found, Primitive) and (self.target or not found.target):
             return self.saturate(found, name, core_args, spans, head.span, e.span)
         raise self.unbound(name, head.span, scope)
+
+    def resolvable(self, name: str) -> bool:
+        """Whether a name means a definition or a built-in here (target primitives only in target text)."""
+        found = self.resolve(name)
+        return found is not None and not (isinstance(found, Primitive) and found.target and not self.target)
 
     def saturate(self, prim: Primitive, name: str, args: list[c.Expr], spans: list[Span], head_span: Span,
                  span: Span) -> c.Expr:

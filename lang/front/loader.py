@@ -21,7 +21,7 @@ from .desugar import Definition, Desugarer, Fresh, names_in
 from ..model.errors import DlImportError, DlNameError
 from .infer import Inferencer, TypedDef
 from .parser import parse_program
-from ..model.primitives import OPERATOR_NAMES, PRIMITIVES
+from ..model.primitives import OPERATOR_NAMES, PRIMITIVES, user_visible
 from .resources import cache_dir, grammar_path, prelude_path
 from ..model.spans import Source, Span
 from ..model.types import Scheme
@@ -64,13 +64,13 @@ class World:
             if key is not None:
                 return c.Global(key[1], key[0])
             if name in PRIMITIVES and name not in OPERATOR_NAMES:
-                return PRIMITIVES[name]
+                return PRIMITIVES[name]  # (a target-only primitive is refused by the desugarer in a program)
             return None
 
         return resolve
 
     def names_in_scope(self, own: dict, imported: dict) -> list[str]:
-        builtins = [n for n in PRIMITIVES if n not in OPERATOR_NAMES]
+        builtins = user_visible()
         return list(own) + list(imported) + list(self.prelude_exports) + builtins
 
 

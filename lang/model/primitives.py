@@ -38,7 +38,7 @@ from .core import If, Lit, Prim
 from .core import children
 from .errors import DlRuntimeError
 from .values import call1, call2
-from .types import BOOL, CLASS_LEVELS, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type
+from .types import TARGET_TYPES, BOOL, CLASS_LEVELS, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class Primitive:
                                        # ValueError where `impl` gives inf or nan; the compiler falls
                                        # back to `impl` when it does
     doc: str = ""
+    target: bool = False               # a primitive of a transform's target language only (Delta
+                                       # constructors, ...): never resolved in a user's program
 
     @property
     def arity(self) -> int:
@@ -123,7 +125,7 @@ def parse_scheme(text: str) -> Scheme:
             return TList(t)
         if tok.startswith("'"):
             return variables.setdefault(tok, TVar(0))
-        return {"Real": REAL, "Int": INT, "Bool": BOOL, "Unit": UNIT}[tok]
+        return {"Real": REAL, "Int": INT, "Bool": BOOL, "Unit": UNIT, **TARGET_TYPES}[tok]
 
     t = arrow()
     return Scheme(tuple(variables.values()), t)
@@ -332,4 +334,4 @@ def lookup(name: str) -> Primitive:
 
 def user_visible() -> list[str]:
     """The built-in names a program can write (operators excluded)."""
-    return [n for n in PRIMITIVES if n not in OPERATOR_NAMES]
+    return [n for n, p in PRIMITIVES.items() if n not in OPERATOR_NAMES and not p.target]

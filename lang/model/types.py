@@ -66,6 +66,9 @@ Type = TCon | TFun | TTuple | TList | TNeg | TVar
 
 REAL, INT, BOOL, UNIT, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("d")
 BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT)}
+# Types of the transforms' target languages only, by the name they print with (d, the answer type of
+# backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
+TARGET_TYPES = {t.name: t for t in (D,)}
 
 
 def fun(*types: Type) -> Type:

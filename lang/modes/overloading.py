@@ -9,12 +9,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..model import core as c
-from ..back.kernel import NestedDifferentiation
 from ..back.compiler import Compiler, PrimCode
 from ..model.primitives import Primitive
 from ..model.types import REAL, prune
 from ..model.values import apply
-from .table import nesting
+from .table import refusal
 
 
 class OverloadingCompiler(Compiler):
@@ -44,13 +43,7 @@ class OverloadingCompiler(Compiler):
 
     def refuse_nested(self, e: c.Prim):
         """A derivative call inside a function this language is differentiating: refused, by name."""
-        name, span, mode = e.op, e.span, self.name
-
-        def refuse(*args):
-            raise NestedDifferentiation(
-                f"nested differentiation: this `{name}` runs inside a function that the {mode} mode is "
-                f"differentiating, and that mode does not nest ({', '.join(nesting())} do)", span)
-        return refuse
+        return refusal(self.name, e)
 
     def overload(self, prim: Primitive, impl: Callable) -> Callable:
         raise NotImplementedError

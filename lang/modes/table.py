@@ -114,6 +114,19 @@ def nesting() -> list[str]:
     return [m.name for m in ROWS if m.listed and m.nests]
 
 
+def refusal(mode: str, e) -> Any:
+    """What a derivative call `e` (a core Prim) becomes in the code of a mode that does not nest: a
+    function that stops with a diagnostic naming the call and the modes that do nest."""
+    from ..back.kernel import NestedDifferentiation  # the table itself imports nothing it names (start-up)
+    name, span = e.op, e.span
+
+    def refuse(*args):
+        raise NestedDifferentiation(
+            f"nested differentiation: this `{name}` runs inside a function that the {mode} mode is "
+            f"differentiating, and that mode does not nest ({', '.join(nesting())} do)", span)
+    return refuse
+
+
 def describe() -> str:
     """`dl modes`: every mode with its line, where it comes from, and how jvp behaves under it."""
     width = max(len(m.name) for m in listed())

@@ -27,7 +27,7 @@ from ..model import core as c
 from ..model import syntax as s
 from ..model.errors import DlError
 from ..model.primitives import Primitive
-from ..model.types import D, Scheme, TNeg, TVar, Type, free_vars, show_scheme, substitute
+from ..model.types import D, TARGET_TYPES, Scheme, TNeg, TVar, Type, free_vars, show_scheme, substitute
 
 
 class TransformBug(AssertionError):
@@ -78,8 +78,8 @@ class TargetInferencer(Inferencer):
 
     def convert(self, t: s.TypeExpr) -> Type:
         match t:
-            case s.TyName("d"):
-                return D
+            case s.TyName(name) if name in TARGET_TYPES:
+                return TARGET_TYPES[name]
             case s.TyNeg(item):
                 return TNeg(self.convert(item))
         return super().convert(t)

@@ -27,6 +27,7 @@ class TermTransform:
     term: Callable[[c.Expr], c.Expr]           # the transform of a specialised core term
     type: Callable[[Type], Type]               # the transform on types
     simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
+    parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
 
 
 # The tangent of a constant, zero by construction. The simplifier drops the terms it multiplies
