@@ -11,6 +11,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# Hermetic: the grammar and prelude caches of this run (and of the dl processes it starts) go to a
+# directory of its own, never the user's ~/.cache/dl.
+if "DL_CACHE_DIR" not in os.environ or not os.environ.get("DL_TESTS_SHARE_CACHE"):
+    import tempfile
+    os.environ["DL_CACHE_DIR"] = tempfile.mkdtemp(prefix="dl-tests-cache-")
+
 from lang.back.deep import run_deep  # noqa: E402
 from lang.front.loader import Loader, World  # noqa: E402
 from lang.model.spans import Source  # noqa: E402

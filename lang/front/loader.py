@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..model import syntax as s
 from ..model import core as c
@@ -27,6 +28,8 @@ from ..model.spans import Source, Span
 from ..model.types import Scheme
 
 PRELUDE = "prelude"
+
+_LOADED_PRELUDES: dict[str, "Module"] = {}  # cache key -> the typed prelude: a pure memo (see load_prelude)
 
 
 @dataclass
@@ -83,13 +86,19 @@ class Loader:
 
     # -- the prelude
     def load_prelude(self) -> None:
-        """Load stdlib/prelude.dl, from the on-disk cache when nothing it depends on changed."""
+        """Load stdlib/prelude.dl: once per process (a memo shared by every world: the typed prelude is
+        never changed after loading — later stages instantiate its schemes, they do not unify with
+        them), and from the on-disk cache when nothing it depends on changed."""
         path = prelude_path()
         text = path.read_text(encoding="utf-8")
         key = _prelude_cache_key(text)
+        module = _LOADED_PRELUDES.get(key)
+        if module is not None:
+            self.world.add(module)
+            self.world.prelude_exports = dict(module.exports)
+            return
         directory = cache_dir()
         cached = directory / f"prelude-{key}.pickle" if directory else None
-        module = None
         if cached is not None and cached.exists():
             try:
                 with open(cached, "rb") as f:
@@ -108,6 +117,7 @@ class Loader:
                     pass
         else:
             self.world.add(module)
+        _LOADED_PRELUDES[key] = module
         self.world.prelude_exports = dict(module.exports)
 
     # -- files
@@ -275,6 +285,14 @@ def _prelude_cache_key(text: str) -> str:
     """Changes when the prelude or any stage that produced the cached result changes: the grammar and
     every module of the data model and the front end."""
     h = hashlib.sha256(text.encode())
+    h.update(_stages_digest())
+    return h.hexdigest()[:20]
+
+
+@lru_cache(maxsize=1)
+def _stages_digest() -> bytes:
+    """A digest of the grammar and the model and front-end modules (they do not change while dl runs)."""
+    h = hashlib.sha256()
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for layer in ("model", "front"):
         folder = os.path.join(package, layer)
@@ -283,4 +301,4 @@ def _prelude_cache_key(text: str) -> str:
                 with open(os.path.join(folder, name), "rb") as f:
                     h.update(f.read())
     h.update(grammar_path().read_bytes())
-    return h.hexdigest()[:20]
+    return h.digest()
