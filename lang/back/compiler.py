@@ -62,17 +62,21 @@ class Counters:
     NAMES = ("prims", "betas", "bp_created", "bp_run", "merges", "sink_updates", "peak_pending")
 
     def reset(self) -> None:
+        """Every counter back to zero."""
         for k in self.NAMES:
             setattr(self, k, 0)
         self.extra.clear()
 
     def as_dict(self) -> dict:
+        """The counters by name, the mode-specific extras after them."""
         out = {k: getattr(self, k) for k in self.NAMES}
         out.update(self.extra)
         return out
 
 
 class _Unset:
+    """The value of a top-level definition not computed yet."""
+
     def __repr__(self) -> str:
         return "<unset>"
 
@@ -86,6 +90,7 @@ class Cell:
     __slots__ = ("v", "force", "name")
 
     def __init__(self, name: str = ""):
+        """An empty cell for the definition `name`; `force` is set by the compiler (None: seeded)."""
         self.v = UNSET
         self.name = name
 
@@ -97,6 +102,8 @@ class Compiler:
     nests = False  # whether differentiation primitives may run inside this language
 
     def __init__(self, machine, linear=None, counting: bool = False, name: str = "primal"):
+        """A compiler for the language `name` of `machine`; `linear`: the backend that writes the linear
+        fragment (target languages of ←D), `counting`: write the counters' increments into the code."""
         self.machine = machine
         self.linear = linear        # the linear backend (lang/linear.py) for target terms, or None
         self.counting = counting
@@ -130,10 +137,14 @@ class Compiler:
         return found
 
     def global_ref(self, key: tuple) -> Fun | Cell:
+        """The function value or cell of a top-level definition at an instance, defined on first use."""
         found = self.globals.get(key)
         return found if found is not None else self.define_global(key)
 
     def define_global(self, key: tuple) -> Fun | Cell:
+        """Compile a top-level definition: a function becomes a Fun with no captured values (registered
+        before its body is compiled, so that recursion finds it); a value becomes a Cell computed on
+        first use (a value that needs itself is a runtime error)."""
         module, name, inst = key
         expr = self.source_of_global(key)
         self.term_size += c.size(expr)
@@ -152,6 +163,7 @@ class Compiler:
         compiled: list = []
 
         def force():
+            """Compute the cell's value (once), reporting a definition that depends on its own value."""
             if busy[0]:
                 d = self.machine.world.defs.get((module, name))
                 raise DlRuntimeError(f"the value of `{name}` depends on itself", d.span if d else c.NO_SPAN)
@@ -196,9 +208,12 @@ class Compiler:
         gen.tail(body, 0)
         code.free = tuple(gen.free)
         code.body = gen.build(code.name)
+        code.info["python"] = gen.source  # the generated source, for reading and for golden tests
 
     # ---- how each primitive is written (the overloading modes replace the real ones)
     def primitive_code(self, prim: Primitive, e: c.Prim) -> PrimCode:
+        """How to write one application of `prim`: inline Python from its row, else a call of its
+        implementation at the instance's type (the overloading modes override this)."""
         if prim.py is not None:  # written for every instance of the primitive
             return PrimCode(template=prim.py)
         at_int = bool(e.args) and prune(e.args[0].ty) == INT
@@ -250,10 +265,13 @@ class Gen:
 
     # ---- names
     def local(self) -> str:
+        """A fresh Python local: v1, v2, ..."""
         self.n += 1
         return f"v{self.n}"
 
     def const(self, obj: Any) -> str:
+        """The name under which `obj` is passed to the generated factory (k0, k1, ...): a primitive's
+        implementation, a global's Fun, a span for an error message. Shared by identity."""
         name = self.const_names.get(id(obj))
         if name is None:
             name = f"k{len(self.consts)}"
@@ -262,9 +280,12 @@ class Gen:
         return name
 
     def line(self, indent: int, text: str) -> None:
+        """Emit one line of the body at `indent` levels (the factory's own indentation is added later)."""
         self.lines.append("    " * indent + text)
 
     def lookup(self, key: Key) -> str:
+        """The Python expression of a variable: a parameter `a0`, a local `v3`, or a captured value
+        `c[2]` (its index in the closure's tuple, in order of first use; Code.free lists them)."""
         found = self.env.get(key)
         if found is not None:
             return found
@@ -275,17 +296,20 @@ class Gen:
         return f"c[{self.free.index(key)}]"
 
     def bind(self, key: Key, value: str):
+        """Bind a variable to a Python expression; returns what it shadowed (for `restore`)."""
         old = self.env.get(key)
         self.env[key] = value
         return old
 
     def restore(self, key: Key, old) -> None:
+        """Undo a `bind`."""
         if old is None:
             self.env.pop(key, None)
         else:
             self.env[key] = old
 
     def literal(self, value: Any) -> str:
+        """A literal as Python source: `2.5`, `(-1.0)`, `True`, `()`; inf and nan as constants."""
         if value is True or value is False:
             return repr(value)
         if type(value) is float:
@@ -299,6 +323,7 @@ class Gen:
         return self.const(value)
 
     def count(self, indent: int, counter: str) -> None:
+        """When counting, `k3.prims += 1` (k3 the machine's Counters); otherwise nothing at all."""
         if self.counting:
             self.line(indent, f"{self.const(self.compiler.counters)}.{counter} += 1")
 
@@ -309,6 +334,16 @@ class Gen:
         return name
 
     def build(self, name: str) -> Callable:
+        """The function, compiled by Python: the body wrapped in a factory of its constants,
+
+            def factory(k0, k1):
+                def body(c, a0):
+                    <prologue: hoisted locals>
+                    <the lines; inside `while True:` when a self tail call loops>
+                return body
+
+        compiled once per distinct source (terms of the same shape share it) and called with this
+        function's constants."""
         params = ", ".join(["c"] + self.params)
         body = self.lines or ["return ()"]
         if self.loops:
@@ -316,6 +351,7 @@ class Gen:
         body = [f"{k} = {v}" for k, v in self.prologue.items()] + body
         src = "def factory({}):\n    def body({}):\n{}\n    return body\n".format(
             ", ".join(self.consts), params, "\n".join("        " + ln for ln in body))
+        self.source = src
         factory = _TEMPLATES.get(src)
         if factory is None:
             namespace: dict = {"_DlError": DlError, "_apply": apply, "_Fun": Fun, "_UNSET": UNSET}
@@ -326,7 +362,13 @@ class Gen:
 
     # ---- statements
     def branches(self, e: c.If, ind: int, each: Callable[[c.Expr, int], None]) -> None:
-        """if / elif / else: a chain of `else if`s stays at one indentation (Python allows 100 levels)."""
+        """if / elif / else: a chain of `else if`s stays at one indentation (Python allows 100 levels).
+
+            if x < 0 then a else if x < 1 then b else c       v1 = a0 < 0.0
+                                                               if v1: ...a
+                                                               elif a0 < 1.0: ...b
+                                                               else: ...c
+        `each(branch, indent)` writes a branch (return it, or assign it)."""
         test = self.expr(e.cond, ind)
         self.line(ind, f"if {test}:")
         each(e.then, ind + 1)
@@ -353,7 +395,17 @@ class Gen:
         each(rest, ind + 1)
 
     def tail(self, e: c.Expr, ind: int) -> None:
-        """Statements that return the value of `e` (or loop, for a self tail call)."""
+        """Statements that return the value of `e`; a self tail call rebinds the parameters and loops:
+
+            def count (n : Int) (acc : Int) =                  while True:
+              if n == 0 then acc                                  v1 = a0 == 0
+              else count (n - 1) (acc + 1)                        if v1: return a1
+                                                                  else:
+                                                                      v2 = a0 - 1
+                                                                      v3 = a1 + 1
+                                                                      a0, a1 = v2, v3
+                                                                      continue
+        """
         if ind >= SPILL_DEPTH and _spillable(e):
             self.line(ind, f"return {self.spill(e, ind)}")
             return
@@ -388,7 +440,12 @@ class Gen:
                 self.line(ind, f"{target} = {self.expr(e, ind)}")
 
     def scoped(self, e: c.Expr, ind: int, rest: Callable[[c.Expr], Any]) -> Any:
-        """Bind a let's variables, continue with its body, unbind."""
+        """Bind a let's variables, continue with its body (`rest`), unbind.
+
+            let y = x * x in e         v1 = a0 * a0, then e with y as v1
+            let (p, q) = t in e        p and q bound to t's components (no tuple built when t is one)
+            let rec f = fun x -> e1    v1 = _Fun(k0, None); v1.captured = (..., v1, ...)
+        """
         match e:
             case c.Let(name, bound, body, inst):
                 value = self.expr(bound, ind)
@@ -442,7 +499,7 @@ class Gen:
         return value
 
     def expr(self, e: c.Expr, ind: int) -> str:
-        """Statements computing `e`, and a Python expression for its value."""
+        """Statements computing `e`, and a Python expression for its value (usually a local)."""
         match e:
             case c.Var(name, inst):
                 return self.lookup((name, inst))
@@ -482,14 +539,18 @@ class Gen:
         raise AssertionError(e)
 
     def spill(self, e: c.Expr, ind: int) -> str:
-        """`e` as the body of a function of its own, applied at once: its statements start unindented."""
+        """`e` as the body of a function of its own, applied at once: its statements start unindented
+        (CPython refuses deeper nesting). `v9 = k4.body(k4.captured, None)`."""
         f = self.closure(c.Lam("%spilled", e, span=e.span), ind)
         v = self.local()
         self.line(ind, f"{v} = {f}.body({f}.captured, None)")
         return v
 
     def closure(self, lam: c.Lam, ind: int, self_ref=None, target: str | None = None) -> str:
-        """Creating a closure: compile the lambda's own function, capture its free variables."""
+        """Creating a closure: compile the lambda's own function, capture its free variables.
+
+            fun y -> x + y      v2 = _Fun(k0, (a0,))       (k0 the lambda's Code, x captured as c[0])
+        A lambda with no free variables is one shared Fun, a constant."""
         compiler = self.compiler
         params, body = lambda_chain(lam)
         name = self_ref[1][0] if self_ref else "<fun>"
@@ -514,6 +575,7 @@ class Gen:
         return v
 
     def is_self_call(self, e: c.App) -> bool:
+        """Whether `e` calls the function being compiled with all its parameters (a loop in tail position)."""
         if self.self_ref is None:
             return False
         head, args = _spine(e)
@@ -525,10 +587,17 @@ class Gen:
         return isinstance(head, c.Var) and (head.name, head.inst) == key
 
     def arguments(self, e: c.App, ind: int) -> list[str]:
+        """The atoms of an application's arguments, in order."""
         _, args = _spine(e)
         return [self.atom(a, ind) for a in args]
 
     def call(self, e: c.App, ind: int) -> str:
+        """An application `f a1 .. an`, uncurried: a known top-level function of arity n is called
+        directly, anything else checks its arity and falls back to `apply` (partial application):
+
+            sq 3.0          v1 = k0.body((), 3.0)
+            g a b           v2 = c[0].body(c[0].captured, a0, a1) if c[0].arity == 2 else _apply(c[0], (a0, a1))
+        A call of a prelude function from the user's program re-points a runtime error at the call."""
         head, args = _spine(e)
         n = len(args)
         known = None
@@ -558,6 +627,14 @@ class Gen:
         return v
 
     def primitive(self, e: c.Prim, ind: int) -> str:
+        """A saturated primitive, as its row says (lang/model/primitives.py):
+
+            x * y           v1 = a0 * a1                       (inline `py`)
+            sin x           try: v1 = k0(a0)                   (fast `raw`, falling back to the total
+                            except (ArithmeticError, ValueError): v1 = k1(a0)     implementation)
+            floor x         try: ... except _DlError as err: raise err.with_span(k2)   (`fails`)
+            grad f x        v1 = k0(a0, a1)                    (the kernel's function, lang/back/kernel.py)
+        map, fold, zipWith and build on a lambda written in place become loops (`_LOOPS`)."""
         prim = PRIMITIVES[e.op]
         if prim.kind == "ad":
             fn = self.compiler.machine.ad.compile(self.compiler, e)
@@ -610,6 +687,7 @@ def _raised_in_prelude(err: DlError, call: Span, name: str, prelude: str) -> DlE
 
 
 def _lambda_of(e: c.Expr, arity: int) -> bool:
+    """Whether `e` is a lambda of exactly `arity` parameters written in place."""
     params, _ = lambda_chain(e) if isinstance(e, c.Lam) else ([], e)
     return len(params) == arity
 
@@ -627,6 +705,7 @@ def _inline_body(gen: Gen, lam: c.Lam, values: list[str], target: str, ind: int)
 
 
 def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    """fold on a lambda: the accumulator a local, the body in the loop (see above)."""
     fn, init, xs = e.args
     gen.count(ind, "prims")
     acc = gen.local()
@@ -649,6 +728,7 @@ def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int)
 
 
 def _map_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    """map on a lambda: `for v2 in xs: ...; v1.append(y)`."""
     fn, xs = e.args
     items = gen.atom(xs, ind)
     gen.count(ind, "prims")
@@ -656,6 +736,7 @@ def _map_loop(gen: Gen, e: c.Prim, ind: int) -> str:
 
 
 def _zip_with_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    """zipWith on a lambda: `for v2, v3 in zip(xs, ys): ...`."""
     fn, xs, ys = e.args
     left, right = gen.atom(xs, ind), gen.atom(ys, ind)
     gen.count(ind, "prims")
@@ -663,6 +744,7 @@ def _zip_with_loop(gen: Gen, e: c.Prim, ind: int) -> str:
 
 
 def _build_loop(gen: Gen, e: c.Prim, ind: int) -> str:
+    """build on a lambda: `for v2 in range(n): ...`, after a check that n is not negative."""
     n, fn = e.args
     count = gen.atom(n, ind)
     gen.count(ind, "prims")
@@ -671,6 +753,7 @@ def _build_loop(gen: Gen, e: c.Prim, ind: int) -> str:
 
 
 def _negative_count(n: int, span) -> DlRuntimeError:
+    """The error of `build` given a negative count."""
     return DlRuntimeError(f"build of a negative count ({n})", span)
 
 
@@ -683,6 +766,7 @@ _LOOPS = {
 
 
 def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
+    """`f a1 .. an` as (f, [a1, .., an])."""
     args = []
     while isinstance(e, c.App):
         args.append(e.arg)
@@ -691,10 +775,12 @@ def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
 
 
 def _spillable(e: c.Expr) -> bool:
+    """Whether a term has statements of its own (variables, globals and literals have none)."""
     return not isinstance(e, (c.Var, c.Global, c.Lit))
 
 
 def _is_local(text: str) -> bool:
+    """Whether a Python expression is a plain name (cheap to read again)."""
     return text.isidentifier()
 
 

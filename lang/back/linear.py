@@ -91,7 +91,16 @@ class LinearBackend:
 
     # ---- compiling (called by lang/evaluator.py's Gen)
     def create(self, gen, e: c.LinLam, ind: int) -> str:
-        """Statements creating a backpropagator; a Python expression for its identity."""
+        """Statements creating a backpropagator; a Python expression for its identity. For the
+        backpropagator of `x * y`, `fun a -o x' (y * a) + y' (x * a)`, with x' and y' in v2 and v4:
+
+            if v2 is None:                       (one branch per absent parent: a constant's
+                if v4 is None: v9 = None          backpropagator is None, and contributes nothing)
+                else: R.append((v4, v1)); v9 = len(R) - 1
+            else:
+                if v4 is None: R.append((v2, v3)); v9 = len(R) - 1
+                else: R.append((v2, v3, v4, v1)); v9 = len(R) - 1
+        R, the list of records, is read once on entry. Any other body is `create_generic`."""
         pairs = contributions(e.body, e.param)
         if pairs is None:
             return self.create_generic(gen, e, ind)
