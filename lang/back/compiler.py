@@ -38,6 +38,7 @@ from ..model.errors import DlError, DlRuntimeError
 from ..model.primitives import PRIMITIVES, Primitive
 from ..front.loader import PRELUDE
 from ..model.values import Code, Fun, apply
+from ..model.scope import Scope
 from ..model.spans import Span
 from ..model.types import INT, instance_name, prune
 
@@ -254,7 +255,7 @@ class Gen:
         self.n = 0
         self.params = [f"a{i}" for i in range(len(params))]
         keys = param_keys or [(p, ()) for p in params]
-        self.env: dict[Key, str] = dict(zip(keys, self.params))
+        self.env: Scope = Scope(zip(keys, self.params))  # variable -> its Python expression
         self.free: list[Key] = []
         self.self_ref = self_ref
         self.closed = closed
@@ -294,19 +295,6 @@ class Gen:
         if key not in self.free:
             self.free.append(key)
         return f"c[{self.free.index(key)}]"
-
-    def bind(self, key: Key, value: str):
-        """Bind a variable to a Python expression; returns what it shadowed (for `restore`)."""
-        old = self.env.get(key)
-        self.env[key] = value
-        return old
-
-    def restore(self, key: Key, old) -> None:
-        """Undo a `bind`."""
-        if old is None:
-            self.env.pop(key, None)
-        else:
-            self.env[key] = old
 
     def literal(self, value: Any) -> str:
         """A literal as Python source: `2.5`, `(-1.0)`, `True`, `()`; inf and nan as constants."""
@@ -453,24 +441,24 @@ class Gen:
                     v = self.local()
                     self.line(ind, f"{v} = {value}")
                     value = v
-                old = self.bind((name, inst), value)
+                old = self.env.bind((name, inst), value)
                 out = rest(body)
-                self.restore((name, inst), old)
+                self.env.restore((name, inst), old)
                 return out
             case c.LetTuple(names, bound, body):
                 parts = self.components(bound, len(names), ind)
-                olds = [self.bind((n, ()), p) for n, p in zip(names, parts)]
+                olds = [self.env.bind((n, ()), p) for n, p in zip(names, parts)]
                 out = rest(body)
                 for n, old in reversed(list(zip(names, olds))):
-                    self.restore((n, ()), old)
+                    self.env.restore((n, ()), old)
                 return out
             case c.LetRec(name, bound, body, inst):
                 key = (name, inst)
                 v = self.local()
-                old = self.bind(key, v)
+                old = self.env.bind(key, v)
                 self.closure(bound, ind, self_ref=("local", key), target=v)
                 out = rest(body)
-                self.restore(key, old)
+                self.env.restore(key, old)
                 return out
         raise AssertionError(e)
 
@@ -695,13 +683,13 @@ def _lambda_of(e: c.Expr, arity: int) -> bool:
 def _inline_body(gen: Gen, lam: c.Lam, values: list[str], target: str, ind: int) -> None:
     """The lambda's body with its parameters bound to `values`, stored in `target`."""
     params, body = lambda_chain(lam)
-    olds = [gen.bind((p, ()), v) for p, v in zip(params, values)]
+    olds = [gen.env.bind((p, ()), v) for p, v in zip(params, values)]
     gen.count(ind, "betas")
     gen.loop_depth += 1
     gen.assign(body, target, ind)
     gen.loop_depth -= 1
     for p, old in reversed(list(zip(params, olds))):
-        gen.restore((p, ()), old)
+        gen.env.restore((p, ()), old)
 
 
 def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:

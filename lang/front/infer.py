@@ -28,14 +28,13 @@ from ..model import core as c
 from ..model import syntax as s
 from ..model.errors import DlNameError, DlTypeError
 from ..model.primitives import PRIMITIVES, Primitive
+from ..model.scope import Scope
 from ..model.spans import Span
 from ..model.types import (BASE_TYPES, BOOL, CLASS_LEVELS, CLASS_NAMES, DIFF, EQ, NONE, NUM, REAL, UNIT, Scheme,
                            TCon, TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune, show_scheme,
                            substitute)
 from . import wording as w
 from .wording import snippet
-
-_MISSING = object()
 
 
 class Mismatch(Exception):
@@ -145,7 +144,7 @@ class Inferencer:
 
     def __init__(self, globals_: dict[tuple[str, str], Scheme]):
         self.globals = globals_
-        self.locals: dict[str, Scheme | Type] = {}
+        self.locals: Scope = Scope()  # local name -> its Scheme (let-bound) or Type (lambda-bound)
         self.level = 1
         self.annot_vars: dict[str, TVar] = {}
 
@@ -176,17 +175,6 @@ class Inferencer:
 
     def generalize(self, t: Type) -> Scheme:
         return Scheme(tuple(v for v in free_vars(t) if v.level > self.level), t)
-
-    def bind_local(self, name: str, value):
-        old = self.locals.get(name, _MISSING)
-        self.locals[name] = value
-        return old
-
-    def restore(self, name: str, old) -> None:
-        if old is _MISSING:
-            del self.locals[name]
-        else:
-            self.locals[name] = old
 
     # -- annotations
     def convert(self, t: s.TypeExpr) -> Type:
@@ -239,9 +227,9 @@ class Inferencer:
                 t = self.fresh()
                 if e.annot is not None:
                     self.expect_annotation(t, e.annot)
-                old = self.bind_local(param, t)
+                old = self.locals.bind(param, t)
                 body_t = self.infer(body)
-                self.restore(param, old)
+                self.locals.restore(param, old)
                 return replace(e, body=body_t, ty=TFun(t, body_t.ty))
             case c.App(fn, arg):                                      # f a
                 return self.application(e, fn, arg)
@@ -251,22 +239,22 @@ class Inferencer:
                 bound_t = self.infer(bound)
                 self.level -= 1
                 scheme = self.generalize(bound_t.ty)
-                old = self.bind_local(key, scheme)
+                old = self.locals.bind(key, scheme)
                 body_t = self.infer(body)
-                self.restore(key, old)
+                self.locals.restore(key, old)
                 return replace(e, bound=bound_t, body=body_t, qvars=scheme.constrained, ty=body_t.ty)
             case c.LetRec(name, bound, body, inst):                   # let rec f = fun x -> e1 in e2
                 key = local_key(name, inst)
                 self.level += 1
                 t = self.fresh()
-                old = self.bind_local(key, t)
+                old = self.locals.bind(key, t)
                 bound_t = self.infer(bound)
                 self.expect(bound_t, t, w.Named(f"the recursive function `{name}`"))
                 self.level -= 1
                 scheme = self.generalize(t)
                 self.locals[key] = scheme
                 body_t = self.infer(body)
-                self.restore(key, old)
+                self.locals.restore(key, old)
                 return replace(e, bound=bound_t, body=body_t, qvars=scheme.constrained, ty=body_t.ty)
             case c.LetTuple(names, bound, body):                      # let (x1, ..., xn) = e1 in e2
                 bound_t = self.infer(bound)
@@ -274,10 +262,10 @@ class Inferencer:
                 n = len(names)
                 self.expect(bound_t, TTuple(parts), w.Named(f"a pattern of {n} components needs a tuple of {n}, "
                                                             f"but {snippet(bound.span)} does not fit"))
-                olds = [self.bind_local(x, t) for x, t in zip(names, parts)]
+                olds = [self.locals.bind(x, t) for x, t in zip(names, parts)]
                 body_t = self.infer(body)
                 for x, old in reversed(list(zip(names, olds))):
-                    self.restore(x, old)
+                    self.locals.restore(x, old)
                 return replace(e, bound=bound_t, body=body_t, ty=body_t.ty)
             case c.If(cond, then, else_):                             # if c then e1 else e2
                 cond_t = self.infer(cond)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..model import core as c
+from ..model.scope import Scope
 from .loader import World
 from ..model.primitives import PRIMITIVES
 from ..model.types import NONE, REAL, TFun, TList, TNeg, TTuple, TVar, Type, map_vars, prune, substitute
@@ -84,18 +85,7 @@ class _Walk:
         self.world = world
         self.sub = sub
         # local name -> None (monomorphic) or (qvars, generic type, demanded instances)
-        self.scope: dict[str, tuple | None] = {}
-
-    def bind(self, name: str, info):
-        old = self.scope.get(name, _MISSING)
-        self.scope[name] = info
-        return old
-
-    def unbind(self, name: str, old) -> None:
-        if old is _MISSING:
-            del self.scope[name]
-        else:
-            self.scope[name] = old
+        self.scope: Scope = Scope()
 
     def term(self, e: c.Expr) -> c.Expr:
         ty = concrete(e.ty, self.sub)
@@ -115,9 +105,9 @@ class _Walk:
             case c.Lit(value):
                 return c.Lit(_literal(value, ty), ty=ty, span=e.span)
             case c.Lam(param, body):
-                old = self.bind(param, None)
+                old = self.scope.bind(param, None)
                 out = c.Lam(param, self.term(body), ty=ty, span=e.span)
-                self.unbind(param, old)
+                self.scope.restore(param, old)
                 return out
             case c.Let(name, bound, body) if e.qvars:
                 return self.poly_let(e, name, bound, body, ty, recursive=False)
@@ -125,21 +115,21 @@ class _Walk:
                 return self.poly_let(e, name, bound, body, ty, recursive=True)
             case c.Let(name, bound, body):
                 bound_m = self.term(bound)
-                old = self.bind(name, None)
+                old = self.scope.bind(name, None)
                 out = c.Let(name, bound_m, self.term(body), ty=ty, span=e.span)
-                self.unbind(name, old)
+                self.scope.restore(name, old)
                 return out
             case c.LetRec(name, bound, body):
-                old = self.bind(name, None)
+                old = self.scope.bind(name, None)
                 out = c.LetRec(name, self.term(bound), self.term(body), ty=ty, span=e.span)
-                self.unbind(name, old)
+                self.scope.restore(name, old)
                 return out
             case c.LetTuple(names, bound, body):
                 bound_m = self.term(bound)
-                olds = [self.bind(n, None) for n in names]
+                olds = [self.scope.bind(n, None) for n in names]
                 body_m = self.term(body)
                 for n, old in reversed(list(zip(names, olds))):
-                    self.unbind(n, old)
+                    self.scope.restore(n, old)
                 return c.LetTuple(names, bound_m, body_m, ty=ty, span=e.span)
             case c.App() | c.If() | c.Tuple() | c.List():
                 return replace(c.map_children(e, self.term), ty=ty)
@@ -152,23 +142,21 @@ class _Walk:
     def poly_let(self, e, name, bound, body, ty, recursive: bool) -> c.Expr:
         """`let x = e1 in e2` with x polymorphic: the body first, to learn which instances it needs."""
         demands: set = set()
-        old = self.bind(name, (e.qvars, bound.ty, demands))
+        old = self.scope.bind(name, (e.qvars, bound.ty, demands))
         body_m = self.term(body)
         out = body_m
         for inst in sorted(demands, key=repr):
             inner = _Walk(self.world, {**self.sub, **dict(zip(e.qvars, inst))})
-            inner.scope = dict(self.scope)
+            inner.scope = Scope(self.scope)
             if recursive:
                 inner.scope[name] = (e.qvars, bound.ty, set())
                 bound_m = inner.term(bound)
                 out = c.LetRec(name, bound_m, out, inst, ty=ty, span=e.span)
             else:
-                inner.scope[name] = old if old is not _MISSING else None
-                if old is _MISSING:
-                    del inner.scope[name]
+                inner.scope.restore(name, old)
                 bound_m = inner.term(bound)
                 out = c.Let(name, bound_m, out, inst, ty=ty, span=e.span)
-        self.unbind(name, old)
+        self.scope.restore(name, old)
         return out
 
 
@@ -186,5 +174,3 @@ def _literal(value, ty: Type):
             return float("inf") if value > 0 else float("-inf")
     return value
 
-
-_MISSING = object()

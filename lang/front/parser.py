@@ -90,20 +90,28 @@ def strip_comments(source: Source) -> str:
             i = end
 
 
-def _block_comment_end(source: Source, start: int) -> int:
-    """The index just past the `-}` that closes the `{-` at `start` (blocks nest)."""
-    text = source.text
+def block_comment_end(text: str, start: int) -> int | None:
+    """The index just past the `-}` that closes the `{-` at `start` (blocks nest), or None when the
+    comment is never closed. (The REPL's tokenizer uses it too.)"""
     depth, i = 0, start
     while i < len(text):
-        pair = text[i : i + 2]
-        if pair == "{-":
+        if text.startswith("{-", i):
             depth, i = depth + 1, i + 2
-        elif pair == "-}":
+        elif text.startswith("-}", i):
             depth, i = depth - 1, i + 2
             if depth == 0:
                 return i
         else:
             i += 1
+    return None
+
+
+def _block_comment_end(source: Source, start: int) -> int:
+    """The end of the block comment at `start`; an unterminated one is a syntax error at its `{-`."""
+    text = source.text
+    end = block_comment_end(text, start)
+    if end is not None:
+        return end
     line = text.count("\n", 0, start) + 1
     col = start - (text.rfind("\n", 0, start) + 1) + 1
     raise DlSyntaxError("unterminated block comment: `{-` is never closed by `-}`",

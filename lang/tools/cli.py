@@ -18,7 +18,7 @@ import time
 import traceback
 
 from ..model.errors import DlError, DlRuntimeError, render
-from ..modes.table import MODES, describe, get
+from ..modes.table import DEFAULT, MODES, describe, get
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 
@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="evaluate main and print its value")
     run.add_argument("file")
     run.add_argument("args", nargs="*", default=[], help="arguments for main, as literals: 3, 2.5, (1.0, 2.0), [1, 2]")
-    run.add_argument("--mode", choices=MODES, default="backprop",
+    run.add_argument("--mode", choices=MODES, default=DEFAULT.name,
                      help="how derivatives are computed (dl modes lists them)")
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
     run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transform", help="print the transformed term of a definition and its type")
     tr.add_argument("file")
     tr.add_argument("--def", dest="name", default="main", help="the definition to transform (default: main)")
-    tr.add_argument("--mode", choices=MODES, default="backprop")
+    tr.add_argument("--mode", choices=MODES, default=DEFAULT.name)
     tr.add_argument("args", nargs="*", help="symbolic mode: arguments for main, as for dl run")
     tr.add_argument("--sweep", type=_sweep, default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
     tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
 
     repl = sub.add_parser("repl", help="interactive session")
     repl.add_argument("file", nargs="?")
-    repl.add_argument("--mode", choices=MODES, default="backprop")
+    repl.add_argument("--mode", choices=MODES, default=DEFAULT.name)
     repl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0) if e.code in (0, None) else EXIT_USAGE
     command = args.command or "repl"
     if command == "repl" and not hasattr(args, "mode"):
-        args.mode, args.file = "backprop", None
+        args.mode, args.file = DEFAULT.name, None
     if getattr(args, "file", None) and not os.path.isfile(args.file):
         what = "a directory, not a file" if os.path.isdir(args.file) else "no such file"
         print(f"dl: {what}: {args.file}", file=sys.stderr)

@@ -55,9 +55,9 @@ class TargetInferencer(Inferencer):
         match e:
             case c.LinLam(param, body):                               # fun a -o t : ~T
                 t = self.fresh()
-                old = self.bind_local(param, t)
+                old = self.locals.bind(param, t)
                 body_t = self.infer(body)
-                self.restore(param, old)
+                self.locals.restore(param, old)
                 self.expect(body_t, D, w.Named("the body of a linear abstraction `fun a -o t` must have the "
                                                "answer type d"))
                 return replace(e, body=body_t, ty=TNeg(t))

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ...front.parser import terminals
+from ...front.parser import block_comment_end, terminals
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +104,8 @@ def _comment_or_space(text: str, i: int) -> tuple[int, str]:
 
 def _block_comment_end(text: str, i: int) -> int:
     """Just past the `-}` closing the (nestable) block comment at `i`, or the end of the text."""
-    depth = 0
-    while i < len(text):
-        if text.startswith("{-", i):
-            depth, i = depth + 1, i + 2
-        elif text.startswith("-}", i):
-            depth, i = depth - 1, i + 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return len(text)
+    end = block_comment_end(text, i)
+    return len(text) if end is None else end
 
 
 def _longest_terminal(text: str, i: int) -> tuple[int, str]:
