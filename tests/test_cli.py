@@ -236,7 +236,7 @@ def test_an_error_is_one_diagnostic_on_stderr(tmp_dl):
     path = tmp_dl("bad.dl", "def main =\n  1 + true\n")
     r = dl("run", path)
     assert (r.returncode, r.stdout) == (1, "")
-    assert r.stderr == (f"{path}:2:7: type error: `true` has type Bool, which is not a number type (Int or Real)\n"
+    assert r.stderr == (f"{path}:2:7: type error: `true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)\n"
                         "      1 + true\n"
                         "          ^^^^\n")
 

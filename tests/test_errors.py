@@ -49,8 +49,8 @@ ERRORS = [
     ("def main = (1 : Foo)", "name", (1, 17), 3, "unknown type `Foo`"),
     ("def f = 1", "name", (1, 1), 1, "`main` is not defined in"),
     # type
-    ("def main = 1 + true", "type", (1, 16), 4, "`true` has type Bool, which is not a number type (Int or Real)"),
-    ("def f (x : Int) = x / 2\ndef main = f 1", "type", (1, 19), 1, "first argument of `/` must have type Real"),
+    ("def main = 1 + true", "type", (1, 16), 4, "`true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)"),
+    ("def f (x : Int) = x / 2\ndef main = f 1", "type", (1, 19), 1, "first argument of `/` must be a real number (Real or Array)"),
     ("def main = if 1 then 2 else 3", "type", (1, 15), 1, "the condition of `if` must be Bool"),
     ("def main =\n  let f (x : Int) : Real = x in f 1", "type", (2, 28), 1, "not the annotated Real"),
     ("def main = (fun x -> x) 1 2", "type", (1, 12), 14,

@@ -190,7 +190,7 @@ def test_transform_of_a_prelude_or_imported_definition(tmp_dl):
     path = tmp_dl("f.dl", "def f x = x * x\n")
     p = dl("transform", path, "--def", "logsumexp")
     assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("-- ←D(logsumexp) in backprop mode\n-- source type: [Real] -> Real\n")
+    assert p.stdout.startswith("-- ←D(logsumexp@Real) in backprop mode\n-- source type: [Real] -> Real\n")
     user = tmp_dl("g.dl", 'import "f.dl"\ndef g x = f x + 1.0\n')
     p = dl("transform", user, "--def", "f", "--mode", "forward")
     assert p.returncode == 0, p.stderr

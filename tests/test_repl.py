@@ -58,11 +58,11 @@ def run(state, *inputs):
 
 README_SESSION = """
 dl> def f x = x * sin x
-f : Real -> Real
+f : Float 'a => 'a -> 'a
 dl> grad f 1.0
 1.3817732906760363 : Real
 dl> :transform f
--- ←D(f) in backprop mode
+-- ←D(f@Real) in backprop mode
 -- source type: Real -> Real
 -- target type: Real * ¬Real -> Real * ¬Real
 fun x ->
@@ -115,7 +115,7 @@ dl> twice sq 3.0
 dl> let y = 5
 y : Num 'a => 'a
 dl> let rec fact n = if n == 0 then 1 else n * fact (n - 1)
-fact : Num 'a => 'a -> 'a
+fact : (Eq 'a, Num 'a) => 'a -> 'a
 dl> fact 10
 3628800.0 : Real
 dl> let z = 2 in z + y
@@ -127,17 +127,17 @@ def test_redefinition_keeps_old_definitions_meaning():
     """GHCi semantics: a new `a` does not change the `f` defined with the old one."""
     check("""
 dl> def a = 1.0
-a : Real
+a : Float 'a => 'a
 dl> def f x = x + a
-f : Real -> Real
+f : Float 'a => 'a -> 'a
 dl> def a = 100.0
-a : Real
+a : Float 'a => 'a
 dl> f 1.0
 2.0 : Real
 dl> a
 100.0 : Real
 dl> def sum xs = 42.0
-sum : 'a -> Real
+sum : Float 'b => 'a -> 'b
 dl> sum [1.0]
 42.0 : Real
 dl> mean [1.0, 3.0]
@@ -151,14 +151,14 @@ dl> :{
 ..> def ev n = if n == 0 then true else od (n - 1)
 ..> def od n = if n == 0 then false else ev (n - 1)
 ..> :}
-ev : Num 'a => 'a -> Bool
-od : Num 'a => 'a -> Bool
+ev : (Eq 'a, Num 'a) => 'a -> Bool
+od : (Eq 'a, Num 'a) => 'a -> Bool
 dl> (ev 10, od 7)
 (true, true) : Bool * Bool
 dl> def f x =
 ..>   let y = x * 2.0 in
 ..>   y + 1.0
-f : Real -> Real
+f : Float 'a => 'a -> 'a
 dl> f 1.0
 3.0 : Real
 """)
@@ -179,23 +179,24 @@ dl> triple 2.0
 
 ERRORS = [
     # (input, the diagnostic)
-    ("1 + true", "<repl:1>:1:5: type error: `true` has type Bool, which is not a number type (Int or Real)\n"
+    ("1 + true", "<repl:1>:1:5: type error: `true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)\n"
                  "    1 + true\n        ^^^^"),
     ("fooo 1.0", "<repl:1>:1:1: name error: unbound name `fooo`; did you mean `floor`?\n    fooo 1.0\n    ^^^^"),
     ("(1, ", "<repl:1>:1:3: syntax error: unexpected end of input: expected an expression after ','\n"
              "    (1, \n      ^"),
     ("head []", "<repl:1>:1:1: runtime error: head of an empty list\n    head []\n    ^^^^^^^"),
-    (":type 1 + true", "<repl:1>:1:11: type error: `true` has type Bool, which is not a number type (Int or Real)\n"
+    (":type 1 + true", "<repl:1>:1:11: type error: `true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)\n"
                        "    :type 1 + true\n              ^^^^"),
     (":core nopqz", "<repl:1>:1:7: name error: unbound name `nopqz`\n    :core nopqz\n          ^^^^^"),
     ("def g x =\n  let y = x * 2.0 in\n  y + true",
-     "<repl:1>:3:7: type error: the second argument of `+` must have type Real, but `true` has type Bool\n"
+     "<repl:1>:3:7: type error: `true` has type Bool, but the second argument of `+` must be a real number "
+     "(Real or Array)\n"
      "      y + true\n          ^^^^"),
-    ("let z = 1 + true", "<repl:1>:1:13: type error: `true` has type Bool, which is not a number type (Int or Real)\n"
+    ("let z = 1 + true", "<repl:1>:1:13: type error: `true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)\n"
                          "    let z = 1 + true\n                ^^^^"),
     ("{- never closed", "<repl:1>:1:1: syntax error: unterminated block comment: `{-` is never closed by `-}`\n"
                         "    {- never closed\n    ^^"),
-    ("1 + true;;", "<repl:1>:1:5: type error: `true` has type Bool, which is not a number type (Int or Real)\n"
+    ("1 + true;;", "<repl:1>:1:5: type error: `true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)\n"
                    "    1 + true;;\n        ^^^^"),
     (":{\ndef p = 1.0\ndef p = 2.0\n:}", "<repl:1>:3:5: name error: `p` is defined twice in this file (first on line 2)\n"
                                         "    def p = 2.0\n        ^"),
@@ -220,7 +221,7 @@ def test_errors_print_a_diagnostic_and_keep_the_state(text, diagnostic):
 def test_a_failed_definition_leaves_no_name_and_it_unchanged():
     state = check("""
 dl> def f x = x + 1.0
-f : Real -> Real
+f : Float 'a => 'a -> 'a
 dl> 41.0
 41.0 : Real
 """)
@@ -280,7 +281,7 @@ def _interrupt_after(seconds: float) -> threading.Timer:
 def test_interrupting_an_evaluation_returns_to_the_prompt_with_the_state_intact():
     state = check("""
 dl> def f x = x * 2.0
-f : Real -> Real
+f : Float 'a => 'a -> 'a
 dl> 5.0
 5.0 : Real
 """)
@@ -334,7 +335,7 @@ dl> (it, [it])
 dl> fst it
 7.0 : Real
 dl> 1 + true
-<repl:6>:1:5: type error: `true` has type Bool, which is not a number type (Int or Real)
+<repl:6>:1:5: type error: `true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)
     1 + true
         ^^^^
 dl> it
@@ -372,7 +373,7 @@ def test_it_is_not_evaluated_again():
 def test_function_valued_it_survives_a_mode_change():
     check("""
 dl> let k = 3.0
-k : Real
+k : Float 'a => 'a
 dl> fun x -> x * x * k
 <fun> : Real -> Real
 dl> :mode forward
@@ -427,7 +428,7 @@ dl> :type grad
 grad : Diff 'a => ('a -> Real) -> 'a -> 'a
 dl> :t map
 ..>   (fun x -> x * 2.0)
-map (fun x -> x * 2.0) : [Real] -> [Real]
+map (fun x -> x * 2.0) : Float 'a => ['a] -> ['a]
 """)
 
 
@@ -438,15 +439,15 @@ def test_load_reload_and_browse(tmp_path, monkeypatch):
 dl> :load a.dl
 loaded a.dl: helper, sq
 dl> def g x = helper x * 2.0
-g : Real -> Real
+g : Float 'a => 'a -> 'a
 dl> g 1.0
 4.0 : Real
 dl> :browse
 -- a.dl
-helper : Real -> Real
+helper : Float 'a => 'a -> 'a
 sq : Num 'a => 'a -> 'a
 -- at the prompt
-g : Real -> Real
+g : Float 'a => 'a -> 'a
 it : Real
 """)
     (tmp_path / "a.dl").write_text("def helper x = x + 10.0\n")
@@ -461,7 +462,7 @@ dl> it
     (tmp_path / "a.dl").write_text("def helper x = x + true\n")
     state = check("""
 dl> :r
-a.dl:1:20: type error: `true` has type Bool, which is not a number type (Int or Real)
+a.dl:1:20: type error: `true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)
     def helper x = x + true
                        ^^^^
 dl> g 1.0
@@ -525,7 +526,7 @@ def test_browse_prelude_and_builtins():
 def test_core():
     check("""
 dl> def f x = x * sin x
-f : Real -> Real
+f : Float 'a => 'a -> 'a
 dl> :core f
 def f = fun x -> x * sin x
 dl> :core (+)

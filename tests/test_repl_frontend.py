@@ -31,13 +31,13 @@ def drive(keys: str, history=None, state=None) -> tuple[int, list]:
 def test_the_prompt_session_evaluates_what_is_typed():
     code, outputs = drive("def f x = x * sin x\rgrad f 1.0\r:type grad f\r\x04")
     assert code == 0
-    assert outputs == [("f : Real -> Real", False), ("1.3817732906760363 : Real", False),
+    assert outputs == [("f : Float 'a => 'a -> 'a", False), ("1.3817732906760363 : Real", False),
                        ("grad f : Real -> Real", False)]
 
 
 def test_enter_continues_an_incomplete_input():
     code, outputs = drive("def g x =\rx + 1.0\r(g 1.0,\r g 2.0)\rlet y = 1 in\ry *\r2\r\x04")
-    assert outputs == [("g : Real -> Real", False), ("(2.0, 3.0) : Real * Real", False), ("2.0 : Real", False)]
+    assert outputs == [("g : Float 'a => 'a -> 'a", False), ("(2.0, 3.0) : Real * Real", False), ("2.0 : Real", False)]
 
 
 def test_an_empty_line_ends_an_incomplete_input():
@@ -98,7 +98,7 @@ def test_piped_input_prints_results_plainly_and_errors_to_stderr():
              ":}\n", "b\n"]
     out, err = io.StringIO(), io.StringIO()
     code = piped(new_state(), lines, out, err)
-    assert out.getvalue() == "f : Real -> Real\n8.0 : Real\na : Real\nb : Real\n1.0 : Real\n"
+    assert out.getvalue() == "f : Float 'a => 'a -> 'a\n8.0 : Real\na : Float 'a => 'a\nb : Float 'a => 'a\n1.0 : Real\n"
     assert err.getvalue().startswith("<repl:3>:1:3: type error")
     assert code == 1
 

@@ -103,7 +103,7 @@ def test_typed_input_at_a_terminal(terminal, tmp_path):
     t = terminal("repl")
     t.prompt()
     t.type(b"def f x = x * sin x\r")
-    t.expect(b"f : Real -> Real")
+    t.expect(b"f : Float 'a => 'a -> 'a")
     t.prompt()
     t.type(b"grad f 1.0\r")
     t.expect(b"1.3817732906760363 : Real")
@@ -128,7 +128,7 @@ def test_ctrl_c_interrupts_an_evaluation_and_the_session_goes_on(terminal):
     t = terminal("repl")
     t.prompt()
     t.type(b"def k = 21.0\r")
-    t.expect(b"k : Real")
+    t.expect(b"k : Float 'a => 'a")
     t.prompt()
     t.type(b"let rec loop n = loop (n + 1) in loop 0\r")
     time.sleep(1.0)
@@ -163,7 +163,7 @@ def test_piped_input_has_no_prompts_or_escape_codes(tmp_path):
     script = "def f x = x * sin x\ngrad f 1.0\n:type grad f\nf true\n"
     for args in (["repl"], []):  # plain `dl` is the REPL too
         r = _dl(*args, input=script, cwd=tmp_path, home=tmp_path)
-        assert r.stdout == "f : Real -> Real\n1.3817732906760363 : Real\ngrad f : Real -> Real\n"
+        assert r.stdout == "f : Float 'a => 'a -> 'a\n1.3817732906760363 : Real\ngrad f : Real -> Real\n"
         assert r.stderr.startswith("<repl:4>:1:3: type error")
         assert "\x1b" not in r.stdout + r.stderr and "dl>" not in r.stdout
         assert r.returncode == 1

@@ -30,8 +30,8 @@ from ..model.errors import DlNameError, DlTypeError
 from ..model.primitives import PRIMITIVES, Primitive
 from ..model.scope import Scope
 from ..model.spans import Span
-from ..model.types import (BASE_TYPES, BOOL, CLASS_LEVELS, CLASS_NAMES, DIFF, EQ, NONE, NUM, REAL, UNIT, Scheme,
-                           TCon, TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune, show_scheme,
+from ..model.types import (BASE_TYPES, BOOL, CLASSES, EQ, FLOAT, NONE, NUM, REAL, STRUCTURAL, UNIT, Scheme, TCon,
+                           TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune, show_scheme,
                            substitute)
 from . import wording as w
 from .wording import snippet
@@ -92,7 +92,7 @@ def _bind(v: TVar, t: Type) -> None:
     """v := t, lowering the levels of t's variables to v's and pushing v's class into t."""
     if isinstance(t, TVar):
         t.level = min(t.level, v.level)
-        t.constraint = max(t.constraint, v.constraint)
+        t.constraint = t.constraint | v.constraint
         v.link = t
         return
     for u in free_vars(t):
@@ -103,31 +103,31 @@ def _bind(v: TVar, t: Type) -> None:
     v.link = t
 
 
-def enforce(t: Type, level: int) -> None:
-    """Check that `t` belongs to the class `level`, pushing the class into its variables."""
-    if level == NONE:
+def enforce(t: Type, classes: frozenset[str]) -> None:
+    """Check that `t` belongs to each of the classes, pushing them into its variables."""
+    if not classes:
         return
     t = prune(t)
     match t:
         case TVar():
-            t.constraint = max(t.constraint, level)
+            t.constraint = t.constraint | classes
         case TCon(name):
-            allowed = {NUM: ("Int", "Real"), EQ: ("Int", "Real", "Bool"), DIFF: tuple(BASE_TYPES)}[level]
-            if name not in allowed:
-                raise Mismatch(CLASS_NAMES[level], t)
-        case TTuple(items) if level == DIFF:
+            for cls in sorted(classes):
+                if name not in CLASSES[cls]:
+                    raise Mismatch(cls, t)
+        case TTuple(items) if classes == {STRUCTURAL}:
             for i in items:
-                enforce(i, level)
-        case TList(item) if level == DIFF:
-            enforce(item, level)
+                enforce(i, classes)
+        case TList(item) if classes == {STRUCTURAL}:
+            enforce(item, classes)
         case _:
-            raise Mismatch(CLASS_NAMES[level], t)
+            raise Mismatch(sorted(classes - {STRUCTURAL})[0] if classes - {STRUCTURAL} else STRUCTURAL, t)
 
 
 def default_numeric(t: Type) -> None:
     """Fix every open Num/Eq/Diff variable of `t` to Real (in main's type, a REPL expression's)."""
     for v in free_vars(t):
-        if v.constraint > NONE:
+        if v.constraint:
             v.link = REAL
 
 
@@ -148,7 +148,7 @@ class Inferencer:
         self.level = 1
         self.annot_vars: dict[str, TVar] = {}
 
-    def fresh(self, constraint: int = NONE) -> TVar:
+    def fresh(self, constraint: frozenset[str] = NONE) -> TVar:
         return TVar(self.level, constraint)
 
     # -- expectations
@@ -199,11 +199,11 @@ class Inferencer:
                 raise DlTypeError("linear negation ~T appears only in the types of transformed terms", t.span)
             case s.TyScheme(constraints, body):
                 for cls, var in constraints:
-                    if cls not in CLASS_LEVELS:
-                        raise DlNameError(f"unknown class `{cls}` (classes are Num, Eq, Diff)", t.span)
+                    if cls not in CLASSES:
+                        raise DlNameError(f"unknown class `{cls}` (classes are {', '.join(CLASSES)})", t.span)
                     v = self.annot_vars.setdefault(var, self.fresh())
                     try:
-                        enforce(v, CLASS_LEVELS[cls])
+                        enforce(v, frozenset({cls}))
                     except Mismatch:
                         raise DlTypeError(f"'{var} cannot be in class {cls}", t.span) from None
                 return self.convert(body)
@@ -307,13 +307,15 @@ class Inferencer:
         return self.instantiate(scheme)
 
     def literal_type(self, value) -> Type:
-        """Bool, Real, Unit, or a fresh Num variable for an integer literal (it may be a Real)."""
+        """Bool or Unit; a fresh Num variable for an integer literal (it may be an Int, a Real or an
+        Array), a fresh Float one for a real literal (a Real or an Array): `x * 2.0` is the same
+        expression for a Real x and an Array x (docs/reference.md §4)."""
         if isinstance(value, bool):
             return BOOL
         if isinstance(value, int):
             return self.fresh(NUM)
         if isinstance(value, float):
-            return REAL
+            return self.fresh(FLOAT)
         return UNIT
 
     def application(self, e: c.App, fn: c.Expr, arg: c.Expr) -> c.Expr:
@@ -392,4 +394,4 @@ def infer_expression(e: c.Expr, globals_: dict) -> c.Expr:
     return typed
 
 
-__all__ = ["Inferencer", "infer_expression", "TypedDef", "unify", "Mismatch", "snippet", "local_key", "EQ"]
+__all__ = ["Inferencer", "infer_expression", "TypedDef", "unify", "Mismatch", "snippet", "local_key", "EQ", "REAL"]

@@ -21,7 +21,7 @@ from ..model import core as c
 from ..model.scope import Scope
 from .loader import World
 from ..model.primitives import PRIMITIVES
-from ..model.types import NONE, REAL, TFun, TList, TNeg, TTuple, TVar, Type, map_vars, prune, substitute
+from ..model.types import REAL, TFun, TList, TNeg, TTuple, TVar, Type, map_vars, prune, substitute
 
 
 class Specializer:
@@ -47,7 +47,7 @@ class Specializer:
 
 def concrete(t: Type, sub: dict) -> Type:
     """`t` under `sub`, with open class variables defaulted to Real."""
-    return map_vars(t, lambda v: sub[v] if v in sub else REAL if v.constraint > NONE else v)
+    return map_vars(t, lambda v: sub[v] if v in sub else REAL if v.constraint else v)
 
 
 def match(generic: Type, actual: Type, qvars: tuple, out: dict) -> dict:
@@ -75,7 +75,7 @@ def instance_of(qvars: tuple, generic: Type, actual: Type) -> tuple:
     if not qvars:
         return ()
     found = match(generic, actual, qvars, {})
-    return tuple(found.get(v, REAL if v.constraint > NONE else v) for v in qvars)
+    return tuple(found.get(v, REAL if v.constraint else v) for v in qvars)
 
 
 class _Walk:

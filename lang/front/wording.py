@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..model.errors import DlTypeError
 from ..model.spans import Span
-from ..model.types import DIFF, EQ, NONE, NUM, Namer, TFun, TList, TNeg, TTuple, TVar, Type, prune, show, show_scheme
+from ..model.types import Namer, TFun, TList, TNeg, TTuple, TVar, Type, prune, show, show_scheme
 
 
 class Context:
@@ -33,6 +33,11 @@ class Context:
     # A context that names the function being differentiated says which part of its type is not
     # differentiable data, after its sentence (see `class_mismatch`).
     names_culprit = False
+
+    def role(self) -> str | None:
+        """What the expression is in this context, for "but <role> must be a number": `the first
+        argument of `/``, `element 2 of the list (like the ones before it)`; None when it has none."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class Branches(Context):
         return (f"the branches of `if` must have one type, but the `then` branch has type {expected} and the "
                 f"`else` branch {is_what}")
 
+    def role(self) -> str:
+        return "the `else` branch (like the `then` branch)"
+
 
 @dataclass(frozen=True)
 class ListElement(Context):
@@ -75,6 +83,9 @@ class ListElement(Context):
     def say(self, expected: str, is_what: str) -> str:
         return (f"list elements must all have one type, but element {self.index} {self.subject} {is_what} and "
                 f"the ones before it {expected}")
+
+    def role(self) -> str:
+        return f"element {self.index} of the list (like the ones before it)"
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,9 @@ class Argument(Context):
 
     def say(self, expected: str, is_what: str) -> str:
         return f"{self.function} expects an argument of type {expected}, but {self.subject} {is_what}"
+
+    def role(self) -> str:
+        return f"the argument of {self.function}"
 
 
 @dataclass(frozen=True)
@@ -122,13 +136,16 @@ class PrimitiveArgument(Context):
     subject: str
 
     def say(self, expected: str, is_what: str) -> str:
+        return f"{self.role()} must have type {expected}, but {self.subject} {is_what}"
+
+    def role(self) -> str:
         if self.arity == 1:
             which = "the argument"
         elif self.index < len(ORDINALS):
             which = f"the {ORDINALS[self.index]} argument"
         else:
-            which = f"the argument {self.index + 1}"
-        return f"{which} of {self.op} must have type {expected}, but {self.subject} {is_what}"
+            which = f"argument {self.index + 1}"
+        return f"{which} of {self.op}"
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,9 @@ class Point(Context):
     def say(self, expected: str, is_what: str) -> str:
         return f"the function given to {self.op} takes {expected}, but the point {self.subject} {is_what}"
 
+    def role(self) -> str:
+        return f"the point given to {self.op} (like the function's argument)"
+
 
 @dataclass(frozen=True)
 class Tangent(Context):
@@ -165,20 +185,37 @@ class Tangent(Context):
         return (f"the tangent given to {self.op} must have the type of the point, {expected}, but {self.subject} "
                 f"{is_what}")
 
+    def role(self) -> str:
+        return f"the tangent given to {self.op} (like the point)"
+
 
 # ---- choosing the words ------------------------------------------------------------
 
 CLASS_WORDS = {
-    "Num": "a number type (Int or Real)",
+    "Num": "a number type (Int, Real or Array)",
+    "Float": "a real number type (Real or Array)",
     "Eq": "comparable with == (Int, Real or Bool)",
-    "Diff": "differentiable data (Real, Int, Bool, Unit, or tuples and lists of them)",
+    "Ord": "ordered by < (Int or Real)",
+    "Diff": "differentiable data (Real, Int, Bool, Unit, Array, or tuples and lists of them)",
 }
 
-# what an expression whose type is still a class variable is: `1` "is a number (Int or Real)"
+# what a type in the class is, for "but <role> must be ..."
+CLASS_NOUN = {
+    "Num": "a number (Int, Real or Array)",
+    "Float": "a real number (Real or Array)",
+    "Eq": "comparable with == (Int, Real or Bool)",
+    "Ord": "an Int or a Real (what < compares)",
+    "Diff": "differentiable data (Real, Int, Bool, Unit, Array, or tuples and lists of them)",
+}
+
+# what an expression whose type is still a class variable is: `1` "is a number (Int, Real or Array)";
+# a variable in several classes is said by the first of these it is in
 IS_IN_CLASS = {
-    NUM: "is a number (Int or Real)",
-    EQ: "is compared with == (so it is Int, Real or Bool)",
-    DIFF: "is differentiated (so it is differentiable data)",
+    "Float": "is a real number (Real or Array)",
+    "Num": "is a number (Int, Real or Array)",
+    "Ord": "is compared with < (so it is Int or Real)",
+    "Eq": "is compared with == (so it is Int, Real or Bool)",
+    "Diff": "is differentiated (so it is differentiable data)",
 }
 
 
@@ -226,6 +263,13 @@ def class_mismatch(why: str, offending: Type | None, span: Span, expected: Type,
     bad = show(offending, namer) if offending is not None else act
     if context.names_culprit:
         return DlTypeError(f"{context.say(exp, f'has type {act}')}, and {bad} is not {words}", span)
+    wanted = prune(expected)
+    role = context.role()
+    if role and isinstance(wanted, TVar) and wanted.constraint and offending is not None and offending == prune(actual):
+        # the class comes from the context (an operator, the elements before): say where
+        own_namer = Namer()
+        return DlTypeError(f"{snippet(span)} has type {show_scheme(actual, namer=own_namer)}, but {role} must be "
+                           f"{CLASS_NOUN[why]}", span)
     if offending is None or _occurs(offending, actual):
         own_namer = Namer()
         plain = show(actual, own_namer)
@@ -235,8 +279,9 @@ def class_mismatch(why: str, offending: Type | None, span: Span, expected: Type,
             return DlTypeError(f"{snippet(span)} has type {act}, which is not {words}", span)
         return DlTypeError(f"{snippet(span)} has type {act}, and {bad} in it is not {words}", span)
     own = prune(actual)
-    if isinstance(own, TVar) and own.constraint > NONE:
-        return DlTypeError(context.say(exp, IS_IN_CLASS[own.constraint]), span)
+    if isinstance(own, TVar) and own.constraint:
+        said = next(words for cls, words in IS_IN_CLASS.items() if cls in own.constraint)
+        return DlTypeError(context.say(exp, said), span)
     return DlTypeError(context.say(exp, f"has type {show_scheme(actual, namer=namer)}"), span)
 
 

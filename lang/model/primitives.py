@@ -38,7 +38,7 @@ from .core import If, Lit, Prim
 from .core import children
 from .errors import DlRuntimeError
 from .values import call1, call2
-from .types import TARGET_TYPES, BOOL, CLASS_LEVELS, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type
+from .types import TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ def parse_scheme(text: str) -> Scheme:
     for part in constraints.replace("(", " ").replace(")", " ").split(","):
         if part.strip():
             cls, var = part.split()
-            variables[var] = TVar(0, CLASS_LEVELS[cls])
+            old = variables.get(var)
+            variables[var] = TVar(0, (old.constraint if old else frozenset()) | {cls})
     tokens = body.replace("->", " -> ").replace("*", " * ").replace("(", " ( ").replace(")", " ) ") \
         .replace("[", " [ ").replace("]", " ] ").split()
     pos = 0
@@ -125,7 +126,7 @@ def parse_scheme(text: str) -> Scheme:
             return TList(t)
         if tok.startswith("'"):
             return variables.setdefault(tok, TVar(0))
-        return {"Real": REAL, "Int": INT, "Bool": BOOL, "Unit": UNIT, **TARGET_TYPES}[tok]
+        return {"Real": REAL, "Int": INT, "Bool": BOOL, "Unit": UNIT, "Array": ARRAY, **TARGET_TYPES}[tok]
 
     t = arrow()
     return Scheme(tuple(variables.values()), t)
@@ -215,10 +216,10 @@ def _row(name: str, scheme: str, kind: str, **fields) -> Primitive:
 
 
 NUM2 = "Num 'a => 'a -> 'a -> 'a"
-CMP = "Num 'a => 'a -> 'a -> Bool"
+CMP = "Ord 'a => 'a -> 'a -> Bool"
 EQ = "Eq 'a => 'a -> 'a -> Bool"
-R1 = "Real -> Real"
-R2 = "Real -> Real -> Real"
+R1 = "Float 'a => 'a -> 'a"            # a real function: elementwise on an Array
+R2 = "Float 'a => 'a -> 'a -> 'a"
 I2 = "Int -> Int -> Int"
 
 _ROWS: list[Primitive] = [
@@ -278,7 +279,7 @@ _ROWS: list[Primitive] = [
          partials=lambda x, y, r: [_if(_cmp("<=", x, y), _r(1), _r(0)), _if(_cmp("<=", x, y), _r(0), _r(1))]),
     _row("max", NUM2, "real", impl=rm.fmax, int_impl=max,
          partials=lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), _r(0)), _if(_cmp(">=", x, y), _r(0), _r(1))]),
-    _row("pi", "Real", "toreal", impl=math.pi),
+    _row("pi", "Float 'a => 'a", "toreal", impl=math.pi),
     _row("float", "Int -> Real", "toreal", impl=rm.to_real, raw=float),
     _row("floor", "Real -> Int", "toint", impl=rm.floor, fails=True),
     _row("ceil", "Real -> Int", "toint", impl=rm.ceil, fails=True),

@@ -1,25 +1,59 @@
 """Types of the source and target languages, type variables with constraints, printing.
 
-    T ::= Real | Int | Bool | Unit | T -> T | T * T * ... | [T] | 'a      (source, docs/reference.md §4)
-        | ~T | d                                                         (target, docs/transforms.md, Notation: the target language)
+    T ::= Real | Int | Bool | Unit | Array | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
+        | ~T | d                                                 (target, docs/transforms.md, Notation)
 
-A type variable carries a *constraint level*, a chain of classes where each
-implies the ones before it:
+A type variable carries a *constraint*: the set of classes its type must
+belong to. A class is the set of base types in it (`CLASSES`):
 
-    Diff  — differentiable data: Real, Int, Bool, Unit, tuples and lists of them
-    Eq    — Int, Real or Bool (what == compares)
-    Num   — Int or Real (arithmetic; a literal `2` starts here, defaulting to Real)
+    Diff   — differentiable data: Real, Int, Bool, Unit, Array, and tuples and lists of them
+    Eq     — Int, Real, Bool (what == compares)
+    Ord    — Int, Real (what < compares)
+    Num    — Int, Real, Array (+ - * ^ neg abs min max; an integer literal `2` starts here)
+    Float  — Real, Array (/ and the real functions sin, exp, ...; a literal `2.5` starts here)
 
-Variables are mutable during inference (union-find links) and print as
-'a, 'b, ... with Haskell-style constraints: `Num 'a => 'a -> 'a`.
+so `sin x * x + 2.0` has one type, `Float 'a => 'a -> 'a`, and runs on a Real
+or, elementwise, on an Array. Every class contains Real: a variable no type
+fixes defaults to Real. Variables are mutable during inference (union-find
+links) and print as 'a, 'b, ... with Haskell-style constraints, the classes
+the others imply left out: `Num 'a => 'a -> 'a`, `(Num 'a, Ord 'a) => ...`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-NONE, DIFF, EQ, NUM = 0, 1, 2, 3
-CLASS_NAMES = {DIFF: "Diff", EQ: "Eq", NUM: "Num"}
-CLASS_LEVELS = {name: level for level, name in CLASS_NAMES.items()}
+# class -> the base types in it (Diff also holds tuples and lists of its members: see `is_differentiable_data`)
+CLASSES: dict[str, frozenset[str]] = {
+    "Diff": frozenset({"Real", "Int", "Bool", "Unit", "Array"}),
+    "Eq": frozenset({"Int", "Real", "Bool"}),
+    "Ord": frozenset({"Int", "Real"}),
+    "Num": frozenset({"Int", "Real", "Array"}),
+    "Float": frozenset({"Real", "Array"}),
+}
+STRUCTURAL = "Diff"  # the class that also holds tuples and lists of its members
+CLASS_ORDER = ("Diff", "Eq", "Ord", "Num", "Float")  # how constraints print
+NONE: frozenset[str] = frozenset()
+DIFF, EQ, ORD, NUM, FLOAT = (frozenset({name}) for name in CLASS_ORDER)
+
+
+def members(constraint: frozenset[str]) -> frozenset[str]:
+    """The base types a constrained variable may stand for (every class holds Real, so never empty)."""
+    out = CLASSES["Diff"]
+    for name in constraint:
+        out = out & CLASSES[name]
+    return out
+
+
+def essential(constraint: frozenset[str]) -> list[str]:
+    """The classes of a constraint worth printing: those the others do not imply, in CLASS_ORDER."""
+    out = []
+    for name in CLASS_ORDER:
+        if name not in constraint:
+            continue
+        others = constraint - {name}
+        if not (others and members(others) <= CLASSES[name]):
+            out.append(name)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +87,19 @@ class TVar:
 
     __slots__ = ("level", "constraint", "link")
 
-    def __init__(self, level: int = 0, constraint: int = NONE):
+    def __init__(self, level: int = 0, constraint: frozenset[str] = NONE):
         self.level = level
-        self.constraint = constraint
+        self.constraint = constraint  # the classes its type must belong to (CLASSES)
         self.link: Type | None = None
 
     def __repr__(self) -> str:
-        return f"TVar({id(self) % 10000}{', ' + CLASS_NAMES[self.constraint] if self.constraint else ''})"
+        return f"TVar({id(self) % 10000}{', ' + ', '.join(essential(self.constraint)) if self.constraint else ''})"
 
 
 Type = TCon | TFun | TTuple | TList | TNeg | TVar
 
-REAL, INT, BOOL, UNIT, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("d")
-BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT)}
+REAL, INT, BOOL, UNIT, ARRAY, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("Array"), TCon("d")
+BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY)}
 # Types of the transforms' target languages only, by the name they print with (d, the answer type of
 # backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
 TARGET_TYPES = {t.name: t for t in (D,)}
@@ -162,7 +196,7 @@ def substitute(t: Type, sub: dict[TVar, Type]) -> Type:
 
 
 def is_differentiable_data(t: Type) -> bool:
-    """Real, Int, Bool, Unit, and tuples and lists of them (docs/reference.md §7)."""
+    """Real, Int, Bool, Unit, Array, and tuples and lists of them (docs/reference.md §7)."""
     t = prune(t)
     match t:
         case TCon(name):
@@ -172,7 +206,7 @@ def is_differentiable_data(t: Type) -> bool:
         case TList(item):
             return is_differentiable_data(item)
         case TVar():
-            return t.constraint >= DIFF
+            return bool(t.constraint) and members(t.constraint) <= CLASSES["Diff"]
     return False
 
 
@@ -186,7 +220,7 @@ class Scheme:
     @property
     def constrained(self) -> tuple[TVar, ...]:
         """The quantified variables with a class constraint: these are specialised per use."""
-        return tuple(v for v in self.qvars if v.constraint > NONE)
+        return tuple(v for v in self.qvars if v.constraint)
 
 
 def mono(t: Type) -> Scheme:
@@ -253,9 +287,9 @@ def show_scheme(t: Type | Scheme, ascii_neg: bool = False, namer: Namer | None =
     body = t.body if isinstance(t, Scheme) else t
     namer = namer or Namer()
     text = show(body, namer, ascii_neg)
-    constrained = [v for v in free_vars(body) if v.constraint > NONE]
+    constrained = [v for v in free_vars(body) if v.constraint]
     if not constrained:
         return text
-    parts = [f"{CLASS_NAMES[v.constraint]} {namer(v)}" for v in constrained]
+    parts = [f"{name} {namer(v)}" for v in constrained for name in essential(v.constraint)]
     prefix = parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")"
     return f"{prefix} => {text}"

@@ -16,7 +16,8 @@ from typing import Callable
 from ..model import core as c
 from ..front.desugar import Fresh
 from ..model.primitives import PRIMITIVES, Primitive
-from ..model.types import BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
+from ..model.errors import DlRuntimeError
+from ..model.types import ARRAY, BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class Homomorphism:
 
     def primitive(self, e: c.Prim, ty: Type) -> c.Expr:
         prim = PRIMITIVES[e.op]
+        if prim.kind != "structural" and any(prune(t) == ARRAY for t in (e.ty, *(a.ty for a in e.args))):
+            raise DlRuntimeError(f"`{e.op}` on an Array: {type(self).__name__.lower()} does not differentiate arrays "
+                                 "yet", e.span)
         args = tuple(self.term(a) for a in e.args)
         at_real = any(prune(a.ty) == REAL for a in e.args)
         match prim.kind:

@@ -152,7 +152,8 @@ class _Elaborate:
         scheme = prim.scheme
         if prim.kind == "ad":
             scheme = Scheme(scheme.qvars, self.lang.d_type(scheme.body))
-        t = substitute(scheme.body, {v: TVar(0, v.constraint if prim.kind != "ad" else 0) for v in scheme.qvars})
+        t = substitute(scheme.body, {v: TVar(0, v.constraint if prim.kind != "ad" else frozenset())
+                                     for v in scheme.qvars})
         params = []
         for _ in e.args:
             t = prune(t)
