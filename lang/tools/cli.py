@@ -251,7 +251,7 @@ class _Progress:
     or a pipe the carriage returns would pile up as noise)."""
 
     def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = sys.stderr if stream is None else stream
         self.shown = False
 
     def __call__(self, what: str, done: int, total: int) -> None:
@@ -288,8 +288,9 @@ def _compare(args) -> int:
     text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](report)
     print(text)
     if args.plot:  # matplotlib's presence was checked with the arguments (_plot_path)
-        plot(report, args.plot)
-        print(f"dl: plot written to {args.plot}", file=sys.stderr)
+        written = plot(report, args.plot) is not None
+        print(f"dl: plot written to {args.plot}" if written else "dl: --plot: matplotlib failed to load; no plot "
+              "written", file=sys.stderr)
     return EXIT_OK
 
 
