@@ -13,9 +13,10 @@ import threading
 import pytest
 
 from lang.modes.table import MODES
+from lang.tools.compare import disagrees
 from lang.tools.repl import commands, completion
 from lang.tools.repl import session as S
-from lang.tools.repl.core import execute, needs_more, new_state
+from lang.tools.repl.core import Output, execute, needs_more, new_state
 
 
 def transcript(text: str) -> list[tuple[str, str]]:
@@ -400,11 +401,23 @@ def test_help_lists_every_command():
 
 @pytest.mark.parametrize("typed,command", [
     (":t", "type"), (":ty", "type"), (":tr", "transform"), (":ti", "time"), (":l", "load"), (":r", "reload"),
-    (":b", "browse"), (":q", "quit"), (":?", "help"), (":h", "help"), (":c", "core"), (":cos", "cost"),
+    (":b", "browse"), (":q", "quit"), (":?", "help"), (":h", "help"), (":cor", "core"), (":cos", "cost"),
     (":com", "compare"), (":g", "gradcheck"), (":m", "mode"), (":gradcheck", "gradcheck"),
 ])
 def test_commands_abbreviate_like_ghci(typed, command):
     assert commands.find(typed[1:]).name == command
+
+
+@pytest.mark.parametrize("typed", [":c", ":co", ":c 1.0", ":co sin 1.0"])
+def test_an_ambiguous_command_asks_which(typed):
+    """GHCi's documented one-letter spellings win (`:t` is :type); any other prefix of several commands is
+    refused with the choices, never run as the first of them."""
+    state, out = execute(new_state(), typed)
+    word = typed.split()[0]
+    assert out == Output(f"ambiguous command {word}, could be :core, :cost, :compare", error=True)
+    assert commands.find(word[1:]) is None
+    _, out = execute(new_state(), ":help c")
+    assert out.text == "ambiguous command :c, could be :core, :cost, :compare"
 
 
 def test_quit():
@@ -585,6 +598,36 @@ dl> :transform grad sq 3.0
     assert out.text.startswith("-- symbolic mode unrolls a program at a point")
 
 
+def test_transform_shows_the_instance_main_uses_or_the_one_asked_for():
+    check("""
+dl> def sq x = x * x
+sq : Num 'a => 'a -> 'a
+dl> def main = sq (3 : Int)
+main : Int
+dl> :transform sq
+-- sq@Int: the instance main uses
+-- ←D(sq@Int) in backprop mode
+-- source type: Int -> Int
+-- target type: Int -> Int
+fun x -> x * x
+dl> :transform sq@Real
+-- ←D(sq@Real) in backprop mode
+-- source type: Real -> Real
+-- target type: Real * ¬Real -> Real * ¬Real
+fun x -> let (x, x') = x in (x * x, fun a -o x' (x * a) + x' (x * a))
+dl> :transform grad sq 3.0
+-- the function differentiated by `grad sq 3.0`: sq
+-- ←D(sq@Real) in backprop mode
+-- source type: Real -> Real
+-- target type: Real * ¬Real -> Real * ¬Real
+fun x -> let (x, x') = x in (x * x, fun a -o x' (x * a) + x' (x * a))
+dl> :transform sq@Bool
+<repl:6>:1:15: type error: `Bool` is not in class Num, as that type variable of `sq : Num 'a => 'a -> 'a` must be
+    :transform sq@Bool
+                  ^^^^
+""")
+
+
 def test_mode_selects_how_grad_runs():
     state = check("""
 dl> :mode
@@ -661,9 +704,10 @@ def test_gradcheck_of_a_function_of_a_tuple_and_of_a_failing_function():
 
 def test_gradcheck_tolerates_finite_difference_noise_near_zero():
     """A zero component: numeric gives ~1e-11, relative error 1, but against the gradient's scale it agrees."""
-    assert not commands._disagrees((1.0, (2.0, 0.0)), (1.0, (2.0, 1e-11)), 1e-5)
-    assert commands._disagrees((1.0, (2.0, 0.0)), (1.0, (2.0, 1e-3)), 1e-5)
-    assert commands._disagrees((1.0, [1.0]), (1.0, [1.0, 2.0]), 1e-5)
+    assert not disagrees((1.0, (2.0, 0.0)), (1.0, (2.0, 1e-11)), 1e-5)
+    assert disagrees((1.0, (2.0, 0.0)), (1.0, (2.0, 1e-3)), 1e-5)
+    assert disagrees((1.0, [1.0]), (1.0, [1.0, 2.0]), 1e-5)
+    assert disagrees((1.0, 2.0), (1.0, float("inf")), 1e-5) and not disagrees(float("inf"), float("inf"), 1e-9)
 
 
 # ---- continuation: when does an input go on to the next line? -------------------------------
@@ -698,6 +742,7 @@ CONTINUES = [
     (":load dir/", False),           # a path, not an expression
     (":reload", False),
     (":mode", False),
+    (":c 1 +", False),               # ambiguous: refused at once, not continued
     (":{", True),
     (":{\ndef a = 1", True),
     (":{\ndef a = 1\n", True),       # blank lines are fine inside a block

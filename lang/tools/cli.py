@@ -14,13 +14,13 @@ import argparse
 import math
 import os
 import sys
-import time
 import traceback
 
 from ..model.errors import DlError, DlRuntimeError, render
 from ..modes.table import DEFAULT, MODES, describe, get
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+COMPARE_BUDGET = 20.0  # `dl compare --budget`: seconds one evaluation of main may take per mode and size
 
 
 def parse_sweep(text: str) -> list[int]:
@@ -69,11 +69,17 @@ def _seconds(text: str) -> float:
 
 
 def _plot_path(text: str) -> str:
+    """A path the plot can be written to, checked with matplotlib's presence before any measuring."""
     directory = os.path.dirname(os.path.abspath(text))
     if not text.lower().endswith((".png", ".pdf", ".svg")):
         raise argparse.ArgumentTypeError(f"{text!r}: the plot is written as .png (or .pdf, .svg)")
     if not os.path.isdir(directory):
         raise argparse.ArgumentTypeError(f"{text!r}: no such directory {directory!r}")
+    try:
+        import matplotlib  # noqa: F401  (only to know it is there; lang/tools/report.py draws)
+    except ImportError:
+        raise argparse.ArgumentTypeError("needs matplotlib, which is not installed "
+                                         "(pip install 'dl-lang[plot]')") from None
     return text
 
 
@@ -115,7 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--modes", type=_modes, default=None, help="comma-separated modes (default: all)")
     cmp_.add_argument("--format", choices=("table", "csv", "json"), default="table")
     cmp_.add_argument("--plot", type=_plot_path, default=None, help="write a log-log plot to this PNG (needs matplotlib)")
-    cmp_.add_argument("--budget", type=_seconds, default=20.0, help="seconds per mode and size before `timeout`")
+    cmp_.add_argument("--budget", type=_seconds, default=COMPARE_BUDGET, metavar="SECONDS",
+                      help="seconds one evaluation of main may take in a mode, per size, before it is shown as "
+                      "`timeout` (default: %(default)g)")
+    cmp_.add_argument("--memory", action="store_true",
+                      help="also measure peak memory with tracemalloc, in one more run per mode and size "
+                      "(10 to 60 times slower than the timed run)")
     cmp_.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     modes = sub.add_parser("modes", help="list the modes: how each computes derivatives, and its source")
@@ -236,29 +247,29 @@ def _transform(args) -> int:
 
 
 class _Progress:
-    """A one-line progress bar on stderr (only when it is a terminal or the run is long)."""
+    """A one-line progress bar on stderr, redrawn in place with `\\r`: only at a terminal (in a log file
+    or a pipe the carriage returns would pile up as noise)."""
 
-    def __init__(self) -> None:
-        self.start = time.monotonic()
+    def __init__(self, stream=None) -> None:
+        self.stream = sys.stderr if stream is None else stream
         self.shown = False
 
     def __call__(self, what: str, done: int, total: int) -> None:
-        if not sys.stderr.isatty() and time.monotonic() - self.start < 2:
+        if not self.stream.isatty():
             return
         width = 30
         filled = int(width * done / max(total, 1))
         line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what:<28}"
-        sys.stderr.write(line)
-        sys.stderr.flush()
+        self.stream.write(line)
+        self.stream.flush()
         self.shown = True
         if done >= total:
-            sys.stderr.write("\n")
+            self.stream.write("\n")
 
 
 def _compare(args) -> int:
-    from ..model.types import TFun, prune  # each command imports its stages when it runs (start-up)
-    from .compare import compare
-    from .pipeline import find_def, load, main_call
+    from .compare import compare  # each command imports its stages when it runs (start-up)
+    from .pipeline import find_def, load, main_arity, main_call
     from .report import format_csv, format_json, format_table, plot
     program = load(args.file)
     sizes = args.sweep or [None]
@@ -268,18 +279,18 @@ def _compare(args) -> int:
         return main_call(program, [] if n is None else [str(n)])
 
     # report argument errors before measuring anything
-    if isinstance(prune(make_call(sizes[0]).ty), TFun):
+    if args.sweep is None and main_arity(program):
         raise DlRuntimeError("main takes an argument: give its values with --sweep n=10,100,1000",
                              find_def(program, "main").name_span)
+    make_call(sizes[0])
     progress = None if args.format == "json" else _Progress()
-    report = compare(program.world, make_call, sizes, modes, args.budget, progress)
+    report = compare(program.world, make_call, sizes, modes, args.budget, progress, memory=args.memory)
     text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](report)
     print(text)
-    if args.plot:
-        if plot(report, args.plot) is None:
-            print("dl: --plot needs matplotlib (pip install 'dl-lang[plot]'); no plot written", file=sys.stderr)
-        else:
-            print(f"dl: plot written to {args.plot}", file=sys.stderr)
+    if args.plot:  # matplotlib's presence was checked with the arguments (_plot_path)
+        written = plot(report, args.plot) is not None
+        print(f"dl: plot written to {args.plot}" if written else "dl: --plot: matplotlib failed to load; no plot "
+              "written", file=sys.stderr)
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from ..modes.table import REFERENCE, get
 from .compare import METRICS, Report, Row
 
 def _fmt(v: Any, kind: str = "") -> str:
@@ -27,6 +28,9 @@ def _fmt(v: Any, kind: str = "") -> str:
 
 
 def format_table(report: Report) -> str:
+    """The `dl compare` table; under it, why a row failed, disagrees or lacks a metric, then the growth
+    exponents of a sweep. The memory columns appear only when memory was measured (`--memory`)."""
+    with_memory = any("memory" in r.metrics for r in report.rows)
     headers = ["n", "mode", "status", "error", "term", "prims", "apps", "bp_apps", "time s", "memory B",
                "time/primal", "prims/primal", "bp/primal-prims"]
     table = []
@@ -34,29 +38,36 @@ def format_table(report: Report) -> str:
         m, q = r.metrics, r.ratios
         bp_ratio = (m["bp_apps"] / r_primal_prims(report, r)) if r.status == "ok" and r_primal_prims(report, r) else None
         table.append([
-            "" if r.n is None else str(r.n), r.mode, r.status if r.status in ("ok", "timeout") else "error",
+            "" if r.n is None else str(r.n), r.mode, r.shown_status if r.status in ("ok", "timeout") else "error",
             _fmt(r.error, "error"), _fmt(m.get("term")), _fmt(m.get("prims")), _fmt(m.get("apps")),
             _fmt(m.get("bp_apps")), _fmt(m.get("time"), "time"), _fmt(m.get("memory")),
             _fmt(q.get("time"), "ratio"), _fmt(q.get("prims"), "ratio"), _fmt(bp_ratio, "ratio"),
         ])
-    if all(r.n is None for r in report.rows):
-        headers, table = headers[1:], [row[1:] for row in table]
+    keep = [i for i, h in enumerate(headers) if (h != "n" or any(r.n is not None for r in report.rows))
+            and (h != "memory B" or with_memory)]
+    headers, table = [headers[i] for i in keep], [[row[i] for i in keep] for row in table]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
     lines.append("  ".join("-" * w for w in widths))
     for row in table:
         lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-    errors = [r for r in report.rows if r.status.startswith("error")]
-    for r in errors:
-        lines.append(f"  {r.mode}{'' if r.n is None else f' (n={r.n})'}: {r.status}")
+    for r in report.rows:
+        where = f"{r.mode}{'' if r.n is None else f' (n={r.n})'}"
+        if r.status.startswith("error"):
+            lines.append(f"  {where}: {r.status}")
+        elif r.shown_status == "disagrees":
+            lines.append(f"  {where}: disagrees with {REFERENCE.name}: error {_fmt(r.error, 'error')} is beyond "
+                         f"the mode's tolerance {get(r.mode).tolerance:g}")
+        lines += [f"  {where}: {note}" for note in r.notes]
     if report.exponents:
         lines.append("")
         lines.append("growth exponents (slope of log cost against log n):")
-        metric_names = ["prims", "apps", "bp_apps", "term", "time", "memory"]
+        metric_names = ["prims", "apps", "bp_apps", "term", "time"] + (["memory"] if with_memory else [])
         lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in metric_names))
         for mode, slopes in report.exponents.items():
             lines.append("  " + mode.ljust(16) + "".join(
-                (f"{slopes[k]:.2f}" if slopes.get(k) is not None else "-").rjust(10) for k in metric_names))
+                (f"{round(slopes[k], 2) + 0.0:.2f}" if slopes.get(k) is not None else "-").rjust(10)  # no -0.00
+                for k in metric_names))
     return "\n".join(lines)
 
 
@@ -71,7 +82,7 @@ def format_csv(report: Report) -> str:
     cols = ["n", "mode", "status", "error"] + list(METRICS) + [f"{k}_ratio" for k in METRICS]
     lines = [",".join(cols)]
     for r in report.rows:
-        vals = ["" if r.n is None else str(r.n), r.mode, r.status.replace(",", ";"),
+        vals = ["" if r.n is None else str(r.n), r.mode, r.shown_status.replace(",", ";"),
                 "" if r.error is None else repr(r.error)]
         vals += ["" if r.metrics.get(k) is None else repr(r.metrics[k]) for k in METRICS]
         vals += ["" if r.ratios.get(k) is None else repr(r.ratios[k]) for k in METRICS]
@@ -80,8 +91,8 @@ def format_csv(report: Report) -> str:
 
 
 def format_json(report: Report) -> str:
-    rows = [{"n": r.n, "mode": r.mode, "status": r.status, "error": r.error, "metrics": r.metrics,
-             "ratios": r.ratios} for r in report.rows]
+    rows = [{"n": r.n, "mode": r.mode, "status": r.shown_status, "error": r.error, "metrics": r.metrics,
+             "ratios": r.ratios, "notes": r.notes} for r in report.rows]
     return json.dumps({"rows": rows, "exponents": report.exponents}, indent=2, default=_json_default)
 
 

@@ -138,9 +138,7 @@ def _guarded(state: State, work, inp: Input | None = None) -> tuple[State, Outpu
 def _dispatch(state: State, inp: Input) -> tuple[State, Output]:
     """A command, declarations, or an expression (runs on the big-stack thread)."""
     if inp.command is not None:
-        cmd = commands.find(inp.command)
-        if cmd is None:
-            return state, Output(f"unknown command :{inp.command} (:help lists the commands)", error=True)
+        cmd = commands.resolve(inp.command)  # Usage when unknown or ambiguous
         return cmd.run(state, commands.Argument(inp.argument, inp.source))
     parsed, source = S.parse_input(inp.source)
     if isinstance(parsed, list):
