@@ -291,8 +291,8 @@ def test_transform_names_the_other_instances_main_uses(tmp_dl):
 
 @pytest.mark.parametrize("written,col,width,message", [
     ("squarings@Bool@Real", 11, 4, "`Bool` is not in class Num, as that type variable of "
-                                    "`squarings : (Num 'a, Num 'b) => 'a -> 'b -> 'b` must be"),
-    ("squarings@Int", 1, 13, "`squarings : (Num 'a, Num 'b) => 'a -> 'b -> 'b` has 2 type variables to choose, "
+                                    "`squarings : (Eq 'a, Num 'a, Num 'b) => 'a -> 'b -> 'b` must be"),
+    ("squarings@Int", 1, 13, "`squarings : (Eq 'a, Num 'a, Num 'b) => 'a -> 'b -> 'b` has 2 type variables to choose, "
                              "so its instances are written with 2 types, like `squarings@Real@Real`"),
     ("squarings@'a@Real", 11, 2, "an instance is written with concrete types, not `'a`"),
     ("squarings 3", 1, 11, "expected the name of a definition, optionally with an instance (`sq@Int`), not "

@@ -11,6 +11,7 @@ and a command that fails on its arguments stay quick.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -75,11 +76,9 @@ def _plot_path(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: the plot is written as .png (or .pdf, .svg)")
     if not os.path.isdir(directory):
         raise argparse.ArgumentTypeError(f"{text!r}: no such directory {directory!r}")
-    try:
-        import matplotlib  # noqa: F401  (only to know it is there; lang/tools/report.py draws)
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:  # checked before any measuring; report.py draws
         raise argparse.ArgumentTypeError("needs matplotlib, which is not installed "
-                                         "(pip install 'dl-lang[plot]')") from None
+                                         "(pip install 'dl-lang[plot]')")
     return text
 
 

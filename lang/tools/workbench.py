@@ -27,7 +27,7 @@ from ..model import syntax as s
 from ..model.errors import DlRuntimeError, DlTypeError
 from ..model.printer import show_term
 from ..model.spans import Source
-from ..model.types import CLASS_NAMES, REAL, Type, free_vars, instance_name, show, show_scheme
+from ..model.types import REAL, Type, essential, free_vars, instance_name, show, show_scheme
 from ..modes.symbolic import show_expression
 from ..modes.table import Mode, get
 from ..transforms.check import TargetLanguage, check
@@ -102,8 +102,9 @@ def written_instance(d, types: tuple[s.TypeExpr, ...], span) -> tuple:
             raise DlTypeError(f"an instance is written with concrete types, not `{show(t)}`", written.span)
         try:
             enforce(t, v.constraint)
-        except Mismatch:
-            raise DlTypeError(f"`{show(t)}` is not in class {CLASS_NAMES[v.constraint]}, as that type variable of "
+        except Mismatch as err:
+            raise DlTypeError(f"`{show(t)}` is not in class {err.why or ', '.join(essential(v.constraint))}, as that "
+                              "type variable of "
                               f"`{d.name} : {show_scheme(d.scheme)}` must be", written.span) from None
         inst.append(t)
     return tuple(inst)
