@@ -1,7 +1,7 @@
 """Types of the source and target languages, type variables with constraints, printing.
 
     T ::= Real | Int | Bool | Unit | T -> T | T * T * ... | [T] | 'a      (source, docs/reference.md §4)
-        | ~T | d                                                         (target, docs/transforms.md, Notation: the target language)
+        | ~T | d | Delta                                                 (target, docs/transforms.md, Notation: the target language)
 
 A type variable carries a *constraint level*, a chain of classes where each
 implies the ones before it:
@@ -23,7 +23,7 @@ CLASS_LEVELS = {name: level for level, name in CLASS_NAMES.items()}
 
 
 @dataclass(frozen=True, slots=True)
-class TCon:  # Real | Int | Bool | Unit | d
+class TCon:  # Real | Int | Bool | Unit | d | Delta
     name: str
 
 
@@ -65,10 +65,11 @@ class TVar:
 Type = TCon | TFun | TTuple | TList | TNeg | TVar
 
 REAL, INT, BOOL, UNIT, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("d")
+DELTA = TCon("Delta")  # a first-order description of a linear map Real -o d (lang/transforms/delta.py)
 BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT)}
 # Types of the transforms' target languages only, by the name they print with (d, the answer type of
 # backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
-TARGET_TYPES = {t.name: t for t in (D,)}
+TARGET_TYPES = {t.name: t for t in (D, DELTA)}
 
 
 def fun(*types: Type) -> Type:
