@@ -182,25 +182,16 @@ def _sweep(records: list, adj: list, n: int) -> None:
                 adj[k] = w * ct if old is None else old + w * ct
                 continue
         elif len(rec) == 3:
-            a, b, _ = rec
-            if type(a) is int:
-                old = adj[a]
-                adj[a] = ct if old is None else old + ct
-            elif len(a) == 2 and type(a[1]) is int:
-                k = a[1]
-                old = adj[k]
-                adj[k] = a[0] * ct if old is None else old + a[0] * ct
-            else:
-                _walk(a, ct, adj, stack)
-            if type(b) is int:
-                old = adj[b]
-                adj[b] = ct if old is None else old + ct
-            elif len(b) == 2 and type(b[1]) is int:
-                k = b[1]
-                old = adj[k]
-                adj[k] = b[0] * ct if old is None else old + b[0] * ct
-            else:
-                _walk(b, ct, adj, stack)
+            for d in (rec[0], rec[1]):
+                if type(d) is int:
+                    old = adj[d]
+                    adj[d] = ct if old is None else old + ct
+                elif len(d) == 2 and type(d[1]) is int:
+                    k = d[1]
+                    old = adj[k]
+                    adj[k] = d[0] * ct if old is None else old + d[0] * ct
+                else:
+                    _walk(d, ct, adj, stack)
             continue
         _walk(rec, ct, adj, stack)
 
