@@ -19,7 +19,7 @@ from lang.model.printer import show_term
 from lang.model.types import DELTA, REAL, TFun, TList, TTuple, INT
 from lang.modes.delta import INPUT, Sharing, Unshared
 from lang.modes.table import get
-from lang.transforms.delta import DELTA as DELTA_T, d_type, simplify
+from lang.transforms.delta import d_type, simplify
 from lang.transforms.read import parse_target
 from lang.tools.repl.core import execute, new_state
 from lang.tools.workbench import language, transform_term
