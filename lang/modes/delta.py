@@ -51,13 +51,15 @@ from .runtimes import Runtime
 INPUT = ()  # the record of an input: identities 0 .. n-1 are the n input reals
 
 
-# ---- the constructors, in Python (nesting's tree_add/tree_mul) and as the compiler writes them ----
+# ---- the constructors in Python (nesting's tree_add/tree_mul; DeltaGen writes the same inline) ----
 
 def scale(w: float, d: Any) -> Any:
+    """dscale w d."""
     return None if d is None else (w, d)
 
 
 def add(a: Any, b: Any) -> Any:
+    """dadd a b."""
     return b if a is None else a if b is None else (a, b, "+")
 
 
