@@ -224,11 +224,16 @@ class Compiler:
 
     def fill(self, code: Code, params: list[str], body: c.Expr, self_ref, closed: bool = False) -> None:
         """Generate and compile the Python function for a lambda body; set code.body and code.free."""
-        gen = Gen(self, params, self_ref, closed=closed)
+        gen = self.generator(params, self_ref, closed)
         gen.tail(body, 0)
         code.free = tuple(gen.free)
         code.body = gen.build(code.name)
         code.info["python"] = gen.source  # the generated source, for reading and for golden tests
+
+    def generator(self, params: list[str], self_ref, closed: bool = False) -> Gen:
+        """The writer of one function's source: a target language with constructs of its own (the Delta
+        constructors, lang/modes/delta.py) returns a Gen that writes them."""
+        return Gen(self, params, self_ref, closed=closed)
 
     # ---- how each primitive is written (the overloading modes replace the real ones)
     def primitive_code(self, prim: Primitive, e: c.Prim) -> PrimCode:

@@ -31,8 +31,8 @@ from ..model import core as c
 from ..model.errors import DlRuntimeError
 from ..model.spans import NO_SPAN
 from .compiler import Compiler
-from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, attach_tangents, split_tangents,
-                        tree_add, tree_const, tree_mul)
+from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, TransformCompiler, attach_tangents,
+                        split_tangents, tree_add, tree_const, tree_mul)
 from .linear import SINK
 from .shapes import Shapes
 from ..model.values import Fun, call1, native
@@ -191,9 +191,10 @@ class ADKernel:
 
     # ---- the target languages' compilers
     def deeper(self, site: Compiler) -> Compiler:
-        """The language one forward level deeper than the site's (forward mode from primal code)."""
-        if isinstance(site, ReverseCompiler):
-            return self.reverse_compiler(site.runtime, site.depth + 1)
+        """The language one forward level deeper than the site's (forward mode from primal code); a target
+        language says which is its own deeper language (lang/back/languages.py)."""
+        if isinstance(site, TransformCompiler):
+            return site.deeper(self)
         return self.forward_compiler(site.depth + 1)
 
     def language(self, name: str, make: Callable) -> Compiler:

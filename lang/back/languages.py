@@ -218,6 +218,11 @@ class TransformCompiler(Compiler):
         """A leaf of the language below, lifted here; None when `v` is not a leaf that needs it."""
         return None
 
+    def deeper(self, kernel) -> Compiler:
+        """The language one forward level deeper than this one, where a derivative taken inside code of this
+        language runs (a reverse language stays reverse: ←D(→D^(k+1) t) under ←D(→D^k t))."""
+        return kernel.forward_compiler(self.depth + 1)
+
 
 class ForwardCompiler(TransformCompiler):
     """→D^depth: forward derivatives nested `depth` deep."""
@@ -265,3 +270,6 @@ class ReverseCompiler(TransformCompiler):
         if self.depth > 0 and DualLeaves.is_leaf(v):
             return (v, (0.0, None))
         return None
+
+    def deeper(self, kernel) -> Compiler:
+        return kernel.reverse_compiler(self.runtime, self.depth + 1)

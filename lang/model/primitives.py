@@ -23,7 +23,9 @@ Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `compare` reads primal values only; `toint` Real -> Int (no derivative);
 `toreal` Int -> Real (a constant); `int`/`bool` no reals at all;
 `structural` parametric (every transform maps it to itself); `ad` the
-differentiation kernel (lang/ad.py).
+differentiation kernel (lang/ad.py); `delta` the constructors of Delta
+expressions, target-only rows whose implementation is the delta runtime's
+(lang/modes/delta.py: how a Delta is represented is that module's choice).
 """
 from __future__ import annotations
 
@@ -315,6 +317,16 @@ _ROWS: list[Primitive] = [
     _row("vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'b * ('b -> 'a)", "ad", cost="ad", fails=True),
     _row("jvp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'a -> 'b * 'b", "ad", cost="ad", fails=True),
     _row("derivative", "(Real -> Real) -> Real -> Real", "ad", cost="ad", fails=True),
+    # the Delta expressions of the delta modes' target language (docs/transforms.md, delta): data that
+    # describes a linear map; the runtime that builds and transposes them is lang/modes/delta.py
+    _row("dzero", "Delta", "delta", target=True, cost="delta", doc="the zero map (a constant's Delta)"),
+    _row("dscale", "Real -> Delta -> Delta", "delta", target=True, cost="delta",
+         doc="dscale w d: d scaled by the partial derivative w"),
+    _row("dadd", "Delta -> Delta -> Delta", "delta", target=True, cost="delta", doc="the sum of two maps"),
+    _row("dshare", "Delta -> Delta", "delta", target=True, cost="delta",
+         doc="d with a fresh identity, so that the backward pass walks it once however often it is used"),
+    _row("dmark", "Delta -> Delta", "delta", target=True, cost="delta",
+         doc="d marked as one primitive's derivative, without an identity (delta-noshare)"),
 ]
 
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _ROWS}

@@ -86,6 +86,19 @@ ROWS: tuple[Mode, ...] = (
          "numerical differentiation (central differences)",
          runtime="lang.modes.numeric:NUMERIC", transform=None, nests=True,
          jvp="forward mode (→D)", shows="program", tolerance=1e-5),
+    Mode("delta",
+         "Delta expressions Δ: each real carries first-order data describing its linear map, shared per "
+         "primitive and transposed largest identity first: linear cost",
+         "Krawiec, Peyton Jones, Krishnaswami, Ellis, Eisenberg, Fitzgibbon, Provably correct, asymptotically "
+         "efficient, higher-order reverse-mode automatic differentiation, POPL 2022",
+         runtime="lang.modes.delta:DELTA", transform="lang.transforms.delta:DELTA", nests=True,
+         jvp="forward mode (→D), one level deeper"),
+    Mode("delta-noshare",
+         "the same Delta expressions without sharing identities: a node walked once per path, exponential on "
+         "sharing",
+         "Krawiec et al., POPL 2022 (without Share)",
+         runtime="lang.modes.delta:DELTA_NOSHARE", transform="lang.transforms.delta:DELTA_NOSHARE", nests=True,
+         jvp="forward mode (→D), one level deeper"),
     Mode("primal",
          "the program with every derivative call replaced by a plain call: the baseline of `dl compare`",
          "-",

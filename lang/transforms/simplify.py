@@ -34,10 +34,21 @@ def _constant(e: c.Expr) -> bool:
 
 def simplify(e: c.Expr) -> c.Expr:
     """Apply the rules everywhere (bottom-up, substituting constant pairs)."""
-    return _Simplify().term(e, {})
+    return Simplifier().term(e, {})
 
 
-class _Simplify:
+class Simplifier:
+    """The rules above; a transform with constructs of its own (Delta expressions) extends `constant` and
+    `primitive`."""
+
+    def constant(self, e: c.Expr) -> bool:
+        """A component of a pair that a tuple pattern may substitute away (duplicating it costs nothing)."""
+        return _constant(e)
+
+    def primitive(self, e: c.Prim) -> c.Expr:
+        """A primitive application whose arguments are simplified already."""
+        return _fold(e)
+
     def term(self, e: c.Expr, env: dict) -> c.Expr:
         match e:
             case c.Var(name, ()) if name in env:
@@ -46,7 +57,7 @@ class _Simplify:
                 return e
             case c.LetTuple(names, bound, body):
                 bound_s = self.term(bound, env)
-                if isinstance(bound_s, c.Tuple) and all(_constant(i) for i in bound_s.items):
+                if isinstance(bound_s, c.Tuple) and all(self.constant(i) for i in bound_s.items):
                     inner = dict(env)
                     inner.update(zip(names, bound_s.items))
                     return self.term(body, inner)
@@ -73,7 +84,7 @@ class _Simplify:
             case c.App() | c.If() | c.Tuple() | c.List():
                 return c.map_children(e, lambda t: self.term(t, env))
             case c.Prim():
-                return _fold(c.map_children(e, lambda t: self.term(t, env)))
+                return self.primitive(c.map_children(e, lambda t: self.term(t, env)))
         raise AssertionError(e)
 
 
