@@ -9,8 +9,6 @@ points too. Printed terms are laid out to a width (lang/model/printer.py).
 """
 import glob
 
-import pytest
-
 from conftest import ROOT, TRANSFORM_MODES, cli, get, load_source, run
 from test_zeros import SINGULAR, ZEROS, same
 from lang.back import languages

@@ -35,9 +35,16 @@ past something else that can. The rules (docs/transforms.md, Simplification):
                  source, whose captured values the kernel lifts, lang/back/kernel.py)
     dead values  let x = v in e -> e when x is not used and v is a value (cannot fail)
 
-The rules apply everywhere, until none applies. Renamed names get their
-own name back at the end where that captures nothing, so the usual result
-reads like the paper: `let (x, x') = x in ...`.
+The rules apply everywhere, until none applies. Floating and the renaming
+it needs live in lets.py; renamed names get their own name back at the end
+where that captures nothing, so the usual result reads like the paper:
+`let (x, x') = x in ...`.
+
+Cost: each pass is linear in the size of the term (up to the sizes of the
+sets of free variables): the names in scope live in dictionaries that are
+undone on the way out of a binder, free variables are memoised per node,
+and a substitution is never captured because a binder of a name it points
+to is renamed instead.
 """
 from __future__ import annotations
 
@@ -47,19 +54,23 @@ from dataclasses import replace
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, is_zero, zero
 from ..model.types import BOOL, INT, REAL, TTuple, prune
+from .common import variables_of
+from .lets import Floater, FreeVars, Names, rebuild, same, tidy
 
 PASSES = 12  # each pass applies every rule once everywhere; real terms settle in two or three
+MISSING = object()
 
 
 def simplify(e: c.Expr) -> c.Expr:
     """Apply the rules everywhere until none applies."""
     renamed: dict[str, str] = {}
     for _ in range(PASSES):
-        out = _Simplify().term(_float(e, renamed), {}, {})
-        if out == e:
+        names = Names(variables_of(e))
+        out = _Simplify(names).term(Floater(names, renamed).term(e))
+        if out is e or out == e:
             break
         e = out
-    return _tidy(e, renamed)
+    return tidy(e, renamed)
 
 
 def is_zero_backpropagator(e: c.Expr) -> bool:
@@ -71,256 +82,195 @@ def _substitutable(e: c.Expr) -> bool:
     return isinstance(e, c.Lit) or is_zero(e) or is_zero_backpropagator(e)
 
 
-# ---- names ------------------------------------------------------------------------------
-
-
-def _bound_by(e: c.Expr) -> tuple[str, ...]:
-    match e:
-        case c.Let(name=name) | c.LetRec(name=name):
-            return (name,)
-        case c.LetTuple(names=names):
-            return names
-    return ()
-
-
-def _binders(e: c.Expr) -> set[str]:
-    """Every name bound anywhere inside `e`."""
-    out: set[str] = set()
-    stack = [e]
-    while stack:
-        t = stack.pop()
-        match t:
-            case c.Lam(param=p) | c.LinLam(param=p):
-                out.add(p)
-            case c.Let() | c.LetRec() | c.LetTuple():
-                out.update(_bound_by(t))
-        stack.extend(c.children(t))
-    return out
-
-
-def _free(e: c.Expr) -> set[str]:
-    return {name for name, _ in c.free_locals(e)}
-
-
-def _rename(e: c.Expr, mapping: dict[str, str]) -> c.Expr:
-    """`e` with free occurrences of the mapped names renamed (the new names occur nowhere in `e`)."""
-    if not mapping:
-        return e
-    match e:
-        case c.Var(name, ()) if name in mapping:
-            return replace(e, name=mapping[name])
-        case c.Lam(param=p) | c.LinLam(param=p) if p in mapping:
-            return c.map_children(e, lambda t: _rename(t, _drop(mapping, (p,))))
-        case c.Let(name, bound, body):
-            return replace(e, bound=_rename(bound, mapping), body=_rename(body, _drop(mapping, (name,))))
-        case c.LetTuple(names, bound, body):
-            return replace(e, bound=_rename(bound, mapping), body=_rename(body, _drop(mapping, names)))
-        case c.LetRec(name):
-            inner = _drop(mapping, (name,))
-            return replace(e, bound=_rename(e.bound, inner), body=_rename(e.body, inner))
-    return c.map_children(e, lambda t: _rename(t, mapping))
-
-
-def _drop(mapping: dict, names) -> dict:
-    if not any(n in mapping for n in names):
-        return mapping
-    return {k: v for k, v in mapping.items() if k not in names}
-
-
-class _Names:
-    """Fresh names for renamed binders: x -> x4, x' -> x4' (the pair keeps one number)."""
-
-    def __init__(self, taken: set[str]):
-        self.taken = taken
-
-    def fresh(self, names: tuple[str, ...]) -> tuple[str, ...]:
-        stems = [_split(n) for n in names]
-        k = 1
-        while True:
-            out = tuple(f"{stem}{k}{suffix}" for stem, suffix in stems)
-            if len(set(out)) == len(out) and not (set(out) & self.taken):
-                self.taken.update(out)
-                return out
-            k += 1
-
-
-def _split(name: str) -> tuple[str, str]:
-    """x4' -> ("x", "'"), acc_dot -> ("acc", "_dot"): a stem without its number, and the suffix."""
-    suffix = ""
-    for end in ("_dot", "'"):
-        while name.endswith(end) and len(name) > len(end):
-            name, suffix = name[: -len(end)], end + suffix
-    return name.rstrip("0123456789") or name, suffix
-
-
-# ---- floating lets out of lets ----------------------------------------------------------
-
-
-def _float(e: c.Expr, renamed: dict[str, str]) -> c.Expr:
-    """let p = (let q = e1 in e2) in e3  ->  let q = e1 in let p = e2 in e3, everywhere."""
-    names = _Names(c_variables(e))
-    return _Floater(names, renamed).term(e)
-
-
-def c_variables(e: c.Expr) -> set[str]:
-    out: set[str] = set()
-    stack = [e]
-    while stack:
-        t = stack.pop()
-        match t:
-            case c.Var(name) | c.Lam(param=name) | c.LinLam(param=name):
-                out.add(name)
-            case c.Let() | c.LetRec() | c.LetTuple():
-                out.update(_bound_by(t))
-        stack.extend(c.children(t))
-    return out
-
-
-class _Floater:
-    def __init__(self, names: _Names, renamed: dict[str, str]):
-        self.names = names
-        self.renamed = renamed
-
-    def term(self, e: c.Expr) -> c.Expr:
-        e = c.map_children(e, self.term)
-        if isinstance(e, (c.Let, c.LetTuple)) and isinstance(e.bound, (c.Let, c.LetTuple, c.LetRec)):
-            return self.out_of(e)
-        return e
-
-    def out_of(self, outer: c.Let | c.LetTuple) -> c.Expr:
-        """`outer` with the lets of its bound term floated above it (the bound term is a let)."""
-        inner = outer.bound
-        names = _bound_by(inner)
-        seen = _free(outer.body) - set(_bound_by(outer))  # what the floated names must not capture
-        if set(names) & seen:
-            if getattr(inner, "inst", ()):
-                return outer  # a polymorphic local keeps its place
-            new = self.names.fresh(names)
-            mapping = dict(zip(names, new))
-            for old, n in mapping.items():
-                self.renamed[n] = self.renamed.get(old, old)
-            inner = _rename_binder(inner, mapping)
-        rest = replace(outer, bound=inner.body)
-        if isinstance(rest.bound, (c.Let, c.LetTuple, c.LetRec)):
-            rest = self.out_of(rest)
-        return replace(inner, body=rest, ty=rest.ty)
-
-
-def _rename_binder(e: c.Let | c.LetTuple | c.LetRec, mapping: dict[str, str]) -> c.Expr:
-    """A let with its bound names renamed (in its scope: the body, and a let rec's own definition)."""
-    match e:
-        case c.Let(name):
-            return replace(e, name=mapping[name], body=_rename(e.body, mapping))
-        case c.LetTuple(names):
-            return replace(e, names=tuple(mapping[n] for n in names), body=_rename(e.body, mapping))
-        case c.LetRec(name):
-            return replace(e, name=mapping[name], bound=_rename(e.bound, mapping), body=_rename(e.body, mapping))
-    raise AssertionError(e)
-
-
 # ---- the local rules ----------------------------------------------------------------------
 
 
 class _Simplify:
-    """One bottom-up pass. `env`: names to substitute; `views`: a variable taken apart by a tuple
-    pattern in scope -> the names of its parts."""
+    """One pass. In scope, kept in dictionaries that each binder undoes on the way out:
 
-    def term(self, e: c.Expr, env: dict, views: dict) -> c.Expr:
+    env       a name to substitute -> its term (a constant component, or the variable a shared
+              tuple pattern already bound)
+    views     a variable taken apart by a tuple pattern -> (the names of its parts, the lambda depth)
+    targets   how many substitutions point at each name: a binder of such a name is renamed, so
+              that no substitution is captured
+    """
+
+    def __init__(self, names: Names):
+        self.names = names
+        self.env: dict[str, c.Expr] = {}
+        self.views: dict[str, tuple[tuple[str, ...], int]] = {}
+        self.parts: dict[str, set[str]] = {}   # a part's name -> the variables whose view has it
+        self.targets: dict[str, int] = {}
+        self.depth = 0                          # lambdas entered: no view crosses a lambda
+        self.fv = FreeVars()
+
+    # ---- scopes
+    def set_env(self, name: str, value, undo: list) -> None:
+        old = self.env.get(name, MISSING)
+        undo.append(("env", name, old))
+        self._put_env(name, value)
+
+    def _put_env(self, name: str, value) -> None:
+        old = self.env.pop(name, MISSING)
+        if isinstance(old, c.Var):
+            self.targets[old.name] -= 1
+        if value is not MISSING:
+            self.env[name] = value
+            if isinstance(value, c.Var):
+                self.targets[value.name] = self.targets.get(value.name, 0) + 1
+
+    def set_view(self, var: str, value, undo: list) -> None:
+        undo.append(("view", var, self.views.get(var, MISSING)))
+        self._put_view(var, value)
+
+    def _put_view(self, var: str, value) -> None:
+        old = self.views.pop(var, MISSING)
+        if old is not MISSING:
+            for p in old[0]:
+                self.parts[p].discard(var)
+        if value is not MISSING:
+            self.views[var] = value
+            for p in value[0]:
+                self.parts.setdefault(p, set()).add(var)
+
+    def leave(self, undo: list) -> None:
+        for kind, key, old in reversed(undo):
+            if kind == "env":
+                self._put_env(key, old)
+            else:
+                self._put_view(key, old)
+
+    def enter(self, names: tuple[str, ...], undo: list) -> tuple[str, ...]:
+        """Bind `names` for a scope: a name that a substitution points at is renamed (its
+        occurrences substituted), every other shadows what it rebinds."""
+        out = []
+        for n in names:
+            new = self.names.fresh((n,))[0] if self.targets.get(n) else n
+            out.append(new)
+            self.set_env(n, c.Var(new) if new != n else MISSING, undo)
+            for var in [n, *self.parts.get(n, ())]:
+                if var in self.views:
+                    self.set_view(var, MISSING, undo)
+        return tuple(out)
+
+    # ---- terms
+    def term(self, e: c.Expr) -> c.Expr:
         match e:
-            case c.Var(name, ()) if name in env:
-                return env[name]
+            case c.Var(name, ()) if name in self.env:
+                found = self.env[name]
+                return replace(found, ty=e.ty) if isinstance(found, c.Var) else found
             case c.Var() | c.Global() | c.Lit() | c.DZero():
                 return e
-            case c.LetTuple(names, bound, body):
-                return self.let_tuple(e, self.term(bound, env, views), env, views)
-            case c.Let(name, bound, body, inst):
-                b = self.term(bound, env, views)
-                if not inst and _substitutable(b):
-                    return self.term(body, {**env, name: b}, _unview(views, (name,)))
-                rest = self.term(body, _without(env, (name,)), _unview(views, (name,)))
-                if not inst and _is_value(b) and name not in _free(rest):
-                    return rest
-                return replace(e, bound=b, body=rest, ty=rest.ty)
-            case c.LetRec(name, bound, body):
-                inner, seen = _without(env, (name,)), _unview(views, (name,))
-                return replace(e, bound=self.term(bound, inner, seen), body=self.term(body, inner, seen))
+            case c.LetTuple(bound=bound):
+                return self.let_tuple(e, self.term(bound))
+            case c.Let(bound=bound):
+                return self.let(e, self.term(bound))
+            case c.LetRec(name, bound, body, inst):
+                undo: list = []
+                new = self.enter((name,), undo)[0] if not inst else name
+                out = same(e, name=new, bound=self.term(bound), body=self.term(body))
+                self.leave(undo)
+                return out
             case c.Lam(param, body):  # no view crosses a lambda: its free variables stay its source's
-                return replace(e, body=self.term(body, _without(env, (param,)), {}))
+                undo = []
+                new = self.enter((param,), undo)[0]
+                self.depth += 1
+                out = same(e, param=new, body=self.term(body))
+                self.depth -= 1
+                self.leave(undo)
+                return out
             case c.LinLam(param, body):
-                return replace(e, body=self.term(body, _without(env, (param,)), _unview(views, (param,))))
+                undo = []
+                new = self.enter((param,), undo)[0]
+                out = same(e, param=new, body=self.term(body))
+                self.leave(undo)
+                return out
             case c.LinApp(fn, arg):
-                fn_s, arg_s = self.term(fn, env, views), self.term(arg, env, views)
+                fn_s, arg_s = self.term(fn), self.term(arg)
                 if is_zero_backpropagator(fn_s) or is_zero(arg_s):
                     return c.DZero(ty=e.ty, span=e.span)
-                return replace(e, fn=fn_s, arg=arg_s)
+                return same(e, fn=fn_s, arg=arg_s)
             case c.DSum(l, r):
-                ls, rs = self.term(l, env, views), self.term(r, env, views)
+                ls, rs = self.term(l), self.term(r)
                 if isinstance(ls, c.DZero):
                     return rs
                 if isinstance(rs, c.DZero):
                     return ls
-                return replace(e, left=ls, right=rs)
+                return same(e, left=ls, right=rs)
             case c.If(cond, then, else_):
-                cs = self.term(cond, env, views)
+                cs = self.term(cond)
                 if isinstance(cs, c.Lit) and isinstance(cs.value, bool):
-                    return self.term(then if cs.value else else_, env, views)
-                ts, es = self.term(then, env, views), self.term(else_, env, views)
+                    return self.term(then if cs.value else else_)
+                ts, es = self.term(then), self.term(else_)
                 if ts == es and _total(cs):
                     return ts
-                return replace(e, cond=cs, then=ts, else_=es)
+                return same(e, cond=cs, then=ts, else_=es)
             case c.App() | c.Tuple() | c.List() | c.Annot():
-                return c.map_children(e, lambda t: self.term(t, env, views))
+                return rebuild(e, self.term)
             case c.Prim():
-                return _fold(c.map_children(e, lambda t: self.term(t, env, views)))
+                return _fold(rebuild(e, self.term))
         raise AssertionError(e)
 
-    def let_tuple(self, e: c.LetTuple, bound: c.Expr, env: dict, views: dict) -> c.Expr:
-        names, body = e.names, e.body
-        inner_views = _unview(views, names)
-        parts = views.get(bound.name) if isinstance(bound, c.Var) and not bound.inst else None
-        if parts is not None and len(parts) == len(names) and not (set(parts) & _binders(body)):
-            # v was taken apart already: its parts have names in scope
-            subst = {n: c.Var(p, ty=t) for n, p, t in zip(names, parts, _component_types(bound, len(names)))}
-            return self.term(body, {**_without(env, names), **subst}, inner_views)
-        if isinstance(bound, c.Tuple) and len(bound.items) == len(names):
-            keep = [(n, i) for n, i in zip(names, bound.items) if not _substitutable(i)]
-            subst = {n: i for n, i in zip(names, bound.items) if _substitutable(i)}
-            rest = self.term(body, {**_without(env, names), **subst}, inner_views)
+    def let(self, e: c.Let, bound: c.Expr) -> c.Expr:
+        undo: list = []
+        if e.inst:
+            return same(e, bound=bound, body=self.term(e.body))
+        if _substitutable(bound):
+            self.enter((e.name,), undo)
+            self.set_env(e.name, bound, undo)
+            rest = self.term(e.body)
+            self.leave(undo)
+            return rest
+        new = self.enter((e.name,), undo)[0]
+        rest = self.term(e.body)
+        self.leave(undo)
+        if _is_value(bound) and new not in self.fv(rest):
+            return rest
+        return same(e, name=new, bound=bound, body=rest)
+
+    def let_tuple(self, e: c.LetTuple, bound: c.Expr) -> c.Expr:
+        names, undo = e.names, []
+        view = self.views.get(bound.name) if isinstance(bound, c.Var) and not bound.inst else None
+        if view is not None and view[1] == self.depth and len(view[0]) == len(names):
+            # v was taken apart already, in this lambda: its parts have names in scope
+            self.enter(names, undo)
+            for n, p, t in zip(names, view[0], _component_types(bound, len(names))):
+                self.set_env(n, c.Var(p, ty=t), undo)
+            rest = self.term(e.body)
+            self.leave(undo)
+            return rest
+        if isinstance(bound, c.Tuple) and len(bound.items) == len(names) \
+                and any(_substitutable(i) for i in bound.items):
+            new = self.enter(names, undo)
+            keep = []
+            for n, m, i in zip(names, new, bound.items):
+                if _substitutable(i):
+                    self.set_env(n, i, undo)
+                else:
+                    keep.append((m, i))
+            rest = self.term(e.body)
+            self.leave(undo)
             if not keep:
                 return rest
             if len(keep) == 1:
                 (n, i), = keep
-                if _is_value(i) and n not in _free(rest):
+                if _is_value(i) and n not in self.fv(rest):
                     return rest
                 return c.Let(n, i, rest, ty=rest.ty, span=e.span)
-            if len(keep) < len(names):
-                kept = c.Tuple(tuple(i for _, i in keep), ty=None, span=bound.span)
-                return c.LetTuple(tuple(n for n, _ in keep), kept, rest, ty=rest.ty, span=e.span)
-            return replace(e, bound=bound, body=rest, ty=rest.ty)
+            kept = c.Tuple(tuple(i for _, i in keep), ty=None, span=bound.span)
+            return c.LetTuple(tuple(n for n, _ in keep), kept, rest, ty=rest.ty, span=e.span)
+        new = self.enter(names, undo)
         if isinstance(bound, c.Var) and not bound.inst and bound.name not in names:
-            inner_views = {**inner_views, bound.name: names}
-        rest = self.term(body, _without(env, names), inner_views)
-        return replace(e, bound=bound, body=rest, ty=rest.ty)
+            self.set_view(bound.name, (new, self.depth), undo)
+        rest = self.term(e.body)
+        self.leave(undo)
+        return same(e, names=new, bound=bound, body=rest)
 
 
 def _component_types(bound: c.Expr, n: int) -> tuple:
     """The types of the components of a tuple-typed term (None where unknown)."""
     t = prune(bound.ty) if bound.ty is not None else None
     return t.items if isinstance(t, TTuple) else (None,) * n
-
-
-def _without(env: dict, names) -> dict:
-    if not any(n in env for n in names):
-        return env
-    return {k: v for k, v in env.items() if k not in names}
-
-
-def _unview(views: dict, names) -> dict:
-    """Views that a new binding of `names` leaves intact (neither the variable nor a part rebound)."""
-    if not views:
-        return views
-    names = set(names)
-    return {v: parts for v, parts in views.items() if v not in names and not (names & set(parts))}
 
 
 def _is_value(e: c.Expr) -> bool:
@@ -393,36 +343,6 @@ def _computed(e: c.Prim) -> c.Lit | None:
     if ty == BOOL and type(value) is bool:
         return c.Lit(value, ty=BOOL, span=e.span)
     return None
-
-
-# ---- tidying renamed names ------------------------------------------------------------------
-
-
-def _tidy(e: c.Expr, renamed: dict[str, str]) -> c.Expr:
-    """Give renamed binders their own names back wherever that captures nothing."""
-    if not renamed:
-        return e
-
-    def walk(t: c.Expr) -> c.Expr:
-        t = c.map_children(t, walk)
-        names = _bound_by(t)
-        if not any(n in renamed for n in names) or getattr(t, "inst", ()):
-            return t
-        scope = [t.body] + ([t.bound] if isinstance(t, c.LetRec) else [])
-        free, bound = set(), set()
-        for s in scope:
-            free |= _free(s)
-            bound |= _binders(s)
-        mapping = {}
-        for n in names:
-            old = renamed.get(n)
-            if old is not None and old not in free and old not in bound and old not in names \
-                    and old not in mapping.values():
-                mapping[n] = old
-        if not mapping:
-            return t
-        return _rename_binder(t, {n: mapping.get(n, n) for n in names})
-    return walk(e)
 
 
 __all__ = ["simplify", "is_zero_backpropagator"]
