@@ -12,7 +12,7 @@ timeout. Measured: wall time, and the child's peak resident memory (`ru_maxrss` 
 os.wait4: the figure `resource.getrusage(RUSAGE_CHILDREN)` reports, but for this child alone rather than
 the largest of all children so far). The growth exponent is the least-squares slope of log(time - t0)
 against log(n), t0 being the time to check a one-line program (interpreter start and prelude; the fastest
-of three), over the sizes that finished and took over 1.5 t0; likewise for memory above the one-line
+of three runs before and two after), over the sizes that finished and took over 1.5 t0; likewise for memory above the one-line
 program's (which includes the ~20 MB of this script, from which the child is forked: Linux counts it in
 the child's ru_maxrss). A linear front end has exponent ~1. On a shared machine, run it twice: the load
 of other processes moves single timings by a factor of two.
@@ -234,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r.peak_mb:.0f} | {_short(r.message)} |", flush=True)
             if r.exit != 0:
                 break  # bigger sizes would only fail the same way, slower
+    # the baseline again: other processes' load moves it, and an inflated t0 hides the growth of small sizes
+    bases += [measure(command, "def main = 1\n", timeout, max_bytes, "baseline", 1) for _ in range(2)]
+    t0, m0 = min(b.seconds for b in bases), min(b.peak_mb for b in bases)
+    print(f"\nBaseline again at the end; fastest of all 5: {t0:.2f} s, {m0:.0f} MB (used for the exponents).")
     print("\n| construct | sizes finished | time exponent | memory exponent | largest finished: time, peak |")
     print("|---|---|---:|---:|---|")
     for name, rs in results.items():
