@@ -462,7 +462,7 @@ SINGULAR = [
     "grad (fun x -> sum (map (fun y -> y * 0.0) [sqrt x, log x])) 0.0",
     "grad (fun x -> exp x * 0.0) 1000.0",
     "grad (fun (x, y) -> sqrt x * y) (0.0, 0.0)",
-    # singular points where they agree today
+    # singular points where the modes agreed already
     "grad (fun x -> log x) 0.0",
     "grad (fun x -> 1.0 / x) 0.0",
     "grad (fun x -> 1.0 / sqrt x) 0.0",
@@ -479,17 +479,6 @@ SINGULAR = [
     "grad (fun x -> x * log x) 0.0",
     "grad (fun x -> snd (sqrt x, x)) 0.0",
 ]
-DISAGREE_TODAY = {
-    SINGULAR[0]: "backprop, naive, symbolic 0.0; forward, tape nan",
-    SINGULAR[1]: "backprop, tape inf; naive, forward, symbolic nan",
-    SINGULAR[2]: "forward, tape nan; the others 0.0",
-    SINGULAR[3]: "forward, tape nan; the others 0.0",
-    SINGULAR[4]: "forward, tape nan; the others 1.0",
-    SINGULAR[5]: "forward, tape nan; the others 0.0",
-    SINGULAR[6]: "forward, tape nan; the others 0.0",
-    SINGULAR[7]: "forward, tape nan; the others 0.0",
-    SINGULAR[8]: "forward (nan, nan): the y component is nan, 0.0 in every other mode",
-}
 
 
 def _ieee(v):
@@ -505,10 +494,10 @@ def _ieee(v):
     return v
 
 
-@pytest.mark.parametrize("expr", [
-    pytest.param(e, marks=pytest.mark.xfail(strict=True, reason=f"issue 19 item 10: {DISAGREE_TODAY[e]}"))
-    if e in DISAGREE_TODAY else e for e in SINGULAR])
+@pytest.mark.parametrize("expr", SINGULAR)
 def test_exact_modes_agree_at_singular_points(expr):
+    """Every exact mode, the same value (item 10: the first nine disagreed before the rule of
+    docs/transforms.md, Zeros and infinities)."""
     values = {mode: _ieee(run(f"def main = {expr}\n", mode)) for mode in EXACT_MODES}
     assert len(set(map(repr, values.values()))) == 1, values
 
