@@ -724,14 +724,14 @@ def test_completion(tmp_path, monkeypatch):
     table = [
         (":", 0, [":" + c.name for c in commands.COMMANDS]),
         (":t", 0, [":type", ":transform", ":time"]),
-        ("  :gr", 2, [":gradcheck"]),
+        ("  :gr", 2, [":gradcheck", ":graph"]),
         (":load mo", 6, ["model.dl", "models/"]),
         (":l models/", 3, ["models/mlp.dl"]),
         (':load "mo', 6, ['"model.dl', '"models/']),
         (":load n", 6, []),                     # only .dl files and directories
         (":mode ba", 6, ["backprop", "backprop-naive"]),
         (":browse p", 8, ["prelude"]),
-        (":help gr", 6, ["gradcheck"]),
+        (":help gr", 6, ["gradcheck", "graph"]),
         (":type my_", 6, ["my_loss"]),
         ("grad my_", 5, ["my_loss"]),
         ("value_and_g", 0, ["value_and_grad"]),

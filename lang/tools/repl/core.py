@@ -149,7 +149,7 @@ def _dispatch(state: State, inp: Input) -> tuple[State, Output]:
     typed = S.typed_expression(state, parsed, source)
     value = S.run(state, typed)
     new = S.bind_it(state, typed, value, inp.name, computed_by=state.machines.machine)
-    return new, Output(f"{show_value(value)} : {show_scheme(typed.ty)}")
+    return new, Output(f"{show_value(value)} : {show_scheme(typed.ty)}", value=True)
 
 
 def _as_typed(e: DlError, inp: Input) -> DlError:
