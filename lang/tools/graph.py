@@ -53,13 +53,21 @@ class Drawing:
     watched: Watch
 
 
+class NoCall(Exception):
+    """The expression makes fewer derivative calls than the one asked for: the message says how many."""
+
+
 def graph(world, typed: c.Expr, what: str, which: int = 1, max_nodes: int = MAX_NODES,
-          budget: float | None = None) -> Drawing | None:
-    """Watch the `which`-th derivative call of `typed` under linear factoring and draw it (None when
-    the expression makes fewer derivative calls)."""
+          budget: float | None = None) -> Drawing:
+    """Watch the `which`-th derivative call of `typed` under linear factoring and draw it."""
     w = watch(world, typed, "backprop", which=which, budget=budget)
     if w.backward is None:
-        return None
+        if w.calls == 0:
+            raise NoCall(no_derivative(what).lstrip("- "))
+        if w.calls < which:
+            raise NoCall(f"`{what}` makes {w.calls} derivative call{'s' if w.calls != 1 else ''}: there is no "
+                         f"call {which}")
+        raise NoCall(f"derivative call {which} of `{what}` made no backward pass (its pullback was never used)")
     size = len(w.backward.records) + len(w.computation.ops if w.computation else ())
     if size > max_nodes:
         raise TooLarge(f"the graph of `{what}` has {size} nodes, more than {max_nodes}: too many to read "
@@ -199,4 +207,4 @@ def svg(dot: str) -> str:
     return done.stdout
 
 
-__all__ = ["graph", "draw", "svg", "naive_calls", "Drawing", "NoGraphviz", "TooLarge", "no_derivative"]
+__all__ = ["graph", "draw", "svg", "naive_calls", "Drawing", "NoCall", "NoGraphviz", "TooLarge"]

@@ -26,7 +26,8 @@ def _fmt(v: Any, kind: str = "") -> str:
     return str(v)
 
 
-def format_table(report: Report) -> str:
+def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The `dl compare` table as cells: its headers and one row of strings per (size, mode)."""
     headers = ["n", "mode", "status", "error", "term", "prims", "apps", "bp_apps", "time s", "memory B",
                "time/primal", "prims/primal", "bp/primal-prims"]
     table = []
@@ -41,22 +42,38 @@ def format_table(report: Report) -> str:
         ])
     if all(r.n is None for r in report.rows):
         headers, table = headers[1:], [row[1:] for row in table]
+    return headers, table
+
+
+EXPONENT_METRICS = ["prims", "apps", "bp_apps", "term", "time", "memory"]
+
+
+def exponent_rows(report: Report) -> list[list[str]]:
+    """The growth exponents of a sweep as cells: one row per mode, a column per EXPONENT_METRICS."""
+    return [[mode] + [f"{slopes[k]:.2f}" if slopes.get(k) is not None else "-" for k in EXPONENT_METRICS]
+            for mode, slopes in report.exponents.items()]
+
+
+def errors(report: Report) -> list[str]:
+    """The reasons of the rows that failed."""
+    return [f"{r.mode}{'' if r.n is None else f' (n={r.n})'}: {r.status}" for r in report.rows
+            if r.status.startswith("error")]
+
+
+def format_table(report: Report) -> str:
+    headers, table = table_rows(report)
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
     lines.append("  ".join("-" * w for w in widths))
     for row in table:
         lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-    errors = [r for r in report.rows if r.status.startswith("error")]
-    for r in errors:
-        lines.append(f"  {r.mode}{'' if r.n is None else f' (n={r.n})'}: {r.status}")
+    lines += [f"  {e}" for e in errors(report)]
     if report.exponents:
         lines.append("")
         lines.append("growth exponents (slope of log cost against log n):")
-        metric_names = ["prims", "apps", "bp_apps", "term", "time", "memory"]
-        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in metric_names))
-        for mode, slopes in report.exponents.items():
-            lines.append("  " + mode.ljust(16) + "".join(
-                (f"{slopes[k]:.2f}" if slopes.get(k) is not None else "-").rjust(10) for k in metric_names))
+        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in EXPONENT_METRICS))
+        for row in exponent_rows(report):
+            lines.append("  " + row[0].ljust(16) + "".join(cell.rjust(10) for cell in row[1:]))
     return "\n".join(lines)
 
 

@@ -19,8 +19,8 @@ from typing import Any, Callable
 from ...model import core as c
 from ...model import syntax as s
 from ..compare import compare, max_relative_error, parse_sweep
-from ..graph import TooLarge, graph
-from ..stepper import no_derivative, show_transcript, step
+from ..graph import NoCall, TooLarge, graph
+from ..stepper import show_transcript, step
 from ..report import format_counters, format_table
 from ..workbench import default_instance, show_transform, show_unrolled, show_untransformed, unroll
 from ...back.deep import Timeout, run_deep
@@ -466,10 +466,10 @@ def cmd_graph(state: State, arg: Argument) -> tuple[State, Output]:
         drawing = graph(state.world, typed, what, budget=BUDGET)
     except TooLarge as err:
         return state, Output(str(err), error=True)
+    except NoCall as err:
+        return state, Output(f"-- {err}")
     except Timeout:
         return state, Output(f"-- `{_clip(what, 60)}` did not finish within {BUDGET:g} s", error=True)
-    if drawing is None:
-        return state, Output(no_derivative(what))
     head = "// render it with Graphviz: dot -Tsvg -o graph.svg (dl graph FILE -o graph.svg does it for a file)"
     return state, Output(head + "\n" + drawing.dot.rstrip(), rich=drawing)
 
