@@ -91,7 +91,7 @@ def naive_rows(p: Pass) -> list[tuple[str, ...]]:
     if p.runs > MAX_ROWS:
         rows.append(("...", "", "", f"{p.runs - MAX_ROWS} more calls"))
     for k in range(n):
-        rows.append(("sink", bp_name(k, n), show_number(p.gradient[k]), f"{_calls(len(p.sink_calls[k]))} added"))
+        rows.append(("sink", bp_name(k, n), show_number(p.gradient[k]), f"{_calls(p.sink_counts[k])} added"))
     return rows
 
 

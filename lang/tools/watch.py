@@ -30,10 +30,11 @@ the rest are counted.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..back.deep import run_deep
+from ..back.deep import Timeout, run_deep
 from ..back.linear import GENERIC, Factoring, Naive
 from ..back.machine import Machine
 from ..model import core as c
@@ -102,7 +103,8 @@ class Pass:
     n_sinks: int = 0
     seeds: list = field(default_factory=list)
     steps: list = field(default_factory=list)
-    sink_calls: list = field(default_factory=list)   # per sink, the calls that reached it
+    sink_calls: list = field(default_factory=list)   # per sink, the calls that reached it (logged ones)
+    sink_counts: list = field(default_factory=list)  # per sink, how many calls reached it
     gradient: list = field(default_factory=list)     # what reached each sink, summed
     unlogged: int = 0                                # steps past LIMIT, counted only
 
@@ -149,6 +151,7 @@ class WatchedFactoring(Factoring):
         self.pending, self.current = {}, None
         out = super().backward(records, seeds, n_sinks)   # seeds through contribute, then _sweep
         log.sink_calls = [self.pending.get(k, []) for k in range(n_sinks)]
+        log.sink_counts = [len(x) for x in log.sink_calls]
         log.gradient = list(out)
         return out
 
@@ -182,13 +185,18 @@ class WatchedFactoring(Factoring):
 
 
 class WatchedNaive(Naive):
-    """Naive application, logging every call as it runs, with its depth in the call tree."""
+    """Naive application, logging every call as it runs, with its depth in the call tree.
+
+    Past LIMIT calls it only counts, and looks at the clock every 4096 calls: a run past `deadline`
+    stops with Timeout (it does not rely on run_deep's budget alone, whose exception a finalizer
+    running at that moment would swallow)."""
 
     def __init__(self, counters):
         super().__init__(counters, counting=False)
         self.log: Pass | None = None
         self.caller: int | None = None
         self.depth = 0
+        self.deadline: float | None = None
 
     def backward(self, records: list, seeds: list, n_sinks: int) -> list:
         log = self.log
@@ -196,6 +204,7 @@ class WatchedNaive(Naive):
             return super().backward(records, seeds, n_sinks)
         log.records, log.n_sinks, log.seeds = list(records), n_sinks, list(seeds)
         log.sink_calls = [[] for _ in range(n_sinks)]
+        log.sink_counts = [0] * n_sinks
         self.caller, self.depth = None, 0
         out = super().backward(records, seeds, n_sinks)
         log.gradient = list(out)
@@ -205,13 +214,18 @@ class WatchedNaive(Naive):
         log = self.log
         if log is None:
             return super().run(p, ct)
-        call = Call(self.caller, p, ct)
-        if len(log.steps) < LIMIT:
+        logged = len(log.steps) < LIMIT
+        if logged:
+            call = Call(self.caller, p, ct)
             log.steps.append(Step(p, ct, (call,), self.depth))
+            if p < log.n_sinks:
+                log.sink_calls[p].append(call)
         else:
             log.unlogged += 1
+            if log.unlogged & 0xFFF == 0 and self.deadline is not None and time.monotonic() > self.deadline:
+                raise Timeout
         if p < log.n_sinks:
-            log.sink_calls[p].append(call)
+            log.sink_counts[p] += 1
         caller, self.caller = self.caller, p
         self.depth += 1
         try:
@@ -271,10 +285,11 @@ class WatchedReverse(Reverse):
     """←D on a watched backend: the `watch.which`-th derivative call is watched (its computation graph
     drawn first, its first backward pass logged); every other call runs unlogged."""
 
-    def __init__(self, name: str, watch: Watch, which: int):
+    def __init__(self, name: str, watch: Watch, which: int, deadline: float | None = None):
         super().__init__(name, lambda counters, counting: BACKENDS[name](counters))
         self.watch = watch
         self.which = which
+        self.deadline = deadline
 
     def vjp(self, kernel, f, x, in_t, out_t):
         watch = self.watch
@@ -289,6 +304,7 @@ class WatchedReverse(Reverse):
             if watch.backward is not None:  # a pullback used again: only its first pass is kept
                 return pullback(u)
             backend.log = watch.backward = Pass(self.name)
+            backend.deadline = self.deadline
             try:
                 return pullback(u)
             finally:
@@ -312,7 +328,8 @@ def watch(world, typed: c.Expr, mode: str = "backprop", which: int = 1, budget: 
     if mode not in BACKENDS:
         raise ValueError(f"only {' and '.join(BACKENDS)} can be watched, not {mode}")
     seen = Watch(mode)
-    machine = Machine(world, WatchedMode(mode, WatchedReverse(mode, seen, which)))
+    deadline = None if budget is None else time.monotonic() + budget
+    machine = Machine(world, WatchedMode(mode, WatchedReverse(mode, seen, which, deadline)))
     seen.value = run_deep(lambda: machine.compile_expression(typed)(), budget=budget)
     return seen
 
