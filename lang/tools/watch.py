@@ -1,4 +1,4 @@
-"""Watching a derivative call: the data that `dl graph`, `:graph` and `:step` draw (docs/reference.md §11).
+"""Watching a derivative call: the data that `dl graph`, `:graph` and `:step` draw (docs/reference.md §15).
 
 An expression is run once on a machine whose reverse runtime records on a
 *watched* backend: a subclass of Factoring or Naive (lang/back/linear.py)

@@ -432,7 +432,7 @@ def _numbers(v: Any) -> list[float]:
     return []
 
 
-# ---- sweeps, graphs and the stepper (docs/reference.md §11) ----------------------------
+# ---- sweeps, graphs and the stepper (docs/reference.md §15) ----------------------------
 
 
 def cmd_sweep(state: State, arg: Argument) -> tuple[State, Output]:
