@@ -12,6 +12,7 @@ Needs the [jupyter] extra (CI installs it, .ci/run); without it the module is sk
 from __future__ import annotations
 
 import json
+import time
 import os
 import shutil
 import subprocess
@@ -162,3 +163,17 @@ class TestSession(jkt.KernelTests):
         reply = self.get_non_kernel_info_reply(timeout=20)
         assert reply["content"]["matches"] == ["my_long_name"]
         assert reply["content"]["cursor_start"] == len(code) - len("my_lo")
+
+    def test_interrupt_stops_the_evaluation_and_the_session_goes_on(self) -> None:
+        """Jupyter's interrupt is Ctrl-C: naive repeated squaring at n = 40 (2^41 calls) is stopped."""
+        self.flush_channels()
+        self.outputs("def sqs n x = if n == 0 then x else sqs (n - 1) (x * x)\n:mode backprop-naive")
+        msg_id = self.kc.execute("grad (sqs 40) 1.0")
+        time.sleep(2.0)
+        self.km.interrupt_kernel()
+        reply = self.kc.get_shell_msg(timeout=60)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error" and reply["content"]["evalue"] == "interrupted"
+        reply, msgs = self.outputs(":mode backprop\ngrad (sqs 40) 1.0")
+        [result] = [m for m in msgs if m["msg_type"] == "execute_result"]
+        assert result["content"]["data"]["text/plain"] == f"{2.0 ** 40} : Real"

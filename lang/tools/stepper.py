@@ -126,7 +126,8 @@ def preamble(t: Transcript) -> list[str]:
     if names:
         ops = ", ".join(f"{bp_name(k, p.n_sinks)} of {names[k]}" for k in sorted(names)[:8])
         lines.append(f"-- backpropagators: {ops}{', ...' if len(names) > 8 else ''}; "
-                     f"{', '.join(bp_name(k, p.n_sinks) for k in range(p.n_sinks))}: the inputs' sinks")
+                     f"{', '.join(bp_name(k, p.n_sinks) for k in range(p.n_sinks))}: "
+                     + ("the input's sink" if p.n_sinks == 1 else "the inputs' sinks"))
     elif w.computation is not None and w.computation.refused:
         lines.append(f"-- (no operation names: the computation graph is not available: {w.computation.refused})")
     lines.append("-- seeds: " + ", ".join(f"{bp_name(k, p.n_sinks)} called on {show_number(v)}" for k, v in p.seeds))
