@@ -128,7 +128,7 @@ def test_too_large_and_no_call() -> None:
     with pytest.raises(TooLarge, match="401 nodes, more than 150"):
         graph(world, typed, "big")
     world, typed = _typed("1.0 + 2.0", "")
-    with pytest.raises(NoCall, match="makes no derivative call"):
+    with pytest.raises(NoCall, match="makes no reverse-mode derivative call"):
         graph(world, typed, "x")
     world, typed = _typed("(grad sin 1.0, grad cos 1.0)", "")
     with pytest.raises(NoCall, match="makes 2 derivative calls: there is no call 3"):
@@ -147,7 +147,7 @@ def test_graph_command() -> None:
     _, out = execute(state, ":graph grad (squarings 300) 1.0")
     assert out.error and "too many to read" in out.text
     _, out = execute(state, ":graph squarings")
-    assert not out.error and "makes no derivative call" in out.text
+    assert not out.error and "makes no reverse-mode derivative call" in out.text
 
 
 @needs_dot

@@ -206,7 +206,7 @@ def test_step_command_and_cli() -> None:
     assert not out.error and out.rich is not None
     assert "backprop-naive: 7 calls (sinks included)" in out.text
     _, out = execute(state, ":step 1.0 + 2.0")
-    assert out.text.startswith("-- `1.0 + 2.0` makes no derivative call") and out.rich is None
+    assert out.text.startswith("-- `1.0 + 2.0` makes no reverse-mode derivative call") and out.rich is None
     _, out = execute(state, ":step grad (squarings 2) true")
     assert out.error and "type error" in out.text
     code, stdout, _ = cli("step", str(ROOT / "examples" / "sharing.dl"), "3")

@@ -154,8 +154,8 @@ def show_transcript(t: Transcript) -> str:
 
 
 def no_derivative(what: str) -> str:
-    """What :step and :graph say about an expression that makes no derivative call."""
-    return (f"-- `{what}` makes no derivative call (grad, value_and_grad, vjp): there is no backward pass "
+    """What :step and :graph say about an expression that makes no reverse-mode derivative call."""
+    return (f"-- `{what}` makes no reverse-mode derivative call (grad, value_and_grad, vjp): there is no backward pass "
             "to show; try e.g. grad f 1.0")
 
 
