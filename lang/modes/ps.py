@@ -277,6 +277,20 @@ class PSGen(Gen):
         fn = getattr(self.compiler.algebra, e.op)
         args = [self.atom(a, ind) for a in e.args]
         v = self.local()
+        if e.op in ("back", "backenv"):  # written in place: a deep backward pass needs no extra Python frames
+            k = e.args[0].value if e.op == "back" else 1
+            bp, ct = args[-2:]
+            zeros = ZERO if k == 1 else (ZERO,) * k
+            self.line(ind, f"if {ct}.__class__ is {self.const(Zero)}: {v} = {self.const(zeros)}")
+            self.line(ind, "else:")
+            if e.op == "back":
+                self.line(ind + 1, f"if {bp}.__class__ is _Fun:")
+                self.count(ind + 2, "bp_run")
+                self.line(ind + 2, f"{v} = {bp}.body({bp}.captured, {ct})")
+                self.line(ind + 1, f"else: {v} = {bp}({ct})")
+            else:
+                self.line(ind + 1, f"{v} = {bp}.body({bp}.captured, {ct})")
+            return v
         self.line(ind, f"{v} = {self.const(fn)}({', '.join(args)})")
         return v
 

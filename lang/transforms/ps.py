@@ -237,14 +237,15 @@ class PS:
         return self.named(e, blk, env, hint)
 
     def captured(self, lam: c.Expr, env: dict) -> list[str]:
-        """The target variables a λ captures (its Env's slots, in this order): its free locals, renamed."""
+        """The target variables a λ captures that have sensitivities (its Env's slots, in this order): its free
+        locals, renamed, without those of types that carry no reals (Int, Bool, Unit)."""
         out = []
         for key in sorted(c.free_locals(lam)):
             a = env.get(key)
             if a is None:
                 a = c.Var(*key)
                 self.types.setdefault(key[0], _type_of_free(lam, key))
-            if isinstance(a, c.Var) and a.name not in out:
+            if isinstance(a, c.Var) and a.name not in out and carries_reals(self.types.get(a.name, REAL)):
                 out.append(a.name)
         return sorted(out)
 
