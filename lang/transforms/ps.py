@@ -326,7 +326,7 @@ class PS:
             captured = self.captured(e, env)
         x = self.name(e.param, prune(e.ty).arg)
         blk = Block()
-        z = self.anf(e.body, blk, {**env, (e.param, ()): self.var(x)})
+        z = self.anf(e.body, blk, {**env, (e.param, ()): self.var(x)}, "y")
         result_t = prune(e.ty).result
         z_bar, state, lets = self.reverse(blk, z, result_t)
         slots = [state.get(v) or zero() for v in captured]
