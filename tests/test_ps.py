@@ -19,6 +19,7 @@ from lang.transforms.ps import p_type, s_type
 from lang.transforms.read import parse_target
 from lang.tools.repl.core import execute, new_state
 from lang.tools.workbench import language, transform_term
+from test_delta import DEFS, FUNCTIONS as SHARED_FUNCTIONS
 
 SHARING = (ROOT / "examples" / "sharing.dl").read_text()
 BENCH = ROOT / "benchmarks" / "ps"
@@ -93,18 +94,7 @@ def test_a_program_cannot_write_the_target_language(tmp_dl):
 
 # ---- gradients of every kind of function value and structural built-in ---------------------------
 
-FUNCTIONS = [  # with the derivative by hand
-    ("grad sin 1.0", math.cos(1.0)),                                         # a primitive
-    ("grad (pow 2.0) 3.0", 2.0 ** 3.0 * math.log(2.0)),                      # a primitive, partially applied
-    ("grad sum [1.0, 2.0, 3.0]", [1.0, 1.0, 1.0]),                           # a prelude function
-    ("let c = 2.5 in grad (fun x -> c * sin x) 0.3", 2.5 * math.cos(0.3)),   # a closure over a real
-    ("grad (f 2.0) 1.5", 2.0 * 2 * 1.5),                                     # a global, partially applied
-    ("grad (compose exp sin) 0.2", math.exp(math.sin(0.2)) * math.cos(0.2)),  # a closure made by a global
-    ("grad ((*) 3.0) 2.0", 3.0),                                             # an operator section
-    ("grad (fun x -> let rec p n = if n == 0 then 1.0 else x * p (n - 1) in p 5) 2.0", 5 * 2.0 ** 4),
-    ("let (y, pb) = vjp (fun x -> (x * x, [x, sin x])) 2.0 in (y, pb (1.0, [1.0, 2.0]))",
-     ((4.0, [2.0, math.sin(2.0)]), 2 * 2.0 + 1.0 + 2.0 * math.cos(2.0))),
-    ("value_and_grad (fun (x, n) -> x * float n) (2.0, 3)", (6.0, (3.0, 0))),
+FUNCTIONS = SHARED_FUNCTIONS + [  # every kind of function value (test_delta.py's table), and the structural rules
     # fold: d/dxi of x0 x1 x2 is the product of the others
     ("grad (fun xs -> fold (fun a x -> a * x) 1.0 xs) [2.0, 3.0, 4.0]", [12.0, 8.0, 6.0]),
     # sum_i x_i x_(n-1-i): 2 x_(n-1-i)
@@ -120,7 +110,6 @@ FUNCTIONS = [  # with the derivative by hand
     # a closure chosen by `if`: x * x + x
     ("grad (fun x -> let g = if x > 0.0 then (fun y -> y * x) else (fun y -> y) in g x + g 1.0) 3.0", 7.0),
 ]
-DEFS = "def f a x = a * x * x\ndef compose g h x = g (h x)\n"
 
 
 @pytest.mark.parametrize("expr,expected", FUNCTIONS, ids=[e for e, _ in FUNCTIONS])
