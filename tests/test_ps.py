@@ -227,3 +227,11 @@ def test_compare_growth_exponents_on_sharing():
     bp = {(r.mode, r.n): r.metrics["bp_apps"] for r in report.rows}
     assert [bp[("ps", n)] for n in (4, 8, 16)] == [9, 17, 33]  # 2n + 1 (test_counters_on_repeated_squaring)
     assert 0.9 <= report.exponents["ps"]["bp_apps"] <= 1.0
+
+
+def test_a_pullback_inside_a_differentiated_function_is_refused(tmp_dl):
+    path = tmp_dl("pb.dl", "def main = let (y, pb) = vjp sin 1.0 in grad (fun x -> x * pb 1.0) 2.0\n")
+    code, _, err = cli("run", path, "--mode", "ps")
+    d = diagnostic(err)
+    assert code == 1 and (d["kind"], d["line"], d["col"]) == ("runtime", 1, 41)
+    assert d["message"].startswith("nested differentiation") and "ps" in d["message"]
