@@ -275,8 +275,18 @@ class PSGen(Gen):
         if e.op == "szero":
             return self.const(ZERO)
         fn = getattr(self.compiler.algebra, e.op)
+        if not self.counting and e.op == "rho":  # uncounted runs (dl run, timings): the reals' case in place
+            return self._rho(e, ind)
         args = [self.atom(a, ind) for a in e.args]
         v = self.local()
+        if not self.counting and e.op == "oplus":
+            a, b = args
+            zero = self.const(Zero)
+            self.line(ind, f"if {a}.__class__ is {zero}: {v} = {b}")
+            self.line(ind, f"elif {b}.__class__ is {zero}: {v} = {a}")
+            self.line(ind, f"elif {a}.__class__ is float: {v} = {a} + {b}")
+            self.line(ind, f"else: {v} = {self.const(fn)}({a}, {b})")
+            return v
         if e.op in ("back", "backenv"):  # written in place: a deep backward pass needs no extra Python frames
             k = e.args[0].value if e.op == "back" else 1
             bp, ct = args[-2:]
@@ -292,6 +302,20 @@ class PSGen(Gen):
                 self.line(ind + 1, f"{v} = {bp}.body({bp}.captured, {ct})")
             return v
         self.line(ind, f"{v} = {self.const(fn)}({', '.join(args)})")
+        return v
+
+    def _rho(self, e: c.Prim, ind: int) -> str:
+        """rho ct ∂ / rho ct (∂1, ..., ∂k) in place: zeros when ct is zero, else each ∂ times ct."""
+        ct_e, partials = e.args
+        items = partials.items if isinstance(partials, c.Tuple) else (partials,)
+        ct = self.atom(ct_e, ind)
+        ds = [self.atom(d, ind) for d in items]
+        v = self.local()
+        zeros = ZERO if len(ds) == 1 and not isinstance(partials, c.Tuple) else (ZERO,) * len(ds)
+        products = [f"{d} * {ct}" for d in ds]
+        value = products[0] if not isinstance(partials, c.Tuple) else "(" + ", ".join(products) + ",)"
+        self.line(ind, f"if {ct}.__class__ is {self.const(Zero)}: {v} = {self.const(zeros)}")
+        self.line(ind, f"else: {v} = {value}")
         return v
 
 
