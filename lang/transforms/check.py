@@ -27,7 +27,7 @@ from ..model import core as c
 from ..model import syntax as s
 from ..model.errors import DlError
 from ..model.primitives import Primitive
-from ..model.types import D, TARGET_TYPES, Scheme, TNeg, TVar, Type, free_vars, show_scheme, substitute
+from ..model.types import D, TARGET_TYPES, Scheme, TFun, TNeg, TVar, Type, free_vars, prune, show_scheme, substitute
 
 
 class TransformBug(AssertionError):
@@ -92,7 +92,17 @@ class TargetInferencer(Inferencer):
         if prim.kind != "ad":
             return prim.scheme
         free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
-        return Scheme(tuple(free.values()), self.lang.d_type(substitute(prim.scheme.body, free)))
+        return Scheme(tuple(free.values()), ad_type(substitute(prim.scheme.body, free), self.lang.d_type))
+
+
+def ad_type(t: Type, d_type: Callable[[Type], Type]) -> Type:
+    """A differentiation primitive in a target language: each argument and the result transformed, the
+    primitive still applied to all its arguments at once (for →D and ←D the same as transforming the
+    whole arrow; for chad, whose functions return pairs, not)."""
+    t = prune(t)
+    if isinstance(t, TFun):
+        return TFun(d_type(t.arg), ad_type(t.result, d_type))
+    return d_type(t)
 
 
 def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) -> Type:
