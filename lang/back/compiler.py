@@ -179,6 +179,12 @@ class Compiler:
             if isinstance(found, Cell) and found.force is not None:
                 found.v = UNSET
 
+    def lifted_partial(self, code: Code) -> Code:
+        """The code of a partial application `f a1 .. ak` of the language below, lifted into this one (its
+        captured values, f and the arguments, lifted by the kernel): the same code wherever this language
+        calls functions as the one below does; a target with another calling convention overrides it."""
+        return code
+
     def prelude_source(self):
         """The prelude's Source, as its definitions' spans name it (a cached prelude keeps the path it
         was first loaded from), or None."""

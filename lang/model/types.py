@@ -2,6 +2,7 @@
 
     T ::= Real | Int | Bool | Unit | T -> T | T * T * ... | [T] | 'a      (source, docs/reference.md §4)
         | ~T | d                                                         (target, docs/transforms.md, Notation: the target language)
+        | Staged | ID | Supply | Contrib                                   (target of the dualrev stages)
 
 A type variable carries a *constraint level*, a chain of classes where each
 implies the ones before it:
@@ -66,9 +67,12 @@ Type = TCon | TFun | TTuple | TList | TNeg | TVar
 
 REAL, INT, BOOL, UNIT, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("d")
 BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT)}
+# The dual-numbers stages (docs/transforms.md, dualrev): pending backpropagator calls, the identity of a
+# real, the state of the identity supply, and a defunctionalised backpropagator.
+STAGED, ID, SUPPLY, CONTRIB = TCon("Staged"), TCon("ID"), TCon("Supply"), TCon("Contrib")
 # Types of the transforms' target languages only, by the name they print with (d, the answer type of
 # backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
-TARGET_TYPES = {t.name: t for t in (D,)}
+TARGET_TYPES = {t.name: t for t in (D, STAGED, ID, SUPPLY, CONTRIB)}
 
 
 def fun(*types: Type) -> Type:
