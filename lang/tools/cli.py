@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (docs/transforms.md)")
     cmp_.add_argument("file")
     cmp_.add_argument("--sweep", type=_sweep, default=None, help="n=10,100,1000: run `main n` for each n")
-    cmp_.add_argument("--modes", type=_modes, default=None, help="comma-separated modes (default: all but the intermediate dualrev stages)")
+    cmp_.add_argument("--modes", type=_modes, default=None,
+                      help="comma-separated modes (default: all but the intermediate dualrev stages)")
     cmp_.add_argument("--format", choices=("table", "csv", "json"), default="table")
     cmp_.add_argument("--plot", type=_plot_path, default=None, help="write a log-log plot to this PNG (needs matplotlib)")
     cmp_.add_argument("--budget", type=_seconds, default=20.0, help="seconds per mode and size before `timeout`")

@@ -47,7 +47,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..model import core as c
-from ..model.types import D, REAL, STAGED, TFun, TList, TNeg, TTuple, Type, prune, resolve
+from ..model.types import D, REAL, STAGED, TFun, TList, TNeg, TTuple, TVar, Type, prune, resolve
 from .backprop import BACKPROP
 from .check import TransformBug, linear_real
 from .common import TermTransform, variables_of
@@ -201,11 +201,20 @@ def check_backpropagators(typed: c.Expr) -> None:
             ty = resolve(t.ty)
             if ty == BP_STAGED:
                 _staged_body(t.body, t.param)
-            elif ty == BP_CAYLEY:
+            elif _cayley_type(ty):
                 if not isinstance(t.body, c.Lam):
                     raise TransformBug("a Cayley backpropagator does not take the accumulator")
                 _cayley_body(t.body.body, t.param, t.body.param)
         stack.extend(c.children(t))
+
+
+def _cayley_type(t: Type) -> bool:
+    """Real -> Staged -> Staged, or Real -> 'a -> Staged: a body that never passes its accumulator on
+    leaves the accumulator's type free, and must still be caught."""
+    match t:
+        case TFun(a, TFun(acc, r)):
+            return a == REAL and r == STAGED and (acc == STAGED or isinstance(acc, TVar))
+    return False
 
 
 def _mentions(e: c.Expr, name: str) -> bool:

@@ -136,15 +136,26 @@ class StatePassing:
         run = c.Lam(s, self.thread(e, c.Var(s, ty=SUPPLY), None, {}, scope), ty=TFun(SUPPLY, _pair(self.type(e.ty))))
         return c.Prim("runConst", (run,), ty=self.type(e.ty), span=e.span)
 
-    def lam(self, e: c.Lam, env: Env, scope: frozenset) -> c.Lam:
-        """fun x -> t  ->  fun x s -> D[s, t]: a function takes the supply after its argument."""
+    def lam(self, e: c.Lam, env: Env, scope: frozenset, waiting: tuple = ()) -> c.Lam:
+        """fun x -> t  ->  fun x s -> D[s, t]: a function takes the supply after its argument. The reals
+        among the parameters of `fun x y -> t` are taken apart where t starts (so that the curried
+        function stays `fun x s -> (fun y s1 -> .., s)`, the shape the compiler writes as one loop body)."""
         s = self.own("s")
         key = (e.param, ())
-        inner = {k: v for k, v in env.items() if k != key}
+        env2 = {k: v for k, v in env.items() if k != key}
         scope2 = scope | {e.param}
-        body = self.unpack(key, e.param, prune(e.ty).arg, e.body, inner,
-                           lambda env2: self.thread(e.body, c.Var(s, ty=SUPPLY), None, env2, scope2))
+        params = (*waiting, (key, prune(e.ty).arg))
         ty = self.type(e.ty)
+        if isinstance(e.body, c.Lam):   # (fun y s1 -> .., s)
+            inner = self.lam(e.body, env2, scope2, params)
+            body: c.Expr = c.Tuple((inner, c.Var(s, ty=SUPPLY)), ty=ty.result.result)
+        else:
+            def unpack(i: int, env3: Env) -> c.Expr:
+                if i == len(params):
+                    return self.thread(e.body, c.Var(s, ty=SUPPLY), None, env3, scope2)
+                (k, t) = params[i]
+                return self.unpack(k, k[0], t, e.body, env3, lambda env4: unpack(i + 1, env4))
+            body = unpack(0, env2)
         return c.Lam(e.param, c.Lam(s, body, ty=ty.result), origin=e.origin or e, ty=ty, span=e.span)
 
     def unpack(self, key: tuple, name: str, ty: Type, scope_body: c.Expr, env: Env, rest) -> c.Expr:
