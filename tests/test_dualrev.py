@@ -26,8 +26,7 @@ from lang.model.types import REAL, SUPPLY, TFun, TTuple, show_scheme
 from lang.modes.table import compared, listed
 from lang.tools.workbench import language, transform_term
 from lang.transforms.check import TransformBug, check
-from lang.transforms.dualrev import check_backpropagators
-from lang.transforms.dualrev_ids import check_supply
+from lang.transforms.dualrev import check_backpropagators, check_supply
 from lang.transforms.read import parse_target
 
 STAGES = ["dualrev-staged", "dualrev-cayley", "dualrev-ids", "dualrev-defun", "dualrev"]
@@ -120,12 +119,13 @@ def test_repeated_squaring_runs_each_body_once_from_stage_1_on(mode, n):
     the sink receives two (as in backprop). Forward: n + 1 comparisons, n subtractions, n products, n
     partial pairs that are variables (no primitive), and grad: 3n + 2 prims; n + 1 applications of
     squarings and the one of `squarings n` in main. Stage 1 merges each body's result into the pending
-    calls (1 entry) after plusS moved 1: 2n map_unions; stages 3-4 push and pop each ID once: 2n map_ops."""
+    calls (1 entry) after plusS moved 1: 2n map_unions; stages 3-4 push and pop each ID once: 2n map_ops,
+    on a heap that never holds more than one ID (depth 1 each time: 2n map_depth)."""
     got = counters(SHARING, mode, [str(n)])
     want = {"prims": 3 * n + 2, "betas": n + 2, "bp_created": n, "bp_run": n, "merges": n,
             "sink_updates": 1 if mode == "dualrev-staged" else 2, "peak_pending": 1}
-    want.update({"dualrev-staged": {"map_unions": 2 * n}, "dualrev-ids": {"map_ops": 2 * n},
-                 "dualrev-defun": {"map_ops": 2 * n}}.get(mode, {}))
+    by_id = {"map_ops": 2 * n, "map_depth": 2 * n}
+    want.update({"dualrev-staged": {"map_unions": 2 * n}, "dualrev-ids": by_id, "dualrev-defun": by_id}.get(mode, {}))
     assert got == want
 
 
@@ -142,13 +142,14 @@ def test_a_value_reached_by_a_short_and_a_long_path(mode):
     (y's sink: 2, merged with the first): five bodies. prims: grad, three sin, one product, and the
     three partials cos: 8, except that stages 1-2 compute cos y inside U's body, which runs twice: 9.
     Stage 1 moves 7 entries (plusS in R: 1; the bodies' results: 2 + 1 + 1 + 1 + 1); stages 3-4 push
-    R, U, V2, V1 and pop them: 8 map operations."""
+    R, U, V2, V1 and pop them: 8 map operations, at heap depths push R 1, pop R 1, push U 1, push V2 2,
+    pop V2 2, push V1 2, pop V1 2, pop U 1: 12."""
     got = counters(DIAMOND, mode)
     oldest_first = mode in ("dualrev-staged", "dualrev-cayley")
     want = {"prims": 9 if oldest_first else 8, "betas": 0, "bp_created": 4, "bp_run": 5 if oldest_first else 4,
             "merges": 1, "sink_updates": 2 if oldest_first else 1, "peak_pending": 2}
-    want.update({"dualrev-staged": {"map_unions": 7}, "dualrev-ids": {"map_ops": 8},
-                 "dualrev-defun": {"map_ops": 8}}.get(mode, {}))
+    by_id = {"map_ops": 8, "map_depth": 12}
+    want.update({"dualrev-staged": {"map_unions": 7}, "dualrev-ids": by_id, "dualrev-defun": by_id}.get(mode, {}))
     assert got == want
     y = 0.5  # d/dy sin y * sin (sin (sin y))
     u, v1 = math.sin(y), math.sin(math.sin(y))
@@ -310,3 +311,14 @@ def test_stage_3_and_4_types():
         t = get(mode).load_transform().type(e.ty)
         assert isinstance(t, TFun) and isinstance(t.result, TFun) and t.result.arg == SUPPLY
         assert isinstance(t.result.result, TTuple) and t.result.result.items[1] == SUPPLY
+
+
+@pytest.mark.parametrize("mode", STAGES)
+def test_an_error_inside_a_prelude_function_is_reported_at_the_programs_call(mode):
+    """chunks takes two arguments: from stage 3 on its body runs in the call `applyI (chunks 0 s) xs`, which
+    must point the error at the program's call as the first call would."""
+    with pytest.raises(DlError) as e:
+        run("def main = grad (fun x -> sum (concat (chunks 0 [x]))) 2.0", mode)
+    assert e.value.kind == "runtime" and "division by zero" in e.value.message
+    assert (e.value.span.line, e.value.span.col) == (1, 40)
+    assert any("raised inside the prelude's `chunks`" in note for note in e.value.notes)

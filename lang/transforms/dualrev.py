@@ -47,11 +47,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..model import core as c
-from ..model.types import D, REAL, STAGED, TFun, TList, TNeg, TTuple, TVar, Type, prune, resolve
+from ..model.types import D, REAL, STAGED, SUPPLY, TFun, TList, TNeg, TTuple, TVar, Type, prune, resolve
 from .backprop import BACKPROP
 from .check import TransformBug, linear_real
 from .common import TermTransform, variables_of
-from .dualrev_ids import BP_CAYLEY, check_supply, ids_transform
+from .dualrev_ids import BP_CAYLEY, ids_transform
 from .simplify import simplify as simplify_backprop
 
 BP_STAGED = TFun(REAL, STAGED)   # stage 1: a backpropagator returns the calls it stages
@@ -260,10 +260,62 @@ def _cayley_body(t: c.Expr, a: str, acc: str) -> None:
                                    f"(found {type(t).__name__})")
 
 
+# ---- the supply's discipline (TermTransform.checks) ---------------------------------------------------
+
+
+def check_supply(typed: c.Expr) -> None:
+    """Every supply is used exactly once on every path: the program threads it, never drops or copies it
+    (an ID handed out twice would merge two reals' adjoints), and no closure captures one."""
+    stack = [typed]
+    while stack:
+        t = stack.pop()
+        match t:
+            case c.Lam(param, body) if _is_supply(prune(t.ty).arg if t.ty is not None else None):
+                _once(param, body)
+            case c.LetTuple(names, bound, body) if bound.ty is not None and isinstance(prune(bound.ty), TTuple):
+                for n, part in zip(names, prune(bound.ty).items):
+                    if _is_supply(part):
+                        _once(n, body)
+        stack.extend(c.children(t))
+
+
+def _is_supply(t: Type | None) -> bool:
+    return t is not None and resolve(t) == SUPPLY
+
+
+def _once(name: str, body: c.Expr) -> None:
+    n = _uses(name, body)
+    if n != 1:
+        raise TransformBug(f"the supply `{name}` is used {n} times (it must be threaded: used exactly once)")
+
+
+def _uses(name: str, e: c.Expr) -> int:
+    """How often `name` is used on any path through `e` (the same on every path, or a TransformBug)."""
+    match e:
+        case c.Var(n, inst):
+            return 1 if n == name and not inst else 0
+        case c.Lam(param, body):
+            if param != name and (name, ()) in c.free_locals(body):
+                raise TransformBug(f"a closure captures the supply `{name}`")
+            return 0
+        case c.Let(n, bound, body, inst):
+            return _uses(name, bound) + (0 if n == name and not inst else _uses(name, body))
+        case c.LetRec(n, bound, body):
+            return 0 if n == name else _uses(name, bound) + _uses(name, body)
+        case c.LetTuple(names, bound, body):
+            return _uses(name, bound) + (0 if name in names else _uses(name, body))
+        case c.If(cond, then, else_):
+            a, b = _uses(name, then), _uses(name, else_)
+            if a != b:
+                raise TransformBug(f"the supply `{name}` is used {a} times in one branch of an if, {b} in the other")
+            return _uses(name, cond) + a
+    return sum(_uses(name, t) for t in c.children(e))
+
+
 STAGED_TRANSFORM = staged_transform(cayley=False)
 CAYLEY_TRANSFORM = staged_transform(cayley=True)
 IDS_TRANSFORM = ids_transform(defun=False, checks=(check_backpropagators, check_supply))
 DEFUN_TRANSFORM = ids_transform(defun=True, checks=(check_supply,))
 
 __all__ = ["STAGED_TRANSFORM", "CAYLEY_TRANSFORM", "IDS_TRANSFORM", "DEFUN_TRANSFORM", "BP_STAGED", "BP_CAYLEY",
-           "STAGING", "Lowering", "check_backpropagators"]
+           "STAGING", "Lowering", "check_backpropagators", "check_supply"]

@@ -47,9 +47,7 @@ from typing import Callable
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, Primitive
-from ..model.types import (BOOL, CONTRIB, ID, INT, REAL, STAGED, SUPPLY, TFun, TList, TNeg, TTuple, Type, prune,
-                           resolve)
-from .check import TransformBug
+from ..model.types import CONTRIB, ID, REAL, STAGED, SUPPLY, TFun, TList, TNeg, TTuple, Type, prune
 from .common import TermTransform, closed, scale, variables_of
 
 BP_CAYLEY = TFun(REAL, TFun(STAGED, STAGED))  # stages 2-3: a backpropagator adds its calls to the pending ones
@@ -310,7 +308,7 @@ class StatePassing:
     # ---- application
     def application(self, e: c.App, s, k, env, scope, hint) -> c.Expr:
         """f u1 .. un: the head and the arguments in order, then the call, one argument at a time."""
-        head, args = _spine(e)
+        head, args = c.spine(e)
         ty = self.type(e.ty)
 
         def call(vs: list, s1: c.Expr) -> c.Expr:
@@ -436,14 +434,6 @@ class StatePassing:
 # ---- small helpers -----------------------------------------------------------------------------------
 
 
-def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
-    args = []
-    while isinstance(e, c.App):
-        args.append(e.arg)
-        e = e.fn
-    return e, args[::-1]
-
-
 def _result_after(t: Type, n: int) -> Type:
     """The type of `f a1 .. an` for f : t."""
     for _ in range(n):
@@ -505,58 +495,6 @@ def _computed_with(key: tuple, body: c.Expr) -> bool:
     return False
 
 
-# ---- the supply's discipline (TermTransform.checks) ---------------------------------------------------
-
-
-def check_supply(typed: c.Expr) -> None:
-    """Every supply is used exactly once on every path: the program threads it, never drops or copies it
-    (an ID handed out twice would merge two reals' adjoints), and no closure captures one."""
-    stack = [typed]
-    while stack:
-        t = stack.pop()
-        match t:
-            case c.Lam(param, body) if _is_supply(prune(t.ty).arg if t.ty is not None else None):
-                _once(param, body)
-            case c.LetTuple(names, bound, body) if bound.ty is not None and isinstance(prune(bound.ty), TTuple):
-                for n, part in zip(names, prune(bound.ty).items):
-                    if _is_supply(part):
-                        _once(n, body)
-        stack.extend(c.children(t))
-
-
-def _is_supply(t: Type | None) -> bool:
-    return t is not None and resolve(t) == SUPPLY
-
-
-def _once(name: str, body: c.Expr) -> None:
-    n = _uses(name, body)
-    if n != 1:
-        raise TransformBug(f"the supply `{name}` is used {n} times (it must be threaded: used exactly once)")
-
-
-def _uses(name: str, e: c.Expr) -> int:
-    """How often `name` is used on any path through `e` (the same on every path, or a TransformBug)."""
-    match e:
-        case c.Var(n, inst):
-            return 1 if n == name and not inst else 0
-        case c.Lam(param, body):
-            if param != name and (name, ()) in c.free_locals(body):
-                raise TransformBug(f"a closure captures the supply `{name}`")
-            return 0
-        case c.Let(n, bound, body, inst):
-            return _uses(name, bound) + (0 if n == name and not inst else _uses(name, body))
-        case c.LetRec(n, bound, body):
-            return 0 if n == name else _uses(name, bound) + _uses(name, body)
-        case c.LetTuple(names, bound, body):
-            return _uses(name, bound) + (0 if name in names else _uses(name, body))
-        case c.If(cond, then, else_):
-            a, b = _uses(name, then), _uses(name, else_)
-            if a != b:
-                raise TransformBug(f"the supply `{name}` is used {a} times in one branch of an if, {b} in the other")
-            return _uses(name, cond) + a
-    return sum(_uses(name, t) for t in c.children(e))
-
-
 # ---- the TermTransforms ------------------------------------------------------------------------------
 
 
@@ -573,4 +511,4 @@ def ids_transform(defun: bool, checks: tuple) -> TermTransform:
     return TermTransform("Ddefun" if defun else "Dids", term, type_, lambda t: t, checks=checks)
 
 
-__all__ = ["StatePassing", "ids_transform", "check_supply", "BP_CAYLEY", "HIGHER_ORDER", "BOOL", "INT"]
+__all__ = ["StatePassing", "ids_transform", "BP_CAYLEY", "HIGHER_ORDER"]
