@@ -29,6 +29,7 @@ class TermTransform:
     type: Callable[[Type], Type]               # the transform on types
     simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
     parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
+    checks: tuple = ()                         # its target's rules beyond typing, each run on the typed term
 
 
 def variables_of(e: c.Expr) -> set[str]:
@@ -152,7 +153,7 @@ class Homomorphism:
         args = tuple(self.term(a) for a in e.args)
         at_real = any(prune(a.ty) == REAL for a in e.args)
         match prim.kind:
-            case "real" if at_real and _closed(e):
+            case "real" if at_real and closed(e):
                 return self.constant(e)  # no variable in it: a constant, whose derivative is zero
             case "real" if at_real:
                 if prim.partials is None:
@@ -208,7 +209,7 @@ class Homomorphism:
         return names, binds
 
 
-def _closed(e: c.Expr) -> bool:
+def closed(e: c.Expr) -> bool:
     """A term with no variables and no references to definitions (only literals and primitives)."""
     stack = [e]
     while stack:
@@ -228,4 +229,4 @@ def scale(d: c.Expr, a: c.Expr) -> c.Expr:
     return c.Prim("*", (d, a), ty=REAL)
 
 
-__all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "Fresh"]
+__all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "closed", "Fresh"]
