@@ -23,6 +23,11 @@ Sinks: an input real's backpropagator is a Sink (stages 1-2); from stage 3 on, t
 1..n and a record SINK, and contributions to them go straight to the gradient. A constant's
 backpropagator is None (stages 1-3: the compiler writes `fun a -> zeroS` as None and creates no
 closure when every parent is None) and its record None (stages 4-5).
+
+Zeros (docs/transforms.md, Zeros and infinities): an input that no contribution reaches gets the
+symbolic zero, a cotangent that is the symbolic zero seeds nothing, and cotangents are never turned
+into floats, so the kernel's `Paths` seeds (an order-free second pass where a gradient is not finite)
+flow through every stage's arithmetic.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ..model.values import Fun, apply
+from ..model.zeros import ZERO
 from ..transforms.common import TermTransform
 from ..transforms.dualrev import CAYLEY_TRANSFORM, DEFUN_TRANSFORM, IDS_TRANSFORM, STAGED_TRANSFORM
 from .dualrev_code import StageCompiler, call_supplied
@@ -82,7 +88,7 @@ class Pending:
     def gradient(self) -> list:
         if self.counting:
             self.counters.peak_pending = max(self.counters.peak_pending, self.peak)
-        return [0.0 if g is None else g for g in self.grad]
+        return [ZERO if g is None else g for g in self.grad]  # nothing reached: the symbolic zero
 
 
 class ByClosure(Pending):
@@ -303,17 +309,20 @@ class Stage(Runtime):
         if number <= 2:
             pending = ByClosure(counters, counting, n)
             for p, ct in zip(backs, cotangents):
-                pending.add(p, float(ct))
+                if ct is not ZERO:
+                    pending.add(p, ct)
             pending.resolve(returns_staged=number == 1)
         elif number <= 4:
             pending = ById(counters, counting, n)
             for (_, j, p), ct in zip(backs, cotangents):
-                pending.add(j, p, float(ct))
+                if ct is not ZERO:
+                    pending.add(j, p, ct)
             pending.resolve(defun=number == 4)
         else:
             pending = ByArray(counters, counting, n, size)
             for (_, j, p), ct in zip(backs, cotangents):
-                pending.seed(j, p, float(ct))
+                if ct is not ZERO:
+                    pending.seed(j, p, ct)
             pending.resolve()
         return pending.gradient()
 

@@ -194,6 +194,8 @@ def _parents(lam: c.Lam) -> list[c.Expr] | None:
                     stack.append(args[-1])
             case c.Prim("plusS", (l, r)):
                 stack += [r, l]
+            case c.If(then=then, else_=else_):   # a partial zero on a branch: the parents of both
+                stack += [else_, then]
             case c.Lam(body=b):
                 stack.append(b)
     return out

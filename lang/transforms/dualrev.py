@@ -27,6 +27,8 @@ stage's type (everything not shown is ←D's rule):
     stage 2   D(Real) = Real * (Real -> Staged -> Staged)
               fun a -o t  ↦  fun a -> fun acc -> ⟦t⟧acc
               ⟦x' e⟧acc = stageC x' e acc    ⟦t + u⟧acc = ⟦u⟧(⟦t⟧acc)    ⟦0⟧acc = acc
+    both      ⟦if c then t else u⟧ = if c then ⟦t⟧ else ⟦u⟧   (←D's `if` for a partial zero on a branch:
+              relu, min, x^y; docs/transforms.md, Zeros and infinities)
 
 so that `x * y` becomes, at stage 2,
 
@@ -100,6 +102,8 @@ class Lowering:
                 return _prim("plusS", self.sum(l), self.sum(r), ty=STAGED)
             case c.LinApp(fn, arg):
                 return _prim("stage", self.term(fn), self.term(arg), ty=STAGED)
+            case c.If(cond, then, else_):   # a partial zero on a branch (common.by_cases)
+                return c.If(self.term(cond), self.sum(then), self.sum(else_), ty=STAGED, span=t.span)
         raise AssertionError(f"a backpropagator's body is not a sum of calls: {type(t).__name__}")
 
     def chain(self, t: c.Expr, acc: c.Expr) -> c.Expr:
@@ -111,6 +115,8 @@ class Lowering:
                 return self.chain(r, self.chain(l, acc))
             case c.LinApp(fn, arg):
                 return _prim("stageC", self.term(fn), self.term(arg), acc, ty=STAGED)
+            case c.If(cond, then, else_):   # [if c then t else u]acc = if c then [t]acc else [u]acc
+                return c.If(self.term(cond), self.chain(then, acc), self.chain(else_, acc), ty=STAGED, span=t.span)
         raise AssertionError(f"a backpropagator's body is not a sum of calls: {type(t).__name__}")
 
     def unlower(self, e: c.Expr) -> c.Expr:
@@ -132,6 +138,8 @@ class Lowering:
                 return c.DSum(self.unsum(l), self.unsum(r), ty=D)
             case c.Prim("stage", (fn, arg)):
                 return c.LinApp(self.unlower(fn), self.unlower(arg), ty=D)
+            case c.If(cond, then, else_):
+                return c.If(self.unlower(cond), self.unsum(then), self.unsum(else_), ty=D, span=t.span)
         raise AssertionError(t)
 
     def unchain(self, t: c.Expr, acc: str) -> c.Expr:
@@ -142,6 +150,8 @@ class Lowering:
                 call = c.LinApp(self.unlower(fn), self.unlower(arg), ty=D)
                 before = self.unchain(rest, acc)
                 return call if isinstance(before, c.DZero) else c.DSum(before, call, ty=D)
+            case c.If(cond, then, else_):
+                return c.If(self.unlower(cond), self.unchain(then, acc), self.unchain(else_, acc), ty=D, span=t.span)
         raise AssertionError(t)
 
 
@@ -242,6 +252,9 @@ def _staged_body(t: c.Expr, a: str) -> None:
             _staged_body(r, a)
         case c.Prim("stage", args):
             _staged_call(args, a)
+        case c.If(cond, then, else_) if not _mentions(cond, a):   # a partial zero on a branch
+            _staged_body(then, a)
+            _staged_body(else_, a)
         case _:
             raise TransformBug(f"a stage-1 backpropagator's body contains {type(t).__name__}, not staged calls")
 
@@ -255,6 +268,9 @@ def _cayley_body(t: c.Expr, a: str, acc: str) -> None:
                 *call, rest = args
                 _staged_call(tuple(call), a, (acc,))
                 t = rest
+            case c.If(cond, then, else_) if not (_mentions(cond, a) or _mentions(cond, acc)):
+                _cayley_body(then, a, acc)   # a partial zero on a branch: each branch passes acc on
+                t = else_
             case _:
                 raise TransformBug("a Cayley backpropagator must add its calls to its accumulator and return it "
                                    f"(found {type(t).__name__})")

@@ -22,6 +22,9 @@ entry, used exactly once:
                             bp = fun a -> fun acc -> stageAt x2_i x2' (∂2 * a) (stageAt x1_i x1' (∂1 * a) acc)
                             or   contrib2 x1_i x1_c ∂1 x2_i x2_c ∂2          (a constant argument is left out;
                             a primitive of constants only is a constant: no ID)
+                            a partial zero by construction on a branch (relu, min, x^y) is dropped there:
+                            `relu x` gives  if x > 0 then contrib1 x_i x_c 1 else contrib0
+                            (docs/transforms.md, Zeros and infinities)
     comparisons, floor ..   the primal values: x1 < x2
     map f xs, fold f z xs   mapI f xs s, foldI f z xs s, zipWithI, buildI: the built-ins that thread the supply
     grad f x, ...           applyI (grad f s) x               (refused when run: these stages do not nest)
@@ -46,9 +49,9 @@ from dataclasses import replace
 from typing import Callable
 
 from ..model import core as c
-from ..model.primitives import PRIMITIVES, Primitive
+from ..model.primitives import PRIMITIVES, Primitive, is_zero
 from ..model.types import CONTRIB, ID, REAL, STAGED, SUPPLY, TFun, TList, TNeg, TTuple, Type, prune
-from .common import TermTransform, closed, scale, variables_of
+from .common import TermTransform, by_cases, closed, scale, variables_of
 
 BP_CAYLEY = TFun(REAL, TFun(STAGED, STAGED))  # stages 2-3: a backpropagator adds its calls to the pending ones
 HIGHER_ORDER = {"map": "mapI", "fold": "foldI", "zipWith": "zipWithI", "build": "buildI"}
@@ -397,13 +400,13 @@ class StatePassing:
             if prim.uses_result():  # name the result when the partials mention it (exp, tanh, /)
                 result_name = self.fresh("r")
                 result = c.Var(result_name, ty=REAL)
-            parents = [(p[1], p[2], d) for p, d in zip(parts, prim.partials(*primals, result))
-                       if not _is_no_id(p[1])]
-            if not parents:   # every argument is a constant: so is the result
+            pairs = [((p[1], p[2]), d) for p, d in zip(parts, prim.partials(*primals, result))
+                     if not _is_no_id(p[1]) and not is_zero(d)]
+            if not pairs:   # every argument is a constant, or every partial zero by construction: a constant
                 out = self.give(k, self.constant(result), s)
             else:
                 j, s1 = self.own("j"), self.fresh("s")
-                triple = c.Tuple((result, c.Var(j, ty=ID), self.backward(parents)), ty=self.real, span=e.span)
+                triple = c.Tuple((result, c.Var(j, ty=ID), self.backward(pairs)), ty=self.real, span=e.span)
                 if k is None:
                     body: c.Expr = c.Tuple((triple, c.Var(s1, ty=SUPPLY)), ty=_pair(self.real))
                 else:
@@ -417,18 +420,28 @@ class StatePassing:
             return out
         return self.take_apart(values, build)
 
-    def backward(self, parents: list[tuple[c.Expr, c.Expr, c.Expr]]) -> c.Expr:
-        """The backward part of a primitive's result, from its parents' (ID, backward part, partial)."""
+    def backward(self, pairs: list[tuple[tuple[c.Expr, c.Expr], c.Expr]]) -> c.Expr:
+        """The backward part of a primitive's result, from its parents' ((ID, backward part), partial):
+        a partial that is zero on a branch puts the parts in an `if` (common.by_cases), so that the zero
+        is never multiplied (docs/transforms.md, Zeros and infinities)."""
         if self.defun:
-            if len(parents) > 2:
-                raise AssertionError("a Contrib record has at most two parents (no primitive takes more reals)")
-            fields = [f for parent in parents for f in parent]
-            return c.Prim(f"contrib{len(parents)}", tuple(fields), ty=CONTRIB)
+            return by_cases(pairs, self.record)
         a, acc = c.Var(self.lin, ty=REAL), c.Var(self.acc, ty=STAGED)
-        body: c.Expr = acc
-        for j, bp, d in parents:
-            body = c.Prim("stageAt", (j, bp, scale(d, a), body), ty=STAGED)
-        return c.Lam(self.lin, c.Lam(self.acc, body, ty=TFun(STAGED, STAGED)), ty=BP_CAYLEY)
+
+        def calls(parents: list) -> c.Expr:
+            body: c.Expr = acc
+            for (j, bp), d in parents:
+                body = c.Prim("stageAt", (j, bp, scale(d, a), body), ty=STAGED)
+            return body
+        return c.Lam(self.lin, c.Lam(self.acc, by_cases(pairs, calls), ty=TFun(STAGED, STAGED)), ty=BP_CAYLEY)
+
+    @staticmethod
+    def record(parents: list) -> c.Expr:
+        """contrib0 | contrib1 j c w | contrib2 j c w k e u: a primitive's Contrib record (stage 4)."""
+        if len(parents) > 2:
+            raise AssertionError("a Contrib record has at most two parents (no primitive takes more reals)")
+        fields = [f for (j, bp), d in parents for f in (j, bp, d)]
+        return c.Prim(f"contrib{len(parents)}", tuple(fields), ty=CONTRIB)
 
 
 # ---- small helpers -----------------------------------------------------------------------------------
