@@ -32,7 +32,9 @@ Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `structural` parametric (every transform maps it to itself); `ad` the
 differentiation kernel (lang/ad.py); `delta` the constructors of Delta
 expressions, target-only rows whose implementation is the delta runtime's
-(lang/modes/delta.py: how a Delta is represented is that module's choice).
+(lang/modes/delta.py: how a Delta is represented is that module's choice);
+`target` a construct of another transform's target language only (never in
+a program; its target's runtime implements it).
 """
 from __future__ import annotations
 
@@ -355,6 +357,30 @@ _ROWS: list[Primitive] = [
          doc="d with a fresh identity, so that the backward pass walks it once however often it is used"),
     _row("dmark", "Delta -> Delta", "delta", target=True, cost="delta",
          doc="d marked as one primitive's derivative, without an identity (delta-noshare)"),
+    # target-only rows of the dual-numbers stages (docs/transforms.md, dualrev; lang/transforms/dualrev.py);
+    # their implementations belong to the stages' runtime (lang/modes/dualrev.py), which owns their data
+    *[_row(name, scheme, "target", target=True, cost="target", doc=doc) for name, scheme, doc in [
+        ("stage", "(Real -> Staged) -> Real -> Staged", "the pending call x' e, as data"),
+        ("plusS", "Staged -> Staged -> Staged", "the union of pending calls, merging calls of one backpropagator"),
+        ("zeroS", "Staged", "no pending call"),
+        ("stageC", "(Real -> Staged -> Staged) -> Real -> Staged -> Staged", "add the call x' e to the pending ones"),
+        ("stageAt", "ID -> (Real -> Staged -> Staged) -> Real -> Staged -> Staged",
+         "add the call x' e of the backpropagator with that ID to the pending ones"),
+        ("fresh", "Supply -> ID * Supply", "the next ID, and the supply after it"),
+        ("noId", "ID", "the ID of every constant (never resolved)"),
+        ("runConst", "(Supply -> 'a * Supply) -> 'a", "a closed computation run on the supply of constants"),
+        ("applyI", "('a -> Supply -> 'b * Supply) * Supply -> 'a -> 'b * Supply",
+         "the next argument of an application, given to the function a call returned with the supply"),
+        ("mapI", "('a -> Supply -> 'b * Supply) -> ['a] -> Supply -> ['b] * Supply", "map, threading the supply"),
+        ("foldI", "('b -> Supply -> ('a -> Supply -> 'b * Supply) * Supply) -> 'b -> ['a] -> Supply -> 'b * Supply",
+         "fold, threading the supply"),
+        ("zipWithI", "('a -> Supply -> ('b -> Supply -> 'c * Supply) * Supply) -> ['a] -> ['b] -> Supply -> "
+                     "['c] * Supply", "zipWith, threading the supply"),
+        ("buildI", "Int -> (Int -> Supply -> 'a * Supply) -> Supply -> ['a] * Supply", "build, threading the supply"),
+        ("contrib0", "Contrib", "no parent: a constant's contribution"),
+        ("contrib1", "ID -> Contrib -> Real -> Contrib", "one parent: its ID, its contribution, the partial"),
+        ("contrib2", "ID -> Contrib -> Real -> ID -> Contrib -> Real -> Contrib", "two parents"),
+    ]],
 ]
 
 
