@@ -35,7 +35,8 @@ class Mode:
     transform: str | None      # "module:attribute" of its TermTransform, or None (no transformed term)
     nests: bool                # a derivative inside a function it differentiates: right (True) or refused
     jvp: str                   # how `derivative` and `jvp` are computed under this mode
-    shows: str = "term"        # what `dl transform` shows: "term", "unrolled" (at a point), or "program"
+    shows: str = "term"        # what `dl transform` shows: "term", "unrolled" or "linearized" (at a point),
+                               # or "program"
     tolerance: float = 1e-9    # relative agreement expected with backprop (:gradcheck, dl compare)
     listed: bool = True        # False: the primal baseline that `dl compare` measures against
 
@@ -99,6 +100,19 @@ ROWS: tuple[Mode, ...] = (
          "Krawiec et al., POPL 2022 (without Share)",
          runtime="lang.modes.delta:DELTA_NOSHARE", transform="lang.transforms.delta:DELTA_NOSHARE", nests=True,
          jvp="forward mode (→D), one level deeper"),
+    Mode("lut",
+         "linearize, unzip, transpose: the program traced at the point into forward mode's equations, split "
+         "into a primal program and a linear one (residuals stored), the linear one transposed",
+         "Radul, Paszke, Frostig, Johnson, Maclaurin, You only linearize once: tangents transpose to gradients, "
+         "POPL 2023",
+         runtime="lang.modes.lut:LUT", transform=None, nests=False,
+         jvp="forward mode (→D)", shows="linearized"),
+    Mode("lut-recompute",
+         "the same, the residuals recomputed: the linear program keeps only the input and recomputes what "
+         "it reads (rematerialisation)",
+         "Radul et al., POPL 2023 (the other choice when unzipping); JAX's checkpoint policy nothing_saveable",
+         runtime="lang.modes.lut:LUT_RECOMPUTE", transform=None, nests=False,
+         jvp="forward mode (→D)", shows="linearized"),
     Mode("primal",
          "the program with every derivative call replaced by a plain call: the baseline of `dl compare`",
          "-",
@@ -149,6 +163,7 @@ def describe() -> str:
         lines.append(f"{'':<{width}}  source: {m.source}")
         facts = [f"derivative/jvp: {m.jvp}", "nests" if m.nests else "refuses nested derivatives",
                  {"term": "dl transform prints its term", "unrolled": "dl transform unrolls it at a point",
+                  "linearized": "dl transform prints its three programs at a point",
                   "program": "no transformed term"}[m.shows]]
         lines.append(f"{'':<{width}}  " + "; ".join(facts))
     return "\n".join(lines)
