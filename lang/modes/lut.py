@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 from ..back.compiler import Gen
 from ..model import core as c
+from ..model import zeros
 from ..model.errors import DlRuntimeError
 from ..model.primitives import PRIMITIVES
 from ..model.types import ARRAY, REAL, TList, TTuple, Type, prune
@@ -232,12 +233,12 @@ class Components:
 
     def values(self, flat: list, lengths: list[int]) -> list:
         """Component values from the value's reals in flatten order."""
-        out: list = [[0.0] * n if n >= 0 else 0.0 for n in lengths]
-        for (k, i), r in zip(self.slots, flat):
+        out: list = [[zeros.ZERO] * n if n >= 0 else zeros.ZERO for n in lengths]
+        for (k, i), r in zip(self.slots, flat):  # r kept as it is: a symbolic zero or a sum over paths too
             if i < 0:
-                out[k] = float(r)
+                out[k] = r
             else:
-                out[k][i] = float(r)
+                out[k][i] = r
         return out
 
     def flatten(self, values: list) -> list:
@@ -273,7 +274,7 @@ def read(env: dict, a: Any) -> Any:
         if a.list is not None:
             return env[a.list][a.index]
         return env[a]
-    return 0.0 if a is ZERO else a
+    return zeros.ZERO if a is ZERO else a  # the zero tangent: the symbolic zero (lang/model/zeros.py)
 
 
 class Runner:
@@ -320,11 +321,11 @@ class Runner:
                 if counting:
                     counters.merges += 1
             elif t is Zero:
-                env[e.out] = [0.0] * e.out.length if e.out.is_list else 0.0
+                env[e.out] = [zeros.ZERO] * e.out.length if e.out.is_list else zeros.ZERO
             elif t is Pack:
                 env[e.out] = [read(env, a) for a in e.items]
             elif t is Sum:
-                total = 0.0
+                total = zeros.ZERO
                 for x in env[e.xs]:
                     total += x
                 env[e.out] = total

@@ -39,7 +39,9 @@ from typing import Any, Callable
 from ..back.compiler import Gen, PrimCode
 from ..model import core as c
 from ..model.errors import DlError, DlRuntimeError
-from ..model.primitives import PRIMITIVES, Primitive
+from ..model import zeros
+from ..model.primitives import PRIMITIVES, Primitive, is_zero
+from ..model.zeros import Zero as SymbolicZero
 from ..model.types import ARRAY, REAL, prune
 from ..model.values import Fun, apply, call1, call2
 from ..transforms.lut import RECOMPUTE, STORE, _primal_reads, _split
@@ -115,8 +117,8 @@ class Tracer:
         terms = []
         for k in moving:
             w = self.build(partials[k])
-            if type(w) is float and w == 0.0:
-                continue  # a literal zero partial (sign, relu left of 0): no contribution, as ←D drops it
+            if type(w) is SymbolicZero:
+                continue  # zero by construction (sign, relu left of 0): no contribution, as →D drops it
             terms.append((w, args[k].t))
         return Dual(out, self.tangent(terms))
 
@@ -158,6 +160,8 @@ class Tracer:
                 return a
             case c.Lit(value):
                 return float(value)
+            case c.Prim() if is_zero(term):
+                return zeros.ZERO  # the symbolic zero: dropped, never multiplied (lang/model/zeros.py)
             case c.If(cond, then, else_):
                 return self.build(then) if self.build(cond) else self.build(else_)
             case c.Prim(op, args):
