@@ -11,9 +11,9 @@
    (store), or the input alone (recompute).
 3. *Transpose* the linear program into the cotangent program; the pullback
    evaluates it on the output's cotangent (`Runner`, below), after the
-   recomputing prefix under recompute. (`jvp` and `derivative` stay forward
-   mode, as in the other tracing modes; `Linearized.pushforward`, the linear
-   program run on a tangent, is what the tests check it against.)
+   recomputing prefix under recompute. `jvp` and `derivative` linearize and
+   run the linear program on the tangent (`Linearized.pushforward`), without
+   transposing it.
 
 The programs take the input's and return the output's *components*: its
 reals, and its lists of reals as lists (a list of tuples of reals as one list
@@ -280,9 +280,10 @@ def read(env: dict, a: Any) -> Any:
 class Runner:
     """Runs the equations of lut programs on values, counting what the backward pass does."""
 
-    def __init__(self, counters, counting: bool):
+    def __init__(self, counters, counting: bool, backward: bool = True):
         self.counters = counters
         self.counting = counting
+        self.backward = backward  # a transposed program (its Groups are bp_run) or the linear one run forwards
         self.recomputed = 0
 
     def run(self, program: Program, res: list, args: list) -> list:
@@ -300,7 +301,7 @@ class Runner:
                 env[e.out] = PRIMITIVES[e.op].impl(*[read(env, a) for a in e.args])
                 self.recomputed += 1
             elif t is Group:
-                if counting:
+                if counting and self.backward:
                     counters.bp_run += 1
                 self.eqs(e.eqs, env)
             elif t is Scale:
@@ -405,7 +406,7 @@ class Linearized:
         machine = self.kernel.machine
         shapes = self.kernel.shapes
         tangents = self.ins.values(shapes.flatten(v, self.in_t), _lengths(self.ins.tangent))
-        runner = Runner(machine.counters, machine.counting)
+        runner = Runner(machine.counters, machine.counting, backward=False)
         out = runner.run(self.unzipped.linear, self.res_values, tangents)
         if machine.counting:
             _recomputed(machine.counters, runner.recomputed)
@@ -470,9 +471,10 @@ def _forget(trace: Trace) -> None:
 
 
 class LutRuntime(Untransformed):
-    """vjp: linearize, unzip, transpose. jvp stays forward mode (→D, the Runtime default), as in the other
-    tracing modes: a `jvp` of a `grad` (the prelude's hessian) then runs the inner grad one language deeper,
-    where a trace at the point could not (it does not nest)."""
+    """vjp: linearize, unzip, transpose, and run the transposed program on the cotangent. jvp: linearize and
+    unzip, and run the linear program itself on the tangent — no transposition (JAX's `linearize` followed
+    by an application). A derivative call inside the function being traced is refused (the mode table's
+    `nests`): a trace at the point has one level of tangents."""
 
     def __init__(self, name: str, policy: str):
         self.name = name
@@ -481,6 +483,10 @@ class LutRuntime(Untransformed):
     def vjp(self, kernel, f, x, in_t, out_t):
         lin = linearize(kernel, self, f, x, in_t, out_t)
         return lin.value, lin.pullback
+
+    def jvp(self, kernel, f, x, v, in_t, out_t):
+        lin = linearize(kernel, self, f, x, in_t, out_t)
+        return lin.value, lin.pushforward(v)
 
 
 LUT = LutRuntime("lut", STORE)

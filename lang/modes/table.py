@@ -112,13 +112,13 @@ ROWS: tuple[Mode, ...] = (
          "Radul, Paszke, Frostig, Johnson, Maclaurin, You only linearize once: tangents transpose to gradients, "
          "POPL 2023",
          runtime="lang.modes.lut:LUT", transform=None, nests=False,
-         jvp="forward mode (→D)", shows="linearized"),
+         jvp="the linear program (linearized at x) run on v, not transposed", shows="linearized"),
     Mode("lut-recompute",
          "the same, the residuals recomputed: the linear program keeps only the input and recomputes what "
          "it reads (rematerialisation)",
          "Radul et al., POPL 2023 (the other choice when unzipping); JAX's checkpoint policy nothing_saveable",
          runtime="lang.modes.lut:LUT_RECOMPUTE", transform=None, nests=False,
-         jvp="forward mode (→D)", shows="linearized"),
+         jvp="the linear program (linearized at x) run on v, not transposed", shows="linearized"),
     Mode("primal",
          "the program with every derivative call replaced by a plain call: the baseline of `dl compare`",
          "-",
