@@ -19,13 +19,14 @@ from conftest import ROOT, cli, close, diagnostic, load_source, run, run_with_ma
 from lang.back.compiler import Counters
 from lang.back.deep import run_deep
 from lang.back.machine import Machine
+from lang.front.infer import unify
 from lang.model.printer import show_term
 from lang.model.types import TFun, prune
 from lang.modes.lut import Runner, linearizations
 from lang.modes.table import get
 from lang.tools.pipeline import main_call
 from lang.transforms.linearity import NotLinear, check_linear_function, classify, infer_type
-from lang.transforms.lut_print import Names, program_terms, read_term
+from lang.transforms.lut_print import Names, program_terms, program_types, read_term
 from test_ad_random import real_expr
 from test_complexity import PROGRAMS, primal_of, steps
 
@@ -152,10 +153,13 @@ def check_linearization(lin, rng) -> None:
     """The three programs type-check, the linear ones are linear, each prints and reads back to itself, and
     the transposed program is the transpose: <ct, L t> = <Lᵀ ct, t> at random t and ct."""
     primal, linear, transposed = terms(lin)
-    infer_type(primal)
-    for term in (linear, transposed):
+    expected = program_types(lin.unzipped.primal, lin.unzipped.linear, lin.transposed.program,
+                             lin.res_values)
+    unify(infer_type(primal), expected[0])
+    for term, want in zip((linear, transposed), expected[1:]):
         t = prune(check_linear_function(term))
         assert isinstance(t, TFun)
+        unify(t, want)
     for term in (primal, linear, transposed):
         assert read_term(show_term(term)) == term
     runner = Runner(Counters(), False)

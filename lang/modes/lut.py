@@ -505,25 +505,31 @@ def show_linearized(lin: Linearized, title: str = "the function", ascii_arrow: b
     from ..model.types import show
     from ..model.values import show_value
     from ..transforms.linearity import check_linear_function, infer_type, show_linear
-    from ..transforms.lut_print import Names, program_terms
+    from ..front.infer import unify
+    from ..transforms.lut_print import Names, program_terms, program_types
     unz, tr = lin.unzipped, lin.transposed
     names = Names()
     primal, linear, transposed = program_terms(unz.primal, unz.linear, tr.program, names)
+    expected = program_types(unz.primal, unz.linear, tr.program, lin.res_values)
+    primal_t, linear_t, transposed_t = infer_type(primal), check_linear_function(linear), \
+        check_linear_function(transposed)
+    for t, want in zip((primal_t, linear_t, transposed_t), expected):
+        unify(t, want)  # a mismatch is a bug in the programs (Mismatch escapes: never a user's error)
     policy = {STORE: "residuals stored", RECOMPUTE: "residuals recomputed"}[unz.policy]
     stats = _statistics(lin)
     lines = [f"-- {lin.runtime.name} mode: {title} at {_clip(show_value(lin.x))}, linearized, unzipped "
              f"({policy}) and transposed",
              f"-- the trace: {stats}",
-             "-- (1) primal program (value, residuals) : " + show(infer_type(primal)),
+             "-- (1) primal program (value, residuals) : " + show(primal_t),
              show_term(primal)]
     shown = [f"{names(v)} = {_clip(show_value(x), 60)}" for v, x in zip(unz.linear.res, lin.res_values)]
     if unz.policy == STORE:
         lines.append("-- residuals at the point: " + (", ".join(shown) if shown else "none"))
     else:
         lines.append("-- kept for the backward pass: the input (" + ", ".join(shown) + ")")
-    lines += ["-- (2) linear program : " + show_linear(check_linear_function(linear), ascii_arrow),
+    lines += ["-- (2) linear program : " + show_linear(linear_t, ascii_arrow),
               show_term(linear),
-              "-- (3) transposed program : " + show_linear(check_linear_function(transposed), ascii_arrow),
+              "-- (3) transposed program : " + show_linear(transposed_t, ascii_arrow),
               show_term(transposed)]
     return "\n".join(lines)
 

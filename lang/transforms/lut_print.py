@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import core as c
+from ..model.types import REAL, UNIT, TFun, TList, TTuple, Type
 from .lut_ir import (ZERO, Acc, Add, AddList, Copy, Group, Loop, Neg, Pack, Prim, Program, Scale, Sub, Sum, Var,
                      Zero)
 
@@ -302,6 +303,39 @@ def program_terms(primal: Program, linear: Program, transposed: Program | None,
 
 
 
+def program_types(primal: Program, linear: Program, transposed: Program | None, res_values: list) -> tuple:
+    """The types the three terms of `program_terms` must have, from the kinds of their variables: a real
+    for a real, [Real] for a list, () for no component. Unified with the inferred types (`dl transform`,
+    the tests), they check the terms against what the programs are, and give a parameter that a program
+    does not read (a zero cotangent, no residuals) its type. A residual's type is read off its value
+    (`res_values`): a loop inside a loop keeps a list per iteration, [[Real]]."""
+    n_value = len(primal.outs) - len(linear.res)
+    res_t = _tuple_of([_value_type(v) for v in res_values])
+    primal_t = TFun(_tuple_type(primal.params), TTuple((_tuple_type(primal.outs[:n_value]), res_t)))
+
+    def linear_like(program: Program) -> Type:
+        return TFun(res_t, TFun(_tuple_type(program.params), _tuple_type(program.outs)))
+    return primal_t, linear_like(linear), None if transposed is None else linear_like(transposed)
+
+
+def _tuple_type(atoms) -> Type:
+    """The type of `_Terms.tuple_of(atoms)` (and of what `bind_params` binds)."""
+    return _tuple_of([TList(REAL) if type(a) is Var and a.is_list else REAL for a in atoms])
+
+
+def _tuple_of(items: list) -> Type:
+    if not items:
+        return UNIT
+    return items[0] if len(items) == 1 else TTuple(tuple(items))
+
+
+def _value_type(v: Any) -> Type:
+    """Real, or a list of (a list of ...) reals."""
+    if type(v) is list:
+        return TList(_value_type(v[0]) if v else REAL)
+    return REAL
+
+
 def read_term(text: str) -> c.Expr:
     """A printed program read back (the printer's round trip): the core term it prints."""
     from ..front.desugar import Desugarer, Fresh, names_in  # noqa: PLC0415 — reading back is for tests and tools
@@ -311,4 +345,4 @@ def read_term(text: str) -> c.Expr:
     syntax = parse_expr(Source("<lut program>", text))
     return Desugarer(PRIMITIVES.get, Fresh(names_in(text)), lambda: [], target=True).expr(syntax, frozenset())
 
-__all__ = ["Names", "program_terms", "read_term"]
+__all__ = ["Names", "program_terms", "program_types", "read_term"]
