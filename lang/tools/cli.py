@@ -69,6 +69,35 @@ def _seconds(text: str) -> float:
     return value
 
 
+def default_max_memory() -> int:
+    """`--max-memory` when none is given: three quarters of the machine's memory (the rest is the machine's)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+    except (ValueError, OSError):
+        return 8 * 10**9
+
+
+_UNITS = {"": 10**6, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}
+
+
+def _memory(text: str) -> int:
+    """`2G`, `1.5GB`, `500M`, `500` (MB) into bytes."""
+    number = text.strip().rstrip("bBkKmMgG")
+    unit = text.strip()[len(number):].lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if unit not in _UNITS or not value > 0:
+        raise argparse.ArgumentTypeError(f"expected an amount of memory such as 2G, 1.5GB or 500M, not {text!r}")
+    return int(value * _UNITS[unit])
+
+
+def _size(n: int) -> str:
+    """Bytes in words: 1.5 GB, 800 MB."""
+    return f"{n / 1e9:.3g} GB" if n >= 1e9 else f"{n / 1e6:.3g} MB"
+
+
 def _plot_path(text: str) -> str:
     """A path the plot can be written to, checked with matplotlib's presence before any measuring."""
     directory = os.path.dirname(os.path.abspath(text))
@@ -98,10 +127,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
     run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                      help="stop the evaluation with a runtime error after this many seconds")
+    run.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                     "default: three quarters of this machine's memory)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="parse and type-check a file; print the type of every definition")
     check.add_argument("file")
+    check.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                     "default: three quarters of this machine's memory)")
     check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     tr = sub.add_parser("transform", help="print the transformed term of a definition and its type")
@@ -112,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--sweep", type=_sweep, default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
     tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
     tr.add_argument("--ascii", action="store_true", help="write ¬T as ~T")
+    tr.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                     "default: three quarters of this machine's memory)")
     tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (docs/transforms.md)")
@@ -123,6 +161,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--budget", type=_seconds, default=COMPARE_BUDGET, metavar="SECONDS",
                       help="seconds one evaluation of main may take in a mode, per size, before it is shown as "
                       "`timeout` (default: %(default)g)")
+    cmp_.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                     "default: three quarters of this machine's memory)")
     cmp_.add_argument("--memory", action="store_true",
                       help="also measure peak memory with tracemalloc, in one more run per mode and size "
                       "(10 to 60 times slower than the timed run)")
@@ -150,7 +191,7 @@ def _options_first(argv: list[str]) -> list[str]:
             positional.extend(rest)
         elif a.startswith("--"):
             options.append(a)
-            if a in ("--mode", "--budget", "--def", "--sweep"):
+            if a in ("--mode", "--budget", "--def", "--sweep", "--max-memory"):
                 value = next(rest, None)
                 if value is not None:
                     options.append(value)
@@ -196,52 +237,64 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _deep(args, work, budget: float | None = None):
+    """Run `work` on the big-stack worker (lang/back/deep.py) under the time budget and the memory
+    budget; a budget reached, memory exhausted or Python's stack exhausted become runtime errors."""
+    from ..back.deep import MemoryBudget, Timeout, run_deep  # each command imports its stages when it runs
+    limit = getattr(args, "max_memory", None) or default_max_memory()
+    try:
+        return run_deep(work, budget=budget, max_memory=limit)
+    except Timeout:
+        raise DlRuntimeError(f"evaluation stopped after {budget:g} seconds (--budget)") from None
+    except MemoryBudget:
+        raise DlRuntimeError(f"out of memory: dl's memory grew past {_size(limit)} (--max-memory)") from None
+    except MemoryError:
+        raise DlRuntimeError("out of memory") from None
+    except RecursionError:
+        raise DlRuntimeError("stack overflow: the program recursed too deeply") from None
+
+
 def _run(args) -> int:
-    from ..back.deep import Timeout, run_deep  # each command imports its stages when it runs (start-up)
-    from ..model.values import show_value
+    from ..model.values import show_value  # each command imports its stages when it runs (start-up)
     from .pipeline import load, run_main
     from .report import format_counters
 
     def work():
         program = load(args.file)
-        try:
-            return run_main(program, args.args, get(args.mode), counting=args.cost, check_transforms=args.debug)
-        except RecursionError:
-            raise DlRuntimeError("stack overflow: the program recursed too deeply") from None
-        except MemoryError:
-            raise DlRuntimeError("out of memory") from None
+        value, machine = run_main(program, args.args, get(args.mode), counting=args.cost,
+                                  check_transforms=args.debug)
+        return show_value(value), machine  # (printing a huge value is work too: under the budget)
 
-    try:
-        value, machine = run_deep(work, budget=args.budget)
-    except Timeout:
-        raise DlRuntimeError(f"evaluation stopped after {args.budget:g} seconds (--budget)") from None
-    print(show_value(value))
+    text, machine = _deep(args, work, budget=args.budget)
+    print(text)
     if args.cost:
         print(format_counters(machine.counters.as_dict(), args.mode), file=sys.stderr)
     return EXIT_OK
 
 
 def _check(args) -> int:
-    from ..back.deep import run_deep  # each command imports its stages when it runs (start-up)
-    from ..model.types import show_scheme
+    from ..model.types import show_scheme  # each command imports its stages when it runs (start-up)
     from .pipeline import load
 
-    program = run_deep(lambda: load(args.file))
-    for d in program.module.defs:
-        print(f"{d.name} : {show_scheme(d.scheme)}")
+    def work():
+        program = load(args.file)
+        return "\n".join(f"{d.name} : {show_scheme(d.scheme)}" for d in program.module.defs)
+
+    text = _deep(args, work)
+    if text:
+        print(text)
     return EXIT_OK
 
 
 def _transform(args) -> int:
-    from ..back.deep import run_deep  # each command imports its stages when it runs (start-up)
-    from .pipeline import load
+    from .pipeline import load  # each command imports its stages when it runs (start-up)
     from .workbench import definition_text
     mode = get(args.mode)
     if args.sweep and mode.shows != "unrolled":
         print("dl: transform: --sweep is for --mode symbolic (the expression sizes of main n)", file=sys.stderr)
         return EXIT_USAGE
-    print(run_deep(lambda: definition_text(load(args.file), args.name, mode, args.simplify, args.ascii,
-                                           list(args.args or []), args.sweep)))
+    print(_deep(args, lambda: definition_text(load(args.file), args.name, mode, args.simplify, args.ascii,
+                                              list(args.args or []), args.sweep)))
     return EXIT_OK
 
 
@@ -267,6 +320,11 @@ class _Progress:
 
 
 def _compare(args) -> int:
+    # on the worker too (each mode's evaluation runs on a worker of its own, under --budget)
+    return _deep(args, lambda: _compare_work(args))
+
+
+def _compare_work(args) -> int:
     from .compare import compare  # each command imports its stages when it runs (start-up)
     from .pipeline import find_def, load, main_arity, main_call
     from .report import format_csv, format_json, format_table, plot
