@@ -77,8 +77,6 @@ def test_deep_application_in_every_command(tmp_path):
     ])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 item 1: 10^5 nested lambdas end in `internal error: "
-                   "RecursionError` (exit 70) in the parser")
 def test_deep_lambdas(tmp_path):
     n = DEPTH
     path = write(tmp_path, "lambdas.dl", "def main = " + "(fun x -> " * n + "x" + ") x" * (n - 1) + ") 1\n")

@@ -16,6 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..model import syntax as s
 from ..model.errors import DlSyntaxError
+from . import descent
 from .resources import cache_dir, grammar_path
 from ..model.spans import Source, Span
 
@@ -136,6 +137,10 @@ def _lark() -> Lark:
 
 def _parse(source: Source, start: str):
     text = strip_comments(source)
+    try:  # the fast parser first; Lark for what it leaves (errors, the target language): lang/front/descent.py
+        return descent.parse(source, text, start)
+    except (descent.Bail, RecursionError):
+        pass
     try:
         tree = _lark().parse(text, start=start)
     except UnexpectedInput as e:
