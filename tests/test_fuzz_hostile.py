@@ -207,9 +207,6 @@ def test_deep_nesting_of_mixed_constructs(tmp_path_factory):
     run_all(tmp_path_factory, mixed_cases(random.Random(SEED + 1), 3 * SCALE), DEEP_BOUNDS)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 items 7 and 8: a million-digit literal takes minutes to parse (and "
-                   "ends in `internal error: VisitError` under --budget); builds of 10^12 elements allocate until out "
-                   "of memory")
 def test_huge_literals_and_counts(tmp_path_factory):
     run_all(tmp_path_factory, literal_cases(random.Random(SEED + 2), 8 * SCALE), SMALL_BOUNDS)
 
