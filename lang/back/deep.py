@@ -13,14 +13,22 @@ for (a quarter of the free address space, between 32 MiB and 1 GiB).
 
 Budgets: past `budget` seconds the evaluation raises Timeout; past `max_memory` bytes of resident
 memory (polled every 50 ms) it raises MemoryBudget. Both are raised *in* the worker, between two
-bytecodes, so a single long C call (a multiplication of two huge Ints) finishes first; a stop that
-arrives as the work ends is still reported as the stop, never as a traceback of the thread.
+bytecodes, and only while the worker is inside its `try` (armed): a stop that arrives before that is
+raised by the worker itself as it arms, one that arrives as the work ends is taken back or reported
+as the stop — never a traceback of the thread's own start or clean-up.
+
+A single long C call (multiplying two multi-million-digit Ints, converting one to text) holds the
+interpreter lock and sees no bytecode boundary: nothing in the process can interrupt it, not even
+the thread that watches the clock. `supervised(budget)` covers that: it forks, the child does the
+work under run_deep's budget, and the parent, which does nothing but wait, kills the child a grace
+period after the budget and reports the budget itself. `dl run --budget` uses it.
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -104,10 +112,16 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
     """
     result: dict[str, Any] = {}
     lock = threading.Lock()
-    state = {"done": False}
+    # armed: the worker is inside its try, where a stop can land; early: a stop asked for before that
+    state: dict[str, Any] = {"armed": False, "done": False, "early": None}
 
     def target() -> None:
         try:
+            with lock:
+                state["armed"] = True
+                early = state["early"]
+            if early is not None:
+                raise early
             outcome: tuple[str, Any] = ("value", fn())
         except MemoryError as e:
             e.__traceback__ = None  # the frames would keep the half-built data that filled memory alive
@@ -132,7 +146,9 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
 
     def stop(exc: type[BaseException]) -> None:
         with lock:
-            if not state["done"]:
+            if not state["armed"]:
+                state["early"] = exc  # (the worker raises it itself as it arms)
+            elif not state["done"]:
                 _raise_in(worker, exc)
 
     try:
@@ -155,3 +171,43 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
     if "error" in result:
         raise result["error"]
     return result.get("value")
+
+
+GRACE_SECONDS = 1.0  # how long past its budget a supervised child may take to stop by itself
+_KILLED = -1
+
+
+def supervised(budget: float, grace: float = GRACE_SECONDS) -> int | None:
+    """Fork. In the child, return None: it goes on to do the work (under run_deep's budget). In the
+    parent, wait for the child and return its exit code — or, when it is still running `grace`
+    seconds past `budget` (stuck in one long C call), kill it and return `supervised.KILLED`.
+
+    The parent ignores Ctrl-C (the child, in the same process group, gets it too and says so) and
+    passes a SIGTERM or SIGHUP on to the child. Call it before any thread is started, with nothing
+    buffered for output (the child would print it a second time)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        return None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda number, _frame: os.kill(pid, number))
+    try:
+        deadline = time.monotonic() + budget + grace
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return _KILLED
+            time.sleep(0.02)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+supervised.KILLED = _KILLED

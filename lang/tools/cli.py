@@ -18,6 +18,7 @@ import os
 import sys
 import traceback
 
+from ..front.files import unreadable
 from ..model.errors import DlError, DlRuntimeError, render
 from ..modes.table import DEFAULT, MODES, describe, get
 from .sweep import parse_sweep
@@ -236,11 +237,18 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "repl"
     if command == "repl" and not hasattr(args, "mode"):
         args.mode, args.file = DEFAULT.name, None
-    if getattr(args, "file", None) and not os.path.isfile(args.file):
-        what = "a directory, not a file" if os.path.isdir(args.file) else "no such file"
-        print(f"dl: {what}: {args.file}", file=sys.stderr)
+    why = getattr(args, "file", None) and unreadable(args.file)  # a FIFO, a device, a loop, ... (lang/front/files.py)
+    if why:
+        print(f"dl: {why}: {args.file}", file=sys.stderr)
         return EXIT_USAGE
     sys.set_int_max_str_digits(0)
+    if command == "run" and args.budget is not None and sys.stdout is sys.__stdout__ and sys.stderr is sys.__stderr__:
+        return _supervised_run(args)
+    return _dispatch(command, args)
+
+
+def _dispatch(command: str, args) -> int:
+    """Run a command; its errors become diagnostics and exit codes."""
     try:
         return COMMANDS[command](args)
     except DlError as e:
@@ -259,6 +267,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dl: internal error: {type(e).__name__}: {e} (this is a bug in dl; --debug shows the traceback)",
               file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _supervised_run(args) -> int:
+    """`dl run --budget` in a child process that is killed if it outlives the budget (lang/back/deep.py,
+    `supervised`): the budget then holds even in one long C call (a multiplication of huge Ints, the
+    printing of one), which nothing inside the process can interrupt. (Not when a caller in this process
+    redirected the output: the child's would be lost; run_deep's own budget serves there.)"""
+    from ..back.deep import supervised  # each command imports its stages when it runs (start-up)
+    from . import pipeline, report  # noqa: F401 — before the fork: the budget is the evaluation's, not start-up's
+    code = supervised(args.budget)
+    if code is None:  # the child: do the work and leave, never returning into the caller
+        code = EXIT_INTERNAL
+        try:
+            code = _dispatch("run", args)
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    if code == supervised.KILLED:
+        print(render(DlRuntimeError(f"evaluation stopped after {args.budget:g} seconds (--budget)")), file=sys.stderr)
+        return EXIT_ERROR
+    return code if code >= 0 else 128 - code  # (killed by a signal: the shell's convention)
 
 
 def _deep(args, work, budget: float | None = None):
