@@ -211,8 +211,6 @@ def test_huge_literals_and_counts(tmp_path_factory):
     run_all(tmp_path_factory, literal_cases(random.Random(SEED + 2), 8 * SCALE), SMALL_BOUNDS)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 item 3a: importing a FIFO blocks forever; /dev/zero and /dev/full "
-                   "are read until memory runs out (`internal error: MemoryError`)")
 def test_special_files(tmp_path_factory):
     run_all(tmp_path_factory, special_cases(random.Random(SEED + 3), 6 * SCALE), SMALL_BOUNDS)
 

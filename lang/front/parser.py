@@ -268,6 +268,8 @@ def _bad_character(e: UnexpectedCharacters, source: Source, text: str, line: int
         return DlSyntaxError("a real number needs digits before the point: write `0.5`, not `.5`", span)
     if ch == '"':
         return DlSyntaxError('a string must end on the line it starts on', span)
+    if 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte that is not UTF-8, as `surrogateescape` decoded it
+        return DlSyntaxError(f"unexpected byte {ord(ch) - 0xDC00:#04x}: not UTF-8 text", span)
     return DlSyntaxError(f"unexpected character {ch!r}", span)
 
 
