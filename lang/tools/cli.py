@@ -318,7 +318,7 @@ def _run(args) -> int:
     def work():
         program = load(args.file)
         value, machine = run_main(program, args.args, get(args.mode), counting=args.cost,
-                                  check_transforms=args.debug)
+                                  check_transforms=args.debug, progress=_Passes())
         return show_value(value), machine  # (printing a huge value is work too: under the budget)
 
     text, machine = _deep(args, work, budget=args.budget)
@@ -373,6 +373,23 @@ class _Progress:
         self.shown = True
         if done >= total:
             self.stream.write("\n")
+
+
+class _Passes:
+    """Machine.progress for `dl run`: a derivative that makes many passes of the function (forward and
+    numeric modes, one per input real) is announced on stderr before it starts, with its number of
+    passes, and shown as a progress bar at a terminal."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.bar = _Progress(self.stream)
+
+    def __call__(self, mode: str, done: int, total: int, per: int) -> None:
+        if done == 0:
+            each = "one per input real" if per == 1 else f"{per} for each of its {total // per:,} input reals"
+            print(f"dl: {mode} mode: this derivative makes {total:,} passes of the function, {each} (backprop makes "
+                  "one)", file=self.stream, flush=True)
+        self.bar("passes", done, total)
 
 
 def _compare(args) -> int:
