@@ -171,12 +171,14 @@ def test_checking_a_50_MB_source_is_bounded(tmp_path):
         assert re.search(r"\d\s*(bytes|[KMG]i?B)\b|\d{7,}", r.err), str(r)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 item 3c: symbolic mode over 10^6 inputs grows without a "
-                   "bound (660 MB after 60 s and climbing; past 2 GB given time): no size budget")
 def test_symbolic_mode_has_a_size_budget(tmp_path):
-    path = write(tmp_path, "many.dl", "def main = grad (fun xs -> sum xs) (build 1000000 (fun i -> 1.0))\n")
-    r = dl_limited("run", path, "--mode", "symbolic", timeout=20, max_bytes=int(2.5 * GB))
+    # 10^5 inputs: the expression (2*10^5 nodes) is built in seconds, and its gradient, one walk of it per
+    # input, would be 2*10^10 derivative nodes (without the budget: memory grows until the machine's runs out;
+    # the issue's 10^6 inputs show the same, after a longer build)
+    path = write(tmp_path, "many.dl", "def main = grad (fun xs -> sum xs) (build 100000 (fun i -> 1.0))\n")
+    r = dl_limited("run", path, "--mode", "symbolic", timeout=30, max_bytes=int(2.5 * GB))
     assert_clean(r, codes=(1,))
+    assert r.peak_mb < 500, str(r)
     assert "symbolic" in r.err and re.search(r"\d", first_line(r)), str(r)
 
 
