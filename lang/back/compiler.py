@@ -735,6 +735,12 @@ def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int,
     """[fn v1 .. vk for (v1, .., vk) in iterable], as a loop with fn's body in place; running out of
     memory is reported at the call (`span`), after the list built so far is let go."""
     out, y = gen.local(), gen.local()
+    if ind >= _GUARDED_DEPTH:  # (Python allows 20 nested blocks: a deep nest of loops goes unguarded)
+        gen.line(ind, f"{out} = []")
+        gen.line(ind, f"for {', '.join(loop_vars)} in {iterable}:")
+        _inline_body(gen, fn, loop_vars, y, ind + 1)
+        gen.line(ind + 1, f"{out}.append({y})")
+        return out
     gen.line(ind, "try:")
     gen.line(ind + 1, f"{out} = []")
     gen.line(ind + 1, f"for {', '.join(loop_vars)} in {iterable}:")
@@ -744,6 +750,9 @@ def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int,
     gen.line(ind + 1, f"{out} = None")
     gen.line(ind + 1, f"raise {gen.const(out_of_memory)}({gen.const(span)}) from None")
     return out
+
+
+_GUARDED_DEPTH = 6  # inlined loops nested deeper than this report running out of memory without a position
 
 
 def _map_loop(gen: Gen, e: c.Prim, ind: int) -> str:
