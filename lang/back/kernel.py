@@ -227,9 +227,12 @@ class ADKernel:
         zero = self.const(site, ZERO)
         leaves = getattr(site, "leaves", FloatLeaves)
 
+        report = passes(self.machine, "forward", n)
+
         def jacobian(one: Any) -> tuple[Any, list]:
             columns, y = [], None
             for i in range(n):
+                report(i)
                 seed = [zero] * n
                 seed[i] = one
                 y, y_dot = self.jvp_forward(f, x, shapes.rebuild(x, in_t, seed), in_t, out_t, site)
@@ -371,3 +374,20 @@ class ADKernel:
 
 
 __all__ = ["ADKernel", "TCon"]
+
+
+PASSES_WORTH_SAYING = 10_000  # a derivative of this many passes of the function or more is announced
+
+
+def passes(machine, mode: str, n: int, per: int = 1) -> Callable[[int], None]:
+    """Tell `machine.progress` that a derivative will make `n` passes of the function, `per` per input
+    real (forward and numeric modes: issue 19 item 4), and return a function to call before pass i."""
+    progress = machine.progress
+    if progress is None or n < PASSES_WORTH_SAYING:
+        return lambda i: None
+    every = max(1, n // 200)
+
+    def report(i: int) -> None:
+        if i % every == 0:
+            progress(mode, i, n, per)
+    return report

@@ -20,7 +20,8 @@ from .kernel import ADKernel
 
 
 class Machine:
-    def __init__(self, world: World, mode, counting: bool = False, check_transforms: bool = False):
+    def __init__(self, world: World, mode, counting: bool = False, check_transforms: bool = False,
+                 progress=None):
         """`mode`: a row of the mode table (anything with `name` and `load_runtime()`)."""
         self.world = world
         self.check_transforms = check_transforms  # type-check every transformed term (dl --debug)
@@ -29,6 +30,9 @@ class Machine:
         self.mode = mode
         self.runtime = mode.load_runtime()
         self.counting = counting
+        # progress(mode, done, total, per), or None: told before and during a derivative that makes one pass of
+        # the function per input real (forward and numeric modes; PASSES_WORTH_SAYING or more of them)
+        self.progress = progress
         self.primal = Compiler(self, counting=counting)
         self.primal.nests = True
         self.ad = ADKernel(self)

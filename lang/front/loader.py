@@ -19,6 +19,7 @@ from functools import lru_cache
 from ..model import syntax as s
 from ..model import core as c
 from .desugar import Definition, Desugarer, Fresh, names_in
+from .files import Unreadable, read_source
 from ..model.errors import DlImportError, DlNameError
 from .infer import Inferencer, TypedDef
 from .parser import parse_program
@@ -130,14 +131,13 @@ class Loader:
             chain = self.loading[self.loading.index(full):] + [full]
             names = " -> ".join(os.path.relpath(p) for p in chain)
             raise DlImportError(f"import cycle: {names}", span or Span(None, 0, 0, 0, 0))
-        try:
-            with open(full, encoding="utf-8-sig") as f:  # (a byte-order mark is not part of the program)
-                text = f.read()
-        except (OSError, UnicodeDecodeError) as e:
+        try:  # (only a regular file of bounded size: lang/front/files.py; a byte-order mark is not the program's)
+            text = read_source(full).decode("utf-8-sig")
+        except (Unreadable, UnicodeDecodeError) as e:
             if isinstance(e, UnicodeDecodeError):
                 reason = f"it is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
             else:
-                reason = "no such file" if isinstance(e, FileNotFoundError) else e.strerror or str(e)
+                reason = str(e)
             if span is None and isinstance(e, UnicodeDecodeError):  # the file given: point at the byte
                 before = e.object[:e.start].decode("utf-8", "replace")
                 line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1

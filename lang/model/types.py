@@ -177,23 +177,35 @@ def free_vars(t: Type) -> list[TVar]:
     return out
 
 
-def map_vars(t: Type, fn) -> Type:
-    """`t` with each unbound variable v replaced by fn(v), resolving links on the way."""
+def map_vars(t: Type, fn, memo: dict | None = None) -> Type:
+    """`t` with each unbound variable v replaced by fn(v), resolving links on the way.
+
+    `memo` (id -> (type, result)), kept by a caller across calls, maps each shared part once: the types
+    of a term's nodes share their parts (a pair's type holds its components'), so mapping every
+    node's type without it is quadratic in the term's depth."""
     t = prune(t)
+    if memo is not None:
+        hit = memo.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
     match t:
         case TVar():
-            return fn(t)
+            out = fn(t)
         case TCon():
-            return t
+            out = t
         case TFun(a, r):
-            return TFun(map_vars(a, fn), map_vars(r, fn))
+            out = TFun(map_vars(a, fn, memo), map_vars(r, fn, memo))
         case TTuple(items):
-            return TTuple(tuple(map_vars(i, fn) for i in items))
+            out = TTuple(tuple([map_vars(i, fn, memo) for i in items]))
         case TList(item):
-            return TList(map_vars(item, fn))
+            out = TList(map_vars(item, fn, memo))
         case TNeg(item):
-            return TNeg(map_vars(item, fn))
-    raise AssertionError(t)
+            out = TNeg(map_vars(item, fn, memo))
+        case _:
+            raise AssertionError(t)
+    if memo is not None:
+        memo[id(t)] = (t, out)
+    return out
 
 
 def substitute(t: Type, sub: dict[TVar, Type]) -> Type:

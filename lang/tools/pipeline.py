@@ -134,10 +134,11 @@ def call_arg(call: c.Expr, depth: int) -> c.Expr:
 
 
 def run_main(program: Program, args: list[str], mode: Mode = DEFAULT, counting: bool = False,
-             check_transforms: bool = False) -> tuple[Any, Machine]:
+             check_transforms: bool = False, progress=None) -> tuple[Any, Machine]:
     """Evaluate `main` (applied to `args`) in a mode (a row of the mode table) and return its value and
-    the machine (for counters)."""
+    the machine (for counters). `progress`: see Machine."""
     call = main_call(program, args)
-    machine = Machine(program.world, mode=mode, counting=counting, check_transforms=check_transforms)
+    machine = Machine(program.world, mode=mode, counting=counting, check_transforms=check_transforms,
+                      progress=progress)
     run = machine.compile_expression(call)
     return run(), machine
