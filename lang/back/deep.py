@@ -7,7 +7,6 @@ remains (Lark, pickling, printing). The caller's own thread is untouched.
 """
 from __future__ import annotations
 
-import ctypes
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ class Timeout(Exception):
 
 def _raise_in(thread: threading.Thread, exc: type[BaseException]) -> None:
     """Ask `thread` to raise `exc` at its next bytecode (how Ctrl-C and budgets stop an evaluation)."""
+    import ctypes  # only to stop an evaluation (start-up)
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc))
 
 
