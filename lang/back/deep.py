@@ -25,7 +25,6 @@ period after the budget and reports the budget itself. `dl run --budget` uses it
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import signal
@@ -51,6 +50,7 @@ class MemoryBudget(Exception):
 def _raise_in(thread: threading.Thread, exc: type[BaseException] | None) -> None:
     """Ask `thread` to raise `exc` at its next bytecode (how Ctrl-C and budgets stop an evaluation);
     None takes back a request that has not landed yet."""
+    import ctypes  # only to stop an evaluation (start-up)
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
                                                ctypes.py_object(exc) if exc is not None else None)
 

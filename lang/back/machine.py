@@ -21,9 +21,12 @@ from .kernel import ADKernel
 
 class Machine:
     def __init__(self, world: World, mode, counting: bool = False, check_transforms: bool = False,
-                 progress=None):
-        """`mode`: a row of the mode table (anything with `name` and `load_runtime()`)."""
+                 progress=None, preaccumulate: bool = True):
+        """`mode`: a row of the mode table (anything with `name` and `load_runtime()`); `progress`: told
+        about long runs of passes; `preaccumulate`: the factoring runtime runs ←D's term preaccumulated
+        (lang/transforms/preaccumulate.py), False: as ←D writes it."""
         self.world = world
+        self.preaccumulate = preaccumulate
         self.check_transforms = check_transforms  # type-check every transformed term (dl --debug)
         self.spec = Specializer(world)
         self.counters = Counters()

@@ -14,7 +14,6 @@ name is a `name` error with the closest names in scope as suggestions.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -320,6 +319,7 @@ class Desugarer:
 
     def unbound(self, name: str, span: Span, scope: Locals) -> DlNameError:
         candidates = list(scope) + self.in_scope()
+        import difflib  # only for a name that is not defined (start-up)
         close = difflib.get_close_matches(name, candidates, n=3)
         hint = f"; did you mean {', '.join('`' + n + '`' for n in close)}?" if close else ""
         return DlNameError(f"unbound name `{name}`{hint}", span)

@@ -21,7 +21,7 @@ the others imply left out: `Num 'a => 'a -> 'a`, `(Num 'a, Ord 'a) => ...`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .nodes import node  # dataclass(frozen=True, slots=True), made quickly (start-up)
 
 # class -> the base types in it (Diff also holds tuples and lists of its members: see `is_differentiable_data`)
 CLASSES: dict[str, frozenset[str]] = {
@@ -57,28 +57,28 @@ def essential(constraint: frozenset[str]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TCon:  # Real | Int | Bool | Unit | d | Delta
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TFun:  # T -> U
     arg: Type
     result: Type
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TTuple:  # T * U * ...
     items: tuple[Type, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TList:  # [T]
     item: Type
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TNeg:  # ~T, linear negation: T -o d (target language)
     item: Type
 
@@ -228,7 +228,7 @@ def is_differentiable_data(t: Type) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Scheme:
     """∀ qvars. body — the qvars are the generic variables of `body`."""
 

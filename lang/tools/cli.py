@@ -12,6 +12,7 @@ and a command that fails on its arguments stay quick.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import math
 import os
@@ -123,6 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=MODES, default=DEFAULT.name,
                      help="how derivatives are computed (dl modes lists them)")
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
+    run.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
+                     help="backprop: run ←D's term as the transform writes it, not preaccumulated")
     run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                      help="stop the evaluation with a runtime error after this many seconds")
     run.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
@@ -164,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
                      help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
                      "default: three quarters of this machine's memory)")
+    cmp_.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
+                      help="backprop: measure ←D's term as the transform writes it, not preaccumulated")
     cmp_.add_argument("--memory", action="store_true",
                       help="also measure peak memory with tracemalloc, in one more run per mode and size "
                       "(10 to 60 times slower than the timed run)")
@@ -313,19 +318,33 @@ def _deep(args, work, budget: float | None = None):
 
 
 def _run(args) -> int:
+    # Start-up allocates some 10^5 objects that live as long as the process (modules, the prelude): a
+    # collection among them finds nothing, so the collector waits until the program runs.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_collected_later(args, collecting)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run_collected_later(args, collecting: bool) -> int:
     from ..model.values import show_value  # each command imports its stages when it runs (start-up)
     from .pipeline import load, run_main
-    from .report import format_counters
 
     def work():
         program = load(args.file)
+        if collecting:
+            gc.enable()
         value, machine = run_main(program, args.args, get(args.mode), counting=args.cost,
-                                  check_transforms=args.debug, progress=_Passes())
+                                  check_transforms=args.debug, progress=_Passes(), preaccumulate=args.preaccumulate)
         return show_value(value), machine  # (printing a huge value is work too: under the budget)
 
     text, machine = _deep(args, work, budget=args.budget)
     print(text)
     if args.cost:
+        from .report import format_counters  # json and the measuring tools only for --cost (start-up)
         print(format_counters(machine.counters.as_dict(), args.mode), file=sys.stderr)
     return EXIT_OK
 
@@ -416,7 +435,8 @@ def _compare_work(args) -> int:
                              find_def(program, "main").name_span)
     make_call(sizes[0])
     progress = None if args.format == "json" else _Progress()
-    report = compare(program.world, make_call, sizes, modes, args.budget, progress, memory=args.memory)
+    report = compare(program.world, make_call, sizes, modes, args.budget, progress, memory=args.memory,
+                     preaccumulate=args.preaccumulate)
     text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](report)
     print(text)
     if args.plot:  # matplotlib's presence was checked with the arguments (_plot_path)
