@@ -85,8 +85,9 @@ def stack_bytes() -> int:
     return max(MIN_STACK_BYTES, min(STACK_BYTES, room // 4 // (1 << 20) * (1 << 20)))
 
 
-def _start(target: Callable[[], None]) -> threading.Thread:
-    """Start the worker with the biggest stack that can be had (halving on failure)."""
+def _start(target: Callable[[], None], started: list) -> threading.Thread:
+    """Start the worker with the biggest stack that can be had (halving on failure); it is appended to
+    `started` before it starts, so a Ctrl-C landing before this returns still finds it."""
     old_size = threading.stack_size()
     size = stack_bytes()
     try:
@@ -94,6 +95,7 @@ def _start(target: Callable[[], None]) -> threading.Thread:
             try:
                 threading.stack_size(size)
                 worker = threading.Thread(target=target, name="dl-eval", daemon=True)
+                started.append(worker)
                 worker.start()
                 return worker
             except (RuntimeError, MemoryError):
@@ -149,10 +151,11 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
             if not state["armed"]:
                 state["early"] = exc  # (the worker raises it itself as it arms)
             elif not state["done"]:
-                _raise_in(worker, exc)
+                _raise_in(started[-1], exc)
 
+    started: list[threading.Thread] = []  # the worker (a Ctrl-C may land before _start returns it)
     try:
-        worker = _start(target)
+        worker = _start(target, started)
         deadline = None if budget is None else time.monotonic() + budget
         while worker.is_alive():
             worker.join(POLL_SECONDS)
@@ -163,8 +166,9 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
                 stop(MemoryBudget)
                 max_memory = None
     except KeyboardInterrupt:
-        stop(KeyboardInterrupt)
-        worker.join()
+        if started and started[-1].ident is not None:  # (not when it came before the worker started)
+            stop(KeyboardInterrupt)
+            started[-1].join()
         raise
     finally:
         sys.setrecursionlimit(old_limit)
