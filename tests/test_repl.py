@@ -81,7 +81,9 @@ dl> :gradcheck f 1.0
   numeric         0.8414709848078965  1.3817732906660274  7.2e-12
   delta           0.8414709848078965  1.3817732906760363  0
   delta-noshare   0.8414709848078965  1.3817732906760363  0
-all 8 modes agree (tolerance 1e-09; numeric 1e-05)
+  chad            0.8414709848078965  1.3817732906760363  0
+  chad-efficient  0.8414709848078965  1.3817732906760363  0
+all 10 modes agree (tolerance 1e-09; numeric 1e-05)
 dl> :type grad f
 grad f : Real -> Real
 """
@@ -206,7 +208,7 @@ ERRORS = [
     (":frobnicate", "unknown command :frobnicate (:help lists the commands)"),
     (":type", "usage: :type EXPR   -- the type of an expression"),
     (":mode bogus", "no mode 'bogus': the modes are backprop, backprop-naive, forward, tape, symbolic, numeric, delta, "
-                   "delta-noshare"),
+                   "delta-noshare, chad, chad-efficient"),
     (":mode b", "'b' could be backprop or backprop-naive"),
     (":load no/such/file.dl", "no such file: no/such/file.dl"),
     (":gradcheck f", "usage: :gradcheck F X   -- F's gradient at X in every mode, with relative errors  "
@@ -634,7 +636,7 @@ dl> :transform sq@Bool
 def test_mode_selects_how_grad_runs():
     state = check("""
 dl> :mode
-mode: backprop   (modes: backprop, backprop-naive, forward, tape, symbolic, numeric, delta, delta-noshare)
+mode: backprop   (modes: backprop, backprop-naive, forward, tape, symbolic, numeric, delta, delta-noshare, chad, chad-efficient)
 dl> :mode num
 mode: numeric
 dl> grad sin 1.0
@@ -684,6 +686,8 @@ def test_gradcheck_flags_a_disagreement():
   numeric         0.0    0.5       1.0e+00     <-- disagrees (tolerance 1e-05)
   delta           0.0    0.0       0
   delta-noshare   0.0    0.0       0
+  chad            0.0    0.0       0
+  chad-efficient  0.0    0.0       0
 DISAGREEMENT: numeric differs from backprop"""
 
 
@@ -691,18 +695,18 @@ def test_gradcheck_of_a_function_of_a_tuple_and_of_a_failing_function():
     state, out = run(new_state(), ":gradcheck (fun (x, y) -> x * y + sin y) (2.0, 3.0)")
     lines = out.text.split("\n")
     assert lines[2].split() == ["backprop", "6.141120008059867", "(3.0,", "1.0100075033995546)", "reference"]
-    assert lines[-1] == "all 8 modes agree (tolerance 1e-09; numeric 1e-05)"
+    assert lines[-1] == "all 10 modes agree (tolerance 1e-09; numeric 1e-05)"
     state, out = execute(state, ":gradcheck (fun x -> head [] + x) 1.0")
     lines = out.text.split("\n")
     assert lines[2] == "  backprop        error"
-    assert lines[10] == "  backprop: error: head of an empty list"
+    assert lines[12] == "  backprop: error: head of an empty list"
     assert lines[-1] == "every exact mode failed: no reference to compare with"
-    state, out = execute(state, ":gradcheck (fun x -> derivative sin x) 1.0")  # tape and symbolic do not nest
+    state, out = execute(state, ":gradcheck (fun x -> derivative sin x) 1.0")  # tape, symbolic, chad: no nesting
     lines = out.text.split("\n")
     assert lines[0].endswith("(errors relative to backprop)")
     assert lines[2].split() == ["backprop", "0.5403023058681398", "-0.8414709848078965", "reference"]
     assert lines[5].split() == ["tape", "error"] and lines[6].split() == ["symbolic", "error"]
-    assert lines[-1] == "the modes that ran agree; 2 did not finish"
+    assert lines[-1] == "the modes that ran agree; 4 did not finish"  # tape, symbolic, chad, chad-efficient
     state, out = execute(state, ":gradcheck map sin [1.0]")
     assert out.error and "type error" in out.text
 

@@ -176,6 +176,7 @@ def test_piped_repl_with_a_file_and_a_mode(tmp_path):
     r = _dl("repl", "prog.dl", "--mode", "forward", input=":mode\ngrad f (2.0, 3.0)\n", cwd=tmp_path,
             home=tmp_path)
     assert r.stdout.splitlines() == ["loaded prog.dl: f", "mode: forward   (modes: backprop, backprop-naive, "
-                                     "forward, tape, symbolic, numeric, delta, delta-noshare)",
+                                     "forward, tape, symbolic, numeric, delta, delta-noshare, chad, "
+                                     "chad-efficient)",
                                      "(3.0, 2.0) : Real * Real"]
     assert r.returncode == 0

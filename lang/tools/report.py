@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from ..modes.table import REFERENCE, get
-from .compare import METRICS, Report, Row
+from .compare import METRICS, Report, Row, metric_names
 
 def _fmt(v: Any, kind: str = "") -> str:
     if v is None:
@@ -31,8 +31,9 @@ def format_table(report: Report) -> str:
     """The `dl compare` table; under it, why a row failed, disagrees or lacks a metric, then the growth
     exponents of a sweep. The memory columns appear only when memory was measured (`--memory`)."""
     with_memory = any("memory" in r.metrics for r in report.rows)
+    extras = metric_names(report.rows)[len(METRICS):]  # a mode's own counters (chad's ct_leaves)
     headers = ["n", "mode", "status", "error", "term", "prims", "apps", "bp_apps", "time s", "memory B",
-               "time/primal", "prims/primal", "bp/primal-prims"]
+               "time/primal", "prims/primal", "bp/primal-prims", *extras]
     table = []
     for r in report.rows:
         m, q = r.metrics, r.ratios
@@ -42,6 +43,7 @@ def format_table(report: Report) -> str:
             _fmt(r.error, "error"), _fmt(m.get("term")), _fmt(m.get("prims")), _fmt(m.get("apps")),
             _fmt(m.get("bp_apps")), _fmt(m.get("time"), "time"), _fmt(m.get("memory")),
             _fmt(q.get("time"), "ratio"), _fmt(q.get("prims"), "ratio"), _fmt(bp_ratio, "ratio"),
+            *(_fmt(m.get(k)) for k in extras),
         ])
     keep = [i for i, h in enumerate(headers) if (h != "n" or any(r.n is not None for r in report.rows))
             and (h != "memory B" or with_memory)]
@@ -62,12 +64,12 @@ def format_table(report: Report) -> str:
     if report.exponents:
         lines.append("")
         lines.append("growth exponents (slope of log cost against log n):")
-        metric_names = ["prims", "apps", "bp_apps", "term", "time"] + (["memory"] if with_memory else [])
-        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in metric_names))
+        names = ["prims", "apps", "bp_apps", "term", "time"] + (["memory"] if with_memory else []) + extras
+        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in names))
         for mode, slopes in report.exponents.items():
             lines.append("  " + mode.ljust(16) + "".join(
                 (f"{round(slopes[k], 2) + 0.0:.2f}" if slopes.get(k) is not None else "-").rjust(10)  # no -0.00
-                for k in metric_names))
+                for k in names))
     return "\n".join(lines)
 
 
@@ -79,13 +81,14 @@ def r_primal_prims(report: Report, row: Row) -> float | None:
 
 
 def format_csv(report: Report) -> str:
-    cols = ["n", "mode", "status", "error"] + list(METRICS) + [f"{k}_ratio" for k in METRICS]
+    names = metric_names(report.rows)
+    cols = ["n", "mode", "status", "error"] + names + [f"{k}_ratio" for k in names]
     lines = [",".join(cols)]
     for r in report.rows:
         vals = ["" if r.n is None else str(r.n), r.mode, r.shown_status.replace(",", ";"),
                 "" if r.error is None else repr(r.error)]
-        vals += ["" if r.metrics.get(k) is None else repr(r.metrics[k]) for k in METRICS]
-        vals += ["" if r.ratios.get(k) is None else repr(r.ratios[k]) for k in METRICS]
+        vals += ["" if r.metrics.get(k) is None else repr(r.metrics[k]) for k in names]
+        vals += ["" if r.ratios.get(k) is None else repr(r.ratios[k]) for k in names]
         lines.append(",".join(vals))
     return "\n".join(lines)
 
