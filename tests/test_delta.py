@@ -94,7 +94,8 @@ def _prim(op, *args):
 SIMPLIFY = [  # (term, what the rules make of it)
     (_prim("dscale", c.Lit(2.0, ty=REAL), _prim("dzero")), "dzero"),
     (_prim("dscale", c.Lit(1.0, ty=REAL), _delta_var("d")), "d"),
-    (_prim("dscale", c.Lit(0.0, ty=REAL), _delta_var("d")), "dzero"),
+    (_prim("dscale", c.Lit(0.0, ty=REAL), _delta_var("d")), "dscale 0.0 d"),  # a number: 0.0 * inf is nan
+    (_prim("dscale", c.Prim("0", (), ty=REAL), _delta_var("d")), "dzero"),  # the symbolic zero
     (_prim("dscale", c.Var("w", ty=REAL), _delta_var("d")), "dscale w d"),
     (_prim("dadd", _prim("dzero"), _delta_var("d")), "d"),
     (_prim("dadd", _delta_var("d"), _prim("dzero")), "d"),

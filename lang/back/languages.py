@@ -18,8 +18,9 @@ in its own component of the nested pairs, kept apart by the types, so
 there is no perturbation confusion.
 
 Lifting a value one language deeper turns each leaf into a pair of it and
-a zero tangent ((x, 0.0), or (ℓ, (0.0, None)) for a ←D leaf ℓ); a
-function value into its transformed code, with its captured values lifted.
+a zero tangent — the symbolic zero, since a lifted value is a constant
+((x, ZERO), or (ℓ, (ZERO, None)) for a ←D leaf ℓ); a function value into its
+transformed code, with its captured values lifted.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from ..transforms.backprop import BACKPROP
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
 from ..model.types import REAL, TList, TTuple, Type, prune
+from ..model.zeros import REAL_TYPES, ZERO, settle
 
 # ---- the leaves of a language's reals ------------------------------------------------
 
@@ -40,11 +42,15 @@ class FloatLeaves:
 
     @staticmethod
     def is_leaf(v: Any) -> bool:
-        return type(v) is float
+        return type(v) in REAL_TYPES  # a float, the symbolic zero, or a sum over paths (kernel.py)
 
     @staticmethod
     def const(r: float) -> Any:
         return r
+
+    @staticmethod
+    def settle(v: Any) -> Any:
+        return settle(v)
 
     @staticmethod
     def add(a: Any, b: Any) -> Any:
@@ -65,11 +71,15 @@ class DualLeaves:
 
     @staticmethod
     def is_leaf(v: Any) -> bool:
-        return type(v) is tuple and len(v) == 2 and type(v[0]) is float
+        return type(v) is tuple and len(v) == 2 and type(v[0]) in REAL_TYPES
 
     @staticmethod
     def const(r: float) -> Any:
-        return (float(r), None)
+        return (r if type(r) in REAL_TYPES else float(r), None)
+
+    @staticmethod
+    def settle(v: Any) -> Any:
+        return (settle(v[0]), v[1])
 
     def record(self, value: float, fields: list) -> Any:
         if not fields:
@@ -92,11 +102,20 @@ class DualLeaves:
 
 
 def tree_const(r: float, depth: int, leaves) -> Any:
-    """The real constant r in a language `depth` forward levels deep: r, (r, 0), ((r, 0), (0, 0)), ..."""
+    """The real constant r in a language `depth` forward levels deep: r, (r, 0), ((r, 0), (0, 0)), ...
+    (its tangents the symbolic zero: a constant's derivative is zero by construction)."""
     t = leaves.const(r)
     for _ in range(depth):
-        t = (t, tree_map(t, leaves, lambda leaf: leaves.const(0.0)))
+        t = (t, tree_map(t, leaves, lambda leaf: leaves.const(ZERO)))
     return t
+
+
+def settle_real(x: Any, leaves) -> Any:
+    """A real of a derivative's result as the program sees it: its value (the first leaf) a plain
+    float, its tangents left as they are (a zero by construction stays one for the levels above)."""
+    if leaves.is_leaf(x):
+        return leaves.settle(x)
+    return (settle_real(x[0], leaves), x[1])
 
 
 def tree_map(x: Any, leaves, fn) -> Any:
@@ -239,7 +258,7 @@ class ForwardCompiler(TransformCompiler):
         return forward_type(t, self.depth)
 
     def lift_real(self, r: float) -> Any:
-        return (r, 0.0)
+        return (r, ZERO)
 
 
 class ReverseCompiler(TransformCompiler):
@@ -263,12 +282,12 @@ class ReverseCompiler(TransformCompiler):
         return BACKPROP.type(forward_type(t, self.depth))
 
     def lift_real(self, r: float) -> Any:
-        return (r, None) if self.depth == 0 else ((r, None), (0.0, None))
+        return (r, None) if self.depth == 0 else ((r, None), (ZERO, None))
 
     def lift_leaf(self, v: Any) -> Any:
-        """A ←D real of the language below, one forward level deeper: (ℓ, (0.0, None))."""
+        """A ←D real of the language below, one forward level deeper: (ℓ, (0, None))."""
         if self.depth > 0 and DualLeaves.is_leaf(v):
-            return (v, (0.0, None))
+            return (v, (ZERO, None))
         return None
 
     def deeper(self, kernel) -> Compiler:

@@ -5,7 +5,9 @@ do when they run. A cotangent is
 
     None                 zero, at any type (a *token*: the zero of a type not known here — a list's,
                          whose length is the primal's, or one met inside polymorphic code)
-    float                Dr2(Real)          ()   Dr2(Int), Dr2(Bool), Dr2(Unit)
+    float                Dr2(Real) (ZERO, the symbolic zero, where it is zero by construction: every
+                         zero the rules write is; a `Paths` sum in the kernel's order-free pass)
+                         ()   Dr2(Int), Dr2(Bool), Dr2(Unit)
     tuple                a tuple's, and an environment's: one slot per variable of Γ
     list                 a list's, one entry per element (None entries: zero)
     SparseList           chad-efficient only: a list's, as a dict index -> cotangent of its non-zero entries
@@ -25,8 +27,14 @@ never copy one: a linear map's parameter goes to one place, and only floats,
 which cannot be changed, are used twice), and a cotangent that comes from
 outside (a pullback's argument) is copied first.
 
-Counting (docs/transforms.md, Cost counters): `merges` the float additions of
-`lplus`; the extra `ct_leaves` the floats and list entries the operations
+The zeros rule (docs/transforms.md, Zeros and infinities) holds because
+every zero the rules write is a zero by construction: chad's dense zero of
+Real is the symbolic zero `ZERO`, which a partial derivative multiplies
+into `ZERO` and a sum drops, so a one-hot environment's zeros never meet an
+infinite partial; chad-efficient's is the token, on which no map runs.
+
+Counting (docs/transforms.md, Cost counters): `merges` the additions of two
+non-zero reals by `lplus`; the extra `ct_leaves` the floats and list entries the operations
 write; `recomputed` the calls run again in the backward pass (copower
 entries folded by running the function again, `lfix`'s worklist, the
 curried calls of a function applied one argument at a time).
@@ -38,6 +46,7 @@ from typing import Any
 from ..model.errors import DlRuntimeError
 from ..model.types import ENV, TCon, TCtor, TList, TTuple, TVar, Type, prune
 from ..model.values import Code, Fun
+from ..model.zeros import REAL_TYPES, ZERO, Zero
 
 
 class One:
@@ -102,6 +111,12 @@ class Algebra:
     def _count(self, name: str, k: int = 1) -> None:
         extra = self.counters.extra
         extra[name] = extra.get(name, 0) + k
+
+    def _count_sum(self, ta: type, b: Any) -> None:
+        """A sum of two reals: a leaf written; a merge when neither is the symbolic zero."""
+        self._count("ct_leaves")
+        if ta is not Zero and type(b) is not Zero:
+            self.counters.merges += 1
 
     # ---- zero and sum
     def zero(self, t: Type) -> Any:
@@ -258,7 +273,7 @@ class Algebra:
         if isinstance(t, TList):
             return [self.from_value(x, t.item) for x in u]
         if t == TCon("Real"):
-            return float(u)
+            return u if type(u) in REAL_TYPES else float(u)  # ZERO and Paths seeds kept (lang/model/zeros.py)
         return ()
 
     def to_value(self, ct: Any, x: Any, t: Type) -> Any:
@@ -266,7 +281,7 @@ class Algebra:
         value is an Int, Bool or Unit)."""
         t = prune(t)
         if t == TCon("Real"):
-            return 0.0 if ct is None else ct
+            return ZERO if ct is None else ct  # nothing reached it: the kernel settles ZERO to 0.0
         if isinstance(t, TTuple):
             return tuple(self.to_value(None if ct is None else ct[k], x[k], it) for k, it in enumerate(t.items))
         if isinstance(t, TList):
@@ -281,7 +296,7 @@ class DenseAlgebra(Algebra):
         t = prune(t)
         match t:
             case TCon("Real"):
-                return 0.0
+                return ZERO  # a zero by construction: dropped, never multiplied (lang/model/zeros.py)
             case TCon("Array"):
                 return None
             case TCon(name) if name != ENV.name:
@@ -296,10 +311,9 @@ class DenseAlgebra(Algebra):
         if b is None:
             return a
         ta = type(a)
-        if ta is float:
+        if ta in REAL_TYPES:
             if self.counting:
-                self.counters.merges += 1
-                self._count("ct_leaves")
+                self._count_sum(ta, b)
             return a + b
         if ta is tuple:
             return tuple([self.plus(x, y) for x, y in zip(a, b)]) if a else a
@@ -310,7 +324,7 @@ class DenseAlgebra(Algebra):
         return Cat(a, b)  # copowers
 
     def onehot(self, n: int, i: int, ct: Any) -> Any:
-        out = [0.0 if type(ct) is float else None] * n
+        out = [ZERO if type(ct) in REAL_TYPES else None] * n
         out[i] = ct
         if self.counting:
             self._count("ct_leaves", n)
@@ -354,10 +368,9 @@ class SparseAlgebra(Algebra):
         if b is None:
             return a
         ta = type(a)
-        if ta is float:
+        if ta in REAL_TYPES:
             if self.counting:
-                self.counters.merges += 1
-                self._count("ct_leaves")
+                self._count_sum(ta, b)
             return a + b
         if ta is tuple:
             return tuple([self.plus(x, y) for x, y in zip(a, b)]) if a else a
@@ -437,7 +450,7 @@ class SparseAlgebra(Algebra):
 
 def _zeroish(v: Any) -> bool:
     """A cotangent that is zero as written: the token, 0.0, (), or a tuple of those."""
-    if v is None or v == () or (type(v) is float and v == 0.0):
+    if v is None or v is ZERO or v == () or (type(v) is float and v == 0.0):
         return True
     return type(v) is tuple and all(_zeroish(x) for x in v)
 

@@ -42,6 +42,7 @@ from typing import Any, Callable
 from ..back.compiler import Compiler, Gen
 from ..back.languages import TransformCompiler, forward_transform, forward_type
 from ..model import core as c
+from ..model.zeros import REAL_TYPES, ZERO, settle
 from ..model.primitives import PRIMITIVES
 from ..model.types import Type
 from ..model.values import call1
@@ -129,7 +130,7 @@ class Sharing(DeltaBackend):
             self._sweep_counting(records, adj, n)
         else:
             _sweep(records, adj, n)
-        return [0.0 if g is None else g for g in adj[:n]]
+        return [ZERO if g is None else g for g in adj[:n]]  # nothing reached: the symbolic zero
 
     def _sweep_counting(self, records: list, adj: list, n: int) -> None:
         counters = self.counters
@@ -222,7 +223,7 @@ class Unshared(DeltaBackend):
     """delta-noshare: the trees walked as they are, a node once per path that reaches it."""
 
     def backward(self, records: list, seeds: list[tuple[Any, float]], n: int) -> list:
-        grad = [0.0] * n
+        grad = [ZERO] * n
         counting = self.counting
         counters = self.counters
         nodes = 0
@@ -261,11 +262,16 @@ class DeltaLeaves:
 
     @staticmethod
     def is_leaf(v: Any) -> bool:
-        return type(v) is tuple and len(v) == 2 and type(v[0]) is float
+        return type(v) is tuple and len(v) == 2 and type(v[0]) in REAL_TYPES
 
     @staticmethod
     def const(r: float) -> Any:
         return (float(r), None)
+
+    @staticmethod
+    def settle(v: Any) -> Any:
+        """The leaf with its value settled (the symbolic zero as 0.0: lang/model/zeros.py)."""
+        return (settle(v[0]), v[1])
 
     def add(self, a: Any, b: Any) -> Any:
         (x, xd), (y, yd) = a, b
@@ -406,7 +412,7 @@ class DeltaRuntime(Runtime):
         y = shapes.unlift(y_delta, out_t, deltas)
 
         def pullback(u: Any) -> Any:
-            seeds = [(d, float(ct)) for d, ct in zip(deltas, shapes.flatten(u, out_t)) if d is not None]
+            seeds = [(d, ct) for d, ct in zip(deltas, shapes.flatten(u, out_t)) if d is not None and ct is not ZERO]
             return shapes.rebuild(x, in_t, backend.backward(records, seeds, n))
         return y, pullback
 

@@ -12,12 +12,18 @@ factoring: the tape's order is the order of creation, and sweeping it
 backwards is "largest identity first" (docs/transforms.md, Linear factoring) — here by construction,
 there by the factoring rule. Counters: nodes recorded (backpropagators
 created), nodes swept (bodies run), sink updates, merges.
+
+A partial that is the symbolic zero (relu for x <= 0, ...: lang/model/zeros.py)
+records no parent, as ←D records no contribution for it; an entry left
+with no parent is a constant, a plain number. Adjoints start as the
+symbolic zero, so an input nothing reached gets 0.0, not a sum with 0.0.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from ..model.values import call1
+from ..model.zeros import ZERO
 from .overloading import OverloadingCompiler
 from .runtimes import Untransformed
 
@@ -72,9 +78,11 @@ class TapeCompiler(OverloadingCompiler):
             ds = partials(*values, r)
             parents, weights = [], []
             for a, d in zip(args, ds):
-                if type(a) is Node:
+                if type(a) is Node and d is not ZERO:
                     parents.append(a.index)
                     weights.append(d)
+            if not parents:  # every partial zero by construction: a constant
+                return r
             tape = compiler.tape
             tape.parents.append(tuple(parents))
             tape.weights.append(tuple(weights))
@@ -110,10 +118,10 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     y = shapes.map_reals(y_nodes, out_t, lambda o: o.value if type(o) is Node else o)
 
     def pullback(u: Any) -> Any:
-        adj = [0.0] * len(tape.parents)
+        adj = [ZERO] * len(tape.parents)
         touched = [False] * len(tape.parents)
         for o, ct in zip(outputs, shapes.flatten(u, out_t)):
-            if type(o) is Node:
+            if type(o) is Node and ct is not ZERO:
                 adj[o.index] += ct
                 touched[o.index] = True
         parents, weights = tape.parents, tape.weights

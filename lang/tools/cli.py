@@ -1,4 +1,5 @@
-"""The `dl` command: run, check, transform, compare, modes, repl (docs/reference.md, The command line).
+"""The `dl` command: run, check, transform, compare, modes, graph, step, kernel, repl (docs/reference.md, The
+command line).
 
 Exit codes: 0 success; 1 an error in the user's program (a diagnostic on
 stderr); 2 a usage error (unknown flag, missing file); 70 an internal error
@@ -19,29 +20,10 @@ import traceback
 
 from ..model.errors import DlError, DlRuntimeError, render
 from ..modes.table import DEFAULT, MODES, describe, get
+from .sweep import parse_sweep
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 COMPARE_BUDGET = 20.0  # `dl compare --budget`: seconds one evaluation of main may take per mode and size
-
-
-def parse_sweep(text: str) -> list[int]:
-    """`n=10,100,1000` (also `n=1..10`) into [10, 100, 1000]; ValueError, in words, for anything else."""
-    name, eq, values = text.partition("=")
-    if name.strip() != "n" or not eq or not values.strip():
-        raise ValueError(f"expected n=10,100,1000 or n=1..10, not {text!r}")
-    out = []
-    for part in values.split(","):
-        lo, dots, hi = part.strip().partition("..")
-        bounds = [lo, hi] if dots else [lo]
-        if not all(b.strip().lstrip("-").isdigit() for b in bounds):
-            raise ValueError(f"{part.strip()!r} in {text!r} is not an integer or a range a..b of integers")
-        if dots:
-            out.extend(range(int(lo), int(hi) + 1))
-        else:
-            out.append(int(lo))
-    if not out:
-        raise ValueError(f"the range in {text!r} is empty")
-    return out
 
 
 def _sweep(text: str) -> list[int]:
@@ -80,6 +62,21 @@ def _plot_path(text: str) -> str:
         raise argparse.ArgumentTypeError("needs matplotlib, which is not installed "
                                          "(pip install 'dl-lang[plot]')")
     return text
+
+
+def _graph_path(text: str) -> str:
+    if not text.lower().endswith((".svg", ".dot")):
+        raise argparse.ArgumentTypeError(f"{text!r}: the graph is written as .svg or .dot")
+    directory = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"{text!r}: no such directory {directory!r}")
+    return text
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,6 +128,33 @@ def _parser() -> argparse.ArgumentParser:
     modes = sub.add_parser("modes", help="list the modes: how each computes derivatives, and its source")
     modes.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    gr = sub.add_parser("graph", help="draw main's derivative call: its computation graph and its backpropagators "
+                        "(DOT, or SVG with Graphviz)")
+    gr.add_argument("file")
+    gr.add_argument("args", nargs="*", default=[], help="arguments for main, as for dl run")
+    gr.add_argument("-o", "--out", type=_graph_path, default=None, metavar="FILE",
+                    help="write FILE.svg (needs Graphviz's dot) or FILE.dot; default: DOT on stdout")
+    gr.add_argument("--call", type=_positive, default=1, metavar="K", help="draw main's K-th derivative call (default 1)")
+    gr.add_argument("--max-nodes", type=_positive, default=150, metavar="N", help="refuse graphs of more than N nodes")
+    gr.add_argument("--budget", type=_seconds, default=60.0, metavar="SECONDS", help="stop main after this long")
+    gr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    st = sub.add_parser("step", help="main's first backward pass step by step, backprop and backprop-naive side by side")
+    st.add_argument("file")
+    st.add_argument("args", nargs="*", default=[], help="arguments for main, as for dl run")
+    st.add_argument("--budget", type=_seconds, default=60.0, metavar="SECONDS", help="stop a mode after this long")
+    st.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    kern = sub.add_parser("kernel", help="the Jupyter kernel (needs the [jupyter] extra)")
+    ksub = kern.add_subparsers(dest="kernel_command")
+    kinst = ksub.add_parser("install", help="install the kernelspec, so that Jupyter offers a dl kernel")
+    where = kinst.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for this user (~/.local/share/jupyter)")
+    where.add_argument("--sys-prefix", action="store_true",
+                       help="in this Python's prefix (the default inside a virtual environment)")
+    where.add_argument("--prefix", default=None, metavar="DIR", help="under DIR/share/jupyter")
+    kern.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     repl = sub.add_parser("repl", help="interactive session")
     repl.add_argument("file", nargs="?")
     repl.add_argument("--mode", choices=MODES, default=DEFAULT.name)
@@ -141,16 +165,16 @@ def _parser() -> argparse.ArgumentParser:
 def _options_first(argv: list[str]) -> list[str]:
     """For `dl run` and `dl transform`, let flags come anywhere: options first, then `--`, then the file
     and main's arguments (which may look like flags: `-2.5`)."""
-    if not argv or argv[0] not in ("run", "transform"):
+    if not argv or argv[0] not in ("run", "transform", "graph", "step"):
         return argv
     options, positional = [], []
     rest = iter(argv[1:])
     for a in rest:
         if a == "--":
             positional.extend(rest)
-        elif a.startswith("--"):
+        elif a.startswith("--") or a == "-o":
             options.append(a)
-            if a in ("--mode", "--budget", "--def", "--sweep"):
+            if a in ("--mode", "--budget", "--def", "--sweep", "-o", "--out", "--call", "--max-nodes"):
                 value = next(rest, None)
                 if value is not None:
                     options.append(value)
@@ -298,13 +322,88 @@ def _modes_command(args) -> int:
     return EXIT_OK
 
 
+def _watched_main(args):
+    """`main` applied to the command line's arguments, typed, and how to name it."""
+    from .pipeline import load, main_call  # each command imports its stages when it runs (start-up)
+    program = load(args.file)
+    return program, main_call(program, list(args.args)), " ".join(["main", *args.args])
+
+
+def _graph(args) -> int:
+    from ..back.deep import Timeout, run_deep  # each command imports its stages when it runs (start-up)
+    from .graph import NoCall, NoGraphviz, TooLarge, graph, svg
+
+    def work():
+        program, call, what = _watched_main(args)
+        return graph(program.world, call, what, which=args.call, max_nodes=args.max_nodes, budget=args.budget)
+    try:
+        drawing = run_deep(work)
+    except (TooLarge, NoCall) as e:
+        print(f"dl: graph: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Timeout:
+        raise DlRuntimeError(f"main did not finish within {args.budget:g} seconds (--budget)") from None
+    if args.out is None:
+        print(drawing.dot, end="")
+        return EXIT_OK
+    if args.out.lower().endswith(".dot"):
+        _write(args.out, drawing.dot)
+        return EXIT_OK
+    try:
+        _write(args.out, svg(drawing.dot))
+    except NoGraphviz as e:
+        dot_path = args.out[:-4] + ".dot"
+        _write(dot_path, drawing.dot)
+        print(f"dl: graph: {e}; the DOT text is in {dot_path}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"dl: graph written to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _step(args) -> int:
+    from ..back.deep import Timeout, run_deep  # each command imports its stages when it runs (start-up)
+    from .stepper import show_transcript, step
+
+    def work():
+        program, call, what = _watched_main(args)
+        return step(program.world, call, what, budget=args.budget)
+    try:
+        print(show_transcript(run_deep(work)))
+    except Timeout:
+        raise DlRuntimeError(f"main did not finish within {args.budget:g} seconds (--budget)") from None
+    return EXIT_OK
+
+
+def _kernel(args) -> int:
+    from .kernel.install import MissingExtra, in_virtual_environment, install  # only for `dl kernel` (start-up)
+    if args.kernel_command != "install":
+        print("usage: dl kernel install [--user | --sys-prefix | --prefix DIR]", file=sys.stderr)
+        return EXIT_USAGE
+    sys_prefix = args.sys_prefix or (not args.user and args.prefix is None and in_virtual_environment())
+    try:
+        where = install(user=args.user, sys_prefix=sys_prefix, prefix=args.prefix)
+    except MissingExtra as e:
+        print(f"dl: kernel: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        print(f"dl: kernel: cannot install the kernelspec: {e.strerror}: {e.filename} (try --user)", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"installed the dl kernelspec in {where}")
+    return EXIT_OK
+
+
 def _repl(args) -> int:
     from .repl.frontend import run_repl  # prompt_toolkit only for the REPL (start-up)
     return run_repl(args.file, mode=get(args.mode), debug=args.debug)
 
 
 COMMANDS = {"run": _run, "check": _check, "transform": _transform, "compare": _compare, "modes": _modes_command,
-            "repl": _repl}
+            "graph": _graph, "step": _step, "kernel": _kernel, "repl": _repl}
 
 
 if __name__ == "__main__":

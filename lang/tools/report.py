@@ -27,11 +27,15 @@ def _fmt(v: Any, kind: str = "") -> str:
     return str(v)
 
 
-def format_table(report: Report) -> str:
-    """The `dl compare` table; under it, why a row failed, disagrees or lacks a metric, then the growth
-    exponents of a sweep. The memory columns appear only when memory was measured (`--memory`)."""
-    with_memory = any("memory" in r.metrics for r in report.rows)
-    extras = metric_names(report.rows)[len(METRICS):]  # a mode's own counters (chad's ct_leaves)
+def _with_memory(report: Report) -> bool:
+    return any("memory" in r.metrics for r in report.rows)
+
+
+def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The `dl compare` table as cells: its headers and one row of strings per (size, mode). The memory
+    column appears only when memory was measured (`--memory`), the n column only for a sweep; a mode's own
+    counters (chad's ct_leaves) get columns after the common ones."""
+    extras = metric_names(report.rows)[len(METRICS):]
     headers = ["n", "mode", "status", "error", "term", "prims", "apps", "bp_apps", "time s", "memory B",
                "time/primal", "prims/primal", "bp/primal-prims", *extras]
     table = []
@@ -45,31 +49,57 @@ def format_table(report: Report) -> str:
             _fmt(q.get("time"), "ratio"), _fmt(q.get("prims"), "ratio"), _fmt(bp_ratio, "ratio"),
             *(_fmt(m.get(k)) for k in extras),
         ])
+    with_memory = _with_memory(report)
     keep = [i for i, h in enumerate(headers) if (h != "n" or any(r.n is not None for r in report.rows))
             and (h != "memory B" or with_memory)]
-    headers, table = [headers[i] for i in keep], [[row[i] for i in keep] for row in table]
+    return [headers[i] for i in keep], [[row[i] for i in keep] for row in table]
+
+
+def exponent_metrics(report: Report) -> list[str]:
+    """The metrics whose growth exponents a sweep reports (memory only when it was measured; then a mode's own
+    counters)."""
+    return (["prims", "apps", "bp_apps", "term", "time"] + (["memory"] if _with_memory(report) else [])
+            + metric_names(report.rows)[len(METRICS):])
+
+
+def exponent_rows(report: Report) -> list[list[str]]:
+    """The growth exponents of a sweep as cells: one row per mode, a column per exponent_metrics."""
+    metrics = exponent_metrics(report)
+    return [[mode] + [f"{round(slopes[k], 2) + 0.0:.2f}" if slopes.get(k) is not None else "-"  # no -0.00
+                      for k in metrics]
+            for mode, slopes in report.exponents.items()]
+
+
+def errors(report: Report) -> list[str]:
+    """What is said under the table: why a row failed, disagrees, or lacks a metric."""
+    out = []
+    for r in report.rows:
+        where = f"{r.mode}{'' if r.n is None else f' (n={r.n})'}"
+        if r.status.startswith("error"):
+            out.append(f"{where}: {r.status}")
+        elif r.shown_status == "disagrees":
+            out.append(f"{where}: disagrees with {REFERENCE.name}: error {_fmt(r.error, 'error')} is beyond "
+                       f"the mode's tolerance {get(r.mode).tolerance:g}")
+        out += [f"{where}: {note}" for note in r.notes]
+    return out
+
+
+def format_table(report: Report) -> str:
+    """The `dl compare` table; under it, why a row failed, disagrees or lacks a metric, then the growth
+    exponents of a sweep."""
+    headers, table = table_rows(report)
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
     lines.append("  ".join("-" * w for w in widths))
     for row in table:
         lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-    for r in report.rows:
-        where = f"{r.mode}{'' if r.n is None else f' (n={r.n})'}"
-        if r.status.startswith("error"):
-            lines.append(f"  {where}: {r.status}")
-        elif r.shown_status == "disagrees":
-            lines.append(f"  {where}: disagrees with {REFERENCE.name}: error {_fmt(r.error, 'error')} is beyond "
-                         f"the mode's tolerance {get(r.mode).tolerance:g}")
-        lines += [f"  {where}: {note}" for note in r.notes]
+    lines += [f"  {e}" for e in errors(report)]
     if report.exponents:
         lines.append("")
         lines.append("growth exponents (slope of log cost against log n):")
-        names = ["prims", "apps", "bp_apps", "term", "time"] + (["memory"] if with_memory else []) + extras
-        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in names))
-        for mode, slopes in report.exponents.items():
-            lines.append("  " + mode.ljust(16) + "".join(
-                (f"{round(slopes[k], 2) + 0.0:.2f}" if slopes.get(k) is not None else "-").rjust(10)  # no -0.00
-                for k in names))
+        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in exponent_metrics(report)))
+        for row in exponent_rows(report):
+            lines.append("  " + row[0].ljust(16) + "".join(cell.rjust(10) for cell in row[1:]))
     return "\n".join(lines)
 
 

@@ -46,6 +46,7 @@ from ..front.desugar import Fresh
 from ..model import core as c
 from ..model.errors import DlRuntimeError
 from ..model.primitives import MAX_CURRY, PRIMITIVES
+from ..model.primitives import is_zero as is_symbolic_zero
 from ..model.types import ARRAY, ENV, INT, REAL, UNIT, TFun, TList, TTuple, Type, linear, prune
 from .chad_target import (Types, apply, copow, fst, is_zero, lam, lams, lapp, let_tuple, pair, plus, prim, snd, total,
                           tup, tuple_type, var, zero)
@@ -302,7 +303,7 @@ class Chad:
                 return self.constant(value, fn_ty, env)
             return pair(value, lam(self.ct, ENV, prim("lunpack", var(self.ct, ENV), ty=e_ty)))
         # basic CHAD: the body again, for each entry of the function's cotangent (recomputation)
-        c_name = self.fresh("c")
+        c_name = self.fresh("dr")
         dr_body = self.term(body, inner)
         c_ty = dr_body.ty
         for _, t in reversed(targets):
@@ -609,7 +610,10 @@ class Chad:
 
 
 def _scaled(d: c.Expr, ct: c.Expr) -> c.Expr:
-    """lscale ∂ ct (ct itself for ∂ = 1)."""
+    """lscale ∂ ct (ct itself for ∂ = 1; lzero for a partial that is the symbolic zero, whose contribution is
+    dropped, never multiplied: docs/transforms.md, Zeros and infinities)."""
+    if is_symbolic_zero(d):
+        return zero(REAL)
     if isinstance(d, c.Lit) and d.value == 1.0 and not isinstance(d.value, bool):
         return ct
     return c.Prim("lscale", (d, ct), ty=REAL)

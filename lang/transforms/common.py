@@ -15,8 +15,8 @@ from typing import Callable
 
 from ..model import core as c
 from ..front.desugar import Fresh
-from ..model.primitives import PRIMITIVES, Primitive
 from ..model.errors import DlRuntimeError
+from ..model.primitives import PRIMITIVES, Primitive, is_zero
 from ..model.types import ARRAY, BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
 
 
@@ -29,13 +29,6 @@ class TermTransform:
     type: Callable[[Type], Type]               # the transform on types
     simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
     parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
-
-
-# The tangent of a constant, zero by construction. The simplifier drops the terms it multiplies
-# (`∂ * 0 -> 0`, `t + 0 -> t`) for this node only, never for a 0.0 the program wrote, so that a
-# constant contributes nothing even where its partial is infinite: (1.0 / x)' at 0 is -inf, as in
-# reverse mode (where a constant's backpropagator is `fun a -o 0`), not 0 * inf = nan.
-ZERO_TANGENT = c.Lit(0.0, ty=REAL)
 
 
 def variables_of(e: c.Expr) -> set[str]:
@@ -68,9 +61,32 @@ class Homomorphism:
     def constant(self, value: c.Lit) -> c.Expr:
         raise NotImplementedError
 
+    def contribution_sum(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
+        """Σ of each argument's second component times its partial (none: the zero of the kind)."""
+        raise NotImplementedError
+
     def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
         """The second component of f(x1..xk)'s transform, from the arguments' and f's partials."""
-        raise NotImplementedError
+        return self.by_cases(list(zip(seconds, partials)))
+
+    def by_cases(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
+        """The contributions, with a partial's `if` lifted out and its symbolic zeros dropped.
+
+        A partial that is zero on a branch (relu, min, max, x^y: the primitive table) makes the
+        contribution `if c then x' (∂ * a) else 0` — read in the forward direction,
+        `if c then ∂ * x_dot else 0` — so that the zero is never multiplied (docs/transforms.md, Zeros and
+        infinities). Partials testing the same condition share one `if`: min x y gives
+        `if x <= y then x' a else y' a`."""
+        for _, d in pairs:
+            if isinstance(d, c.If):
+                cond = d.cond
+
+                def branch(pick):
+                    return [(s, pick(p) if isinstance(p, c.If) and p.cond == cond else p) for s, p in pairs]
+                then = self.by_cases(branch(lambda p: p.then))
+                else_ = self.by_cases(branch(lambda p: p.else_))
+                return c.If(cond, then, else_, ty=then.ty)
+        return self.contribution_sum([(s, d) for s, d in pairs if not is_zero(d)])
 
     # ---- the rule for a real primitive, shared
     def real_rule(self, e: c.Prim, prim: Primitive, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
@@ -212,4 +228,4 @@ def scale(d: c.Expr, a: c.Expr) -> c.Expr:
     return c.Prim("*", (d, a), ty=REAL)
 
 
-__all__ = ["Homomorphism", "TermTransform", "ZERO_TANGENT", "variables_of", "scale", "Fresh"]
+__all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "Fresh"]

@@ -47,9 +47,11 @@ from dataclasses import replace
 
 from ..front.desugar import Fresh
 from ..model import core as c
+from ..model.primitives import is_zero
 from ..model.types import DELTA, REAL, TTuple, Type
 from .common import Homomorphism, TermTransform, variables_of
 from .simplify import Simplifier
+from .simplify import simplify as simplify_with
 
 DELTA_REAL = TTuple((REAL, DELTA))
 
@@ -84,9 +86,13 @@ class Delta(Homomorphism):
         """r  ->  (r, dzero)."""
         return c.Tuple((value, dzero()), ty=DELTA_REAL, span=value.span)
 
-    def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
-        """dshare (dadd (dscale ∂1 x1') ... (dscale ∂k xk'))."""
-        terms = [dscale(d, x2) for x2, d in zip(seconds, partials)]
+    def contribution_sum(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
+        """dshare (dadd (dscale ∂1 x1') ... (dscale ∂k xk')), or dzero when every partial is a symbolic
+        zero (a partial zero on a branch is dropped by `by_cases`, docs/transforms.md, Zeros and
+        infinities)."""
+        if not pairs:
+            return dzero()
+        terms = [dscale(d, x2) for x2, d in pairs]
         body = terms[0]
         for more in terms[1:]:
             body = dadd(body, more)
@@ -111,7 +117,8 @@ def d_type(t: Type) -> Type:
 class DeltaSimplifier(Simplifier):
     """simplify.py's rules, with dzero a constant that patterns substitute away, and
 
-        dscale w dzero -> dzero    dscale 1.0 d -> d    dscale 0.0 d -> dzero  (a literal 0, as ←D drops x' (0 * a))
+        dscale w dzero -> dzero    dscale 1.0 d -> d    (not dscale 0.0 d -> dzero: a 0.0 the program wrote is a
+                                                       number, and 0.0 times an infinite cotangent is nan)
         dadd dzero d -> d          dadd d dzero -> d
         dshare dzero -> dzero      dshare (dshare d) -> dshare d      dshare x' -> x'   (and dmark alike)
 
@@ -127,7 +134,7 @@ class DeltaSimplifier(Simplifier):
     def primitive(self, e: c.Prim) -> c.Expr:
         match e:
             case c.Prim("dscale", (w, d)):
-                if _is_zero(d) or (isinstance(w, c.Lit) and w.value == 0.0 and not isinstance(w.value, bool)):
+                if _is_zero(d) or is_zero(w):
                     return replace(dzero(), span=e.span)
                 if isinstance(w, c.Lit) and w.value == 1.0 and not isinstance(w.value, bool):
                     return d
@@ -150,7 +157,7 @@ def _is_zero(e: c.Expr) -> bool:
 
 def simplify(e: c.Expr) -> c.Expr:
     """The rules above, everywhere."""
-    return DeltaSimplifier().term(e, {})
+    return simplify_with(e, DeltaSimplifier)
 
 
 DELTA = TermTransform("Δ", _transform(SHARE), d_type, simplify)

@@ -1,7 +1,7 @@
 """→D, the forward (dual-number) transform (docs/transforms.md, forward).
 
     →D(Real) = Real * Real         (value, tangent), a homomorphism elsewhere
-    r                 ->  (r, 0.0)
+    r                 ->  (r, 0)          0: the symbolic zero, a tangent zero by construction
     f(t1, ..., tk)    ->  let (x1, x1_dot) = →D(t1) in ... let (xk, xk_dot) = →D(tk) in
                           (f(x1, ..., xk), ∂1 f * x1_dot + ... + ∂k f * xk_dot)
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 from ..model import core as c
 from ..front.desugar import Fresh
 from ..model.types import REAL, TTuple
-from .common import ZERO_TANGENT, Homomorphism, TermTransform, scale, variables_of
+from ..model.primitives import zero
+from .common import Homomorphism, TermTransform, scale, variables_of
 from .simplify import simplify
 
 TANGENT_PAIR = TTuple((REAL, REAL))
@@ -38,12 +39,14 @@ class Forward(Homomorphism):
     second_type = REAL
 
     def constant(self, value: c.Expr) -> c.Expr:
-        """r  ->  (r, 0.0)."""
-        return c.Tuple((value, ZERO_TANGENT), ty=TANGENT_PAIR, span=value.span)
+        """r  ->  (r, 0): a constant's tangent is the symbolic zero (lang/model/zeros.py)."""
+        return c.Tuple((value, zero()), ty=TANGENT_PAIR, span=value.span)
 
-    def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
-        """∂1 f * x1_dot + ... + ∂k f * xk_dot."""
-        terms = [scale(d, x_dot) for x_dot, d in zip(seconds, partials)]
+    def contribution_sum(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
+        """∂1 f * x1_dot + ... + ∂k f * xk_dot, or 0."""
+        terms = [scale(d, x_dot) for x_dot, d in pairs]
+        if not terms:
+            return zero()
         tangent = terms[0]
         for more in terms[1:]:
             tangent = c.Prim("+", (tangent, more), ty=REAL)

@@ -9,7 +9,8 @@ they are known, so that
 
     f e    is LinApp when f : ¬T          (else App)
     t + u  is DSum when t : d             (else the primitive +)
-    0      is DZero where d is expected   (else the literal)
+    0      is DZero where d is expected, the symbolic zero where Real is
+           (a program's 0 at Real prints 0.0), else the Int literal
 
 and `fun a -o t` is a backpropagator (¬T) where ¬T is expected or where its body
 is the literal 0 or has type d, else a linear map T ⊸ U (chad's target, whose
@@ -25,7 +26,7 @@ from ..model.errors import DlTypeError
 from ..front.infer import Mismatch, unify
 from ..front.infer import Inferencer
 from ..front.parser import parse_expr
-from ..model.primitives import PRIMITIVES
+from ..model.primitives import PRIMITIVES, zero
 from ..model.spans import Source
 from .check import TargetLanguage, ad_type, freshen
 from ..model.types import (BOOL, D, INT, LINEAR, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple, TVar, Type,
@@ -36,7 +37,14 @@ def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_sc
     """A printed target term, as the core term it prints."""
     syntax = parse_expr(Source("<target>", text))
     term = Desugarer(resolve, Fresh(names_in(text)), in_scope, target=True).expr(syntax, frozenset())
-    return _Elaborate(lang).check(_with_instances(term), freshen(expected, {}), {})
+    return _zeros(_Elaborate(lang).check(_with_instances(term), freshen(expected, {}), {}))
+
+
+def _zeros(e: c.Expr) -> c.Expr:
+    """Each `0` whose type came out Real is the symbolic zero; the others are Int literals."""
+    if isinstance(e, c.Lit) and type(e.value) is int and e.value == 0:
+        return zero() if prune(e.ty) == REAL else replace(e, ty=INT)
+    return c.map_children(e, _zeros)
 
 
 def _with_instances(e: c.Expr) -> c.Expr:
@@ -70,6 +78,8 @@ class _Elaborate:
         match e:
             case c.Lit(0) if prune(expected) == D:
                 return c.DZero(ty=D, span=e.span)
+            case c.Lit(0) if type(e.value) is int and prune(expected) == REAL:
+                return zero()
             case c.Lam(param, body):
                 arg, res = TVar(), TVar()
                 self.unify(TFun(arg, res), expected, e)
@@ -116,6 +126,8 @@ class _Elaborate:
             case c.Lit(value):
                 ty = BOOL if isinstance(value, bool) else INT if isinstance(value, int) else \
                     REAL if isinstance(value, float) else UNIT
+                if type(value) is int and value == 0:
+                    ty = TVar()  # Int, or the symbolic zero if it has to be Real (see _zeros)
                 return replace(e, ty=ty)
             case c.App():
                 return self.application(e, env)

@@ -19,6 +19,9 @@ from typing import Any, Callable
 from ...model import core as c
 from ...model import syntax as s
 from ..compare import compare, disagrees, max_relative_error
+from ..sweep import parse_sweep
+from ..graph import NoCall, TooLarge, graph
+from ..stepper import show_transcript, step
 from ..report import format_counters, format_table
 from ..workbench import (choose_instance, default_instance, show_transform, show_unrolled, show_untransformed,
                          unroll, written_instance)
@@ -259,8 +262,10 @@ def cmd_transform(state: State, arg: Argument) -> tuple[State, Output]:
         else:
             title = _clip(_shown(arg.text))
     if mode.shows == "program":
-        return state, Output(show_untransformed(term, mode, title))
-    return state, Output(note + show_transform(term, mode, spec, title=title))
+        text = show_untransformed(term, mode, title)
+        return state, Output(text, rich=S.Code(text))
+    text = note + show_transform(term, mode, spec, title=title)
+    return state, Output(text, rich=S.Code(text))
 
 
 def _differentiated(e: c.Expr) -> c.Expr:
@@ -342,7 +347,7 @@ def cmd_compare(state: State, arg: Argument) -> tuple[State, Output]:
     typed = S.typed_expression(state, e, arg.source)
     report = compare(state.world, lambda n: typed, [None], listed(), BUDGET)
     head = f"-- {_clip(_shown(arg.text), 60)} in every mode (error relative to backprop, costs relative to the primal run)"
-    return state, Output(head + "\n" + format_table(report))
+    return state, Output(head + "\n" + format_table(report), rich=report)
 
 
 def cmd_gradcheck(state: State, arg: Argument) -> tuple[State, Output]:
@@ -410,6 +415,59 @@ def gradcheck_table(what: str, results: dict[str, tuple[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# ---- sweeps, graphs and the stepper (docs/reference.md §15) ----------------------------
+
+
+def cmd_sweep(state: State, arg: Argument) -> tuple[State, Output]:
+    """`dl compare --sweep` for an expression in n: every mode for each n, with growth exponents."""
+    spec, _, rest = arg.text.partition(" ")
+    try:
+        sizes = parse_sweep(spec)
+    except ValueError as e:
+        raise Usage(f"{e}\nusage: {_usage('sweep')}  (e.g. :sweep n=4,8,12 grad (squarings n) 1.0000001)") from None
+    if not rest.strip():
+        raise Usage(f"usage: {_usage('sweep')}")
+    at = arg.source.text.index(spec)  # the sizes blanked out too: positions stay those of the typed text
+    source = Source(arg.source.name, arg.source.text[:at] + " " * len(spec) + arg.source.text[at + len(spec):])
+    e = parse_expr(source)
+
+    def make_call(n: int) -> c.Expr:
+        return S.typed_expression(state, s.LetIn(s.PName("n", span=e.span), s.IntLit(n, span=e.span), e,
+                                                 span=e.span), source)
+    make_call(sizes[0])  # a type error is reported before anything is measured
+    report = compare(state.world, make_call, sizes, listed(), BUDGET)
+    head = f"-- {_clip(_shown(rest), 60)} for n = {', '.join(map(str, sizes))}, in every mode"
+    return state, Output(head + "\n" + format_table(report), rich=report)
+
+
+def cmd_graph(state: State, arg: Argument) -> tuple[State, Output]:
+    """The graphs of the expression's first derivative call, as DOT text."""
+    e = _expression("graph", arg)
+    typed = S.typed_expression(state, e, arg.source)
+    what = _shown(arg.text)
+    try:
+        drawing = graph(state.world, typed, what, budget=BUDGET)
+    except TooLarge as err:
+        return state, Output(str(err), error=True)
+    except NoCall as err:
+        return state, Output(f"-- {err}")
+    except Timeout:
+        return state, Output(f"-- `{_clip(what, 60)}` did not finish within {BUDGET:g} s", error=True)
+    head = "// render it with Graphviz: dot -Tsvg -o graph.svg (dl graph FILE -o graph.svg does it for a file)"
+    return state, Output(head + "\n" + drawing.dot.rstrip(), rich=drawing)
+
+
+def cmd_step(state: State, arg: Argument) -> tuple[State, Output]:
+    """The stepper's transcript of the expression's first derivative call."""
+    e = _expression("step", arg)
+    typed = S.typed_expression(state, e, arg.source)
+    try:
+        transcript = step(state.world, typed, _shown(arg.text), budget=BUDGET)
+    except Timeout:
+        return state, Output(f"-- `{_clip(_shown(arg.text), 60)}` did not finish within {BUDGET:g} s", error=True)
+    return state, Output(show_transcript(transcript), rich=transcript if transcript.factoring.backward else None)
+
+
 # ---- the table -------------------------------------------------------------------------
 
 
@@ -427,6 +485,12 @@ COMMANDS: tuple[Command, ...] = (
     Command("compare", "EXPR", "expr", "every mode on one expression: error, cost, time", cmd_compare),
     Command("time", "EXPR", "expr", "the value and the wall time (median of several runs)", cmd_time),
     Command("gradcheck", "F X", "expr", "F's gradient at X in every mode, with relative errors", cmd_gradcheck),
+    Command("sweep", "n=A,B,.. EXPR", "expr", "every mode on EXPR for each n: costs and growth exponents",
+            cmd_sweep),
+    Command("graph", "EXPR", "expr", "the computation and backpropagator graphs of EXPR's derivative call (DOT)",
+            cmd_graph),
+    Command("step", "EXPR", "expr", "the backward pass step by step, backprop and backprop-naive side by side",
+            cmd_step),
 )
 
 
