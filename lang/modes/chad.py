@@ -62,6 +62,12 @@ class Calls:
         self.counting = counting
         self.inter_code = Code(1, self._intermediate_body, name="<partial>", mode="chad")
 
+    def linear(self, fn) -> Fun:
+        """A linear map the protocol makes (counted as created, like a compiled `fun ct -o ...`)."""
+        if self.counting:
+            self.counters.bp_created += 1
+        return linear_map(fn)
+
     # ---- making values
     def curry(self, k: int, entry: Fun) -> Fun:
         """lcurryk entry."""
@@ -103,7 +109,7 @@ class Calls:
                 def back(ct):
                     r = alg.apply(bp, ct)
                     return (None if r is None else r[j], alg.singleton(a, ct))
-            return (y, linear_map(back))
+            return (y, self.linear(back))
         rest = Fun(self.inter_code, (code, env, k, args))
         if alg.sparse:
             def back(cp):
@@ -113,7 +119,7 @@ class Calls:
         else:
             def back(cp):
                 return (self.recompute(code, env, k, args, cp, j), alg.singleton(a, cp))
-        return (rest, linear_map(back))
+        return (rest, self.linear(back))
 
     def recompute(self, code: Code, env: tuple, k: int, args: tuple, cp: Any, j: int) -> Any:
         """chad: the cotangent of argument j, from the copower of what the application returned: E run again on
@@ -172,7 +178,7 @@ class Calls:
                     own = alg.singleton(a, own)
                 cts = (None,) * len(args) if r is None else r[j:-1]
                 return (*cts, own)
-        return (y, linear_map(back))
+        return (y, self.linear(back))
 
     def one_at_a_time(self, f: Fun, args: tuple) -> Any:
         """Any other function: applied to each argument in turn; the maps chained back."""
@@ -190,7 +196,7 @@ class Calls:
                 x, ct = (None, None) if r is None else r
                 cts.append(x)
             return (*reversed(cts), ct)
-        return (g, linear_map(back))
+        return (g, self.linear(back))
 
     # ---- fold's forward loop
     def fold_forward(self, f: Fun, z: Any, xs: list) -> Any:

@@ -7,19 +7,22 @@ The rules produce, for `def f x = x * sin x`,
 
 from the term of about forty nodes that the rules of chad.py write. They are:
 
-    let (a, b) = (t, u) in e    each component substituted when it is a variable, constant or zero, or a
-                                (linear) abstraction used at most once; dropped when unused and it cannot
-                                fail; otherwise let-bound — never moved into a function body, where it could
-                                run more often (or in the backward pass instead of the forward one)
+    let (a, b) = (t, u) in e    each component substituted when it is a variable, constant or zero, a
+                                (linear) abstraction used at most once, or a term that cannot fail or call
+                                a function used once outside any function body; dropped when unused and
+                                it cannot fail; otherwise let-bound — never moved into a function body,
+                                where it could run more often (or in the backward pass, not the forward)
     let x = v in e              the same rule for one name
     lapp (fun p -o b) t         b with p := t, when t is a variable or constant or p occurs once in b and not
                                 inside a function there; else let p = t in b (linear β)
+    (fun x -> b) t              let x = t in b, and the let rules (β; a let around the function floats out)
     lapp f lzero  ->  lzero     (a linear map sends zero to zero)
     lplus lzero t  ->  t        lplus (t1, .., tn) (u1, .., un)  ->  (lplus t1 u1, .., lplus tn un)
     lscale w lzero  ->  lzero   lscale 1.0 t  ->  t
     fst (t, u)  ->  t           (when u is a value: nothing is dropped that could fail)
     let (x1, .., xn) = t in (x1, .., xn)  ->  t
-    let p = (let x = t in u) in e  ->  let x = t in let p = u in e     (so that the first rules apply)
+    let p = (let x = t in u) in e  ->  let x = t in let p = u in e     (so that the first rules apply; the
+                                                                        same for let rec and let (x1, .., xn))
 
 Substitution avoids capture: a binder of a name free in what is substituted is renamed.
 """
@@ -49,6 +52,24 @@ def _value(e: c.Expr) -> bool:
             return True
         case c.Tuple(items):
             return all(_value(i) for i in items)
+    return False
+
+
+def _pure(e: c.Expr) -> bool:
+    """A term that cannot fail and does nothing but compute its value: values, and the primitives that can
+    neither fail nor call a function (the linear rows included: moving one within a linear map's body
+    changes nothing). Such a term used once, outside any function body, is substituted."""
+    match e:
+        case c.Var() | c.Lit() | c.Global() | c.Lam() | c.LinLam():
+            return True
+        case c.Tuple(items):
+            return all(_pure(i) for i in items)
+        case c.Prim(op, args):
+            row = PRIMITIVES[op]
+            total = (row.kind in ("real", "compare", "bool", "toreal") and not row.fails) \
+                or op in ("fst", "snd", "length", "isEmpty", "reverse", "++", "::") \
+                or (row.kind in ("linear", "chad") and row.linear is not None)
+            return total and all(_pure(a) for a in args)
     return False
 
 
@@ -137,6 +158,8 @@ class _Simplify:
         match e:
             case c.Var(name, ()) if name in env:
                 return env[name]
+            case c.Var(name, inst) if name in env and isinstance(env[name], c.Var):
+                return replace(e, name=env[name].name)  # a specialised local whose binder `under` renamed
             case c.Var() | c.Global() | c.Lit() | c.DZero():
                 return e
             case c.Lam(param, body) | c.LinLam(param, body):
@@ -151,7 +174,9 @@ class _Simplify:
                 return replace(e, name=n, bound=self.term(bound, inner), body=self.term(body, inner))
             case c.Prim():
                 return self.primitive(replace(e, args=tuple(self.term(a, env) for a in e.args)))
-            case c.App() | c.If() | c.Tuple() | c.List() | c.Annot() | c.LinApp() | c.DSum():
+            case c.App(fn, arg):
+                return self.apply(replace(e, fn=self.term(fn, env), arg=self.term(arg, env)))
+            case c.If() | c.Tuple() | c.List() | c.Annot() | c.LinApp() | c.DSum():
                 return c.map_children(e, lambda t: self.term(t, env))
         raise AssertionError(e)
 
@@ -160,9 +185,10 @@ class _Simplify:
         if inst:  # a specialised polymorphic local: kept as it is
             (n,), body, inner = self.under(names, env, body)
             return replace(e, name=n, bound=bound, body=self.term(body, inner))
-        # let p = (let x = t in u) in e  ->  let x = t in let p = u in e
-        if isinstance(bound, (c.Let, c.LetTuple)) and not (isinstance(bound, c.Let) and bound.inst):
-            inner_names = (bound.name,) if isinstance(bound, c.Let) else bound.names
+        # let p = (let x = t in u) in e  ->  let x = t in let p = u in e   (and for let rec, let (..))
+        if isinstance(bound, (c.Let, c.LetTuple, c.LetRec)) and not (isinstance(bound, (c.Let, c.LetRec))
+                                                                    and bound.inst):
+            inner_names = bound.names if isinstance(bound, c.LetTuple) else (bound.name,)
             if not set(inner_names) & (_free(body) | set(names) | set().union(*(_free(v) for v in env.values()))):
                 moved = replace(e, bound=bound.body) if isinstance(e, c.LetTuple) else \
                     replace(e, bound=bound.body)
@@ -187,7 +213,8 @@ class _Simplify:
             subst.pop(n, None)
         for n, item in zip(names, parts):
             count, inside = _count(body, n)
-            if _atom(item) or (isinstance(item, (c.Lam, c.LinLam)) and count <= 1):
+            if _atom(item) or (isinstance(item, (c.Lam, c.LinLam)) and count <= 1) \
+                    or (count == 1 and not inside and _pure(item)):
                 subst[n] = item
             elif count == 0 and _value(item):
                 continue
@@ -200,6 +227,17 @@ class _Simplify:
         for (old, item), n in reversed(list(zip(keep, new_names))):
             out = c.Let(n, item, out, ty=out.ty)
         return out
+
+    def apply(self, e: c.App) -> c.Expr:
+        """(fun x -> b) t  ->  let x = t in b (then the let rules); (let x = t in f) u  ->  let x = t in f u."""
+        match e.fn:
+            case c.Lam(param, body):
+                return self.term(c.Let(param, e.arg, body, ty=e.ty), {})
+            case c.Let(name, _, body, ()) if name not in _free(e.arg):
+                return replace(e.fn, body=self.apply(c.App(body, e.arg, ty=e.ty)), ty=e.ty)
+            case c.LetTuple(names, _, body) if not set(names) & _free(e.arg):
+                return replace(e.fn, body=self.apply(c.App(body, e.arg, ty=e.ty)), ty=e.ty)
+        return e
 
     def primitive(self, e: c.Prim) -> c.Expr:
         """The rules on the linear rows and the projections, arguments simplified already."""
