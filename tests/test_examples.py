@@ -147,6 +147,13 @@ def check_environment(n):
     return check_it
 
 
+def check_local_recursion(n):
+    def check_it(v):
+        expected = n * 1.000001 ** (n - 1)  # d/dy y^n at y = 1.000001, local and top-level recursion alike
+        assert close(v[0], expected, rel=1e-12) and close(v[1], expected, rel=1e-12)
+    return check_it
+
+
 def check_almost_everywhere(v):
     assert v == (0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0)
 
@@ -165,6 +172,7 @@ CASES = [
     ("sharing.dl", ["20"], check_sharing(20)),
     ("many_inputs.dl", ["1000"], check_many_inputs(1000)),
     ("environment.dl", ["1000"], check_environment(1000)),
+    ("local_recursion.dl", ["1000"], check_local_recursion(1000)),
 ]
 
 
