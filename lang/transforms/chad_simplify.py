@@ -189,7 +189,11 @@ class _Simplify:
         if isinstance(bound, (c.Let, c.LetTuple, c.LetRec)) and not (isinstance(bound, (c.Let, c.LetRec))
                                                                     and bound.inst):
             inner_names = bound.names if isinstance(bound, c.LetTuple) else (bound.name,)
-            if not set(inner_names) & (_free(body) | set(names) | set().union(*(_free(v) for v in env.values()))):
+            clash = set(inner_names) & (_free(body) | set(names) | set().union(*(_free(v) for v in env.values())))
+            if clash:  # the inner binder would capture a name of the rest: renamed first
+                bound = self.renamed_binder(bound, clash)
+                clash = set()
+            if not clash:
                 moved = replace(e, bound=bound.body) if isinstance(e, c.LetTuple) else \
                     replace(e, bound=bound.body)
                 return replace(bound, body=self.let(moved, names, bound.body, body, env, inst), ty=e.ty)
@@ -238,6 +242,22 @@ class _Simplify:
             case c.LetTuple(names, _, body) if not set(names) & _free(e.arg):
                 return replace(e.fn, body=self.apply(c.App(body, e.arg, ty=e.ty)), ty=e.ty)
         return e
+
+    def renamed_binder(self, e: c.Expr, names: set[str]) -> c.Expr:
+        """let x = t in u (let rec, let (..)) with the bound names in `names` given fresh ones."""
+        match e:
+            case c.LetTuple(old, bound, body):
+                types = _item_types(bound, len(old))
+                new = tuple(self.fresh(n.rstrip("'0123456789") or "x") if n in names else n for n in old)
+                sub = {o: c.Var(n, ty=t) for o, n, t in zip(old, new, types) if o != n}
+                return replace(e, names=new, body=self.term(body, sub))
+            case c.Let(old, bound, body) | c.LetRec(old, bound, body):
+                new = self.fresh(old.rstrip("'0123456789") or "x")
+                sub = {old: c.Var(new, ty=bound.ty)}
+                if isinstance(e, c.LetRec):
+                    bound = self.term(bound, sub)
+                return replace(e, name=new, bound=bound, body=self.term(body, sub))
+        raise AssertionError(e)
 
     def primitive(self, e: c.Prim) -> c.Expr:
         """The rules on the linear rows and the projections, arguments simplified already."""
