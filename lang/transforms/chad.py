@@ -51,7 +51,7 @@ from ..model.types import ARRAY, ENV, INT, REAL, UNIT, TFun, TList, TTuple, Type
 from .chad_target import (Types, apply, copow, fst, is_zero, lam, lams, lapp, let_tuple, pair, plus, prim, snd, total,
                           tup, tuple_type, var, zero)
 from .chad_simplify import simplify
-from .common import TermTransform, _closed, variables_of
+from .common import TermTransform, closed, variables_of
 
 Key = tuple  # a local variable: (name, instance)
 
@@ -457,7 +457,7 @@ class Chad:
         if row.kind != "structural" and any(prune(t) == ARRAY for t in (e.ty, *(a.ty for a in e.args))):
             raise DlRuntimeError(f"`{e.op}` on an Array: chad does not differentiate arrays yet", e.span)
         at_real = any(prune(a.ty) == REAL for a in e.args)
-        if row.kind == "real" and at_real and _closed(e):
+        if row.kind == "real" and at_real and closed(e):
             return self.constant(e, e.ty, env)  # no variable in it: a constant
         if row.kind == "structural":
             return self.structural(e, env)

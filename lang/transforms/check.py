@@ -52,6 +52,8 @@ class TargetLanguage:
     name: str
     d_type: Callable[[Type], Type]                  # the transform on types
     global_type: Callable[[str, str, tuple], Type]  # a transformed top-level definition's type
+    checks: tuple = ()                              # more rules of this target, each run on the typed term
+                                                    # (a transform's own discipline: TermTransform.checks)
 
 
 class TargetInferencer(Inferencer):
@@ -126,6 +128,8 @@ def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) ->
     except DlError as e:
         raise TransformBug(f"{lang.name}: the transformed term does not type-check: {e.message}") from None
     check_linear(typed)
+    for rule in lang.checks:
+        rule(typed)
     return typed.ty
 
 
@@ -294,4 +298,7 @@ def _linear_real(e: c.Expr, a: str) -> None:
     raise TransformBug(f"the parameter `{a}` of a backpropagator is used non-linearly")
 
 
-__all__ = ["check", "infer_target", "check_linear", "TargetLanguage", "TransformBug", "substitute", "ad_type"]
+linear_real = _linear_real  # for the disciplines of other targets (TargetLanguage.checks)
+
+__all__ = ["check", "infer_target", "check_linear", "linear_real", "TargetLanguage", "TransformBug", "substitute",
+           "ad_type"]
