@@ -151,6 +151,13 @@ def check_local_recursion(n):
     def check_it(v):
         expected = n * 1.000001 ** (n - 1)  # d/dy y^n at y = 1.000001, local and top-level recursion alike
         assert close(v[0], expected, rel=1e-12) and close(v[1], expected, rel=1e-12)
+def check_chain(n):
+    def check_it(v):
+        x, d = 0.3, 1.0
+        for _ in range(n):  # the chain rule along the orbit: f'(x) = 3.7 (1 - 2x)
+            d *= 3.7 * (1.0 - 2.0 * x)
+            x = 3.7 * x * (1.0 - x)
+        assert close(v, d, rel=1e-9)
     return check_it
 
 
@@ -183,6 +190,7 @@ CASES = [
     ("many_inputs.dl", ["1000"], check_many_inputs(1000)),
     ("environment.dl", ["1000"], check_environment(1000)),
     ("local_recursion.dl", ["1000"], check_local_recursion(1000)),
+    ("chain.dl", ["100"], check_chain(100)),
     ("chain_order.dl", ["100"], check_chain_order(100)),
 ]
 

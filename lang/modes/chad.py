@@ -308,6 +308,7 @@ class ChadCompiler(TransformCompiler):
     """The chad (or chad-efficient) language: definitions transformed by Dr, compiled by ChadGen."""
 
     nests = False
+    ad_args = True
 
     def __init__(self, machine, runtime: ChadRuntime):
         super().__init__(machine, counting=machine.counting, name=runtime.name)

@@ -670,7 +670,7 @@ def _d_type(efficient: bool):
     return d_type
 
 
-CHAD = TermTransform("Dr", _transform(False), _d_type(False), simplify)
-CHAD_EFFICIENT = TermTransform("Dr", _transform(True), _d_type(True), simplify)
+CHAD = TermTransform("Dr", _transform(False), _d_type(False), simplify, ad_args=True)
+CHAD_EFFICIENT = TermTransform("Dr", _transform(True), _d_type(True), simplify, ad_args=True)
 
 __all__ = ["CHAD", "CHAD_EFFICIENT", "Chad", "Types"]

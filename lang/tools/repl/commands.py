@@ -23,13 +23,14 @@ from ..sweep import parse_sweep
 from ..graph import NoCall, TooLarge, graph
 from ..stepper import show_transcript, step
 from ..report import format_counters, format_table
-from ..workbench import (choose_instance, default_instance, show_transform, show_unrolled, show_untransformed,
-                         unroll, written_instance)
+from ..workbench import (choose_instance, default_instance, linearized_text, point_call, show_transform,
+                         show_unrolled, show_untransformed, unroll, written_instance)
 from ...back.deep import Timeout, run_deep
 from ...model.errors import DlError
 from ...model.errors import render
 from ...front.infer import Inferencer, infer_expression
 from ...back.machine import Machine
+from ...front.files import unreadable
 from ...front.loader import shown_path
 from ...modes.table import MODES, REFERENCE, compared, get, listed
 from ...front.parser import parse_expr
@@ -161,8 +162,9 @@ def cmd_load(state: State, arg: Argument) -> tuple[State, Output]:
 
 def load_or_remember(state: State, path: str) -> tuple[State, Output]:
     """Load a file; when it fails, remember it so that :reload tries again after the fix."""
-    if not os.path.isfile(os.path.expanduser(path)):
-        return state, Output(f"no such file: {path}", error=True)
+    why = unreadable(os.path.expanduser(path))  # a directory, a FIFO, a device, a loop, ... (lang/front/files.py)
+    if why:
+        return state, Output(f"{why}: {path}", error=True)
     try:
         new, text = S.load(state, path)
     except DlError as e:
@@ -233,6 +235,11 @@ def cmd_transform(state: State, arg: Argument) -> tuple[State, Output]:
     mode = state.mode
     if mode.shows == "unrolled":
         return state, Output(_unrolled(state, core))
+    if mode.shows == "linearized":  # a definition at its default point, or each derivative call of EXPR
+        if isinstance(core, c.Global):
+            d = state.world.defs[(core.module, core.name)]
+            return state, Output(linearized_text(state.world, point_call(state.world, d, []), mode, name=d.name))
+        return state, Output(linearized_text(state.world, infer_expression(core, state.world.schemes), mode))
     machine = state.machines.get(state.world, mode)
     spec = machine.spec
     typed = infer_expression(core, state.world.schemes)
