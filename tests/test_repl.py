@@ -321,7 +321,7 @@ def test_an_interrupted_definition_leaves_no_half_defined_name(monkeypatch):
         while True:
             pass
     monkeypatch.setattr(S.World, "add", slow_add)
-    threading.Thread(target=lambda: (entered.wait(10), _thread.interrupt_main()), daemon=True).start()
+    threading.Thread(target=lambda: (entered.wait(120), _thread.interrupt_main()), daemon=True).start()
     state, out = execute(state, "def half x = x / 2.0")
     monkeypatch.undo()
     assert (out.text, out.error) == ("interrupted", True)
