@@ -151,6 +151,9 @@ def check_local_recursion(n):
     def check_it(v):
         expected = n * 1.000001 ** (n - 1)  # d/dy y^n at y = 1.000001, local and top-level recursion alike
         assert close(v[0], expected, rel=1e-12) and close(v[1], expected, rel=1e-12)
+    return check_it
+
+
 def check_chain(n):
     def check_it(v):
         x, d = 0.3, 1.0
