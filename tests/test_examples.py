@@ -139,6 +139,21 @@ def check_many_inputs(n):
     return check_it
 
 
+def check_environment(n):
+    def check_it(v):
+        # loss = Σ_j x_j (x_0 + x_{n-1}): ∂_k = x_0 + x_{n-1} + [k = 0] Σ x + [k = n-1] Σ x; with x_i = i/n,
+        # x_0 = 0, x_{n-1} = (n-1)/n, Σ x = (n-1)/2, so Σ_k ∂_k = (n-1) + 2 (n-1)/2 = 2 (n-1)
+        assert close(v, 2.0 * (n - 1), rel=1e-9)
+    return check_it
+
+
+def check_local_recursion(n):
+    def check_it(v):
+        expected = n * 1.000001 ** (n - 1)  # d/dy y^n at y = 1.000001, local and top-level recursion alike
+        assert close(v[0], expected, rel=1e-12) and close(v[1], expected, rel=1e-12)
+    return check_it
+
+
 def check_chain(n):
     def check_it(v):
         x, d = 0.3, 1.0
@@ -176,6 +191,8 @@ CASES = [
     ("almost_everywhere.dl", [], check_almost_everywhere),
     ("sharing.dl", ["20"], check_sharing(20)),
     ("many_inputs.dl", ["1000"], check_many_inputs(1000)),
+    ("environment.dl", ["1000"], check_environment(1000)),
+    ("local_recursion.dl", ["1000"], check_local_recursion(1000)),
     ("chain.dl", ["100"], check_chain(100)),
     ("chain_order.dl", ["100"], check_chain_order(100)),
 ]

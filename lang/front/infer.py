@@ -30,9 +30,9 @@ from ..model.errors import DlNameError, DlTypeError
 from ..model.primitives import PRIMITIVES, Primitive
 from ..model.scope import Scope
 from ..model.spans import Span
-from ..model.types import (BASE_TYPES, BOOL, CLASSES, EQ, FLOAT, NONE, NUM, REAL, STRUCTURAL, UNIT, Scheme, TCon,
-                           TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune, show_scheme,
-                           substitute)
+from ..model.types import (BASE_TYPES, BOOL, CLASSES, D, EQ, FLOAT, LINEAR, NONE, NUM, REAL, STRUCTURAL, UNIT, Scheme,
+                           TCon, TCtor, TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune,
+                           show_scheme, substitute)
 from . import wording as w
 from .wording import snippet
 
@@ -65,7 +65,8 @@ def unify(a: Type, b: Type) -> None:
     """Make `a` and `b` the same type by binding variables, or raise Mismatch.
 
     A variable binds to the other side (after the occurs check and the class
-    check of `_bind`); two constructors unify componentwise."""
+    check of `_bind`); two constructors unify componentwise. In the target
+    languages ¬T and T ⊸ d are one type (a backpropagator is a linear map into d)."""
     a, b = prune(a), prune(b)
     if a is b:
         return
@@ -84,6 +85,12 @@ def unify(a: Type, b: Type) -> None:
                 unify(x, y)
         case (TList(x), TList(y)) | (TNeg(x), TNeg(y)):
             unify(x, y)
+        case TCtor(n, xs), TCtor(m, ys) if n == m and len(xs) == len(ys):
+            for x, y in zip(xs, ys):
+                unify(x, y)
+        case (TNeg(x), TCtor(n, (y, r))) | (TCtor(n, (y, r)), TNeg(x)) if n == LINEAR:
+            unify(x, y)
+            unify(r, D)
         case _:
             raise Mismatch()
 

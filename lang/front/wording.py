@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..model.errors import DlTypeError
 from ..model.nodes import node  # dataclass(frozen=True), made quickly (start-up)
 from ..model.spans import Span
-from ..model.types import Namer, TFun, TList, TNeg, TTuple, TVar, Type, prune, show, show_scheme
+from ..model.types import Namer, TCtor, TFun, TList, TNeg, TTuple, TVar, Type, prune, show, show_scheme
 
 
 class Context:
@@ -296,4 +296,6 @@ def _occurs(part: Type, whole: Type) -> bool:
             return any(_occurs(part, i) for i in items)
         case TList(item) | TNeg(item):
             return _occurs(part, item)
+        case TCtor(_, args):
+            return any(_occurs(part, a) for a in args)
     return False

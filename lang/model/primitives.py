@@ -33,7 +33,12 @@ Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 differentiation kernel (lang/ad.py); `delta` the constructors of Delta
 expressions, target-only rows whose implementation is the delta runtime's
 (lang/modes/delta.py: how a Delta is represented is that module's choice);
-`target` a construct of another transform's target language only (never in
+`linear` the zero, sum, scaling and application of linear maps between
+cotangent types, and `chad` the constructs of the chad modes' target language
+(docs/transforms.md, chad): target-only rows whose implementation is the
+mode's (lang/modes/chad.py), each saying in `linear` the argument positions in
+which it is linear, for the target checker (lang/transforms/check.py);
+and `target` a construct of another transform's target language only (never in
 a program; its target's runtime implements it).
 """
 from __future__ import annotations
@@ -52,7 +57,7 @@ from .core import children
 from .zeros import ZERO
 from .errors import DlRuntimeError
 from .values import call1, call2
-from .types import TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type
+from .types import TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TCtor, TFun, TList, TTuple, TVar, Type, linear
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,15 @@ class Primitive:
     doc: str = ""
     target: bool = False               # a primitive of a transform's target language only (Delta
                                        # constructors, ...): never resolved in a user's program
+    linear: tuple[int, ...] | None = None  # the argument positions in which it is a linear map (fst, snd
+                                       # and the linear rows): where a linear map's parameter may go
+    params: int | None = None          # how many arguments it takes, when its result is a function
+                                       # (default: every arrow of its type)
 
     @property
     def arity(self) -> int:
+        if self.params is not None:
+            return self.params
         n, t = 0, self.scheme.body
         while isinstance(t, TFun):
             n, t = n + 1, t.result
@@ -106,8 +117,8 @@ def parse_scheme(text: str) -> Scheme:
             cls, var = part.split()
             old = variables.get(var)
             variables[var] = TVar(0, (old.constraint if old else frozenset()) | {cls})
-    tokens = body.replace("->", " -> ").replace("*", " * ").replace("(", " ( ").replace(")", " ) ") \
-        .replace("[", " [ ").replace("]", " ] ").split()
+    tokens = body.replace("->", " -> ").replace("-o", " -o ").replace("*", " * ").replace("(", " ( ") \
+        .replace(")", " ) ").replace("[", " [ ").replace("]", " ] ").replace(",", " , ").split()
     pos = 0
 
     def arrow() -> Type:
@@ -116,6 +127,9 @@ def parse_scheme(text: str) -> Scheme:
         if pos < len(tokens) and tokens[pos] == "->":
             pos += 1
             return TFun(left, arrow())
+        if pos < len(tokens) and tokens[pos] == "-o":
+            pos += 1
+            return linear(left, arrow())
         return left
 
     def product() -> Type:
@@ -140,6 +154,14 @@ def parse_scheme(text: str) -> Scheme:
             return TList(t)
         if tok.startswith("'"):
             return variables.setdefault(tok, TVar(0))
+        if pos < len(tokens) and tokens[pos] == "(" and tok not in TARGET_TYPES:  # Copow('a, 'b)
+            pos += 1
+            args = [arrow()]
+            while tokens[pos] == ",":
+                pos += 1
+                args.append(arrow())
+            pos += 1
+            return TCtor(tok, tuple(args))
         return {"Real": REAL, "Int": INT, "Bool": BOOL, "Unit": UNIT, "Array": ARRAY, **TARGET_TYPES}[tok]
 
     t = arrow()
@@ -273,6 +295,75 @@ def _row(name: str, scheme: str, kind: str, **fields) -> Primitive:
     return Primitive(name, parse_scheme(scheme), kind, **fields)
 
 
+def _lin(name: str, scheme: str, positions: tuple[int, ...] | None, doc: str, kind: str = "chad",
+         params: int | None = None) -> Primitive:
+    """A target-only row of the chad language: linear in `positions` (None: not a linear operation)."""
+    return _row(name, scheme, kind, target=True, cost="linear", linear=positions, doc=doc, params=params)
+
+
+MAX_CURRY = 8  # lcurry2 .. lcurry8, lcall2 .. lcall8: the longest λ chain with an entry of its own
+
+
+def _curried(j: int, k: int) -> str:
+    """The curried type the chad modes give a function of the arguments a_j .. a_k (chad's Dr1):
+    each argument's call returns the rest and a linear map from the rest's cotangent f_(j+1) to the
+    argument's and the function's own, (x_j, f_j)."""
+    if j == k:
+        return f"'a{j} -> 'b * ('c -o 'x{j} * 'f{j})"
+    return f"'a{j} -> ({_curried(j + 1, k)}) * ('f{j + 1} -o 'x{j} * 'f{j})"
+
+
+def _entry(k: int) -> str:
+    """An entry of k parameters: all of them at once, and a linear map to all their cotangents."""
+    args = " -> ".join(f"'a{i}" for i in range(1, k + 1))
+    cts = " * ".join(f"'x{i}" for i in range(1, k + 1))
+    return f"{args} -> 'b * ('c -o {cts} * 'f1)"
+
+
+_LINEAR_ROWS: list[Primitive] = [
+    _lin("lzero", "'a", (), "the zero of a cotangent type", kind="linear"),
+    _lin("lplus", "'a -> 'a -> 'a", (0, 1), "the sum of two cotangents", kind="linear"),
+    _lin("lscale", "Real -> Real -> Real", (1,), "lscale w ct: a real cotangent times a partial derivative w",
+         kind="linear"),
+    _lin("lapp", "('a -o 'b) -> 'a -> 'b", (1,), "lapp f ct: the linear map f applied to ct", kind="linear"),
+    _lin("lsingleton", "'a -> 'b -> Copow('a, 'b)", (1,), "the copower with the one entry (a, ct)"),
+    _lin("lcopowfold", "('a -> ('b -o 'c)) -> Copow('a, 'b) -> 'c", (1,),
+         "lcopowfold f cp: the sum of f a ct over the entries (a, ct) of cp"),
+    _lin("lfix", "('a -> ('b -o 'g * Copow('a, 'b))) -> Copow('a, 'b) -> 'g", (1,),
+         "lfix f cp: lcopowfold, where each entry's f may give new entries, folded in turn (let rec)"),
+    _lin("lpack", "'g -> Env", (0,), "a closure's environment cotangent, packed (chad-efficient)"),
+    _lin("lunpack", "Env -> 'g", (0,), "the environment cotangent a closure's Env packs (chad-efficient)"),
+    _lin("lonehot", "Int -> Int -> 'a -> ['a]", (2,), "lonehot n i ct: the list cotangent with ct at index i"),
+    _lin("lcons", "'a -> ['a] -> ['a]", (0, 1), "a list cotangent's head and tail joined"),
+    _lin("lhead", "['a] -> 'a", (0,), "the head of a list cotangent"),
+    _lin("ltail", "['a] -> ['a]", (0,), "the tail of a list cotangent"),
+    _lin("ltake", "Int -> ['a] -> ['a]", (1,), "the first n entries of a list cotangent"),
+    _lin("ldrop", "Int -> ['a] -> ['a]", (1,), "a list cotangent without its first n entries"),
+    _lin("lreverse", "Int -> ['a] -> ['a]", (1,), "lreverse n ct: a list cotangent of length n reversed"),
+    _lin("lat", "['a] -> Int -> 'a", (0,), "lat ct i: entry i of a list cotangent"),
+    _lin("lunzip", "['a * 'b] -> ['a] * ['b]", (0,), "a list cotangent of pairs as a pair of list cotangents"),
+    _lin("lbackmap", "['b * ('c -o 'x * 'f)] -> ['c] -> ['x] * 'f", (1,),
+         "lbackmap ys ct: each call's linear map in ys applied to its entry of ct; the cotangents and the sum "
+         "of the function's"),
+    _lin("lbackmap2", "['b * ('c -o 'x * 'y * 'f)] -> ['c] -> ['x * 'y] * 'f", (1,),
+         "lbackmap for the calls of a function of two arguments (zipWith)"),
+    _lin("lfoldfwd", "('b -> ('a -> 'b * ('c -o 'x * 'f2)) * ('f2 -o 'c * 'f1)) -> 'b -> ['a] -> "
+                     "'b * [('c -o 'c * 'x * 'f1)]", None,
+         "lfoldfwd f z xs: fold, keeping each step's linear map"),
+    _lin("lfoldback", "[('c -o 'c * 'x * 'f)] -> 'c -> 'c * ['x] * 'f", (1,),
+         "lfoldback steps ct: the steps' linear maps from the last to the first: the cotangents of the initial "
+         "accumulator, of the elements and of the function"),
+    _lin("lnested", "'a -> 'b", (0,),
+         "the derivative of a derivative call, which the chad modes do not compute (they refuse nesting)"),
+    *(_lin(f"lcurry{k}", f"({_entry(k)}) -> {_curried(1, k)}", None,
+           f"a function of {k} parameters as a curried value whose calls can also take all {k} at once", params=1)
+      for k in range(2, MAX_CURRY + 1)),
+    *(_lin(f"lcall{k}", f"({_curried(1, k)}) -> {' -> '.join(f'{chr(39)}a{i}' for i in range(1, k + 1))} -> "
+                        f"'b * ('c -o {' * '.join(f'{chr(39)}x{i}' for i in range(1, k + 1))} * 'f1)", None,
+           f"a call with {k} arguments at once: the function's entry when it has one of {k} parameters")
+      for k in range(2, MAX_CURRY + 1)),
+]
+
 NUM2 = "Num 'a => 'a -> 'a -> 'a"
 CMP = "Ord 'a => 'a -> 'a -> Bool"
 EQ = "Eq 'a => 'a -> 'a -> Bool"
@@ -354,8 +445,10 @@ _ROWS: list[Primitive] = [
     _row(">=", CMP, "compare", impl=operator.ge, pyop=">=", py="{0} >= {1}", cost="compare"),
     _row("not", "Bool -> Bool", "bool", impl=operator.not_, cost="compare", py="not {0}"),
     # structural: parametric, so every transform maps them to themselves
-    _row("fst", "'a * 'b -> 'a", "structural", impl=operator.itemgetter(0), cost="structural", py="{0}[0]"),
-    _row("snd", "'a * 'b -> 'b", "structural", impl=operator.itemgetter(1), cost="structural", py="{0}[1]"),
+    _row("fst", "'a * 'b -> 'a", "structural", impl=operator.itemgetter(0), cost="structural", py="{0}[0]",
+         linear=(0,)),
+    _row("snd", "'a * 'b -> 'b", "structural", impl=operator.itemgetter(1), cost="structural", py="{0}[1]",
+         linear=(0,)),
     _row("map", "('a -> 'b) -> ['a] -> ['b]", "structural", impl=_map, cost="structural"),
     _row("fold", "('b -> 'a -> 'b) -> 'b -> ['a] -> 'b", "structural", impl=_fold, cost="structural"),
     _row("zipWith", "('a -> 'b -> 'c) -> ['a] -> ['b] -> ['c]", "structural", impl=_zip_with, cost="structural"),
@@ -385,6 +478,8 @@ _ROWS: list[Primitive] = [
          doc="d with a fresh identity, so that the backward pass walks it once however often it is used"),
     _row("dmark", "Delta -> Delta", "delta", target=True, cost="delta",
          doc="d marked as one primitive's derivative, without an identity (delta-noshare)"),
+    # linear maps between cotangent types (docs/transforms.md, Notation): the target language of chad
+    *_LINEAR_ROWS,
     # target-only rows of the dual-numbers stages (docs/transforms.md, dualrev; lang/transforms/dualrev.py);
     # their implementations belong to the stages' runtime (lang/modes/dualrev.py), which owns their data
     *[_row(name, scheme, "target", target=True, cost="target", doc=doc) for name, scheme, doc in [

@@ -11,6 +11,10 @@ they are known, so that
     t + u  is DSum when t : d             (else the primitive +)
     0      is DZero where d is expected, the symbolic zero where Real is
            (a program's 0 at Real prints 0.0), else the Int literal
+
+and `fun a -o t` is a backpropagator (¬T) where ¬T is expected or where its body
+is the literal 0 or has type d, else a linear map T ⊸ U (chad's target, whose
+linear maps are applied by the row `lapp`, so that application needs no choice).
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ from ..front.parser import parse_expr
 from ..model.primitives import PRIMITIVES, zero
 from ..model.spans import Source
 from .check import TargetLanguage, freshen
-from ..model.types import BOOL, D, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune, substitute
+from ..model.types import (BOOL, D, INT, LINEAR, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple, TVar, Type,
+                           linear, prune, substitute)
 
 
 def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_scope=lambda: []) -> c.Expr:
@@ -81,6 +86,18 @@ class _Elaborate:
                 return c.Lam(param, self.check(body, res, {**env, param: arg}), ty=expected, span=e.span)
             case c.LinLam(param, body):
                 arg = TVar()
+                ex = prune(expected)
+                if isinstance(ex, TCtor) and ex.name == LINEAR:       # a linear map T ⊸ U
+                    self.unify(linear(arg, TVar()), ex, e)
+                    return c.LinLam(param, self.check(body, prune(ex).args[1], {**env, param: arg}), ty=expected,
+                                    span=e.span)
+                if isinstance(ex, TVar) and not _answers_zero(body):  # its body decides
+                    body_e = self.infer(body, {**env, param: arg})
+                    if prune(body_e.ty) != D:
+                        self.unify(linear(arg, body_e.ty), expected, e)
+                        return c.LinLam(param, body_e, ty=expected, span=e.span)
+                    self.unify(TNeg(arg), expected, e)
+                    return c.LinLam(param, body_e, ty=expected, span=e.span)
                 self.unify(TNeg(arg), expected, e)
                 return c.LinLam(param, self.check(body, D, {**env, param: arg}), ty=expected, span=e.span)
             case c.If(cond, then, else_):
@@ -202,6 +219,13 @@ class _Elaborate:
                 rest = body_fn(body, {**env, **dict(zip(names, parts))})
                 return c.LetTuple(names, b, rest, ty=rest.ty, span=e.span)
         raise AssertionError(e)
+
+
+def _answers_zero(body: c.Expr) -> bool:
+    """A body whose value, through its lets, is the literal 0: a zero backpropagator's (fun a -o 0)."""
+    while isinstance(body, (c.Let, c.LetTuple, c.LetRec)):
+        body = body.body
+    return isinstance(body, c.Lit) and body.value == 0 and not isinstance(body.value, bool)
 
 
 def _key(name: str, inst: tuple):
