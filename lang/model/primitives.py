@@ -184,6 +184,20 @@ def _exponent_partial(x, r) -> If:
     return _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), zero())
 
 
+TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)  # erf'(0)
+
+
+def _sqrt_product(a, b) -> Prim:
+    """√a · √b as a term: acosh' is 1 / (√(x-1) √(x+1)) and asin' 1 / (√(1-x) √(1+x)), never through
+    x² - 1 or 1 - x², which overflow for large x and lose the digits near ±1 where the derivative is large."""
+    return _p("*", _p("sqrt", a), _p("sqrt", b))
+
+
+def _gauss(x, scale: float) -> Prim:
+    """scale · e^(-x²): the derivative of erf (scale 2/√π) and of erfc (-2/√π); 0 far out, as it should."""
+    return _p("*", _r(scale), _p("exp", _p("neg", _p("*", x, x))))
+
+
 # ---- structural implementations ----------------------------------------------
 
 
@@ -306,6 +320,40 @@ _ROWS: list[Primitive] = [
          partials=lambda x, y, r: [_if(_cmp("<=", x, y), _r(1), zero()), _if(_cmp("<=", x, y), zero(), _r(1))]),
     _row("max", NUM2, "real", impl=rm.fmax, int_impl=max,
          partials=lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), zero()), _if(_cmp(">=", x, y), zero(), _r(1))]),
+    # log1p, expm1, the hyperbolic and inverse functions, erf: each partial written so that it stays
+    # accurate where the textbook form cancels or overflows — 1 / sqrt (1 - x²) as 1 / (√(1-x) √(1+x)),
+    # 1 / sqrt (x² + 1) as 1 / hypot x 1, expm1' as exp x (r + 1 loses everything below 1e-16 for x < -37)
+    _row("log1p", R1, "real", impl=rm.log1p, partials=lambda x, r: [_p("/", _r(1), _p("+", _r(1), x))],
+         cost="transcendental", doc="log (1 + x), exact near 0"),
+    _row("expm1", R1, "real", impl=rm.expm1, partials=lambda x, r: [_p("exp", x)],
+         cost="transcendental", doc="exp x - 1, exact near 0"),
+    _row("sinh", R1, "real", impl=rm.sinh, partials=lambda x, r: [_p("cosh", x)], cost="transcendental"),
+    _row("cosh", R1, "real", impl=rm.cosh, partials=lambda x, r: [_p("sinh", x)], cost="transcendental"),
+    _row("asinh", R1, "real", impl=rm.asinh, partials=lambda x, r: [_p("/", _r(1), _p("hypot", x, _r(1)))],
+         cost="transcendental"),
+    _row("acosh", R1, "real", impl=rm.acosh,
+         partials=lambda x, r: [_p("/", _r(1), _sqrt_product(_p("-", x, _r(1)), _p("+", x, _r(1))))],
+         cost="transcendental"),
+    _row("atanh", R1, "real", impl=rm.atanh,
+         partials=lambda x, r: [_p("/", _r(1), _p("*", _p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("asin", R1, "real", impl=rm.asin,
+         partials=lambda x, r: [_p("/", _r(1), _sqrt_product(_p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("acos", R1, "real", impl=rm.acos,
+         partials=lambda x, r: [_p("/", _r(-1), _sqrt_product(_p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("atan", R1, "real", impl=rm.atan, partials=lambda x, r: [_p("/", _r(1), _p("+", _r(1), _p("*", x, x)))],
+         cost="transcendental"),
+    _row("erf", R1, "real", impl=rm.erf, partials=lambda x, r: [_gauss(x, TWO_OVER_SQRT_PI)],
+         cost="transcendental"),
+    _row("erfc", R1, "real", impl=rm.erfc, partials=lambda x, r: [_gauss(x, -TWO_OVER_SQRT_PI)],
+         cost="transcendental", doc="1 - erf x, accurate where erf x is near 1"),
+    # √(x² + y²) without overflow; at the origin the partials are 0 by convention, as abs'(0) (hypot x 0 = abs x)
+    _row("hypot", R2, "real", impl=rm.hypot,
+         partials=lambda x, y, r: [_if(_cmp("==", r, _r(0)), zero(), _p("/", x, r)),
+                                   _if(_cmp("==", r, _r(0)), zero(), _p("/", y, r))],
+         cost="transcendental"),
     _row("pi", "Float 'a => 'a", "toreal", impl=math.pi),
     # the symbolic zero (lang/model/zeros.py): a tangent or partial that is 0 by construction
     _row(ZERO_NAME, "Real", "toreal", impl=ZERO, target=True,
