@@ -1,4 +1,4 @@
-"""The differentiation kernel: grad, value_and_grad, vjp, jvp and derivative, by mode.
+"""The differentiation kernel: grad, value_and_grad, vjp, jvp, derivative and the Jacobians, by mode.
 
 Reverse mode (docs/transforms.md, From the transformed term to a gradient), for `vjp f x` with f a function value:
 
@@ -100,6 +100,14 @@ class ADKernel:
                 return lambda f, x, v: guard(span, self.jvp, f, x, v, in_t, out_t, site)
             case "derivative":
                 return lambda f, x: guard(span, self.derivative, f, x, site)
+            case "jacrev":
+                return lambda f, x: guard(span, self.jacobian_rows, f, x, in_t, out_t, site)
+            case "jacfwd":
+                return lambda f, x: guard(span, self.jacobian_rows_forward, f, x, in_t, out_t, site)
+            case "jacobianT":
+                return lambda f, x: guard(span, self.jacobian_columns, f, x, in_t, out_t, site)
+            case "value_and_grad_aux":
+                return lambda f, x: guard(span, self.value_and_grad_aux, f, x, in_t, out_t, site)
         raise AssertionError(f"no differentiation kernel for {e.op!r}")
 
     def guard(self, span, fn, *args):
@@ -175,6 +183,47 @@ class ADKernel:
         if runtime.exact and not all(map(finite, shapes.flatten(t, out_t))):
             _, t = self.uncounted(lambda: runtime.jvp(self, f, x, shapes.map_reals(v, in_t, Paths.seed), in_t, out_t))
         return y, shapes.map_reals(t, out_t, settle)
+
+    # ---- derivatives of any shape, from the same vjp and jvp
+    def one_hot(self, site: Compiler, shape: Any, t: Type, n: int, i: int) -> Any:
+        """The i-th of the n basis vectors shaped like `shape`: 1 at its i-th real, the symbolic zero at the
+        others — they are zero by construction (docs/transforms.md, Zeros and infinities), so a seed never
+        carries one direction's infinite partial into another's entry as 0 * inf."""
+        seed = [self.const(site, ZERO)] * n
+        seed[i] = self.const(site, 1.0)
+        return self.shapes.rebuild(shape, t, seed)
+
+    def jacobian_rows(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> list:
+        """`jacrev f x`: one row of the Jacobian per output real of f, each shaped like x — one vjp and one
+        pullback per output real. Row i is `grad` of f's i-th output real, entry for entry."""
+        y, pullback = self.vjp(f, x, in_t, out_t, site)
+        m = len(self.shapes.flatten(y, out_t))
+        return [pullback(self.one_hot(site, y, out_t, m, i)) for i in range(m)]
+
+    def jacobian_columns(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> list:
+        """`jacobianT f x`: one column of the Jacobian per input real of x, each shaped like f x — one jvp
+        per input real, the others' tangents zero by construction."""
+        n = len(self.shapes.flatten(x, in_t))
+        return [self.jvp(f, x, self.one_hot(site, x, in_t, n, j), in_t, out_t, site)[1] for j in range(n)]
+
+    def jacobian_rows_forward(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> list:
+        """`jacfwd f x`: the rows of `jacrev f x`, from the columns of `jacobianT f x` (one jvp per input
+        real), transposed here: a list of x-shaped rows cannot be written in dl from f x-shaped columns
+        without a walk over an unknown type."""
+        shapes = self.shapes
+        columns = [shapes.flatten(t, out_t) for t in self.jacobian_columns(f, x, in_t, out_t, site)]
+        m = len(columns[0]) if columns else len(shapes.flatten(call1(f, x), out_t))
+        return [shapes.rebuild(x, in_t, [column[i] for column in columns]) for i in range(m)]
+
+    def value_and_grad_aux(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
+        """`value_and_grad_aux f x` for f x = (v, aux): ((v, aux), the gradient of v) from one vjp, whose
+        cotangent for aux is the symbolic zero: aux comes back as it was computed, and no path through it
+        reaches the gradient (JAX's `has_aux`)."""
+        y, pullback = self.vjp(f, x, in_t, out_t, site)
+        aux_t = prune(out_t).items[1]
+        n_aux = len(self.shapes.flatten(y[1], aux_t))
+        u = (self.const(site, 1.0), self.shapes.rebuild(y[1], aux_t, [self.const(site, ZERO)] * n_aux))
+        return (y, pullback(u))
 
     def uncounted(self, again: Callable) -> Any:
         """The order-free pass over a result that was not finite, left out of the counters (they

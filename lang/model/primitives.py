@@ -393,6 +393,16 @@ _ROWS: list[Primitive] = [
     _row("vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'b * ('b -> 'a)", "ad", cost="ad", fails=True),
     _row("jvp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'a -> 'b * 'b", "ad", cost="ad", fails=True),
     _row("derivative", "(Real -> Real) -> Real -> Real", "ad", cost="ad", fails=True),
+    # derivatives of any shape (docs/reference.md §7, Jacobians, Hessians and auxiliary outputs): the one-hot seeds they push or
+    # pull are the kernel's, zero by construction off the diagonal, so they never reach the program
+    _row("jacrev", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['a]", "ad", cost="ad", fails=True,
+         doc="the rows of the Jacobian, one gradient per output real: one vjp, one pullback per output real"),
+    _row("jacfwd", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['a]", "ad", cost="ad", fails=True,
+         doc="the rows of the Jacobian (as jacrev), from one jvp per input real"),
+    _row("jacobianT", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['b]", "ad", cost="ad", fails=True,
+         doc="the columns of the Jacobian, one tangent per input real: one jvp per input real"),
+    _row("value_and_grad_aux", "(Diff 'a, Diff 'c) => ('a -> Real * 'c) -> 'a -> (Real * 'c) * 'a", "ad",
+         cost="ad", fails=True, doc="(f x, the gradient of its first component); the second is not differentiated"),
     # the Delta expressions of the delta modes' target language (docs/transforms.md, delta): data that
     # describes a linear map; the runtime that builds and transposes them is lang/modes/delta.py
     _row("dzero", "Delta", "delta", target=True, cost="delta", doc="the zero map (a constant's Delta)"),
