@@ -260,6 +260,21 @@ class ForwardCompiler(TransformCompiler):
     def lift_real(self, r: float) -> Any:
         return (r, ZERO)
 
+    @property
+    def custom_rules(self) -> bool:
+        return self.depth == 1  # deeper, a custom rule would need the derivative of its pullback
+
+    def primal_real(self, leaf: Any) -> float:
+        return leaf[0]
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """(y, Σ J · x_dot): the tangent a Jacobian row gives, a zero tangent dropped, not multiplied."""
+        tangent = ZERO
+        for (_, x_dot), weight in pairs:
+            if x_dot is not ZERO and weight is not ZERO:
+                tangent = tangent + weight * x_dot
+        return (value, tangent)
+
 
 class ReverseCompiler(TransformCompiler):
     """←D(→D^depth t): backprop (factoring or naive), over `depth` levels of forward derivatives.
@@ -283,6 +298,22 @@ class ReverseCompiler(TransformCompiler):
 
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (ZERO, None))
+
+    @property
+    def custom_rules(self) -> bool:
+        return self.depth == 0
+
+    def primal_real(self, leaf: Any) -> float:
+        return leaf[0]
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """(y, y') with y' recorded defunctionalised, as a primitive's: its parents the inputs' backpropagators,
+        its weights a row of the rule's Jacobian (lang/back/linear.py)."""
+        fields: list = []
+        for (_, parent), weight in pairs:
+            if parent is not None and weight is not ZERO:
+                fields += [parent, weight]
+        return self.leaves.record(value, fields)
 
     def lift_leaf(self, v: Any) -> Any:
         """A ←D real of the language below, one forward level deeper: (ℓ, (0, None))."""

@@ -30,7 +30,9 @@ Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `compare` reads primal values only; `toint` Real -> Int (no derivative);
 `toreal` Int -> Real (a constant); `int`/`bool` no reals at all;
 `structural` parametric (every transform maps it to itself); `ad` the
-differentiation kernel (lang/ad.py); `delta` the constructors of Delta
+differentiation kernel (lang/ad.py); `custom` a function applied with its
+own derivative rule, which each target language runs its own way
+(lang/back/kernel.py, custom rules); `delta` the constructors of Delta
 expressions, target-only rows whose implementation is the delta runtime's
 (lang/modes/delta.py: how a Delta is represented is that module's choice).
 """
@@ -403,6 +405,10 @@ _ROWS: list[Primitive] = [
          doc="the columns of the Jacobian, one tangent per input real: one jvp per input real"),
     _row("value_and_grad_aux", "(Diff 'a, Diff 'c) => ('a -> Real * 'c) -> 'a -> (Real * 'c) * 'a", "ad",
          cost="ad", fails=True, doc="(f x, the gradient of its first component); the second is not differentiated"),
+    # a function with its own reverse rule (docs/reference.md §7, Custom derivatives): `custom_vjp f rule x` is
+    # f x; a mode that differentiates through it takes the value and the pullback from `rule x` instead
+    _row("custom_vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> ('a -> 'b * ('b -> 'a)) -> 'a -> 'b", "custom",
+         cost="ad", fails=True, doc="f x, differentiated by the rule's pullback: rule x = (f x, fun u -> u J)"),
     # the Delta expressions of the delta modes' target language (docs/transforms.md, delta): data that
     # describes a linear map; the runtime that builds and transposes them is lang/modes/delta.py
     _row("dzero", "Delta", "delta", target=True, cost="delta", doc="the zero map (a constant's Delta)"),

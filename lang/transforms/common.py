@@ -166,7 +166,7 @@ class Homomorphism:
                 return self.constant(c.Prim(e.op, args, ty=REAL, span=e.span))
             case "real" | "compare" | "int" | "bool" | "structural":
                 return c.Prim(e.op, args, ty=ty, span=e.span)
-            case "ad":
+            case "ad" | "custom":
                 return c.Prim(e.op, args, src=e.src, ty=ty, span=e.span)
         raise AssertionError(f"no rule for the primitive {e.op!r} ({prim.kind})")
 
