@@ -128,7 +128,8 @@ def test_a_rule_of_the_wrong_type_is_a_type_error_in_terms_of_the_transform(tmp_
                            "def f p = custom_vjp body rule p\ndef main = grad f (2.0, 3.0)\n")
     out = dl("run", path)
     d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "type" and (d["line"], d["col"]) == (3, len("def f p = custom_vjp body ") + 1)
+    assert out.returncode == 1 and d["kind"] == "type"
+    assert (d["line"], d["col"]) == (3, len("def f p = custom_vjp body ") + 1)
     assert "the rule given to `custom_vjp`" in d["message"] and "¬B" in d["message"]
 
 

@@ -237,6 +237,16 @@ class TransformCompiler(Compiler):
         """A leaf of the language below, lifted here; None when `v` is not a leaf that needs it."""
         return None
 
+    first_order = 0  # the depth at which this language's reals are (value, first derivative) of primal reals
+
+    @property
+    def custom_rules(self) -> bool:
+        """Custom rules run at first order only: deeper, they would need the derivative of their pullback."""
+        return self.depth == self.first_order
+
+    def primal_real(self, leaf: Any) -> float:
+        return leaf[0]
+
     def deeper(self, kernel) -> Compiler:
         """The language one forward level deeper than this one, where a derivative taken inside code of this
         language runs (a reverse language stays reverse: ←D(→D^(k+1) t) under ←D(→D^k t))."""
@@ -245,6 +255,8 @@ class TransformCompiler(Compiler):
 
 class ForwardCompiler(TransformCompiler):
     """→D^depth: forward derivatives nested `depth` deep."""
+
+    first_order = 1  # →D^1 of primal code (a forward language always sits on primal code at depth 1)
 
     def __init__(self, machine, parent: Compiler, depth: int, name: str):
         super().__init__(machine, counting=machine.counting, name=name)
@@ -259,13 +271,6 @@ class ForwardCompiler(TransformCompiler):
 
     def lift_real(self, r: float) -> Any:
         return (r, ZERO)
-
-    @property
-    def custom_rules(self) -> bool:
-        return self.depth == 1  # deeper, a custom rule would need the derivative of its pullback
-
-    def primal_real(self, leaf: Any) -> float:
-        return leaf[0]
 
     def custom_leaf(self, value: float, pairs: list) -> Any:
         """(y, Σ J · x_dot): the tangent a Jacobian row gives, a zero tangent dropped, not multiplied."""
@@ -298,13 +303,6 @@ class ReverseCompiler(TransformCompiler):
 
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (ZERO, None))
-
-    @property
-    def custom_rules(self) -> bool:
-        return self.depth == 0
-
-    def primal_real(self, leaf: Any) -> float:
-        return leaf[0]
 
     def custom_leaf(self, value: float, pairs: list) -> Any:
         """(y, y') with y' recorded defunctionalised, as a primitive's: its parents the inputs' backpropagators,

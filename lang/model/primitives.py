@@ -395,8 +395,8 @@ _ROWS: list[Primitive] = [
     _row("vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'b * ('b -> 'a)", "ad", cost="ad", fails=True),
     _row("jvp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'a -> 'b * 'b", "ad", cost="ad", fails=True),
     _row("derivative", "(Real -> Real) -> Real -> Real", "ad", cost="ad", fails=True),
-    # derivatives of any shape (docs/reference.md §7, Jacobians, Hessians and auxiliary outputs): the one-hot seeds they push or
-    # pull are the kernel's, zero by construction off the diagonal, so they never reach the program
+    # derivatives of any shape (docs/reference.md §7, Jacobians, Hessians and auxiliary outputs): the one-hot
+    # seeds they push or pull are the kernel's, zero by construction off the diagonal, never the program's
     _row("jacrev", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['a]", "ad", cost="ad", fails=True,
          doc="the rows of the Jacobian, one gradient per output real: one vjp, one pullback per output real"),
     _row("jacfwd", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['a]", "ad", cost="ad", fails=True,

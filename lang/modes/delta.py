@@ -356,13 +356,6 @@ class DeltaCompiler(TransformCompiler):
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (0.0, None))
 
-    @property
-    def custom_rules(self) -> bool:
-        return self.depth == 0
-
-    def primal_real(self, leaf: Any) -> float:
-        return leaf[0]
-
     def custom_leaf(self, value: float, pairs: list) -> Any:
         """(y, Σ dscale J d): a row of the rule's Jacobian as one Delta node over the inputs' Deltas."""
         d = None
