@@ -13,6 +13,16 @@ import pytest
 
 from conftest import EXACT_MODES, MODES, close, diagnostic, dl, get, run
 
+
+def _honours(mode: str) -> bool:
+    """Whether the mode applies custom rules: its transform says so, or it runs the program overloaded."""
+    transform = get(mode).load_transform()
+    return transform.custom_rules if transform is not None else mode != "numeric"
+
+
+RULE_MODES = [m for m in EXACT_MODES if _honours(m)]          # use the rule
+REFUSING = [m for m in MODES if m != "numeric" and not _honours(m)]  # stop with a diagnostic
+
 SOFTPLUS = """
 def naive x = log (1.0 + exp x)
 def rule x = (naive x, fun ct -> ct * sigmoid x)
@@ -36,7 +46,7 @@ def tol(mode):
     return {"rel": 1e-12, "abs_": 0.0} if get(mode).tolerance <= 1e-9 else {"rel": 1e-5, "abs_": 1e-9}
 
 
-@pytest.mark.parametrize("mode", EXACT_MODES)
+@pytest.mark.parametrize("mode", RULE_MODES)
 def test_a_stable_rule_gives_the_derivative_where_the_body_gives_nan(mode):
     """d/dx log (1 + e^x) = e^x / (1 + e^x) is inf / inf at 800; the rule's sigmoid x is 1 (mpmath: 1/(1+e^-800)).
     At 1 and -30 the rule agrees with mpmath: 0.7310585786300049, 9.357622968839299e-14."""
@@ -53,7 +63,7 @@ def test_numeric_differentiates_the_body():
     assert math.isnan(got[0]) and close(got[1], 0.7310585786300049, rel=1e-6)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", RULE_MODES + ["numeric"])
 @pytest.mark.parametrize("point,expected", KEPLER_GRADS)
 def test_kepler_by_the_implicit_function_theorem_agrees_with_the_unrolled_newton(mode, point, expected):
     source = KEPLER + f"def main = (grad kepler {point}, grad newton {point})"
@@ -62,7 +72,7 @@ def test_kepler_by_the_implicit_function_theorem_agrees_with_the_unrolled_newton
     assert close(unrolled, expected, **tol(mode))
 
 
-@pytest.mark.parametrize("mode", EXACT_MODES)
+@pytest.mark.parametrize("mode", RULE_MODES)
 def test_the_rule_is_what_every_exact_mode_uses(mode):
     """A rule that is deliberately not the body's derivative: every exact mode gives the rule's number (so the
     rule is used, not the body), forward, jvp and derivative included; `:gradcheck` shows the numeric body
@@ -73,7 +83,7 @@ def test_the_rule_is_what_every_exact_mode_uses(mode):
     assert run(source, mode=mode) == (4.0, 4.0, (8.0, 2.0), (8.0, 4.0))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", RULE_MODES + ["numeric"])
 def test_structured_input_and_output(mode):
     """Tuples and lists on both sides: the Jacobian through the rule is the body's (worked by hand:
     f (a, [b0, b1]) = (a b0, [sin a, a + b1]))."""
@@ -86,7 +96,7 @@ def test_structured_input_and_output(mode):
     assert close(run(source, mode=mode), (rows, (1.0, [math.sin(0.5), 3.5])), **tol(mode))
 
 
-@pytest.mark.parametrize("mode", EXACT_MODES)
+@pytest.mark.parametrize("mode", RULE_MODES)
 def test_a_rule_inside_a_larger_program_chains(mode):
     """The rule's row multiplies the derivatives of its argument: d/da [softplus (a b) · a] at (2, 3) is
     3 a σ(ab) + softplus(ab), d/db is a² σ(ab) (mpmath: 11.987639946197923, 3.9901095073734614)."""
@@ -155,3 +165,13 @@ def test_gradcheck_flags_a_wrong_rule(tmp_path):
                            "def cube x = custom_vjp body wrong x\n")
     out = dl("repl", input=f":load {path}\n:gradcheck cube 2.0\n:quit\n")
     assert "DISAGREEMENT: numeric differs from backprop" in out.stdout
+
+
+@pytest.mark.parametrize("mode", REFUSING)
+def test_a_mode_that_cannot_apply_a_rule_says_so(mode, tmp_path):
+    """Never the body's derivative under the rule's name: a diagnostic at the custom_vjp call."""
+    path = write(tmp_path, SOFTPLUS + "def main = grad softplus' 1.0\n")
+    out = dl("run", path, "--mode", mode)
+    d = diagnostic(out.stderr)
+    assert out.returncode == 1 and d["kind"] == "runtime" and d["line"] == 4
+    assert f"the {mode} mode cannot use a custom rule" in d["message"]

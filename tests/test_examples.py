@@ -147,6 +147,16 @@ def check_many_inputs(n):
     return check_it
 
 
+def check_chain_order(n):
+    def check_it(v):
+        y, d = 0.5, 1.0
+        for _ in range(n):  # y <- y + 0.01 sin y, so dy'/dy = 1 + 0.01 cos y
+            d *= 1.0 + 0.01 * math.cos(y)
+            y += 0.01 * math.sin(y)
+        assert close(v, (d, d), rel=1e-12)
+    return check_it
+
+
 def check_almost_everywhere(v):
     assert v == (0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0)
 
@@ -165,6 +175,7 @@ CASES = [
     ("almost_everywhere.dl", [], check_almost_everywhere),
     ("sharing.dl", ["20"], check_sharing(20)),
     ("many_inputs.dl", ["1000"], check_many_inputs(1000)),
+    ("chain_order.dl", ["100"], check_chain_order(100)),
 ]
 
 

@@ -31,6 +31,8 @@ from .compiler import Compiler
 from ..transforms.backprop import BACKPROP
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
+from ..model.errors import DlRuntimeError
+from ..model.primitives import PRIMITIVES
 from ..model.types import REAL, TList, TTuple, Type, prune
 from ..model.zeros import REAL_TYPES, ZERO, settle
 
@@ -195,6 +197,18 @@ def forward_type(t: Type, times: int) -> Type:
     return t
 
 
+def refuse_custom_rules(e: c.Expr, language: str) -> None:
+    """Stop with a diagnostic at the first `custom_vjp` in `e`: this language has no way to apply a rule."""
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Prim) and PRIMITIVES[t.op].kind == "custom":
+            raise DlRuntimeError(f"the {language} mode cannot use a custom rule (custom_vjp): it would differentiate "
+                                 "something else under its name (docs/reference.md, Custom derivatives, lists the "
+                                 "modes that do)", t.span)
+        stack.extend(c.children(t))
+
+
 class TransformCompiler(Compiler):
     """The compiler of a transform's target language: definitions are transformed on their way in.
 
@@ -213,6 +227,8 @@ class TransformCompiler(Compiler):
         return self.checked(self.machine.spec.get(*key))
 
     def checked(self, e: c.Expr) -> c.Expr:
+        if not self.takes_custom_rules:
+            refuse_custom_rules(e, self.name)
         out = self.transform(e)
         if self.machine.check_transforms:
             check(out, e.ty, self.language(), source=e)
@@ -238,11 +254,12 @@ class TransformCompiler(Compiler):
         return None
 
     first_order = 0  # the depth at which this language's reals are (value, first derivative) of primal reals
+    takes_custom_rules = False  # whether custom_leaf is defined: a language says so (forward, reverse, delta)
 
     @property
     def custom_rules(self) -> bool:
         """Custom rules run at first order only: deeper, they would need the derivative of their pullback."""
-        return self.depth == self.first_order
+        return self.takes_custom_rules and self.depth == self.first_order
 
     def primal_real(self, leaf: Any) -> float:
         return leaf[0]
@@ -257,6 +274,7 @@ class ForwardCompiler(TransformCompiler):
     """→D^depth: forward derivatives nested `depth` deep."""
 
     first_order = 1  # →D^1 of primal code (a forward language always sits on primal code at depth 1)
+    takes_custom_rules = True
 
     def __init__(self, machine, parent: Compiler, depth: int, name: str):
         super().__init__(machine, counting=machine.counting, name=name)
@@ -286,6 +304,8 @@ class ReverseCompiler(TransformCompiler):
 
     At depth 0 this is ←D itself. All depths of one mode share one linear
     backend, so backpropagators created at any depth land on the same tape."""
+
+    takes_custom_rules = True
 
     def __init__(self, machine, backend, runtime, depth: int = 0, parent: Compiler | None = None):
         name = runtime.name if depth == 0 else f"{runtime.name}∘forward^{depth}"

@@ -353,6 +353,8 @@ class DeltaCompiler(TransformCompiler):
     def generator(self, params: list[str], self_ref, closed: bool = False) -> Gen:
         return DeltaGen(self, params, self_ref, closed=closed)
 
+    takes_custom_rules = True
+
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (0.0, None))
 

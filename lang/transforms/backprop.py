@@ -81,4 +81,4 @@ class Backprop(Homomorphism):
         return body
 
 
-BACKPROP = TermTransform("←D", transform, d_type, simplify)
+BACKPROP = TermTransform("←D", transform, d_type, simplify, custom_rules=True)
