@@ -31,6 +31,8 @@ class TermTransform:
     parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
     custom_rules: bool = False                 # its languages apply custom_vjp's rules (lang/back/kernel.py)
     checks: tuple = ()                         # its target's rules beyond typing, each run on the typed term
+    ad_args: bool = False                      # grad & co. in its target take each argument transformed, as
+                                               # its functions return pairs (ps): TargetLanguage.ad_args
 
 
 def variables_of(e: c.Expr) -> set[str]:

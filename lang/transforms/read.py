@@ -24,7 +24,7 @@ from ..front.infer import Inferencer
 from ..front.parser import parse_expr
 from ..model.primitives import PRIMITIVES, zero
 from ..model.spans import Source
-from .check import TargetLanguage, ad_type, freshen
+from .check import TargetLanguage, freshen
 from ..model.types import BOOL, D, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune, substitute
 
 
@@ -164,7 +164,7 @@ class _Elaborate:
         scheme = prim.scheme
         typed_deeper = prim.kind in ("ad", "custom")  # its arguments are values of this language
         if typed_deeper:
-            scheme = Scheme(scheme.qvars, ad_type(scheme.body, self.lang.d_type))
+            scheme = Scheme(scheme.qvars, self.lang.ad_type(scheme.body))
         t = substitute(scheme.body, {v: TVar(0, v.constraint if not typed_deeper else frozenset())
                                      for v in scheme.qvars})
         params = []
