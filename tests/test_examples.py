@@ -121,6 +121,14 @@ def check_newton(v):
     assert iterations <= 10
 
 
+def check_custom_rules(v):
+    # mpmath, 50 digits: E = findroot(E - 0.5 sin E - 1), (1, sin E) / (1 - 0.5 cos E); sigmoid 800 = 1
+    (by_rule, unrolled), (stable, naive) = v
+    assert close(by_rule, (1.037362021893646, 1.0346672323734563), rel=1e-14)
+    assert close(unrolled, by_rule, rel=1e-14)
+    assert stable == 1.0 and naive is True
+
+
 def check_church(v):
     assert close(v, church_f(1.1, 0.7), rel=1e-12)
 
@@ -188,6 +196,7 @@ CASES = [
     ("lotka_volterra.dl", [], check_lotka_volterra),
     ("newton.dl", [], check_newton),
     ("church.dl", [], check_church),
+    ("custom_rules.dl", [], check_custom_rules),
     ("almost_everywhere.dl", [], check_almost_everywhere),
     ("sharing.dl", ["20"], check_sharing(20)),
     ("many_inputs.dl", ["1000"], check_many_inputs(1000)),

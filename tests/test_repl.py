@@ -807,7 +807,7 @@ def test_completion(tmp_path, monkeypatch):
         (":help gr", 6, ["gradcheck", "graph"]),
         (":type my_", 6, ["my_loss"]),
         ("grad my_", 5, ["my_loss"]),
-        ("value_and_g", 0, ["value_and_grad"]),
+        ("value_and_g", 0, ["value_and_grad", "value_and_grad_aux"]),
         ("1 + ", 4, []),
         (":reload x", 8, []),
         ("th", 0, ["then"]),

@@ -230,6 +230,9 @@ VALUES = [
     ("jacobian (fun v -> [get v 0 * get v 1, sin (get v 0)]) [2.0, 3.0]", [[3.0, 2.0], [math.cos(2.0), 0.0]]),
     ("hessian (fun v -> get v 0 * get v 0 * get v 1 + exp (get v 1)) [1.0, 2.0]",
      [[4.0, 2.0], [2.0, math.exp(2.0)]]),
+    ("hvp (fun v -> get v 0 * get v 0 * get v 1 + exp (get v 1)) [1.0, 2.0] [1.0, 1.0]",
+     [6.0, 2.0 + math.exp(2.0)]),                      # the Hessian above times [1, 1]
+    ("grad_aux (fun x -> (x * x, x + 1.0)) 3.0", (6.0, 4.0)),
     # neural networks
     ("affine ([[1.0, 2.0], [3.0, 4.0]], [1.0, -1.0]) [1.0, 1.0]", [4.0, 6.0]),
     ("dense tanh ([[1.0, 2.0]], [0.5]) [0.25, -1.0]", [math.tanh(0.25 - 2.0 + 0.5)]),

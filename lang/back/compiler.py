@@ -113,6 +113,16 @@ class Compiler:
 
     depth = 0      # how many forward transforms deep this language is (AD primitives nest one more)
     nests = False  # whether differentiation primitives may run inside this language
+    custom_rules = False  # whether a custom rule's Jacobian can enter this language's reals (first order)
+
+    def primal_real(self, leaf: Any) -> float:
+        """The value of one of this language's reals (a language with `custom_rules` defines it)."""
+        raise AssertionError(f"the {self.name} language does not take custom rules")
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """A real of this language with the given value whose derivative is Σ J·(the derivative of leaf), for
+        the (leaf, J) pairs: one output real of a custom rule (docs/reference.md §7, Custom derivatives)."""
+        raise AssertionError(f"the {self.name} language does not take custom rules")
 
     def __init__(self, machine, linear=None, counting: bool = False, name: str = "primal"):
         """A compiler for the language `name` of `machine`; `linear`: the backend that writes the linear
@@ -658,7 +668,7 @@ class Gen:
             grad f x        v1 = k0(a0, a1)                    (the kernel's function, lang/back/kernel.py)
         map, fold, zipWith and build on a lambda written in place become loops (`_LOOPS`)."""
         prim = PRIMITIVES[e.op]
-        if prim.kind == "ad":
+        if prim.kind in ("ad", "custom"):
             fn = self.compiler.machine.ad.compile(self.compiler, e)
             args = [self.atom(a, ind) for a in e.args]
             self.count(ind, "prims")

@@ -32,6 +32,8 @@ from ..transforms.backprop import BACKPROP
 from ..transforms.preaccumulate import preaccumulate
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
+from ..model.errors import DlRuntimeError
+from ..model.primitives import PRIMITIVES
 from ..model.types import REAL, TList, TTuple, Type, prune
 from ..model.zeros import REAL_TYPES, ZERO, settle
 
@@ -196,6 +198,18 @@ def forward_type(t: Type, times: int) -> Type:
     return t
 
 
+def refuse_custom_rules(e: c.Expr, language: str) -> None:
+    """Stop with a diagnostic at the first `custom_vjp` in `e`: this language has no way to apply a rule."""
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Prim) and PRIMITIVES[t.op].kind == "custom":
+            raise DlRuntimeError(f"the {language} mode cannot use a custom rule (custom_vjp): it would differentiate "
+                                 "something else under its name (docs/reference.md, Custom derivatives, lists the "
+                                 "modes that do)", t.span)
+        stack.extend(c.children(t))
+
+
 class TransformCompiler(Compiler):
     """The compiler of a transform's target language: definitions are transformed on their way in.
 
@@ -215,6 +229,8 @@ class TransformCompiler(Compiler):
         return self.checked(self.machine.spec.get(*key))
 
     def checked(self, e: c.Expr) -> c.Expr:
+        if not self.takes_custom_rules:
+            refuse_custom_rules(e, self.name)
         out = self.transform(e)
         if self.machine.check_transforms:
             check(out, e.ty, self.language(), source=e)
@@ -240,6 +256,17 @@ class TransformCompiler(Compiler):
         """A leaf of the language below, lifted here; None when `v` is not a leaf that needs it."""
         return None
 
+    first_order = 0  # the depth at which this language's reals are (value, first derivative) of primal reals
+    takes_custom_rules = False  # whether custom_leaf is defined: a language says so (forward, reverse, delta)
+
+    @property
+    def custom_rules(self) -> bool:
+        """Custom rules run at first order only: deeper, they would need the derivative of their pullback."""
+        return self.takes_custom_rules and self.depth == self.first_order
+
+    def primal_real(self, leaf: Any) -> float:
+        return leaf[0]
+
     def deeper(self, kernel) -> Compiler:
         """The language one forward level deeper than this one, where a derivative taken inside code of this
         language runs (a reverse language stays reverse: ←D(→D^(k+1) t) under ←D(→D^k t))."""
@@ -248,6 +275,9 @@ class TransformCompiler(Compiler):
 
 class ForwardCompiler(TransformCompiler):
     """→D^depth: forward derivatives nested `depth` deep."""
+
+    first_order = 1  # →D^1 of primal code (a forward language always sits on primal code at depth 1)
+    takes_custom_rules = True
 
     def __init__(self, machine, parent: Compiler, depth: int, name: str):
         super().__init__(machine, counting=machine.counting, name=name)
@@ -263,12 +293,22 @@ class ForwardCompiler(TransformCompiler):
     def lift_real(self, r: float) -> Any:
         return (r, ZERO)
 
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """(y, Σ J · x_dot): the tangent a Jacobian row gives, a zero tangent dropped, not multiplied."""
+        tangent = ZERO
+        for (_, x_dot), weight in pairs:
+            if x_dot is not ZERO and weight is not ZERO:
+                tangent = tangent + weight * x_dot
+        return (value, tangent)
+
 
 class ReverseCompiler(TransformCompiler):
     """←D(→D^depth t): backprop (factoring or naive), over `depth` levels of forward derivatives.
 
     At depth 0 this is ←D itself. All depths of one mode share one linear
     backend, so backpropagators created at any depth land on the same tape."""
+
+    takes_custom_rules = True
 
     def __init__(self, machine, backend, runtime, depth: int = 0, parent: Compiler | None = None,
                  preaccumulated: bool = False):
@@ -290,6 +330,15 @@ class ReverseCompiler(TransformCompiler):
 
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (ZERO, None))
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """(y, y') with y' recorded defunctionalised, as a primitive's: its parents the inputs' backpropagators,
+        its weights a row of the rule's Jacobian (lang/back/linear.py)."""
+        fields: list = []
+        for (_, parent), weight in pairs:
+            if parent is not None and weight is not ZERO:
+                fields += [parent, weight]
+        return self.leaves.record(value, fields)
 
     def lift_leaf(self, v: Any) -> Any:
         """A ←D real of the language below, one forward level deeper: (ℓ, (0, None))."""

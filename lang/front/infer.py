@@ -396,6 +396,8 @@ def _argument_context(prim: Primitive, shown: str, k: int, arg: c.Expr) -> w.Con
     subject = snippet(arg.span)
     if prim.kind == "ad":
         return (w.Differentiated(shown, subject), w.Point(shown, subject), w.Tangent(shown, subject))[min(k, 2)]
+    if prim.kind == "custom" and k == 1:
+        return w.CustomRule(shown, subject)
     return w.PrimitiveArgument(shown, k, prim.arity, subject)
 
 

@@ -136,7 +136,7 @@ class _Walk:
                 return replace(c.map_children(e, self.term), ty=ty)
             case c.Prim(op):
                 out = c.map_children(e, self.term)
-                src = out.args[0].ty if PRIMITIVES[op].kind == "ad" else None  # the function differentiated
+                src = out.args[0].ty if PRIMITIVES[op].kind in ("ad", "custom") else None  # the function differentiated
                 return replace(out, src=src, ty=ty)
         raise AssertionError(e)
 

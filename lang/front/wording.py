@@ -148,6 +148,22 @@ class PrimitiveArgument(Context):
 
 
 @node(slots=False)
+class CustomRule(Context):
+    """The rule given to `custom_vjp f rule x`, against f's type A -> B: A -> B * (B -> A)."""
+
+    op: str
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return (f"the rule given to {self.op} must have type {expected}: the value and its pullback, which "
+                f"←D composes with the argument's backpropagator x' : ¬A to make the result's y' : ¬B for a "
+                f"function A -> B; but {self.subject} {is_what}")
+
+    def role(self) -> str:
+        return f"the rule given to {self.op}"
+
+
+@node(slots=False)
 class Differentiated(Context):
     """The function given to `grad` & co."""
 

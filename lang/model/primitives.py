@@ -30,7 +30,9 @@ Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `compare` reads primal values only; `toint` Real -> Int (no derivative);
 `toreal` Int -> Real (a constant); `int`/`bool` no reals at all;
 `structural` parametric (every transform maps it to itself); `ad` the
-differentiation kernel (lang/ad.py); `delta` the constructors of Delta
+differentiation kernel (lang/ad.py); `custom` a function applied with its
+own derivative rule, which each target language runs its own way
+(lang/back/kernel.py, custom rules); `delta` the constructors of Delta
 expressions, target-only rows whose implementation is the delta runtime's
 (lang/modes/delta.py: how a Delta is represented is that module's choice);
 `linear` the zero, sum, scaling and application of linear maps between
@@ -208,6 +210,20 @@ def _pow_base_partial(op: str, x, y) -> If:
 def _exponent_partial(x, r) -> If:
     """∂(x^y)/∂y = x^y log x where x > 0, and zero elsewhere (x^y is not differentiable in y there)."""
     return _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), zero())
+
+
+TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)  # erf'(0)
+
+
+def _sqrt_product(a, b) -> Prim:
+    """√a · √b as a term: acosh' is 1 / (√(x-1) √(x+1)) and asin' 1 / (√(1-x) √(1+x)), never through
+    x² - 1 or 1 - x², which overflow for large x and lose the digits near ±1 where the derivative is large."""
+    return _p("*", _p("sqrt", a), _p("sqrt", b))
+
+
+def _gauss(x, scale: float) -> Prim:
+    """scale · e^(-x²): the derivative of erf (scale 2/√π) and of erfc (-2/√π); 0 far out, as it should."""
+    return _p("*", _r(scale), _p("exp", _p("neg", _p("*", x, x))))
 
 
 # ---- structural implementations ----------------------------------------------
@@ -427,6 +443,40 @@ _ROWS: list[Primitive] = [
          partials=lambda x, y, r: [_if(_cmp("<=", x, y), _r(1), zero()), _if(_cmp("<=", x, y), zero(), _r(1))]),
     _row("max", NUM2, "real", impl=rm.fmax, int_impl=max,
          partials=lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), zero()), _if(_cmp(">=", x, y), zero(), _r(1))]),
+    # log1p, expm1, the hyperbolic and inverse functions, erf: each partial written so that it stays
+    # accurate where the textbook form cancels or overflows — 1 / sqrt (1 - x²) as 1 / (√(1-x) √(1+x)),
+    # 1 / sqrt (x² + 1) as 1 / hypot x 1, expm1' as exp x (r + 1 loses everything below 1e-16 for x < -37)
+    _row("log1p", R1, "real", impl=rm.log1p, partials=lambda x, r: [_p("/", _r(1), _p("+", _r(1), x))],
+         cost="transcendental", doc="log (1 + x), exact near 0"),
+    _row("expm1", R1, "real", impl=rm.expm1, partials=lambda x, r: [_p("exp", x)],
+         cost="transcendental", doc="exp x - 1, exact near 0"),
+    _row("sinh", R1, "real", impl=rm.sinh, partials=lambda x, r: [_p("cosh", x)], cost="transcendental"),
+    _row("cosh", R1, "real", impl=rm.cosh, partials=lambda x, r: [_p("sinh", x)], cost="transcendental"),
+    _row("asinh", R1, "real", impl=rm.asinh, partials=lambda x, r: [_p("/", _r(1), _p("hypot", x, _r(1)))],
+         cost="transcendental"),
+    _row("acosh", R1, "real", impl=rm.acosh,
+         partials=lambda x, r: [_p("/", _r(1), _sqrt_product(_p("-", x, _r(1)), _p("+", x, _r(1))))],
+         cost="transcendental"),
+    _row("atanh", R1, "real", impl=rm.atanh,
+         partials=lambda x, r: [_p("/", _r(1), _p("*", _p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("asin", R1, "real", impl=rm.asin,
+         partials=lambda x, r: [_p("/", _r(1), _sqrt_product(_p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("acos", R1, "real", impl=rm.acos,
+         partials=lambda x, r: [_p("/", _r(-1), _sqrt_product(_p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("atan", R1, "real", impl=rm.atan, partials=lambda x, r: [_p("/", _r(1), _p("+", _r(1), _p("*", x, x)))],
+         cost="transcendental"),
+    _row("erf", R1, "real", impl=rm.erf, partials=lambda x, r: [_gauss(x, TWO_OVER_SQRT_PI)],
+         cost="transcendental"),
+    _row("erfc", R1, "real", impl=rm.erfc, partials=lambda x, r: [_gauss(x, -TWO_OVER_SQRT_PI)],
+         cost="transcendental", doc="1 - erf x, accurate where erf x is near 1"),
+    # √(x² + y²) without overflow; at the origin the partials are 0 by convention, as abs'(0) (hypot x 0 = abs x)
+    _row("hypot", R2, "real", impl=rm.hypot,
+         partials=lambda x, y, r: [_if(_cmp("==", r, _r(0)), zero(), _p("/", x, r)),
+                                   _if(_cmp("==", r, _r(0)), zero(), _p("/", y, r))],
+         cost="transcendental"),
     _row("pi", "Float 'a => 'a", "toreal", impl=math.pi),
     # the symbolic zero (lang/model/zeros.py): a tangent or partial that is 0 by construction
     _row(ZERO_NAME, "Real", "toreal", impl=ZERO, target=True,
@@ -468,6 +518,20 @@ _ROWS: list[Primitive] = [
     _row("vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'b * ('b -> 'a)", "ad", cost="ad", fails=True),
     _row("jvp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'a -> 'b * 'b", "ad", cost="ad", fails=True),
     _row("derivative", "(Real -> Real) -> Real -> Real", "ad", cost="ad", fails=True),
+    # derivatives of any shape (docs/reference.md §7, Jacobians, Hessians and auxiliary outputs): the one-hot
+    # seeds they push or pull are the kernel's, zero by construction off the diagonal, never the program's
+    _row("jacrev", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['a]", "ad", cost="ad", fails=True,
+         doc="the rows of the Jacobian, one gradient per output real: one vjp, one pullback per output real"),
+    _row("jacfwd", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['a]", "ad", cost="ad", fails=True,
+         doc="the rows of the Jacobian (as jacrev), from one jvp per input real"),
+    _row("jacobianT", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['b]", "ad", cost="ad", fails=True,
+         doc="the columns of the Jacobian, one tangent per input real: one jvp per input real"),
+    _row("value_and_grad_aux", "(Diff 'a, Diff 'c) => ('a -> Real * 'c) -> 'a -> (Real * 'c) * 'a", "ad",
+         cost="ad", fails=True, doc="(f x, the gradient of its first component); the second is not differentiated"),
+    # a function with its own reverse rule (docs/reference.md §7, Custom derivatives): `custom_vjp f rule x` is
+    # f x; a mode that differentiates through it takes the value and the pullback from `rule x` instead
+    _row("custom_vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> ('a -> 'b * ('b -> 'a)) -> 'a -> 'b", "custom",
+         cost="ad", fails=True, doc="f x, differentiated by the rule's pullback: rule x = (f x, fun u -> u J)"),
     # the Delta expressions of the delta modes' target language (docs/transforms.md, delta): data that
     # describes a linear map; the runtime that builds and transposes them is lang/modes/delta.py
     _row("dzero", "Delta", "delta", target=True, cost="delta", doc="the zero map (a constant's Delta)"),

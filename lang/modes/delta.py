@@ -353,8 +353,18 @@ class DeltaCompiler(TransformCompiler):
     def generator(self, params: list[str], self_ref, closed: bool = False) -> Gen:
         return DeltaGen(self, params, self_ref, closed=closed)
 
+    takes_custom_rules = True
+
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (0.0, None))
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """(y, Σ dscale J d): a row of the rule's Jacobian as one Delta node over the inputs' Deltas."""
+        d = None
+        for (_, d_in), weight in pairs:
+            if weight is not ZERO:
+                d = add(d, scale(weight, d_in))
+        return (value, self.leaves.node(d))
 
     def lift_leaf(self, v: Any) -> Any:
         """A Δ real of the language below, one forward level deeper: (ℓ, (0.0, None))."""

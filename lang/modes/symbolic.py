@@ -74,6 +74,19 @@ class SymbolicCompiler(OverloadingCompiler):
     def primal_of(self, v: Any) -> Any:
         return v.value if type(v) is Sym else v
 
+    custom_rules = True
+    primal_real = primal_of
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """y + Σ J · (x - x₀): an expression with the rule's value whose derivative by the table's rules is a
+        row of the rule's Jacobian (x - x₀ is 0 at the point; its derivative is x's)."""
+        out: Any = value
+        for x, weight in pairs:
+            if type(x) is Sym and weight is not ZERO:
+                offset = Sym("-", (x, x.value), 0.0)
+                out = Sym("+", (out, Sym("*", (weight, offset), 0.0)), value)
+        return out
+
     def overload(self, prim, impl: Callable) -> Callable:
         name = prim.name
 

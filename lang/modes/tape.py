@@ -64,6 +64,20 @@ class TapeCompiler(OverloadingCompiler):
     def primal_of(self, v: Any) -> Any:
         return v.value if type(v) is Node else v
 
+    custom_rules = True
+    primal_real = primal_of
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """A tape entry whose parents are the input nodes and whose weights are a row of the rule's Jacobian."""
+        parents = [(a.index, w) for a, w in pairs if type(a) is Node and w is not ZERO]
+        if not parents:
+            return value
+        self.tape.parents.append(tuple(p for p, _ in parents))
+        self.tape.weights.append(tuple(w for _, w in parents))
+        if self.counting:
+            self.counters.bp_created += 1
+        return Node(value, len(self.tape.parents) - 1)
+
     def overload(self, prim, impl: Callable) -> Callable:
         partials = self.partials(prim)
         compiler = self

@@ -1,4 +1,4 @@
-"""The `dl` command: run, check, transform, compare, modes, graph, step, kernel, repl (docs/reference.md, The
+"""The `dl` command: run, check, transform, compare, modes, graph, step, kernel, test, repl (docs/reference.md, The
 command line).
 
 Exit codes: 0 success; 1 an error in the user's program (a diagnostic on
@@ -203,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="in this Python's prefix (the default inside a virtual environment)")
     where.add_argument("--prefix", default=None, metavar="DIR", help="under DIR/share/jupyter")
     kern.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    gt = sub.add_parser("test", help="run golden test files: .dl files with `-- expect:` headers; exit 1 if any fails")
+    gt.add_argument("paths", nargs="+", metavar="PATH", help="files, or directories searched for .dl files")
+    gt.add_argument("--promote", action="store_true", help="write what each failing file printed into its header")
+    gt.add_argument("-v", "--verbose", action="store_true", help="list the files that pass too")
+    gt.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     repl = sub.add_parser("repl", help="interactive session")
     repl.add_argument("file", nargs="?")
@@ -526,13 +532,47 @@ def _kernel(args) -> int:
     return EXIT_OK
 
 
+def _test(args) -> int:
+    from . import golden  # each command imports its stages when it runs (start-up)
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        print(f"dl: test: no such file or directory: {missing[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    passed = failed = 0
+    for path in golden.golden_files(args.paths):
+        try:
+            results = golden.check(path)
+        except golden.HeaderError as e:
+            print(f"FAIL {path}: {e}")
+            failed += 1
+            continue
+        bad = [r for r in results if not r.passed]
+        if not bad:
+            passed += 1
+            if args.verbose:
+                print(f"ok   {path}")
+            continue
+        failed += 1
+        for r in bad:
+            print(f"FAIL {path} [{r.mode}]: {r.why}, got {r.got}")
+        if args.promote:
+            outputs = {r.got for r in results}
+            if len(outputs) == 1:
+                golden.promote(path, results[0])
+                print(f"     promoted: {path} now expects {results[0].got}")
+            else:
+                print(f"     not promoted: the modes print different things ({', '.join(sorted(outputs))})")
+    print(f"{passed} passed, {failed} failed")
+    return EXIT_OK if failed == 0 else EXIT_ERROR
+
+
 def _repl(args) -> int:
     from .repl.frontend import run_repl  # prompt_toolkit only for the REPL (start-up)
     return run_repl(args.file, mode=get(args.mode), debug=args.debug)
 
 
 COMMANDS = {"run": _run, "check": _check, "transform": _transform, "compare": _compare, "modes": _modes_command,
-            "graph": _graph, "step": _step, "kernel": _kernel, "repl": _repl}
+            "graph": _graph, "step": _step, "kernel": _kernel, "test": _test, "repl": _repl}
 
 
 if __name__ == "__main__":

@@ -82,8 +82,9 @@ class Backprop(Homomorphism):
         return body
 
 
-BACKPROP = TermTransform("←D", transform, d_type, simplify)
+BACKPROP = TermTransform("←D", transform, d_type, simplify, custom_rules=True)
 
 # What backprop mode runs: ←D's term simplified, then preaccumulated (lang/transforms/preaccumulate.py);
 # `dl transform --simplify` prints it. backprop-naive runs BACKPROP's.
-PREACCUMULATED = TermTransform("←D", transform, d_type, lambda e: preaccumulate(simplify(e)))
+PREACCUMULATED = TermTransform("←D", transform, d_type, lambda e: preaccumulate(simplify(e)),
+                               custom_rules=True)

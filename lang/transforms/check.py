@@ -108,7 +108,7 @@ class TargetInferencer(Inferencer):
         return freshen(self.lang.global_type(module, name, inst), {})
 
     def primitive_scheme(self, prim: Primitive) -> Scheme:
-        if prim.kind != "ad":
+        if prim.kind not in ("ad", "custom"):
             return prim.scheme
         free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
         return Scheme(tuple(free.values()), self.lang.ad_type(substitute(prim.scheme.body, free)))

@@ -29,6 +29,7 @@ class TermTransform:
     type: Callable[[Type], Type]               # the transform on types
     simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
     parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
+    custom_rules: bool = False                 # its languages apply custom_vjp's rules (lang/back/kernel.py)
     checks: tuple = ()                         # its target's rules beyond typing, each run on the typed term
     ad_args: bool = False                      # grad & co. in its target take each argument transformed, as
                                                # its functions return pairs (ps): TargetLanguage.ad_args
@@ -166,7 +167,7 @@ class Homomorphism:
                 return self.constant(c.Prim(e.op, args, ty=REAL, span=e.span))
             case "real" | "compare" | "int" | "bool" | "structural":
                 return c.Prim(e.op, args, ty=ty, span=e.span)
-            case "ad":
+            case "ad" | "custom":
                 return c.Prim(e.op, args, src=e.src, ty=ty, span=e.span)
         raise AssertionError(f"no rule for the primitive {e.op!r} ({prim.kind})")
 

@@ -160,7 +160,7 @@ def simplify(e: c.Expr) -> c.Expr:
     return simplify_with(e, DeltaSimplifier)
 
 
-DELTA = TermTransform("Δ", _transform(SHARE), d_type, simplify)
-DELTA_NOSHARE = TermTransform("Δ", _transform(MARK), d_type, simplify)
+DELTA = TermTransform("Δ", _transform(SHARE), d_type, simplify, custom_rules=True)
+DELTA_NOSHARE = TermTransform("Δ", _transform(MARK), d_type, simplify, custom_rules=True)
 
 __all__ = ["DELTA", "DELTA_NOSHARE", "DELTA_REAL", "Delta", "SHARE", "MARK", "d_type", "simplify"]

@@ -58,4 +58,4 @@ def transformed_type(t):
     return Forward(Fresh(set())).type(t)
 
 
-FORWARD = TermTransform("→D", transform, transformed_type, simplify)
+FORWARD = TermTransform("→D", transform, transformed_type, simplify, custom_rules=True)

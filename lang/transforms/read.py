@@ -179,9 +179,10 @@ class _Elaborate:
     def primitive(self, e: c.Prim, env: dict, first: c.Expr | None = None) -> c.Expr:
         prim = PRIMITIVES[e.op]
         scheme = prim.scheme
-        if prim.kind == "ad":
+        typed_deeper = prim.kind in ("ad", "custom")  # its arguments are values of this language
+        if typed_deeper:
             scheme = Scheme(scheme.qvars, self.lang.ad_type(scheme.body))
-        t = substitute(scheme.body, {v: TVar(0, v.constraint if prim.kind != "ad" else frozenset())
+        t = substitute(scheme.body, {v: TVar(0, v.constraint if not typed_deeper else frozenset())
                                      for v in scheme.qvars})
         params = []
         for _ in e.args:
