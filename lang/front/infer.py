@@ -30,7 +30,7 @@ from ..model.errors import DlNameError, DlTypeError
 from ..model.primitives import PRIMITIVES, Primitive
 from ..model.scope import Scope
 from ..model.spans import Span
-from ..model.types import (BASE_TYPES, BOOL, CLASSES, EQ, FLOAT, NONE, NUM, REAL, STRUCTURAL, UNIT, Scheme, TCon,
+from ..model.types import (BASE_TYPES, BOOL, CLASSES, EQ, FLOAT, LIST_CLASSES, NONE, NUM, REAL, STRUCTURAL, UNIT, Scheme, TCon,
                            TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune, show_scheme,
                            substitute)
 from . import wording as w
@@ -118,10 +118,11 @@ def enforce(t: Type, classes: frozenset[str]) -> None:
         case TTuple(items) if classes == {STRUCTURAL}:
             for i in items:
                 enforce(i, classes)
-        case TList(item) if classes == {STRUCTURAL}:
+        case TList(item) if classes <= LIST_CLASSES:
             enforce(item, classes)
         case _:
-            raise Mismatch(sorted(classes - {STRUCTURAL})[0] if classes - {STRUCTURAL} else STRUCTURAL, t)
+            outside = classes - (LIST_CLASSES if isinstance(t, TList) else {STRUCTURAL})
+            raise Mismatch(sorted(outside)[0] if outside else STRUCTURAL, t)
 
 
 def default_numeric(t: Type) -> None:

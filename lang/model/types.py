@@ -11,6 +11,7 @@ belong to. A class is the set of base types in it (`CLASSES`):
     Ord    — Int, Real (what < compares)
     Num    — Int, Real, Array (+ - * ^ neg abs min max; an integer literal `2` starts here)
     Float  — Real, Array (/ and the real functions sin, exp, ...; a literal `2.5` starts here)
+    Nested — Real, and lists of Nested: [Real], [[Real]], ... (what `array` makes an Array of)
 
 so `sin x * x + 2.0` has one type, `Float 'a => 'a -> 'a`, and runs on a Real
 or, elementwise, on an Array. Every class contains Real: a variable no type
@@ -29,11 +30,13 @@ CLASSES: dict[str, frozenset[str]] = {
     "Ord": frozenset({"Int", "Real"}),
     "Num": frozenset({"Int", "Real", "Array"}),
     "Float": frozenset({"Real", "Array"}),
+    "Nested": frozenset({"Real"}),
 }
 STRUCTURAL = "Diff"  # the class that also holds tuples and lists of its members
-CLASS_ORDER = ("Diff", "Eq", "Ord", "Num", "Float")  # how constraints print
+LIST_CLASSES = frozenset({"Diff", "Nested"})  # the classes that also hold lists of their members
+CLASS_ORDER = ("Diff", "Eq", "Ord", "Num", "Float", "Nested")  # how constraints print
 NONE: frozenset[str] = frozenset()
-DIFF, EQ, ORD, NUM, FLOAT = (frozenset({name}) for name in CLASS_ORDER)
+DIFF, EQ, ORD, NUM, FLOAT, NESTED = (frozenset({name}) for name in CLASS_ORDER)
 
 
 def members(constraint: frozenset[str]) -> frozenset[str]:

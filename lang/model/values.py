@@ -4,6 +4,7 @@ Values are plain Python data:
 
     Real -> float      Int -> int      Bool -> bool      Unit -> ()
     tuples -> tuple    lists -> list (never mutated once built)
+    Array -> numpy.ndarray of float64 (never mutated once built; lang/model/arrays.py)
     functions -> Fun
 
 A `Fun` is a flat closure: the compiled body of a lambda of `arity`
@@ -105,7 +106,8 @@ def native(arity: int, fn: Callable, name: str) -> Fun:
 
 
 def show_value(v: Any) -> str:
-    """A value as the language would write it (docs/reference.md §11–12): 3.0, 7, true, (), (1.0, 2.5), [1.0], <fun>."""
+    """A value as the language would write it (docs/reference.md §11–12): 3.0, 7, true, (), (1.0, 2.5), [1.0], <fun>,
+    array([1.0, 2.0])."""
     out: list[str] = []
     stack: list = [v]
     while stack:  # iterative: values can be deeply nested lists
@@ -137,6 +139,9 @@ def show_value(v: Any) -> str:
             out.append("[")
         elif isinstance(v, Fun):
             out.append("<fun>")
+        elif type(v).__name__ == "ndarray":
+            from .arrays import show_array  # numpy: only a program with arrays has one to print
+            out.append(show_array(v))
         else:
             out.append(repr(v))
     return "".join(out)
