@@ -236,7 +236,12 @@ class Compiler:
         mismatch is reported at the call) and touches elements (the `elements` counter)."""
         if prim.array is None:
             raise AssertionError(f"the primitive {prim.name!r} has no Array kernel in the primitive table")
-        return PrimCode(fn=array_kernel(prim.array), fails=True, elements=True)
+        return PrimCode(fn=array_kernel(prim.array), fails=True, elements=_array_cost(prim))
+
+
+def _array_cost(prim: Primitive) -> str:
+    """The cost class of an array operation: its row's, or "array" for a real row at Array (elementwise)."""
+    return prim.cost if prim.kind in ("array", "effect") else "array"
 
 
 @dataclass
@@ -247,7 +252,8 @@ class PrimCode:
     fn: Callable | None = None       # else: call this
     raw: Callable | None = None      # first try this (falling back to fn on ArithmeticError/ValueError)
     fails: bool = False              # may raise a run-time error whatever its row says (Array instances)
-    elements: bool = False           # an array operation: counting adds the elements it touched
+    elements: str | None = None      # an array operation's cost class: what counting adds to `elements`
+                                     # ("array": its arguments' and result's sizes, "index": its result's)
 
 
 # ---- generating one Python function -------------------------------------------------
@@ -672,9 +678,10 @@ class Gen:
         if prim.fails or how.fails:
             lines = ["try:"] + ["    " + ln for ln in lines] + \
                     ["except _DlError as err:", f"    raise err.with_span({self.const(e.span)})"]
-        if how.elements and self.counting:
+        if how.elements in ("array", "index") and self.counting:
+            touched = [v, *args] if how.elements == "array" else [v]
             lines.append(f"{self.const(self.compiler.counters)}.elements += "
-                         f"{self.const(array_kernel('touched'))}({', '.join([v, *args])})")
+                         f"{self.const(array_kernel('touched'))}({', '.join(touched)})")
         for ln in lines:
             self.line(ind, ln)
         return v

@@ -36,12 +36,18 @@ from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, attach_ta
 from .linear import SINK
 from .shapes import Shapes
 from ..model.values import Fun, call1, native
-from ..model.types import BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
+from ..model.primitives import array_kernel
+from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
 
 def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
-    """A cotangent must have the shape of the value it belongs to (list lengths included)."""
+    """A cotangent must have the shape of the value it belongs to (list lengths and array shapes included)."""
     t = prune(t)
-    if isinstance(t, TTuple):
+    if t == ARRAY:
+        if array_kernel("shape")(cotangent) != array_kernel("shape")(value):
+            show = array_kernel("show_shape")
+            raise DlRuntimeError(f"{what} has an array of shape {show(cotangent)} where the value has shape "
+                                 f"{show(value)}")
+    elif isinstance(t, TTuple):
         for x, y, ti in zip(cotangent, value, t.items):
             check_shape(x, y, ti, what)
     elif isinstance(t, TList):
@@ -239,9 +245,10 @@ class ADKernel:
         y = shapes.unlift(y_dual, out_t, backprops)
 
         def pullback(u: Any) -> Any:
-            cotangents = shapes.flatten(u, out_t)
-            seeds = [(p, float(ct)) for p, ct in zip(backprops, cotangents) if p is not None]
-            return shapes.rebuild(x, in_t, backend.backward(records, seeds, n_sinks))
+            cotangents = shapes.leaves(u, out_t)  # an Array is one leaf: one cotangent, one backpropagator
+            seeds = [(p, ct if type(ct).__name__ == "ndarray" else float(ct)) for p, ct in zip(backprops, cotangents)
+                     if p is not None]
+            return shapes.rebuild_leaves(x, in_t, backend.backward(records, seeds, n_sinks))
         return y, pullback
 
     # ---- lifting: values of one language into the next
@@ -290,6 +297,8 @@ class ADKernel:
         t = type(v)
         if t is float:
             return compiler.lift_real(v)
+        if t.__name__ == "ndarray":
+            return compiler.lift_array(v)
         if t is tuple:
             return tuple(self.lift(x, compiler, memo) for x in v)
         if t is list:

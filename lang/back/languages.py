@@ -26,11 +26,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import core as c
+from ..model.primitives import array_kernel
 from .compiler import Compiler
 from ..transforms.backprop import BACKPROP
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
-from ..model.types import REAL, TList, TTuple, Type, prune
+from ..model.types import ARRAY, REAL, TList, TTuple, Type, prune
 
 # ---- the leaves of a language's reals ------------------------------------------------
 
@@ -125,6 +126,8 @@ def attach_tangents(x: Any, v: Any, t: Type, leaves) -> Any:
     t = prune(t)
     if t == REAL:
         return _pair_leaves(x, v, leaves)
+    if t == ARRAY:
+        return _pair_arrays(x, v)
     if isinstance(t, TTuple):
         return tuple(attach_tangents(a, b, ti, leaves) for a, b, ti in zip(x, v, t.items))
     if isinstance(t, TList):
@@ -138,11 +141,31 @@ def _pair_leaves(x: Any, v: Any, leaves) -> Any:
     return (_pair_leaves(x[0], v[0], leaves), _pair_leaves(x[1], v[1], leaves))
 
 
+def _pair_arrays(x: Any, v: Any) -> Any:
+    """An array and its tangent (at depth 0; deeper, each array leaf of the trees paired)."""
+    if type(x) is tuple:
+        return (_pair_arrays(x[0], v[0]), _pair_arrays(x[1], v[1]))
+    return (x, v)
+
+
+def _split_arrays(y: Any) -> tuple[Any, Any]:
+    """(value, tangent) of an array's →D output; a tangent that stayed 0-d (a constant's) gets the value's shape."""
+    if type(y[0]) is tuple:
+        (a, a_dot), (b, b_dot) = _split_arrays(y[0]), _split_arrays(y[1])
+        return (a, b), (a_dot, b_dot)
+    value, tangent = y
+    if array_kernel("shape")(tangent) != array_kernel("shape")(value):
+        tangent = array_kernel("dense_or")(tangent, value)
+    return value, tangent
+
+
 def split_tangents(y: Any, t: Type, leaves, zero) -> tuple[Any, Any]:
     """The output of →D(f) split into (value, tangent)."""
     t = prune(t)
     if t == REAL:
         return _split_leaves(y, leaves)
+    if t == ARRAY:
+        return _split_arrays(y)
     if isinstance(t, TTuple):
         parts = [split_tangents(a, ti, leaves, zero) for a, ti in zip(y, t.items)]
         return tuple(p for p, _ in parts), tuple(q for _, q in parts)
@@ -218,6 +241,26 @@ class TransformCompiler(Compiler):
         """A leaf of the language below, lifted here; None when `v` is not a leaf that needs it."""
         return None
 
+    def lift_array(self, a: Any) -> Any:
+        """A primal Array as a constant of this language: paired with zero tangents, `depth` levels deep
+        (the leaves of a reverse language are (array, None))."""
+        zeros = array_kernel("azerosLike")
+        leaf = self.array_leaf(a)
+        for _ in range(self.depth):
+            leaf = (leaf, self._zero_tree(leaf, zeros))
+        return leaf
+
+    def array_leaf(self, a: Any) -> Any:
+        return a
+
+    def _zero_tree(self, t: Any, zeros) -> Any:
+        """A tree of pairs like `t` with every array leaf replaced by a leaf of zeros."""
+        if type(t).__name__ == "ndarray":
+            return zeros(t)
+        if isinstance(self.leaves, DualLeaves) and type(t[0]).__name__ == "ndarray":
+            return self.array_leaf(zeros(t[0]))  # an (array, backpropagator) leaf
+        return (self._zero_tree(t[0], zeros), self._zero_tree(t[1], zeros))
+
 
 class ForwardCompiler(TransformCompiler):
     """→D^depth: forward derivatives nested `depth` deep."""
@@ -260,8 +303,14 @@ class ReverseCompiler(TransformCompiler):
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (0.0, None))
 
+    def array_leaf(self, a: Any) -> Any:
+        return (a, None)
+
     def lift_leaf(self, v: Any) -> Any:
-        """A ←D real of the language below, one forward level deeper: (ℓ, (0.0, None))."""
+        """A ←D real (or array) of the language below, one forward level deeper: (ℓ, (0.0, None))."""
         if self.depth > 0 and DualLeaves.is_leaf(v):
             return (v, (0.0, None))
+        if self.depth > 0 and type(v) is tuple and len(v) == 2 and type(v[0]).__name__ == "ndarray" \
+                and (v[1] is None or type(v[1]) is int):
+            return (v, (array_kernel("azerosLike")(v[0]), None))
         return None

@@ -10,7 +10,10 @@ Derivative rules are core terms, as the real rows' partial derivatives are:
     vjp(x1, ..., xk, r, c) -> [cotangent of x1, ..., of xk]   (None: not differentiable)
     jvp(x1, ..., xk, t1, ..., tk, r) -> tangent of r          (ti None: xi has no tangent)
 
-with `r` the result and `c` its cotangent. A row that is linear in some of its
+with `r` the result and `c` its cotangent. The cost class says what the `elements` counter
+counts for one application: "array" the sizes of its array arguments and result,
+"index" the size of its result only (reading part of an array touches that
+part), "shape" nothing (a shape query). A row that is linear in some of its
 arguments says so (`linear`, jointly; `bilinear`: in each one separately), which
 gives its jvp when none is written (the operation applied to the tangents) and
 lets the target checker accept it inside a backpropagator. Indexing's
@@ -92,7 +95,7 @@ ROWS: list[tuple[str, str, dict]] = [
     ("fromList", "[Real] -> Array",
      dict(array="fromList", linear=(0,), vjp=lambda xs, r, c: [c], doc="a 1-d array from a list")),
     ("toList", "Array -> [Real]",
-     dict(array="toList", linear=(0,),
+     dict(cost="index", array="toList", linear=(0,),
           unlist=lambda a, i: (N("size", a), R("agetFlat", a, i), lambda c: [A("agetFlatCt", a, i, c)]),
           doc="the elements, row-major")),
     ("zeros", "[Int] -> Array", dict(array="zeros", vjp=lambda s, r, c: [None])),
@@ -111,10 +114,10 @@ ROWS: list[tuple[str, str, dict]] = [
     ("normalArray", "Int -> [Int] -> Array", dict(array="normalArray", vjp=lambda s, d, r, c: [None, None])),
     ("uniformArray", "Int -> [Int] -> Array", dict(array="uniformArray", vjp=lambda s, d, r, c: [None, None])),
     # -- shape
-    ("shape", "Array -> [Int]", dict(array="shape")),
-    ("size", "Array -> Int", dict(array="size")),
-    ("ndim", "Array -> Int", dict(array="ndim")),
-    ("dim", "Int -> Array -> Int", dict(array="dim")),
+    ("shape", "Array -> [Int]", dict(cost="shape", array="shape")),
+    ("size", "Array -> Int", dict(cost="shape", array="size")),
+    ("ndim", "Array -> Int", dict(cost="shape", array="ndim")),
+    ("dim", "Int -> Array -> Int", dict(cost="shape", array="dim")),
     ("reshape", "[Int] -> Array -> Array",
      dict(array="reshape", linear=(1,), vjp=lambda s, a, r, c: [None, A("reshapeLike", a, c)])),
     ("reshapeLike", "Array -> Array -> Array",
@@ -140,8 +143,8 @@ ROWS: list[tuple[str, str, dict]] = [
     ("amin", "Array -> Real",
      dict(array="amin", vjp=lambda a, r, c: [A("agetFlatCt", a, N("aargmin", a), c)],
           jvp=lambda a, t, r: R("agetFlat", t, N("aargmin", a)))),
-    ("aargmax", "Array -> Int", dict(array="aargmax")),
-    ("aargmin", "Array -> Int", dict(array="aargmin")),
+    ("aargmax", "Array -> Int", dict(cost="shape", array="aargmax")),
+    ("aargmin", "Array -> Int", dict(cost="shape", array="aargmin")),
     ("alogsumexp", "Array -> Real",
      dict(array="alogsumexp",
           vjp=lambda a, r, c: [A("*", A("exp", A("-", a, A("scalar", r))), A("scalar", c))],
@@ -182,23 +185,23 @@ ROWS: list[tuple[str, str, dict]] = [
      dict(array="aouter", bilinear=True, vjp=lambda a, b, r, c: [A("outerCtA", a, b, c), A("outerCtB", a, b, c)])),
     # -- indexing
     ("aget", "Array -> [Int] -> Real",
-     dict(array="aget", linear=(0,), vjp=lambda a, i, r, c: [A("agetCt", a, i, c), None])),
+     dict(cost="index", array="aget", linear=(0,), vjp=lambda a, i, r, c: [A("agetCt", a, i, c), None])),
     ("agetFlat", "Array -> Int -> Real",
-     dict(array="agetFlat", linear=(0,), vjp=lambda a, i, r, c: [A("agetFlatCt", a, i, c), None])),
+     dict(cost="index", array="agetFlat", linear=(0,), vjp=lambda a, i, r, c: [A("agetFlatCt", a, i, c), None])),
     ("index", "Int -> Int -> Array -> Array",
-     dict(array="index", linear=(2,), vjp=lambda k, i, a, r, c: [None, None, A("indexCt", k, i, a, c)])),
+     dict(cost="index", array="index", linear=(2,), vjp=lambda k, i, a, r, c: [None, None, A("indexCt", k, i, a, c)])),
     ("slice", "Int -> Int -> Int -> Array -> Array",
-     dict(array="slice_", linear=(3,),
+     dict(cost="index", array="slice_", linear=(3,),
           vjp=lambda k, lo, hi, a, r, c: [None, None, None, A("sliceCt", k, lo, hi, a, c)])),
     ("atake", "Int -> [Int] -> Array -> Array",
-     dict(array="atake", linear=(2,), vjp=lambda k, ix, a, r, c: [None, None, A("atakeCt", k, ix, a, c)])),
+     dict(cost="index", array="atake", linear=(2,), vjp=lambda k, ix, a, r, c: [None, None, A("atakeCt", k, ix, a, c)])),
     ("aconcat", "Int -> [Array] -> Array",
      dict(array="aconcat", linear=(1,), vjp=lambda k, xs, r, c: [None, Prim("unconcat", (k, xs, c),
                                                                             ty=TList(ARRAY))])),
     ("stack", "Int -> [Array] -> Array",
      dict(array="stack", linear=(1,), vjp=lambda k, xs, r, c: [None, Prim("unstack", (k, c), ty=TList(ARRAY))])),
     ("unstack", "Int -> Array -> [Array]",
-     dict(array="unstack", linear=(1,),
+     dict(cost="index", array="unstack", linear=(1,),
           unlist=lambda k, a, i: (N("dim", k, a), A("index", k, i, a), lambda c: [None, A("indexCt", k, i, a, c)]))),
     ("where", "Array -> Array -> Array -> Array",
      dict(array="where", linear=(1, 2),
@@ -217,11 +220,11 @@ ROWS: list[tuple[str, str, dict]] = [
 # the transposes of concatenation and reduction, the matmul and outer cotangents, amap's
 # transformed forms, and the two effects that apply a list of backpropagators.
 TARGET_ROWS: list[tuple[str, str, dict]] = [
-    ("agetCt", "Array -> [Int] -> Real -> Array", dict(array="agetCt", linear=(2,))),
-    ("agetFlatCt", "Array -> Int -> Real -> Array", dict(array="agetFlatCt", linear=(2,))),
-    ("indexCt", "Int -> Int -> Array -> Array -> Array", dict(array="indexCt", linear=(3,))),
-    ("sliceCt", "Int -> Int -> Int -> Array -> Array -> Array", dict(array="sliceCt", linear=(4,))),
-    ("atakeCt", "Int -> [Int] -> Array -> Array -> Array", dict(array="atakeCt", linear=(3,))),
+    ("agetCt", "Array -> [Int] -> Real -> Array", dict(cost="index", array="agetCt", linear=(2,))),
+    ("agetFlatCt", "Array -> Int -> Real -> Array", dict(cost="index", array="agetFlatCt", linear=(2,))),
+    ("indexCt", "Int -> Int -> Array -> Array -> Array", dict(cost="index", array="indexCt", linear=(3,))),
+    ("sliceCt", "Int -> Int -> Int -> Array -> Array -> Array", dict(cost="index", array="sliceCt", linear=(4,))),
+    ("atakeCt", "Int -> [Int] -> Array -> Array -> Array", dict(cost="index", array="atakeCt", linear=(3,))),
     ("unconcat", "Int -> [Array] -> Array -> [Array]", dict(array="unconcat", linear=(2,))),
     ("unreduce", "Int -> Array -> Array -> Array",
      dict(array="unreduce", linear=(2,), vjp=lambda k, a, g, r, c: [None, None, A("asumAxis", k, c)])),

@@ -94,8 +94,8 @@ def touched(*values) -> int:
             n += v.size
         elif type(v) is Scatter:
             n += np.size(v.value)
-        elif type(v) is list:
-            n += sum(x.size for x in v if type(x) is ndarray)
+        elif type(v) is list:  # toList's Reals, unstack's arrays
+            n += sum(x.size if type(x) is ndarray else 1 for x in v if type(x) is ndarray or type(x) is float)
     return n
 
 

@@ -339,10 +339,10 @@ _ROWS: list[Primitive] = [
 # Arrays: the real rows' Array kernels, and the array rows (lang/model/array_rows.py)
 _ROWS = [replace(p, array=array_rows.ELEMENTWISE[p.name]) if p.name in array_rows.ELEMENTWISE else p
          for p in _ROWS]
-_ROWS += [_row(name, scheme, "effect" if fields.get("effect") else "array", fails=True, cost="array", **fields)
+_ROWS += [_row(name, scheme, "effect" if fields.get("effect") else "array", fails=True, **{"cost": "array", **fields})
           for name, scheme, fields in array_rows.ROWS]
-_ROWS += [_row(name, scheme, "effect" if fields.get("effect") else "array", fails=True, cost="array", target=True,
-               **fields) for name, scheme, fields in array_rows.TARGET_ROWS]
+_ROWS += [_row(name, scheme, "effect" if fields.get("effect") else "array", fails=True, target=True,
+               **{"cost": "array", **fields}) for name, scheme, fields in array_rows.TARGET_ROWS]
 
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _ROWS}
 

@@ -29,6 +29,7 @@ from ..model.primitives import PRIMITIVES
 from ..model.printer import BINARY, POW, SUM, literal
 from ..model.values import call1
 from ..model.types import REAL
+from ..transforms.common import arrays_unsupported, mentions_array
 from .overloading import OverloadingCompiler
 from .runtimes import Runtime
 
@@ -59,6 +60,14 @@ def tree_size(e: Any) -> int:
 class SymbolicCompiler(OverloadingCompiler):
     def __init__(self, machine):
         super().__init__(machine, "symbolic")
+
+    def overload_array(self, prim, e: c.Prim) -> Callable:
+        """Arrays are refused (the shared diagnostic): an unrolled expression has no array nodes."""
+        error = arrays_unsupported("symbolic", f"the array operation `{e.op}`", e.span)
+
+        def refuse(*args):
+            raise error
+        return refuse
 
     def primal_of(self, v: Any) -> Any:
         return v.value if type(v) is Sym else v
@@ -220,6 +229,9 @@ SYMBOLIC = SymbolicRuntime()
 
 
 def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
+    if mentions_array(in_t) or mentions_array(out_t):
+        raise arrays_unsupported("symbolic", "differentiating a function of an Array" if mentions_array(in_t)
+                                 else "differentiating a function that returns an Array")
     compiler: SymbolicCompiler = kernel.language("symbolic", SymbolicCompiler)
     counters = kernel.machine.counters
     names: list[str] = []

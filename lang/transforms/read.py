@@ -24,7 +24,8 @@ from ..front.parser import parse_expr
 from ..model.primitives import PRIMITIVES
 from ..model.spans import Source
 from .check import TargetLanguage, freshen
-from ..model.types import BOOL, D, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune, substitute
+from ..model.types import (BOOL, D, FLOAT, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune,
+                           substitute)
 
 
 def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_scope=lambda: []) -> c.Expr:
@@ -97,8 +98,9 @@ class _Elaborate:
             case c.Global(name, module, inst):
                 return replace(e, ty=freshen(self.lang.global_type(module, name, inst), {}))
             case c.Lit(value):
+                # a real literal is a Real or, elementwise, an Array (docs/reference.md §4)
                 ty = BOOL if isinstance(value, bool) else INT if isinstance(value, int) else \
-                    REAL if isinstance(value, float) else UNIT
+                    TVar(0, FLOAT) if isinstance(value, float) else UNIT
                 return replace(e, ty=ty)
             case c.App():
                 return self.application(e, env)
