@@ -30,6 +30,7 @@ docs/transforms.md, Cost counters) is a compile-time choice: when off, no counti
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,7 +38,7 @@ from ..model import core as c
 from ..model.errors import DlError, DlRuntimeError
 from ..model.primitives import PRIMITIVES, Primitive, array_instance, array_kernel, site_factory
 from ..front.loader import PRELUDE
-from ..model.values import Code, Fun, apply
+from ..model.values import Code, Fun, Text, apply
 from ..model.scope import Scope
 from ..model.spans import Span
 from ..model.types import ARRAY, INT, instance_name, prune
@@ -526,6 +527,8 @@ class Gen:
                 return k
             case c.Lit(value) if e.ty is not None and prune(e.ty) == ARRAY:
                 return self.const(array_kernel("literal")(value))  # a 0-d array, which broadcasts
+            case c.Lit(value) if isinstance(value, str):  # a String knows where it was written (data paths)
+                return self.const(Text(value, _directory(e.span)))
             case c.Lit(value):
                 return self.literal(value)
             case c.Lam():
@@ -685,6 +688,12 @@ class Gen:
         for ln in lines:
             self.line(ind, ln)
         return v
+
+
+def _directory(span: Span) -> str:
+    """The directory of the file a span is in ("" for the REPL and the command line: the current one)."""
+    name = span.source.name if span.source is not None else ""
+    return os.path.dirname(os.path.abspath(name)) if name and not name.startswith("<") else ""
 
 
 def _raised_in_prelude(err: DlError, call: Span, name: str, prelude: str) -> DlError:

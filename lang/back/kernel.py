@@ -37,6 +37,7 @@ from .linear import SINK
 from .shapes import Shapes
 from ..model.values import Fun, call1, native
 from ..model.primitives import array_kernel
+from ..transforms.common import mentions_array
 from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
 
 def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
@@ -65,6 +66,16 @@ def io_types(fn_type: Type) -> tuple[Type, Type]:
 
 class NestedDifferentiation(DlRuntimeError):
     pass
+
+
+def _nested_arrays(in_t: Type, out_t: Type, what: str) -> None:
+    """A derivative of a function of arrays, taken inside a function being differentiated, is refused: its
+    forward passes would go one element at a time through pairs of arrays (not implemented yet). Arrays
+    inside such a function, with Real inputs and outputs, are fine."""
+    if mentions_array(in_t) or mentions_array(out_t):
+        raise NestedDifferentiation(f"nested differentiation with arrays: this {what} of a function of an Array "
+                                    "runs inside a function being differentiated, which is not supported yet "
+                                    "(the inner function's input and output must be Reals, tuples or lists)")
 
 
 class ADKernel:
@@ -127,6 +138,7 @@ class ADKernel:
     def vjp(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple[Any, Callable]:
         """Reverse mode in the current mode; inside a transformed program, by forward passes one level deeper."""
         if site is not self.machine.primal:
+            _nested_arrays(in_t, out_t, "grad, value_and_grad or vjp")
             return self.vjp_forward(f, x, in_t, out_t, site)
         return self.machine.runtime.vjp(self, f, x, in_t, out_t)
 
@@ -149,6 +161,7 @@ class ADKernel:
         forward mode one language deeper inside a transformed program."""
         check_shape(v, x, in_t, "the tangent given to jvp")
         if site is not self.machine.primal:
+            _nested_arrays(in_t, out_t, "jvp or derivative")
             return self.jvp_forward(f, x, v, in_t, out_t, site)
         return self.machine.runtime.jvp(self, f, x, v, in_t, out_t)
 

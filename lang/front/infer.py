@@ -30,8 +30,8 @@ from ..model.errors import DlNameError, DlTypeError
 from ..model.primitives import PRIMITIVES, Primitive
 from ..model.scope import Scope
 from ..model.spans import Span
-from ..model.types import (BASE_TYPES, BOOL, CLASSES, EQ, FLOAT, LIST_CLASSES, NONE, NUM, REAL, STRUCTURAL, UNIT, Scheme, TCon,
-                           TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune, show_scheme,
+from ..model.types import (BASE_TYPES, BOOL, CLASSES, EQ, FLOAT, LIST_CLASSES, NONE, NUM, REAL, STRING, STRUCTURAL,
+                           UNIT, Scheme, TCon, TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune, show_scheme,
                            substitute)
 from . import wording as w
 from .wording import snippet
@@ -184,8 +184,8 @@ class Inferencer:
             case s.TyName(name):
                 if name in BASE_TYPES:
                     return BASE_TYPES[name]
-                raise DlNameError(f"unknown type `{name}` (types are Real, Int, Bool, Unit, T -> T, T * T, [T], 'a)",
-                                  t.span)
+                raise DlNameError(f"unknown type `{name}` (types are Real, Int, Bool, Unit, Array, String, T -> T, "
+                                  "T * T, [T], 'a)", t.span)
             case s.TyVar(name):
                 if name not in self.annot_vars:
                     self.annot_vars[name] = self.fresh()
@@ -317,6 +317,8 @@ class Inferencer:
             return self.fresh(NUM)
         if isinstance(value, float):
             return self.fresh(FLOAT)
+        if isinstance(value, str):
+            return STRING
         return UNIT
 
     def application(self, e: c.App, fn: c.Expr, arg: c.Expr) -> c.Expr:

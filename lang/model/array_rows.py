@@ -111,6 +111,10 @@ ROWS: list[tuple[str, str, dict]] = [
      dict(array="alinspace", linear=(0, 1),
           vjp=lambda a, b, n, r, c: [R("adot", c, A("alinspace", real(1), real(0), n)),
                                      R("adot", c, A("alinspace", real(0), real(1), n)), None])),
+    ("loadCsv", "String -> Array",
+     dict(array="lang.model.array_data:loadCsv", vjp=lambda p, r, c: [None], doc="a CSV file of numbers")),
+    ("loadNpy", "String -> Array",
+     dict(array="lang.model.array_data:loadNpy", vjp=lambda p, r, c: [None], doc="a .npy file")),
     ("normalArray", "Int -> [Int] -> Array", dict(array="normalArray", vjp=lambda s, d, r, c: [None, None])),
     ("uniformArray", "Int -> [Int] -> Array", dict(array="uniformArray", vjp=lambda s, d, r, c: [None, None])),
     # -- shape

@@ -43,7 +43,7 @@ from .core import If, Lit, Prim
 from .core import children
 from .errors import DlRuntimeError
 from .values import call1, call2
-from .types import TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune
+from .types import BASE_TYPES, TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def parse_scheme(text: str) -> Scheme:
             return TNeg(atom())
         if tok.startswith("'"):
             return variables.setdefault(tok, TVar(0))
-        return {"Real": REAL, "Int": INT, "Bool": BOOL, "Unit": UNIT, "Array": ARRAY, **TARGET_TYPES}[tok]
+        return {**BASE_TYPES, **TARGET_TYPES}[tok]
 
     t = arrow()
     return Scheme(tuple(variables.values()), t)

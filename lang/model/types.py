@@ -1,6 +1,6 @@
 """Types of the source and target languages, type variables with constraints, printing.
 
-    T ::= Real | Int | Bool | Unit | Array | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
+    T ::= Real | Int | Bool | Unit | Array | String | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
         | ~T | d                                                 (target, docs/transforms.md, Notation)
 
 A type variable carries a *constraint*: the set of classes its type must
@@ -102,7 +102,8 @@ class TVar:
 Type = TCon | TFun | TTuple | TList | TNeg | TVar
 
 REAL, INT, BOOL, UNIT, ARRAY, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("Array"), TCon("d")
-BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY)}
+STRING = TCon("String")  # a string literal: a file name for the data loaders (in no class)
+BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY, STRING)}
 # Types of the transforms' target languages only, by the name they print with (d, the answer type of
 # backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
 TARGET_TYPES = {t.name: t for t in (D,)}
@@ -203,7 +204,7 @@ def is_differentiable_data(t: Type) -> bool:
     t = prune(t)
     match t:
         case TCon(name):
-            return name in BASE_TYPES
+            return name in CLASSES["Diff"]
         case TTuple(items):
             return all(is_differentiable_data(i) for i in items)
         case TList(item):

@@ -24,7 +24,7 @@ from ..front.parser import parse_expr
 from ..model.primitives import PRIMITIVES
 from ..model.spans import Source
 from .check import TargetLanguage, freshen
-from ..model.types import (BOOL, D, FLOAT, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune,
+from ..model.types import (BOOL, D, FLOAT, INT, REAL, STRING, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune,
                            substitute)
 
 
@@ -100,7 +100,7 @@ class _Elaborate:
             case c.Lit(value):
                 # a real literal is a Real or, elementwise, an Array (docs/reference.md §4)
                 ty = BOOL if isinstance(value, bool) else INT if isinstance(value, int) else \
-                    TVar(0, FLOAT) if isinstance(value, float) else UNIT
+                    TVar(0, FLOAT) if isinstance(value, float) else STRING if isinstance(value, str) else UNIT
                 return replace(e, ty=ty)
             case c.App():
                 return self.application(e, env)
