@@ -305,6 +305,11 @@ def reshapeLike(like, a) -> ndarray:
     return arr(a).reshape(np.shape(like))
 
 
+def expandDims(axis, a) -> ndarray:
+    a = arr(a)
+    return np.expand_dims(a, _axis(axis, a.ndim + 1, "expandDims", a))
+
+
 def atranspose(a) -> ndarray:
     return arr(a).T
 
@@ -379,6 +384,14 @@ def aargmax(a) -> int:
 
 def aargmin(a) -> int:
     return int(np.argmin(_reduce_check(a, "aargmin")))
+
+
+def aargmaxAxis(axis, a) -> ndarray:
+    """The position (as a Real) of the first largest element along the axis, that axis dropped."""
+    a, k = _axis_of(axis, a, "aargmaxAxis")
+    if a.shape[k] == 0:
+        raise _fail(f"`aargmaxAxis` over an empty axis {axis} (shape {show_shape(a)})")
+    return np.argmax(a, axis=k).astype(np.float64)
 
 
 def alogsumexp(a) -> float:
