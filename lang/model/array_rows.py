@@ -115,6 +115,8 @@ ROWS: list[tuple[str, str, dict]] = [
      dict(array="lang.model.array_data:loadCsv", vjp=lambda p, r, c: [None], doc="a CSV file of numbers")),
     ("loadNpy", "String -> Array",
      dict(array="lang.model.array_data:loadNpy", vjp=lambda p, r, c: [None], doc="a .npy file")),
+    ("permutation", "Int -> Int -> [Int]",
+     dict(cost="shape", array="permutation", doc="a random order of 0 .. n-1 from a seed")),
     ("normalArray", "Int -> [Int] -> Array", dict(array="normalArray", vjp=lambda s, d, r, c: [None, None])),
     ("uniformArray", "Int -> [Int] -> Array", dict(array="uniformArray", vjp=lambda s, d, r, c: [None, None])),
     # -- shape
@@ -177,12 +179,8 @@ ROWS: list[tuple[str, str, dict]] = [
           vjp=lambda k, a, r, c: [None, A("*", A("exp", A("-", a, A("unreduce", k, a, r))),
                                           A("unreduce", k, a, c))],
           jvp=lambda k, a, tk, t, r: A("asumAxis", k, A("*", A("exp", A("-", a, A("unreduce", k, a, r))), t)))),
-    ("argmaxMask", "Int -> Array -> Array", dict(array="argmaxMask", vjp=lambda k, a, r, c: [None, None])),
-    ("argminMask", "Int -> Array -> Array", dict(array="argminMask", vjp=lambda k, a, r, c: [None, None])),
     ("cumsum", "Int -> Array -> Array",
      dict(array="cumsum", linear=(1,), vjp=lambda k, a, r, c: [None, A("cumsumRev", k, c)])),
-    ("cumsumRev", "Int -> Array -> Array",
-     dict(array="cumsumRev", linear=(1,), vjp=lambda k, a, r, c: [None, A("cumsum", k, c)])),
     # -- products
     ("adot", "Array -> Array -> Real",
      dict(array="adot", bilinear=True,
@@ -229,6 +227,10 @@ ROWS: list[tuple[str, str, dict]] = [
 # the transposes of concatenation and reduction, the matmul and outer cotangents, amap's
 # transformed forms, and the two effects that apply a list of backpropagators.
 TARGET_ROWS: list[tuple[str, str, dict]] = [
+    ("argmaxMask", "Int -> Array -> Array", dict(array="argmaxMask", vjp=lambda k, a, r, c: [None, None])),
+    ("argminMask", "Int -> Array -> Array", dict(array="argminMask", vjp=lambda k, a, r, c: [None, None])),
+    ("cumsumRev", "Int -> Array -> Array",
+     dict(array="cumsumRev", linear=(1,), vjp=lambda k, a, r, c: [None, A("cumsum", k, c)])),
     ("agetCt", "Array -> [Int] -> Real -> Array", dict(cost="index", array="agetCt", linear=(2,))),
     ("agetFlatCt", "Array -> Int -> Real -> Array", dict(cost="index", array="agetFlatCt", linear=(2,))),
     ("indexCt", "Int -> Int -> Array -> Array -> Array", dict(cost="index", array="indexCt", linear=(3,))),

@@ -262,6 +262,13 @@ def _rng(seed: int, op: str):
     return np.random.default_rng(seed)
 
 
+def permutation(seed, n) -> list:
+    """0 .. n-1 in a random order: numpy's PCG64 seeded with `seed` (`permutation`)."""
+    if n < 0:
+        raise _fail(f"`permutation`: negative count {n}")
+    return _rng(seed, "permutation").permutation(n).tolist()
+
+
 def normalArray(seed, shape) -> ndarray:
     return _rng(seed, "normalArray").standard_normal(_dims(shape, "normalArray"))
 

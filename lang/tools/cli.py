@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=MODES, default=DEFAULT.name,
                      help="how derivatives are computed (dl modes lists them)")
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
+    run.add_argument("--time", action="store_true",
+                     help="print the wall time of the evaluation of main (compiling included) to stderr")
     run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                      help="stop the evaluation with a runtime error after this many seconds")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -192,14 +194,19 @@ def _run(args) -> int:
     from .pipeline import load, run_main
     from .report import format_counters
 
+    elapsed = []
+
     def work():
         program = load(args.file)
+        start = time.perf_counter()
         try:
             return run_main(program, args.args, get(args.mode), counting=args.cost, check_transforms=args.debug)
         except RecursionError:
             raise DlRuntimeError("stack overflow: the program recursed too deeply") from None
         except MemoryError:
             raise DlRuntimeError("out of memory") from None
+        finally:
+            elapsed.append(time.perf_counter() - start)
 
     try:
         value, machine = run_deep(work, budget=args.budget)
@@ -208,6 +215,8 @@ def _run(args) -> int:
     print(show_value(value))
     if args.cost:
         print(format_counters(machine.counters.as_dict(), args.mode), file=sys.stderr)
+    if args.time:
+        print(f"time {elapsed[0]:.2f} s (evaluating main, compiling included)", file=sys.stderr)
     return EXIT_OK
 
 
