@@ -1,4 +1,4 @@
-"""Array benchmarks (A1-A3): dl's coming Array type against numpy's floor and the array AD peers.
+"""Array benchmarks (A1-A3): dl's Array type against numpy's floor and the array AD peers.
 
     .venv-bench/bin/python benchmarks/arrays/run.py            # benchmarks/arrays/RESULTS.md, results.json
     .venv-bench/bin/python benchmarks/arrays/run.py --quick    # smoke run: RESULTS-quick.md, results-quick.json
@@ -211,9 +211,10 @@ TOOL_NOTES = {
              "`*_floor_vg`); the reference every tool is checked against",
     "python": "A1 only: a plain Python loop over a list, hand-written derivative cos(x) x + sin(x); takes and "
               "returns Python lists (its own form): dl's scalar path, the other side of the crossover",
-    "dl": "`primal` / `vg` of benchmarks/arrays/workloads/*.dl compiled in-process (mode backprop), called with "
-          "numpy arrays: **skipped until dl has arrays** (a one-line probe over `Array` must compile first)",
-    "dl-map": "A1 through `amap` (`primalMap` / `vgMap` of a1_sum_sin.dl): skipped likewise",
+    "dl": "`primal` / `vg` of benchmarks/arrays/workloads/*.dl compiled in-process (mode backprop: one "
+          "backpropagator per array operation, linear factoring), called with numpy arrays",
+    "dl-map": "A1 through `amap` (`primalMap` / `vgMap` of a1_sum_sin.dl): a dl function per element, a Python "
+              "loop, its derivative by forward mode per element",
     "torch": "PyTorch eager, `torch.from_numpy` in, `torch.autograd.grad`, `.numpy()` out; primal under `no_grad`",
     "autograd": "HIPS autograd `value_and_grad` over `autograd.numpy` (logsumexp from `autograd.scipy.special`)",
     "jax": "JAX eager: `jax.value_and_grad` unjitted, op by op; numpy arrays passed straight in (JAX converts "
@@ -229,7 +230,7 @@ def write_report(data: dict, path: Path) -> None:
     tools = [t for t in meta["tools"] if any(e["tool"] == t for c in cells for e in c["entries"])]
     L: list[str] = []
     a = L.append
-    a("# Array benchmarks: numpy floor, PyTorch, HIPS autograd, JAX (dl to plug in)")
+    a("# Array benchmarks: dl's arrays, the numpy floor, PyTorch, HIPS autograd, JAX")
     a("")
     a(f"Command: `{meta['command']}`  ")
     a(f"Date: {meta['date']} ({meta['wall_s'] / 60:.1f} min wall)  ")

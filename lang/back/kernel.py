@@ -315,6 +315,8 @@ class ADKernel:
         if t is tuple:
             return tuple(self.lift(x, compiler, memo) for x in v)
         if t is list:
+            if not v or isinstance(v[0], (int, str)):  # a list is homogeneous: [Int], [Bool], ... hold no reals
+                return v
             return [self.lift(x, compiler, memo) for x in v]
         if t is Fun:
             return self.lift_fun(v, compiler, memo)

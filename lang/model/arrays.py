@@ -735,17 +735,16 @@ def accumulate(old, value, owned: bool):
             np.add(old, value, out=old)
         return old
     if type(old) is Scatter:
-        if type(value) is Scatter:
-            out = old.dense()
-            value.add_into(out)
-            return out
         old, value = value, old
-    out = np.array(old, dtype=np.float64)  # a copy: `old` may be shared
-    if type(value) is Scatter:
+    if type(old) is Scatter:  # both sparse
+        out = old.dense()
         value.add_into(out)
-    else:
-        np.add(out, value, out=out)
-    return out
+        return out
+    if type(value) is Scatter:
+        out = np.array(old, dtype=np.float64)  # a copy: `old` may be shared
+        value.add_into(out)
+        return out
+    return np.add(old, value)  # one pass, into a new array
 
 
 def dense_or(v, like):

@@ -93,8 +93,17 @@ def bind_arguments(tr, e: c.Prim) -> Bound:
     """Transform and bind each argument: (x, x') for a Real or an Array, xs for a list of them (with
     `map fst xs` and `map snd xs`), the term itself (bound when not atomic) for the others."""
     out = Bound()
+    seen: dict = {}  # a variable given twice (x * x) is bound once, so its backpropagator is applied once
     for arg in e.args:
         kind = arg_kind(arg.ty)
+        if isinstance(arg, c.Var) and (arg.name, arg.inst) in seen:
+            k = seen[(arg.name, arg.inst)]
+            out.primals.append(out.primals[k])
+            out.seconds.append(out.seconds[k])
+            out.kinds.append(kind)
+            continue
+        if isinstance(arg, c.Var):
+            seen[(arg.name, arg.inst)] = len(out.primals)
         d = tr.term(arg)
         source_t = prune(arg.ty)
         if kind[0] == "dual":
@@ -167,10 +176,12 @@ def vjp_terms(prim: Primitive, primals: list, r: c.Expr, ct: c.Expr) -> list:
     """One cotangent term per argument (None: none) of an array instance of `prim`."""
     if prim.kind == "real":
         partials = [retype(d) for d in prim.partials(*primals, r)]
-        out = [scale(d, ct) for d in partials]
-        if len(primals) > 1:
-            out = [A("unbroadcastLike", x, g) for x, g in zip(primals, out)]
-        return out
+        if len(primals) == 1:
+            return [scale(partials[0], ct)]
+        # binary: the cotangent summed back over broadcast axes; a constant partial (1, -1, a literal)
+        # scales after the sum, on the smaller array
+        return [scale(d, A("unbroadcastLike", x, ct)) if isinstance(d, c.Lit)
+                else A("unbroadcastLike", x, scale(d, ct)) for x, d in zip(primals, partials)]
     if prim.vjp is None:
         raise _no_rule(prim, "reverse")
     return list(prim.vjp(*primals, r, ct))
@@ -277,9 +288,19 @@ def backprop_rule(tr, e: c.Prim, prim: Primitive, ty: Type) -> c.Expr:
     contributions = []
     if any(s is not None for s in args.seconds):
         cts = vjp_terms(prim, args.primals, r_var, ct)
+        merged: dict = {}  # x' applied twice (x * x): once, to the sum (the factoring rule, written statically)
         for second, g, kind_i, src in zip(args.seconds, cts, args.kinds, e.args):
             if second is None or g is None:
                 continue
+            if kind_i[0] == "dual" and isinstance(second, c.Var) and second.name in merged:
+                k = merged[second.name]
+                old = contributions[k].arg
+                total = c.Prim("*", (c.Lit(2.0, ty=ARRAY), g), ty=ARRAY) if old == g and prune(g.ty) == ARRAY \
+                    else c.Prim("+", (old, g), ty=old.ty)
+                contributions[k] = c.LinApp(second, total, ty=D)
+                continue
+            if kind_i[0] == "dual" and isinstance(second, c.Var):
+                merged[second.name] = len(contributions)
             contributions.append(_apply(second, g, kind_i, src.ty))
     body: c.Expr = c.DZero(ty=D)
     for k, more in enumerate(contributions):

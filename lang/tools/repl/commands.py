@@ -418,7 +418,9 @@ def _disagrees(value: Any, reference: Any, tol: float) -> bool:
 
 
 def _numbers(v: Any) -> list[float]:
-    """The numbers of a result, in order (booleans and units have none)."""
+    """The numbers of a result, in order (booleans and units have none; an Array has its elements)."""
+    if type(v).__name__ == "ndarray":
+        return v.ravel().tolist()
     if isinstance(v, bool) or v == ():
         return []
     if isinstance(v, (int, float)):
