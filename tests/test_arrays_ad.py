@@ -355,3 +355,28 @@ def test_array_definitions_transform_check_and_round_trip():
     program = load_source(source)
     defs = [d for d in program.module.defs if d.name[0] in "fgl"]
     assert run_deep(lambda: check_all(program, defs)) == 2 * len(TRANSFORM_MODES) * len(defs)
+
+
+# ---- the tools read arrays: :gradcheck and dl compare ------------------------------------------------
+
+
+def test_gradcheck_compares_array_gradients_in_every_mode():
+    from lang.tools.repl.core import execute, new_state
+    _, out = execute(new_state(), ":gradcheck (fun a -> asum (sin a * a)) (fromList [0.5, 1.0, 2.0])")
+    lines = out.text.split("\n")
+    assert lines[2].split()[0] == "backprop" and lines[2].split()[-1] == "reference"
+    assert "symbolic" in out.text and REFUSAL in out.text     # symbolic refuses, with the shared diagnostic
+    assert "DISAGREEMENT" not in out.text
+
+
+def test_compare_measures_the_error_of_array_values(tmp_path):
+    from conftest import cli
+    prog = tmp_path / "c.dl"
+    prog.write_text("def f (a : Array) = asum (sin a * a)\ndef main = grad f (alinspace 0.0 1.0 50)\n")
+    code, out, err = cli("compare", str(prog), "--modes", "backprop,forward,numeric", "--format", "csv",
+                         "--budget", "30")
+    assert code == 0, err
+    header = out.split("\n")[0].split(",")
+    mode, error = header.index("mode"), header.index("error")
+    rows = {r.split(",")[mode]: r.split(",") for r in out.strip().split("\n")[1:]}
+    assert float(rows["forward"][error]) < 1e-12 and 0 < float(rows["numeric"][error]) < 1e-6

@@ -48,9 +48,9 @@ GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captur
 SINK = ()            # the record of an input's sink: the first n identities are the n inputs' sinks
 
 
-def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
-    """Σ xi' (∂i * a)  as  [(xi', ∂i)], when the body has that shape (else None)."""
-    out: list[tuple[c.Expr, c.Expr]] = []
+def _summands(body: c.Expr) -> list[c.Expr]:
+    """The terms of a sum of d (0 left out), in order: `x' e + y' f` gives [x' e, y' f]."""
+    out: list[c.Expr] = []
     stack = [body]
     while stack:
         t = stack.pop()
@@ -60,6 +60,16 @@ def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
             case c.DSum(l, r):
                 stack.append(r)
                 stack.append(l)
+            case _:
+                out.append(t)
+    return out
+
+
+def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
+    """Σ xi' (∂i * a)  as  [(xi', ∂i)], when the body has that shape (else None)."""
+    out: list[tuple[c.Expr, c.Expr]] = []
+    for t in _summands(body):
+        match t:
             case c.LinApp(fn, arg):
                 weight = _weight(arg, a)
                 if weight is None or _mentions(fn, a):
@@ -89,14 +99,8 @@ def _applied(body: c.Expr) -> list[tuple[str, c.Expr]] | None:
     """The backpropagators a body applies, when it is only applications and sums: ("one", x') for
     `x' e`, ("many", xs') for an effect applying a list of them; None for any other body."""
     out: list = []
-    stack = [body]
-    while stack:
-        t = stack.pop()
+    for t in _summands(body):
         match t:
-            case c.DZero():
-                pass
-            case c.DSum(l, r):
-                stack += [r, l]
             case c.LinApp(fn, _):
                 out.append(("one", fn))
             case c.Prim(op, (fns, _)) if PRIMITIVES[op].effect:

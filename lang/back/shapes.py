@@ -86,18 +86,25 @@ class Shapes:
         return self._get("rebuild", t, self._make_rebuild)(shape, reals, start)[0]
 
     def _make_rebuild(self, t: Type) -> Callable:
+        return self._rebuilder(t, "rebuild", self._make_rebuild, elements=True)
+
+    def _rebuilder(self, t: Type, kind: str, make: Callable, elements: bool) -> Callable:
+        """rebuild (elements: an Array from its elements) and rebuild_leaves (an Array is one leaf)."""
         if t == REAL:
             return lambda shape, reals, i: (reals[i], i + 1)
-        if t == ARRAY:
+        if t == ARRAY and elements:
             from_elements, size = array_kernel("from_elements"), array_kernel("size")
             return lambda shape, reals, i: (from_elements(shape, reals, i), i + size(shape))
+        if t == ARRAY:
+            dense_or = array_kernel("dense_or")  # 0.0 (nothing reached the sink): zeros of the shape
+            return lambda shape, leaves, i: (dense_or(leaves[i], shape), i + 1)
         if t in _ZERO:
             zero = _ZERO[t]
             return lambda shape, reals, i: (zero, i)
         if isinstance(t, TList) and prune(t.item) == REAL:
             return lambda shape, reals, i: (list(reals[i:i + len(shape)]), i + len(shape))
         if isinstance(t, TList):
-            item = self._get("rebuild", t.item, self._make_rebuild)
+            item = self._get(kind, t.item, make)
 
             def rebuild_list(shape, reals, i):
                 out = []
@@ -107,7 +114,7 @@ class Shapes:
                 return out, i
             return rebuild_list
         if isinstance(t, TTuple):
-            parts = [self._get("rebuild", it, self._make_rebuild) for it in t.items]
+            parts = [self._get(kind, it, make) for it in t.items]
 
             def rebuild_tuple(shape, reals, i):
                 out = []
@@ -165,35 +172,7 @@ class Shapes:
         return self._get("rebuild_leaves", t, self._make_rebuild_leaves)(shape, leaves, 0)[0]
 
     def _make_rebuild_leaves(self, t: Type) -> Callable:
-        if t == ARRAY:
-            dense_or = array_kernel("dense_or")  # 0.0 (nothing reached the sink): zeros of the shape
-            return lambda shape, leaves, i: (dense_or(leaves[i], shape), i + 1)
-        if t == REAL:
-            return lambda shape, leaves, i: (leaves[i], i + 1)
-        if t in _ZERO:
-            zero = _ZERO[t]
-            return lambda shape, leaves, i: (zero, i)
-        if isinstance(t, TList):
-            item = self._get("rebuild_leaves", t.item, self._make_rebuild_leaves)
-
-            def rebuild_list(shape, leaves, i):
-                out = []
-                for x in shape:
-                    y, i = item(x, leaves, i)
-                    out.append(y)
-                return out, i
-            return rebuild_list
-        if isinstance(t, TTuple):
-            parts = [self._get("rebuild_leaves", it, self._make_rebuild_leaves) for it in t.items]
-
-            def rebuild_tuple(shape, leaves, i):
-                out = []
-                for part, x in zip(parts, shape):
-                    y, i = part(x, leaves, i)
-                    out.append(y)
-                return tuple(out), i
-            return rebuild_tuple
-        return lambda shape, leaves, i: (shape, i)
+        return self._rebuilder(t, "rebuild_leaves", self._make_rebuild_leaves, elements=False)
 
     def map_leaves(self, v: Any, t: Type, fn: Callable, array_fn: Callable) -> Any:
         return self._get("map_leaves", t, self._make_map_leaves)(v, fn, array_fn)

@@ -395,9 +395,7 @@ def aargmin(a) -> int:
 
 def aargmaxAxis(axis, a) -> ndarray:
     """The position (as a Real) of the first largest element along the axis, that axis dropped."""
-    a, k = _axis_of(axis, a, "aargmaxAxis")
-    if a.shape[k] == 0:
-        raise _fail(f"`aargmaxAxis` over an empty axis {axis} (shape {show_shape(a)})")
+    a, k = _nonempty_axis(axis, a, "aargmaxAxis")
     return np.argmax(a, axis=k).astype(np.float64)
 
 
@@ -422,24 +420,26 @@ def asumAxis(axis, a) -> ndarray:
     return arr(a.sum(axis=k))
 
 
-def ameanAxis(axis, a) -> ndarray:
-    a, k = _axis_of(axis, a, "ameanAxis")
+def _nonempty_axis(axis, a, op: str):
+    """The array and the numpy axis of a reduction that has no value over an empty axis."""
+    a, k = _axis_of(axis, a, op)
     if a.shape[k] == 0:
-        raise _fail(f"`ameanAxis` over an empty axis {axis} (shape {show_shape(a)})")
+        raise _fail(f"`{op}` over an empty axis {axis} (shape {show_shape(a)})")
+    return a, k
+
+
+def ameanAxis(axis, a) -> ndarray:
+    a, k = _nonempty_axis(axis, a, "ameanAxis")
     return arr(a.mean(axis=k))
 
 
 def amaxAxis(axis, a) -> ndarray:
-    a, k = _axis_of(axis, a, "amaxAxis")
-    if a.shape[k] == 0:
-        raise _fail(f"`amaxAxis` over an empty axis {axis} (shape {show_shape(a)})")
+    a, k = _nonempty_axis(axis, a, "amaxAxis")
     return arr(a.max(axis=k))
 
 
 def aminAxis(axis, a) -> ndarray:
-    a, k = _axis_of(axis, a, "aminAxis")
-    if a.shape[k] == 0:
-        raise _fail(f"`aminAxis` over an empty axis {axis} (shape {show_shape(a)})")
+    a, k = _nonempty_axis(axis, a, "aminAxis")
     return arr(a.min(axis=k))
 
 

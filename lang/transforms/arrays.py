@@ -45,6 +45,7 @@ from ..model.array_rows import REAL_TO_ARRAY, A
 from ..model.errors import DlRuntimeError
 from ..model.primitives import Primitive
 from ..model.types import ARRAY, D, INT, REAL, TFun, TList, TNeg, Type, prune
+from . import common
 
 
 def arg_kind(t: Type) -> tuple[str, int]:
@@ -244,11 +245,7 @@ def retype(t: c.Expr) -> c.Expr:
 
 def scale(d: c.Expr, x: c.Expr) -> c.Expr:
     """d * x at Array, as ←D and →D write it: x for d = 1, -x for d = -1."""
-    if isinstance(d, c.Lit) and d.value == 1.0:
-        return x
-    if isinstance(d, c.Lit) and d.value == -1.0:
-        return c.Prim("neg", (x,), ty=ARRAY)
-    return c.Prim("*", (d, x), ty=ARRAY)
+    return common.scale(d, x, ARRAY)
 
 
 def _sum(terms: list) -> c.Expr | None:
@@ -267,18 +264,29 @@ def _result_name(tr) -> str:
 # ---- ←D ---------------------------------------------------------------------------------------
 
 
-def backprop_rule(tr, e: c.Prim, prim: Primitive, ty: Type) -> c.Expr:
-    """←D of an array instance of `prim` (tr: the Backprop transform)."""
+def _start(tr, e: c.Prim, prim: Primitive, ty: Type, amap_rule):
+    """What ←D and →D do alike: a constant (`pi` at Array), amap (its own rule), or the arguments bound and
+    the operation applied to their primals — finished when the result carries no derivative (a shape).
+    Returns (a finished term, None) or (None, (arguments, result type, result kind, the primal value))."""
     if prim.kind == "toreal":  # pi at Array: a constant
-        return tr.array_constant(c.Prim(e.op, (), ty=ARRAY, span=e.span))
+        return tr.array_constant(c.Prim(e.op, (), ty=ARRAY, span=e.span)), None
     if prim.per_element:
-        return _amap_reverse(tr, e, ty)
+        return amap_rule(tr, e, ty), None
     args = bind_arguments(tr, e)
     result_t = prune(e.ty)
     kind = arg_kind(result_t)
     value = c.Prim(e.op, tuple(args.primals), ty=result_t, span=e.span)
     if kind[0] == "plain":
-        return args.wrap(value, ty, e.span)
+        return args.wrap(value, ty, e.span), None
+    return None, (args, result_t, kind, value)
+
+
+def backprop_rule(tr, e: c.Prim, prim: Primitive, ty: Type) -> c.Expr:
+    """←D of an array instance of `prim` (tr: the Backprop transform)."""
+    done, rest = _start(tr, e, prim, ty, _amap_reverse)
+    if done is not None:
+        return done
+    args, result_t, kind, value = rest
     if kind[0] == "duals":
         return args.wrap(_per_element_reverse(tr, e, prim, args, ty), ty, e.span)
     r = _result_name(tr)
@@ -355,16 +363,10 @@ def _amap_reverse(tr, e: c.Prim, ty: Type) -> c.Expr:
 
 def forward_rule(tr, e: c.Prim, prim: Primitive, ty: Type) -> c.Expr:
     """→D of an array instance of `prim` (tr: the Forward transform)."""
-    if prim.kind == "toreal":
-        return tr.array_constant(c.Prim(e.op, (), ty=ARRAY, span=e.span))
-    if prim.per_element:
-        return _amap_forward(tr, e, ty)
-    args = bind_arguments(tr, e)
-    result_t = prune(e.ty)
-    kind = arg_kind(result_t)
-    value = c.Prim(e.op, tuple(args.primals), ty=result_t, span=e.span)
-    if kind[0] == "plain":
-        return args.wrap(value, ty, e.span)
+    done, rest = _start(tr, e, prim, ty, _amap_forward)
+    if done is not None:
+        return done
+    args, result_t, kind, value = rest
     if kind[0] == "duals":  # toList, unstack: linear, so the tangents' list is the operation on the tangents
         tangent = jvp_term(prim, args.primals, args.seconds, value)
         if tangent is None:  # a constant array: its elements' tangents are zeros

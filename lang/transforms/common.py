@@ -261,13 +261,13 @@ def _closed(e: c.Expr) -> bool:
     return True
 
 
-def scale(d: c.Expr, a: c.Expr) -> c.Expr:
-    """∂ * a, written as the paper writes it: `a` for ∂ = 1, `-a` for ∂ = -1."""
+def scale(d: c.Expr, a: c.Expr, ty: Type = REAL) -> c.Expr:
+    """∂ * a, written as the paper writes it: `a` for ∂ = 1, `-a` for ∂ = -1 (at Real, or elementwise at Array)."""
     if isinstance(d, c.Lit) and d.value == 1.0:
         return a
     if isinstance(d, c.Lit) and d.value == -1.0:
-        return c.Prim("neg", (a,), ty=REAL)
-    return c.Prim("*", (d, a), ty=REAL)
+        return c.Prim("neg", (a,), ty=ty)
+    return c.Prim("*", (d, a), ty=ty)
 
 
 __all__ = ["Homomorphism", "TermTransform", "ZERO_TANGENT", "variables_of", "scale", "Fresh", "touches_array",
