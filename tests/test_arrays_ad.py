@@ -380,3 +380,14 @@ def test_compare_measures_the_error_of_array_values(tmp_path):
     mode, error = header.index("mode"), header.index("error")
     rows = {r.split(",")[mode]: r.split(",") for r in out.strip().split("\n")[1:]}
     assert float(rows["forward"][error]) < 1e-12 and 0 < float(rows["numeric"][error]) < 1e-6
+
+
+@pytest.mark.parametrize("mode", ["backprop", "backprop-naive", "tape"])
+def test_the_backward_pass_counts_the_elements_it_merges(mode):
+    """x of 3 elements read by a second `asum`: that asum touches 3 elements, its vjp `full` makes 3, and
+    its contribution is merged into the first one's: 3 more, in every reverse mode."""
+    def elements(body):
+        _, machine = run_with_machine(f"def f (x : Array) = {body}\n"
+                                      f"def main = grad f (fromList [0.1, 0.2, 0.3])\n", mode=mode)
+        return machine.counters.elements
+    assert elements("asum x + asum x") - elements("asum x") == 3 + 3 + 3

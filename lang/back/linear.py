@@ -259,10 +259,13 @@ class Factoring(LinearBackend):
     def __init__(self, counters, counting: bool = False):
         super().__init__(counters, counting)
         self.owned: set = set()  # identities whose pending argument is an accumulator of this sweep's own
+        self.n_sinks = 0         # the inputs' sinks of the sweep under way (for the sink_updates counter)
 
     def contribute(self, p: int, value) -> None:
         adj = self.adj
         old = adj[p]
+        if self.counting and p < self.n_sinks:
+            self.counters.sink_updates += 1
         if old is None:
             adj[p] = value
         else:
@@ -277,9 +280,9 @@ class Factoring(LinearBackend):
                 self.counters.merges += 1
 
     def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
-        saved, saved_owned = self.adj, self.owned
+        saved, saved_owned, saved_sinks = self.adj, self.owned, self.n_sinks
         adj = self.adj = [None] * len(records)
-        self.owned = set()
+        self.owned, self.n_sinks = set(), n_sinks
         try:
             for p, v in seeds:
                 self.contribute(p, v)
@@ -288,7 +291,7 @@ class Factoring(LinearBackend):
             else:
                 self._sweep(records, adj, n_sinks)
         finally:
-            self.adj, self.owned = saved, saved_owned
+            self.adj, self.owned, self.n_sinks = saved, saved_owned, saved_sinks
         return [0.0 if g is None else g for g in adj[:n_sinks]]
 
     def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
@@ -364,6 +367,8 @@ class Naive(LinearBackend):
         self.counters.bp_run += 1
         if n == 0:  # the sink of input p
             self.counters.sink_updates += 1
+            if self.counting and type(self.grad[p]) is not float:  # an array merged into an array sink
+                self.counters.elements += array_kernel("touched")(ct)
             self.grad[p] += ct
         elif rec[0] is GENERIC:
             rec[1].body(rec[2], ct)

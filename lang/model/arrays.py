@@ -87,16 +87,24 @@ def show_list(xs) -> str:
 
 def touched(*values) -> int:
     """Elements touched by an array operation: the sizes of its array arguments and result (the
-    `elements` cost counter, docs/transforms.md, Cost counters)."""
+    `elements` cost counter, docs/transforms.md, Cost counters). A value carried by a tape node (an
+    object with a `value`) counts as its value."""
     n = 0
     for v in values:
-        if type(v) is ndarray:
-            n += v.size
-        elif type(v) is Scatter:
-            n += np.size(v.value)
-        elif type(v) is list:  # toList's Reals, unstack's arrays
-            n += sum(x.size if type(x) is ndarray else 1 for x in v if type(x) is ndarray or type(x) is float)
+        if type(v) is list:  # toList's Reals, unstack's arrays, aconcat's arguments
+            n += sum(_size(x) if type(x) is not float else 1 for x in v)
+        else:
+            n += _size(v)
     return n
+
+
+def _size(v) -> int:
+    if type(v) is ndarray:
+        return v.size
+    if type(v) is Scatter:
+        return int(np.size(v.value))
+    inner = getattr(v, "value", None)  # a tape node
+    return inner.size if type(inner) is ndarray else 0
 
 
 # ---- elementwise: the Real functions lifted (Array instances of the real rows) --------------

@@ -271,6 +271,8 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
             else:
                 adj[p] = array_kernel("accumulate")(adj[p], g, p in owned)
                 owned.add(p)
+                if counting:
+                    counters.elements += array_kernel("touched")(g)
 
         for o, ct in zip(outputs, shapes.leaves(u, out_t)):
             if type(o) is Node:
