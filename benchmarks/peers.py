@@ -173,7 +173,8 @@ class DL(Tool):
         from lang.front.loader import Loader, World
         from lang.back.machine import Machine
         from lang.model.values import apply
-        self._Machine, self._apply = Machine, apply
+        from lang.modes.table import get
+        self._Machine, self._apply, self._backprop = Machine, apply, get("backprop")  # a row of the mode table
         self.world = World()
         self.loader = Loader(self.world)
         self.loader.load_prelude()
@@ -185,7 +186,7 @@ class DL(Tool):
             from lang.model.spans import Source
             path = DL_DIR / w.dl_file
             self.modules[w.key] = self.loader.load_source(Source(str(path), path.read_text()), w.dl_file)
-            self.machines[w.key] = self._Machine(self.world, mode="backprop")
+            self.machines[w.key] = self._Machine(self.world, mode=self._backprop)
         return self.modules[w.key], self.machines[w.key]
 
     def prepare(self, w, n, args):
@@ -200,7 +201,7 @@ class DL(Tool):
         mod, _ = self.module(w)
         out = {}
         for kind in ("primal", "vg"):
-            m = self._Machine(self.world, mode="backprop", counting=True)
+            m = self._Machine(self.world, mode=self._backprop, counting=True)
             f = m.global_value(mod.id, kind, ())
             self._apply(f, args)
             out[kind] = m.counters.as_dict()

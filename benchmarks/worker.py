@@ -187,7 +187,8 @@ def serve(conn, name: str) -> None:
 
 
 class Worker:
-    """The parent's handle on one tool's process."""
+    """The parent's handle on one tool's process. Starting it does not wait: the tools import in
+    parallel (PyTorch and JAX take seconds each), and `ready()` waits for the worker's greeting."""
 
     def __init__(self, ctx, name: str):
         self.name = name
@@ -195,11 +196,16 @@ class Worker:
         self.proc = ctx.Process(target=main, args=(child, name), name=f"bench-{name}", daemon=True)
         self.proc.start()
         child.close()
+        self.ok, self.message, self.label, self.version = False, "", name, ""
+
+    def ready(self) -> Worker:
+        """Wait until the tool has loaded (or failed to): sets ok, message, label and version."""
         status = self.conn.recv()
         self.ok = status[0] == "ready"
         self.message = status[1] if not self.ok else ""
-        self.label = status[1] if self.ok else name
+        self.label = status[1] if self.ok else self.name
         self.version = status[2] if self.ok else ""
+        return self
 
     def call(self, *msg):
         """The reply's value; peers.NotApplicable or RuntimeError for what the worker raised."""

@@ -391,3 +391,14 @@ def test_the_backward_pass_counts_the_elements_it_merges(mode):
                                       f"def main = grad f (fromList [0.1, 0.2, 0.3])\n", mode=mode)
         return machine.counters.elements
     assert elements("asum x + asum x") - elements("asum x") == 3 + 3 + 3
+
+
+@pytest.mark.parametrize("command", [":graph", ":step"])
+def test_graph_and_stepper_refuse_arrays_with_a_diagnostic(command):
+    """They draw a derivative call real by real: an Array is refused at the call, not a traceback."""
+    from lang.tools.repl.core import execute, new_state
+    _, out = execute(new_state(), f"{command} grad (fun (a : Array) -> asum (sin a * a)) (fromList [0.5, 1.0])")
+    assert out.error and "runtime error: the graph and the stepper show derivative calls of Reals" in out.text
+    assert out.text.split("\n")[0].endswith(f":1:{len(command) + 2}: runtime error: the graph and the stepper "
+                                            "show derivative calls of Reals, tuples and lists; this one has an "
+                                            "Array (not drawn yet: run it with :gradcheck or dl compare)")

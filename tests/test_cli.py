@@ -230,6 +230,42 @@ def test_help_exits_0():
     assert code == 0 and "usage: dl run" in out
 
 
+def test_compare_help_shows_the_default_budget_and_the_memory_option():
+    code, out, _ = cli("compare", "--help")
+    assert code == 0
+    assert re.search(r"--budget SECONDS\s+seconds one evaluation of main may take.*\(default: 20\)", out, re.S)
+    assert "--memory" in out
+
+
+def test_plot_without_matplotlib_is_a_usage_error_before_any_measuring(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    code, out, err = cli("compare", "examples/sharing.dl", "--sweep", "n=4", "--plot", str(tmp_path / "p.png"))
+    assert (code, out) == (2, "")
+    assert "argument --plot: needs matplotlib, which is not installed (pip install 'dl-lang[plot]')" in err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_the_progress_bar_is_drawn_only_at_a_terminal(monkeypatch):
+    """Redrawn with carriage returns, it would pile up in a log; a long run makes no difference."""
+    import io
+    import itertools
+    import time
+
+    from lang.tools import cli as cli_module
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    clock = itertools.count(0.0, 100.0)  # every reading 100 s later: the run is long
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    for stream, drawn in ((io.StringIO(), False), (Terminal(), True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        progress = cli_module._Progress()
+        progress("n=10 backprop", 1, 3)
+        progress("done", 3, 3)
+        assert ("\r[" in stream.getvalue()) is drawn
+
+
 # ---- errors in programs exit 1 with one diagnostic ---------------------------------------------
 
 def test_an_error_is_one_diagnostic_on_stderr(tmp_dl):
@@ -250,12 +286,36 @@ def test_check_reports_errors_like_run(tmp_dl):
 
 
 def test_missing_main(tmp_dl):
-    path = tmp_dl("nomain.dl", "def f = 1\n")
+    """No line of the file is wrong: the error names the file and shows no source line or caret."""
+    path = tmp_dl("nomain.dl", "-- a comment on line 1\ndef f = 1\n")
     r = dl("run", path)
-    assert r.returncode == 1
-    d = diagnostic(r.stderr)
-    assert d["kind"] == "name" and d["message"] == f"`main` is not defined in {path}"
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == f"dl: name error: `main` is not defined in {path}\n"
     assert dl("check", path).returncode == 0
+
+
+def test_a_missing_definition_has_no_made_up_position():
+    code, out, err = cli("transform", "examples/seeds.dl", "--def", "nosuch")
+    assert (code, out, err) == (1, "", "dl: name error: `nosuch` is not defined in examples/seeds.dl\n")
+
+
+def test_a_main_that_takes_arguments_and_gets_none_is_an_error():
+    """Its value would be a function, printed `<fun>`: the error says what main takes."""
+    code, out, err = cli("run", "examples/sharing.dl")
+    assert (code, out) == (1, "")
+    d = diagnostic(err)
+    assert (d["line"], d["col"], d["kind"]) == (18, 5, "runtime")
+    assert d["message"] == ("main takes 1 argument (main : Int -> Real), but none was given: write it after "
+                            "the file name")
+    code, out, err = cli("transform", "examples/sharing.dl", "--mode", "symbolic")
+    assert code == 1 and "main takes 1 argument" in err
+
+
+def test_a_main_that_is_a_function_value_is_refused_too(tmp_dl):
+    path = tmp_dl("f.dl", "def main = fun x y -> x * y\n")
+    code, out, err = cli("run", path)
+    assert (code, out) == (1, "")
+    assert diagnostic(err)["message"].startswith("main takes 2 arguments (main : Real -> Real -> Real), but none")
 
 
 def test_debug_shows_the_traceback_of_an_error(tmp_dl):

@@ -89,35 +89,34 @@ def factory(k0, k1, k2, k3, k4):
     def body(c, a0):
         R = k2.records
         v1, v2 = a0
-        v3, v4 = a0
         try:
-            v5 = k0(v3)
+            v3 = k0(v1)
         except (ArithmeticError, ValueError):
-            v5 = k1(v3)
-        if v4 is None:
-            v6 = None
+            v3 = k1(v1)
+        if v2 is None:
+            v4 = None
         else:
             try:
-                v7 = k3(v3)
+                v5 = k3(v1)
             except (ArithmeticError, ValueError):
-                v7 = k4(v3)
-            R.append((v4, v7))
-            v6 = len(R) - 1
-        v8 = v1 * v5
+                v5 = k4(v1)
+            R.append((v2, v5))
+            v4 = len(R) - 1
+        v6 = v1 * v3
         if v2 is None:
-            if v6 is None:
-                v9 = None
+            if v4 is None:
+                v7 = None
             else:
-                R.append((v6, v1))
-                v9 = len(R) - 1
+                R.append((v4, v1))
+                v7 = len(R) - 1
         else:
-            if v6 is None:
-                R.append((v2, v5))
-                v9 = len(R) - 1
+            if v4 is None:
+                R.append((v2, v3))
+                v7 = len(R) - 1
             else:
-                R.append((v2, v5, v6, v1))
-                v9 = len(R) - 1
-        return (v8, v9)
+                R.append((v2, v3, v4, v1))
+                v7 = len(R) - 1
+        return (v6, v7)
     return body
 """
     backend = compiled_backend(fun)

@@ -35,6 +35,18 @@ ERRORS = [
     ("def main = f@Real", "syntax", (1, 12), 6, "only in printed transforms"),
     ("def main = fun a -o a", "syntax", (1, 12), 10, "only in printed transforms"),
     ("def main = _", "syntax", (1, 12), 1, "`_` is a pattern; it cannot be used as a value"),
+    # Haskell habits: what dl writes instead
+    ("def main = [1..10]", "syntax", (1, 14), 1,
+     "dl has no `[a..b]` ranges: `range n` is [0, 1, ..., n - 1] and `build n f` is [f 0, ..., f (n - 1)]; "
+     "[1..10] is `build 10 (fun i -> i + 1)`"),
+    ("def main = sum [0 .. 9]", "syntax", (1, 19), 1, "dl has no `[a..b]` ranges: `range n` is [0, 1, ..., "
+     "n - 1] and `build n f` is [f 0, ..., f (n - 1)]; [0..9] is `range 10`"),
+    ("def main n = [1..n]", "syntax", (1, 16), 1, "`build n f` is [f 0, ..., f (n - 1)]"),
+    ("def main = x * 2\n  where x = 3", "syntax", (2, 11), 1,
+     "unexpected '=': expected an operator or an argument after 'x' (dl has no `where`: bind before the body "
+     "with `let x = ... in ...`)"),
+    ("def main = f 2 where f y = y", "syntax", (1, 26), 1, "(dl has no `where`: bind before the body with "
+     "`let f y = ... in ...`)"),
     # name
     ("def main = f 3", "name", (1, 12), 1, "unbound name `f`"),
     ("def main = lenght [1]", "name", (1, 12), 6, "unbound name `lenght`; did you mean `length`?"),
@@ -47,7 +59,6 @@ ERRORS = [
     ("def main = let _ x = x in 1", "name", (1, 16), 1, "`_` cannot be defined as a function"),
     ("def main = neg 3", "name", (1, 12), 3, "unbound name `neg`"),
     ("def main = (1 : Foo)", "name", (1, 17), 3, "unknown type `Foo`"),
-    ("def f = 1", "name", (1, 1), 1, "`main` is not defined in"),
     # type
     ("def main = 1 + true", "type", (1, 16), 4, "`true` has type Bool, but the second argument of `+` must be a number (Int, Real or Array)"),
     ("def f (x : Int) = x / 2\ndef main = f 1", "type", (1, 19), 1, "first argument of `/` must be a real number (Real or Array)"),

@@ -92,7 +92,8 @@ BUILTINS = [
     ("[] ++ [true]", "[true]"), ("[[1]] ++ [[]]", "[[1.0], []]"),
     # literals of every kind
     ("()", "()"), ("(1, 2.5)", "(1.0, 2.5)"), ("[1.0, 2.0]", "[1.0, 2.0]"), ("1e-8", "1e-08"),
-    ("-0.5", "-0.5"), ("2.5E+4", "25000.0"), ("fun x -> x", "<fun>"), ("[fun x -> x]", "[<fun>]"),
+    ("-0.5", "-0.5"), ("2.5E+4", "25000.0"), ("(fun x -> x, 1)", "(<fun>, 1.0)"), ("[fun x -> x]", "[<fun>]"),
+    # (a `main` that is itself a function takes arguments: given none, it is an error, tests/test_cli.py)
 ]
 
 

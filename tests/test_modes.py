@@ -4,14 +4,17 @@ Growth exponents are fitted on the exact counters (`dl compare`'s
 machinery), never on wall time.
 """
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import EXACT_MODES, MODES, ROOT, close, dl, get, load_source, run
+from conftest import EXACT_MODES, MODES, ROOT, cli, close, diagnostic, dl, get, load_source, run
 from lang.tools.compare import compare
 from lang.tools.pipeline import main_call
+from lang.tools.repl.core import execute, new_state
+from lang.tools.report import format_json, format_table
 
 AGREE = [
     ("def f x1 x2 = log x1 + x1 * x2 - sin x2\ndef main = grad (fun (a, b) -> f a b) (2.0, 5.0)",
@@ -162,10 +165,77 @@ def test_compare_measures_a_main_that_is_a_value_each_time(tmp_path):
     """A `main` with no argument is a top-level value, computed once per machine: each timed run and
     the measured run compute it again, so time and memory are the evaluation's."""
     program = load_source("def main = grad (fun xs -> sum (map (fun x -> x * x) xs)) (build 2000 float)")
-    report = compare(program.world, lambda n: main_call(program, []), [None], [get("backprop")], budget=60)
+    report = compare(program.world, lambda n: main_call(program, []), [None], [get("backprop")], budget=60,
+                     memory=True)
     [row] = report.rows
     assert row.metrics["prims"] > 4000 and row.metrics["bp_apps"] >= 4000
     assert row.metrics["time"] > 1e-4 and row.metrics["memory"] > 2000 * 8
+
+
+GRAD_2000 = "def main = grad (fun xs -> sum (map (fun x -> x * x) xs)) (build 2000 float)"  # ~0.05 s a run
+
+
+def test_compare_traces_memory_only_when_asked(monkeypatch):
+    """tracemalloc slows a run 10 to 60 times: without memory=True it is never started."""
+    import lang.tools.compare as measuring
+
+    def refuse():
+        raise AssertionError("tracemalloc started without memory=True")
+    monkeypatch.setattr(measuring.tracemalloc, "start", refuse)
+    program = load_source(GRAD_2000)
+    report = compare(program.world, lambda n: main_call(program, []), [None], [get("backprop")], budget=60)
+    [row] = report.rows
+    assert row.status == "ok" and "memory" not in row.metrics and row.metrics["bp_apps"] >= 4000
+
+
+def test_the_budget_bounds_one_evaluation_not_the_measuring_around_it():
+    """An evaluation well inside the budget is measured, although timing it again and counting it take
+    longer than the budget all together."""
+    program = load_source(GRAD_2000)
+    report = compare(program.world, lambda n: main_call(program, []), [None], [get("backprop"), get("tape")],
+                     budget=1.0)
+    assert [(r.mode, r.status) for r in report.rows] == [("backprop", "ok"), ("tape", "ok")]
+    assert report.rows[1].metrics["bp_apps"] == report.rows[0].metrics["bp_apps"]
+
+
+SQUARE_30 = "def main = grad (fun x -> fold (fun a i -> a * a) x (range 30)) 1.0000001"  # x^(2^30): d/dx overflows
+
+
+def test_compare_flags_an_error_beyond_the_modes_tolerance():
+    """Central differences of x^(2^30) give inf where backprop gives a finite number: that row disagrees,
+    as :gradcheck says; rows within their tolerance agree."""
+    program = load_source(SQUARE_30)
+    modes = [get(m) for m in ("backprop", "forward", "numeric")]
+    report = compare(program.world, lambda n: main_call(program, []), [None], modes, budget=60)
+    rows = {r.mode: r for r in report.rows}
+    assert math.isfinite(rows["backprop"].value) and rows["numeric"].error == math.inf
+    assert (rows["backprop"].agrees, rows["forward"].agrees, rows["numeric"].agrees) == (True, True, False)
+    table = format_table(report)
+    assert re.search(r"^ *numeric +disagrees +inf ", table, re.M)
+    assert "numeric: disagrees with backprop: error inf is beyond the mode's tolerance 1e-05" in table
+    assert re.search(r"^ *forward +ok ", table, re.M)
+    assert '"status": "disagrees"' in format_json(report)
+
+
+def test_a_small_error_within_tolerance_agrees():
+    program = load_source("def main = grad (fun x -> x * sin x) 1.0")
+    report = compare(program.world, lambda n: main_call(program, []), [None], [get("backprop"), get("numeric")],
+                     budget=60)
+    numeric = report.rows[1]
+    assert 0 < numeric.error < 1e-5 and numeric.agrees is True and numeric.shown_status == "ok"
+
+
+def test_term_counts_the_lambdas_of_an_expression_as_those_of_a_definition():
+    """`:compare grad (fun x -> x * sin x) 1.0` compiles the term of `def f x = x * sin x`: 5 nodes
+    (fun, *, x, sin, x) in the modes that run the untransformed program."""
+    state, _ = execute(new_state(), "def f x = x * sin x")
+
+    def terms(text: str) -> dict:
+        out = execute(state, text)[1].text
+        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^ *(\S+) +ok +\S+ +(\d+) ", out, re.M)}
+    by_name, inline = terms(":compare grad f 1.0"), terms(":compare grad (fun x -> x * sin x) 1.0")
+    assert by_name["tape"] == by_name["numeric"] == 5
+    assert inline == by_name
 
 
 def test_compare_asks_for_a_sweep_when_main_takes_an_argument(tmp_dl):
@@ -195,6 +265,45 @@ def test_transform_of_a_prelude_or_imported_definition(tmp_dl):
     p = dl("transform", user, "--def", "f", "--mode", "forward")
     assert p.returncode == 0, p.stderr
     assert "fun x -> let (x, x_dot) = x in (x * x, x * x_dot + x * x_dot)" in p.stdout
+
+
+def test_transform_shows_the_instance_main_uses():
+    """examples/sharing.dl's main calls `squarings n` with n : Int: that instance, where the counter gets no
+    backpropagator, is the one shown; the Real one is there when asked for."""
+    p = dl("transform", "examples/sharing.dl", "--def", "squarings")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("-- squarings@Int@Real: the instance main uses\n"
+                               "-- ←D(squarings@Int@Real) in backprop mode\n"
+                               "-- source type: Int -> Real -> Real\n"
+                               "-- target type: Int -> Real * ¬Real -> Real * ¬Real\n")
+    p = dl("transform", "examples/sharing.dl", "--def", "squarings@Real@Real")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("-- ←D(squarings@Real@Real) in backprop mode\n-- source type: Real -> Real -> Real\n")
+
+
+def test_transform_names_the_other_instances_main_uses(tmp_dl):
+    path = tmp_dl("two.dl", "def sq x = x * x\ndef main = (sq (2 : Int), sq 2.0)\n")
+    p = dl("transform", path, "--def", "sq", "--mode", "forward")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("-- main uses 2 instances of sq; this is sq@Real (ask for `sq@Int` to see it)\n"
+                               "-- →D(sq@Real) in forward mode\n")
+
+
+@pytest.mark.parametrize("written,col,width,message", [
+    ("squarings@Bool@Real", 11, 4, "`Bool` is not in class Num, as that type variable of "
+                                    "`squarings : (Eq 'a, Num 'a, Num 'b) => 'a -> 'b -> 'b` must be"),
+    ("squarings@Int", 1, 13, "`squarings : (Eq 'a, Num 'a, Num 'b) => 'a -> 'b -> 'b` has 2 type variables to choose, "
+                             "so its instances are written with 2 types, like `squarings@Real@Real`"),
+    ("squarings@'a@Real", 11, 2, "an instance is written with concrete types, not `'a`"),
+    ("squarings 3", 1, 11, "expected the name of a definition, optionally with an instance (`sq@Int`), not "
+                           "`squarings 3`"),
+])
+def test_transform_of_an_instance_that_does_not_exist(written, col, width, message):
+    code, out, err = cli("transform", "examples/sharing.dl", "--def", written)
+    assert (code, out) == (1, "")
+    d = diagnostic(err)
+    assert (d["file"], d["line"], d["col"], d["kind"], d["message"]) == ("--def", 1, col, "type", message)
+    assert d["caret"] == "    " + " " * (col - 1) + "^" * width
 
 
 def test_transform_symbolic_shows_the_swell(tmp_dl):

@@ -13,9 +13,10 @@ import threading
 import pytest
 
 from lang.modes.table import MODES
+from lang.tools.compare import disagrees
 from lang.tools.repl import commands, completion
 from lang.tools.repl import session as S
-from lang.tools.repl.core import execute, needs_more, new_state
+from lang.tools.repl.core import Output, execute, needs_more, new_state
 
 
 def transcript(text: str) -> list[tuple[str, str]]:
@@ -78,7 +79,9 @@ dl> :gradcheck f 1.0
   tape            0.8414709848078965  1.3817732906760363  0
   symbolic        0.8414709848078965  1.3817732906760363  0
   numeric         0.8414709848078965  1.3817732906660274  7.2e-12
-all 6 modes agree (tolerance 1e-09; numeric 1e-05)
+  delta           0.8414709848078965  1.3817732906760363  0
+  delta-noshare   0.8414709848078965  1.3817732906760363  0
+all 8 modes agree (tolerance 1e-09; numeric 1e-05)
 dl> :type grad f
 grad f : Real -> Real
 """
@@ -202,7 +205,8 @@ ERRORS = [
                                         "    def p = 2.0\n        ^"),
     (":frobnicate", "unknown command :frobnicate (:help lists the commands)"),
     (":type", "usage: :type EXPR   -- the type of an expression"),
-    (":mode bogus", "no mode 'bogus': the modes are backprop, backprop-naive, forward, tape, symbolic, numeric"),
+    (":mode bogus", "no mode 'bogus': the modes are backprop, backprop-naive, forward, tape, symbolic, numeric, delta, "
+                   "delta-noshare"),
     (":mode b", "'b' could be backprop or backprop-naive"),
     (":load no/such/file.dl", "no such file: no/such/file.dl"),
     (":gradcheck f", "usage: :gradcheck F X   -- F's gradient at X in every mode, with relative errors  "
@@ -400,11 +404,25 @@ def test_help_lists_every_command():
 
 @pytest.mark.parametrize("typed,command", [
     (":t", "type"), (":ty", "type"), (":tr", "transform"), (":ti", "time"), (":l", "load"), (":r", "reload"),
-    (":b", "browse"), (":q", "quit"), (":?", "help"), (":h", "help"), (":c", "core"), (":cos", "cost"),
-    (":com", "compare"), (":g", "gradcheck"), (":m", "mode"), (":gradcheck", "gradcheck"),
+    (":b", "browse"), (":q", "quit"), (":?", "help"), (":h", "help"), (":cor", "core"), (":cos", "cost"),
+    (":com", "compare"), (":grad", "gradcheck"), (":gra", None), (":g", None), (":m", "mode"),
+    (":gradcheck", "gradcheck"), (":grap", "graph"),
 ])
 def test_commands_abbreviate_like_ghci(typed, command):
-    assert commands.find(typed[1:]).name == command
+    found = commands.find(typed[1:])
+    assert (found.name if found else None) == command  # None: ambiguous (:g is :gradcheck or :graph)
+
+
+@pytest.mark.parametrize("typed", [":c", ":co", ":c 1.0", ":co sin 1.0"])
+def test_an_ambiguous_command_asks_which(typed):
+    """GHCi's documented one-letter spellings win (`:t` is :type); any other prefix of several commands is
+    refused with the choices, never run as the first of them."""
+    state, out = execute(new_state(), typed)
+    word = typed.split()[0]
+    assert out == Output(f"ambiguous command {word}, could be :core, :cost, :compare", error=True)
+    assert commands.find(word[1:]) is None
+    _, out = execute(new_state(), ":help c")
+    assert out.text == "ambiguous command :c, could be :core, :cost, :compare"
 
 
 def test_quit():
@@ -585,10 +603,40 @@ dl> :transform grad sq 3.0
     assert out.text.startswith("-- symbolic mode unrolls a program at a point")
 
 
+def test_transform_shows_the_instance_main_uses_or_the_one_asked_for():
+    check("""
+dl> def sq x = x * x
+sq : Num 'a => 'a -> 'a
+dl> def main = sq (3 : Int)
+main : Int
+dl> :transform sq
+-- sq@Int: the instance main uses
+-- ←D(sq@Int) in backprop mode
+-- source type: Int -> Int
+-- target type: Int -> Int
+fun x -> x * x
+dl> :transform sq@Real
+-- ←D(sq@Real) in backprop mode
+-- source type: Real -> Real
+-- target type: Real * ¬Real -> Real * ¬Real
+fun x -> let (x, x') = x in (x * x, fun a -o x' (x * a) + x' (x * a))
+dl> :transform grad sq 3.0
+-- the function differentiated by `grad sq 3.0`: sq
+-- ←D(sq@Real) in backprop mode
+-- source type: Real -> Real
+-- target type: Real * ¬Real -> Real * ¬Real
+fun x -> let (x, x') = x in (x * x, fun a -o x' (x * a) + x' (x * a))
+dl> :transform sq@Bool
+<repl:6>:1:15: type error: `Bool` is not in class Num, as that type variable of `sq : Num 'a => 'a -> 'a` must be
+    :transform sq@Bool
+                  ^^^^
+""")
+
+
 def test_mode_selects_how_grad_runs():
     state = check("""
 dl> :mode
-mode: backprop   (modes: backprop, backprop-naive, forward, tape, symbolic, numeric)
+mode: backprop   (modes: backprop, backprop-naive, forward, tape, symbolic, numeric, delta, delta-noshare)
 dl> :mode num
 mode: numeric
 dl> grad sin 1.0
@@ -636,6 +684,8 @@ def test_gradcheck_flags_a_disagreement():
   tape            0.0    0.0       0
   symbolic        0.0    0.0       0
   numeric         0.0    0.5       1.0e+00     <-- disagrees (tolerance 1e-05)
+  delta           0.0    0.0       0
+  delta-noshare   0.0    0.0       0
 DISAGREEMENT: numeric differs from backprop"""
 
 
@@ -643,11 +693,11 @@ def test_gradcheck_of_a_function_of_a_tuple_and_of_a_failing_function():
     state, out = run(new_state(), ":gradcheck (fun (x, y) -> x * y + sin y) (2.0, 3.0)")
     lines = out.text.split("\n")
     assert lines[2].split() == ["backprop", "6.141120008059867", "(3.0,", "1.0100075033995546)", "reference"]
-    assert lines[-1] == "all 6 modes agree (tolerance 1e-09; numeric 1e-05)"
+    assert lines[-1] == "all 8 modes agree (tolerance 1e-09; numeric 1e-05)"
     state, out = execute(state, ":gradcheck (fun x -> head [] + x) 1.0")
     lines = out.text.split("\n")
     assert lines[2] == "  backprop        error"
-    assert lines[8] == "  backprop: error: head of an empty list"
+    assert lines[10] == "  backprop: error: head of an empty list"
     assert lines[-1] == "every exact mode failed: no reference to compare with"
     state, out = execute(state, ":gradcheck (fun x -> derivative sin x) 1.0")  # tape and symbolic do not nest
     lines = out.text.split("\n")
@@ -661,9 +711,10 @@ def test_gradcheck_of_a_function_of_a_tuple_and_of_a_failing_function():
 
 def test_gradcheck_tolerates_finite_difference_noise_near_zero():
     """A zero component: numeric gives ~1e-11, relative error 1, but against the gradient's scale it agrees."""
-    assert not commands._disagrees((1.0, (2.0, 0.0)), (1.0, (2.0, 1e-11)), 1e-5)
-    assert commands._disagrees((1.0, (2.0, 0.0)), (1.0, (2.0, 1e-3)), 1e-5)
-    assert commands._disagrees((1.0, [1.0]), (1.0, [1.0, 2.0]), 1e-5)
+    assert not disagrees((1.0, (2.0, 0.0)), (1.0, (2.0, 1e-11)), 1e-5)
+    assert disagrees((1.0, (2.0, 0.0)), (1.0, (2.0, 1e-3)), 1e-5)
+    assert disagrees((1.0, [1.0]), (1.0, [1.0, 2.0]), 1e-5)
+    assert disagrees((1.0, 2.0), (1.0, float("inf")), 1e-5) and not disagrees(float("inf"), float("inf"), 1e-9)
 
 
 # ---- continuation: when does an input go on to the next line? -------------------------------
@@ -698,6 +749,7 @@ CONTINUES = [
     (":load dir/", False),           # a path, not an expression
     (":reload", False),
     (":mode", False),
+    (":c 1 +", False),               # ambiguous: refused at once, not continued
     (":{", True),
     (":{\ndef a = 1", True),
     (":{\ndef a = 1\n", True),       # blank lines are fine inside a block
@@ -724,14 +776,14 @@ def test_completion(tmp_path, monkeypatch):
     table = [
         (":", 0, [":" + c.name for c in commands.COMMANDS]),
         (":t", 0, [":type", ":transform", ":time"]),
-        ("  :gr", 2, [":gradcheck"]),
+        ("  :gr", 2, [":gradcheck", ":graph"]),
         (":load mo", 6, ["model.dl", "models/"]),
         (":l models/", 3, ["models/mlp.dl"]),
         (':load "mo', 6, ['"model.dl', '"models/']),
         (":load n", 6, []),                     # only .dl files and directories
         (":mode ba", 6, ["backprop", "backprop-naive"]),
         (":browse p", 8, ["prelude"]),
-        (":help gr", 6, ["gradcheck"]),
+        (":help gr", 6, ["gradcheck", "graph"]),
         (":type my_", 6, ["my_loss"]),
         ("grad my_", 5, ["my_loss"]),
         ("value_and_g", 0, ["value_and_grad"]),

@@ -37,7 +37,18 @@ def test_the_prompt_session_evaluates_what_is_typed():
 
 def test_enter_continues_an_incomplete_input():
     code, outputs = drive("def g x =\rx + 1.0\r(g 1.0,\r g 2.0)\rlet y = 1 in\ry *\r2\r\x04")
-    assert outputs == [("g : Float 'a => 'a -> 'a", False), ("(2.0, 3.0) : Real * Real", False), ("2.0 : Real", False)]
+    assert outputs == [("g : Float 'a => 'a -> 'a", False), ("(2.0, 3.0) : Real * Real", False),
+                       ("2.0 : Real", False)]
+
+
+def test_indentation_typed_or_pasted_on_a_continuation_line_is_not_doubled():
+    """Enter indents the line it opens; a blank typed first replaces that indentation (keys sent through a
+    pipe arrive as a paste without bracketed paste does: each newline an Enter)."""
+    history = InMemoryHistory()
+    code, outputs = drive("def g x =\r    x + 1.0\r\rdef h x =\rx * 2.0\r\r(1.0,\r 2.0)\r\x04", history=history)
+    assert [o for o in outputs if o[0]] == [("g : Float 'a => 'a -> 'a", False), ("h : Float 'a => 'a -> 'a", False),
+                                           ("(1.0, 2.0) : Real * Real", False)]
+    assert list(history.get_strings()) == ["def g x =\n    x + 1.0", "def h x =\n  x * 2.0", "(1.0,\n 2.0)"]
 
 
 def test_an_empty_line_ends_an_incomplete_input():

@@ -108,10 +108,12 @@ def test_typed_input_at_a_terminal(terminal, tmp_path):
     t.type(b"grad f 1.0\r")
     t.expect(b"1.3817732906760363 : Real")
     t.prompt()
-    t.type(b"(f 1.0,\r")                               # continued on a second line
+    t.type(b"(f 1.0,\r")                               # continued on a second line, indented by the REPL
     t.expect(b"..>")
-    t.type(b" f 2.0)\r")
-    t.expect(b"(0.8414709848078965, 1.8185948536513634) : Real * Real")
+    t.type(b"f 2.0,\r")
+    t.expect(b"..>")
+    t.type(b" f 0.0)\r")                               # a blank typed first replaces the REPL's indentation
+    t.expect(b"(0.8414709848078965, 1.8185948536513634, 0.0) : Real * Real * Real")
     t.prompt()
     t.type(b":t value_and_g\t")                         # Tab completes a name
     t.expect(b"value_and_grad")
@@ -121,7 +123,7 @@ def test_typed_input_at_a_terminal(terminal, tmp_path):
     t.type(b"\x04")                                     # Ctrl-D leaves
     assert t.wait() == 0
     history = (tmp_path / "state" / "dl" / "history").read_text()
-    assert "+def f x = x * sin x" in history and "+(f 1.0,\n+   f 2.0)" in history  # indented by the REPL
+    assert "+def f x = x * sin x" in history and "+(f 1.0,\n+  f 2.0,\n+ f 0.0)" in history
 
 
 def test_ctrl_c_interrupts_an_evaluation_and_the_session_goes_on(terminal):
@@ -174,5 +176,6 @@ def test_piped_repl_with_a_file_and_a_mode(tmp_path):
     r = _dl("repl", "prog.dl", "--mode", "forward", input=":mode\ngrad f (2.0, 3.0)\n", cwd=tmp_path,
             home=tmp_path)
     assert r.stdout.splitlines() == ["loaded prog.dl: f", "mode: forward   (modes: backprop, backprop-naive, "
-                                     "forward, tape, symbolic, numeric)", "(3.0, 2.0) : Real * Real"]
+                                     "forward, tape, symbolic, numeric, delta, delta-noshare)",
+                                     "(3.0, 2.0) : Real * Real"]
     assert r.returncode == 0

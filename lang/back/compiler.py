@@ -81,6 +81,18 @@ class Counters:
         return out
 
 
+def _lambda_nodes(e: c.Expr) -> int:
+    """The nodes of the outermost lambdas of a term (iterative: terms can be deep)."""
+    count, stack = 0, [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Lam):
+            count += c.size(t)
+        else:
+            stack.extend(c.children(t))
+    return count
+
+
 class _Unset:
     """The value of a top-level definition not computed yet."""
 
@@ -120,8 +132,15 @@ class Compiler:
         self.term_size = 0                    # nodes of all the terms this compiler compiled
 
     # ---- entry points
-    def compile_closed(self, e: c.Expr) -> Callable[[], Any]:
-        """A term with no free local variables, as a function of no arguments."""
+    def compile_closed(self, e: c.Expr, program: bool = False) -> Callable[[], Any]:
+        """A term with no free local variables, as a function of no arguments.
+
+        `program`: the term is a piece of the user's program (a REPL input, main's call), whose lambdas
+        count in `term_size` as a definition's would: `grad (fun x -> x * sin x) 1.0` compiles the same
+        term as `grad f 1.0` with `def f x = x * sin x`. The call around them does not count, nor do the
+        terms a runtime compiles for itself (the tape's partial derivatives)."""
+        if program:
+            self.term_size += _lambda_nodes(e)
         code = Code(0, name="<expression>", mode=self.name)
         self.fill(code, [], e, None, closed=True)
         body = code.body
@@ -211,11 +230,16 @@ class Compiler:
 
     def fill(self, code: Code, params: list[str], body: c.Expr, self_ref, closed: bool = False) -> None:
         """Generate and compile the Python function for a lambda body; set code.body and code.free."""
-        gen = Gen(self, params, self_ref, closed=closed)
+        gen = self.generator(params, self_ref, closed)
         gen.tail(body, 0)
         code.free = tuple(gen.free)
         code.body = gen.build(code.name)
         code.info["python"] = gen.source  # the generated source, for reading and for golden tests
+
+    def generator(self, params: list[str], self_ref, closed: bool = False) -> Gen:
+        """The writer of one function's source: a target language with constructs of its own (the Delta
+        constructors, lang/modes/delta.py) returns a Gen that writes them."""
+        return Gen(self, params, self_ref, closed=closed)
 
     # ---- how each primitive is written (the overloading modes replace the real ones)
     def primitive_code(self, prim: Primitive, e: c.Prim) -> PrimCode:

@@ -18,6 +18,15 @@ Reverse mode (docs/transforms.md, From the transformed term to a gradient), for 
 Which path a derivative call from primal code takes is the machine's mode's
 choice: the mode table (lang/modes/table.py) names a runtime object per
 mode, and the kernel calls its `vjp` or `jvp`.
+
+Zeros and infinities (docs/transforms.md, Zeros and infinities). A runtime
+computes with plain floats and the symbolic zero (lang/model/zeros.py); the
+kernel hands its results to the program *settled* — the symbolic zero as
+0.0. Where an exact mode's derivative comes out infinite or nan, the
+order in which that mode summed the chain rule's paths may have decided it,
+so the kernel asks the runtime again with `Paths` seeds (each a sum over
+paths that keeps the kinds of its terms) and settles that: every exact
+mode then gives the order-free value. Finite results are kept as computed.
 Inputs and outputs are *differentiable data* of a concrete type (the
 specialiser made it concrete), so they are walked by type; captured values,
 whose static type may be a parametric 'a, are walked by their run-time
@@ -31,14 +40,15 @@ from ..model import core as c
 from ..model.errors import DlRuntimeError
 from ..model.spans import NO_SPAN
 from .compiler import Compiler
-from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, attach_tangents, split_tangents,
-                        tree_add, tree_const, tree_mul)
+from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, TransformCompiler, attach_tangents,
+                        settle_real, split_tangents, tree_add, tree_const, tree_mul)
 from .linear import SINK
 from .shapes import Shapes
 from ..model.values import Fun, call1, native
 from ..model.primitives import array_kernel
 from ..transforms.common import mentions_array
 from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
+from ..model.zeros import ZERO, Paths, Zero, finite, settle
 
 def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
     """A cotangent must have the shape of the value it belongs to (list lengths and array shapes included)."""
@@ -136,11 +146,24 @@ class ADKernel:
         return (y, native(1, pb, "<pullback>"))
 
     def vjp(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple[Any, Callable]:
-        """Reverse mode in the current mode; inside a transformed program, by forward passes one level deeper."""
+        """Reverse mode in the current mode; inside a transformed program, by forward passes one level
+        deeper. The pullback's result is settled, and order-free where it is not finite."""
         if site is not self.machine.primal:
             _nested_arrays(in_t, out_t, "grad, value_and_grad or vjp")
-            return self.vjp_forward(f, x, in_t, out_t, site)
-        return self.machine.runtime.vjp(self, f, x, in_t, out_t)
+            y, pullback = self.vjp_forward(f, x, in_t, out_t, site)
+            leaves = site.leaves
+            return y, lambda u: self.shapes.map_reals(pullback(u), in_t, lambda r: settle_real(r, leaves))
+        runtime = self.machine.runtime
+        y, pullback = runtime.vjp(self, f, x, in_t, out_t)
+        shapes = self.shapes
+        order_free = runtime.exact and not (mentions_array(in_t) or mentions_array(out_t))
+
+        def settled(u: Any) -> Any:
+            g = pullback(u)
+            if order_free and not all(map(finite, shapes.flatten(g, in_t))):
+                g = self.uncounted(lambda: pullback(shapes.map_reals(u, out_t, Paths.seed)))
+            return self.settle(g, in_t)
+        return y, settled
 
     def vjp_primal(self, f: Fun, x: Any, in_t: Type, out_t: Type) -> tuple[Any, Callable]:
         """The baseline `dl compare` measures against: the function's value, no derivative."""
@@ -157,13 +180,65 @@ class ADKernel:
         return self.jvp(f, x, self.const(site, 1.0), REAL, REAL, site)[1]
 
     def jvp(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
-        """(f x, the derivative of f at x in the direction v): the mode's way from primal code,
-        forward mode one language deeper inside a transformed program."""
+        """(f x, the derivative of f at x in the direction v): the mode's way from primal code (its
+        runtime's `jvp`), forward mode one language deeper inside a transformed program. Settled, and
+        order-free where it is not finite."""
         check_shape(v, x, in_t, "the tangent given to jvp")
+        shapes = self.shapes
         if site is not self.machine.primal:
             _nested_arrays(in_t, out_t, "jvp or derivative")
-            return self.jvp_forward(f, x, v, in_t, out_t, site)
-        return self.machine.runtime.jvp(self, f, x, v, in_t, out_t)
+            y, t = self.jvp_forward(f, x, v, in_t, out_t, site)
+            leaves = site.leaves
+            return y, shapes.map_reals(t, out_t, lambda r: settle_real(r, leaves))
+        runtime = self.machine.runtime
+        y, t = runtime.jvp(self, f, x, v, in_t, out_t)
+        order_free = runtime.exact and not (mentions_array(in_t) or mentions_array(out_t))
+        if order_free and not all(map(finite, shapes.flatten(t, out_t))):
+            _, t = self.uncounted(lambda: runtime.jvp(self, f, x, shapes.map_reals(v, in_t, Paths.seed), in_t, out_t))
+        return y, self.settle(t, out_t)
+
+    def settle(self, d: Any, t: Type) -> Any:
+        """A derivative as a user sees it (lang/model/zeros.py, settle). An Array leaf holds float64s
+        already: it is left as it is, without a walk over its elements. (Arrays get no order-free pass:
+        their non-finite derivatives are IEEE sums in the mode's own order, docs/transforms.md, Arrays.)"""
+        if mentions_array(t):
+            return self.shapes.map_leaves(d, t, settle, lambda a: a)
+        return self.shapes.map_reals(d, t, settle)
+
+    def uncounted(self, again: Callable) -> Any:
+        """The order-free pass over a result that was not finite, left out of the counters (they
+        describe the mode's own pass); counted apart as `order_free_passes` (docs/transforms.md,
+        Cost counters)."""
+        counters = self.machine.counters
+        saved = {k: getattr(counters, k) for k in counters.NAMES}
+        extra = dict(counters.extra)
+        try:
+            return again()
+        finally:
+            for k, v in saved.items():
+                setattr(counters, k, v)
+            counters.extra.clear()
+            counters.extra.update(extra)
+            counters.extra["order_free_passes"] = extra.get("order_free_passes", 0) + 1
+
+    def jvp_by_rows(self, runtime, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type) -> tuple:
+        """J v from the rows of J, one pullback per output real: a mode's vjp run for a jvp. For a
+        function into Real (`derivative`) that is one reverse pass."""
+        y, pullback = runtime.vjp(self, f, x, in_t, out_t)
+        shapes = self.shapes
+        vs = shapes.flatten(v, in_t)
+        n_out = len(shapes.flatten(y, out_t))
+        one = Paths.seed(1.0) if any(type(r) is Paths for r in vs) else 1.0
+        tangent = []
+        for i in range(n_out):
+            seed = [ZERO] * n_out
+            seed[i] = one
+            row = shapes.flatten(pullback(shapes.rebuild(y, out_t, seed)), in_t)
+            total = ZERO
+            for r, vj in zip(row, vs):
+                total = total + r * vj
+            tangent.append(total)
+        return y, shapes.rebuild(y, out_t, tangent)
 
     # ---- forward mode by the dual-number transform, one language deeper than the site
     def jvp_forward(self, f: Fun, x: Any, v: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
@@ -174,25 +249,30 @@ class ADKernel:
         return split_tangents(y_dual, out_t, leaves, self.zero_leaf)
 
     def vjp_forward(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple[Any, Callable]:
-        """A vjp by forward mode: one jvp per input real, the Jacobian's columns kept for the pullback."""
+        """A vjp by forward mode: one jvp per input real, the Jacobian's columns kept for the pullback.
+        The other inputs' tangents are the symbolic zero: the seed of input i is e_i by construction."""
         shapes = self.shapes
         n = len(shapes.flatten(x, in_t))
-        zero, one = self.const(site, 0.0), self.const(site, 1.0)
+        zero = self.const(site, ZERO)
         leaves = getattr(site, "leaves", FloatLeaves)
-        columns = []
-        y = None
-        for i in range(n):
-            seed = [zero] * n
-            seed[i] = one
-            y, y_dot = self.jvp_forward(f, x, shapes.rebuild(x, in_t, seed), in_t, out_t, site)
-            columns.append(shapes.flatten(y_dot, out_t))
+
+        def jacobian(one: Any) -> tuple[Any, list]:
+            columns, y = [], None
+            for i in range(n):
+                seed = [zero] * n
+                seed[i] = one
+                y, y_dot = self.jvp_forward(f, x, shapes.rebuild(x, in_t, seed), in_t, out_t, site)
+                columns.append(shapes.flatten(y_dot, out_t))
+            return y, columns
+        y, columns = jacobian(self.const(site, 1.0))
         if n == 0:
             y = call1(f, x)
 
         def pullback(u: Any) -> Any:
             us = shapes.flatten(u, out_t)
+            used = jacobian(Paths.seed(1.0))[1] if any(type(ui) is Paths for ui in us) else columns
             grads = []
-            for column in columns:
+            for column in used:
                 total = zero
                 for ui, j in zip(us, column):
                     total = tree_add(total, tree_mul(ui, j, leaves), leaves)
@@ -210,9 +290,10 @@ class ADKernel:
 
     # ---- the target languages' compilers
     def deeper(self, site: Compiler) -> Compiler:
-        """The language one forward level deeper than the site's (forward mode from primal code)."""
-        if isinstance(site, ReverseCompiler):
-            return self.reverse_compiler(site.runtime, site.depth + 1)
+        """The language one forward level deeper than the site's (forward mode from primal code); a target
+        language says which is its own deeper language (lang/back/languages.py)."""
+        if isinstance(site, TransformCompiler):
+            return site.deeper(self)
         return self.forward_compiler(site.depth + 1)
 
     def language(self, name: str, make: Callable) -> Compiler:
@@ -259,8 +340,7 @@ class ADKernel:
 
         def pullback(u: Any) -> Any:
             cotangents = shapes.leaves(u, out_t)  # an Array is one leaf: one cotangent, one backpropagator
-            seeds = [(p, ct if type(ct).__name__ == "ndarray" else float(ct)) for p, ct in zip(backprops, cotangents)
-                     if p is not None]
+            seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
             return shapes.rebuild_leaves(x, in_t, backend.backward(records, seeds, n_sinks))
         return y, pullback
 
@@ -308,7 +388,7 @@ class ADKernel:
         if leaf is not None:
             return leaf
         t = type(v)
-        if t is float:
+        if t is float or t is Zero:  # (a tangent of the language below may be the symbolic zero)
             return compiler.lift_real(v)
         if t.__name__ == "ndarray":
             return compiler.lift_array(v)

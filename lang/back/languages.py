@@ -18,8 +18,9 @@ in its own component of the nested pairs, kept apart by the types, so
 there is no perturbation confusion.
 
 Lifting a value one language deeper turns each leaf into a pair of it and
-a zero tangent ((x, 0.0), or (ℓ, (0.0, None)) for a ←D leaf ℓ); a
-function value into its transformed code, with its captured values lifted.
+a zero tangent — the symbolic zero, since a lifted value is a constant
+((x, ZERO), or (ℓ, (ZERO, None)) for a ←D leaf ℓ); a function value into its
+transformed code, with its captured values lifted.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from ..transforms.backprop import BACKPROP
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
 from ..model.types import ARRAY, REAL, TList, TTuple, Type, prune
+from ..model.zeros import REAL_TYPES, ZERO, settle
 
 # ---- the leaves of a language's reals ------------------------------------------------
 
@@ -41,11 +43,15 @@ class FloatLeaves:
 
     @staticmethod
     def is_leaf(v: Any) -> bool:
-        return type(v) is float
+        return type(v) in REAL_TYPES  # a float, the symbolic zero, or a sum over paths (kernel.py)
 
     @staticmethod
     def const(r: float) -> Any:
         return r
+
+    @staticmethod
+    def settle(v: Any) -> Any:
+        return settle(v)
 
     @staticmethod
     def add(a: Any, b: Any) -> Any:
@@ -66,11 +72,15 @@ class DualLeaves:
 
     @staticmethod
     def is_leaf(v: Any) -> bool:
-        return type(v) is tuple and len(v) == 2 and type(v[0]) is float
+        return type(v) is tuple and len(v) == 2 and type(v[0]) in REAL_TYPES
 
     @staticmethod
     def const(r: float) -> Any:
-        return (float(r), None)
+        return (r if type(r) in REAL_TYPES else float(r), None)
+
+    @staticmethod
+    def settle(v: Any) -> Any:
+        return (settle(v[0]), v[1])
 
     def record(self, value: float, fields: list) -> Any:
         if not fields:
@@ -93,11 +103,20 @@ class DualLeaves:
 
 
 def tree_const(r: float, depth: int, leaves) -> Any:
-    """The real constant r in a language `depth` forward levels deep: r, (r, 0), ((r, 0), (0, 0)), ..."""
+    """The real constant r in a language `depth` forward levels deep: r, (r, 0), ((r, 0), (0, 0)), ...
+    (its tangents the symbolic zero: a constant's derivative is zero by construction)."""
     t = leaves.const(r)
     for _ in range(depth):
-        t = (t, tree_map(t, leaves, lambda leaf: leaves.const(0.0)))
+        t = (t, tree_map(t, leaves, lambda leaf: leaves.const(ZERO)))
     return t
+
+
+def settle_real(x: Any, leaves) -> Any:
+    """A real of a derivative's result as the program sees it: its value (the first leaf) a plain
+    float, its tangents left as they are (a zero by construction stays one for the levels above)."""
+    if leaves.is_leaf(x):
+        return leaves.settle(x)
+    return (settle_real(x[0], leaves), x[1])
 
 
 def tree_map(x: Any, leaves, fn) -> Any:
@@ -261,6 +280,11 @@ class TransformCompiler(Compiler):
             return self.array_leaf(zeros(t[0]))  # an (array, backpropagator) leaf
         return (self._zero_tree(t[0], zeros), self._zero_tree(t[1], zeros))
 
+    def deeper(self, kernel) -> Compiler:
+        """The language one forward level deeper than this one, where a derivative taken inside code of this
+        language runs (a reverse language stays reverse: ←D(→D^(k+1) t) under ←D(→D^k t))."""
+        return kernel.forward_compiler(self.depth + 1)
+
 
 class ForwardCompiler(TransformCompiler):
     """→D^depth: forward derivatives nested `depth` deep."""
@@ -277,7 +301,7 @@ class ForwardCompiler(TransformCompiler):
         return forward_type(t, self.depth)
 
     def lift_real(self, r: float) -> Any:
-        return (r, 0.0)
+        return (r, ZERO)
 
 
 class ReverseCompiler(TransformCompiler):
@@ -301,16 +325,19 @@ class ReverseCompiler(TransformCompiler):
         return BACKPROP.type(forward_type(t, self.depth))
 
     def lift_real(self, r: float) -> Any:
-        return (r, None) if self.depth == 0 else ((r, None), (0.0, None))
+        return (r, None) if self.depth == 0 else ((r, None), (ZERO, None))
 
     def array_leaf(self, a: Any) -> Any:
         return (a, None)
 
     def lift_leaf(self, v: Any) -> Any:
-        """A ←D real (or array) of the language below, one forward level deeper: (ℓ, (0.0, None))."""
+        """A ←D real (or array) of the language below, one forward level deeper: (ℓ, (0, None))."""
         if self.depth > 0 and DualLeaves.is_leaf(v):
-            return (v, (0.0, None))
+            return (v, (ZERO, None))
         if self.depth > 0 and type(v) is tuple and len(v) == 2 and type(v[0]).__name__ == "ndarray" \
                 and (v[1] is None or type(v[1]) is int):
             return (v, (array_kernel("azerosLike")(v[0]), None))
         return None
+
+    def deeper(self, kernel) -> Compiler:
+        return kernel.reverse_compiler(self.runtime, self.depth + 1)

@@ -8,8 +8,14 @@ recorded *defunctionalised*, as the flat tuple (x1', ∂1, ..., xk', ∂k) of
 its parents' identities and its partial derivatives, computed when it is
 created (the compiler writes that inline: one tuple and one append). A
 parent that is the zero backpropagator `fun a -o 0` (`None`) is left out.
-Any other body is recorded as (GENERIC, compiled body, captured values).
-The inputs' sinks are the first records: the k-th input real's identity is k.
+A body that is an `if` whose test does not mention `a` — what a partial
+that is zero on one branch gives, `fun a -o if x > 0.0 then x' a else 0`
+for relu (docs/transforms.md, Zeros and infinities) — is recorded from the branch its
+test selects, the test being evaluated when the backpropagator is created
+(it reads values only, which do not change). Any other body is recorded
+as (GENERIC, compiled body, captured values). The inputs' sinks are the
+first records: the k-th input real's identity is k. A sink that nothing
+reached holds the symbolic zero (lang/model/zeros.py), not 0.0.
 
 Values of the answer type d are never built. A d-typed term, inside a
 generic body, is compiled to an *effect*: applying a backpropagator to an
@@ -42,6 +48,7 @@ from __future__ import annotations
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
 from ..model.values import Code
+from ..model.zeros import REAL_TYPES, ZERO
 from .compiler import Gen
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
@@ -78,6 +85,12 @@ def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
             case _:
                 return None
     return out
+
+
+def _by_cases(body: c.Expr, a: str) -> bool:
+    """`if c then t else u` with c not mentioning a, down to bodies that are sums of contributions."""
+    return isinstance(body, c.If) and not _mentions(body.cond, a) and all(
+        _by_cases(b, a) or contributions(b, a) is not None for b in (body.then, body.else_))
 
 
 def _weight(arg: c.Expr, a: str) -> c.Expr | None:
@@ -146,6 +159,11 @@ class LinearBackend:
                 if v4 is None: R.append((v2, v3)); v9 = len(R) - 1
                 else: R.append((v2, v3, v4, v1)); v9 = len(R) - 1
         R, the list of records, is read once on entry. Any other body is `create_generic`."""
+        if _by_cases(e.body, e.param):
+            v = gen.local()
+            gen.branches(e.body, ind, lambda branch, i: gen.line(
+                i, f"{v} = {self.create(gen, c.LinLam(e.param, branch, ty=e.ty, span=e.span), i)}"))
+            return v
         pairs = contributions(e.body, e.param)
         if pairs is None:
             return self.create_generic(gen, e, ind)
@@ -269,7 +287,7 @@ class Factoring(LinearBackend):
         if old is None:
             adj[p] = value
         else:
-            if type(old) is float:
+            if type(old) in REAL_TYPES or value is ZERO:  # (a real, the symbolic zero, a sum over paths)
                 adj[p] = old + value
             else:  # an array: added into an accumulator of the sweep's own, in place from the second time
                 adj[p] = array_kernel("accumulate")(old, value, p in self.owned)
@@ -282,17 +300,18 @@ class Factoring(LinearBackend):
     def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
         saved, saved_owned, saved_sinks = self.adj, self.owned, self.n_sinks
         adj = self.adj = [None] * len(records)
-        self.owned, self.n_sinks = set(), n_sinks
+        self.owned, self.n_sinks = set(), 0
         try:
-            for p, v in seeds:
+            for p, v in seeds:  # (an output's own seed is not a sink update, even where it is an input)
                 self.contribute(p, v)
+            self.n_sinks = n_sinks
             if self.counting:
                 self._sweep_counting(records, adj, n_sinks)
             else:
                 self._sweep(records, adj, n_sinks)
         finally:
             self.adj, self.owned, self.n_sinks = saved, saved_owned, saved_sinks
-        return [0.0 if g is None else g for g in adj[:n_sinks]]
+        return [ZERO if g is None else g for g in adj[:n_sinks]]
 
     def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
         for i in range(len(records) - 1, n_sinks - 1, -1):  # sinks run no body
@@ -380,7 +399,7 @@ class Naive(LinearBackend):
     def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
         saved_records, saved_grad = self.records, self.grad
         self.records = records
-        self.grad = [0.0] * n_sinks
+        self.grad = [ZERO] * n_sinks
         try:
             for p, v in seeds:
                 self.run(p, v)

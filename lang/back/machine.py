@@ -51,7 +51,7 @@ class Machine:
         """Specialise and compile a typed closed expression (a REPL input, `main` applied to arguments).
 
         Python's recursion limit ending a dl recursion is reported at the expression."""
-        run = self.primal.compile_closed(self.spec.expression(typed))
+        run = self.primal.compile_closed(self.spec.expression(typed), program=True)
         span = typed.span
 
         def evaluate():

@@ -154,7 +154,8 @@ def _parse(source: Source, start: str):
 # taken. Users see neither terminal names (RPAR, LSQB) nor the target
 # language's `-o`, `~` and `@` in a program: what was found and what was
 # expected are said in words, with a hint for the usual slips
-# (`a < b < c`, `x = 3`, `(+ 1)`, an annotation without parentheses).
+# (`a < b < c`, `x = 3`, `(+ 1)`, an annotation without parentheses) and for
+# Haskell habits that dl writes otherwise (`[1..10]`, `where`).
 
 EXPR_START = {"INT", "REAL", "TRUE", "FALSE", "NAME", "LPAR", "LSQB", "FUN", "BACKSLASH", "LET", "IF", "MINUS"}
 OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "CARET", "CMP", "CONS", "APPEND", "AND", "OR", "PIPE"}
@@ -242,7 +243,7 @@ def _after_comparison(e: UnexpectedInput) -> bool:
 def _hint(tok: Token, expected: set[str], text: str, start: int, after_operand: bool) -> str:
     """A suggestion for the usual slips, or ''."""
     if tok.type == "EQUAL" and after_operand:
-        return " (to compare, write `==`)"
+        return _where_instead(text, start) or " (to compare, write `==`)"
     if tok.type == "COLON" and "COLON" not in expected and _ends_operand(_previous_token(text, start)):
         return " (a type annotation goes in parentheses: `(e : T)`)"
     section = re.search(rf"\(\s*({_OPERATOR_TEXT})\s*$", text[:start])
@@ -259,6 +260,8 @@ def _bad_character(e: UnexpectedCharacters, source: Source, text: str, line: int
     if ch == "}" and pos > 0 and text[pos - 1] == "-":
         return DlSyntaxError("`-}` closes a block comment, but no `{-` is open",
                              Span(source, line, col - 1, line, col + 1))
+    if ch == "." and (text[pos:pos + 2] == ".." or (pos > 0 and text[pos - 1] == ".")):
+        return DlSyntaxError("dl has no `[a..b]` ranges: " + _range_instead(text, pos), span)
     if ch == "." and pos > 0 and text[pos - 1].isdigit():
         return DlSyntaxError("a real number needs digits after the point: write `1.0`, not `1.`", span)
     if ch == "." and pos + 1 < len(text) and text[pos + 1].isdigit():
@@ -266,6 +269,35 @@ def _bad_character(e: UnexpectedCharacters, source: Source, text: str, line: int
     if ch == '"':
         return DlSyntaxError('a string must end on the line it starts on', span)
     return DlSyntaxError(f"unexpected character {ch!r}", span)
+
+
+def _range_instead(text: str, pos: int) -> str:
+    """What dl writes for Haskell's `[a..b]` at offset `pos` (its `..`): `range` and `build`, and the
+    very call when a and b are integers."""
+    words = "`range n` is [0, 1, ..., n - 1] and `build n f` is [f 0, ..., f (n - 1)]"
+    start, end = text.rfind("[", 0, pos), text.find("]", pos)
+    m = re.fullmatch(r"\[\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*\]", text[start:end + 1]) if 0 <= start < end else None
+    if not m:
+        return words
+    a, b = int(m.group(1)), int(m.group(2))
+    n = max(b - a + 1, 0)
+    call = f"range {n}" if a == 0 else f"build {n} (fun i -> i {'+' if a > 0 else '-'} {abs(a)})"
+    return f"{words}; [{a}..{b}] is `{call}`"
+
+
+def _where_instead(text: str, start: int) -> str:
+    """A hint when a Haskell `where` clause precedes the `=` at offset `start` ('' when none does): dl
+    binds with `let x = e in body`, before the body. (`where` is no keyword in dl, so `f x where y = 1`
+    parses as an application up to the `=`.)"""
+    decl = max(text.rfind("def ", 0, start), 0)
+    m = None
+    for m in re.finditer(r"\bwhere\b\s*((?:[A-Za-z_][A-Za-z0-9_']*\s*)*)$", text[decl:start]):
+        pass
+    if not m:
+        return ""
+    bound = m.group(1).split()
+    binding = " ".join(bound) if bound else "x"
+    return f" (dl has no `where`: bind before the body with `let {binding} = ... in ...`)"
 
 
 def _ends_operand(prev: str | None) -> bool:

@@ -12,12 +12,19 @@ result term to one term per argument (docs/transforms.md, backprop: On terms):
     "*":   lambda x, y, r: [y, x]          x * y  ->  (x*y, fun a -o x' (y * a) + y' (x * a))
     "exp": lambda x, r: [r]                exp x  ->  (r, fun a -o x' (r * a))
 
-Conventions where a derivative does not exist: relu'(0) = 0, abs'(0) = 0
-(docs/reference.md §7); min/max give a tie to their first argument; and the derivative of
-x^y with respect to the exponent y is taken as 0 where x <= 0 (x^y is not a
-differentiable function of y there), so that a constant exponent, such as
-the 2 of `(x - 1) ^ 2`, contributes nothing in every mode — as it must,
-since its tangent and its backpropagator are zero.
+A partial derivative that is 0 by construction is written `zero()`, the
+symbolic zero (lang/model/zeros.py, docs/transforms.md, Zeros and
+infinities): a contribution that it multiplies is dropped, never computed,
+so it stays nothing even where what it meets is infinite. A primitive that
+is locally constant on a branch has that zero there: relu for x <= 0, the
+unselected argument of min and max, sign everywhere, the base of x^y where
+y = 0 (x^0 is the constant 1). Conventions where a derivative does not
+exist are zeros of the same kind: relu'(0) = 0, abs'(0) = 0
+(docs/reference.md §7), a tie in min/max goes to the first argument, and
+the derivative of x^y with respect to the exponent is 0 where x <= 0 (x^y
+is not a differentiable function of y there). A partial that merely
+evaluates to 0.0 at a point (`y` in `x * y` at y = 0) is a number: 0 * inf
+is nan there, as in IEEE arithmetic.
 
 Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `compare` reads primal values only; `toint` Real -> Int (no derivative);
@@ -25,7 +32,9 @@ Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `structural` parametric (every transform maps it to itself); `ad` the
 differentiation kernel (lang/ad.py); `array` an operation on Arrays (lang/model/array_rows.py,
 which also gives the real rows their Array kernels); `effect` a statement of a backpropagator's
-body (target languages only).
+body (target languages only); `delta` the constructors of Delta
+expressions, target-only rows whose implementation is the delta runtime's
+(lang/modes/delta.py: how a Delta is represented is that module's choice).
 """
 from __future__ import annotations
 
@@ -41,6 +50,7 @@ from . import array_rows
 from . import realmath as rm
 from .core import If, Lit, Prim
 from .core import children
+from .zeros import ZERO
 from .errors import DlRuntimeError
 from .values import call1, call2
 from .types import BASE_TYPES, TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune
@@ -170,9 +180,27 @@ def _cmp(op: str, a, b) -> Prim:
     return Prim(op, (a, b), ty=BOOL)
 
 
+ZERO_NAME = "0"  # the symbolic zero's row: printed `0`, read back as `0` where a Real is expected
+
+
+def zero() -> Prim:
+    """The symbolic zero as a term: a partial derivative or a tangent that is 0 by construction."""
+    return Prim(ZERO_NAME, (), ty=REAL)
+
+
+def is_zero(e) -> bool:
+    """Whether a term is the symbolic zero (never a 0.0 the program wrote or computed)."""
+    return isinstance(e, Prim) and e.op == ZERO_NAME
+
+
 def _pow_base_partial(op: str, x, y) -> If:
-    """∂(x^y)/∂x = y x^(y-1), and 0 where y = 0 (x^0 is the constant 1; the formula is 0 · ∞ at x = 0)."""
-    return _if(_cmp("==", y, _r(0)), _r(0), _p("*", y, _p(op, x, _p("-", y, _r(1)))))
+    """∂(x^y)/∂x = y x^(y-1), and zero where y = 0 (x^0 is the constant 1; the formula is 0 · ∞ at x = 0)."""
+    return _if(_cmp("==", y, _r(0)), zero(), _p("*", y, _p(op, x, _p("-", y, _r(1)))))
+
+
+def _exponent_partial(x, r) -> If:
+    """∂(x^y)/∂y = x^y log x where x > 0, and zero elsewhere (x^y is not differentiable in y there)."""
+    return _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), zero())
 
 
 # ---- structural implementations ----------------------------------------------
@@ -255,8 +283,7 @@ _ROWS: list[Primitive] = [
          partials=lambda x, y, r: [_p("/", _r(1), y), _p("neg", _p("/", r, y))],
          raw=operator.truediv),
     _row("^", NUM2, "real", impl=rm.pow, int_impl=rm.int_pow,
-         partials=lambda x, y, r: [_pow_base_partial("^", x, y),
-                                   _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))],
+         partials=lambda x, y, r: [_pow_base_partial("^", x, y), _exponent_partial(x, r)],
          fails=True, cost="transcendental", raw=math.pow),
     _row("neg", "Num 'a => 'a -> 'a", "real", impl=operator.neg, int_impl=operator.neg,
          partials=lambda x, r: [_r(-1)],
@@ -282,23 +309,26 @@ _ROWS: list[Primitive] = [
     _row("sigmoid", R1, "real", impl=rm.sigmoid,
          partials=lambda x, r: [_p("*", r, _p("sigmoid", _p("neg", x)))],
          cost="transcendental"),
-    _row("relu", R1, "real", impl=rm.relu, partials=lambda x, r: [_if(_cmp(">", x, _r(0)), _r(1), _r(0))]),
+    _row("relu", R1, "real", impl=rm.relu, partials=lambda x, r: [_if(_cmp(">", x, _r(0)), _r(1), zero())]),
     _row("softplus", R1, "real", impl=rm.softplus, partials=lambda x, r: [_p("sigmoid", x)], cost="transcendental"),
-    _row("abs", "Num 'a => 'a -> 'a", "real", impl=math.fabs, int_impl=abs, partials=lambda x, r: [_p("sign", x)]),
-    _row("sign", R1, "real", impl=rm.sign, partials=lambda x, r: [_r(0)]),
+    _row("abs", "Num 'a => 'a -> 'a", "real", impl=math.fabs, int_impl=abs,
+         partials=lambda x, r: [_if(_cmp(">", x, _r(0)), _r(1), _if(_cmp("<", x, _r(0)), _r(-1), zero()))]),
+    _row("sign", R1, "real", impl=rm.sign, partials=lambda x, r: [zero()]),
     _row("pow", R2, "real", impl=rm.pow,
-         partials=lambda x, y, r: [_pow_base_partial("pow", x, y),
-                                   _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), _r(0))],
+         partials=lambda x, y, r: [_pow_base_partial("pow", x, y), _exponent_partial(x, r)],
          cost="transcendental", raw=math.pow),
     _row("atan2", R2, "real", impl=rm.atan2,
          partials=lambda y, x, r: [_p("/", x, _p("+", _p("*", x, x), _p("*", y, y))),
                                    _p("neg", _p("/", y, _p("+", _p("*", x, x), _p("*", y, y))))],
          cost="transcendental"),
     _row("min", NUM2, "real", impl=rm.fmin, int_impl=min,
-         partials=lambda x, y, r: [_if(_cmp("<=", x, y), _r(1), _r(0)), _if(_cmp("<=", x, y), _r(0), _r(1))]),
+         partials=lambda x, y, r: [_if(_cmp("<=", x, y), _r(1), zero()), _if(_cmp("<=", x, y), zero(), _r(1))]),
     _row("max", NUM2, "real", impl=rm.fmax, int_impl=max,
-         partials=lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), _r(0)), _if(_cmp(">=", x, y), _r(0), _r(1))]),
+         partials=lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), zero()), _if(_cmp(">=", x, y), zero(), _r(1))]),
     _row("pi", "Float 'a => 'a", "toreal", impl=math.pi),
+    # the symbolic zero (lang/model/zeros.py): a tangent or partial that is 0 by construction
+    _row(ZERO_NAME, "Real", "toreal", impl=ZERO, target=True,
+         doc="zero by construction: what it multiplies is dropped (docs/transforms.md, Zeros and infinities)"),
     _row("float", "Int -> Real", "toreal", impl=rm.to_real, raw=float),
     _row("floor", "Real -> Int", "toint", impl=rm.floor, fails=True),
     _row("ceil", "Real -> Int", "toint", impl=rm.ceil, fails=True),
@@ -334,6 +364,16 @@ _ROWS: list[Primitive] = [
     _row("vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'b * ('b -> 'a)", "ad", cost="ad", fails=True),
     _row("jvp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'a -> 'b * 'b", "ad", cost="ad", fails=True),
     _row("derivative", "(Real -> Real) -> Real -> Real", "ad", cost="ad", fails=True),
+    # the Delta expressions of the delta modes' target language (docs/transforms.md, delta): data that
+    # describes a linear map; the runtime that builds and transposes them is lang/modes/delta.py
+    _row("dzero", "Delta", "delta", target=True, cost="delta", doc="the zero map (a constant's Delta)"),
+    _row("dscale", "Real -> Delta -> Delta", "delta", target=True, cost="delta",
+         doc="dscale w d: d scaled by the partial derivative w"),
+    _row("dadd", "Delta -> Delta -> Delta", "delta", target=True, cost="delta", doc="the sum of two maps"),
+    _row("dshare", "Delta -> Delta", "delta", target=True, cost="delta",
+         doc="d with a fresh identity, so that the backward pass walks it once however often it is used"),
+    _row("dmark", "Delta -> Delta", "delta", target=True, cost="delta",
+         doc="d marked as one primitive's derivative, without an identity (delta-noshare)"),
 ]
 
 # Arrays: the real rows' Array kernels, and the array rows (lang/model/array_rows.py)

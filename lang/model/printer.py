@@ -5,7 +5,11 @@
     (x * y, fun a -o x' (y * a) + y' (x * a))
 
 Operators print infix with the precedences of docs/reference.md, Precedence and only the
-parentheses they need; `let` chains and long terms break over lines.
+parentheses they need. Terms are laid out to a width by a Wadler/Leijen
+pretty-printer (below): a term that fits stays on one line; one that does
+not breaks at its `let`s (one binding per line), after `->` and `-o`,
+between an application's arguments and a tuple's components, before the
+`then` and `else` of an `if`, and after a binary operator, indenting by two.
 Instances of polymorphic definitions print as `sq@Real`. Linear application
 prints like application (`x' e`), the zero and sum of d as `0` and `+`:
 reading a printed target term back resolves them by their types
@@ -14,6 +18,7 @@ reading a printed target term back resolves them by their types
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from . import core as c
 from . import syntax as s
@@ -32,8 +37,8 @@ RIGHT_ASSOC = {"::", "++", "^"}
 
 
 def show_term(e: c.Expr, width: int = WIDTH) -> str:
-    """The term in concrete syntax, broken over lines when it is long."""
-    return _Printer(width).block(e, 0)
+    """The term in concrete syntax, laid out to `width` columns where it can be."""
+    return render(_Printer().doc(e, OPEN), width)
 
 
 def literal(value) -> str:
@@ -55,131 +60,217 @@ def literal(value) -> str:
     return str(value)
 
 
+# ---- documents: the layout algebra of Wadler ("A prettier printer", 2003), with Leijen's align ----
+#
+# A document is text with places where it may break: `line` is a space when its enclosing `group`
+# fits on the rest of the line, and a newline (indented to the current nesting) when it does not.
+# Groups are decided outermost first, each as flat as fits. `nest(n, d)` indents d's breaks by n
+# more; `align(d)` indents them to the column where d starts.
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Line:
+    pass
+
+
+@dataclass(frozen=True)
+class Nest:
+    indent: int
+    doc: "Doc"
+
+
+@dataclass(frozen=True)
+class Align:
+    doc: "Doc"
+
+
+@dataclass(frozen=True)
+class Group:
+    doc: "Doc"
+
+
+@dataclass(frozen=True)
+class Cat:
+    parts: tuple
+
+
+Doc = Text | Line | Nest | Align | Group | Cat
+LINE = Line()
+
+
+def cat(*parts: Doc) -> Doc:
+    return Cat(tuple(parts))
+
+
+def text(s: str) -> Doc:
+    return Text(s)
+
+
+def join(sep: Doc, docs: list[Doc]) -> Doc:
+    out: list[Doc] = []
+    for k, d in enumerate(docs):
+        if k:
+            out.append(sep)
+        out.append(d)
+    return Cat(tuple(out))
+
+
+def render(doc: Doc, width: int) -> str:
+    """The document laid out: each group flat if it fits in `width`, else broken at its lines."""
+    out: list[str] = []
+    col = 0
+    stack: list[tuple[int, bool, Doc]] = [(0, False, doc)]  # (indentation, flat, document), last first
+    while stack:
+        indent, flat, d = stack.pop()
+        match d:
+            case Text(s):
+                out.append(s)
+                col += len(s)
+            case Line():
+                if flat:
+                    out.append(" ")
+                    col += 1
+                else:
+                    out.append("\n" + " " * indent)
+                    col = indent
+            case Nest(n, inner):
+                stack.append((indent + n, flat, inner))
+            case Align(inner):
+                stack.append((col, flat, inner))
+            case Cat(parts):
+                stack.extend((indent, flat, p) for p in reversed(parts))
+            case Group(inner):
+                stack.append((indent, flat or _fits(width - col, inner, stack), inner))
+    return "".join(out)
+
+
+def _fits(room: int, doc: Doc, rest: list) -> bool:
+    """Whether `doc` flat, and what follows it up to the next break, fit in `room` columns."""
+    todo: list[tuple[bool, Doc]] = [(True, doc)]
+    k = len(rest)
+    while room >= 0:
+        if not todo:
+            if k == 0:
+                return True
+            k -= 1
+            todo.append((rest[k][1], rest[k][2]))
+        flat, d = todo.pop()
+        match d:
+            case Text(s):
+                room -= len(s)
+            case Line():
+                if not flat:
+                    return True
+                room -= 1
+            case Nest(_, inner) | Align(inner):
+                todo.append((flat, inner))
+            case Group(inner):
+                todo.append((flat, inner))
+            case Cat(parts):
+                todo.extend((flat, p) for p in reversed(parts))
+    return False
+
+
+# ---- terms as documents ----------------------------------------------------------------------
+
+
 class _Printer:
-    def __init__(self, width: int):
-        self.width = width
-        self.cache: dict[int, str] = {}
+    """Each form's layout: `fun x ->` then its body indented; a `let` chain one binding per line; an
+    application's arguments one per line when they do not fit; tuples and lists aligned after their
+    bracket; `if` with `then` and `else` on lines of their own."""
 
-    # ---- one line
-    def flat(self, e: c.Expr, ctx: int) -> str:
-        """`e` on one line, parenthesised if its form binds looser than `ctx` requires."""
-        text, prec = self.flat_prec(e)
-        return f"({text})" if prec < ctx else text
+    def doc(self, e: c.Expr, ctx: int) -> Doc:
+        """`e`, parenthesised if its form binds looser than `ctx` requires."""
+        d, prec = self.form(e)
+        return cat(text("("), Align(d), text(")")) if prec < ctx else d
 
-    def flat_prec(self, e: c.Expr) -> tuple[str, int]:
+    def form(self, e: c.Expr) -> tuple[Doc, int]:
         match e:
             case c.Var(name, inst) | c.Global(name=name, inst=inst):
-                return instance_name(name, inst), ATOM
+                return text(instance_name(name, inst)), ATOM
             case c.Lit(value):
-                text = literal(value)
-                return text, (NEG if text.startswith("-") else ATOM)
+                s = literal(value)
+                return text(s), (NEG if s.startswith("-") else ATOM)
             case c.Lam():
                 params, body = _params(e)
-                return f"fun {' '.join(params)} -> {self.flat(body, OPEN)}", OPEN
+                return self.abstraction(f"fun {' '.join(params)} ->", body), OPEN
             case c.LinLam(param, body):
-                return f"fun {param} -o {self.flat(body, OPEN)}", OPEN
+                return self.abstraction(f"fun {param} -o", body), OPEN
             case c.App() | c.LinApp():
                 head, args = _spine(e)
-                return " ".join([self.flat(head, APP)] + [self.flat(a, ATOM) for a in args]), APP
+                return self.application(self.doc(head, APP), args), APP
             case c.Let() | c.LetRec() | c.LetTuple():
-                return self.let_head(e) + " " + self.flat(e.body, OPEN), OPEN
+                heads = []
+                while isinstance(e, (c.Let, c.LetRec, c.LetTuple)):
+                    heads.append(self.let_head(e))
+                    e = e.body
+                return Group(join(LINE, heads + [self.doc(e, OPEN)])), OPEN
             case c.If(cond, then, else_):
-                return (f"if {self.flat(cond, OPEN)} then {self.flat(then, OPEN)} else {self.flat(else_, OPEN)}",
-                        OPEN)
+                return Group(cat(text("if "), Align(self.doc(cond, OPEN)),
+                                 Nest(2, cat(LINE, text("then "), Align(self.doc(then, OPEN)),
+                                             LINE, text("else "), Align(self.doc(else_, OPEN)))))), OPEN
             case c.Tuple(items):
-                return "(" + ", ".join(self.flat(i, OPEN) for i in items) + ")", ATOM
+                return self.bracketed("(", items, ")"), ATOM
             case c.List(items):
-                return "[" + ", ".join(self.flat(i, OPEN) for i in items) + "]", ATOM
+                return self.bracketed("[", items, "]"), ATOM
             case c.Prim(op, args):
                 return self.prim(op, args)
             case c.DZero():
-                return "0", ATOM
-            case c.DSum(l, r):
-                return f"{self.flat(l, SUM)} + {self.flat(r, SUM + 1)}", SUM
+                return text("0"), ATOM
+            case c.DSum():
+                first, *rest = _summands(e)
+                return Group(cat(self.doc(first, SUM),
+                                 *[cat(LINE, text("+ "), Align(self.doc(t, SUM + 1))) for t in rest])), SUM
             case c.Annot(expr, t):
-                return f"({self.flat(expr, OPEN)} : {_show_type_expr(t)})", ATOM
+                return cat(text("("), Align(self.doc(expr, OPEN)), text(f" : {_show_type_expr(t)})")), ATOM
         raise AssertionError(e)
 
-    def prim(self, op: str, args) -> tuple[str, int]:
+    def abstraction(self, head: str, body: c.Expr) -> Doc:
+        return Group(cat(text(head), Nest(2, cat(LINE, self.doc(body, OPEN)))))
+
+    def application(self, head: Doc, args) -> Doc:
+        return Group(cat(head, Nest(2, cat(*[cat(LINE, self.doc(a, ATOM)) for a in args]))))
+
+    def bracketed(self, open_: str, items, close: str) -> Doc:
+        inside = join(cat(text(","), LINE), [self.doc(i, OPEN) for i in items])
+        return cat(text(open_), Align(Group(inside)), text(close))
+
+    def prim(self, op: str, args) -> tuple[Doc, int]:
         if op in BINARY_OPERATORS and len(args) == 2:
             prec = BINARY[op]
             left_ctx, right_ctx = (prec + 1, prec) if op in RIGHT_ASSOC else (prec, prec + 1)
             if prec == CMP:
                 left_ctx = right_ctx = CMP + 1
             left, right = args
-            return f"{self.flat(left, left_ctx)} {op} {self.flat(right, right_ctx)}", prec
+            return Group(cat(self.doc(left, left_ctx), text(f" {op}"),
+                             Nest(2, cat(LINE, self.doc(right, right_ctx))))), prec
         if op == "neg":
-            return "-" + self.flat(args[0], POW), NEG
+            return cat(text("-"), self.doc(args[0], POW)), NEG
         if not args:
-            return op, ATOM
-        return " ".join([op] + [self.flat(a, ATOM) for a in args]), APP
+            return text(op), ATOM
+        return self.application(text(op), args), APP
 
-    def let_head(self, e: c.Expr) -> str:
+    def let_head(self, e: c.Expr) -> Doc:
+        """`let p = bound in`: on one line, or the bound term indented under it and `in` below."""
         match e:
             case c.Let(name, bound, _, inst) if isinstance(bound, c.Lam):
                 params, body = _params(bound)
-                return f"let {instance_name(name, inst)} {' '.join(params)} = {self.flat(body, OPEN)} in"
+                head, bound = f"let {instance_name(name, inst)} {' '.join(params)} =", body
             case c.Let(name, bound, _, inst):
-                return f"let {instance_name(name, inst)} = {self.flat(bound, OPEN)} in"
+                head = f"let {instance_name(name, inst)} ="
             case c.LetRec(name, bound, _, inst):
                 params, body = _params(bound)
-                return f"let rec {instance_name(name, inst)} {' '.join(params)} = {self.flat(body, OPEN)} in"
+                head, bound = f"let rec {instance_name(name, inst)} {' '.join(params)} =", body
             case c.LetTuple(names, bound, _):
-                return f"let ({', '.join(names)}) = {self.flat(bound, OPEN)} in"
-        raise AssertionError(e)
-
-    # ---- several lines
-    def block(self, e: c.Expr, indent: int) -> str:
-        """`e` laid out at `indent`: on one line if it fits, else its structure over lines."""
-        one = self.flat(e, OPEN)
-        if len(one) + indent <= self.width or "\n" in one:
-            return one
-        pad = " " * indent
-        match e:
-            case c.Let() | c.LetRec() | c.LetTuple():
-                parts = []
-                while isinstance(e, (c.Let, c.LetRec, c.LetTuple)):
-                    parts.append(self.let_block(e, indent))
-                    e = e.body
-                parts.append(self.block(e, indent))
-                return ("\n" + pad).join(parts)
-            case c.If(cond, then, else_):
-                inner = indent + 2
-                return (f"if {self.flat(cond, OPEN)}\n{' ' * inner}then {self.block(then, inner + 5)}\n"
-                        f"{' ' * inner}else {self.block(else_, inner + 5)}")
-            case c.Lam():
-                params, body = _params(e)
-                return f"fun {' '.join(params)} ->\n{' ' * (indent + 2)}{self.block(body, indent + 2)}"
-            case c.LinLam(param, body):
-                return f"fun {param} -o\n{' ' * (indent + 2)}{self.block(body, indent + 2)}"
-            case c.Tuple(items):
-                inner = indent + 1
-                parts = [self.block(i, inner) for i in items]
-                return "(" + (",\n" + " " * inner).join(parts) + ")"
-            case c.DSum():
-                terms = _summands(e)
-                return ("\n" + pad + "+ ").join(self.block(t, indent + 2) for t in terms)
-        return one
-
-    def let_block(self, e: c.Expr, indent: int) -> str:
-        head = self.let_head(e)
-        if len(head) + indent <= self.width:
-            return head
-        inner = indent + 2
-        match e:
-            case c.Let(name, bound, _, inst) if isinstance(bound, c.Lam):
-                params, body = _params(bound)
-                return (f"let {instance_name(name, inst)} {' '.join(params)} =\n{' ' * inner}"
-                        f"{self.block(body, inner)}\n{' ' * indent}in")
-            case c.Let(name, bound, _, inst):
-                return f"let {instance_name(name, inst)} =\n{' ' * inner}{self.block(bound, inner)}\n{' ' * indent}in"
-            case c.LetRec(name, bound, _, inst):
-                params, body = _params(bound)
-                return (f"let rec {instance_name(name, inst)} {' '.join(params)} =\n{' ' * inner}"
-                        f"{self.block(body, inner)}\n{' ' * indent}in")
-            case c.LetTuple(names, bound, _):
-                return f"let ({', '.join(names)}) =\n{' ' * inner}{self.block(bound, inner)}\n{' ' * indent}in"
-        raise AssertionError(e)
+                head = f"let ({', '.join(names)}) ="
+            case _:
+                raise AssertionError(e)
+        return Group(cat(text(head), Nest(2, cat(LINE, self.doc(bound, OPEN))), LINE, text("in")))
 
 
 def _params(e: c.Lam) -> tuple[list[str], c.Expr]:
@@ -201,15 +292,13 @@ def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
 
 
 def _summands(e: c.Expr) -> list[c.Expr]:
-    out, stack = [], [e]
-    while stack:
-        t = stack.pop()
-        if isinstance(t, c.DSum):
-            stack.append(t.right)
-            stack.append(t.left)
-        else:
-            out.append(t)
-    return out
+    """t1 + t2 + ... + tn, a sum nested to the left (as + associates), as [t1, ..., tn]."""
+    out = []
+    while isinstance(e, c.DSum):
+        out.append(e.right)
+        e = e.left
+    out.append(e)
+    return out[::-1]
 
 
 def _show_type_expr(t) -> str:

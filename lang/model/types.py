@@ -1,7 +1,7 @@
 """Types of the source and target languages, type variables with constraints, printing.
 
     T ::= Real | Int | Bool | Unit | Array | String | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
-        | ~T | d                                                 (target, docs/transforms.md, Notation)
+        | ~T | d | Delta                                         (target, docs/transforms.md, Notation)
 
 A type variable carries a *constraint*: the set of classes its type must
 belong to. A class is the set of base types in it (`CLASSES`):
@@ -60,7 +60,7 @@ def essential(constraint: frozenset[str]) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class TCon:  # Real | Int | Bool | Unit | d
+class TCon:  # Real | Int | Bool | Unit | d | Delta
     name: str
 
 
@@ -103,10 +103,11 @@ Type = TCon | TFun | TTuple | TList | TNeg | TVar
 
 REAL, INT, BOOL, UNIT, ARRAY, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("Array"), TCon("d")
 STRING = TCon("String")  # a string literal: a file name for the data loaders (in no class)
+DELTA = TCon("Delta")  # a first-order description of a linear map Real -o d (lang/transforms/delta.py)
 BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY, STRING)}
 # Types of the transforms' target languages only, by the name they print with (d, the answer type of
 # backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
-TARGET_TYPES = {t.name: t for t in (D,)}
+TARGET_TYPES = {t.name: t for t in (D, DELTA)}
 
 
 def fun(*types: Type) -> Type:

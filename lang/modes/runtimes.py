@@ -2,8 +2,26 @@
 
 A runtime is what a row of the mode table names: how a derivative call made
 from primal code is computed. `vjp` gives the value and a pullback; `jvp`
-gives the value and a tangent. The kernel (lang/back/kernel.py) does the
-work; these objects choose which of its paths a mode takes.
+gives the value and a tangent (`derivative f x` is `jvp f x 1.0`). The
+kernel (lang/back/kernel.py) does the work; these objects choose which of
+its paths a mode takes.
+
+The interface, for a new mode:
+
+    vjp(kernel, f, x, in_t, out_t) -> (y, pullback)    required
+    jvp(kernel, f, x, v, in_t, out_t) -> (y, y_dot)    default: J v from the rows of J, one pullback
+                                                        per output real (a reverse mode's way); a mode
+                                                        with a better way overrides it (forward, numeric)
+    exact                                               True: the derivatives are the chain rule's, so
+                                                        the kernel may ask again with `Paths` seeds where a
+                                                        result is not finite (docs/transforms.md, Zeros and
+                                                        infinities); False for an approximation
+    metrics(machine)                                    what `dl compare` reports
+
+What a pullback or a jvp returns may hold the symbolic zero and, given
+`Paths` seeds, sums over paths (lang/model/zeros.py): the kernel settles
+them. A pullback must accept cotangents of those types, which arithmetic
+on Python numbers does without knowing.
 """
 from __future__ import annotations
 
@@ -13,15 +31,17 @@ from ..back.linear import Factoring, Naive
 
 
 class Runtime:
-    """The default runtime: jvp by forward mode (→D), one language deeper than the caller."""
+    """The base of every runtime: jvp from vjp, by rows of the Jacobian."""
 
     name = "runtime"
+    exact = True  # the chain rule's derivatives (not an approximation)
 
     def vjp(self, kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
         raise NotImplementedError
 
     def jvp(self, kernel, f, x, v, in_t, out_t) -> tuple[Any, Any]:
-        return kernel.jvp_forward(f, x, v, in_t, out_t, kernel.machine.primal)
+        """J v: one pullback of the mode's vjp per output real (one backward pass for `derivative`)."""
+        return kernel.jvp_by_rows(self, f, x, v, in_t, out_t)
 
     def metrics(self, machine) -> dict:
         """The cost of a run as `dl compare` reports it (docs/transforms.md, The counters): the size of the
@@ -61,11 +81,16 @@ class Forward(Runtime):
     def vjp(self, kernel, f, x, in_t, out_t):
         return kernel.vjp_forward(f, x, in_t, out_t, kernel.machine.primal)
 
+    def jvp(self, kernel, f, x, v, in_t, out_t):
+        """One run of →D(f) with the tangent v."""
+        return kernel.jvp_forward(f, x, v, in_t, out_t, kernel.machine.primal)
+
 
 class Primal(Untransformed):
     """The baseline `dl compare` divides by: the function's value, zero derivatives, nothing else."""
 
     name = "primal"
+    exact = False  # no derivative at all
 
     def vjp(self, kernel, f, x, in_t, out_t):
         return kernel.vjp_primal(f, x, in_t, out_t)

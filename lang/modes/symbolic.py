@@ -9,7 +9,9 @@ rule taken from the primitive table,
 
     d(f(e1, ..., ek)) = Σ ∂i f(e1, ..., ek) · d(ei)
 
-simplified on the way (0·e = 0, 1·e = e, e + 0 = e), and evaluated.
+simplified on the way (0·e = 0, 1·e = e, e + 0 = e, with 0 the symbolic
+zero: a constant's derivative, or a partial the table defines as zero —
+never a 0.0 of the program, lang/model/zeros.py), and evaluated.
 
 Expression swell. The expression has *no sharing*: `let y = x * x in y * y`
 is the tree (x * x) * (x * x). Sizes are therefore tree sizes, and a
@@ -29,7 +31,8 @@ from ..model.primitives import PRIMITIVES
 from ..model.printer import BINARY, POW, SUM, literal
 from ..model.values import call1
 from ..model.types import REAL
-from ..transforms.common import arrays_unsupported, mentions_array
+from ..model.zeros import ZERO, Paths
+from ..transforms.common import arrays_unsupported, refuse_array_types
 from .overloading import OverloadingCompiler
 from .runtimes import Runtime
 
@@ -85,17 +88,17 @@ class SymbolicCompiler(OverloadingCompiler):
 
 # ---- differentiation by rules ---------------------------------------------------
 
-ZERO, ONE = 0.0, 1.0
+ONE = 1.0
 
 
 def s_mul(a: Any, b: Any) -> Any:
-    """a · b, with 0·e = 0, 1·e = e, -1·e = -e, and constants written first."""
+    """a · b, with 0·e = 0 (the symbolic zero only), 1·e = e, -1·e = -e, and constants written first."""
     if type(a) is not Sym and type(b) is not Sym:
         return a * b
     if type(b) is not Sym:
         a, b = b, a
     if type(a) is not Sym:
-        if a == 0.0:
+        if a is ZERO:
             return ZERO
         if a == 1.0:
             return b
@@ -108,9 +111,9 @@ def s_add(a: Any, b: Any) -> Any:
     """a + b, with e + 0 = e and a + -b = a - b."""
     if type(a) is not Sym and type(b) is not Sym:
         return a + b
-    if type(a) is not Sym and a == 0.0:
+    if a is ZERO:
         return b
-    if type(b) is not Sym and b == 0.0:
+    if b is ZERO:
         return a
     if type(b) is Sym and b.op == "neg":
         return Sym("-", (a, b.args[0]), _value(a) - _value(b.args[0]))
@@ -156,7 +159,7 @@ class _Rules:
         total: Any = ZERO
         for arg, partial in zip(node.args, partials):
             d_arg = self.memo[(id(arg), var)] if type(arg) is Sym else ZERO
-            if type(d_arg) is not Sym and d_arg == 0.0:
+            if d_arg is ZERO:
                 continue
             total = s_add(total, s_mul(_build(partial), d_arg))
         return total
@@ -179,6 +182,8 @@ def _build(term: c.Expr) -> Any:
             return e
         case c.Lit(value):
             return float(value)
+        case c.Prim(op, ()) if PRIMITIVES[op].kind == "toreal":  # the symbolic zero, pi
+            return PRIMITIVES[op].impl
         case c.Prim(op, args):
             built = [_build(a) for a in args]
             prim = PRIMITIVES[op]
@@ -229,9 +234,7 @@ SYMBOLIC = SymbolicRuntime()
 
 
 def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
-    if mentions_array(in_t) or mentions_array(out_t):
-        raise arrays_unsupported("symbolic", "differentiating a function of an Array" if mentions_array(in_t)
-                                 else "differentiating a function that returns an Array")
+    refuse_array_types("symbolic", in_t, out_t)
     compiler: SymbolicCompiler = kernel.language("symbolic", SymbolicCompiler)
     counters = kernel.machine.counters
     names: list[str] = []
@@ -263,9 +266,51 @@ def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
 
     def pullback(u: Any) -> Any:
         us = shapes.flatten(u, out_t)
-        grads = [sum(ui * jacobian[j][i] for j, ui in enumerate(us)) for i in range(len(names))]
+        used = jacobian
+        if any(type(ui) is Paths for ui in us):  # the kernel asks for the order-free value
+            used = paths_jacobian(compiler, outputs, names)
+        grads = []
+        for i in range(len(names)):
+            total = ZERO
+            for j, ui in enumerate(us):
+                total = total + ui * used[j][i]
+            grads.append(total)
         return shapes.rebuild(x, in_t, grads)
     return y, pullback
+
+
+def paths_jacobian(compiler: SymbolicCompiler, outputs: list, names: list[str]) -> list[list]:
+    """The Jacobian as sums over the expression's paths (lang/model/zeros.py): d e / d x_i by the
+    chain rule on the expression graph, every partial evaluated at its node's value."""
+    rows = []
+    for o in outputs:
+        row = []
+        for var in names:
+            memo: dict[int, Any] = {}
+            stack = [o] if type(o) is Sym else []
+            while stack:  # post-order over the graph, as _Rules.derivative
+                node = stack[-1]
+                if id(node) in memo:
+                    stack.pop()
+                    continue
+                pending = [a for a in node.args if type(a) is Sym and id(a) not in memo]
+                if pending:
+                    stack.extend(pending)
+                    continue
+                stack.pop()
+                if node.op == "var":
+                    memo[id(node)] = Paths.seed(1.0) if node.args[0] == var else ZERO
+                    continue
+                prim = PRIMITIVES[node.op]
+                values = [_value(a) for a in node.args]
+                total: Any = ZERO
+                for arg, d in zip(node.args, compiler.partials(prim)(*values, node.value)):
+                    if type(arg) is Sym:
+                        total = total + d * memo[id(arg)]
+                memo[id(node)] = total
+            row.append(memo[id(o)] if type(o) is Sym else ZERO)
+        rows.append(row)
+    return rows
 
 
 # ---- printing -----------------------------------------------------------------------

@@ -11,7 +11,12 @@ A row names its runtime and its term transform by import path
 `dl --help`, `dl modes` — imports none of them:
 
     runtime     an object with vjp(kernel, f, x, in_t, out_t) -> (y, pullback) and
-                jvp(kernel, f, x, v, in_t, out_t) -> (y, y_dot)   (lang/modes/runtimes.py)
+                jvp(kernel, f, x, v, in_t, out_t) -> (y, y_dot)   (lang/modes/runtimes.py: the base
+                Runtime's jvp is J v from the rows of J, one pullback per output real)
+    jvp         how `jvp` and `derivative` are computed from primal code under the mode, in
+                words (`dl modes`). Every mode computes them its own way; inside code that is
+                being differentiated they run forward mode one level deeper, whatever the mode
+                (docs/reference.md §7, Nested derivatives)
     transform   a TermTransform (lang/transforms/common.py): the term and type transforms
                 `dl transform` prints and the target checker checks; None for a mode that
                 runs the untransformed program (tape, numeric) or unrolls it (symbolic)
@@ -34,7 +39,7 @@ class Mode:
     runtime: str               # "module:attribute" of the object that computes derivatives
     transform: str | None      # "module:attribute" of its TermTransform, or None (no transformed term)
     nests: bool                # a derivative inside a function it differentiates: right (True) or refused
-    jvp: str                   # how `derivative` and `jvp` are computed under this mode
+    jvp: str                   # how `derivative` and `jvp` are computed under this mode (its runtime's jvp)
     shows: str = "term"        # what `dl transform` shows: "term", "unrolled" (at a point), or "program"
     tolerance: float = 1e-9    # relative agreement expected with backprop (:gradcheck, dl compare)
     listed: bool = True        # False: the primal baseline that `dl compare` measures against
@@ -60,32 +65,46 @@ ROWS: tuple[Mode, ...] = (
          "Brunel, Mazza, Pagani, Backpropagation in the simply typed lambda-calculus with linear negation, "
          "POPL 2020",
          runtime="lang.modes.runtimes:FACTORING", transform="lang.transforms.backprop:BACKPROP", nests=True,
-         jvp="forward mode (→D), one level deeper"),
+         jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
     Mode("backprop-naive",
          "the same term ←D, each backpropagator run as soon as it is called: exponential on sharing",
          "Brunel, Mazza, Pagani, POPL 2020 (without linear factoring)",
          runtime="lang.modes.runtimes:NAIVE", transform="lang.transforms.backprop:BACKPROP", nests=True,
-         jvp="forward mode (→D), one level deeper"),
+         jvp="J v from one naive backward pass per output real (derivative: one reverse pass)"),
     Mode("forward",
          "dual numbers →D: one pass per input direction",
          "Wengert 1964; dual numbers (Clifford 1873)",
          runtime="lang.modes.runtimes:FORWARD", transform="lang.transforms.forward:FORWARD", nests=True,
-         jvp="forward mode (→D)"),
+         jvp="one run of →D(f) with the tangent v"),
     Mode("tape",
          "operator overloading: reals carry nodes of a dynamic tape, swept backwards (PyTorch, micrograd)",
          "Speelpenning 1980; Griewank and Walther, Evaluating Derivatives, 2008",
          runtime="lang.modes.tape:TAPE", transform=None, nests=False,
-         jvp="forward mode (→D)", shows="program"),
+         jvp="J v from one recording and one sweep of the tape per output real", shows="program"),
     Mode("symbolic",
          "the program unrolled at the point into one expression without sharing, differentiated by rules",
          "textbook symbolic differentiation (expression swell)",
          runtime="lang.modes.symbolic:SYMBOLIC", transform=None, nests=False,
-         jvp="forward mode (→D)", shows="unrolled"),
+         jvp="J v from the derivative expressions of the unrolled program", shows="unrolled"),
     Mode("numeric",
          "central finite differences, step ε^(1/3)·max(1, |x|)",
          "numerical differentiation (central differences)",
          runtime="lang.modes.numeric:NUMERIC", transform=None, nests=True,
-         jvp="forward mode (→D)", shows="program", tolerance=1e-5),
+         jvp="one central difference in the direction v, (f(x+hv) - f(x-hv)) / 2h", shows="program",
+         tolerance=1e-5),
+    Mode("delta",
+         "Delta expressions Δ: each real carries first-order data describing its linear map, shared per "
+         "primitive and transposed largest identity first: linear cost",
+         "Krawiec, Peyton Jones, Krishnaswami, Ellis, Eisenberg, Fitzgibbon, Provably correct, asymptotically "
+         "efficient, higher-order reverse-mode automatic differentiation, POPL 2022",
+         runtime="lang.modes.delta:DELTA", transform="lang.transforms.delta:DELTA", nests=True,
+         jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
+    Mode("delta-noshare",
+         "the same Delta expressions without sharing identities: a node walked once per path, exponential on "
+         "sharing",
+         "Krawiec et al., POPL 2022 (without Share)",
+         runtime="lang.modes.delta:DELTA_NOSHARE", transform="lang.transforms.delta:DELTA_NOSHARE", nests=True,
+         jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
     Mode("primal",
          "the program with every derivative call replaced by a plain call: the baseline of `dl compare`",
          "-",

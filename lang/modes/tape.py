@@ -21,6 +21,11 @@ of array nodes are ndarray accumulators, added into in place. `toList` and
 array's adjoint); `amap f a` runs f on those element nodes, so the tape holds
 one node per element and per operation of f — the tape's way, where the
 backprop mode records one backpropagator for the whole map.
+
+A partial that is the symbolic zero (relu for x <= 0, ...: lang/model/zeros.py)
+records no parent, as ←D records no contribution for it; an entry left
+with no parent is a constant, a plain number. Adjoints start as the
+symbolic zero, so an input nothing reached gets 0.0, not a sum with 0.0.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from ..model.primitives import array_kernel
 from ..model.types import prune
 from ..model.values import call1
 from ..transforms.arrays import arg_kind, innermost
+from ..model.zeros import REAL_TYPES, ZERO
 from .overloading import OverloadingCompiler
 from .runtimes import Untransformed
 
@@ -92,9 +98,11 @@ class TapeCompiler(OverloadingCompiler):
             ds = partials(*values, r)
             parents, weights = [], []
             for a, d in zip(args, ds):
-                if type(a) is Node:
+                if type(a) is Node and d is not ZERO:
                     parents.append(a.index)
                     weights.append(d)
+            if not parents:  # every partial zero by construction: a constant
+                return r
             tape = compiler.tape
             tape.parents.append(tuple(parents))
             tape.weights.append(tuple(weights))
@@ -102,7 +110,6 @@ class TapeCompiler(OverloadingCompiler):
                 counters.bp_created += 1
             return Node(r, len(tape.parents) - 1)
         return record
-
 
     # ---- arrays
     def overload_array(self, prim, e: c.Prim) -> Callable:
@@ -257,7 +264,7 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     y = shapes.map_leaves(y_nodes, out_t, unnode, unnode)
 
     def pullback(u: Any) -> Any:
-        adj: list = [0.0] * len(tape.parents)
+        adj: list = [ZERO] * len(tape.parents)
         touched = [False] * len(tape.parents)
         owned: set = set()
 
@@ -266,8 +273,8 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
             if not touched[p]:
                 adj[p] = g
                 touched[p] = True
-            elif type(adj[p]) is float:
-                adj[p] += g
+            elif type(adj[p]) in REAL_TYPES or g is ZERO:
+                adj[p] = adj[p] + g
             else:
                 adj[p] = array_kernel("accumulate")(adj[p], g, p in owned)
                 owned.add(p)
@@ -275,7 +282,7 @@ def vjp_tape(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
                     counters.elements += array_kernel("touched")(g)
 
         for o, ct in zip(outputs, shapes.leaves(u, out_t)):
-            if type(o) is Node:
+            if type(o) is Node and ct is not ZERO:
                 add(o.index, ct)
         parents, weights = tape.parents, tape.weights
         for i in range(len(parents) - 1, tape.n_inputs - 1, -1):

@@ -1,4 +1,5 @@
-"""The `dl` command: run, check, transform, compare, modes, repl (docs/reference.md, The command line).
+"""The `dl` command: run, check, transform, compare, modes, graph, step, kernel, repl (docs/reference.md, The
+command line).
 
 Exit codes: 0 success; 1 an error in the user's program (a diagnostic on
 stderr); 2 a usage error (unknown flag, missing file); 70 an internal error
@@ -11,36 +12,18 @@ and a command that fails on its arguments stay quick.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
-import time
 import traceback
 
 from ..model.errors import DlError, DlRuntimeError, render
 from ..modes.table import DEFAULT, MODES, describe, get
+from .sweep import parse_sweep
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
-
-
-def parse_sweep(text: str) -> list[int]:
-    """`n=10,100,1000` (also `n=1..10`) into [10, 100, 1000]; ValueError, in words, for anything else."""
-    name, eq, values = text.partition("=")
-    if name.strip() != "n" or not eq or not values.strip():
-        raise ValueError(f"expected n=10,100,1000 or n=1..10, not {text!r}")
-    out = []
-    for part in values.split(","):
-        lo, dots, hi = part.strip().partition("..")
-        bounds = [lo, hi] if dots else [lo]
-        if not all(b.strip().lstrip("-").isdigit() for b in bounds):
-            raise ValueError(f"{part.strip()!r} in {text!r} is not an integer or a range a..b of integers")
-        if dots:
-            out.extend(range(int(lo), int(hi) + 1))
-        else:
-            out.append(int(lo))
-    if not out:
-        raise ValueError(f"the range in {text!r} is empty")
-    return out
+COMPARE_BUDGET = 20.0  # `dl compare --budget`: seconds one evaluation of main may take per mode and size
 
 
 def _sweep(text: str) -> list[int]:
@@ -69,12 +52,31 @@ def _seconds(text: str) -> float:
 
 
 def _plot_path(text: str) -> str:
+    """A path the plot can be written to, checked with matplotlib's presence before any measuring."""
     directory = os.path.dirname(os.path.abspath(text))
     if not text.lower().endswith((".png", ".pdf", ".svg")):
         raise argparse.ArgumentTypeError(f"{text!r}: the plot is written as .png (or .pdf, .svg)")
     if not os.path.isdir(directory):
         raise argparse.ArgumentTypeError(f"{text!r}: no such directory {directory!r}")
+    if importlib.util.find_spec("matplotlib") is None:  # checked before any measuring; report.py draws
+        raise argparse.ArgumentTypeError("needs matplotlib, which is not installed "
+                                         "(pip install 'dl-lang[plot]')")
     return text
+
+
+def _graph_path(text: str) -> str:
+    if not text.lower().endswith((".svg", ".dot")):
+        raise argparse.ArgumentTypeError(f"{text!r}: the graph is written as .svg or .dot")
+    directory = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"{text!r}: no such directory {directory!r}")
+    return text
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,11 +119,43 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--modes", type=_modes, default=None, help="comma-separated modes (default: all)")
     cmp_.add_argument("--format", choices=("table", "csv", "json"), default="table")
     cmp_.add_argument("--plot", type=_plot_path, default=None, help="write a log-log plot to this PNG (needs matplotlib)")
-    cmp_.add_argument("--budget", type=_seconds, default=20.0, help="seconds per mode and size before `timeout`")
+    cmp_.add_argument("--budget", type=_seconds, default=COMPARE_BUDGET, metavar="SECONDS",
+                      help="seconds one evaluation of main may take in a mode, per size, before it is shown as "
+                      "`timeout` (default: %(default)g)")
+    cmp_.add_argument("--memory", action="store_true",
+                      help="also measure peak memory with tracemalloc, in one more run per mode and size "
+                      "(10 to 60 times slower than the timed run)")
     cmp_.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     modes = sub.add_parser("modes", help="list the modes: how each computes derivatives, and its source")
     modes.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    gr = sub.add_parser("graph", help="draw main's derivative call: its computation graph and its backpropagators "
+                        "(DOT, or SVG with Graphviz)")
+    gr.add_argument("file")
+    gr.add_argument("args", nargs="*", default=[], help="arguments for main, as for dl run")
+    gr.add_argument("-o", "--out", type=_graph_path, default=None, metavar="FILE",
+                    help="write FILE.svg (needs Graphviz's dot) or FILE.dot; default: DOT on stdout")
+    gr.add_argument("--call", type=_positive, default=1, metavar="K", help="draw main's K-th derivative call (default 1)")
+    gr.add_argument("--max-nodes", type=_positive, default=150, metavar="N", help="refuse graphs of more than N nodes")
+    gr.add_argument("--budget", type=_seconds, default=60.0, metavar="SECONDS", help="stop main after this long")
+    gr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    st = sub.add_parser("step", help="main's first backward pass step by step, backprop and backprop-naive side by side")
+    st.add_argument("file")
+    st.add_argument("args", nargs="*", default=[], help="arguments for main, as for dl run")
+    st.add_argument("--budget", type=_seconds, default=60.0, metavar="SECONDS", help="stop a mode after this long")
+    st.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    kern = sub.add_parser("kernel", help="the Jupyter kernel (needs the [jupyter] extra)")
+    ksub = kern.add_subparsers(dest="kernel_command")
+    kinst = ksub.add_parser("install", help="install the kernelspec, so that Jupyter offers a dl kernel")
+    where = kinst.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for this user (~/.local/share/jupyter)")
+    where.add_argument("--sys-prefix", action="store_true",
+                       help="in this Python's prefix (the default inside a virtual environment)")
+    where.add_argument("--prefix", default=None, metavar="DIR", help="under DIR/share/jupyter")
+    kern.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     repl = sub.add_parser("repl", help="interactive session")
     repl.add_argument("file", nargs="?")
@@ -133,16 +167,16 @@ def _parser() -> argparse.ArgumentParser:
 def _options_first(argv: list[str]) -> list[str]:
     """For `dl run` and `dl transform`, let flags come anywhere: options first, then `--`, then the file
     and main's arguments (which may look like flags: `-2.5`)."""
-    if not argv or argv[0] not in ("run", "transform"):
+    if not argv or argv[0] not in ("run", "transform", "graph", "step"):
         return argv
     options, positional = [], []
     rest = iter(argv[1:])
     for a in rest:
         if a == "--":
             positional.extend(rest)
-        elif a.startswith("--"):
+        elif a.startswith("--") or a == "-o":
             options.append(a)
-            if a in ("--mode", "--budget", "--def", "--sweep"):
+            if a in ("--mode", "--budget", "--def", "--sweep", "-o", "--out", "--call", "--max-nodes"):
                 value = next(rest, None)
                 if value is not None:
                     options.append(value)
@@ -189,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    import time
     from ..back.deep import Timeout, run_deep  # each command imports its stages when it runs (start-up)
     from ..model.values import show_value
     from .pipeline import load, run_main
@@ -245,29 +280,29 @@ def _transform(args) -> int:
 
 
 class _Progress:
-    """A one-line progress bar on stderr (only when it is a terminal or the run is long)."""
+    """A one-line progress bar on stderr, redrawn in place with `\\r`: only at a terminal (in a log file
+    or a pipe the carriage returns would pile up as noise)."""
 
-    def __init__(self) -> None:
-        self.start = time.monotonic()
+    def __init__(self, stream=None) -> None:
+        self.stream = sys.stderr if stream is None else stream
         self.shown = False
 
     def __call__(self, what: str, done: int, total: int) -> None:
-        if not sys.stderr.isatty() and time.monotonic() - self.start < 2:
+        if not self.stream.isatty():
             return
         width = 30
         filled = int(width * done / max(total, 1))
         line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what:<28}"
-        sys.stderr.write(line)
-        sys.stderr.flush()
+        self.stream.write(line)
+        self.stream.flush()
         self.shown = True
         if done >= total:
-            sys.stderr.write("\n")
+            self.stream.write("\n")
 
 
 def _compare(args) -> int:
-    from ..model.types import TFun, prune  # each command imports its stages when it runs (start-up)
-    from .compare import compare
-    from .pipeline import find_def, load, main_call
+    from .compare import compare  # each command imports its stages when it runs (start-up)
+    from .pipeline import find_def, load, main_arity, main_call
     from .report import format_csv, format_json, format_table, plot
     program = load(args.file)
     sizes = args.sweep or [None]
@@ -277,23 +312,98 @@ def _compare(args) -> int:
         return main_call(program, [] if n is None else [str(n)])
 
     # report argument errors before measuring anything
-    if isinstance(prune(make_call(sizes[0]).ty), TFun):
+    if args.sweep is None and main_arity(program):
         raise DlRuntimeError("main takes an argument: give its values with --sweep n=10,100,1000",
                              find_def(program, "main").name_span)
+    make_call(sizes[0])
     progress = None if args.format == "json" else _Progress()
-    report = compare(program.world, make_call, sizes, modes, args.budget, progress)
+    report = compare(program.world, make_call, sizes, modes, args.budget, progress, memory=args.memory)
     text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](report)
     print(text)
-    if args.plot:
-        if plot(report, args.plot) is None:
-            print("dl: --plot needs matplotlib (pip install 'dl-lang[plot]'); no plot written", file=sys.stderr)
-        else:
-            print(f"dl: plot written to {args.plot}", file=sys.stderr)
+    if args.plot:  # matplotlib's presence was checked with the arguments (_plot_path)
+        written = plot(report, args.plot) is not None
+        print(f"dl: plot written to {args.plot}" if written else "dl: --plot: matplotlib failed to load; no plot "
+              "written", file=sys.stderr)
     return EXIT_OK
 
 
 def _modes_command(args) -> int:
     print(describe())
+    return EXIT_OK
+
+
+def _watched_main(args):
+    """`main` applied to the command line's arguments, typed, and how to name it."""
+    from .pipeline import load, main_call  # each command imports its stages when it runs (start-up)
+    program = load(args.file)
+    return program, main_call(program, list(args.args)), " ".join(["main", *args.args])
+
+
+def _graph(args) -> int:
+    from ..back.deep import Timeout, run_deep  # each command imports its stages when it runs (start-up)
+    from .graph import NoCall, NoGraphviz, TooLarge, graph, svg
+
+    def work():
+        program, call, what = _watched_main(args)
+        return graph(program.world, call, what, which=args.call, max_nodes=args.max_nodes, budget=args.budget)
+    try:
+        drawing = run_deep(work)
+    except (TooLarge, NoCall) as e:
+        print(f"dl: graph: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Timeout:
+        raise DlRuntimeError(f"main did not finish within {args.budget:g} seconds (--budget)") from None
+    if args.out is None:
+        print(drawing.dot, end="")
+        return EXIT_OK
+    if args.out.lower().endswith(".dot"):
+        _write(args.out, drawing.dot)
+        return EXIT_OK
+    try:
+        _write(args.out, svg(drawing.dot))
+    except NoGraphviz as e:
+        dot_path = args.out[:-4] + ".dot"
+        _write(dot_path, drawing.dot)
+        print(f"dl: graph: {e}; the DOT text is in {dot_path}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"dl: graph written to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _step(args) -> int:
+    from ..back.deep import Timeout, run_deep  # each command imports its stages when it runs (start-up)
+    from .stepper import show_transcript, step
+
+    def work():
+        program, call, what = _watched_main(args)
+        return step(program.world, call, what, budget=args.budget)
+    try:
+        print(show_transcript(run_deep(work)))
+    except Timeout:
+        raise DlRuntimeError(f"main did not finish within {args.budget:g} seconds (--budget)") from None
+    return EXIT_OK
+
+
+def _kernel(args) -> int:
+    from .kernel.install import MissingExtra, in_virtual_environment, install  # only for `dl kernel` (start-up)
+    if args.kernel_command != "install":
+        print("usage: dl kernel install [--user | --sys-prefix | --prefix DIR]", file=sys.stderr)
+        return EXIT_USAGE
+    sys_prefix = args.sys_prefix or (not args.user and args.prefix is None and in_virtual_environment())
+    try:
+        where = install(user=args.user, sys_prefix=sys_prefix, prefix=args.prefix)
+    except MissingExtra as e:
+        print(f"dl: kernel: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        print(f"dl: kernel: cannot install the kernelspec: {e.strerror}: {e.filename} (try --user)", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"installed the dl kernelspec in {where}")
     return EXIT_OK
 
 
@@ -303,7 +413,7 @@ def _repl(args) -> int:
 
 
 COMMANDS = {"run": _run, "check": _check, "transform": _transform, "compare": _compare, "modes": _modes_command,
-            "repl": _repl}
+            "graph": _graph, "step": _step, "kernel": _kernel, "repl": _repl}
 
 
 if __name__ == "__main__":

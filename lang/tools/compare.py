@@ -1,11 +1,13 @@
 """Measuring the modes side by side on cost and accuracy: the data of `dl compare` and `:compare`.
 
 For each size n (with `--sweep n=...`, main is applied to n) and each mode,
-`main` runs on a fresh machine, first to compile and transform it, then timed
-(the fastest of up to five runs within a second; a `main` that is a value is
-computed again each time), and on a second machine with the cost counters and
-tracemalloc on (after one warm-up run unless the first run was slow, so that
-the peak is the evaluation's, not the compiler's). Each row reports
+`main` runs on a fresh machine, timed: the first run compiles and transforms
+as it goes; when it took less than a second, up to five more runs within
+about a second give the fastest (a `main` that is a value is computed again
+each time), else the first run's time is reported. Then `main` runs once on
+a second machine whose code counts (counting is compiled in, so it cannot
+share the timed machine's code). With `memory=True` that machine runs it
+once more, compiled, under tracemalloc. Each row reports
 
     error      normwise relative error of main's value against backprop's:
                max |a - b| over all its reals, over the largest of them
@@ -14,12 +16,23 @@ the peak is the evaluation's, not the compiler's). Each row reports
     prims      primitive operations executed
     apps       function applications (beta steps)
     bp_apps    backpropagator applications (bodies run; tape: nodes swept)
-    time       wall time, seconds          memory   peak traced memory, bytes
+    time       wall time, seconds          memory   peak traced memory, bytes (memory=True)
 
 and the ratio of each cost to the *primal* run — main with every derivative
 call replaced by a plain call of the function. With a sweep, the growth
 exponent of each metric is the least-squares slope of log(metric) against
-log(n). A run past the budget is stopped and shown as `timeout`.
+log(n). A row whose value differs from backprop's by more than its mode's
+tolerance (the mode table's `tolerance`, the test of `:gradcheck`) is
+marked as disagreeing.
+
+The budget bounds the evaluation the user asked for, not the measuring
+around it (docs/transforms.md, Reading dl compare): a mode whose first run
+takes more than `budget` seconds is stopped and shown as `timeout`. The
+counted run, which counting slows by a bounded factor (up to about 2.5),
+may take three times as long as the first run did, and at least the
+budget. Memory tracing slows a run 10 to 60 times (deep recursion more), so
+it is opt-in; the traced run gets the budget, and past it the row's memory
+is left out with a note.
 """
 from __future__ import annotations
 
@@ -35,6 +48,8 @@ from ..model.errors import DlError
 from ..modes.table import ALL, REFERENCE, Mode
 
 METRICS = ("term", "prims", "apps", "bp_apps", "time", "memory")
+REPEAT_BELOW = 1.0       # a first run quicker than this is timed again, compiled (the fastest of up to 5)
+COUNTING_ALLOWANCE = 3.0  # the counted run may take this many times the timed run (and at least the budget)
 
 
 @dataclass
@@ -44,8 +59,15 @@ class Row:
     status: str = "ok"              # ok | timeout | error: ...
     value: Any = None
     error: float | None = None
+    agrees: bool | None = None      # within the mode's tolerance of backprop's value (None: not compared)
     metrics: dict = field(default_factory=dict)
     ratios: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)   # what was not measured, and why
+
+    @property
+    def shown_status(self) -> str:
+        """The status as tables print it: `disagrees` for a run whose value is out of tolerance."""
+        return "disagrees" if self.status == "ok" and self.agrees is False else self.status
 
 
 @dataclass
@@ -86,50 +108,85 @@ def max_relative_error(value: Any, reference: Any) -> float:
     return worst / scale if scale > 0 and math.isfinite(scale) else math.inf
 
 
-def measure(world, make_call: Callable[[], Any], mode: Mode, budget: float) -> Row:
-    """Run one mode: (value, metrics), or the reason it has none."""
-    row = Row(mode.name, None)
+def disagrees(value: Any, reference: Any, tol: float) -> bool:
+    """Whether two results differ by more than `tol`, relative to the larger of the two numbers or, for
+    numbers near zero, to the largest number of the reference (finite differences of a zero derivative
+    are tiny, not zero). A non-finite number against a different one always disagrees.
 
-    def timed() -> tuple[Any, float]:
+    The one test of agreement: `:gradcheck` and `dl compare` both flag what it flags."""
+    a, b = _reals(value, []), _reals(reference, [])
+    if len(a) != len(b):
+        return True
+    scale = max((abs(y) for y in b if math.isfinite(y)), default=0.0)
+    for x, y in zip(a, b):
+        if x == y or (x != x and y != y):
+            continue
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return True
+        if abs(x - y) > tol * max(abs(x), abs(y), scale, 1e-300):
+            return True
+    return False
+
+
+def measure(world, make_call: Callable[[], Any], mode: Mode, budget: float, memory: bool = False) -> Row:
+    """Run one mode: its value and metrics, or the reason it has none (see the module docstring)."""
+    row = Row(mode.name, None)
+    timed: dict = {}  # the timed machine and its compiled `main`
+
+    def first_run() -> tuple[Any, float]:
+        """The evaluation the budget bounds: compiling and transforming as it goes."""
         machine = Machine(world, mode=mode)
         run = machine.compile_expression(make_call())
+        timed.update(machine=machine, run=run)
         start = time.perf_counter()
         value = run()
-        first = time.perf_counter() - start
-        if first > budget / 3:
-            return value, first
+        return value, time.perf_counter() - start
+
+    def repeats() -> float:
+        """The fastest of up to five more runs within about a second, the code compiled."""
         best, spent = math.inf, 0.0
-        for _ in range(5):  # the fastest of up to 5 runs within a second, its code compiled
-            machine.forget_values()  # a `main` that is a value is computed again
+        for _ in range(5):
+            timed["machine"].forget_values()  # a `main` that is a value is computed again
             start = time.perf_counter()
-            value = run()
+            timed["run"]()
             took = time.perf_counter() - start
             best, spent = min(best, took), spent + took
-            if spent > 1.0:
+            if spent > REPEAT_BELOW:
                 break
-        return value, best
+        return best
 
-    def counted(warm: bool) -> tuple[Machine, int]:
+    counted_machine: list[Machine] = []
+
+    def counted() -> dict:
+        """The counters of one run (exact: counting is compiled into this machine's code)."""
         machine = Machine(world, mode=mode, counting=True)
+        counted_machine.append(machine)
+        machine.compile_expression(make_call())()
+        return machine.runtime.metrics(machine)
+
+    def traced() -> int:
+        """tracemalloc's peak over one more run on the counted machine, its code compiled already (so the
+        peak is the evaluation's, not the compiler's)."""
+        machine = counted_machine[0]
         run = machine.compile_expression(make_call())
-        if warm:  # compile every function first: the peak is the evaluation's, not the compiler's
-            run()
-            machine.forget_values()
-            machine.counters.reset()
+        machine.forget_values()
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
             run()
-            peak = tracemalloc.get_traced_memory()[1]
+            return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        return machine, peak
 
     try:
-        started = time.perf_counter()
-        row.value, elapsed = run_deep(timed, budget=budget)
-        remaining = max(budget - (time.perf_counter() - started), budget / 2)
-        machine, peak = run_deep(lambda: counted(elapsed < budget / 20), budget=remaining)
+        row.value, first = run_deep(first_run, budget=budget)
+        elapsed = first
+        if first < REPEAT_BELOW:
+            try:  # each repeat is quicker than the first run: they cannot reach the budget but on a hiccup
+                elapsed = run_deep(repeats, budget=budget)
+            except Timeout:
+                pass
+        metrics = run_deep(counted, budget=max(budget, COUNTING_ALLOWANCE * first))
     except Timeout:
         row.status = "timeout"
         return row
@@ -139,35 +196,44 @@ def measure(world, make_call: Callable[[], Any], mode: Mode, budget: float) -> R
     except RecursionError:
         row.status = "error: stack overflow"
         return row
-    row.metrics = {**machine.runtime.metrics(machine), "time": elapsed, "memory": peak}
+    row.metrics = {**metrics, "time": elapsed}
+    if memory:
+        try:
+            row.metrics["memory"] = run_deep(traced, budget=budget)
+        except Timeout:
+            row.notes.append(f"memory not measured: tracing the run took more than the budget ({budget:g} s)")
+        except (DlError, RecursionError) as e:  # it ran untraced; tracing's own frames can overflow
+            row.notes.append(f"memory not measured: {getattr(e, 'message', 'stack overflow')}")
     return row
 
 
 def compare(world, make_call: Callable[[int | None], Any], sizes: list, modes: list[Mode], budget: float,
-            progress: Callable[[str, int, int], None] | None = None) -> Report:
-    """Measure every mode at every size, with errors against the reference mode (backprop) and ratios to
-    the primal run."""
+            progress: Callable[[str, int, int], None] | None = None, memory: bool = False) -> Report:
+    """Measure every mode at every size, with errors against the reference mode (backprop), agreement
+    within each mode's tolerance, and ratios to the primal run."""
     rows: list[Row] = []
     total = len(sizes) * (len(modes) + 1)
     done = 0
     for n in sizes:
-        primal = measure(world, lambda: make_call(n), ALL["primal"], budget)
+        primal = measure(world, lambda: make_call(n), ALL["primal"], budget, memory)
         done += 1
         by_mode = {}
         for mode in modes:
             if progress:
                 progress(f"n={n} {mode.name}" if n is not None else mode.name, done, total)
-            row = measure(world, lambda: make_call(n), mode, budget)
+            row = measure(world, lambda: make_call(n), mode, budget, memory)
             row.n = n
             by_mode[mode.name] = row
             done += 1
         reference = by_mode.get(REFERENCE.name)
-        for mode, row in by_mode.items():
+        for mode in modes:
+            row = by_mode[mode.name]
             if row.status == "ok" and reference is not None and reference.status == "ok":
                 row.error = max_relative_error(row.value, reference.value)
+                row.agrees = not disagrees(row.value, reference.value, mode.tolerance)
             if row.status == "ok" and primal.status == "ok":
-                row.ratios = {k: (row.metrics[k] / primal.metrics[k] if primal.metrics[k] else None)
-                              for k in METRICS}
+                row.ratios = {k: (row.metrics[k] / primal.metrics[k] if primal.metrics.get(k) else None)
+                              for k in METRICS if k in row.metrics}
             rows.append(row)
     if progress:
         progress("done", total, total)
@@ -191,5 +257,3 @@ def _slope(points: list[tuple[float, float]]) -> float | None:
     if sxx == 0:
         return None
     return sum((x - mx) * (y - my) for x, y in points) / sxx
-
-

@@ -51,21 +51,14 @@ def load(path: str) -> Program:
 
 
 def find_def(program: Program, name: str):
+    """The file's own definition `name`, else a name error. The error has no position: no place in the
+    file is wrong (a caret under line 1 would point at whatever happens to be there), and the message
+    names the file."""
     for d in program.module.defs:
         if d.name == name:
             return d
     source_name = program.module.path or program.module.id
-    raise DlNameError(f"`{name}` is not defined in {source_name}", Span(_source_of(program), 1, 1, 1, 2))
-
-
-def _source_of(program: Program) -> Source | None:
-    for d in program.module.defs:
-        return d.span.source
-    try:
-        with open(program.module.path, encoding="utf-8") as f:
-            return Source(program.module.path, f.read())
-    except (OSError, TypeError):
-        return None
+    raise DlNameError(f"`{name}` is not defined in {source_name}")
 
 
 def _is_literal(e: s.Expr) -> bool:
@@ -78,13 +71,23 @@ def _is_literal(e: s.Expr) -> bool:
             return isinstance(e, (s.IntLit, s.RealLit, s.BoolLit, s.UnitLit))
 
 
+def main_arity(program: Program) -> int:
+    """How many arguments `main` takes (0 for a main that is a value)."""
+    return function_arity(find_def(program, "main").scheme.body)
+
+
 def main_call(program: Program, args: list[str]) -> c.Expr:
-    """`main` applied to command-line arguments parsed as literals, typed (docs/reference.md §2)."""
+    """`main` applied to command-line arguments parsed as literals, typed (docs/reference.md §2); a main
+    that takes arguments must be given all of them."""
     main = find_def(program, "main")
     ref = c.Global("main", program.module.id, span=main.name_span)
+    arity = function_arity(main.scheme.body)
+    if not args and arity:  # its value would be a function, printed `<fun>`: surely not what was meant
+        raise DlRuntimeError(f"main takes {arity} argument{'s' if arity != 1 else ''} (main : "
+                             f"{show_scheme(main.scheme)}), but none {'was' if arity == 1 else 'were'} given: "
+                             f"write {'it' if arity == 1 else 'them'} after the file name", main.name_span)
     if not args:
         return infer_expression(ref, program.world.schemes)
-    arity = function_arity(main.scheme.body)
     if len(args) != arity:
         raise DlRuntimeError(f"main takes {arity} argument{'s' if arity != 1 else ''}, but {len(args)} "
                              f"{'was' if len(args) == 1 else 'were'} given on the command line", main.name_span)

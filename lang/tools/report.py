@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from ..modes.table import REFERENCE, get
 from .compare import METRICS, Report, Row
 
 def _fmt(v: Any, kind: str = "") -> str:
@@ -26,7 +27,13 @@ def _fmt(v: Any, kind: str = "") -> str:
     return str(v)
 
 
-def format_table(report: Report) -> str:
+def _with_memory(report: Report) -> bool:
+    return any("memory" in r.metrics for r in report.rows)
+
+
+def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The `dl compare` table as cells: its headers and one row of strings per (size, mode). The memory
+    column appears only when memory was measured (`--memory`), the n column only for a sweep."""
     headers = ["n", "mode", "status", "error", "term", "prims", "apps", "bp_apps", "time s", "memory B",
                "time/primal", "prims/primal", "bp/primal-prims"]
     table = []
@@ -34,29 +41,60 @@ def format_table(report: Report) -> str:
         m, q = r.metrics, r.ratios
         bp_ratio = (m["bp_apps"] / r_primal_prims(report, r)) if r.status == "ok" and r_primal_prims(report, r) else None
         table.append([
-            "" if r.n is None else str(r.n), r.mode, r.status if r.status in ("ok", "timeout") else "error",
+            "" if r.n is None else str(r.n), r.mode, r.shown_status if r.status in ("ok", "timeout") else "error",
             _fmt(r.error, "error"), _fmt(m.get("term")), _fmt(m.get("prims")), _fmt(m.get("apps")),
             _fmt(m.get("bp_apps")), _fmt(m.get("time"), "time"), _fmt(m.get("memory")),
             _fmt(q.get("time"), "ratio"), _fmt(q.get("prims"), "ratio"), _fmt(bp_ratio, "ratio"),
         ])
-    if all(r.n is None for r in report.rows):
-        headers, table = headers[1:], [row[1:] for row in table]
+    with_memory = _with_memory(report)
+    keep = [i for i, h in enumerate(headers) if (h != "n" or any(r.n is not None for r in report.rows))
+            and (h != "memory B" or with_memory)]
+    return [headers[i] for i in keep], [[row[i] for i in keep] for row in table]
+
+
+def exponent_metrics(report: Report) -> list[str]:
+    """The metrics whose growth exponents a sweep reports (memory only when it was measured)."""
+    return ["prims", "apps", "bp_apps", "term", "time"] + (["memory"] if _with_memory(report) else [])
+
+
+def exponent_rows(report: Report) -> list[list[str]]:
+    """The growth exponents of a sweep as cells: one row per mode, a column per exponent_metrics."""
+    metrics = exponent_metrics(report)
+    return [[mode] + [f"{round(slopes[k], 2) + 0.0:.2f}" if slopes.get(k) is not None else "-"  # no -0.00
+                      for k in metrics]
+            for mode, slopes in report.exponents.items()]
+
+
+def errors(report: Report) -> list[str]:
+    """What is said under the table: why a row failed, disagrees, or lacks a metric."""
+    out = []
+    for r in report.rows:
+        where = f"{r.mode}{'' if r.n is None else f' (n={r.n})'}"
+        if r.status.startswith("error"):
+            out.append(f"{where}: {r.status}")
+        elif r.shown_status == "disagrees":
+            out.append(f"{where}: disagrees with {REFERENCE.name}: error {_fmt(r.error, 'error')} is beyond "
+                       f"the mode's tolerance {get(r.mode).tolerance:g}")
+        out += [f"{where}: {note}" for note in r.notes]
+    return out
+
+
+def format_table(report: Report) -> str:
+    """The `dl compare` table; under it, why a row failed, disagrees or lacks a metric, then the growth
+    exponents of a sweep."""
+    headers, table = table_rows(report)
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
     lines.append("  ".join("-" * w for w in widths))
     for row in table:
         lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-    errors = [r for r in report.rows if r.status.startswith("error")]
-    for r in errors:
-        lines.append(f"  {r.mode}{'' if r.n is None else f' (n={r.n})'}: {r.status}")
+    lines += [f"  {e}" for e in errors(report)]
     if report.exponents:
         lines.append("")
         lines.append("growth exponents (slope of log cost against log n):")
-        metric_names = ["prims", "apps", "bp_apps", "term", "time", "memory"]
-        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in metric_names))
-        for mode, slopes in report.exponents.items():
-            lines.append("  " + mode.ljust(16) + "".join(
-                (f"{slopes[k]:.2f}" if slopes.get(k) is not None else "-").rjust(10) for k in metric_names))
+        lines.append("  " + "mode".ljust(16) + "".join(k.rjust(10) for k in exponent_metrics(report)))
+        for row in exponent_rows(report):
+            lines.append("  " + row[0].ljust(16) + "".join(cell.rjust(10) for cell in row[1:]))
     return "\n".join(lines)
 
 
@@ -71,7 +109,7 @@ def format_csv(report: Report) -> str:
     cols = ["n", "mode", "status", "error"] + list(METRICS) + [f"{k}_ratio" for k in METRICS]
     lines = [",".join(cols)]
     for r in report.rows:
-        vals = ["" if r.n is None else str(r.n), r.mode, r.status.replace(",", ";"),
+        vals = ["" if r.n is None else str(r.n), r.mode, r.shown_status.replace(",", ";"),
                 "" if r.error is None else repr(r.error)]
         vals += ["" if r.metrics.get(k) is None else repr(r.metrics[k]) for k in METRICS]
         vals += ["" if r.ratios.get(k) is None else repr(r.ratios[k]) for k in METRICS]
@@ -80,8 +118,8 @@ def format_csv(report: Report) -> str:
 
 
 def format_json(report: Report) -> str:
-    rows = [{"n": r.n, "mode": r.mode, "status": r.status, "error": r.error, "metrics": r.metrics,
-             "ratios": r.ratios} for r in report.rows]
+    rows = [{"n": r.n, "mode": r.mode, "status": r.shown_status, "error": r.error, "metrics": r.metrics,
+             "ratios": r.ratios, "notes": r.notes} for r in report.rows]
     return json.dumps({"rows": rows, "exponents": report.exponents}, indent=2, default=_json_default)
 
 

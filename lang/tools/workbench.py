@@ -8,19 +8,26 @@ What each mode shows is its row's `shows` (lang/modes/table.py):
                 expression and its derivatives (a term needs a point to exist)
     program     no transformed term (tape, numeric run the untransformed program): the source term
 
-A polymorphic definition is shown at the instance `main` uses when it uses
-exactly one, else at its Real instance (its Num, Eq and Diff variables set to
-Real), the instance whose derivatives are interesting.
+A polymorphic definition is shown at the instance the user wrote
+(`squarings@Int@Real`, as the title prints it: `dl transform --def`,
+`:transform`), else at the instance `main` uses when it uses exactly one,
+else at its Real instance (its Num, Eq and Diff variables set to Real), the
+instance whose derivatives are interesting; a note says which, and what else
+main uses.
 """
 from __future__ import annotations
 
 from ..back.machine import Machine
-from ..front.infer import infer_expression
+from ..front.infer import Inferencer, Mismatch, enforce, infer_expression
+from ..front.loader import World
 from ..front.mono import Specializer
+from ..front.parser import parse_expr
 from ..model import core as c
-from ..model.errors import DlRuntimeError
+from ..model import syntax as s
+from ..model.errors import DlRuntimeError, DlTypeError
 from ..model.printer import show_term
-from ..model.types import REAL, Type, show_scheme
+from ..model.spans import Source
+from ..model.types import REAL, Type, essential, free_vars, instance_name, show, show_scheme
 from ..modes.symbolic import show_expression
 from ..modes.table import Mode, get
 from ..transforms.check import TargetLanguage, check
@@ -74,6 +81,85 @@ def default_instance(scheme) -> tuple:
     return tuple(REAL for _ in scheme.constrained)
 
 
+# ---- which instance of a polymorphic definition -------------------------------------
+
+
+def written_instance(d, types: tuple[s.TypeExpr, ...], span) -> tuple:
+    """The instance written `name@T1@T2...`: one concrete type per constrained variable of `d`, in the
+    order instances print, each in its variable's class."""
+    wanted = d.scheme.constrained
+    if len(types) != len(wanted):
+        example = instance_name(d.name, default_instance(d.scheme))
+        raise DlTypeError(f"`{d.name} : {show_scheme(d.scheme)}` has {len(wanted)} type variable"
+                          f"{'s' if len(wanted) != 1 else ''} to choose, so its instances are written "
+                          f"with {len(wanted)} type{'s' if len(wanted) != 1 else ''}" +
+                          (f", like `{example}`" if wanted else f": just `{d.name}`"), span)
+    convert = Inferencer({}).convert
+    inst = []
+    for v, written in zip(wanted, types):
+        t = convert(written)
+        if free_vars(t):
+            raise DlTypeError(f"an instance is written with concrete types, not `{show(t)}`", written.span)
+        try:
+            enforce(t, v.constraint)
+        except Mismatch as err:
+            raise DlTypeError(f"`{show(t)}` is not in class {err.why or ', '.join(essential(v.constraint))}, as that "
+                              "type variable of "
+                              f"`{d.name} : {show_scheme(d.scheme)}` must be", written.span) from None
+        inst.append(t)
+    return tuple(inst)
+
+
+def instances_used(world: World, spec: Specializer, root: c.Expr, key: tuple) -> list[tuple]:
+    """The instances of the definition `key` (module, name) that the specialised term `root` uses,
+    directly or through the definitions it reaches, in the order they are met."""
+    found: list[tuple] = []
+    seen: set = set()
+    stack = [root]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Global):
+            if (t.module, t.name) == key and t.inst not in found:
+                found.append(t.inst)
+            full = (t.module, t.name, t.inst)
+            if full not in seen and (t.module, t.name) in world.defs:
+                seen.add(full)
+                stack.append(spec.get(*full))
+        stack.extend(reversed(c.children(t)))
+    return found
+
+
+def choose_instance(world: World, spec: Specializer, d, main_key: tuple | None) -> tuple[tuple, str]:
+    """The instance to show `d` at when none was written, and a note saying why ('' for a monomorphic
+    definition, or when there is no `main` using it): see the module docstring."""
+    real = default_instance(d.scheme)
+    if not real or main_key is None or main_key not in world.defs:
+        return real, ""
+    main = infer_expression(c.Global(main_key[1], main_key[0]), world.schemes)
+    used = instances_used(world, spec, spec.expression(main), (d.module, d.name))
+    if not used:
+        return real, ""
+    if len(used) == 1:
+        return used[0], f"-- {instance_name(d.name, used[0])}: the instance main uses\n"
+    shown = real if real in used else used[0]
+    others = [instance_name(d.name, i) for i in used if i != shown]
+    return shown, (f"-- main uses {len(used)} instances of {d.name}; this is {instance_name(d.name, shown)} "
+                   f"(ask for {' or '.join(f'`{o}`' for o in others)} to see {'it' if len(others) == 1 else 'them'})\n")
+
+
+def parse_definition(text: str, what: str = "--def") -> tuple[str, tuple[s.TypeExpr, ...] | None, object]:
+    """`name` or `name@T1@T2...`: the name, the written instance types (None when not written) and the
+    span to report them at."""
+    e = parse_expr(Source(what, text))
+    match e:
+        case s.Name(name):
+            return name, None, e.span
+        case s.Instance(name, types):
+            return name, types, e.span
+    raise DlTypeError(f"expected the name of a definition, optionally with an instance (`sq@Int`), not "
+                      f"`{text.strip()}`", e.span)
+
+
 # ---- symbolic mode: the program unrolled at a point ----------------------------------
 
 
@@ -125,7 +211,9 @@ def visible_def(program: Program, name: str):
 
 def definition_text(program: Program, name: str, mode: Mode, simplify: bool = False, ascii_neg: bool = False,
                     args: list[str] | None = None, sweep: list[int] | None = None) -> str:
-    """`dl transform`: the definition `name` as the mode shows it (see the module docstring)."""
+    """`dl transform`: the definition `name` (or `name@T...`, an instance) as the mode shows it (see the
+    module docstring)."""
+    name, written, span = parse_definition(name)
     d = visible_def(program, name)
     if mode.shows == "unrolled":
         if sweep:
@@ -139,9 +227,13 @@ def definition_text(program: Program, name: str, mode: Mode, simplify: bool = Fa
             return f"-- {d.name} made no derivative calls (grad, vjp, ...): nothing to differentiate symbolically"
         return show_unrolled(reports)
     spec = Specializer(program.world)
-    inst = default_instance(d.scheme)
+    if written is not None:
+        inst, note = written_instance(d, written, span), ""
+    else:
+        main = next(((x.module, x.name) for x in program.module.defs if x.name == "main"), None)
+        inst, note = choose_instance(program.world, spec, d, main)
     e = spec.get(d.module, d.name, inst)
+    title = instance_name(d.name, inst)
     if mode.shows == "program":
-        return show_untransformed(e, mode, d.name)
-    title = d.name + ("@" + "@".join("Real" for _ in inst) if inst else "")
-    return show_transform(e, mode, spec, simplify, title, ascii_neg=ascii_neg)
+        return note + show_untransformed(e, mode, title)
+    return note + show_transform(e, mode, spec, simplify, title, ascii_neg=ascii_neg)

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from ..model import core as c
 from ..model.array_rows import REAL_TO_ARRAY, A
 from ..model.errors import DlRuntimeError
-from ..model.primitives import Primitive
+from ..model.primitives import Primitive, is_zero
 from ..model.types import ARRAY, D, INT, REAL, TFun, TList, TNeg, Type, prune
 from . import common
 
@@ -145,7 +145,7 @@ def _constant_pair(d: c.Expr) -> c.Expr | None:
         second = d.items[1]
         if isinstance(second, c.LinLam) and isinstance(second.body, c.DZero):
             return d.items[0]
-        if isinstance(second, c.Lit) and second.value == 0.0 and isinstance(d.items[0], c.Lit):
+        if (is_zero(second) or isinstance(second, c.Lit) and second.value == 0.0) and isinstance(d.items[0], c.Lit):
             return d.items[0]
     return None
 
@@ -176,13 +176,19 @@ def _map_component(xs: c.Expr, depth: int, which: int, result_t: Type, pairs_t: 
 def vjp_terms(prim: Primitive, primals: list, r: c.Expr, ct: c.Expr) -> list:
     """One cotangent term per argument (None: none) of an array instance of `prim`."""
     if prim.kind == "real":
-        partials = [retype(d) for d in prim.partials(*primals, r)]
+        partials = prim.partials(*primals, r)
         if len(primals) == 1:
-            return [scale(partials[0], ct)]
+            return [times(partials[0], ct)]
         # binary: the cotangent summed back over broadcast axes; a constant partial (1, -1, a literal)
         # scales after the sum, on the smaller array
-        return [scale(d, A("unbroadcastLike", x, ct)) if isinstance(d, c.Lit)
-                else A("unbroadcastLike", x, scale(d, ct)) for x, d in zip(primals, partials)]
+        out = []
+        for x, d in zip(primals, partials):
+            if isinstance(d, c.Lit):
+                out.append(scale(retype(d), A("unbroadcastLike", x, ct)))
+            else:
+                g = times(d, ct)
+                out.append(None if g is None else A("unbroadcastLike", x, g))
+        return out
     if prim.vjp is None:
         raise _no_rule(prim, "reverse")
     return list(prim.vjp(*primals, r, ct))
@@ -197,8 +203,8 @@ def jvp_term(prim: Primitive, primals: list, tangents: list, r: c.Expr) -> c.Exp
     if all(t is None for t in tangents):
         return None
     if prim.kind == "real":
-        terms = [scale(retype(d), t) for d, t in zip(prim.partials(*primals, r), tangents) if t is not None]
-        return _sum(terms)
+        terms = [times(d, t) for d, t in zip(prim.partials(*primals, r), tangents) if t is not None]
+        return _sum([t for t in terms if t is not None])
     if prim.jvp is not None:
         return prim.jvp(*primals, *tangents, r)
     if prim.bilinear:
@@ -226,9 +232,28 @@ def _no_rule(prim: Primitive, which: str) -> DlRuntimeError:
                           "differentiation of arrays, or a mode that needs it) is not supported yet")
 
 
+def times(d: c.Expr, x: c.Expr) -> c.Expr | None:
+    """d * x at Array for a partial d written at Real, its symbolic zeros never multiplied (the zeros
+    rule, elementwise: docs/transforms.md, Zeros and infinities): `if c then 1 else 0` times x is
+    `where c x 0.0`, so an infinite x[i] where c is false gives 0, not 0 * inf. None where d is zero by
+    construction (sign): no contribution."""
+    if is_zero(d):
+        return None
+    if isinstance(d, c.If):
+        then, else_ = times(d.then, x), times(d.else_, x)
+        if then is None and else_ is None:
+            return None
+        zero = c.Lit(0.0, ty=ARRAY)
+        return c.Prim("where", (retype(d.cond), zero if then is None else then, zero if else_ is None else else_),
+                      ty=ARRAY)
+    return scale(retype(d), x)
+
+
 def retype(t: c.Expr) -> c.Expr:
     """A partial derivative written at Real, at Array: every real node an array node, a comparison a mask,
     `if` a `where`."""
+    if is_zero(t):
+        return c.Lit(0.0, ty=ARRAY)
     match t:
         case c.Lit(value) if prune(t.ty) == REAL:
             return c.Lit(value, ty=ARRAY)

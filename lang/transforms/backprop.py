@@ -70,12 +70,18 @@ class Backprop(Homomorphism):
 
     def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
         """fun a -o x1' (∂1 f * a) + ... + xk' (∂k f * a)."""
+        return c.LinLam(self.lin, super().derivative_part(seconds, partials), ty=BACKPROPAGATOR)
+
+    def contribution_sum(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
+        """x1' (∂1 f * a) + ... + xk' (∂k f * a), or 0."""
         a = c.Var(self.lin, ty=REAL)
-        contributions = [c.LinApp(back, scale(d, a), ty=D) for back, d in zip(seconds, partials)]
+        contributions = [c.LinApp(back, scale(d, a), ty=D) for back, d in pairs]
+        if not contributions:
+            return c.DZero(ty=D)
         body = contributions[0]
         for more in contributions[1:]:
             body = c.DSum(body, more, ty=D)
-        return c.LinLam(self.lin, body, ty=BACKPROPAGATOR)
+        return body
 
     # ---- arrays
     def array_type(self, t: Type) -> Type:

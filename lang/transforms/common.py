@@ -15,8 +15,8 @@ from typing import Callable
 
 from ..model import core as c
 from ..front.desugar import Fresh
-from ..model.primitives import PRIMITIVES, Primitive, array_instance
 from ..model.errors import DlRuntimeError
+from ..model.primitives import PRIMITIVES, Primitive, array_instance, is_zero
 from ..model.spans import NO_SPAN
 from ..model.types import ARRAY, BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
 
@@ -30,13 +30,6 @@ class TermTransform:
     type: Callable[[Type], Type]               # the transform on types
     simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
     parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
-
-
-# The tangent of a constant, zero by construction. The simplifier drops the terms it multiplies
-# (`∂ * 0 -> 0`, `t + 0 -> t`) for this node only, never for a 0.0 the program wrote, so that a
-# constant contributes nothing even where its partial is infinite: (1.0 / x)' at 0 is -inf, as in
-# reverse mode (where a constant's backpropagator is `fun a -o 0`), not 0 * inf = nan.
-ZERO_TANGENT = c.Lit(0.0, ty=REAL)
 
 
 # ---- arrays: the shared refusal ----------------------------------------------------------------
@@ -56,6 +49,16 @@ def arrays_unsupported(mode: str, what: str, span=NO_SPAN) -> DlRuntimeError:
     lang/modes/symbolic.py)."""
     return DlRuntimeError(f"{what}: the {mode} mode does not support arrays yet (backprop, backprop-naive, "
                           "forward, tape and numeric do)", span)
+
+
+def refuse_array_types(mode: str, in_t: Type, out_t: Type) -> None:
+    """The refusal of a runtime without array rules (symbolic, delta), at a derivative call of a function
+    of an Array or into one: even a body with no array operation (`fun (a : Array) -> 2.0`) would give a
+    gradient of the wrong kind."""
+    if mentions_array(in_t):
+        raise arrays_unsupported(mode, "differentiating a function of an Array")
+    if mentions_array(out_t):
+        raise arrays_unsupported(mode, "differentiating a function that returns an Array")
 
 
 def mentions_array(t: Type) -> bool:
@@ -103,9 +106,32 @@ class Homomorphism:
     def constant(self, value: c.Lit) -> c.Expr:
         raise NotImplementedError
 
+    def contribution_sum(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
+        """Σ of each argument's second component times its partial (none: the zero of the kind)."""
+        raise NotImplementedError
+
     def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
         """The second component of f(x1..xk)'s transform, from the arguments' and f's partials."""
-        raise NotImplementedError
+        return self.by_cases(list(zip(seconds, partials)))
+
+    def by_cases(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
+        """The contributions, with a partial's `if` lifted out and its symbolic zeros dropped.
+
+        A partial that is zero on a branch (relu, min, max, x^y: the primitive table) makes the
+        contribution `if c then x' (∂ * a) else 0` — read in the forward direction,
+        `if c then ∂ * x_dot else 0` — so that the zero is never multiplied (docs/transforms.md, Zeros and
+        infinities). Partials testing the same condition share one `if`: min x y gives
+        `if x <= y then x' a else y' a`."""
+        for _, d in pairs:
+            if isinstance(d, c.If):
+                cond = d.cond
+
+                def branch(pick):
+                    return [(s, pick(p) if isinstance(p, c.If) and p.cond == cond else p) for s, p in pairs]
+                then = self.by_cases(branch(lambda p: p.then))
+                else_ = self.by_cases(branch(lambda p: p.else_))
+                return c.If(cond, then, else_, ty=then.ty)
+        return self.contribution_sum([(s, d) for s, d in pairs if not is_zero(d)])
 
     # ---- arrays: a transform that handles them overrides these three (backprop.py, forward.py)
     def array_type(self, t: Type) -> Type:
@@ -270,5 +296,5 @@ def scale(d: c.Expr, a: c.Expr, ty: Type = REAL) -> c.Expr:
     return c.Prim("*", (d, a), ty=ty)
 
 
-__all__ = ["Homomorphism", "TermTransform", "ZERO_TANGENT", "variables_of", "scale", "Fresh", "touches_array",
-           "arrays_unsupported", "mentions_array"]
+__all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "Fresh", "touches_array", "arrays_unsupported",
+           "mentions_array", "refuse_array_types"]

@@ -2,7 +2,7 @@
 
     →D(Real) = Real * Real         (value, tangent), a homomorphism elsewhere
     →D(Array) = Array * Array      (a tangent array: lang/transforms/arrays.py)
-    r                 ->  (r, 0.0)
+    r                 ->  (r, 0)          0: the symbolic zero, a tangent zero by construction
     f(t1, ..., tk)    ->  let (x1, x1_dot) = →D(t1) in ... let (xk, xk_dot) = →D(tk) in
                           (f(x1, ..., xk), ∂1 f * x1_dot + ... + ∂k f * xk_dot)
 
@@ -23,8 +23,9 @@ from __future__ import annotations
 from ..model import core as c
 from ..front.desugar import Fresh
 from ..model.types import ARRAY, REAL, TTuple, Type
+from ..model.primitives import zero
 from . import arrays
-from .common import ZERO_TANGENT, Homomorphism, TermTransform, scale, variables_of
+from .common import Homomorphism, TermTransform, scale, variables_of
 from .simplify import simplify
 
 TANGENT_PAIR = TTuple((REAL, REAL))
@@ -41,12 +42,14 @@ class Forward(Homomorphism):
     second_type = REAL
 
     def constant(self, value: c.Expr) -> c.Expr:
-        """r  ->  (r, 0.0)."""
-        return c.Tuple((value, ZERO_TANGENT), ty=TANGENT_PAIR, span=value.span)
+        """r  ->  (r, 0): a constant's tangent is the symbolic zero (lang/model/zeros.py)."""
+        return c.Tuple((value, zero()), ty=TANGENT_PAIR, span=value.span)
 
-    def derivative_part(self, seconds: list[c.Expr], partials: list[c.Expr]) -> c.Expr:
-        """∂1 f * x1_dot + ... + ∂k f * xk_dot."""
-        terms = [scale(d, x_dot) for x_dot, d in zip(seconds, partials)]
+    def contribution_sum(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
+        """∂1 f * x1_dot + ... + ∂k f * xk_dot, or 0."""
+        terms = [scale(d, x_dot) for x_dot, d in pairs]
+        if not terms:
+            return zero()
         tangent = terms[0]
         for more in terms[1:]:
             tangent = c.Prim("+", (tangent, more), ty=REAL)
@@ -64,8 +67,8 @@ class Forward(Homomorphism):
 
     def array_constant(self, e: c.Expr) -> c.Expr:
         """a  ->  (a, 0.0): a constant's tangent (a literal is a 0-d array, so is its zero tangent)."""
-        zero = c.Lit(0.0, ty=ARRAY) if isinstance(e, c.Lit) else c.Prim("azerosLike", (e,), ty=ARRAY)
-        return c.Tuple((e, zero), ty=TANGENT_ARRAY, span=e.span)
+        tangent = c.Lit(0.0, ty=ARRAY) if isinstance(e, c.Lit) else c.Prim("azerosLike", (e,), ty=ARRAY)
+        return c.Tuple((e, tangent), ty=TANGENT_ARRAY, span=e.span)
 
     def array_primitive(self, e: c.Prim, prim, ty: Type) -> c.Expr:
         return arrays.forward_rule(self, e, prim, ty)

@@ -9,7 +9,8 @@ they are known, so that
 
     f e    is LinApp when f : ¬T          (else App)
     t + u  is DSum when t : d             (else the primitive +)
-    0      is DZero where d is expected   (else the literal)
+    0      is DZero where d is expected, the symbolic zero where Real is
+           (a program's 0 at Real prints 0.0), else the Int literal
 """
 from __future__ import annotations
 
@@ -21,18 +22,29 @@ from ..model.errors import DlTypeError
 from ..front.infer import Mismatch, unify
 from ..front.infer import Inferencer
 from ..front.parser import parse_expr
-from ..model.primitives import PRIMITIVES
+from ..model.primitives import PRIMITIVES, zero
 from ..model.spans import Source
 from .check import TargetLanguage, freshen
-from ..model.types import (BOOL, D, FLOAT, INT, REAL, STRING, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune,
-                           substitute)
+from ..model.types import (BOOL, D, FLOAT, INT, REAL, STRING, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, members,
+                           prune, substitute)
 
 
 def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_scope=lambda: []) -> c.Expr:
     """A printed target term, as the core term it prints."""
     syntax = parse_expr(Source("<target>", text))
     term = Desugarer(resolve, Fresh(names_in(text)), in_scope, target=True).expr(syntax, frozenset())
-    return _Elaborate(lang).check(_with_instances(term), freshen(expected, {}), {})
+    return _zeros(_Elaborate(lang).check(_with_instances(term), freshen(expected, {}), {}))
+
+
+def _zeros(e: c.Expr) -> c.Expr:
+    """Each `0` whose type came out Real is the symbolic zero; the others are Int literals. A `0` whose type
+    is still a variable of a class without Int (Nested: the tangents of a list literal given to `array`) can
+    only be Real."""
+    if isinstance(e, c.Lit) and type(e.value) is int and e.value == 0:
+        t = prune(e.ty)
+        real = t == REAL or isinstance(t, TVar) and bool(t.constraint) and "Int" not in members(t.constraint)
+        return zero() if real else replace(e, ty=INT)
+    return c.map_children(e, _zeros)
 
 
 def _with_instances(e: c.Expr) -> c.Expr:
@@ -66,6 +78,8 @@ class _Elaborate:
         match e:
             case c.Lit(0) if prune(expected) == D:
                 return c.DZero(ty=D, span=e.span)
+            case c.Lit(0) if type(e.value) is int and prune(expected) == REAL:
+                return zero()
             case c.Lam(param, body):
                 arg, res = TVar(), TVar()
                 self.unify(TFun(arg, res), expected, e)
@@ -101,6 +115,8 @@ class _Elaborate:
                 # a real literal is a Real or, elementwise, an Array (docs/reference.md §4)
                 ty = BOOL if isinstance(value, bool) else INT if isinstance(value, int) else \
                     TVar(0, FLOAT) if isinstance(value, float) else STRING if isinstance(value, str) else UNIT
+                if type(value) is int and value == 0:
+                    ty = TVar()  # Int, or the symbolic zero if it has to be Real (see _zeros)
                 return replace(e, ty=ty)
             case c.App():
                 return self.application(e, env)

@@ -3,13 +3,13 @@
 A handler takes the state and the command's argument and returns the new
 state and what to print; it raises DlError for an error in the user's
 input (lang/repl/core.py renders it) and Usage for a malformed command.
-A command may be abbreviated to any prefix; the first row that matches
-wins, so the GHCi spellings work: `:t` is :type, `:l` :load, `:r`
-:reload, `:b` :browse, `:q` :quit.
+A command may be abbreviated to any prefix that names only it; GHCi's
+one-letter spellings `:t` (:type), `:l` :load, `:r` :reload, `:b` :browse,
+`:q` :quit are preferred over the other commands they begin (PREFERRED),
+and any other ambiguous prefix (`:c`) is an error that lists the choices.
 """
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -18,9 +18,13 @@ from typing import Any, Callable
 
 from ...model import core as c
 from ...model import syntax as s
-from ..compare import compare, max_relative_error
+from ..compare import compare, disagrees, max_relative_error
+from ..sweep import parse_sweep
+from ..graph import NoCall, TooLarge, graph
+from ..stepper import show_transcript, step
 from ..report import format_counters, format_table
-from ..workbench import default_instance, show_transform, show_unrolled, show_untransformed, unroll
+from ..workbench import (choose_instance, default_instance, show_transform, show_unrolled, show_untransformed,
+                         unroll, written_instance)
 from ...back.deep import Timeout, run_deep
 from ...model.errors import DlError
 from ...model.errors import render
@@ -33,7 +37,7 @@ from ...model.primitives import PRIMITIVES, user_visible
 from ...model.printer import show_term
 from ...model.values import show_value
 from ...model.spans import Source
-from ...model.types import show_scheme
+from ...model.types import instance_name, show_scheme
 from . import session as S
 from .session import Output, State
 
@@ -120,12 +124,10 @@ def _clip(text: str, width: int = 40) -> str:
 def cmd_help(state: State, arg: Argument) -> tuple[State, Output]:
     """:help [COMMAND]"""
     if arg.text:
-        cmd = find(arg.text.lstrip(":"))
-        if cmd is None:
-            raise Usage(f"no command :{arg.text.lstrip(':')} (:help lists them)")
-        return state, Output(_usage(cmd.name))
+        return state, Output(_usage(resolve(arg.text.lstrip(":")).name))
     width = max(len(f":{x.name} {x.argument}") for x in COMMANDS)
-    lines = ["Commands (any prefix will do: :t is :type, :l :load, :r :reload, :q :quit):"]
+    lines = ["Commands (a prefix that names one will do; GHCi's :t is :type, :l :load, :r :reload, :b :browse, "
+             ":q :quit):"]
     lines += [f"  {f':{x.name} {x.argument}':<{width}}  {x.help}" for x in COMMANDS]
     lines += [
         "Anything else is a declaration (def, import) or an expression, which prints `value : Type`;",
@@ -223,6 +225,10 @@ def cmd_transform(state: State, arg: Argument) -> tuple[State, Output]:
     """The transformed term in the current mode: of a definition when EXPR names one, of the
     function being differentiated when EXPR is `grad F X` (or another derivative call), else of EXPR."""
     e = _expression("transform", arg)
+    written = None
+    if isinstance(e, s.Instance):  # `:transform sq@Int`: that instance of a definition
+        written = e
+        e = s.Name(e.name, span=e.span)
     core = S.desugar_expression(state, e, arg.source)
     mode = state.mode
     if mode.shows == "unrolled":
@@ -232,11 +238,19 @@ def cmd_transform(state: State, arg: Argument) -> tuple[State, Output]:
     typed = infer_expression(core, state.world.schemes)
     note = ""
     target = _differentiated(core)
+    if written is not None and not isinstance(core, c.Global):
+        raise Usage(f"`{written.name}` is not a definition: an instance `name@T` names one")
     if isinstance(target, c.Global):
         d = state.world.defs[(target.module, target.name)]
-        inst = default_instance(d.scheme)
+        if written is not None:
+            inst = written_instance(d, written.types, written.span)
+        elif target is not core:  # the instance the derivative call differentiates
+            called = _differentiated(spec.expression(typed))
+            inst = called.inst if isinstance(called, c.Global) else default_instance(d.scheme)
+        else:
+            inst, note = choose_instance(state.world, spec, d, state.names.get("main"))
         term = spec.get(d.module, d.name, inst)
-        title = d.name + "".join("@Real" for _ in inst)
+        title = instance_name(d.name, inst)
         if target is not core:
             note = f"-- the function differentiated by `{_shown(arg.text)}`: {d.name}\n"
     else:
@@ -248,8 +262,10 @@ def cmd_transform(state: State, arg: Argument) -> tuple[State, Output]:
         else:
             title = _clip(_shown(arg.text))
     if mode.shows == "program":
-        return state, Output(show_untransformed(term, mode, title))
-    return state, Output(note + show_transform(term, mode, spec, title=title))
+        text = show_untransformed(term, mode, title)
+        return state, Output(text, rich=S.Code(text))
+    text = note + show_transform(term, mode, spec, title=title)
+    return state, Output(text, rich=S.Code(text))
 
 
 def _differentiated(e: c.Expr) -> c.Expr:
@@ -331,7 +347,7 @@ def cmd_compare(state: State, arg: Argument) -> tuple[State, Output]:
     typed = S.typed_expression(state, e, arg.source)
     report = compare(state.world, lambda n: typed, [None], listed(), BUDGET)
     head = f"-- {_clip(_shown(arg.text), 60)} in every mode (error relative to backprop, costs relative to the primal run)"
-    return state, Output(head + "\n" + format_table(report))
+    return state, Output(head + "\n" + format_table(report), rich=report)
 
 
 def cmd_gradcheck(state: State, arg: Argument) -> tuple[State, Output]:
@@ -376,7 +392,7 @@ def gradcheck_table(what: str, results: dict[str, tuple[str, Any]]) -> str:
         if mode != ref_mode and ref_value is not None:
             err = max_relative_error(result, ref_value)
             err_text = "0" if err == 0 else f"{err:.1e}"
-            if _disagrees(result, ref_value, tol):
+            if disagrees(result, ref_value, tol):
                 flag = f"<-- disagrees (tolerance {tol:g})"
                 bad.append(mode)
         rows.append((mode, _clip(show_value(value), 24), _clip(show_value(grad), 40), err_text, flag))
@@ -399,35 +415,57 @@ def gradcheck_table(what: str, results: dict[str, tuple[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _disagrees(value: Any, reference: Any, tol: float) -> bool:
-    """Whether two results differ by more than `tol`, relative to the larger of the two numbers or, for
-    numbers near zero, to the largest number of the reference (finite differences of a zero derivative
-    are tiny, not zero)."""
-    a, b = _numbers(value), _numbers(reference)
-    if len(a) != len(b):
-        return True
-    scale = max((abs(y) for y in b if math.isfinite(y)), default=0.0)
-    for x, y in zip(a, b):
-        if x == y or (x != x and y != y):
-            continue
-        if not (math.isfinite(x) and math.isfinite(y)):
-            return True
-        if abs(x - y) > tol * max(abs(x), abs(y), scale, 1e-300):
-            return True
-    return False
+# ---- sweeps, graphs and the stepper (docs/reference.md §15) ----------------------------
 
 
-def _numbers(v: Any) -> list[float]:
-    """The numbers of a result, in order (booleans and units have none; an Array has its elements)."""
-    if type(v).__name__ == "ndarray":
-        return v.ravel().tolist()
-    if isinstance(v, bool) or v == ():
-        return []
-    if isinstance(v, (int, float)):
-        return [float(v)]
-    if isinstance(v, (tuple, list)):
-        return [x for item in v for x in _numbers(item)]
-    return []
+def cmd_sweep(state: State, arg: Argument) -> tuple[State, Output]:
+    """`dl compare --sweep` for an expression in n: every mode for each n, with growth exponents."""
+    spec, _, rest = arg.text.partition(" ")
+    try:
+        sizes = parse_sweep(spec)
+    except ValueError as e:
+        raise Usage(f"{e}\nusage: {_usage('sweep')}  (e.g. :sweep n=4,8,12 grad (squarings n) 1.0000001)") from None
+    if not rest.strip():
+        raise Usage(f"usage: {_usage('sweep')}")
+    at = arg.source.text.index(spec)  # the sizes blanked out too: positions stay those of the typed text
+    source = Source(arg.source.name, arg.source.text[:at] + " " * len(spec) + arg.source.text[at + len(spec):])
+    e = parse_expr(source)
+
+    def make_call(n: int) -> c.Expr:
+        return S.typed_expression(state, s.LetIn(s.PName("n", span=e.span), s.IntLit(n, span=e.span), e,
+                                                 span=e.span), source)
+    make_call(sizes[0])  # a type error is reported before anything is measured
+    report = compare(state.world, make_call, sizes, listed(), BUDGET)
+    head = f"-- {_clip(_shown(rest), 60)} for n = {', '.join(map(str, sizes))}, in every mode"
+    return state, Output(head + "\n" + format_table(report), rich=report)
+
+
+def cmd_graph(state: State, arg: Argument) -> tuple[State, Output]:
+    """The graphs of the expression's first derivative call, as DOT text."""
+    e = _expression("graph", arg)
+    typed = S.typed_expression(state, e, arg.source)
+    what = _shown(arg.text)
+    try:
+        drawing = graph(state.world, typed, what, budget=BUDGET)
+    except TooLarge as err:
+        return state, Output(str(err), error=True)
+    except NoCall as err:
+        return state, Output(f"-- {err}")
+    except Timeout:
+        return state, Output(f"-- `{_clip(what, 60)}` did not finish within {BUDGET:g} s", error=True)
+    head = "// render it with Graphviz: dot -Tsvg -o graph.svg (dl graph FILE -o graph.svg does it for a file)"
+    return state, Output(head + "\n" + drawing.dot.rstrip(), rich=drawing)
+
+
+def cmd_step(state: State, arg: Argument) -> tuple[State, Output]:
+    """The stepper's transcript of the expression's first derivative call."""
+    e = _expression("step", arg)
+    typed = S.typed_expression(state, e, arg.source)
+    try:
+        transcript = step(state.world, typed, _shown(arg.text), budget=BUDGET)
+    except Timeout:
+        return state, Output(f"-- `{_clip(_shown(arg.text), 60)}` did not finish within {BUDGET:g} s", error=True)
+    return state, Output(show_transcript(transcript), rich=transcript if transcript.factoring.backward else None)
 
 
 # ---- the table -------------------------------------------------------------------------
@@ -444,19 +482,44 @@ COMMANDS: tuple[Command, ...] = (
     Command("transform", "EXPR", "expr", "the transformed term and its type, in the current mode", cmd_transform),
     Command("mode", "[MODE]", "mode", "show or select the mode for derivatives and :transform", cmd_mode),
     Command("cost", "EXPR", "expr", "the value and the cost counters", cmd_cost),
-    Command("compare", "EXPR", "expr", "every mode on one expression: error, cost, time, memory", cmd_compare),
+    Command("compare", "EXPR", "expr", "every mode on one expression: error, cost, time", cmd_compare),
     Command("time", "EXPR", "expr", "the value and the wall time (median of several runs)", cmd_time),
     Command("gradcheck", "F X", "expr", "F's gradient at X in every mode, with relative errors", cmd_gradcheck),
+    Command("sweep", "n=A,B,.. EXPR", "expr", "every mode on EXPR for each n: costs and growth exponents",
+            cmd_sweep),
+    Command("graph", "EXPR", "expr", "the computation and backpropagator graphs of EXPR's derivative call (DOT)",
+            cmd_graph),
+    Command("step", "EXPR", "expr", "the backward pass step by step, backprop and backprop-naive side by side",
+            cmd_step),
 )
 
 
-def find(word: str) -> Command | None:
-    """The command `word` names: exactly, else the first whose name it begins (GHCi's rule)."""
-    if word == "?":
-        word = "help"
+# GHCi's one-letter spellings, documented (docs/reference.md §10, the README): each wins over the other
+# commands it begins, as in GHCi, where a fixed preference resolves a few prefixes. Any other prefix
+# must name one command.
+PREFERRED = {"t": "type", "l": "load", "r": "reload", "b": "browse", "q": "quit", "?": "help"}
+
+
+def matches(word: str) -> list[Command]:
+    """The commands `word` may mean: the one it names exactly or by a preferred spelling, else every
+    command it begins."""
     if not word:
-        return None
-    for cmd in COMMANDS:
-        if cmd.name == word:
-            return cmd
-    return next((cmd for cmd in COMMANDS if cmd.name.startswith(word)), None)
+        return []
+    exact = [cmd for cmd in COMMANDS if cmd.name == PREFERRED.get(word, word)]
+    return exact or [cmd for cmd in COMMANDS if cmd.name.startswith(word)]
+
+
+def find(word: str) -> Command | None:
+    """The command `word` names: exactly, by a preferred spelling, or as the only command it begins."""
+    found = matches(word)
+    return found[0] if len(found) == 1 else None
+
+
+def resolve(word: str) -> Command:
+    """The command `word` names, or Usage saying that there is none or which it could be."""
+    found = matches(word)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise Usage(f"ambiguous command :{word}, could be {', '.join(':' + cmd.name for cmd in found)}")
+    raise Usage(f"unknown command :{word} (:help lists the commands)")

@@ -35,7 +35,7 @@ from .session import Output, State, new_state
 from .tokens import first_word
 from .tokens import needs_more as code_needs_more
 
-__all__ = ["execute", "needs_more", "new_state", "State", "Output", "load_file"]
+__all__ = ["execute", "inputs", "needs_more", "new_state", "State", "Output", "load_file"]
 
 _COMMAND = re.compile(r"\s*:(\S*)")
 _DIRECTIVE = re.compile(r"\s*#(use|quit)\b")
@@ -93,6 +93,21 @@ def needs_more(text: str) -> bool:
     return code_needs_more(text)
 
 
+def inputs(text: str) -> list[str]:
+    """A block of lines (a notebook cell, a pasted session) cut into inputs by the continuation rule,
+    as piped input is read: an input ends at the first line where it no longer needs more."""
+    out: list[str] = []
+    pending: list[str] = []
+    for line in text.split("\n"):
+        pending.append(line.rstrip("\r"))
+        if not needs_more("\n".join(pending)):
+            out.append("\n".join(pending))
+            pending = []
+    if pending:  # unfinished: run it, to report what is missing
+        out.append("\n".join(pending))
+    return [x for x in out if x.strip()]
+
+
 def execute(state: State, text: str) -> tuple[State, Output]:
     """Run one input; returns the new state and what to print."""
     if first_word(text) is None and not code_needs_more(text):  # empty, or only (closed) comments
@@ -138,9 +153,7 @@ def _guarded(state: State, work, inp: Input | None = None) -> tuple[State, Outpu
 def _dispatch(state: State, inp: Input) -> tuple[State, Output]:
     """A command, declarations, or an expression (runs on the big-stack thread)."""
     if inp.command is not None:
-        cmd = commands.find(inp.command)
-        if cmd is None:
-            return state, Output(f"unknown command :{inp.command} (:help lists the commands)", error=True)
+        cmd = commands.resolve(inp.command)  # Usage when unknown or ambiguous
         return cmd.run(state, commands.Argument(inp.argument, inp.source))
     parsed, source = S.parse_input(inp.source)
     if isinstance(parsed, list):
@@ -149,7 +162,7 @@ def _dispatch(state: State, inp: Input) -> tuple[State, Output]:
     typed = S.typed_expression(state, parsed, source)
     value = S.run(state, typed)
     new = S.bind_it(state, typed, value, inp.name, computed_by=state.machines.machine)
-    return new, Output(f"{show_value(value)} : {show_scheme(typed.ty)}")
+    return new, Output(f"{show_value(value)} : {show_scheme(typed.ty)}", value=True)
 
 
 def _as_typed(e: DlError, inp: Input) -> DlError:

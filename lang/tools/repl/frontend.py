@@ -3,8 +3,9 @@
 At a terminal: prompt `dl> `, continuation `..> ` (docs/reference.md §10), history kept in
 $DL_HISTORY, else $XDG_STATE_HOME/dl/history (~/.local/state/dl/history);
 Tab completes commands, names in scope, and paths after :load; Enter submits
-unless the input continues (core.needs_more), in which case it opens an
-indented new line; Ctrl-C clears the input, or interrupts a running
+unless the input continues (core.needs_more), in which case it opens a new
+line indented like the last (a blank typed first replaces that indentation,
+so typed or pasted indentation is not doubled); Ctrl-C clears the input, or interrupts a running
 evaluation; Ctrl-D on an empty line leaves. The mode shows at the right
 when it is not backprop.
 
@@ -129,12 +130,17 @@ def make_session(get_state: Callable[[], State], input=None, output=None, histor
                 yield Completion(candidate, start_position=start - len(text))
 
     bindings = KeyBindings()
+    # The indentation Enter inserted on the line it opened, as (text of the buffer, cursor) just after it:
+    # a blank typed there replaces it, so that indentation typed by habit, or pasted without bracketed
+    # paste (each newline arriving as Enter), is not added on top of dl's.
+    auto_indent: list[tuple[str, int, str]] = []
 
     @bindings.add("enter")
     def _enter(event) -> None:
-        """Enter: submit, or open a new line while the input needs more."""
+        """Enter: submit, or open a new line, indented like the last, while the input needs more."""
         buffer = event.current_buffer
         state = buffer.complete_state
+        auto_indent.clear()
         if state is not None and state.current_completion is not None:
             buffer.apply_completion(state.current_completion)
             return
@@ -142,8 +148,22 @@ def make_session(get_state: Callable[[], State], input=None, output=None, histor
             line = buffer.document.current_line
             indent = line[: len(line) - len(line.lstrip())] or "  "
             buffer.insert_text("\n" + indent)
+            auto_indent.append((buffer.text, buffer.cursor_position, indent))
         else:
             buffer.validate_and_handle()
+
+    def _after_auto_indent() -> bool:
+        """Whether nothing was typed since Enter indented the new line."""
+        from prompt_toolkit.application.current import get_app
+        buffer = get_app().current_buffer
+        return bool(auto_indent) and auto_indent[0][:2] == (buffer.text, buffer.cursor_position)
+
+    @bindings.add(" ", filter=Condition(_after_auto_indent))
+    def _own_indent(event) -> None:
+        """A blank right after the automatic indentation: the user indents, so dl's indentation goes."""
+        _, _, indent = auto_indent.pop()
+        event.current_buffer.delete_before_cursor(len(indent))
+        event.current_buffer.insert_text(" ")
 
     at_line_start = Condition(lambda: not _current_buffer_line_before_cursor().strip())
 

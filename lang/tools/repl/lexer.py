@@ -50,7 +50,7 @@ def highlight(text: str) -> list[list[tuple[str, str]]]:
         code[start:end] = " " * (end - start)
     for token in tokenize("".join(code)):
         kind = token.kind
-        if kind == "name" and token.text in PRIMITIVES:
+        if kind == "name" and token.text in PRIMITIVES and not PRIMITIVES[token.text].target:
             kind = "builtin"
         style = "" if kind == "space" else f"class:{kind}"
         styles[token.start:token.start + len(token.text)] = [style] * len(token.text)

@@ -57,10 +57,25 @@ IT_LITERAL_LIMIT = 10_000
 
 @dataclass(frozen=True)
 class Output:
-    """What an input printed: its text, and whether it was an error."""
+    """What an input printed: its text, and whether it was an error.
+
+    A front end that can show more than text (the Jupyter kernel,
+    lang/tools/kernel/display.py) draws `rich` instead when it is set: the
+    same result as data (a compare Report, a graph's Drawing, a stepper's
+    Transcript, a Code). `value` says the text is an expression's
+    `value : Type` (a notebook shows it as the cell's result)."""
 
     text: str = ""
     error: bool = False
+    rich: Any = None
+    value: bool = False
+
+
+@dataclass(frozen=True)
+class Code:
+    """dl text (a transformed term with its types), which a front end may highlight."""
+
+    text: str
 
 
 # ---- the log: what `:reload` replays, in order --------------------------------------

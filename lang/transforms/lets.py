@@ -1,0 +1,272 @@
+"""Lets floated outward, and the renaming it needs: the structural half of simplification.
+
+    let p = (let q = e1 in e2) in e3   ->   let q = e1 in let p = e2 in e3
+
+is an equation of any strict language with lets — e1 still runs before e2,
+and e2 before e3 — provided q's names do not capture free variables of e3;
+where they would, q's names are renamed (x -> x4, x' -> x4'). `tidy` gives
+renamed names their own back at the end wherever that captures nothing,
+so that a transformed term reads like the paper. Used by simplify.py
+(docs/transforms.md, Simplification).
+
+Each walk is linear in the size of the term (up to the sizes of the sets
+of free variables, memoised per node), and a walk that changes nothing
+copies nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..model import core as c
+
+
+def rebuild(e: c.Expr, f) -> c.Expr:
+    """map_children, returning `e` itself when no child changed (a pass that changes nothing copies nothing)."""
+    kids = c.children(e)
+    new = [f(k) for k in kids]
+    if all(a is b for a, b in zip(kids, new)):
+        return e
+    it = iter(new)
+    return c.map_children(e, lambda _: next(it))
+
+
+def same(e: c.Expr, **fields) -> c.Expr:
+    """replace(e, **fields), or e itself when every field is the one it has."""
+    if all(getattr(e, k) is v or type(v) in (str, tuple) and getattr(e, k) == v for k, v in fields.items()):
+        return e
+    return replace(e, **fields)
+
+
+# ---- names ------------------------------------------------------------------------------
+
+
+def bound_by(e: c.Expr) -> tuple[str, ...]:
+    match e:
+        case c.Let(name=name) | c.LetRec(name=name):
+            return (name,)
+        case c.LetTuple(names=names):
+            return names
+    return ()
+
+
+class FreeVars:
+    """The free local names of terms, memoised per node (the node kept alive with its entry)."""
+
+    def __init__(self) -> None:
+        self.memo: dict[int, tuple[c.Expr, frozenset]] = {}
+
+    def __call__(self, e: c.Expr) -> frozenset:
+        hit = self.memo.get(id(e))
+        if hit is not None and hit[0] is e:
+            return hit[1]
+        match e:
+            case c.Var(name, ()):
+                out = frozenset((name,))
+            case c.Var() | c.Global() | c.Lit() | c.DZero():
+                out = frozenset()
+            case c.Lam(param, body) | c.LinLam(param, body):
+                out = self(body) - {param}
+            case c.Let(name, bound, body, inst):
+                out = self(bound) | (self(body) - ({name} if not inst else set()))
+            case c.LetRec(name, bound, body, inst):
+                out = (self(bound) | self(body)) - ({name} if not inst else set())
+            case c.LetTuple(names, bound, body):
+                out = self(bound) | (self(body) - set(names))
+            case _:
+                out = frozenset().union(*map(self, c.children(e)))
+        self.memo[id(e)] = (e, out)
+        return out
+
+
+def _rename(e: c.Expr, mapping: dict[str, str]) -> c.Expr:
+    """`e` with free occurrences of the mapped names renamed (the new names occur nowhere in `e`)."""
+    if not mapping:
+        return e
+    match e:
+        case c.Var(name, ()) if name in mapping:
+            return replace(e, name=mapping[name])
+        case c.Lam(param=p) | c.LinLam(param=p) if p in mapping:
+            return c.map_children(e, lambda t: _rename(t, _drop(mapping, (p,))))
+        case c.Let(name, bound, body, inst):
+            inner = _drop(mapping, (name,)) if not inst else mapping
+            return replace(e, bound=_rename(bound, mapping), body=_rename(body, inner))
+        case c.LetTuple(names, bound, body):
+            return replace(e, bound=_rename(bound, mapping), body=_rename(body, _drop(mapping, names)))
+        case c.LetRec(name, inst=inst):
+            inner = _drop(mapping, (name,)) if not inst else mapping
+            return replace(e, bound=_rename(e.bound, inner), body=_rename(e.body, inner))
+    return c.map_children(e, lambda t: _rename(t, mapping))
+
+
+def _drop(mapping: dict, names) -> dict:
+    if not any(n in mapping for n in names):
+        return mapping
+    return {k: v for k, v in mapping.items() if k not in names}
+
+
+class Names:
+    """Fresh names for renamed binders: x -> x4, x' -> x4' (the pair keeps one number)."""
+
+    def __init__(self, taken: set[str]):
+        self.taken = taken
+        self.next: dict[tuple, int] = {}
+
+    def fresh(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        stems = tuple(_split(n) for n in names)
+        k = self.next.get(stems, 1)
+        while True:
+            out = tuple(f"{stem}{k}{suffix}" for stem, suffix in stems)
+            k += 1
+            if len(set(out)) == len(out) and not (set(out) & self.taken):
+                self.next[stems] = k
+                self.taken.update(out)
+                return out
+
+
+def _split(name: str) -> tuple[str, str]:
+    """x4' -> ("x", "'"), acc_dot -> ("acc", "_dot"): a stem without its number, and the suffix."""
+    suffix = ""
+    for end in ("_dot", "'"):
+        while name.endswith(end) and len(name) > len(end):
+            name, suffix = name[: -len(end)], end + suffix
+    return name.rstrip("0123456789") or name, suffix
+
+
+# ---- floating lets out of lets ----------------------------------------------------------
+
+
+class Floater:
+    """let p = (let q = e1 in e2) in e3  ->  let q = e1 in let p = e2 in e3, everywhere (post-order)."""
+
+    def __init__(self, names: Names, renamed: dict[str, str]):
+        self.names = names
+        self.renamed = renamed
+        self.fv = FreeVars()
+
+    def term(self, e: c.Expr) -> c.Expr:
+        e = rebuild(e, self.term)
+        if isinstance(e, (c.Let, c.LetTuple)) and isinstance(e.bound, (c.Let, c.LetTuple, c.LetRec)):
+            return self.out_of(e)
+        return e
+
+    def out_of(self, outer: c.Let | c.LetTuple) -> c.Expr:
+        """`outer` with the lets of its bound term floated above it (the bound term is a let)."""
+        inner = outer.bound
+        names = bound_by(inner)
+        seen = self.fv(outer.body) - set(bound_by(outer))  # what the floated names must not capture
+        if set(names) & seen:
+            if getattr(inner, "inst", ()):
+                return outer  # a polymorphic local keeps its place
+            mapping = dict(zip(names, self.names.fresh(names)))
+            for old, n in mapping.items():
+                self.renamed[n] = self.renamed.get(old, old)
+            inner = _rename_binder(inner, mapping)
+        rest = replace(outer, bound=inner.body)
+        if isinstance(rest.bound, (c.Let, c.LetTuple, c.LetRec)):
+            rest = self.out_of(rest)
+        return replace(inner, body=rest, ty=rest.ty)
+
+
+def _rename_binder(e: c.Let | c.LetTuple | c.LetRec, mapping: dict[str, str]) -> c.Expr:
+    """A let with its bound names renamed (in its scope: the body, and a let rec's own definition)."""
+    match e:
+        case c.Let(name):
+            return replace(e, name=mapping[name], body=_rename(e.body, mapping))
+        case c.LetTuple(names):
+            return replace(e, names=tuple(mapping[n] for n in names), body=_rename(e.body, mapping))
+        case c.LetRec(name):
+            return replace(e, name=mapping[name], bound=_rename(e.bound, mapping), body=_rename(e.body, mapping))
+    raise AssertionError(e)
+
+
+# ---- tidying renamed names ------------------------------------------------------------------
+
+
+def tidy(e: c.Expr, renamed: dict[str, str]) -> c.Expr:
+    """Give renamed binders their own names back wherever that captures nothing."""
+    if not renamed or not _binders_among(e, renamed):
+        return e
+    fv = FreeVars()
+
+    def walk(t: c.Expr) -> c.Expr:
+        t = rebuild(t, walk)
+        names = bound_by(t)
+        if not any(n in renamed for n in names) or getattr(t, "inst", ()):
+            return t
+        free = frozenset().union(*map(fv, _scope(t)))
+        mapping = {n: renamed[n] for n in names if n in renamed and renamed[n] not in free
+                   and renamed[n] not in names}
+        if len(set(mapping.values())) < len(mapping):
+            return t
+        while mapping:
+            try:
+                scope = [_rename_checked(x, mapping) for x in _scope(t)]
+            except _Captured as err:
+                del mapping[err.args[0]]
+                continue
+            return _with_names(t, mapping, scope)
+        return t
+    return walk(e)
+
+
+def _binders_among(e: c.Expr, names: dict) -> bool:
+    """Whether some let in `e` binds one of `names`."""
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if any(n in names for n in bound_by(t)):
+            return True
+        stack.extend(c.children(t))
+    return False
+
+
+def _scope(t: c.Expr) -> list[c.Expr]:
+    """Where a let's names are bound: its body, and a let rec's own definition."""
+    return [t.body] + ([t.bound] if isinstance(t, c.LetRec) else [])
+
+
+def _rename_checked(e: c.Expr, mapping: dict[str, str]) -> c.Expr:
+    """`e` with its free names renamed by `mapping`; raises _Captured(n) where a free n is under a
+    binder of its new name (it would be captured)."""
+    targets = {v: k for k, v in mapping.items()}
+
+    def walk(t: c.Expr, live: dict, under: frozenset) -> c.Expr:  # under: the new names rebound here
+        match t:
+            case c.Var(name, ()) if name in live:
+                if live[name] in under:
+                    raise _Captured(name)
+                return replace(t, name=live[name])
+            case c.Lam(param=p) | c.LinLam(param=p):
+                inner, u = _drop(live, (p,)), under | ({p} & targets.keys())
+                return same(t, body=walk(t.body, inner, u)) if inner else t
+            case c.Let(name=name, inst=inst) | c.LetRec(name=name, inst=inst):
+                bound_names = (name,) if not inst else ()
+            case c.LetTuple(names=names):
+                bound_names = names
+            case _:
+                return rebuild(t, lambda x: walk(x, live, under))
+        inner, u = _drop(live, bound_names), under | (set(bound_names) & targets.keys())
+        if isinstance(t, c.LetRec):
+            return same(t, bound=walk(t.bound, inner, u), body=walk(t.body, inner, u)) if inner else t
+        b = walk(t.bound, live, under)
+        return same(t, bound=b, body=walk(t.body, inner, u)) if inner else same(t, bound=b)
+    return walk(e, mapping, frozenset())
+
+
+class _Captured(Exception):
+    pass
+
+
+def _with_names(t: c.Expr, mapping: dict[str, str], scope: list) -> c.Expr:
+    """The binder t with its names renamed by `mapping`, its scope already renamed."""
+    match t:
+        case c.Let(name):
+            return replace(t, name=mapping.get(name, name), body=scope[0])
+        case c.LetTuple(names):
+            return replace(t, names=tuple(mapping.get(m, m) for m in names), body=scope[0])
+        case c.LetRec(name):
+            return replace(t, name=mapping.get(name, name), body=scope[0], bound=scope[1])
+    raise AssertionError(t)
+
+
+__all__ = ["Floater", "FreeVars", "Names", "bound_by", "rebuild", "same", "tidy"]
