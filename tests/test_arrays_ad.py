@@ -402,3 +402,17 @@ def test_graph_and_stepper_refuse_arrays_with_a_diagnostic(command):
     assert out.text.split("\n")[0].endswith(f":1:{len(command) + 2}: runtime error: the graph and the stepper "
                                             "show derivative calls of Reals, tuples and lists; this one has an "
                                             "Array (not drawn yet: run it with :gradcheck or dl compare)")
+
+
+@pytest.mark.parametrize("mode", ["backprop", "backprop-naive", "tape"])
+def test_a_partial_zero_by_construction_is_never_multiplied_elementwise(mode):
+    """relu's cotangent is `where (a > 0) c 0`, not `where (a > 0) 1 0 * c`: an infinite cotangent element
+    where a <= 0 gives 0 (as `ZERO * inf` does for a Real), not nan; the oracle is numpy's where by hand.
+    (Forward mode's vjp multiplies its Jacobian columns by u, so it is not held to this: transforms.md,
+    Arrays.)"""
+    a, u = np.array([-1.0, 2.0, 0.0]), np.array([np.inf, 3.0, -np.inf])
+    got = run("def main = let (y, pb) = vjp (fun (a : Array) -> relu a) (fromList [-1.0, 2.0, 0.0]) in "
+              "pb (fromList [1.0 / 0.0, 3.0, -1.0 / 0.0])\n", mode=mode)
+    np.testing.assert_array_equal(got, np.where(a > 0, u, 0.0))
+    got = run("def main = grad (fun (a : Array) -> asum (sign a * a)) (fromList [-1.0, 2.0, 0.0])\n", mode=mode)
+    np.testing.assert_array_equal(got, np.sign(a))  # sign's partial is zero: only the factor a's path counts
