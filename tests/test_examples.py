@@ -277,6 +277,16 @@ def check_many_inputs(n):
     return check_it
 
 
+def check_chain_order(n):
+    def check_it(v):
+        y, d = 0.5, 1.0
+        for _ in range(n):  # y <- y + 0.01 sin y, so dy'/dy = 1 + 0.01 cos y
+            d *= 1.0 + 0.01 * math.cos(y)
+            y += 0.01 * math.sin(y)
+        assert close(v, (d, d), rel=1e-12)
+    return check_it
+
+
 def check_almost_everywhere(v):
     assert v == (0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0)
 
@@ -298,6 +308,7 @@ CASES = [
     ("digits_softmax.dl", [], check_digits(lambda: train_digits_numpy(30, 0.01, 1e-4, softmax_init), 0.95)),
     ("gmm.dl", [], check_gmm),
     ("arrays_intro.dl", [], check_arrays_intro),
+    ("chain_order.dl", ["100"], check_chain_order(100)),
 ]
 
 

@@ -217,6 +217,12 @@ class Compiler:
             if isinstance(found, Cell) and found.force is not None:
                 found.v = UNSET
 
+    def lifted_partial(self, code: Code) -> Code:
+        """The code of a partial application `f a1 .. ak` of the language below, lifted into this one (its
+        captured values, f and the arguments, lifted by the kernel): the same code wherever this language
+        calls functions as the one below does; a target with another calling convention overrides it."""
+        return code
+
     def prelude_source(self):
         """The prelude's Source, as its definitions' spans name it (a cached prelude keeps the path it
         was first loaded from), or None."""
@@ -655,17 +661,21 @@ class Gen:
             call = f"{v} = {fn}.body((), {joined})"
         else:
             call = f"{v} = {fn}.body({fn}.captured, {joined}) if {fn}.arity == {n} else _apply({fn}, ({joined},))"
+        self.call_line(call, head, e.span, ind)
+        return v
+
+    def call_line(self, call: str, head: c.Expr, span: Span, ind: int) -> None:
+        """The statement of a call of `head` written at `span`: an error inside a prelude function is
+        reported at the program's call of it."""
         prelude = self.compiler.prelude_source() if isinstance(head, c.Global) and head.module == PRELUDE else None
-        if prelude is not None and e.span.source is not None and e.span.filename != prelude.name:
-            # an error inside a prelude function is reported at the program's call of it
+        if prelude is not None and span.source is not None and span.filename != prelude.name:
             self.line(ind, "try:")
             self.line(ind + 1, call)
             self.line(ind, "except _DlError as err:")
-            self.line(ind + 1, f"raise {self.const(_raised_in_prelude)}(err, {self.const(e.span)}, "
+            self.line(ind + 1, f"raise {self.const(_raised_in_prelude)}(err, {self.const(span)}, "
                                f"{self.const(head.name)}, {self.const(prelude.name)})")
         else:
             self.line(ind, call)
-        return v
 
     def primitive(self, e: c.Prim, ind: int) -> str:
         """A saturated primitive, as its row says (lang/model/primitives.py):
@@ -818,13 +828,7 @@ _LOOPS = {
 }
 
 
-def _spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
-    """`f a1 .. an` as (f, [a1, .., an])."""
-    args = []
-    while isinstance(e, c.App):
-        args.append(e.arg)
-        e = e.fn
-    return e, args[::-1]
+_spine = c.spine
 
 
 def _spillable(e: c.Expr) -> bool:

@@ -350,8 +350,8 @@ class ADKernel:
         if id(fn) in memo:
             return memo[id(fn)]
         code = fn.code
-        if code.mode == "partial":
-            out = Fun(code, ())
+        if code.mode == "partial":  # (f, args) lifted; the code is the target's way to finish the call
+            out = Fun(compiler.lifted_partial(code), ())
             memo[id(fn)] = out
             out.captured = self.lift(fn.captured, compiler, memo)
             return out

@@ -237,6 +237,15 @@ def lambda_chain(e: Expr) -> tuple[list[str], Expr]:
     return params, e
 
 
+def spine(e: Expr) -> tuple[Expr, list[Expr]]:
+    """f a1 .. an  as  (f, [a1, .., an])."""
+    args = []
+    while isinstance(e, App):
+        args.append(e.arg)
+        e = e.fn
+    return e, args[::-1]
+
+
 def size(e: Expr) -> int:
     """The number of nodes of a term (iterative: terms can be deep)."""
     count, stack = 0, [e]

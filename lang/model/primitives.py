@@ -34,7 +34,9 @@ differentiation kernel (lang/ad.py); `array` an operation on Arrays (lang/model/
 which also gives the real rows their Array kernels); `effect` a statement of a backpropagator's
 body (target languages only); `delta` the constructors of Delta
 expressions, target-only rows whose implementation is the delta runtime's
-(lang/modes/delta.py: how a Delta is represented is that module's choice).
+(lang/modes/delta.py: how a Delta is represented is that module's choice);
+`target` a construct of another transform's target language only (never in
+a program; its target's runtime implements it).
 """
 from __future__ import annotations
 
@@ -374,7 +376,63 @@ _ROWS: list[Primitive] = [
          doc="d with a fresh identity, so that the backward pass walks it once however often it is used"),
     _row("dmark", "Delta -> Delta", "delta", target=True, cost="delta",
          doc="d marked as one primitive's derivative, without an identity (delta-noshare)"),
+    # target-only rows of the dual-numbers stages (docs/transforms.md, dualrev; lang/transforms/dualrev.py);
+    # their implementations belong to the stages' runtime (lang/modes/dualrev.py), which owns their data
+    *[_row(name, scheme, "target", target=True, cost="target", doc=doc) for name, scheme, doc in [
+        ("stage", "(Real -> Staged) -> Real -> Staged", "the pending call x' e, as data"),
+        ("plusS", "Staged -> Staged -> Staged", "the union of pending calls, merging calls of one backpropagator"),
+        ("zeroS", "Staged", "no pending call"),
+        ("stageC", "(Real -> Staged -> Staged) -> Real -> Staged -> Staged", "add the call x' e to the pending ones"),
+        ("stageAt", "ID -> (Real -> Staged -> Staged) -> Real -> Staged -> Staged",
+         "add the call x' e of the backpropagator with that ID to the pending ones"),
+        ("fresh", "Supply -> ID * Supply", "the next ID, and the supply after it"),
+        ("noId", "ID", "the ID of every constant (never resolved)"),
+        ("runConst", "(Supply -> 'a * Supply) -> 'a", "a closed computation run on the supply of constants"),
+        ("applyI", "('a -> Supply -> 'b * Supply) * Supply -> 'a -> 'b * Supply",
+         "the next argument of an application, given to the function a call returned with the supply"),
+        ("mapI", "('a -> Supply -> 'b * Supply) -> ['a] -> Supply -> ['b] * Supply", "map, threading the supply"),
+        ("foldI", "('b -> Supply -> ('a -> Supply -> 'b * Supply) * Supply) -> 'b -> ['a] -> Supply -> 'b * Supply",
+         "fold, threading the supply"),
+        ("zipWithI", "('a -> Supply -> ('b -> Supply -> 'c * Supply) * Supply) -> ['a] -> ['b] -> Supply -> "
+                     "['c] * Supply", "zipWith, threading the supply"),
+        ("buildI", "Int -> (Int -> Supply -> 'a * Supply) -> Supply -> ['a] * Supply", "build, threading the supply"),
+        ("contrib0", "Contrib", "no parent: a constant's contribution"),
+        ("contrib1", "ID -> Contrib -> Real -> Contrib", "one parent: its ID, its contribution, the partial"),
+        ("contrib2", "ID -> Contrib -> Real -> ID -> Contrib -> Real -> Contrib", "two parents"),
+    ]],
 ]
+
+
+# the sensitivity algebra and the structural rules of the ps mode's target language (docs/transforms.md, ps):
+# implemented by its runtime (lang/modes/ps.py), which represents `zero` and Env as it chooses
+_PS = [
+    ("szero", "'a", "the zero sensitivity, at every type"),
+    ("oplus", "'a -> 'a -> 'a", "a ⊕ b: the sum of two sensitivities, structural, zero its unit"),
+    ("rho", "Real -> 'a -> 'a", "rho ct ∂ (or a tuple of ∂s): an inlined primitive's ρ, each ∂ times ct"),
+    ("back", "Int -> ('s -> 'r) -> 's -> 'r", "back k bp ct: bp applied to ct (k zeros for a zero ct)"),
+    ("backenv", "('s -> Env) -> 's -> Env", "an if's backpropagator applied (zero for a zero ct)"),
+    ("split", "Int -> 'a -> 'a", "split n ct: a tuple's sensitivity taken apart (n zeros for zero)"),
+    ("sget", "['a] -> Int -> 'a", "sget ct i: the i-th element of a list's sensitivity"),
+    ("env", "Int -> 'a -> Env", "env k (s1, ..., sk): the sensitivities of a closure's k captured variables"),
+    ("unenv", "Int -> Env -> 'a", "unenv k e: an Env's k slots"),
+    ("unenvrec", "Int -> Int -> Env -> 'a",
+     "unenvrec k j e: the slots of a recursive closure's Env other than its own (slot j), summed down the chain"),
+    ("mapP", "('a -> 'b * ('sb -> Env * 'sa)) -> ['a] -> ['b] * (['sb] -> Env * ['sa])", "map, with ρ"),
+    ("foldP", "('b -> ('a -> 'b * ('sb -> Env * 'sa)) * (Env -> Env * 'sb)) -> 'b -> ['a] -> "
+              "'b * ('sb -> Env * 'sb * ['sa])", "fold, with ρ"),
+    ("zipWithP", "('a -> ('b -> 'c * ('sc -> Env * 'sb)) * (Env -> Env * 'sa)) -> ['a] -> ['b] -> "
+                 "['c] * (['sc] -> Env * ['sa] * ['sb])", "zipWith, with ρ"),
+    ("buildP", "Int -> (Int -> 'a * ('s -> Env * Int)) -> ['a] * (['s] -> Int * Env)", "build, with ρ"),
+    ("getP", "['a] -> Int -> 'a * ('s -> ['s] * Int)", "get, with ρ (a one-hot list)"),
+    ("headP", "['a] -> 'a * ('s -> ['s])", "head, with ρ (a one-hot list)"),
+    ("tailP", "['a] -> ['a] * (['s] -> ['s])", "tail, with ρ"),
+    ("reverseP", "['a] -> ['a] * (['s] -> ['s])", "reverse, with ρ"),
+    ("consP", "'a -> ['a] -> ['a] * (['s] -> 's * ['s])", ":: with ρ"),
+    ("appendP", "['a] -> ['a] -> ['a] * (['s] -> ['s] * ['s])", "++ with ρ"),
+]
+_ROWS += [_row(name, scheme, "ps", target=True, cost="structural" if name.endswith("P") else "ps", doc=doc,
+               fails=name in ("buildP", "getP", "headP", "tailP"))
+          for name, scheme, doc in _PS]
 
 # Arrays: the real rows' Array kernels, and the array rows (lang/model/array_rows.py)
 _ROWS = [replace(p, array=array_rows.ELEMENTWISE[p.name]) if p.name in array_rows.ELEMENTWISE else p

@@ -2,6 +2,7 @@
 
     T ::= Real | Int | Bool | Unit | Array | String | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
         | ~T | d | Delta                                         (target, docs/transforms.md, Notation)
+        | Staged | ID | Supply | Contrib                         (target of the dualrev stages)
 
 A type variable carries a *constraint*: the set of classes its type must
 belong to. A class is the set of base types in it (`CLASSES`):
@@ -104,10 +105,14 @@ Type = TCon | TFun | TTuple | TList | TNeg | TVar
 REAL, INT, BOOL, UNIT, ARRAY, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("Array"), TCon("d")
 STRING = TCon("String")  # a string literal: a file name for the data loaders (in no class)
 DELTA = TCon("Delta")  # a first-order description of a linear map Real -o d (lang/transforms/delta.py)
+ENV = TCon("Env")  # the sensitivities of a closure's captured variables (lang/transforms/ps.py)
 BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY, STRING)}
+# The dual-numbers stages (docs/transforms.md, dualrev): pending backpropagator calls, the identity of a
+# real, the state of the identity supply, and a defunctionalised backpropagator.
+STAGED, ID, SUPPLY, CONTRIB = TCon("Staged"), TCon("ID"), TCon("Supply"), TCon("Contrib")
 # Types of the transforms' target languages only, by the name they print with (d, the answer type of
 # backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
-TARGET_TYPES = {t.name: t for t in (D, DELTA)}
+TARGET_TYPES = {t.name: t for t in (D, DELTA, ENV, STAGED, ID, SUPPLY, CONTRIB)}
 
 
 def fun(*types: Type) -> Type:

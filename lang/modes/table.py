@@ -43,6 +43,8 @@ class Mode:
     shows: str = "term"        # what `dl transform` shows: "term", "unrolled" (at a point), or "program"
     tolerance: float = 1e-9    # relative agreement expected with backprop (:gradcheck, dl compare)
     listed: bool = True        # False: the primal baseline that `dl compare` measures against
+    compared: bool = True      # False: an intermediate stage of a chain (dualrev-*), run by `dl compare`
+                               # and `:compare` only when named in --modes; every other tool lists it
 
     def load_runtime(self) -> Any:
         """The runtime object (imported on first use)."""
@@ -105,6 +107,43 @@ ROWS: tuple[Mode, ...] = (
          "Krawiec et al., POPL 2022 (without Share)",
          runtime="lang.modes.delta:DELTA_NOSHARE", transform="lang.transforms.delta:DELTA_NOSHARE", nests=True,
          jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
+    Mode("ps",
+         "a backpropagator per closure call: A-normal form, each function returns its value and a "
+         "backpropagator to the sensitivities of its free variables and argument",
+         "Pearlmutter, Siskind, Reverse-mode AD in a functional framework: Lambda the ultimate backpropagator, "
+         "TOPLAS 30(2), 2008",
+         runtime="lang.modes.ps:PS", transform="lang.transforms.ps:PS_TRANSFORM", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)"),
+    # dual-numbers reverse AD, stage by stage (stage 0 is backprop-naive; docs/transforms.md, dualrev)
+    Mode("dualrev-staged",
+         "dualrev stage 1: linear factoring made explicit, backpropagators return their calls as data, "
+         "merged and run oldest first",
+         "Smeding, Vákár, Efficient dual-numbers reverse AD via well-known program transformations, POPL 2023 "
+         "(stage 1: staging)",
+         runtime="lang.modes.dualrev:STAGED", transform="lang.transforms.dualrev:STAGED_TRANSFORM", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)", compared=False),
+    Mode("dualrev-cayley",
+         "dualrev stage 2: Cayley-transformed backpropagators add their calls to the pending ones",
+         "Smeding, Vákár, POPL 2023 (stage 2: the Cayley transform)",
+         runtime="lang.modes.dualrev:CAYLEY", transform="lang.transforms.dualrev:CAYLEY_TRANSFORM", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)", compared=False),
+    Mode("dualrev-ids",
+         "dualrev stage 3: IDs from a supply the program threads; pending calls run largest ID first",
+         "Smeding, Vákár, POPL 2023 (stage 3: IDs, resolved from the top); tomsmeding/ad-dualrev-th",
+         runtime="lang.modes.dualrev:IDS", transform="lang.transforms.dualrev:IDS_TRANSFORM", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)", compared=False),
+    Mode("dualrev-defun",
+         "dualrev stage 4: backpropagators defunctionalised into Contrib records, resolved by ID",
+         "Smeding, Vákár, POPL 2023 (stage 4: defunctionalisation); tomsmeding/ad-dualrev-th",
+         runtime="lang.modes.dualrev:DEFUN", transform="lang.transforms.dualrev:DEFUN_TRANSFORM", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)", compared=False),
+    Mode("dualrev",
+         "dual-numbers reverse AD made linear: IDs threaded by the program, Contrib records, one sweep over "
+         "mutable arrays",
+         "Smeding, Vákár, Efficient dual-numbers reverse AD via well-known program transformations, POPL 2023; "
+         "tomsmeding/ad-dualrev-th",
+         runtime="lang.modes.dualrev:ARRAYS", transform="lang.transforms.dualrev:DEFUN_TRANSFORM", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)"),
     Mode("primal",
          "the program with every derivative call replaced by a plain call: the baseline of `dl compare`",
          "-",
@@ -126,6 +165,12 @@ def get(name: str) -> Mode:
 def listed() -> list[Mode]:
     """The modes a user chooses, in table order."""
     return [m for m in ROWS if m.listed]
+
+
+def compared() -> list[Mode]:
+    """The modes `dl compare` and `:compare` run when not told which: the listed ones but the
+    intermediate stages of a chain."""
+    return [m for m in ROWS if m.listed and m.compared]
 
 
 def nesting() -> list[str]:

@@ -19,7 +19,7 @@ import sys
 import traceback
 
 from ..model.errors import DlError, DlRuntimeError, render
-from ..modes.table import DEFAULT, MODES, describe, get
+from ..modes.table import DEFAULT, MODES, compared, describe, get
 from .sweep import parse_sweep
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
@@ -116,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (docs/transforms.md)")
     cmp_.add_argument("file")
     cmp_.add_argument("--sweep", type=_sweep, default=None, help="n=10,100,1000: run `main n` for each n")
-    cmp_.add_argument("--modes", type=_modes, default=None, help="comma-separated modes (default: all)")
+    cmp_.add_argument("--modes", type=_modes, default=None,
+                      help="comma-separated modes (default: all but the intermediate dualrev stages)")
     cmp_.add_argument("--format", choices=("table", "csv", "json"), default="table")
     cmp_.add_argument("--plot", type=_plot_path, default=None, help="write a log-log plot to this PNG (needs matplotlib)")
     cmp_.add_argument("--budget", type=_seconds, default=COMPARE_BUDGET, metavar="SECONDS",
@@ -306,7 +307,7 @@ def _compare(args) -> int:
     from .report import format_csv, format_json, format_table, plot
     program = load(args.file)
     sizes = args.sweep or [None]
-    modes = [get(m) for m in (args.modes or MODES)]
+    modes = [get(m) for m in args.modes] if args.modes else compared()
 
     def make_call(n):
         return main_call(program, [] if n is None else [str(n)])

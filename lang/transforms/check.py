@@ -27,7 +27,7 @@ from ..model import core as c
 from ..model import syntax as s
 from ..model.errors import DlError
 from ..model.primitives import PRIMITIVES, Primitive
-from ..model.types import D, TARGET_TYPES, Scheme, TNeg, TVar, Type, free_vars, show_scheme, substitute
+from ..model.types import D, TARGET_TYPES, Scheme, TFun, TNeg, TVar, Type, free_vars, prune, show_scheme, substitute
 
 
 class TransformBug(AssertionError):
@@ -41,6 +41,8 @@ class TargetLanguage:
     name: str
     d_type: Callable[[Type], Type]                  # the transform on types
     global_type: Callable[[str, str, tuple], Type]  # a transformed top-level definition's type
+    checks: tuple = ()                              # more rules of this target, each run on the typed term
+                                                    # (a transform's own discipline: TermTransform.checks)
 
 
 class TargetInferencer(Inferencer):
@@ -92,7 +94,17 @@ class TargetInferencer(Inferencer):
         if prim.kind != "ad":
             return prim.scheme
         free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
-        return Scheme(tuple(free.values()), self.lang.d_type(substitute(prim.scheme.body, free)))
+        return Scheme(tuple(free.values()), ad_type(substitute(prim.scheme.body, free), self.lang.d_type))
+
+
+def ad_type(t: Type, d_type: Callable[[Type], Type]) -> Type:
+    """A differentiation primitive in a target language: each argument and the result transformed, the
+    primitive still applied to all its arguments at once (for →D and ←D the same as transforming the
+    whole arrow; for chad, whose functions return pairs, not)."""
+    t = prune(t)
+    if isinstance(t, TFun):
+        return TFun(d_type(t.arg), ad_type(t.result, d_type))
+    return d_type(t)
 
 
 def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) -> Type:
@@ -105,6 +117,8 @@ def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) ->
     except DlError as e:
         raise TransformBug(f"{lang.name}: the transformed term does not type-check: {e.message}") from None
     check_linear(term)
+    for rule in lang.checks:
+        rule(typed)
     return typed.ty
 
 
@@ -221,4 +235,6 @@ def _linear_real(e: c.Expr, a: str) -> None:
     raise TransformBug(f"the parameter `{a}` of a backpropagator is used non-linearly")
 
 
-__all__ = ["check", "infer_target", "check_linear", "TargetLanguage", "TransformBug", "substitute"]
+linear_real = _linear_real  # for the disciplines of other targets (TargetLanguage.checks)
+
+__all__ = ["check", "infer_target", "check_linear", "linear_real", "TargetLanguage", "TransformBug", "substitute"]

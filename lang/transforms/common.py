@@ -30,6 +30,7 @@ class TermTransform:
     type: Callable[[Type], Type]               # the transform on types
     simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
     parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
+    checks: tuple = ()                         # its target's rules beyond typing, each run on the typed term
 
 
 # ---- arrays: the shared refusal ----------------------------------------------------------------
@@ -115,23 +116,8 @@ class Homomorphism:
         return self.by_cases(list(zip(seconds, partials)))
 
     def by_cases(self, pairs: list[tuple[c.Expr, c.Expr]]) -> c.Expr:
-        """The contributions, with a partial's `if` lifted out and its symbolic zeros dropped.
-
-        A partial that is zero on a branch (relu, min, max, x^y: the primitive table) makes the
-        contribution `if c then x' (∂ * a) else 0` — read in the forward direction,
-        `if c then ∂ * x_dot else 0` — so that the zero is never multiplied (docs/transforms.md, Zeros and
-        infinities). Partials testing the same condition share one `if`: min x y gives
-        `if x <= y then x' a else y' a`."""
-        for _, d in pairs:
-            if isinstance(d, c.If):
-                cond = d.cond
-
-                def branch(pick):
-                    return [(s, pick(p) if isinstance(p, c.If) and p.cond == cond else p) for s, p in pairs]
-                then = self.by_cases(branch(lambda p: p.then))
-                else_ = self.by_cases(branch(lambda p: p.else_))
-                return c.If(cond, then, else_, ty=then.ty)
-        return self.contribution_sum([(s, d) for s, d in pairs if not is_zero(d)])
+        """The contributions, with a partial's `if` lifted out and its symbolic zeros dropped (`by_cases`)."""
+        return by_cases(pairs, self.contribution_sum)
 
     # ---- arrays: a transform that handles them overrides these three (backprop.py, forward.py)
     def array_type(self, t: Type) -> Type:
@@ -220,7 +206,7 @@ class Homomorphism:
         args = tuple(self.term(a) for a in e.args)
         at_real = any(prune(a.ty) == REAL for a in e.args)
         match prim.kind:
-            case "real" if at_real and _closed(e):
+            case "real" if at_real and closed(e):
                 return self.constant(e)  # no variable in it: a constant, whose derivative is zero
             case "real" if at_real:
                 if prim.partials is None:
@@ -276,7 +262,28 @@ class Homomorphism:
         return names, binds
 
 
-def _closed(e: c.Expr) -> bool:
+def by_cases(pairs: list[tuple], total: Callable[[list[tuple]], c.Expr]) -> c.Expr:
+    """`total` of the (second, partial) pairs, with a partial's `if` lifted out and its symbolic zeros dropped.
+
+    A partial that is zero on a branch (relu, min, max, x^y: the primitive table) makes the
+    contribution `if c then x' (∂ * a) else 0` — read in the forward direction,
+    `if c then ∂ * x_dot else 0` — so that the zero is never multiplied (docs/transforms.md, Zeros and
+    infinities). Partials testing the same condition share one `if`: min x y gives
+    `if x <= y then x' a else y' a`. The seconds are opaque here: a transform may pair a partial with
+    anything it needs (dualrev's stages pair it with a parent's ID and backward part)."""
+    for _, d in pairs:
+        if isinstance(d, c.If):
+            cond = d.cond
+
+            def branch(pick):
+                return [(s, pick(p) if isinstance(p, c.If) and p.cond == cond else p) for s, p in pairs]
+            then = by_cases(branch(lambda p: p.then), total)
+            else_ = by_cases(branch(lambda p: p.else_), total)
+            return c.If(cond, then, else_, ty=then.ty)
+    return total([(s, d) for s, d in pairs if not is_zero(d)])
+
+
+def closed(e: c.Expr) -> bool:
     """A term with no variables and no references to definitions (only literals and primitives)."""
     stack = [e]
     while stack:
@@ -296,5 +303,5 @@ def scale(d: c.Expr, a: c.Expr, ty: Type = REAL) -> c.Expr:
     return c.Prim("*", (d, a), ty=ty)
 
 
-__all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "Fresh", "touches_array", "arrays_unsupported",
-           "mentions_array", "refuse_array_types"]
+__all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "closed", "by_cases", "Fresh", "touches_array",
+           "arrays_unsupported", "mentions_array", "refuse_array_types"]

@@ -31,7 +31,7 @@ from ...model.errors import render
 from ...front.infer import Inferencer, infer_expression
 from ...back.machine import Machine
 from ...front.loader import shown_path
-from ...modes.table import MODES, REFERENCE, get, listed
+from ...modes.table import MODES, REFERENCE, compared, get, listed
 from ...front.parser import parse_expr
 from ...model.primitives import PRIMITIVES, user_visible
 from ...model.printer import show_term
@@ -345,7 +345,7 @@ def cmd_compare(state: State, arg: Argument) -> tuple[State, Output]:
     """The docs/transforms.md, Reading dl compare table for one expression."""
     e = _expression("compare", arg)
     typed = S.typed_expression(state, e, arg.source)
-    report = compare(state.world, lambda n: typed, [None], listed(), BUDGET)
+    report = compare(state.world, lambda n: typed, [None], compared(), BUDGET)
     head = f"-- {_clip(_shown(arg.text), 60)} in every mode (error relative to backprop, costs relative to the primal run)"
     return state, Output(head + "\n" + format_table(report), rich=report)
 
