@@ -94,8 +94,7 @@ def test_gradient_of_an_mlp_loss_through_the_array_prelude(mode):
     (a mode without array rules refuses, with the shared diagnostic)."""
     source = f"def main = {DEFS}grad (fun ls -> acrossEntropy (amlp tanh ls x) t) [l1, l2]"
     if mode not in ARRAY_MODES:
-        with pytest.raises(DlError, match="differentiating a function of an Array: the .* mode does not support "
-                                          "arrays yet"):
+        with pytest.raises(DlError, match="arrays yet"):  # the shared refusal, or a mode's own (lut)
             run(source, mode=mode)
         return
     got = run(source, mode=mode)

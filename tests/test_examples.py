@@ -277,6 +277,16 @@ def check_many_inputs(n):
     return check_it
 
 
+def check_chain(n):
+    def check_it(v):
+        x, d = 0.3, 1.0
+        for _ in range(n):  # the chain rule along the orbit: f'(x) = 3.7 (1 - 2x)
+            d *= 3.7 * (1.0 - 2.0 * x)
+            x = 3.7 * x * (1.0 - x)
+        assert close(v, d, rel=1e-9)
+    return check_it
+
+
 def check_chain_order(n):
     def check_it(v):
         y, d = 0.5, 1.0
@@ -308,6 +318,7 @@ CASES = [
     ("digits_softmax.dl", [], check_digits(lambda: train_digits_numpy(30, 0.01, 1e-4, softmax_init), 0.95)),
     ("gmm.dl", [], check_gmm),
     ("arrays_intro.dl", [], check_arrays_intro),
+    ("chain.dl", ["100"], check_chain(100)),
     ("chain_order.dl", ["100"], check_chain_order(100)),
 ]
 

@@ -24,7 +24,7 @@ from ..front.infer import Inferencer
 from ..front.parser import parse_expr
 from ..model.primitives import PRIMITIVES, zero
 from ..model.spans import Source
-from .check import TargetLanguage, ad_type, freshen
+from .check import TargetLanguage, freshen
 from ..model.types import (BOOL, D, FLOAT, INT, REAL, STRING, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, members,
                            prune, substitute)
 
@@ -169,7 +169,7 @@ class _Elaborate:
         prim = PRIMITIVES[e.op]
         scheme = prim.scheme
         if prim.kind == "ad":
-            scheme = Scheme(scheme.qvars, ad_type(scheme.body, self.lang.d_type))
+            scheme = Scheme(scheme.qvars, self.lang.ad_type(scheme.body))
         t = substitute(scheme.body, {v: TVar(0, v.constraint if prim.kind != "ad" else frozenset())
                                      for v in scheme.qvars})
         params = []
