@@ -48,13 +48,20 @@ from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, Transform
 from .linear import SINK
 from .shapes import Shapes
 from ..model.values import Fun, call1, native
-from ..model.types import BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
+from ..model.primitives import array_kernel
+from ..transforms.common import mentions_array
+from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
 from ..model.zeros import ZERO, Paths, Zero, finite, settle
 
 def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
-    """A cotangent must have the shape of the value it belongs to (list lengths included)."""
+    """A cotangent must have the shape of the value it belongs to (list lengths and array shapes included)."""
     t = prune(t)
-    if isinstance(t, TTuple):
+    if t == ARRAY:
+        if array_kernel("shape")(cotangent) != array_kernel("shape")(value):
+            show = array_kernel("show_shape")
+            raise DlRuntimeError(f"{what} has an array of shape {show(cotangent)} where the value has shape "
+                                 f"{show(value)}")
+    elif isinstance(t, TTuple):
         for x, y, ti in zip(cotangent, value, t.items):
             check_shape(x, y, ti, what)
     elif isinstance(t, TList):
@@ -79,6 +86,16 @@ def all_plain_finite(reals: list) -> bool:
 
 class NestedDifferentiation(DlRuntimeError):
     pass
+
+
+def _nested_arrays(in_t: Type, out_t: Type, what: str) -> None:
+    """A derivative of a function of arrays, taken inside a function being differentiated, is refused: its
+    forward passes would go one element at a time through pairs of arrays (not implemented yet). Arrays
+    inside such a function, with Real inputs and outputs, are fine."""
+    if mentions_array(in_t) or mentions_array(out_t):
+        raise NestedDifferentiation(f"nested differentiation with arrays: this {what} of a function of an Array "
+                                    "runs inside a function being differentiated, which is not supported yet "
+                                    "(the inner function's input and output must be Reals, tuples or lists)")
 
 
 class ADKernel:
@@ -152,21 +169,23 @@ class ADKernel:
         """Reverse mode in the current mode; inside a transformed program, by forward passes one level
         deeper. The pullback's result is settled, and order-free where it is not finite."""
         if site is not self.machine.primal:
+            _nested_arrays(in_t, out_t, "grad, value_and_grad or vjp")
             y, pullback = self.vjp_forward(f, x, in_t, out_t, site)
             leaves = site.leaves
             return y, lambda u: self.shapes.map_reals(pullback(u), in_t, lambda r: settle_real(r, leaves))
         runtime = self.machine.runtime
         y, pullback = runtime.vjp(self, f, x, in_t, out_t)
         shapes = self.shapes
+        order_free = runtime.exact and not (mentions_array(in_t) or mentions_array(out_t))
 
         def settled(u: Any) -> Any:
             g = pullback(u)
             reals = shapes.flatten(g, in_t)
             if all_plain_finite(reals):  # the common case, checked at C speed: nothing to settle
                 return g
-            if runtime.exact and not all(map(finite, reals)):
+            if order_free and not all(map(finite, reals)):
                 g = self.uncounted(lambda: pullback(shapes.map_reals(u, out_t, Paths.seed)))
-            return shapes.map_reals(g, in_t, settle)
+            return self.settle(g, in_t)
         return y, settled
 
     def vjp_primal(self, f: Fun, x: Any, in_t: Type, out_t: Type) -> tuple[Any, Callable]:
@@ -190,14 +209,24 @@ class ADKernel:
         check_shape(v, x, in_t, "the tangent given to jvp")
         shapes = self.shapes
         if site is not self.machine.primal:
+            _nested_arrays(in_t, out_t, "jvp or derivative")
             y, t = self.jvp_forward(f, x, v, in_t, out_t, site)
             leaves = site.leaves
             return y, shapes.map_reals(t, out_t, lambda r: settle_real(r, leaves))
         runtime = self.machine.runtime
         y, t = runtime.jvp(self, f, x, v, in_t, out_t)
-        if runtime.exact and not all(map(finite, shapes.flatten(t, out_t))):
+        order_free = runtime.exact and not (mentions_array(in_t) or mentions_array(out_t))
+        if order_free and not all(map(finite, shapes.flatten(t, out_t))):
             _, t = self.uncounted(lambda: runtime.jvp(self, f, x, shapes.map_reals(v, in_t, Paths.seed), in_t, out_t))
-        return y, shapes.map_reals(t, out_t, settle)
+        return y, self.settle(t, out_t)
+
+    def settle(self, d: Any, t: Type) -> Any:
+        """A derivative as a user sees it (lang/model/zeros.py, settle). An Array leaf holds float64s
+        already: it is left as it is, without a walk over its elements. (Arrays get no order-free pass:
+        their non-finite derivatives are IEEE sums in the mode's own order, docs/transforms.md, Arrays.)"""
+        if mentions_array(t):
+            return self.shapes.map_leaves(d, t, settle, lambda a: a)
+        return self.shapes.map_reals(d, t, settle)
 
     # ---- derivatives of any shape, from the same vjp and jvp
     def one_hot(self, site: Compiler, shape: Any, t: Type, n: int, i: int) -> Any:
@@ -442,7 +471,7 @@ class ADKernel:
         y = shapes.unlift(y_dual, out_t, backprops)
 
         def pullback(u: Any) -> Any:
-            cotangents = shapes.flatten(u, out_t)
+            cotangents = shapes.leaves(u, out_t)  # an Array is one leaf: one cotangent, one backpropagator
             if compiler.preaccumulated and any(type(ct) is Paths for ct in cotangents):
                 # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
                 return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u)
@@ -450,7 +479,7 @@ class ADKernel:
             collecting = gc.isenabled()
             gc.disable()
             try:
-                return shapes.rebuild(x, in_t, backend.backward(records, seeds, n_sinks))
+                return shapes.rebuild_leaves(x, in_t, backend.backward(records, seeds, n_sinks))
             finally:
                 if collecting:
                     gc.enable()
@@ -504,9 +533,13 @@ class ADKernel:
         t = type(v)
         if t is float or t is Zero:  # (a tangent of the language below may be the symbolic zero)
             return compiler.lift_real(v)
+        if t.__name__ == "ndarray":
+            return compiler.lift_array(v)
         if t is tuple:
             return tuple(self.lift(x, compiler, memo) for x in v)
         if t is list:
+            if not v or isinstance(v[0], (int, str)):  # a list is homogeneous: [Int], [Bool], ... hold no reals
+                return v
             return [self.lift(x, compiler, memo) for x in v]
         if t is Fun:
             return self.lift_fun(v, compiler, memo)

@@ -33,8 +33,8 @@ from ..transforms.preaccumulate import preaccumulate
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
 from ..model.errors import DlRuntimeError
-from ..model.primitives import PRIMITIVES
-from ..model.types import REAL, TList, TTuple, Type, prune
+from ..model.primitives import PRIMITIVES, array_kernel
+from ..model.types import ARRAY, REAL, TList, TTuple, Type, prune
 from ..model.zeros import REAL_TYPES, ZERO, settle
 
 # ---- the leaves of a language's reals ------------------------------------------------
@@ -147,6 +147,8 @@ def attach_tangents(x: Any, v: Any, t: Type, leaves) -> Any:
     t = prune(t)
     if t == REAL:
         return _pair_leaves(x, v, leaves)
+    if t == ARRAY:
+        return _pair_arrays(x, v)
     if isinstance(t, TTuple):
         return tuple(attach_tangents(a, b, ti, leaves) for a, b, ti in zip(x, v, t.items))
     if isinstance(t, TList):
@@ -160,11 +162,31 @@ def _pair_leaves(x: Any, v: Any, leaves) -> Any:
     return (_pair_leaves(x[0], v[0], leaves), _pair_leaves(x[1], v[1], leaves))
 
 
+def _pair_arrays(x: Any, v: Any) -> Any:
+    """An array and its tangent (at depth 0; deeper, each array leaf of the trees paired)."""
+    if type(x) is tuple:
+        return (_pair_arrays(x[0], v[0]), _pair_arrays(x[1], v[1]))
+    return (x, v)
+
+
+def _split_arrays(y: Any) -> tuple[Any, Any]:
+    """(value, tangent) of an array's →D output; a tangent that stayed 0-d (a constant's) gets the value's shape."""
+    if type(y[0]) is tuple:
+        (a, a_dot), (b, b_dot) = _split_arrays(y[0]), _split_arrays(y[1])
+        return (a, b), (a_dot, b_dot)
+    value, tangent = y
+    if array_kernel("shape")(tangent) != array_kernel("shape")(value):
+        tangent = array_kernel("dense_or")(tangent, value)
+    return value, tangent
+
+
 def split_tangents(y: Any, t: Type, leaves, zero) -> tuple[Any, Any]:
     """The output of →D(f) split into (value, tangent)."""
     t = prune(t)
     if t == REAL:
         return _split_leaves(y, leaves)
+    if t == ARRAY:
+        return _split_arrays(y)
     if isinstance(t, TTuple):
         parts = [split_tangents(a, ti, leaves, zero) for a, ti in zip(y, t.items)]
         return tuple(p for p, _ in parts), tuple(q for _, q in parts)
@@ -267,6 +289,26 @@ class TransformCompiler(Compiler):
     def primal_real(self, leaf: Any) -> float:
         return leaf[0]
 
+    def lift_array(self, a: Any) -> Any:
+        """A primal Array as a constant of this language: paired with zero tangents, `depth` levels deep
+        (the leaves of a reverse language are (array, None))."""
+        zeros = array_kernel("azerosLike")
+        leaf = self.array_leaf(a)
+        for _ in range(self.depth):
+            leaf = (leaf, self._zero_tree(leaf, zeros))
+        return leaf
+
+    def array_leaf(self, a: Any) -> Any:
+        return a
+
+    def _zero_tree(self, t: Any, zeros) -> Any:
+        """A tree of pairs like `t` with every array leaf replaced by a leaf of zeros."""
+        if type(t).__name__ == "ndarray":
+            return zeros(t)
+        if isinstance(self.leaves, DualLeaves) and type(t[0]).__name__ == "ndarray":
+            return self.array_leaf(zeros(t[0]))  # an (array, backpropagator) leaf
+        return (self._zero_tree(t[0], zeros), self._zero_tree(t[1], zeros))
+
     def deeper(self, kernel) -> Compiler:
         """The language one forward level deeper than this one, where a derivative taken inside code of this
         language runs (a reverse language stays reverse: ←D(→D^(k+1) t) under ←D(→D^k t))."""
@@ -340,10 +382,16 @@ class ReverseCompiler(TransformCompiler):
                 fields += [parent, weight]
         return self.leaves.record(value, fields)
 
+    def array_leaf(self, a: Any) -> Any:
+        return (a, None)
+
     def lift_leaf(self, v: Any) -> Any:
-        """A ←D real of the language below, one forward level deeper: (ℓ, (0, None))."""
+        """A ←D real (or array) of the language below, one forward level deeper: (ℓ, (0, None))."""
         if self.depth > 0 and DualLeaves.is_leaf(v):
             return (v, (ZERO, None))
+        if self.depth > 0 and type(v) is tuple and len(v) == 2 and type(v[0]).__name__ == "ndarray" \
+                and (v[1] is None or type(v[1]) is int):
+            return (v, (array_kernel("azerosLike")(v[0]), None))
         return None
 
     def deeper(self, kernel) -> Compiler:

@@ -30,9 +30,9 @@ from ..model.errors import DlNameError, DlTypeError
 from ..model.primitives import PRIMITIVES, Primitive
 from ..model.scope import Scope
 from ..model.spans import Span
-from ..model.types import (BASE_TYPES, BOOL, CLASSES, D, EQ, FLOAT, LINEAR, NONE, NUM, REAL, STRUCTURAL, UNIT, Scheme,
-                           TCon, TCtor, TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune,
-                           show_scheme, substitute)
+from ..model.types import (BASE_TYPES, BOOL, CLASSES, D, EQ, FLOAT, LINEAR, LIST_CLASSES, NONE, NUM, REAL, STRING,
+                           STRUCTURAL, UNIT, Scheme, TCon, TCtor, TFun, TList, TNeg, TTuple, TVar, Type, free_vars,
+                           instance_name, prune, show_scheme, substitute)
 from . import wording as w
 from .wording import snippet
 
@@ -125,10 +125,11 @@ def enforce(t: Type, classes: frozenset[str]) -> None:
         case TTuple(items) if classes == {STRUCTURAL}:
             for i in items:
                 enforce(i, classes)
-        case TList(item) if classes == {STRUCTURAL}:
+        case TList(item) if classes <= LIST_CLASSES:
             enforce(item, classes)
         case _:
-            raise Mismatch(sorted(classes - {STRUCTURAL})[0] if classes - {STRUCTURAL} else STRUCTURAL, t)
+            outside = classes - (LIST_CLASSES if isinstance(t, TList) else {STRUCTURAL})
+            raise Mismatch(sorted(outside)[0] if outside else STRUCTURAL, t)
 
 
 def default_numeric(t: Type) -> None:
@@ -190,8 +191,8 @@ class Inferencer:
             case s.TyName(name):
                 if name in BASE_TYPES:
                     return BASE_TYPES[name]
-                raise DlNameError(f"unknown type `{name}` (types are Real, Int, Bool, Unit, T -> T, T * T, [T], 'a)",
-                                  t.span)
+                raise DlNameError(f"unknown type `{name}` (types are Real, Int, Bool, Unit, Array, String, T -> T, "
+                                  "T * T, [T], 'a)", t.span)
             case s.TyVar(name):
                 if name not in self.annot_vars:
                     self.annot_vars[name] = self.fresh()
@@ -328,6 +329,8 @@ class Inferencer:
             return self.fresh(NUM)
         if isinstance(value, float):
             return self.fresh(FLOAT)
+        if isinstance(value, str):
+            return STRING
         return UNIT
 
     def application(self, e: c.App, fn: c.Expr, arg: c.Expr) -> c.Expr:

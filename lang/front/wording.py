@@ -212,6 +212,7 @@ CLASS_WORDS = {
     "Eq": "comparable with == (Int, Real or Bool)",
     "Ord": "ordered by < (Int or Real)",
     "Diff": "differentiable data (Real, Int, Bool, Unit, Array, or tuples and lists of them)",
+    "Nested": "a Real or a nested list of Reals ([Real], [[Real]], ...)",
 }
 
 # what a type in the class is, for "but <role> must be ..."
@@ -221,6 +222,7 @@ CLASS_NOUN = {
     "Eq": "comparable with == (Int, Real or Bool)",
     "Ord": "an Int or a Real (what < compares)",
     "Diff": "differentiable data (Real, Int, Bool, Unit, Array, or tuples and lists of them)",
+    "Nested": "a Real or a nested list of Reals ([Real], [[Real]], ...)",
 }
 
 # what an expression whose type is still a class variable is: `1` "is a number (Int, Real or Array)";
@@ -231,6 +233,7 @@ IS_IN_CLASS = {
     "Ord": "is compared with < (so it is Int or Real)",
     "Eq": "is compared with == (so it is Int, Real or Bool)",
     "Diff": "is differentiated (so it is differentiable data)",
+    "Nested": "is made into an array (so it is a Real or a nested list of Reals)",
 }
 
 

@@ -32,7 +32,9 @@ Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `structural` parametric (every transform maps it to itself); `ad` the
 differentiation kernel (lang/ad.py); `custom` a function applied with its
 own derivative rule, which each target language runs its own way
-(lang/back/kernel.py, custom rules); `delta` the constructors of Delta
+(lang/back/kernel.py, custom rules); `array` an operation on Arrays (lang/model/array_rows.py,
+which also gives the real rows their Array kernels); `effect` a statement of a backpropagator's
+body (target languages only); `delta` the constructors of Delta
 expressions, target-only rows whose implementation is the delta runtime's
 (lang/modes/delta.py: how a Delta is represented is that module's choice);
 `linear` the zero, sum, scaling and application of linear maps between
@@ -45,21 +47,25 @@ a program; its target's runtime implements it).
 """
 from __future__ import annotations
 
+import importlib
 import math
 import operator
 import os
 import resource
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Callable
 
+from . import array_rows
 from . import realmath as rm
 from .core import If, Lit, Prim
 from .core import children
 from .zeros import ZERO
 from .errors import DlRuntimeError
 from .values import call1, call2
-from .types import TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TCtor, TFun, TList, TTuple, TVar, Type, linear
+from .types import (BASE_TYPES, TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple,
+                    TVar, Type, linear, prune)
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,21 @@ class Primitive:
     doc: str = ""
     target: bool = False               # a primitive of a transform's target language only (Delta
                                        # constructors, ...): never resolved in a user's program
-    linear: tuple[int, ...] | None = None  # the argument positions in which it is a linear map (fst, snd
-                                       # and the linear rows): where a linear map's parameter may go
+    linear: tuple[int, ...] | None = None  # the argument positions in which it is (jointly) a linear map: fst,
+                                       # snd, chad's linear rows, the array rows (target checker, jvp)
     params: int | None = None          # how many arguments it takes, when its result is a function
                                        # (default: every arrow of its type)
+    # Arrays (lang/model/array_rows.py):
+    array: str | None = None           # the function of lang/model/arrays.py that implements its Array
+                                       # instance (named, not imported: numpy only for array programs)
+    vjp: Callable | None = None        # (x1, ..., xk, r, c) -> [cotangent term or None per argument]
+    jvp: Callable | None = None        # (x1, ..., xk, t1, ..., tk, r) -> tangent term
+    bilinear: bool = False             # linear in each of its two arguments separately (matmul)
+    unlist: Callable | None = None     # list-valued rows: (x1, ..., xk, i) -> (count, element i,
+                                       # c -> [cotangent per argument] of element i)
+    per_element: bool = False          # applies its function argument to each element (amap)
+    site: str | None = None            # "module:factory": its implementation made per compiler
+    effect: bool = False               # a statement of type d in a backpropagator's body
 
     @property
     def arity(self) -> int:
@@ -120,7 +137,7 @@ def parse_scheme(text: str) -> Scheme:
             old = variables.get(var)
             variables[var] = TVar(0, (old.constraint if old else frozenset()) | {cls})
     tokens = body.replace("->", " -> ").replace("-o", " -o ").replace("*", " * ").replace("(", " ( ") \
-        .replace(")", " ) ").replace("[", " [ ").replace("]", " ] ").replace(",", " , ").split()
+        .replace(")", " ) ").replace("[", " [ ").replace("]", " ] ").replace(",", " , ").replace("~", " ~ ").split()
     pos = 0
 
     def arrow() -> Type:
@@ -154,6 +171,8 @@ def parse_scheme(text: str) -> Scheme:
             t = arrow()
             pos += 1
             return TList(t)
+        if tok == "~":
+            return TNeg(atom())
         if tok.startswith("'"):
             return variables.setdefault(tok, TVar(0))
         if pos < len(tokens) and tokens[pos] == "(" and tok not in TARGET_TYPES:  # Copow('a, 'b)
@@ -164,7 +183,7 @@ def parse_scheme(text: str) -> Scheme:
                 args.append(arrow())
             pos += 1
             return TCtor(tok, tuple(args))
-        return {"Real": REAL, "Int": INT, "Bool": BOOL, "Unit": UNIT, "Array": ARRAY, **TARGET_TYPES}[tok]
+        return {**BASE_TYPES, **TARGET_TYPES}[tok]
 
     t = arrow()
     return Scheme(tuple(variables.values()), t)
@@ -602,6 +621,14 @@ _ROWS += [_row(name, scheme, "ps", target=True, cost="structural" if name.endswi
                fails=name in ("buildP", "getP", "headP", "tailP"))
           for name, scheme, doc in _PS]
 
+# Arrays: the real rows' Array kernels, and the array rows (lang/model/array_rows.py)
+_ROWS = [replace(p, array=array_rows.ELEMENTWISE[p.name]) if p.name in array_rows.ELEMENTWISE else p
+         for p in _ROWS]
+_ROWS += [_row(name, scheme, "effect" if fields.get("effect") else "array", fails=True, **{"cost": "array", **fields})
+          for name, scheme, fields in array_rows.ROWS]
+_ROWS += [_row(name, scheme, "effect" if fields.get("effect") else "array", fails=True, target=True,
+               **{"cost": "array", **fields}) for name, scheme, fields in array_rows.TARGET_ROWS]
+
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _ROWS}
 
 # The spellings of binary operators in source text and their rows.
@@ -616,6 +643,30 @@ def lookup(name: str) -> Primitive:
         return PRIMITIVES[name]
     except KeyError:
         raise KeyError(f"no primitive named {name!r} in the primitive table") from None
+
+
+def array_instance(prim: Primitive, arg_types, result_type) -> bool:
+    """Whether an application runs on Arrays: an array row, or a real row at Array (elementwise)."""
+    if prim.kind in ("array", "effect"):
+        return True
+    if prim.kind in ("real", "toreal"):
+        return any(prune(t) == ARRAY for t in (result_type, *arg_types))
+    return False
+
+
+@lru_cache(maxsize=None)
+def array_kernel(name: str) -> Callable:
+    """The kernel `name` of lang/model/arrays.py, or `module:name` elsewhere (importing numpy, once, on
+    first use)."""
+    module, _, attr = name.rpartition(":")
+    return getattr(importlib.import_module(module or "lang.model.arrays"), attr)
+
+
+@lru_cache(maxsize=None)
+def site_factory(path: str) -> Callable:
+    """The factory `module:name` that makes a row's implementation for one compiler."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def user_visible() -> list[str]:

@@ -47,6 +47,8 @@ def literal(value) -> str:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, str):
+        return '"' + value + '"'
     if value == ():
         return "()"
     if isinstance(value, float):

@@ -1,6 +1,6 @@
 """Types of the source and target languages, type variables with constraints, printing.
 
-    T ::= Real | Int | Bool | Unit | Array | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
+    T ::= Real | Int | Bool | Unit | Array | String | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
         | ~T | d | Delta | Env                                   (target, docs/transforms.md, Notation)
         | Staged | ID | Supply | Contrib                         (target of the dualrev stages)
         | T -o U | Name(T, ...)                                  (target: a linear map, a target type constructor)
@@ -13,6 +13,7 @@ belong to. A class is the set of base types in it (`CLASSES`):
     Ord    — Int, Real (what < compares)
     Num    — Int, Real, Array (+ - * ^ neg abs min max; an integer literal `2` starts here)
     Float  — Real, Array (/ and the real functions sin, exp, ...; a literal `2.5` starts here)
+    Nested — Real, and lists of Nested: [Real], [[Real]], ... (what `array` makes an Array of)
 
 so `sin x * x + 2.0` has one type, `Float 'a => 'a -> 'a`, and runs on a Real
 or, elementwise, on an Array. Every class contains Real: a variable no type
@@ -31,11 +32,13 @@ CLASSES: dict[str, frozenset[str]] = {
     "Ord": frozenset({"Int", "Real"}),
     "Num": frozenset({"Int", "Real", "Array"}),
     "Float": frozenset({"Real", "Array"}),
+    "Nested": frozenset({"Real"}),
 }
 STRUCTURAL = "Diff"  # the class that also holds tuples and lists of its members
-CLASS_ORDER = ("Diff", "Eq", "Ord", "Num", "Float")  # how constraints print
+LIST_CLASSES = frozenset({"Diff", "Nested"})  # the classes that also hold lists of their members
+CLASS_ORDER = ("Diff", "Eq", "Ord", "Num", "Float", "Nested")  # how constraints print
 NONE: frozenset[str] = frozenset()
-DIFF, EQ, ORD, NUM, FLOAT = (frozenset({name}) for name in CLASS_ORDER)
+DIFF, EQ, ORD, NUM, FLOAT, NESTED = (frozenset({name}) for name in CLASS_ORDER)
 
 
 def members(constraint: frozenset[str]) -> frozenset[str]:
@@ -120,10 +123,11 @@ class TVar:
 Type = TCon | TFun | TTuple | TList | TNeg | TCtor | TVar
 
 REAL, INT, BOOL, UNIT, ARRAY, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("Array"), TCon("d")
+STRING = TCon("String")  # a string literal: a file name for the data loaders (in no class)
 DELTA = TCon("Delta")  # a first-order description of a linear map Real -o d (lang/transforms/delta.py)
 ENV = TCon("Env")  # the sensitivities of a closure's captured variables (lang/transforms/ps.py), and the
                    # cotangent of a closure's environment (chad-efficient, lang/transforms/chad.py)
-BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY)}
+BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY, STRING)}
 # The dual-numbers stages (docs/transforms.md, dualrev): pending backpropagator calls, the identity of a
 # real, the state of the identity supply, and a defunctionalised backpropagator.
 STAGED, ID, SUPPLY, CONTRIB = TCon("Staged"), TCon("ID"), TCon("Supply"), TCon("Contrib")
@@ -246,7 +250,7 @@ def is_differentiable_data(t: Type) -> bool:
     t = prune(t)
     match t:
         case TCon(name):
-            return name in BASE_TYPES
+            return name in CLASSES["Diff"]
         case TTuple(items):
             return all(is_differentiable_data(i) for i in items)
         case TList(item):

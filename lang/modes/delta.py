@@ -46,6 +46,7 @@ from ..model.zeros import REAL_TYPES, ZERO, settle
 from ..model.primitives import PRIMITIVES
 from ..model.types import Type
 from ..model.values import call1
+from ..transforms.common import refuse_array_types
 from ..transforms.delta import DELTA as DELTA_TRANSFORM, DELTA_NOSHARE as NOSHARE_TRANSFORM
 from .runtimes import Runtime
 
@@ -407,6 +408,7 @@ class DeltaRuntime(Runtime):
                                lambda machine: DeltaCompiler(machine, self, self.backend(kernel), depth, parent))
 
     def vjp(self, kernel, f, x, in_t, out_t):
+        refuse_array_types(self.name, in_t, out_t)  # Delta has no array constructors yet
         compiler = self.compiler(kernel, 0)
         backend = compiler.backend
         shapes = kernel.shapes

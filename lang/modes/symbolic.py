@@ -40,6 +40,7 @@ from ..model.printer import BINARY, POW, SUM, literal
 from ..model.values import call1
 from ..model.types import REAL
 from ..model.zeros import ZERO, Paths
+from ..transforms.common import arrays_unsupported, refuse_array_types
 from .overloading import OverloadingCompiler
 from .runtimes import Runtime
 
@@ -70,6 +71,14 @@ def tree_size(e: Any) -> int:
 class SymbolicCompiler(OverloadingCompiler):
     def __init__(self, machine):
         super().__init__(machine, "symbolic")
+
+    def overload_array(self, prim, e: c.Prim) -> Callable:
+        """Arrays are refused (the shared diagnostic): an unrolled expression has no array nodes."""
+        error = arrays_unsupported("symbolic", f"the array operation `{e.op}`", e.span)
+
+        def refuse(*args):
+            raise error
+        return refuse
 
     def primal_of(self, v: Any) -> Any:
         return v.value if type(v) is Sym else v
@@ -267,6 +276,7 @@ SYMBOLIC = SymbolicRuntime()
 
 
 def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
+    refuse_array_types("symbolic", in_t, out_t)
     compiler: SymbolicCompiler = kernel.language("symbolic", SymbolicCompiler)
     counters = kernel.machine.counters
     names: list[str] = []

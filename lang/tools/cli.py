@@ -126,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
     run.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
                      help="backprop: run ←D's term as the transform writes it, not preaccumulated")
+    run.add_argument("--time", action="store_true",
+                     help="print the wall time of the evaluation of main (compiling included) to stderr")
     run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                      help="stop the evaluation with a runtime error after this many seconds")
     run.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
@@ -336,15 +338,23 @@ def _run(args) -> int:
 
 
 def _run_collected_later(args, collecting: bool) -> int:
+    import time
     from ..model.values import show_value  # each command imports its stages when it runs (start-up)
     from .pipeline import load, run_main
+
+    elapsed = []
 
     def work():
         program = load(args.file)
         if collecting:
             gc.enable()
-        value, machine = run_main(program, args.args, get(args.mode), counting=args.cost,
-                                  check_transforms=args.debug, progress=_Passes(), preaccumulate=args.preaccumulate)
+        start = time.perf_counter()
+        try:
+            value, machine = run_main(program, args.args, get(args.mode), counting=args.cost,
+                                      check_transforms=args.debug, progress=_Passes(),
+                                      preaccumulate=args.preaccumulate)
+        finally:
+            elapsed.append(time.perf_counter() - start)
         return show_value(value), machine  # (printing a huge value is work too: under the budget)
 
     text, machine = _deep(args, work, budget=args.budget)
@@ -352,6 +362,8 @@ def _run_collected_later(args, collecting: bool) -> int:
     if args.cost:
         from .report import format_counters  # json and the measuring tools only for --cost (start-up)
         print(format_counters(machine.counters.as_dict(), args.mode), file=sys.stderr)
+    if args.time:
+        print(f"time {elapsed[0]:.2f} s (evaluating main, compiling included)", file=sys.stderr)
     return EXIT_OK
 
 

@@ -95,6 +95,8 @@ def _reals(v: Any, out: list) -> list:
             _reals(x, out)
     elif type(v) is int and not isinstance(v, bool):
         out.append(float(v))
+    elif type(v).__name__ == "ndarray":  # an Array: its elements, row-major
+        out.extend(v.ravel().tolist())
     return out
 
 

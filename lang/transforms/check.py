@@ -269,6 +269,10 @@ def _linear_d(t: c.Expr, a: str) -> None:
             if _mentions(fn, a):
                 raise TransformBug(f"the parameter `{a}` of a backpropagator is used to choose a backpropagator")
             _linear_real(arg, a)
+        case c.Prim(op, (fns, arg)) if PRIMITIVES[op].effect:   # dApplyList xs' (unconcat k xs a)
+            if _mentions(fns, a):
+                raise TransformBug(f"the parameter `{a}` of a backpropagator is used to choose a backpropagator")
+            _linear_real(arg, a)
         case c.If(cond, then, else_):
             if _mentions(cond, a):
                 raise TransformBug(f"the parameter `{a}` of a backpropagator is inspected by `if`")
@@ -302,6 +306,14 @@ def _linear_real(e: c.Expr, a: str) -> None:
             _linear_real(x, a)
             _linear_real(y, a)
             return
+        case c.Prim(op, args) if PRIMITIVES[op].linear or PRIMITIVES[op].bilinear:
+            # an array operation linear in the arguments that mention `a` (matmulCtA w x a, reshape s a)
+            row = PRIMITIVES[op]
+            mentioning = [k for k, x in enumerate(args) if _mentions(x, a)]
+            if mentioning and (len(mentioning) == 1 if row.bilinear else all(k in row.linear for k in mentioning)):
+                for k in mentioning:
+                    _linear_real(args[k], a)
+                return
     raise TransformBug(f"the parameter `{a}` of a backpropagator is used non-linearly")
 
 

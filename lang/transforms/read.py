@@ -29,8 +29,8 @@ from ..front.parser import parse_expr
 from ..model.primitives import PRIMITIVES, zero
 from ..model.spans import Source
 from .check import TargetLanguage, freshen
-from ..model.types import (BOOL, D, INT, LINEAR, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple, TVar, Type,
-                           linear, prune, substitute)
+from ..model.types import (BOOL, D, FLOAT, INT, LINEAR, REAL, STRING, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple,
+                           TVar, Type, linear, members, prune, substitute)
 
 
 def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_scope=lambda: []) -> c.Expr:
@@ -41,9 +41,13 @@ def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_sc
 
 
 def _zeros(e: c.Expr) -> c.Expr:
-    """Each `0` whose type came out Real is the symbolic zero; the others are Int literals."""
+    """Each `0` whose type came out Real is the symbolic zero; the others are Int literals. A `0` whose type
+    is still a variable of a class without Int (Nested: the tangents of a list literal given to `array`) can
+    only be Real."""
     if isinstance(e, c.Lit) and type(e.value) is int and e.value == 0:
-        return zero() if prune(e.ty) == REAL else replace(e, ty=INT)
+        t = prune(e.ty)
+        real = t == REAL or isinstance(t, TVar) and bool(t.constraint) and "Int" not in members(t.constraint)
+        return zero() if real else replace(e, ty=INT)
     return c.map_children(e, _zeros)
 
 
@@ -124,8 +128,9 @@ class _Elaborate:
             case c.Global(name, module, inst):
                 return replace(e, ty=freshen(self.lang.global_type(module, name, inst), {}))
             case c.Lit(value):
+                # a real literal is a Real or, elementwise, an Array (docs/reference.md §4)
                 ty = BOOL if isinstance(value, bool) else INT if isinstance(value, int) else \
-                    REAL if isinstance(value, float) else UNIT
+                    TVar(0, FLOAT) if isinstance(value, float) else STRING if isinstance(value, str) else UNIT
                 if type(value) is int and value == 0:
                     ty = TVar()  # Int, or the symbolic zero if it has to be Real (see _zeros)
                 return replace(e, ty=ty)
