@@ -162,3 +162,21 @@ def test_the_new_partials_transform_and_type_check():
             for simplify in (False, True):
                 check(transform_term(e, mode, simplify), e.ty, language(mode, spec))
     run_deep(check_all)
+
+
+@pytest.mark.parametrize("mode", ["backprop", "backprop-naive", "forward", "tape"])
+def test_at_array_elementwise_values_and_gradients_match_the_oracle(mode):
+    """At Array each function is elementwise (numpy's, math's erf): the value and `grad (asum . f)` of an
+    array of the oracle's points give the oracle's values and derivatives, point by point."""
+    import numpy as np
+    names = sorted({f for f, *_ in ORACLE})
+    for f in names:
+        rows = [r for r in ORACLE if r[0] == f]
+        xs = "fromList [" + ", ".join(lit(x) for _, x, _, _ in rows) + "]"
+        value, gradient = run(f"def main = ({f} ({xs}), grad (fun a -> asum ({f} a)) ({xs}))", mode=mode)
+        assert close(list(np.asarray(value)), [v for *_, v, _ in rows], rel=1e-15, abs_=0.0), (f, value)
+        assert close(list(np.asarray(gradient)), [d for *_, d in rows], rel=1e-13, abs_=0.0), (f, gradient)
+    xs, ys = (f"fromList [{', '.join(repr(h[k]) for h in HYPOT)}]" for k in (0, 1))
+    gx, gy = run(f"def main = grad (fun (a, b) -> asum (hypot a b)) ({xs}, {ys})", mode=mode)
+    assert close(list(np.asarray(gx)), [h[3] for h in HYPOT], rel=1e-13, abs_=0.0)
+    assert close(list(np.asarray(gy)), [h[4] for h in HYPOT], rel=1e-13, abs_=0.0)

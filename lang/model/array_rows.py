@@ -76,7 +76,9 @@ ELEMENTWISE = {
     "+": "add", "-": "sub", "*": "mul", "/": "div", "^": "power", "neg": "neg", "exp": "exp", "log": "log",
     "sin": "sin", "cos": "cos", "tan": "tan", "tanh": "tanh", "sqrt": "sqrt", "sigmoid": "sigmoid",
     "relu": "relu", "softplus": "softplus", "abs": "abs_", "sign": "sign", "pow": "pow_", "atan2": "atan2",
-    "min": "minimum", "max": "maximum",
+    "min": "minimum", "max": "maximum", "log1p": "log1p", "expm1": "expm1", "sinh": "sinh", "cosh": "cosh",
+    "asinh": "asinh", "acosh": "acosh", "atanh": "atanh", "asin": "asin", "acos": "acos", "atan": "atan",
+    "erf": "erf", "erfc": "erfc", "hypot": "hypot",
 }
 
 # a comparison in a Real partial derivative -> the elementwise mask it becomes at Array

@@ -148,6 +148,31 @@ tanh = _unary(np.tanh)
 sqrt = _unary(np.sqrt)
 abs_ = _unary(np.abs)
 sign = _unary(np.sign)
+log1p = _unary(np.log1p)
+expm1 = _unary(np.expm1)
+sinh = _unary(np.sinh)
+cosh = _unary(np.cosh)
+asinh = _unary(np.arcsinh)
+acosh = _unary(np.arccosh)
+atanh = _unary(np.arctanh)
+asin = _unary(np.arcsin)
+acos = _unary(np.arccos)
+atan = _unary(np.arctan)
+hypot = _binary("hypot", np.hypot)
+
+
+def _elementwise(fn):
+    """A kernel from a scalar function numpy lacks (erf, erfc: math's, correctly rounded), element by element."""
+    ufunc = np.frompyfunc(fn, 1, 1)
+
+    def kernel(x):
+        return np.asarray(ufunc(x), dtype=np.float64)
+    kernel.__name__ = fn.__name__
+    return kernel
+
+
+erf = _elementwise(math.erf)
+erfc = _elementwise(math.erfc)
 
 
 def sigmoid(x):
