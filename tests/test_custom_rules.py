@@ -15,9 +15,10 @@ from conftest import EXACT_MODES, MODES, close, diagnostic, dl, get, run
 
 
 def _honours(mode: str) -> bool:
-    """Whether the mode applies custom rules: its transform says so, or it runs the program overloaded."""
+    """Whether the mode applies custom rules: its transform says so, or it runs the program overloaded (tape,
+    symbolic; lut's tracer does not: it refuses them)."""
     transform = get(mode).load_transform()
-    return transform.custom_rules if transform is not None else mode != "numeric"
+    return transform.custom_rules if transform is not None else mode not in ("numeric", "lut", "lut-recompute")
 
 
 RULE_MODES = [m for m in EXACT_MODES if _honours(m)]          # use the rule

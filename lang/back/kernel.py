@@ -295,6 +295,14 @@ class ADKernel:
         if site is self.machine.primal:
             return lambda f, rule, x: call1(f, x)
         name = rule_arg.name
+        if not site.custom_rules and not getattr(site, "takes_custom_rules", False):
+            mode = self.machine.mode.name  # a language with no way to apply a rule at all (lut's tracer)
+
+            def cannot(*args):
+                raise DlRuntimeError(f"the {mode} mode cannot use a custom rule (custom_vjp): it would differentiate "
+                                     "something else under its name (docs/reference.md, Custom derivatives, lists "
+                                     "the modes that do)", span)
+            return cannot
         if not site.custom_rules:
             def refuse(*args):
                 raise NestedDifferentiation(

@@ -31,6 +31,7 @@ from ..model import core as c
 from ..model.primitives import PRIMITIVES
 from ..model.types import INT, Type, instance_name
 from ..model.values import Code, Fun, call1
+from ..transforms.common import refuse_array_types
 from ..transforms.chad import CHAD as CHAD_TRANSFORM, CHAD_EFFICIENT as EFFICIENT_TRANSFORM
 from .chad_algebra import Algebra, Cat, DenseAlgebra, One, SparseAlgebra, entries, linear_map
 from .runtimes import Runtime
@@ -408,6 +409,7 @@ class ChadRuntime(Runtime):
         return kernel.language((self.name, 0), lambda machine: ChadCompiler(machine, self))
 
     def vjp(self, kernel, f, x, in_t, out_t):
+        refuse_array_types(self.name, in_t, out_t)  # chad has no array rules yet
         compiler = self.compiler(kernel)
         alg = compiler.algebra
         dr_f = kernel.lift_fun(f, compiler, {})
