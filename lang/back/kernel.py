@@ -152,7 +152,7 @@ class ADKernel:
 
     def value_and_grad(self, f: Fun, x: Any, in_t: Type, site: Compiler) -> tuple:
         y, pullback = self.vjp(f, x, in_t, REAL, site)
-        return (y, pullback(self.const(site, 1.0)))
+        return (y, pullback(1.0 if site is self.machine.primal else self.const(site, 1.0)))
 
     def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler, span=NO_SPAN) -> tuple:
         y, pullback = self.vjp(f, x, in_t, out_t, site)
@@ -176,11 +176,14 @@ class ADKernel:
         runtime = self.machine.runtime
         y, pullback = runtime.vjp(self, f, x, in_t, out_t)
         shapes = self.shapes
-        order_free = runtime.exact and not (mentions_array(in_t) or mentions_array(out_t))
+        walks = shapes.io(in_t, out_t)
+        order_free = runtime.exact and not walks.arrays
+        flatten_in = walks.flatten_in
 
         def settled(u: Any) -> Any:
             g = pullback(u)
-            reals = shapes.flatten(g, in_t)
+            reals: list = []
+            flatten_in(g, reals)
             if all_plain_finite(reals):  # the common case, checked at C speed: nothing to settle
                 return g
             if order_free and not all(map(finite, reals)):
@@ -458,9 +461,9 @@ class ADKernel:
     def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime,
                     faithful: bool = False) -> tuple[Any, Callable]:
         compiler = self.reverse_compiler(runtime, 0, faithful)
-        backend = self.backends[runtime.name]
+        backend = compiler.linear
         dual_f = self.lift_fun(f, compiler, {})
-        shapes = self.shapes
+        walks = self.shapes.io(in_t, out_t)  # every walk of this call, fetched at once
         saved = backend.records
         collecting = gc.isenabled()
         # The collector is off while the tape is recorded and swept: the tape only grows then, and each
@@ -468,7 +471,7 @@ class ADKernel:
         # meanwhile is collected afterwards.
         gc.disable()
         try:
-            x_dual, n_sinks = shapes.inject(x, in_t, 0)   # the inputs' sinks: identities 0 .. n-1
+            x_dual, n_sinks = walks.inject(x, 0)   # the inputs' sinks: identities 0 .. n-1
             records = backend.records = [SINK] * n_sinks
             y_dual = call1(dual_f, x_dual)
         finally:
@@ -476,18 +479,26 @@ class ADKernel:
             if collecting:
                 gc.enable()
         backprops: list = []
-        y = shapes.unlift(y_dual, out_t, backprops)
+        y = walks.unlift(y_dual, backprops)
+        real_out, leaves_out, rebuild_in = walks.real_out, walks.leaves_out, walks.rebuild_leaves_in
+        preaccumulated = compiler.preaccumulated
 
         def pullback(u: Any) -> Any:
-            cotangents = shapes.leaves(u, out_t)  # an Array is one leaf: one cotangent, one backpropagator
-            if compiler.preaccumulated and any(type(ct) is Paths for ct in cotangents):
+            if real_out:  # one cotangent, one backpropagator
+                cotangents = [u]
+                paths = type(u) is Paths
+            else:
+                cotangents = []
+                leaves_out(u, cotangents)  # an Array is one leaf: one cotangent, one backpropagator
+                paths = preaccumulated and any(type(ct) is Paths for ct in cotangents)
+            if preaccumulated and paths:
                 # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
                 return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u)
             seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
             collecting = gc.isenabled()
             gc.disable()
             try:
-                return shapes.rebuild_leaves(x, in_t, backend.backward(records, seeds, n_sinks))
+                return rebuild_in(x, backend.backward(records, seeds, n_sinks), 0)[0]
             finally:
                 if collecting:
                     gc.enable()
