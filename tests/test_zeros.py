@@ -187,3 +187,39 @@ def test_random_programs_at_singular_points_agree_in_every_exact_mode(seed):
                 disagreements.append((source, mode, value, first))
                 break
     assert not disagreements, disagreements[:3]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_free_sweep_on_floats_equals_the_sweep_on_paths_objects(seed):
+    """The factoring sweep with `Paths` seeds runs on float totals and kind sets (lang/back/linear.py,
+    _sweep_paths): on random tapes with zero, infinite, nan and symbolic-zero weights, merges and
+    several seeds, each sink's total and kinds are those of the sweep on `Paths` objects."""
+    from lang.back.compiler import Counters
+    from lang.back.linear import SINK, Factoring, _sweep_paths
+    from lang.model.zeros import ZERO, Paths
+    rng = random.Random(seed)
+    weights = [0.0, -0.0, math.inf, -math.inf, math.nan, ZERO, 1e308, -1e308, 0.5, -3.0, 7.25]
+    n_sinks = rng.randint(1, 4)
+    records = [SINK] * n_sinks
+    for i in range(rng.randint(1, 30)):
+        parents = rng.sample(range(len(records)), min(len(records), rng.randint(1, 3)))
+        rec: tuple = ()
+        for p in parents:
+            rec += (p, rng.choice(weights) if rng.random() < 0.5 else rng.uniform(-1e3, 1e3))
+        records.append(rec)
+    seeds = [(rng.randrange(n_sinks, len(records)) if len(records) > n_sinks else 0,
+              Paths.seed(rng.choice([1.0, -2.0, 1e308, math.inf, 0.0]))) for _ in range(rng.randint(1, 3))]
+    objects = Factoring(Counters())  # the sweep on objects, as the backend ran it before _sweep_paths
+    adj = objects.adj = [None] * len(records)
+    for p, v in seeds:
+        objects.contribute(p, v)
+    objects._sweep(records, adj, n_sinks)
+    expected = [ZERO if g is None else g for g in adj[:n_sinks]]
+    got = _sweep_paths(records, seeds, n_sinks)
+    assert got is not None
+    for e, g in zip(expected, got):
+        assert type(e) is type(g)
+        if type(e) is Paths:
+            assert e.kinds == g.kinds
+            assert repr(e.total) == repr(g.total)  # bit for bit, nan and the sign of zero included
+            assert repr(e.value()) == repr(g.value())

@@ -45,10 +45,12 @@ only where it is non-zero. An array input's sink is one identity.
 """
 from __future__ import annotations
 
+import math
+
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
 from ..model.values import Code
-from ..model.zeros import REAL_TYPES, ZERO
+from ..model.zeros import _PRODUCT, NEG as _NEG, NIL as _NIL, POS as _POS, REAL_TYPES, ZERO, Paths, Zero, kind
 from ..transforms.preaccumulate import contributions
 from .compiler import Gen
 
@@ -282,6 +284,12 @@ class Factoring(LinearBackend):
             self.n_sinks = n_sinks
             if self.counting:
                 self._sweep_counting(records, adj, n_sinks)
+            elif type(seeds[0][1]) is Paths if seeds else False:
+                # the kernel's order-free pass: sums over paths as floats and kind sets, not objects
+                out = _sweep_paths(records, seeds, n_sinks)
+                if out is not None:
+                    return out
+                self._sweep(records, adj, n_sinks)  # (adj holds the seeds: _sweep_paths kept its own lists)
             else:
                 self._sweep(records, adj, n_sinks)
         finally:
@@ -345,6 +353,56 @@ class Factoring(LinearBackend):
                         counters.merges += 1
             peak = max(peak, pending)
         counters.peak_pending = max(counters.peak_pending, peak)
+
+
+def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
+    """The factoring sweep with `Paths` seeds (the kernel's order-free pass), each pending sum kept as its
+    float total and its set of kinds in two lists rather than as a `Paths` object per contribution: the
+    same float operations in the same order, and the kinds `Paths` arithmetic would give
+    (lang/model/zeros.py), so the sinks' `Paths` are equal to the object sweep's. A record of another
+    shape than (parent, weight, ...) with float weights — a generic body, an array — gives None: the
+    caller sweeps with objects."""
+    totals: list = [None] * len(records)
+    kinds = [0] * len(records)
+    for p, v in seeds:
+        if type(v) is not Paths:
+            return None
+        old = totals[p]
+        totals[p] = v.total if old is None else old + v.total
+        kinds[p] |= v.kinds
+    product, inf = _PRODUCT, math.inf
+    POS, NEG = _POS, _NEG
+    for i in range(len(records) - 1, n_sinks - 1, -1):  # sinks run no body
+        ct = totals[i]
+        if ct is None:
+            continue
+        rec = records[i]
+        if len(rec) == 2 and type(ct) is float and type(rec[1]) is float:  # the common record, inline
+            p, w = rec
+            kw = POS if 0.0 < w < inf else NEG if -inf < w < 0.0 else kind(w)  # (kind, inlined)
+            old = totals[p]
+            totals[p] = w * ct if old is None or type(old) is Zero else old + w * ct
+            kinds[p] |= product[kinds[i]][kw]
+            continue
+        if rec[0] is GENERIC:
+            return None
+        zero = type(ct) is Zero  # the symbolic zero times a real is itself, and adds nothing
+        ck = product[kinds[i]]
+        for k in range(0, len(rec), 2):
+            p, w = rec[k], rec[k + 1]
+            tw = type(w)
+            if tw is float and not zero:
+                kw = POS if 0.0 < w < inf else NEG if -inf < w < 0.0 else kind(w)
+                old = totals[p]
+                totals[p] = w * ct if old is None or type(old) is Zero else old + w * ct
+                kinds[p] |= ck[kw]
+            elif tw is Zero or tw is float:
+                if totals[p] is None:
+                    totals[p] = ZERO
+            else:
+                return None
+    return [ZERO if g is None else g if type(g) is Zero else Paths(g, kinds[i])
+            for i, g in enumerate(totals[:n_sinks])]
 
 
 class Naive(LinearBackend):
