@@ -46,6 +46,7 @@ only where it is non-zero. An array input's sink is one identity.
 from __future__ import annotations
 
 import math
+from itertools import islice
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
@@ -297,11 +298,11 @@ class Factoring(LinearBackend):
         return [ZERO if g is None else g for g in adj[:n_sinks]]
 
     def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
-        for i in range(len(records) - 1, n_sinks - 1, -1):  # sinks run no body
-            ct = adj[i]
+        # from the last identity down to the first after the sinks (which run no body); a reversed list
+        # iterator reads each pending argument when it gets there, after everything above has added to it
+        for rec, ct in islice(zip(reversed(records), reversed(adj)), len(records) - n_sinks):
             if ct is None:
                 continue
-            rec = records[i]
             n = len(rec)
             if n == 2:
                 p, w = rec
