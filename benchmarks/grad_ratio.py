@@ -43,5 +43,5 @@ def main():
                 ts[k].append((time.thread_time() - t0) / reps[k])
                 gc.unfreeze()
         p, g = statistics.median(ts["p"]), statistics.median(ts["g"])
-        print(f"{name} n={n} pre={pre}: primal {p*1e3:.2f} ms  vg {g*1e3:.2f} ms  ratio {g/p:.2f}  load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"{name} n={n} pre={pre}: primal {p*1e3:.4f} ms  vg {g*1e3:.4f} ms  ratio {g/p:.2f}  load {os.getloadavg()[0]:.1f}", flush=True)
 t = threading.Thread(target=main); t.start(); t.join()
