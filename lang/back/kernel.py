@@ -106,6 +106,7 @@ class ADKernel:
         self.compilers: dict = {}
         self.backends: dict[str, Any] = {}
         self.shapes = Shapes()
+        self._top_reverse: dict = {}  # (runtime, faithful): reverse_compiler(runtime, 0, faithful)
 
     # ---- compiling the primitives
     def compile(self, site: Compiler, e: c.Prim) -> Callable:
@@ -460,9 +461,13 @@ class ADKernel:
     # ---- reverse mode by the backpropagation transform
     def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime,
                     faithful: bool = False) -> tuple[Any, Callable]:
-        compiler = self.reverse_compiler(runtime, 0, faithful)
+        compiler = self._top_reverse.get((runtime, faithful))
+        if compiler is None:
+            compiler = self._top_reverse[(runtime, faithful)] = self.reverse_compiler(runtime, 0, faithful)
         backend = compiler.linear
-        dual_f = self.lift_fun(f, compiler, {})
+        dual_f = f.code.info.get(compiler)  # a top-level function's transform, kept on its code
+        if dual_f is None:
+            dual_f = self.lift_fun(f, compiler, {})
         walks = self.shapes.io(in_t, out_t)  # every walk of this call, fetched at once
         saved = backend.records
         collecting = gc.isenabled()
@@ -485,16 +490,16 @@ class ADKernel:
 
         def pullback(u: Any) -> Any:
             if real_out:  # one cotangent, one backpropagator
-                cotangents = [u]
-                paths = type(u) is Paths
+                if preaccumulated and type(u) is Paths:
+                    return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u)
+                seeds = [(backprops[0], u)] if backprops[0] is not None and u is not ZERO else []
             else:
-                cotangents = []
+                cotangents: list = []
                 leaves_out(u, cotangents)  # an Array is one leaf: one cotangent, one backpropagator
-                paths = preaccumulated and any(type(ct) is Paths for ct in cotangents)
-            if preaccumulated and paths:
-                # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
-                return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u)
-            seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
+                if preaccumulated and any(type(ct) is Paths for ct in cotangents):
+                    # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
+                    return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u)
+                seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
             collecting = gc.isenabled()
             gc.disable()
             try:
@@ -523,7 +528,7 @@ class ADKernel:
                 f"{code.mode} language cannot be differentiated in the {compiler.name} language")
         key = code.info.get("global")
         if key is not None:
-            out = compiler.global_value(*key)
+            out = code.info[compiler] = compiler.global_value(*key)  # (kept for vjp_reverse's next call)
             memo[id(fn)] = out
             return out
         if code.lam is None:
