@@ -223,3 +223,42 @@ def test_the_order_free_sweep_on_floats_equals_the_sweep_on_paths_objects(seed):
             assert e.kinds == g.kinds
             assert repr(e.total) == repr(g.total)  # bit for bit, nan and the sign of zero included
             assert repr(e.value()) == repr(g.value())
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_free_values_on_finite_tapes_are_the_settled_sums_over_paths(seed):
+    """Factoring.paths_values (the order-free pass when its result is settled at once): on tapes whose weights
+    are finite — totals that overflow on the way included — each value is what the sweep on `Paths` objects
+    settles to, bit for bit; a tape with an infinite weight or a generic body is left to that sweep (None)."""
+    from lang.back.compiler import Counters
+    from lang.back.linear import GENERIC, SINK, Factoring
+    from lang.model.zeros import ZERO, Paths, settle
+    rng = random.Random(seed)
+    n_sinks = rng.randint(1, 3)
+    records = [SINK] * n_sinks
+    for i in range(rng.randint(1, 25)):
+        parents = rng.sample(range(len(records)), min(len(records), rng.randint(1, 3)))
+        rec: tuple = ()
+        for p in parents:
+            rec += (p, rng.choice([0.0, -0.0, ZERO, 1e200, -1e200, rng.uniform(-4.0, 4.0)]))
+        records.append(rec)
+    seeds = [(len(records) - 1, Paths.seed(rng.choice([1.0, -1e300, 0.0])))]
+    backend = Factoring(Counters())
+    expected = [settle(g) for g in backend.backward(records, seeds, n_sinks)]
+    got = [settle(g) for g in backend.paths_values(records, seeds, n_sinks)]
+    assert [repr(g) for g in got] == [repr(e) for e in expected]
+    assert backend.paths_values(records + [(0, math.inf)], seeds, n_sinks) is None
+    assert backend.paths_values(records + [(GENERIC, None, ())], seeds, n_sinks) is None
+    assert backend.paths_values(records, [(len(records) - 1, Paths.seed(math.inf))], n_sinks) is None
+
+
+def test_an_overflowing_chain_gives_the_order_free_value_in_every_reverse_variant():
+    """The logistic map's derivative overflows by 3000 steps (benchmarks/workloads/w2_logistic.dl): its paths'
+    totals meet as inf - inf. backprop (preaccumulated: its order-free pass runs ←D's own term), backprop
+    without preaccumulation and forward mode agree on nan, as before the order-free pass ran on floats."""
+    from conftest import run_with_machine
+    source = ("def logistic (n : Int) (x : Real) = if n == 0 then x else logistic (n - 1) (3.7 * x * (1.0 - x))\n"
+              "def main = grad (logistic 3000) 0.3")
+    assert math.isnan(run(source, mode="backprop"))
+    assert math.isnan(run(source, mode="forward"))
+    assert math.isnan(run_with_machine(source, counting=False, preaccumulate=False)[0])

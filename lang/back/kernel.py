@@ -188,7 +188,9 @@ class ADKernel:
             if all_plain_finite(reals):  # the common case, checked at C speed: nothing to settle
                 return g
             if order_free and not all(map(finite, reals)):
-                g = self.uncounted(lambda: pullback(shapes.map_reals(u, out_t, Paths.seed)))
+                # (a pullback that knows its result is settled at once may take a shorter way: `settling`)
+                again = getattr(pullback, "settling", pullback)
+                g = self.uncounted(lambda: again(shapes.map_reals(u, out_t, Paths.seed)))
             return self.settle(g, in_t)
         return y, settled
 
@@ -487,26 +489,32 @@ class ADKernel:
         y = walks.unlift(y_dual, backprops)
         real_out, leaves_out, rebuild_in = walks.real_out, walks.leaves_out, walks.rebuild_leaves_in
         preaccumulated = compiler.preaccumulated
+        paths_values = getattr(backend, "paths_values", None)  # (factoring's: the order-free pass on floats)
 
-        def pullback(u: Any) -> Any:
+        def pullback(u: Any, values: bool = False) -> Any:
+            """values: the caller settles the result at once (the order-free pass: `vjp`)."""
             if real_out:  # one cotangent, one backpropagator
                 if preaccumulated and type(u) is Paths:
-                    return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u)
+                    return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u, values)
                 seeds = [(backprops[0], u)] if backprops[0] is not None and u is not ZERO else []
             else:
                 cotangents: list = []
                 leaves_out(u, cotangents)  # an Array is one leaf: one cotangent, one backpropagator
                 if preaccumulated and any(type(ct) is Paths for ct in cotangents):
                     # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
-                    return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u)
+                    return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u, values)
                 seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
             collecting = gc.isenabled()
             gc.disable()
             try:
-                return rebuild_in(x, backend.backward(records, seeds, n_sinks), 0)[0]
+                out = backend.paths_values(records, seeds, n_sinks) if values and paths_values else None
+                if out is None:
+                    out = backend.backward(records, seeds, n_sinks)
+                return rebuild_in(x, out, 0)[0]
             finally:
                 if collecting:
                     gc.enable()
+        pullback.settling = lambda u: pullback(u, True)  # what `vjp`'s order-free pass calls
         return y, pullback
 
     # ---- lifting: values of one language into the next

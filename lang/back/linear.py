@@ -46,12 +46,12 @@ only where it is non-zero. An array input's sink is one identity.
 from __future__ import annotations
 
 import math
-from itertools import islice
+from itertools import chain, islice
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
 from ..model.values import Code
-from ..model.zeros import _PRODUCT, NEG as _NEG, NIL as _NIL, POS as _POS, REAL_TYPES, ZERO, Paths, Zero, kind
+from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, POS as _POS, REAL_TYPES, ZERO, Paths, Zero, kind
 from ..transforms.preaccumulate import contributions
 from .compiler import Gen
 
@@ -285,7 +285,7 @@ class Factoring(LinearBackend):
             self.n_sinks = n_sinks
             if self.counting:
                 self._sweep_counting(records, adj, n_sinks)
-            elif type(seeds[0][1]) is Paths if seeds else False:
+            elif seeds and type(seeds[0][1]) is Paths and type(self)._sweep is Factoring._sweep:
                 # the kernel's order-free pass: sums over paths as floats and kind sets, not objects
                 out = _sweep_paths(records, seeds, n_sinks)
                 if out is not None:
@@ -296,6 +296,26 @@ class Factoring(LinearBackend):
         finally:
             self.adj, self.owned, self.n_sinks = saved, saved_owned, saved_sinks
         return [ZERO if g is None else g for g in adj[:n_sinks]]
+
+    def paths_values(self, records: list, seeds: list, n_sinks: int) -> list | None:
+        """The values (`Paths.value`) of what `backward` gives for `Paths` seeds, by a sweep on floats, where
+        the kinds cannot matter: every seed's kinds finite and every record (parent, weight, ...) with finite
+        float weights (checked at C speed), so every kind set met is finite and each value is its float total
+        — the same operations in the same order as `backward`'s. None where that does not hold (the caller
+        asks `backward`). For the kernel's order-free pass, which settles what it gets at once."""
+        if self.counting or type(self)._sweep is not Factoring._sweep:
+            return None
+        for _, v in seeds:
+            if type(v) is not Paths or v.kinds & _INFINITE:
+                return None
+        tail = records[n_sinks:]
+        try:
+            if not set(map(type, chain.from_iterable(tail))) <= _PLAIN or \
+                    not math.isfinite(sum(chain.from_iterable(tail))):
+                return None
+        except TypeError:
+            return None
+        return self.backward(records, [(p, v.total) for p, v in seeds], n_sinks)
 
     def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
         # from the last identity down to the first after the sinks (which run no body); a reversed list
@@ -354,6 +374,10 @@ class Factoring(LinearBackend):
                         counters.merges += 1
             peak = max(peak, pending)
         counters.peak_pending = max(counters.peak_pending, peak)
+
+
+_INFINITE = _PINF | _NINF | _NAN  # the kinds that make a sum over paths other than its float total
+_PLAIN = {int, float, Zero}       # what a record of parents and finite weights holds
 
 
 def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
