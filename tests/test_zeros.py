@@ -189,35 +189,49 @@ def test_random_programs_at_singular_points_agree_in_every_exact_mode(seed):
     assert not disagreements, disagreements[:3]
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_the_order_free_sweep_on_floats_equals_the_sweep_on_paths_objects(seed):
-    """The factoring sweep with `Paths` seeds runs on float totals and kind sets (lang/back/linear.py,
-    _sweep_paths): on random tapes with zero, infinite, nan and symbolic-zero weights, merges and
-    several seeds, each sink's total and kinds are those of the sweep on `Paths` objects."""
-    from lang.back.compiler import Counters
-    from lang.back.linear import SINK, Factoring, _sweep_paths
-    from lang.model.zeros import ZERO, Paths
-    rng = random.Random(seed)
-    weights = [0.0, -0.0, math.inf, -math.inf, math.nan, ZERO, 1e308, -1e308, 0.5, -3.0, 7.25]
+def random_tape(rng: random.Random, weights: list, size: int) -> tuple[list, int]:
+    """A tape of 1 to 4 sinks and up to `size` records (parent, weight, ...) of 1 to 3 parents each, half
+    the weights drawn from `weights`, half uniform in [-1000, 1000]."""
+    from lang.back.linear import SINK
     n_sinks = rng.randint(1, 4)
     records = [SINK] * n_sinks
-    for i in range(rng.randint(1, 30)):
+    for _ in range(rng.randint(1, size)):
         parents = rng.sample(range(len(records)), min(len(records), rng.randint(1, 3)))
         rec: tuple = ()
         for p in parents:
             rec += (p, rng.choice(weights) if rng.random() < 0.5 else rng.uniform(-1e3, 1e3))
         records.append(rec)
-    seeds = [(rng.randrange(n_sinks, len(records)) if len(records) > n_sinks else 0,
-              Paths.seed(rng.choice([1.0, -2.0, 1e308, math.inf, 0.0]))) for _ in range(rng.randint(1, 3))]
-    objects = Factoring(Counters())  # the sweep on objects, as the backend ran it before _sweep_paths
+    return records, n_sinks
+
+
+def object_sweep(records: list, seeds: list, n_sinks: int) -> list:
+    """The factoring sweep with a `Paths` object per contribution (what the backend did before it swept
+    sums over paths as floats): the oracle of the two tests below."""
+    from lang.back.compiler import Counters
+    from lang.back.linear import Factoring
+    from lang.model.zeros import ZERO
+    objects = Factoring(Counters())
     adj = objects.adj = [None] * len(records)
     for p, v in seeds:
         objects.contribute(p, v)
     objects._sweep(records, adj, n_sinks)
-    expected = [ZERO if g is None else g for g in adj[:n_sinks]]
+    return [ZERO if g is None else g for g in adj[:n_sinks]]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_free_sweep_on_floats_equals_the_sweep_on_paths_objects(seed):
+    """The factoring sweep with `Paths` seeds runs on float totals and kind sets (lang/back/linear.py,
+    _sweep_paths): on random tapes with zero, infinite, nan and symbolic-zero weights, merges and
+    several seeds, each sink's total and kinds are those of the sweep on `Paths` objects."""
+    from lang.back.linear import _sweep_paths
+    from lang.model.zeros import ZERO, Paths
+    rng = random.Random(seed)
+    records, n_sinks = random_tape(rng, [0.0, -0.0, math.inf, -math.inf, math.nan, ZERO, 1e308, -1e308, 0.5], 30)
+    seeds = [(rng.randrange(n_sinks, len(records)), Paths.seed(rng.choice([1.0, -2.0, 1e308, math.inf, 0.0])))
+             for _ in range(rng.randint(1, 3))]
     got = _sweep_paths(records, seeds, n_sinks)
     assert got is not None
-    for e, g in zip(expected, got):
+    for e, g in zip(object_sweep(records, seeds, n_sinks), got):
         assert type(e) is type(g)
         if type(e) is Paths:
             assert e.kinds == g.kinds
@@ -231,20 +245,13 @@ def test_the_order_free_values_on_finite_tapes_are_the_settled_sums_over_paths(s
     are finite — totals that overflow on the way included — each value is what the sweep on `Paths` objects
     settles to, bit for bit; a tape with an infinite weight or a generic body is left to that sweep (None)."""
     from lang.back.compiler import Counters
-    from lang.back.linear import GENERIC, SINK, Factoring
+    from lang.back.linear import GENERIC, Factoring
     from lang.model.zeros import ZERO, Paths, settle
     rng = random.Random(seed)
-    n_sinks = rng.randint(1, 3)
-    records = [SINK] * n_sinks
-    for i in range(rng.randint(1, 25)):
-        parents = rng.sample(range(len(records)), min(len(records), rng.randint(1, 3)))
-        rec: tuple = ()
-        for p in parents:
-            rec += (p, rng.choice([0.0, -0.0, ZERO, 1e200, -1e200, rng.uniform(-4.0, 4.0)]))
-        records.append(rec)
+    records, n_sinks = random_tape(rng, [0.0, -0.0, ZERO, 1e200, -1e200, 1e300], 25)
     seeds = [(len(records) - 1, Paths.seed(rng.choice([1.0, -1e300, 0.0])))]
     backend = Factoring(Counters())
-    expected = [settle(g) for g in backend.backward(records, seeds, n_sinks)]
+    expected = [settle(g) for g in object_sweep(records, seeds, n_sinks)]
     got = [settle(g) for g in backend.paths_values(records, seeds, n_sinks)]
     assert [repr(g) for g in got] == [repr(e) for e in expected]
     assert backend.paths_values(records + [(0, math.inf)], seeds, n_sinks) is None
