@@ -51,7 +51,9 @@ from itertools import chain, islice
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
 from ..model.values import Code
-from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, POS as _POS, REAL_TYPES, ZERO, Paths, Zero, kind
+from ..model.zeros import REAL_TYPES, ZERO, Paths, Zero, kind
+from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, \
+    POS as _POS  # (the kinds of a sum over paths, for the order-free sweep)
 from ..transforms.preaccumulate import contributions
 from .compiler import Gen
 
