@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from ..model.primitives import array_kernel
 from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TList, TTuple, Type, prune, resolve
+from ..transforms.common import mentions_array
 
 _ZERO = {INT: 0, BOOL: False, UNIT: ()}
 
@@ -72,7 +73,6 @@ class Shapes:
         hit = self.by_id.get(("io", id(in_t), id(out_t)))
         if hit is not None and hit[0] is in_t and hit[1] is out_t:
             return hit[2]
-        from ..transforms.common import mentions_array
         walks = IOWalks(
             inject=self._get("inject", in_t, self._make_inject),
             unlift=self._get("unlift", out_t, self._make_unlift),
