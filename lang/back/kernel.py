@@ -296,14 +296,20 @@ class ADKernel:
     # ---- reverse mode by the backpropagation transform
     def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime) -> tuple[Any, Callable]:
         compiler = self.reverse_compiler(runtime, 0)
-        backend = self.backends[runtime.name]
+        return self.vjp_recorded(f, x, in_t, out_t, compiler, self.backends[runtime.name], call1)
+
+    def vjp_recorded(self, f: Fun, x: Any, in_t: Type, out_t: Type, compiler: Compiler, backend,
+                     run: Callable[[Fun, Any], Any]) -> tuple[Any, Callable]:
+        """A vjp whose forward pass records on a linear backend (lang/back/linear.py): f lifted into
+        `compiler`'s language and run by `run(f', x')` (a call for ←D, a trampoline for shift-reset), the
+        inputs' sinks first on the records; the pullback sweeps them."""
         dual_f = self.lift_fun(f, compiler, {})
         shapes = self.shapes
         saved = backend.records
         try:
             x_dual, n_sinks = shapes.inject(x, in_t, 0)   # the inputs' sinks: identities 0 .. n-1
             records = backend.records = [SINK] * n_sinks
-            y_dual = call1(dual_f, x_dual)
+            y_dual = run(dual_f, x_dual)
         finally:
             backend.records = saved
         backprops: list = []

@@ -381,6 +381,21 @@ _ROWS: list[Primitive] = [
         ("contrib1", "ID -> Contrib -> Real -> Contrib", "one parent: its ID, its contribution, the partial"),
         ("contrib2", "ID -> Contrib -> Real -> ID -> Contrib -> Real -> Contrib", "two parents"),
     ]],
+    # shift-reset's target language (lang/transforms/shift_reset.py): adjoint cells, the CPS versions of
+    # the loops, and reset; run by lang/modes/shift_reset.py
+    _row("cell", "Unit -> Cell", "target", target=True, doc="a fresh adjoint cell, holding 0"),
+    _row("nocell", "Cell", "target", target=True, doc="the cell of a constant: adding into it does nothing"),
+    _row("adjoint", "Cell -> Real", "target", target=True, doc="what a cell holds (backward code only)"),
+    _row("accum", "Cell -> Real -> Unit", "target", target=True, doc="add into a cell"),
+    _row("mapK", "('a -> ('b -> Unit) -> Unit) -> ['a] -> (['b] -> Unit) -> Unit", "target", target=True),
+    _row("foldK", "('b -> (('a -> ('b -> Unit) -> Unit) -> Unit) -> Unit) -> 'b -> ['a] -> ('b -> Unit) -> Unit",
+         "target", target=True),
+    _row("zipWithK", "('a -> (('b -> ('c -> Unit) -> Unit) -> Unit) -> Unit) -> ['a] -> ['b] -> (['c] -> Unit) "
+         "-> Unit", "target", target=True),
+    _row("buildK", "Int -> (Int -> ('a -> Unit) -> Unit) -> (['a] -> Unit) -> Unit", "target", target=True,
+         fails=True),
+    _row("reset", "(('a -> Unit) -> Unit) -> 'a", "target", target=True,
+         doc="run a CPS computation to its end; its value"),
 ]
 
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _ROWS}

@@ -1,0 +1,299 @@
+"""The target language of shift-reset (lang/transforms/shift_reset.py): its forms, its simplifier, its discipline.
+
+A CPS term with adjoint cells is dl's core plus the target-only rows `cell`,
+`nocell`, `adjoint`, `accum`, `mapK`, `foldK`, `zipWithK`, `buildK`, `reset` of
+the primitive table, with the grammar (S: serious terms, which end by calling a
+continuation; V: values, which call nothing; P: a shift's post, its backward code)
+
+    S ::= k V | V V K | mapK V V K | foldK V V V K | zipWithK V V V K | buildK V V K
+        | let x = V in S | let (x1, ..., xn) = V in S | let rec f = fun x k -> S in S
+        | let j = fun x -> S in S                   a join point (the continuation of an `if`)
+        | if V then S else S
+        | let (y, y') = (V, cell ()) in let _ = S in P           a shift
+    K ::= k | fun x -> S                            continuations: called exactly once on every path
+    P ::= accum c (V * adjoint y') | let _ = P in P            c a cell, y' the shift's own cell
+    V ::= x | g | literal | fun x k -> S | (V, ..., V) | [V, ..., V] | p V ... V (p calls nothing)
+        | if V then V else V | let ... = V in V | reset (fun k -> S)
+
+`let _ = e1 in e2` is sequencing; a derivative primitive applied to a function
+and a continuation (`grad f (fun g -> g x k)`) counts as a call. The type
+checker (check.py) types these terms; `check_discipline` checks the rest: the
+grammar — every call in tail position but the `let _ = S in P` of a shift,
+`adjoint` and `accum` only in posts — and *one-shot* continuations, each used
+exactly once on every path and never captured by a function. Those two are
+what make the trampoline and post stack of lang/modes/shift_reset.py equivalent
+to running each post when its `k y` returns.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+from ..model import core as c
+from ..model.primitives import PRIMITIVES
+from ..model.types import CELL, REAL, UNIT, TTuple
+from .check import TransformBug
+
+CELL_PAIR = TTuple((REAL, CELL))
+NOCELL = c.Prim("nocell", (), ty=CELL)
+LOOPS_K = frozenset({"mapK", "foldK", "zipWithK", "buildK"})  # the CPS loops: calls, with a continuation last
+
+
+# ---- forms ---------------------------------------------------------------------------------
+
+
+def pair(p: c.Expr, cell: c.Expr) -> c.Tuple:
+    """(p, cell), a K-real."""
+    return c.Tuple((p, cell), ty=CELL_PAIR)
+
+
+def is_atom(e: c.Expr) -> bool:
+    """A variable, a definition, a literal or nocell."""
+    return isinstance(e, (c.Var, c.Lit, c.Global)) or (isinstance(e, c.Prim) and e.op == "nocell")
+
+
+def components(v: c.Expr) -> tuple[c.Expr, c.Expr] | None:
+    """(primal, cell) of a K-real written as a pair of atoms, else None."""
+    if isinstance(v, c.Tuple) and len(v.items) == 2 and all(is_atom(i) for i in v.items):
+        return v.items[0], v.items[1]
+    return None
+
+
+def spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
+    """f a1 ... an  as  (f, [a1, ..., an])."""
+    args = []
+    while isinstance(e, c.App):
+        args.append(e.arg)
+        e = e.fn
+    return e, args[::-1]
+
+
+def adjoint(cell: c.Expr) -> c.Prim:
+    """adjoint cell."""
+    return c.Prim("adjoint", (cell,), ty=REAL)
+
+
+def accum(cell: c.Expr, r: c.Expr) -> c.Prim:
+    """accum cell r."""
+    return c.Prim("accum", (cell, r), ty=UNIT)
+
+
+def sequence(first: c.Expr, then: c.Expr) -> c.Let:
+    """first; then  — `let _ = first in then`."""
+    return c.Let("_", first, then, ty=then.ty)
+
+
+# ---- simplification ----------------------------------------------------------------------
+
+
+def simplify(e: c.Expr) -> c.Expr:
+    """Constants propagated: a pair (r, nocell) taken apart is substituted, `accum nocell _` is dropped,
+    and a shift whose post drops to nothing makes a constant, (y, nocell), with no cell and no post."""
+    return _Simplify().term(e, {})
+
+
+class _Simplify:
+    def term(self, e: c.Expr, env: dict) -> c.Expr:
+        match e:
+            case c.Var(name, ()) if name in env:
+                return env[name]
+            case c.LetTuple((y, y_cell), c.Tuple((value, c.Prim("cell"))), c.Let("_", rest, post)):
+                kept_post = self.post(post, env)
+                value_s = self.term(value, env)
+                if kept_post is None:                       # nothing to propagate to: y is a constant
+                    inner = {**_drop(env, (y,)), y_cell: NOCELL}
+                    return c.Let(y, value_s, self.term(rest, inner), ty=e.ty, span=e.span)
+                inner = _drop(env, (y, y_cell))
+                body = sequence(self.term(rest, inner), kept_post)
+                return replace(e, bound=replace(e.bound, items=(value_s, e.bound.items[1])), body=body)
+            case c.LetTuple(names, bound, body):
+                bound_s = self.term(bound, env)
+                if isinstance(bound_s, c.Tuple) and len(bound_s.items) == len(names):
+                    constants = {n: i for n, i in zip(names, bound_s.items) if _constant(i)}
+                    if constants:
+                        kept = [(n, i) for n, i in zip(names, bound_s.items) if n not in constants]
+                        inner = {**_drop(env, names), **constants}
+                        rest = self.term(body, inner)
+                        if not kept:
+                            return rest
+                        if len(kept) == 1:
+                            return c.Let(kept[0][0], kept[0][1], rest, ty=e.ty, span=e.span)
+                        items = tuple(i for _, i in kept)
+                        return c.LetTuple(tuple(n for n, _ in kept), c.Tuple(items, ty=TTuple(tuple(i.ty for i in items))),
+                                          rest, ty=e.ty, span=e.span)
+                return replace(e, bound=bound_s, body=self.term(body, _drop(env, names)))
+            case c.Let(name, bound, body) | c.LetRec(name, bound, body):
+                inner = _drop(env, (name,))
+                return replace(e, bound=self.term(bound, inner if isinstance(e, c.LetRec) else env),
+                               body=self.term(body, inner))
+            case c.Lam(param, body):
+                return replace(e, body=self.term(body, _drop(env, (param,))))
+        return c.map_children(e, lambda t: self.term(t, env))
+
+    def post(self, post: c.Expr, env: dict) -> c.Expr | None:
+        """A shift's post without the updates of constants' cells (None when none is left)."""
+        kept = [self.term(u, env) for u in updates(post)]
+        kept = [u for u in kept if not _is_nocell(u.args[0])]
+        out = None
+        for u in reversed(kept):
+            out = u if out is None else sequence(u, out)
+        return out
+
+
+def _constant(e: c.Expr) -> bool:
+    return isinstance(e, c.Lit) or _is_nocell(e)
+
+
+def _is_nocell(e: c.Expr) -> bool:
+    return isinstance(e, c.Prim) and e.op == "nocell"
+
+
+def _drop(env: dict, names) -> dict:
+    if not any(n in env for n in names):
+        return env
+    return {k: v for k, v in env.items() if k not in names}
+
+
+def updates(post: c.Expr) -> list[c.Expr]:
+    """The `accum` applications of a post, in order."""
+    out, stack = [], [post]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Let) and t.name == "_":
+            stack.append(t.body)
+            stack.append(t.bound)
+        else:
+            out.append(t)
+    return out
+
+
+# ---- the discipline: grammar, one-shot continuations, adjoints only in posts ------------------
+
+
+def check_discipline(term: c.Expr) -> None:
+    """The term has the grammar of the module docstring and uses every continuation exactly once on
+    every path; a TransformBug naming the rule otherwise."""
+    _Discipline().value(term, frozenset())
+
+
+def post_weights(post: c.Expr, cell: str) -> list[tuple[c.Expr, c.Expr]] | None:
+    """A post as [(cell xi', weight ∂i)]: accum xi' (∂i * adjoint y'), accum xi' (adjoint y') (weight 1),
+    accum xi' (-(adjoint y')) (weight -1); None when it is not of that shape."""
+    out = []
+    for u in updates(post):
+        if not (isinstance(u, c.Prim) and u.op == "accum"):
+            return None
+        target, r = u.args
+        match r:
+            case c.Prim("adjoint", (c.Var(name),)) if name == cell:
+                w: c.Expr = c.Lit(1.0, ty=REAL)
+            case c.Prim("neg", (c.Prim("adjoint", (c.Var(name),)),)) if name == cell:
+                w = c.Lit(-1.0, ty=REAL)
+            case c.Prim("*", (w, c.Prim("adjoint", (c.Var(name),)))) if name == cell:
+                pass
+            case _:
+                return None
+        out.append((target, w))
+    return out
+
+
+class _Discipline:
+    def fail(self, what: str) -> TransformBug:
+        return TransformBug(f"shift-reset: {what}")
+
+    def value(self, e: c.Expr, conts: frozenset) -> None:
+        """A value: calls nothing, mentions no continuation, has no cells' updates or reads."""
+        match e:
+            case c.Var(name) if name in conts:
+                raise self.fail(f"the continuation `{name}` is used as a value (captured, or passed twice)")
+            case c.Var() | c.Global() | c.Lit():
+                return
+            case c.Lam(_, c.Lam(k, body)):                  # fun x k -> S (an outer continuation it used
+                used = self.serious(body, conts | {k})      # would be counted: a function must not capture one)
+                if used != Counter({k: 1}):
+                    raise self.fail(f"a function does not call its continuation `{k}` exactly once on every path")
+                return
+            case c.Lam():
+                raise self.fail("a continuation `fun x -> ...` where a value is expected")
+            case c.App():
+                raise self.fail("a call outside tail position")
+            case c.Prim("reset", (c.Lam(k, body),)):
+                if self.serious(body, conts | {k}) != Counter({k: 1}):
+                    raise self.fail(f"`reset` does not call its continuation `{k}` exactly once on every path")
+                return
+            case c.Prim(op) if op in ("cell", "adjoint", "accum", "reset") or op in LOOPS_K \
+                    or PRIMITIVES[op].kind == "ad":
+                raise self.fail(f"`{op}` where a value is expected (outside a shift, or not in tail position)")
+            case c.Let(name, bound, body) | c.LetRec(name, bound, body):
+                self.value(bound, conts)
+                self.value(body, conts - {name})
+            case c.LetTuple(names, bound, body):
+                self.value(bound, conts)
+                self.value(body, conts - set(names))
+            case _:
+                for t in c.children(e):
+                    self.value(t, conts)
+
+    def serious(self, e: c.Expr, conts: frozenset) -> Counter:
+        """A serious term: the continuations in `conts` it uses, counted, the same on every path."""
+        match e:
+            case c.App():
+                head, args = spine(e)
+                if len(args) == 1:                          # k V
+                    if not (isinstance(head, c.Var) and head.name in conts):
+                        raise self.fail("a call of one argument whose head is not a continuation")
+                    self.value(args[0], conts)
+                    return Counter({head.name: 1})
+                if len(args) == 2:                          # f a K
+                    self.value(head, conts)
+                    self.value(args[0], conts)
+                    return self.continuation(args[1], conts)
+                raise self.fail(f"a call of {len(args)} arguments (a CPS call has two: the argument and k)")
+            case c.LetTuple((_, y_cell), c.Tuple((value, c.Prim("cell", (c.Lit(()),)))), c.Let("_", rest, post)):
+                self.value(value, conts)
+                used = self.serious(rest, conts - {y_cell})
+                weights = post_weights(post, y_cell)
+                if weights is None:
+                    raise self.fail(f"a shift's post is not a sequence of `accum x' (∂ * adjoint {y_cell})`")
+                for target, w in weights:
+                    self.value(target, conts)
+                    self.value(w, conts)
+                return used
+            case c.Let("_"):
+                raise self.fail("`let _ = S in P` that does not follow a fresh cell: a post outside a shift")
+            case c.Let(j, c.Lam(x, body), rest) if not isinstance(body, c.Lam):  # a join point
+                inner = self.serious(body, conts - {x})
+                after = self.serious(rest, (conts - {j}) | {j})
+                if after[j] != 1:
+                    raise self.fail(f"the join point `{j}` is not called exactly once on every path")
+                del after[j]
+                return inner + after
+            case c.Let(name, bound, body):
+                self.value(bound, conts)
+                return self.serious(body, conts - {name})
+            case c.LetRec(name, bound, body):
+                self.value(bound, conts)
+                return self.serious(body, conts - {name})
+            case c.LetTuple(names, bound, body):
+                self.value(bound, conts)
+                return self.serious(body, conts - set(names))
+            case c.If(cond, then, else_):
+                self.value(cond, conts)
+                a, b = self.serious(then, conts), self.serious(else_, conts)
+                if a != b:
+                    raise self.fail("the branches of an `if` use different continuations")
+                return a
+            case c.Prim(op, args) if op in LOOPS_K or PRIMITIVES[op].kind == "ad":
+                for a in args[:-1]:
+                    self.value(a, conts)
+                return self.continuation(args[-1], conts)
+        raise self.fail(f"{type(e).__name__} in tail position: a CPS term calls its continuation instead of "
+                        "returning a value")
+
+    def continuation(self, e: c.Expr, conts: frozenset) -> Counter:
+        match e:
+            case c.Var(name) if name in conts:
+                return Counter({name: 1})
+            case c.Lam(x, body) if not isinstance(body, c.Lam):
+                return self.serious(body, conts - {x})
+        raise self.fail("the last argument of a call is not a continuation")
