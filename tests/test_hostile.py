@@ -321,7 +321,7 @@ BUDGET_CASES = [
     # call that nothing interrupts
     pytest.param("def main = let x = (7 : Int) ^ 1000000 in let y = x * x in let z = y * y in z * z > 0", 8,
                  id="one-long-Int-multiplication", marks=pytest.mark.xfail(
-                     strict=True, reason="issue 19 item 7: a multiplication of multi-million-digit Ints is one C call "
+                     strict=False, reason="issue 19 item 7: a multiplication of multi-million-digit Ints is one C call "
                      "the budget cannot interrupt: --budget 8 stops it after ~20 s")),
     pytest.param("def f x = f x\ndef main = f 1", 1, id="a-plain-loop"),  # passes today
 ]
@@ -338,7 +338,7 @@ def test_the_budget_is_honoured_promptly_in_every_phase(tmp_path, source, budget
         assert "--budget" in first_line(r), str(r)
 
 
-@pytest.mark.xfail(strict=True, reason="found testing issue 19 (item 7): when the budget expires during the last "
+@pytest.mark.xfail(strict=False, reason="found testing issue 19 (item 7): when the budget expires during the last "
                    "long C call of an evaluation, the Timeout lands in the thread's own clean-up: 'Exception in thread "
                    "dl-eval: Traceback ... lang.deep.Timeout' on stderr, then the value, exit 0")
 def test_a_budget_expiring_as_the_evaluation_ends_is_not_a_traceback(tmp_path):

@@ -82,12 +82,13 @@ dl> :gradcheck f 1.0
   numeric         0.8414709848078965  1.3817732906660274  7.2e-12
   delta           0.8414709848078965  1.3817732906760363  0
   delta-noshare   0.8414709848078965  1.3817732906760363  0
+  ps              0.8414709848078965  1.3817732906760363  0
   dualrev-staged  0.8414709848078965  1.3817732906760363  0
   dualrev-cayley  0.8414709848078965  1.3817732906760363  0
   dualrev-ids     0.8414709848078965  1.3817732906760363  0
   dualrev-defun   0.8414709848078965  1.3817732906760363  0
   dualrev         0.8414709848078965  1.3817732906760363  0
-all 13 modes agree (tolerance 1e-09; numeric 1e-05)
+all 15 modes agree (tolerance 1e-09; numeric 1e-05)
 dl> :type grad f
 grad f : Real -> Real
 """
@@ -692,6 +693,7 @@ def test_gradcheck_flags_a_disagreement():
   numeric         0.0    0.5       1.0e+00     <-- disagrees (tolerance 1e-05)
   delta           0.0    0.0       0
   delta-noshare   0.0    0.0       0
+  ps              0.0    0.0       0
   dualrev-staged  0.0    0.0       0
   dualrev-cayley  0.0    0.0       0
   dualrev-ids     0.0    0.0       0
@@ -710,7 +712,7 @@ def test_gradcheck_of_a_function_of_a_tuple_and_of_a_failing_function():
     assert lines[2] == "  backprop        error"
     assert lines[2 + len(MODES)] == "  backprop: error: head of an empty list"  # after a row per mode
     assert lines[-1] == "every exact mode failed: no reference to compare with"
-    state, out = execute(state, ":gradcheck (fun x -> derivative sin x) 1.0")  # tape, symbolic, shift-reset do not nest
+    state, out = execute(state, ":gradcheck (fun x -> derivative sin x) 1.0")  # tape, symbolic, shift-reset and ps do not nest
     lines = out.text.split("\n")
     assert lines[0].endswith("(errors relative to backprop)")
     assert lines[2].split() == ["backprop", "0.5403023058681398", "-0.8414709848078965", "reference"]

@@ -398,6 +398,38 @@ _ROWS: list[Primitive] = [
          doc="run a CPS computation to its end; its value"),
 ]
 
+
+# the sensitivity algebra and the structural rules of the ps mode's target language (docs/transforms.md, ps):
+# implemented by its runtime (lang/modes/ps.py), which represents `zero` and Env as it chooses
+_PS = [
+    ("szero", "'a", "the zero sensitivity, at every type"),
+    ("oplus", "'a -> 'a -> 'a", "a ⊕ b: the sum of two sensitivities, structural, zero its unit"),
+    ("rho", "Real -> 'a -> 'a", "rho ct ∂ (or a tuple of ∂s): an inlined primitive's ρ, each ∂ times ct"),
+    ("back", "Int -> ('s -> 'r) -> 's -> 'r", "back k bp ct: bp applied to ct (k zeros for a zero ct)"),
+    ("backenv", "('s -> Env) -> 's -> Env", "an if's backpropagator applied (zero for a zero ct)"),
+    ("split", "Int -> 'a -> 'a", "split n ct: a tuple's sensitivity taken apart (n zeros for zero)"),
+    ("sget", "['a] -> Int -> 'a", "sget ct i: the i-th element of a list's sensitivity"),
+    ("env", "Int -> 'a -> Env", "env k (s1, ..., sk): the sensitivities of a closure's k captured variables"),
+    ("unenv", "Int -> Env -> 'a", "unenv k e: an Env's k slots"),
+    ("unenvrec", "Int -> Int -> Env -> 'a",
+     "unenvrec k j e: the slots of a recursive closure's Env other than its own (slot j), summed down the chain"),
+    ("mapP", "('a -> 'b * ('sb -> Env * 'sa)) -> ['a] -> ['b] * (['sb] -> Env * ['sa])", "map, with ρ"),
+    ("foldP", "('b -> ('a -> 'b * ('sb -> Env * 'sa)) * (Env -> Env * 'sb)) -> 'b -> ['a] -> "
+              "'b * ('sb -> Env * 'sb * ['sa])", "fold, with ρ"),
+    ("zipWithP", "('a -> ('b -> 'c * ('sc -> Env * 'sb)) * (Env -> Env * 'sa)) -> ['a] -> ['b] -> "
+                 "['c] * (['sc] -> Env * ['sa] * ['sb])", "zipWith, with ρ"),
+    ("buildP", "Int -> (Int -> 'a * ('s -> Env * Int)) -> ['a] * (['s] -> Int * Env)", "build, with ρ"),
+    ("getP", "['a] -> Int -> 'a * ('s -> ['s] * Int)", "get, with ρ (a one-hot list)"),
+    ("headP", "['a] -> 'a * ('s -> ['s])", "head, with ρ (a one-hot list)"),
+    ("tailP", "['a] -> ['a] * (['s] -> ['s])", "tail, with ρ"),
+    ("reverseP", "['a] -> ['a] * (['s] -> ['s])", "reverse, with ρ"),
+    ("consP", "'a -> ['a] -> ['a] * (['s] -> 's * ['s])", ":: with ρ"),
+    ("appendP", "['a] -> ['a] -> ['a] * (['s] -> ['s] * ['s])", "++ with ρ"),
+]
+_ROWS += [_row(name, scheme, "ps", target=True, cost="structural" if name.endswith("P") else "ps", doc=doc,
+               fails=name in ("buildP", "getP", "headP", "tailP"))
+          for name, scheme, doc in _PS]
+
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _ROWS}
 
 # The spellings of binary operators in source text and their rows.

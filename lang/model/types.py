@@ -101,6 +101,7 @@ Type = TCon | TFun | TTuple | TList | TNeg | TVar
 
 REAL, INT, BOOL, UNIT, ARRAY, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("Array"), TCon("d")
 DELTA = TCon("Delta")  # a first-order description of a linear map Real -o d (lang/transforms/delta.py)
+ENV = TCon("Env")  # the sensitivities of a closure's captured variables (lang/transforms/ps.py)
 BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY)}
 # The dual-numbers stages (docs/transforms.md, dualrev): pending backpropagator calls, the identity of a
 # real, the state of the identity supply, and a defunctionalised backpropagator.
@@ -108,7 +109,7 @@ STAGED, ID, SUPPLY, CONTRIB = TCon("Staged"), TCon("ID"), TCon("Supply"), TCon("
 CELL = TCon("Cell")  # shift-reset: a real's adjoint cell (docs/transforms.md, shift-reset)
 # Types of the transforms' target languages only, by the name they print with (d, the answer type of
 # backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
-TARGET_TYPES = {t.name: t for t in (D, DELTA, STAGED, ID, SUPPLY, CONTRIB, CELL)}
+TARGET_TYPES = {t.name: t for t in (D, DELTA, ENV, STAGED, ID, SUPPLY, CONTRIB, CELL)}
 
 
 def fun(*types: Type) -> Type:

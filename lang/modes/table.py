@@ -114,6 +114,13 @@ ROWS: tuple[Mode, ...] = (
          "Krawiec et al., POPL 2022 (without Share)",
          runtime="lang.modes.delta:DELTA_NOSHARE", transform="lang.transforms.delta:DELTA_NOSHARE", nests=True,
          jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
+    Mode("ps",
+         "a backpropagator per closure call: A-normal form, each function returns its value and a "
+         "backpropagator to the sensitivities of its free variables and argument",
+         "Pearlmutter, Siskind, Reverse-mode AD in a functional framework: Lambda the ultimate backpropagator, "
+         "TOPLAS 30(2), 2008",
+         runtime="lang.modes.ps:PS", transform="lang.transforms.ps:PS_TRANSFORM", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)"),
     # dual-numbers reverse AD, stage by stage (stage 0 is backprop-naive; docs/transforms.md, dualrev)
     Mode("dualrev-staged",
          "dualrev stage 1: linear factoring made explicit, backpropagators return their calls as data, "

@@ -27,7 +27,7 @@ from ..model import core as c
 from ..model import syntax as s
 from ..model.errors import DlError
 from ..model.primitives import Primitive
-from ..model.types import D, TARGET_TYPES, Scheme, TNeg, TVar, Type, free_vars, show_scheme, substitute
+from ..model.types import D, TARGET_TYPES, Scheme, TFun, TNeg, TVar, Type, free_vars, prune, show_scheme, substitute
 
 
 class TransformBug(AssertionError):
@@ -43,6 +43,12 @@ class TargetLanguage:
     global_type: Callable[[str, str, tuple], Type]  # a transformed top-level definition's type
     checks: tuple = ()                              # more rules of this target, each run on the typed term
                                                     # (a transform's own discipline: TermTransform.checks)
+    ad_arrow: Callable[[Type], Type] | None = None  # a differentiation primitive's type, when the target does not
+                                                    # apply it to all its arguments at once (TermTransform.ad_type)
+
+    def ad(self, t: Type) -> Type:
+        """The type of a differentiation primitive (its source scheme's body) in this target."""
+        return self.ad_arrow(t) if self.ad_arrow is not None else ad_type(t, self.d_type)
 
 
 class TargetInferencer(Inferencer):
@@ -94,7 +100,17 @@ class TargetInferencer(Inferencer):
         if prim.kind != "ad":
             return prim.scheme
         free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
-        return Scheme(tuple(free.values()), self.lang.d_type(substitute(prim.scheme.body, free)))
+        return Scheme(tuple(free.values()), self.lang.ad(substitute(prim.scheme.body, free)))
+
+
+def ad_type(t: Type, d_type: Callable[[Type], Type]) -> Type:
+    """A differentiation primitive in a target language: each argument and the result transformed, the
+    primitive still applied to all its arguments at once (for →D and ←D the same as transforming the
+    whole arrow; for chad, whose functions return pairs, not)."""
+    t = prune(t)
+    if isinstance(t, TFun):
+        return TFun(d_type(t.arg), ad_type(t.result, d_type))
+    return d_type(t)
 
 
 def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) -> Type:
