@@ -94,6 +94,23 @@ def test_the_simplifier_propagates_constants():
     assert run("def f x = let c = 2.0 in c * c + x * c\ndef main = grad f 5.0", mode=MODE) == 2.0
 
 
+
+def test_a_partial_zero_on_a_branch_is_an_if_around_the_updates():
+    """The zeros rule (docs/transforms.md, Zeros and infinities): relu's partial is zero on one branch, so
+    that branch updates nothing instead of adding `0 * adjoint`; min's two partials share one `if`."""
+    _, spec, e = definition("def f x y = relu x + min x y")
+    for simplify in (False, True):
+        text = show_term(transform_term(e, get(MODE), simplify))
+        assert "else 0)" not in text and "then 0 " not in text
+        assert re.search(r"if x <= y then accum x' \(adjoint y\d'\) else accum y' \(adjoint y\d'\)", text)
+    simple = show_term(transform_term(e, get(MODE), True))
+    assert re.search(r"if x > 0\.0 then accum x' \(adjoint y\d'\) else \(\)", simple) or \
+        re.search(r"if 0\.0 >= x then \(\) else accum x' \(adjoint y\d'\)", simple), simple
+    # d/dx (relu x + min x y) = [x > 0] + [x <= y]; d/dy = [x > y]  (by hand)
+    for (x, y), expected in [((1.0, 2.0), (2.0, 0.0)), ((-1.0, -2.0), (0.0, 1.0)), ((3.0, 2.0), (1.0, 1.0))]:
+        src = f"def f (x, y) = relu x + min x y\ndef main = grad f ({x}, {y})"
+        assert run(src, mode=MODE) == expected
+
 # ---- the discipline can fail ---------------------------------------------------------------------
 
 K, X, Y = c.Var("k"), c.Var("x"), c.Var("y")

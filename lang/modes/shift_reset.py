@@ -51,7 +51,7 @@ from ..model import core as c
 from ..model.errors import DlRuntimeError
 from ..model.values import Code, Fun
 from ..transforms.check import TargetLanguage
-from ..transforms.cps import LOOPS_K, post_weights, spine
+from ..transforms.cps import LOOPS_K, post_body, spine
 from ..transforms.shift_reset import SHIFT_RESET
 from .runtimes import Runtime
 from .table import refusal
@@ -331,15 +331,11 @@ class TrampolineGen(Gen):
             self.line(ind, f"{local} = {v}")
             v = local
         old = self.env.bind((y, ()), v)
-        weights = post_weights(post, y_cell)
-        if weights is None:
-            raise AssertionError("a shift's post is not a sequence of `accum x' (∂ * adjoint y')`")
         a = "%a"
-        body: c.Expr | None = None
-        for target, w in weights:
-            term = c.LinApp(target, c.Prim("*", (w, c.Var(a))))
-            body = term if body is None else c.DSum(body, term)
-        ident = self.compiler.linear.create(self, c.LinLam(a, body if body is not None else c.DZero()), ind)
+        body = post_body(post, y_cell, a)
+        if body is None:
+            raise AssertionError("a shift's post is not a sequence of `accum x' (∂ * adjoint y')` or `if`s of them")
+        ident = self.compiler.linear.create(self, c.LinLam(a, body), ind)
         old_cell = self.env.bind((y_cell, ()), ident)
         self.tail(rest, ind)
         self.env.restore((y_cell, ()), old_cell)

@@ -12,6 +12,7 @@ continuation; V: values, which call nothing; P: a shift's post, its backward cod
         | let (y, y') = (V, cell ()) in let _ = S in P           a shift
     K ::= k | fun x -> S                            continuations: called exactly once on every path
     P ::= accum c (V * adjoint y') | let _ = P in P            c a cell, y' the shift's own cell
+        | if V then P else P | ()                   a partial zero on a branch: no update there
     V ::= x | g | literal | fun x k -> S | (V, ..., V) | [V, ..., V] | p V ... V (p calls nothing)
         | if V then V else V | let ... = V in V | reset (fun k -> S)
 
@@ -31,11 +32,12 @@ from dataclasses import replace
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES
-from ..model.types import CELL, REAL, UNIT, TTuple
+from ..model.types import CELL, D, REAL, UNIT, TTuple
 from .check import TransformBug
 
 CELL_PAIR = TTuple((REAL, CELL))
 NOCELL = c.Prim("nocell", (), ty=CELL)
+NOTHING = c.Lit((), ty=UNIT)  # the branch of a post's `if` where the partial is zero: no update
 LOOPS_K = frozenset({"mapK", "foldK", "zipWithK", "buildK"})  # the CPS loops: calls, with a continuation last
 
 
@@ -131,9 +133,22 @@ class _Simplify:
         return c.map_children(e, lambda t: self.term(t, env))
 
     def post(self, post: c.Expr, env: dict) -> c.Expr | None:
-        """A shift's post without the updates of constants' cells (None when none is left)."""
-        kept = [self.term(u, env) for u in updates(post)]
-        kept = [u for u in kept if not _is_nocell(u.args[0])]
+        """A shift's post without the updates of constants' cells (None when none is left); an `if` whose
+        branches both drop to nothing goes too."""
+        kept: list[c.Expr] = []
+        for u in updates(post):
+            match u:
+                case c.If(cond, then, else_):
+                    then_s, else_s = self.post(then, env), self.post(else_, env)
+                    if then_s is not None or else_s is not None:
+                        kept.append(replace(u, cond=self.term(cond, env), then=then_s or NOTHING,
+                                            else_=else_s or NOTHING))
+                case c.Lit(()):
+                    pass
+                case _:
+                    u = self.term(u, env)
+                    if not _is_nocell(u.args[0]):
+                        kept.append(u)
         out = None
         for u in reversed(kept):
             out = u if out is None else sequence(u, out)
@@ -176,25 +191,42 @@ def check_discipline(term: c.Expr) -> None:
     _Discipline().value(term, frozenset())
 
 
-def post_weights(post: c.Expr, cell: str) -> list[tuple[c.Expr, c.Expr]] | None:
-    """A post as [(cell xi', weight ∂i)]: accum xi' (∂i * adjoint y'), accum xi' (adjoint y') (weight 1),
-    accum xi' (-(adjoint y')) (weight -1); None when it is not of that shape."""
-    out = []
-    for u in updates(post):
-        if not (isinstance(u, c.Prim) and u.op == "accum"):
-            return None
-        target, r = u.args
-        match r:
-            case c.Prim("adjoint", (c.Var(name),)) if name == cell:
-                w: c.Expr = c.Lit(1.0, ty=REAL)
-            case c.Prim("neg", (c.Prim("adjoint", (c.Var(name),)),)) if name == cell:
-                w = c.Lit(-1.0, ty=REAL)
-            case c.Prim("*", (w, c.Prim("adjoint", (c.Var(name),)))) if name == cell:
-                pass
-            case _:
-                return None
-        out.append((target, w))
-    return out
+def post_body(post: c.Expr, cell: str, a: str) -> c.Expr | None:
+    """A post as the body of the backpropagator ←D would make for the shift, `a` its argument:
+    accum xi' (∂i * adjoint y') is xi' (∂i * a) (∂ = 1 and -1 written `a` and `-a` alike), a sequence is
+    a sum, `if V then P else P` stays an `if` (its test reads no adjoint) and `()` is 0. None when the post
+    is not of that shape (docs/transforms.md, shift-reset; the zeros rule: Zeros and infinities)."""
+    match post:
+        case c.Let("_", first, then):
+            left, right = post_body(first, cell, a), post_body(then, cell, a)
+            return None if left is None or right is None else c.DSum(left, right)
+        case c.If(cond, then, else_) if not _reads_adjoint(cond):
+            left, right = post_body(then, cell, a), post_body(else_, cell, a)
+            return None if left is None or right is None else c.If(cond, left, right, ty=D)
+        case c.Lit(()):
+            return c.DZero()
+        case c.Prim("accum", (target, r)):
+            match r:
+                case c.Prim("adjoint", (c.Var(name),)) if name == cell:
+                    arg: c.Expr = c.Var(a)
+                case c.Prim("neg", (c.Prim("adjoint", (c.Var(name),)),)) if name == cell:
+                    arg = c.Prim("neg", (c.Var(a),))
+                case c.Prim("*", (w, c.Prim("adjoint", (c.Var(name),)))) if name == cell and not _reads_adjoint(w):
+                    arg = c.Prim("*", (w, c.Var(a)))
+                case _:
+                    return None
+            return c.LinApp(target, arg)
+    return None
+
+
+def _reads_adjoint(e: c.Expr) -> bool:
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Prim) and t.op in ("adjoint", "accum", "cell"):
+            return True
+        stack.extend(c.children(t))
+    return False
 
 
 class _Discipline:
@@ -252,12 +284,11 @@ class _Discipline:
             case c.LetTuple((_, y_cell), c.Tuple((value, c.Prim("cell", (c.Lit(()),)))), c.Let("_", rest, post)):
                 self.value(value, conts)
                 used = self.serious(rest, conts - {y_cell})
-                weights = post_weights(post, y_cell)
-                if weights is None:
-                    raise self.fail(f"a shift's post is not a sequence of `accum x' (∂ * adjoint {y_cell})`")
-                for target, w in weights:
-                    self.value(target, conts)
-                    self.value(w, conts)
+                body = post_body(post, y_cell, "%a")
+                if body is None:
+                    raise self.fail(f"a shift's post is not a sequence of `accum x' (∂ * adjoint {y_cell})`, "
+                                    "or of `if`s of them")
+                self.post_values(body, conts)
                 return used
             case c.Let("_"):
                 raise self.fail("`let _ = S in P` that does not follow a fresh cell: a post outside a shift")
@@ -289,6 +320,19 @@ class _Discipline:
                 return self.continuation(args[-1], conts)
         raise self.fail(f"{type(e).__name__} in tail position: a CPS term calls its continuation instead of "
                         "returning a value")
+
+    def post_values(self, body: c.Expr, conts: frozenset) -> None:
+        """The cells, partials and tests of a post (as post_body gives it) are values."""
+        match body:
+            case c.DSum(left, right) | c.If(_, left, right):
+                if isinstance(body, c.If):
+                    self.value(body.cond, conts)
+                self.post_values(left, conts)
+                self.post_values(right, conts)
+            case c.LinApp(target, arg):
+                self.value(target, conts)
+                if isinstance(arg, c.Prim) and arg.op == "*":
+                    self.value(arg.args[0], conts)
 
     def continuation(self, e: c.Expr, conts: frozenset) -> Counter:
         match e:

@@ -53,8 +53,8 @@ from ..front.desugar import Fresh
 from ..model import core as c
 from ..model.primitives import PRIMITIVES
 from ..model.types import BOOL, CELL, REAL, UNIT, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune, resolve
-from .common import TermTransform, closed as _closed, scale, variables_of
-from .cps import (CELL_PAIR, LOOPS_K, NOCELL, accum, adjoint, check_discipline, components, is_atom, pair, sequence,
+from .common import TermTransform, by_cases, closed as _closed, scale, variables_of
+from .cps import (CELL_PAIR, LOOPS_K, NOCELL, NOTHING, accum, adjoint, check_discipline, components, is_atom, pair, sequence,
                   simplify, spine)
 
 # The CPS version of each structural primitive that calls a function: a missing row is an error naming it.
@@ -351,10 +351,15 @@ class CPS:
         y, y_cell = self.pair_names(hint or "y", reuse=hint is not None)
         result, cell = c.Var(y, ty=REAL), c.Var(y_cell, ty=CELL)
         partials = PRIMITIVES[e.op].partials(*primals, result)
-        post: c.Expr | None = None
-        for (_, x_cell), d in reversed(list(zip(parts, partials))):
-            update = accum(x_cell, scale(d, adjoint(cell)))
-            post = update if post is None else sequence(update, post)
+
+        def updates(pairs: list) -> c.Expr:                   # accum x1' (∂1 * adjoint y'); ...
+            out: c.Expr | None = None
+            for x_cell, d in reversed(pairs):
+                update = accum(x_cell, scale(d, adjoint(cell)))
+                out = update if out is None else sequence(update, out)
+            return out if out is not None else NOTHING
+        # the zeros rule: a partial zero on a branch (relu, min) is an `if` around the updates, never `0 * ..`
+        post = by_cases([(x_cell, d) for (_, x_cell), d in zip(parts, partials)], updates)
         fresh_cell = c.Prim("cell", (c.Lit((), ty=UNIT),), ty=CELL)
         out: c.Expr = c.LetTuple((y, y_cell), pair(c.Prim(e.op, tuple(primals), ty=REAL, span=e.span), fresh_cell),
                                  sequence(self.give(k, pair(result, cell)), post), ty=UNIT, span=e.span)
