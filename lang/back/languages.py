@@ -206,6 +206,7 @@ class TransformCompiler(Compiler):
     """
 
     nests = True
+    ad_args = False         # TargetLanguage.ad_args: grad & co. typed argument by argument (functions return pairs)
     leaves: Any = FloatLeaves
     source_name = "primal"  # the language whose function values this one lifts
 
@@ -227,7 +228,8 @@ class TransformCompiler(Compiler):
     def language(self) -> TargetLanguage:
         """This language's types, for the checker."""
         return TargetLanguage(self.name, self.d_type,
-                              lambda module, name, inst: self.d_type(self.machine.spec.get(module, name, inst).ty))
+                              lambda module, name, inst: self.d_type(self.machine.spec.get(module, name, inst).ty),
+                              ad_args=self.ad_args)
 
     def open_lambda(self, code) -> Any:
         """The compiled transform of a function value's code (from the language below)."""

@@ -394,7 +394,7 @@ class StageCompiler(TransformCompiler):
     def language(self) -> TargetLanguage:
         base = super().language()
         return TargetLanguage(base.name, base.d_type, base.global_type, self.stage.transform.checks,
-                              self.stage.transform.ad_type)
+                              self.stage.transform.ad_args)
 
     def refuse_nested(self, e: c.Prim):
         return refusal(self.name, e)

@@ -323,6 +323,7 @@ class PSCompiler(TransformCompiler):
     """P t: the ps language (depth 0 only: a derivative inside it is refused)."""
 
     nests = False
+    ad_args = True
 
     def __init__(self, machine, algebra: Algebra):
         super().__init__(machine, counting=machine.counting, name="ps")

@@ -234,7 +234,7 @@ class ShiftResetCompiler(TransformCompiler):
 
     def language(self) -> TargetLanguage:
         base = super().language()
-        return TargetLanguage(base.name, base.d_type, base.global_type, SHIFT_RESET.checks, SHIFT_RESET.ad_type)
+        return TargetLanguage(base.name, base.d_type, base.global_type, SHIFT_RESET.checks)
 
     def lift_real(self, r: float) -> Any:
         return (r, None)

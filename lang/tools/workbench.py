@@ -40,7 +40,7 @@ def language(mode: Mode, spec: Specializer) -> TargetLanguage:
 
     def global_type(module: str, name: str, inst: tuple) -> Type:
         return transform.type(spec.get(module, name, inst).ty)
-    return TargetLanguage(mode.name, transform.type, global_type, transform.checks, transform.ad_type)
+    return TargetLanguage(mode.name, transform.type, global_type, transform.checks, transform.ad_args)
 
 
 def _transform_of(mode: Mode):

@@ -43,12 +43,12 @@ class TargetLanguage:
     global_type: Callable[[str, str, tuple], Type]  # a transformed top-level definition's type
     checks: tuple = ()                              # more rules of this target, each run on the typed term
                                                     # (a transform's own discipline: TermTransform.checks)
-    ad_arrow: Callable[[Type], Type] | None = None  # a differentiation primitive's type, when the target does not
-                                                    # apply it to all its arguments at once (TermTransform.ad_type)
+    ad_args: bool = False                           # its differentiation primitives take each argument
+                                                    # transformed (TermTransform.ad_args), not the arrow whole
 
-    def ad(self, t: Type) -> Type:
-        """The type of a differentiation primitive (its source scheme's body) in this target."""
-        return self.ad_arrow(t) if self.ad_arrow is not None else ad_type(t, self.d_type)
+    def ad_type(self, t: Type) -> Type:
+        """A differentiation primitive's type in this language."""
+        return ad_type(t, self.d_type) if self.ad_args else self.d_type(t)
 
 
 class TargetInferencer(Inferencer):
@@ -100,13 +100,14 @@ class TargetInferencer(Inferencer):
         if prim.kind != "ad":
             return prim.scheme
         free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
-        return Scheme(tuple(free.values()), self.lang.ad(substitute(prim.scheme.body, free)))
+        return Scheme(tuple(free.values()), self.lang.ad_type(substitute(prim.scheme.body, free)))
 
 
 def ad_type(t: Type, d_type: Callable[[Type], Type]) -> Type:
-    """A differentiation primitive in a target language: each argument and the result transformed, the
-    primitive still applied to all its arguments at once (for →D and ←D the same as transforming the
-    whole arrow; for chad, whose functions return pairs, not)."""
+    """A differentiation primitive in a target language whose functions return pairs (ps, chad): each
+    argument and the result transformed, the primitive still applied to all its arguments at once. (For →D
+    and ←D the same as transforming the whole arrow; for the dualrev stages, which thread an ID supply
+    through every arrow, not: they transform the arrow whole.)"""
     t = prune(t)
     if isinstance(t, TFun):
         return TFun(d_type(t.arg), ad_type(t.result, d_type))

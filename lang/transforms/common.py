@@ -30,8 +30,8 @@ class TermTransform:
     simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
     parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
     checks: tuple = ()                         # its target's rules beyond typing, each run on the typed term
-    ad_type: Callable[[Type], Type] | None = None  # the type of grad & co. in its target, when they are not
-                                               # applied to all their arguments at once (check.ad_type): CPS
+    ad_args: bool = False                      # grad & co. in its target take each argument transformed, as
+                                               # its functions return pairs (ps): TargetLanguage.ad_args
 
 
 def variables_of(e: c.Expr) -> set[str]:

@@ -521,8 +521,7 @@ def ids_transform(defun: bool, checks: tuple) -> TermTransform:
 
     # Nothing to clean: a constant argument is left out by the rule itself, and a primitive of constants
     # is a constant (the clean-ups ←D's simplifier makes).
-    # `grad f s` takes the supply after f (applyI gives it the rest): typed as its whole arrow, like any call
-    return TermTransform("Ddefun" if defun else "Dids", term, type_, lambda t: t, checks=checks, ad_type=type_)
+    return TermTransform("Ddefun" if defun else "Dids", term, type_, lambda t: t, checks=checks)
 
 
 __all__ = ["StatePassing", "ids_transform", "BP_CAYLEY", "HIGHER_ORDER"]

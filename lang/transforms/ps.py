@@ -514,6 +514,6 @@ def simplify(e: c.Expr) -> c.Expr:
     return e
 
 
-PS_TRANSFORM = TermTransform("P", transform, p_type, simplify)
+PS_TRANSFORM = TermTransform("P", transform, p_type, simplify, ad_args=True)
 
 __all__ = ["PS_TRANSFORM", "PS", "p_type", "s_type", "BP", "STRUCTURAL", "transform"]

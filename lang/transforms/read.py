@@ -163,7 +163,7 @@ class _Elaborate:
         prim = PRIMITIVES[e.op]
         scheme = prim.scheme
         if prim.kind == "ad":
-            scheme = Scheme(scheme.qvars, self.lang.ad(scheme.body))
+            scheme = Scheme(scheme.qvars, self.lang.ad_type(scheme.body))
         t = substitute(scheme.body, {v: TVar(0, v.constraint if prim.kind != "ad" else frozenset())
                                      for v in scheme.qvars})
         params = []

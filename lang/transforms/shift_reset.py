@@ -540,6 +540,6 @@ def unique_binders(e: c.Expr, fresh: Fresh) -> c.Expr:
     return go(e, {})
 
 
-# `grad f x` becomes `grad f (fun g -> g x k)`: the primitive takes K(f) and a continuation, so its type is K
-# of its whole arrow, not its arguments transformed one by one (check.ad_type)
-SHIFT_RESET = TermTransform("K", transform, k_type, simplify, checks=(check_discipline,), ad_type=k_type)
+# `grad f x` becomes `grad f (fun g -> g x k)`: the primitive takes K(f) and a continuation, typed as K of its
+# whole arrow (TermTransform.ad_args False, the default)
+SHIFT_RESET = TermTransform("K", transform, k_type, simplify, checks=(check_discipline,))
