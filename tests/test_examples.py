@@ -139,6 +139,16 @@ def check_many_inputs(n):
     return check_it
 
 
+def check_chain(n):
+    def check_it(v):
+        x, d = 0.3, 1.0
+        for _ in range(n):  # the chain rule along the orbit: f'(x) = 3.7 (1 - 2x)
+            d *= 3.7 * (1.0 - 2.0 * x)
+            x = 3.7 * x * (1.0 - x)
+        assert close(v, d, rel=1e-9)
+    return check_it
+
+
 def check_chain_order(n):
     def check_it(v):
         y, d = 0.5, 1.0
@@ -174,6 +184,7 @@ CASES = [
     ("almost_everywhere.dl", [], check_almost_everywhere),
     ("sharing.dl", ["20"], check_sharing(20)),
     ("many_inputs.dl", ["1000"], check_many_inputs(1000)),
+    ("chain.dl", ["100"], check_chain(100)),
     ("chain_order.dl", ["100"], check_chain_order(100)),
     ("deep.dl", ["1000"], check_deep(1000)),
 ]

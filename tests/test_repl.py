@@ -88,7 +88,9 @@ dl> :gradcheck f 1.0
   dualrev-ids     0.8414709848078965  1.3817732906760363  0
   dualrev-defun   0.8414709848078965  1.3817732906760363  0
   dualrev         0.8414709848078965  1.3817732906760363  0
-all 15 modes agree (tolerance 1e-09; numeric 1e-05)
+  lut             0.8414709848078965  1.3817732906760363  0
+  lut-recompute   0.8414709848078965  1.3817732906760363  0
+all 17 modes agree (tolerance 1e-09; numeric 1e-05)
 dl> :type grad f
 grad f : Real -> Real
 """
@@ -699,6 +701,8 @@ def test_gradcheck_flags_a_disagreement():
   dualrev-ids     0.0    0.0       0
   dualrev-defun   0.0    0.0       0
   dualrev         0.0    0.0       0
+  lut             0.0    0.0       0
+  lut-recompute   0.0    0.0       0
 DISAGREEMENT: numeric differs from backprop"""
 
 

@@ -40,11 +40,13 @@ class Mode:
     transform: str | None      # "module:attribute" of its TermTransform, or None (no transformed term)
     nests: bool                # a derivative inside a function it differentiates: right (True) or refused
     jvp: str                   # how `derivative` and `jvp` are computed under this mode (its runtime's jvp)
-    shows: str = "term"        # what `dl transform` shows: "term", "unrolled" (at a point), or "program"
+    shows: str = "term"        # what `dl transform` shows: "term", "unrolled" or "linearized" (at a point),
+                               # or "program"
     tolerance: float = 1e-9    # relative agreement expected with backprop (:gradcheck, dl compare)
     listed: bool = True        # False: the primal baseline that `dl compare` measures against
-    compared: bool = True      # False: an intermediate stage of a chain (dualrev-*), run by `dl compare`
-                               # and `:compare` only when named in --modes; every other tool lists it
+    compared: bool = True      # False: an intermediate stage of a chain (dualrev-*) or a variant (lut-recompute),
+                               # run by `dl compare` and `:compare` only when named in --modes; every other
+                               # tool lists it
 
     def load_runtime(self) -> Any:
         """The runtime object (imported on first use)."""
@@ -151,6 +153,20 @@ ROWS: tuple[Mode, ...] = (
          "tomsmeding/ad-dualrev-th",
          runtime="lang.modes.dualrev:ARRAYS", transform="lang.transforms.dualrev:DEFUN_TRANSFORM", nests=False,
          jvp="J v from one backward pass per output real (derivative: one reverse pass)"),
+    Mode("lut",
+         "linearize, unzip, transpose: the program traced at the point into forward mode's equations, split "
+         "into a primal program and a linear one (residuals stored), the linear one transposed",
+         "Radul, Paszke, Frostig, Johnson, Maclaurin, You only linearize once: tangents transpose to gradients, "
+         "POPL 2023",
+         runtime="lang.modes.lut:LUT", transform=None, nests=False,
+         jvp="the linear program (linearized at x) run on v, not transposed", shows="linearized"),
+    Mode("lut-recompute",
+         "the same, the residuals recomputed: the linear program keeps only the input and recomputes what "
+         "it reads (rematerialisation)",
+         "Radul et al., POPL 2023 (the other choice when unzipping); JAX's checkpoint policy nothing_saveable",
+         runtime="lang.modes.lut:LUT_RECOMPUTE", transform=None, nests=False,
+         jvp="the linear program (linearized at x) run on v, not transposed", shows="linearized",
+         compared=False),  # a residual policy of lut: compared when named (docs/transforms.md, lut)
     Mode("primal",
          "the program with every derivative call replaced by a plain call: the baseline of `dl compare`",
          "-",
@@ -207,6 +223,7 @@ def describe() -> str:
         lines.append(f"{'':<{width}}  source: {m.source}")
         facts = [f"derivative/jvp: {m.jvp}", "nests" if m.nests else "refuses nested derivatives",
                  {"term": "dl transform prints its term", "unrolled": "dl transform unrolls it at a point",
+                  "linearized": "dl transform prints its three programs at a point",
                   "program": "no transformed term"}[m.shows]]
         lines.append(f"{'':<{width}}  " + "; ".join(facts))
     return "\n".join(lines)

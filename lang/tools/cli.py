@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("file")
     tr.add_argument("--def", dest="name", default="main", help="the definition to transform (default: main)")
     tr.add_argument("--mode", choices=MODES, default=DEFAULT.name)
-    tr.add_argument("args", nargs="*", help="symbolic mode: arguments for main, as for dl run")
+    tr.add_argument("args", nargs="*", help="symbolic and lut modes: arguments for main, as for dl run (lut: or "
+                    "the point at which --def NAME is linearized)")
     tr.add_argument("--sweep", type=_sweep, default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
     tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
     tr.add_argument("--ascii", action="store_true", help="write ¬T as ~T")

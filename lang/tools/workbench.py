@@ -6,6 +6,8 @@ What each mode shows is its row's `shows` (lang/modes/table.py):
                 they run differently; forward shows →D), checked by the target type checker
     unrolled    symbolic mode: the program run at a point, each derivative call's unrolled
                 expression and its derivatives (a term needs a point to exist)
+    linearized  the lut modes: a definition (at a point given as ARG, or 1.0 for each real) or each
+                derivative call of `main`, linearized: its primal, linear and transposed programs
     program     no transformed term (tape, numeric run the untransformed program): the source term
 
 A polymorphic definition is shown at the instance the user wrote
@@ -198,6 +200,58 @@ def swell_table(program: Program, sizes: list[int]) -> str:
     return "\n".join(lines)
 
 
+# ---- the lut modes: a function linearized at a point ----------------------------------------
+
+
+def point_call(world: World, d, args: list[str]) -> c.Expr:
+    """`vjp d POINT`, typed: the point written as a literal (`1.0`, `(1.0, 2.0)`, `[0.1, 0.2]`), by default
+    1.0 for each real of an input made of reals."""
+    from ..front.desugar import Desugarer, Fresh  # noqa: PLC0415 — the lut modes' transform only
+    if len(args) > 1:
+        raise DlRuntimeError(f"a lut mode linearizes `{d.name}` at one point: give it as one literal, a tuple "
+                             "for several arguments of a function of a tuple", d.name_span)
+    text = args[0] if args else _default_point(d)
+    if text is None:
+        raise DlRuntimeError(f"a lut mode linearizes `{d.name}` at a point: give it after the file name "
+                             "(`dl transform FILE --def NAME --mode lut POINT`), e.g. [0.1, 0.2]", d.name_span)
+    parsed = parse_expr(Source("<point>", text))
+    if isinstance(parsed, s.TupleExpr) and not parsed.items:
+        raise DlRuntimeError("the point is a value, not ()", d.name_span)
+    point = Desugarer(lambda n: None, Fresh(set()), lambda: []).expr(parsed, frozenset())
+    call = c.Prim("vjp", (c.Global(d.name, d.module, span=d.name_span), point), span=d.name_span)
+    return infer_expression(call, world.schemes)
+
+
+def _default_point(d) -> str | None:
+    """1.0 for every real of an input made only of reals (and tuples of them); None otherwise."""
+    from ..model.types import TFun, TTuple, TVar, prune  # noqa: PLC0415
+    t = prune(d.scheme.body)
+    if not isinstance(t, TFun):
+        return None
+
+    def point(t) -> str | None:
+        t = prune(t)
+        if t == REAL or isinstance(t, TVar):
+            return "1.0"
+        if isinstance(t, TTuple):
+            parts = [point(i) for i in t.items]
+            return None if None in parts else "(" + ", ".join(parts) + ")"
+        return None
+    return point(t.arg)
+
+
+def linearized_text(world: World, call: c.Expr, mode: Mode, ascii_arrow: bool = False, name: str = "") -> str:
+    """Run a typed closed expression in a lut mode; each derivative call's three programs."""
+    from ..modes.lut import linearizations, show_linearized  # noqa: PLC0415 — the lut modes' transform only
+    machine = Machine(world, mode)
+    found = linearizations(machine, mode.name, machine.compile_expression(call))
+    if not found:
+        return ("-- a lut mode linearizes the function of each derivative call (grad, vjp, ...) at its point; "
+                "this made none")
+    return "\n".join(show_linearized(lin, f"`{name}`" if name else f"derivative call {k}", ascii_arrow)
+                     for k, lin in enumerate(found, 1))
+
+
 # ---- `dl transform` -----------------------------------------------------------------------
 
 
@@ -226,6 +280,10 @@ def definition_text(program: Program, name: str, mode: Mode, simplify: bool = Fa
         if not reports:
             return f"-- {d.name} made no derivative calls (grad, vjp, ...): nothing to differentiate symbolically"
         return show_unrolled(reports)
+    if mode.shows == "linearized":
+        if d.name == "main":
+            return linearized_text(program.world, main_call(program, args or []), mode, ascii_neg)
+        return linearized_text(program.world, point_call(program.world, d, args or []), mode, ascii_neg, d.name)
     spec = Specializer(program.world)
     if written is not None:
         inst, note = written_instance(d, written, span), ""

@@ -23,8 +23,8 @@ from ..sweep import parse_sweep
 from ..graph import NoCall, TooLarge, graph
 from ..stepper import show_transcript, step
 from ..report import format_counters, format_table
-from ..workbench import (choose_instance, default_instance, show_transform, show_unrolled, show_untransformed,
-                         unroll, written_instance)
+from ..workbench import (choose_instance, default_instance, linearized_text, point_call, show_transform,
+                         show_unrolled, show_untransformed, unroll, written_instance)
 from ...back.deep import Timeout, run_deep
 from ...model.errors import DlError
 from ...model.errors import render
@@ -233,6 +233,11 @@ def cmd_transform(state: State, arg: Argument) -> tuple[State, Output]:
     mode = state.mode
     if mode.shows == "unrolled":
         return state, Output(_unrolled(state, core))
+    if mode.shows == "linearized":  # a definition at its default point, or each derivative call of EXPR
+        if isinstance(core, c.Global):
+            d = state.world.defs[(core.module, core.name)]
+            return state, Output(linearized_text(state.world, point_call(state.world, d, []), mode, name=d.name))
+        return state, Output(linearized_text(state.world, infer_expression(core, state.world.schemes), mode))
     machine = state.machines.get(state.world, mode)
     spec = machine.spec
     typed = infer_expression(core, state.world.schemes)
