@@ -46,9 +46,10 @@ def run(text: str, mode: str = "backprop", args: list[str] | None = None, counti
     return value
 
 
-def run_with_machine(text: str, mode: str = "backprop", args: list[str] | None = None, counting: bool = True):
+def run_with_machine(text: str, mode: str = "backprop", args: list[str] | None = None, counting: bool = True,
+                     preaccumulate: bool = True):
     program = load_source(text)
-    return run_deep(lambda: run_main(program, args or [], get(mode), counting))
+    return run_deep(lambda: run_main(program, args or [], get(mode), counting, preaccumulate=preaccumulate))
 
 
 def dl(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -177,7 +177,11 @@ def test_cli_cost_prints_the_counters():
 
 
 def test_counters_read_through_the_api():
-    _, machine = run_with_machine("def sq n x = if n == 0 then x else sq (n - 1) (x * x)\ndef main = grad (sq 6) 1.1")
+    text = "def sq n x = if n == 0 then x else sq (n - 1) (x * x)\ndef main = grad (sq 6) 1.1"
+    _, machine = run_with_machine(text, preaccumulate=False)
     c = machine.counters
     assert c.bp_run == 6 and c.bp_created == 6 and c.bp_run <= c.bp_created
     assert c.sink_updates == 2  # x is used twice by the first square
+    _, machine = run_with_machine(text)  # preaccumulated: x' (x * a) + x' (x * a) is x' ((x + x) * a)
+    c = machine.counters
+    assert (c.bp_run, c.bp_created, c.merges, c.sink_updates) == (6, 6, 0, 1)

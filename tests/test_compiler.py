@@ -20,10 +20,12 @@ def main = 1.0
 """
 
 
-def compiled(name: str, mode: str = "backprop", reverse: bool = False):
+def compiled(name: str, mode: str = "backprop", reverse: bool = False, faithful: bool = True):
+    """A definition compiled in the primal language, or (`reverse`) by ←D: the transform's own term unless
+    `faithful` is False (then preaccumulated, as backprop runs it)."""
     program = load_source(PROGRAM)
     machine = Machine(program.world, get(mode))
-    compiler = machine.ad.reverse_compiler(machine.runtime, 0) if reverse else machine.primal
+    compiler = machine.ad.reverse_compiler(machine.runtime, 0, faithful) if reverse else machine.primal
     return run_deep(lambda: compiler.global_value("test.dl", name, ()))
 
 
@@ -125,6 +127,19 @@ def factory(k0, k1, k2, k3, k4):
     assert value == 0.5 * math.sin(0.5)
     assert backend.records[1:] == [(0, math.cos(0.5)), (0, math.sin(0.5), 1, 0.5)]
     assert identity == 2
+
+
+def test_preaccumulated_the_product_and_sin_are_one_record():
+    """Preaccumulated (docs/transforms.md, Preaccumulation), ←D(g) for g x = x * sin x records one
+    backpropagator whose weight is the whole derivative sin x + x cos x, computed when it is created."""
+    fun = compiled("g", reverse=True, faithful=False)
+    backend = compiled_backend(fun)
+    backend.records = [()]
+    value, identity = fun.body((), (0.5, 0))
+    assert value == 0.5 * math.sin(0.5)
+    [(parent, weight)] = backend.records[1:]
+    assert parent == 0 and identity == 1
+    assert math.isclose(weight, math.sin(0.5) + 0.5 * math.cos(0.5), rel_tol=1e-15)
 
 
 def compiled_backend(fun):

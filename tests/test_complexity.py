@@ -15,10 +15,21 @@ SQUARING = "def sq n x = if n == 0 then x else sq (n - 1) (x * x)\ndef main n = 
 
 @pytest.mark.parametrize("n", [4, 8, 16, 32, 64])
 def test_factoring_runs_each_body_once(n):
-    _, m = run_with_machine(SQUARING, "backprop", [str(n)])
+    _, m = run_with_machine(SQUARING, "backprop", [str(n)], preaccumulate=False)
     assert m.counters.bp_run == n
     assert m.counters.bp_created == n
     assert m.counters.merges == n  # every body is called twice: one merge each
+
+
+@pytest.mark.parametrize("n", [4, 8, 16, 32, 64])
+def test_preaccumulation_merges_at_compile_time(n):
+    """Preaccumulated, x' (x * a) + x' (x * a) is x' ((x + x) * a): the same n bodies, no merge at run
+    time, one sink update, and one more primitive (the +) per square (docs/transforms.md, Cost counters)."""
+    _, faithful = run_with_machine(SQUARING, "backprop", [str(n)], preaccumulate=False)
+    _, m = run_with_machine(SQUARING, "backprop", [str(n)])
+    c = m.counters
+    assert (c.bp_run, c.bp_created, c.merges, c.sink_updates) == (n, n, 0, 1)
+    assert c.prims == faithful.counters.prims + n
 
 
 @pytest.mark.parametrize("n", [4, 8, 12, 16])

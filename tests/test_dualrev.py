@@ -122,7 +122,8 @@ SHARING = "def squarings n x = if n == 0 then x else squarings (n - 1) (x * x)\n
 
 
 def counters(text: str, mode: str, args=()) -> dict:
-    _, machine = run_with_machine(text, mode, list(args))
+    # backprop on ←D's own term, as the stages (docs/transforms.md, Preaccumulation: --no-preaccumulate)
+    _, machine = run_with_machine(text, mode, list(args), preaccumulate=False)
     return machine.counters.as_dict()
 
 

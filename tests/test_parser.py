@@ -512,3 +512,84 @@ def test_printed_examples_parse_back(term):
 def test_nested_lambdas_with_one_name_parse_back():
     term = c.Lam("x", c.Lam("x", c.Var("x")))
     assert strict(read_back(show_term(term))) == strict(term)
+
+
+# ---- the fast parser builds Lark's tree (lang/front/descent.py) ----------------------------------------
+#
+# Well-formed programs are parsed by a hand-written precedence-climbing parser; Lark, the reference, reads
+# what it gives up on. Both must build equal trees with equal spans (spans are left out of ==, so they are
+# compared field by field here).
+
+from pathlib import Path  # noqa: E402
+
+from lang.front import descent  # noqa: E402
+from lang.front import parser as lark_parser  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _with_spans(x):
+    """A tree as nested tuples of (class, fields..., spans...)."""
+    if dataclasses.is_dataclass(x):
+        return (type(x).__name__,) + tuple(_with_spans(getattr(x, f.name)) for f in dataclasses.fields(x))
+    if isinstance(x, tuple):
+        return tuple(_with_spans(i) for i in x)
+    if hasattr(x, "line") and hasattr(x, "end_col"):  # a Span
+        return (x.line, x.col, x.end_line, x.end_col)
+    return x
+
+
+def _both(text: str, start: str = "program"):
+    source = Source("<test>", text)
+    stripped = lark_parser.strip_comments(source)
+    fast = descent.parse(source, stripped, start)
+    slow = lark_parser._to_syntax(lark_parser._lark().parse(stripped, start=start), source)
+    return _with_spans(fast), _with_spans(slow)
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT)) for p in
+                                        [*ROOT.glob("examples/*.dl"), *ROOT.glob("stdlib/*.dl"),
+                                         *ROOT.glob("tests/**/*.dl"), *ROOT.glob("benchmarks/**/*.dl")]))
+def test_the_fast_parser_builds_larks_tree_for_every_program_here(path):
+    fast, slow = _both((ROOT / path).read_text(encoding="utf-8"))
+    assert fast == slow
+
+
+FAST_CASES = [
+    "def main = 1 + 2 * 3 - 4 / 5 ^ 2 ^ 3", "def f (a, (b, c)) (d : Real) () = a", "def main = -x ^ 2 - -y",
+    "def main = a :: b :: c ++ d", "def main = a |> f |> g", "def main = a || b && c || d",
+    "def main = a < b && c >= d", "def main = 1 + if c then a else b + 2", "def main = f (fun x -> x) [1, 2]",
+    "def main = (+) 1 ((::) 1 [])", "def main = (x : Num 'a => 'a)", "def f : (Num 'a, Ord 'a) => 'a -> [Real * Int] -> () = x",
+    "def main = let (a, b) = p in let rec f n = f n in let g (x : Real) : Real = x in let () = u in (a, b)",
+    "def main =\n  let x = 1 in\n    \\y z -> x   -- comment\n{- block -} def g = (1.5e-3, 2e10, ((1)))",
+    "import \"a.dl\"\ndef main = f x (g y) (-1) - 1", "def main = [[], [()], [(1, 2)]]", "",
+    "def main = a * fun x -> x + 1", "def main = - fun x -> x", "def main = 2 ^ let x = 1 in x", "def main = x' _ f_1",
+]
+
+
+@pytest.mark.parametrize("text", FAST_CASES)
+def test_the_fast_parser_builds_larks_tree(text):
+    fast, slow = _both(text)
+    assert fast == slow
+
+
+@pytest.mark.parametrize("text", ["def main = a < b < c", "def main = f@Real", "def main = fun a -o x", "def main = 1 +",
+                                  "def main = [1..2]", "def f = let rec g = 1 in g", "def main = (Num 'a) 1"])
+def test_the_fast_parser_leaves_errors_and_the_target_language_to_lark(text):
+    source = Source("<test>", text)
+    with pytest.raises(descent.Bail):
+        descent.parse(source, lark_parser.strip_comments(source), "program")
+
+
+@given(core_terms.filter(lambda t: not _nested_same_params(t)), st.sampled_from([88, 12]))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_fast_parser_builds_larks_tree_for_printed_terms(term, width):
+    text = show_term(term, width=width)
+    source = Source("<test>", text)
+    stripped = lark_parser.strip_comments(source)
+    slow = _with_spans(lark_parser._to_syntax(lark_parser._lark().parse(stripped, start="target_term"), source))
+    try:
+        fast = _with_spans(descent.parse(source, stripped, "target_term"))
+    except descent.Bail:
+        return  # (a printed term may use the target language: Lark's)
+    assert fast == slow

@@ -35,9 +35,9 @@ fun xs ->
     (fun acc x ->
        let (acc, acc') = acc in
        let (x, x') = x in
-       let (x1, x1') = (sin x, fun a -o x' (cos x * a)) in
-       let (x2, x2') = (x1 * x, fun a -o x1' (x * a) + x' (x1 * a)) in
-       (acc + x2, fun a -o acc' a + x2' a))
+       let x1 = sin x in
+       let x2 = x1 * x in
+       (acc + x2, fun a -o acc' a + x' ((cos x * x + x1) * a)))
     (0.0, fun a -o 0)
     xs"""
     assert shown(tmp_dl, FOLD, "f", "--simplify", "--mode", "forward") == """\

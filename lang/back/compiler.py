@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from ..model import core as c
 from ..model.errors import DlError, DlRuntimeError
-from ..model.primitives import PRIMITIVES, Primitive
+from ..model.primitives import PRIMITIVES, Primitive, count, out_of_memory
 from ..front.loader import PRELUDE
 from ..model.values import Code, Fun, apply
 from ..model.scope import Scope
@@ -688,7 +688,9 @@ class Gen:
             lines = [f"{v} = {self.const(how.fn)}({', '.join(args)})"]
         if prim.fails:
             lines = ["try:"] + ["    " + ln for ln in lines] + \
-                    ["except _DlError as err:", f"    raise err.with_span({self.const(e.span)})"]
+                    ["except _DlError as err:", f"    raise err.with_span({self.const(e.span)})",
+                     "except MemoryError as err:", "    err.__traceback__ = None",  # (frees what filled memory)
+                     f"    raise {self.const(out_of_memory)}({self.const(e.span)}) from None"]
         for ln in lines:
             self.line(ind, ln)
         return v
@@ -744,14 +746,28 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     return acc
 
 
-def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int) -> str:
-    """[fn v1 .. vk for (v1, .., vk) in iterable], as a loop with fn's body in place."""
+def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int, span: Span) -> str:
+    """[fn v1 .. vk for (v1, .., vk) in iterable], as a loop with fn's body in place; running out of
+    memory is reported at the call (`span`), after the list built so far is let go."""
     out, y = gen.local(), gen.local()
-    gen.line(ind, f"{out} = []")
-    gen.line(ind, f"for {', '.join(loop_vars)} in {iterable}:")
-    _inline_body(gen, fn, loop_vars, y, ind + 1)
-    gen.line(ind + 1, f"{out}.append({y})")
+    if ind >= _GUARDED_DEPTH:  # (Python allows 20 nested blocks: a deep nest of loops goes unguarded)
+        gen.line(ind, f"{out} = []")
+        gen.line(ind, f"for {', '.join(loop_vars)} in {iterable}:")
+        _inline_body(gen, fn, loop_vars, y, ind + 1)
+        gen.line(ind + 1, f"{out}.append({y})")
+        return out
+    gen.line(ind, "try:")
+    gen.line(ind + 1, f"{out} = []")
+    gen.line(ind + 1, f"for {', '.join(loop_vars)} in {iterable}:")
+    _inline_body(gen, fn, loop_vars, y, ind + 2)
+    gen.line(ind + 2, f"{out}.append({y})")
+    gen.line(ind, "except MemoryError:")
+    gen.line(ind + 1, f"{out} = None")
+    gen.line(ind + 1, f"raise {gen.const(out_of_memory)}({gen.const(span)}) from None")
     return out
+
+
+_GUARDED_DEPTH = 6  # inlined loops nested deeper than this report running out of memory without a position
 
 
 def _map_loop(gen: Gen, e: c.Prim, ind: int) -> str:
@@ -759,7 +775,7 @@ def _map_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     fn, xs = e.args
     items = gen.atom(xs, ind)
     gen.count(ind, "prims")
-    return _collect(gen, fn, [gen.local()], items, ind)
+    return _collect(gen, fn, [gen.local()], items, ind, e.span)
 
 
 def _zip_with_loop(gen: Gen, e: c.Prim, ind: int) -> str:
@@ -767,21 +783,24 @@ def _zip_with_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     fn, xs, ys = e.args
     left, right = gen.atom(xs, ind), gen.atom(ys, ind)
     gen.count(ind, "prims")
-    return _collect(gen, fn, [gen.local(), gen.local()], f"zip({left}, {right})", ind)
+    return _collect(gen, fn, [gen.local(), gen.local()], f"zip({left}, {right})", ind, e.span)
 
 
 def _build_loop(gen: Gen, e: c.Prim, ind: int) -> str:
-    """build on a lambda: `for v2 in range(n): ...`, after a check that n is not negative."""
+    """build on a lambda: `for v2 in range(n): ...`, after a check of n (`_checked_count`)."""
     n, fn = e.args
     count = gen.atom(n, ind)
     gen.count(ind, "prims")
-    gen.line(ind, f"if {count} < 0: raise {gen.const(_negative_count)}({count}, {gen.const(e.span)})")
-    return _collect(gen, fn, [gen.local()], f"range({count})", ind)
+    gen.line(ind, f"if not 0 <= {count} <= 1000000: {gen.const(_checked_count)}({count}, {gen.const(e.span)})")
+    return _collect(gen, fn, [gen.local()], f"range({count})", ind, e.span)
 
 
-def _negative_count(n: int, span) -> DlRuntimeError:
-    """The error of `build` given a negative count."""
-    return DlRuntimeError(f"build of a negative count ({n})", span)
+def _checked_count(n: int, span) -> None:
+    """`build`'s count checked before the loop allocates (negative, or more than memory can hold)."""
+    try:
+        count(n, "build")
+    except DlError as err:
+        raise err.with_span(span) from None
 
 
 _LOOPS = {

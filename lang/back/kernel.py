@@ -34,6 +34,8 @@ representation, which for primal values is unambiguous.
 """
 from __future__ import annotations
 
+import gc
+import math
 from typing import Any, Callable
 
 from ..model import core as c
@@ -65,6 +67,13 @@ def io_types(fn_type: Type) -> tuple[Type, Type]:
     t = prune(fn_type)
     assert isinstance(t, TFun), t
     return prune(t.arg), prune(t.result)
+
+
+def all_plain_finite(reals: list) -> bool:
+    """Whether every real is a finite float (no symbolic zero, no sum over paths): then a gradient is
+    settled as it is. A finite sum of floats has no inf or nan among its terms; a sum that overflowed
+    is checked again one by one (by the caller)."""
+    return set(map(type, reals)) <= {float} and math.isfinite(sum(reals))
 
 
 class NestedDifferentiation(DlRuntimeError):
@@ -141,7 +150,10 @@ class ADKernel:
 
         def settled(u: Any) -> Any:
             g = pullback(u)
-            if runtime.exact and not all(map(finite, shapes.flatten(g, in_t))):
+            reals = shapes.flatten(g, in_t)
+            if all_plain_finite(reals):  # the common case, checked at C speed: nothing to settle
+                return g
+            if runtime.exact and not all(map(finite, reals)):
                 g = self.uncounted(lambda: pullback(shapes.map_reals(u, out_t, Paths.seed)))
             return shapes.map_reals(g, in_t, settle)
         return y, settled
@@ -227,9 +239,12 @@ class ADKernel:
         zero = self.const(site, ZERO)
         leaves = getattr(site, "leaves", FloatLeaves)
 
+        report = passes(self.machine, "forward", n)
+
         def jacobian(one: Any) -> tuple[Any, list]:
             columns, y = [], None
             for i in range(n):
+                report(i)
                 seed = [zero] * n
                 seed[i] = one
                 y, y_dot = self.jvp_forward(f, x, shapes.rebuild(x, in_t, seed), in_t, out_t, site)
@@ -282,43 +297,66 @@ class ADKernel:
                                                   "forward" if depth == 1 else f"forward^{depth}")
         return self.compilers[key]
 
-    def reverse_compiler(self, runtime, depth: int) -> Compiler:
+    def reverse_compiler(self, runtime, depth: int, faithful: bool = False) -> Compiler:
         """←D(→D^depth t) for a reverse runtime (factoring or naive); every depth records on the
-        runtime's one linear backend."""
-        key = (runtime.name, depth)
+        runtime's one linear backend. At depth 0 the factoring runtime runs the preaccumulated term
+        (lang/transforms/preaccumulate.py) unless the machine says not to, or `faithful` asks for ←D's own."""
+        if runtime.name not in self.backends:
+            self.backends[runtime.name] = runtime.backend(self.machine.counters, self.machine.counting)
+        backend = self.backends[runtime.name]
+        preaccumulated = depth == 0 and backend.factoring and self.machine.preaccumulate and not faithful
+        key = (runtime.name, depth, preaccumulated)
         if key not in self.compilers:
-            if runtime.name not in self.backends:
-                self.backends[runtime.name] = runtime.backend(self.machine.counters, self.machine.counting)
             parent = None if depth == 0 else self.reverse_compiler(runtime, depth - 1)
-            self.compilers[key] = ReverseCompiler(self.machine, self.backends[runtime.name], runtime, depth, parent)
+            self.compilers[key] = ReverseCompiler(self.machine, backend, runtime, depth, parent, preaccumulated)
         return self.compilers[key]
 
     # ---- reverse mode by the backpropagation transform
-    def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime) -> tuple[Any, Callable]:
-        compiler = self.reverse_compiler(runtime, 0)
-        return self.vjp_recorded(f, x, in_t, out_t, compiler, self.backends[runtime.name], call1)
+    def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime,
+                    faithful: bool = False) -> tuple[Any, Callable]:
+        compiler = self.reverse_compiler(runtime, 0, faithful)
+        # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
+        redo = (lambda: self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)) if compiler.preaccumulated \
+            else None
+        return self.vjp_recorded(f, x, in_t, out_t, compiler, self.backends[runtime.name], call1, redo)
 
     def vjp_recorded(self, f: Fun, x: Any, in_t: Type, out_t: Type, compiler: Compiler, backend,
-                     run: Callable[[Fun, Any], Any]) -> tuple[Any, Callable]:
+                     run: Callable[[Fun, Any], Any], redo: Callable | None = None) -> tuple[Any, Callable]:
         """A vjp whose forward pass records on a linear backend (lang/back/linear.py): f lifted into
         `compiler`'s language and run by `run(f', x')` (a call for ←D, a trampoline for shift-reset), the
-        inputs' sinks first on the records; the pullback sweeps them."""
+        inputs' sinks first on the records; the pullback sweeps them (or, given the order-free pass's
+        Paths cotangents, the vjp `redo()` makes does)."""
         dual_f = self.lift_fun(f, compiler, {})
         shapes = self.shapes
         saved = backend.records
+        collecting = gc.isenabled()
+        # The collector is off while the tape is recorded and swept: the tape only grows then, and each
+        # collection would walk the young records again to free nothing. Cyclic garbage the program makes
+        # meanwhile is collected afterwards.
+        gc.disable()
         try:
             x_dual, n_sinks = shapes.inject(x, in_t, 0)   # the inputs' sinks: identities 0 .. n-1
             records = backend.records = [SINK] * n_sinks
             y_dual = run(dual_f, x_dual)
         finally:
             backend.records = saved
+            if collecting:
+                gc.enable()
         backprops: list = []
         y = shapes.unlift(y_dual, out_t, backprops)
 
         def pullback(u: Any) -> Any:
             cotangents = shapes.flatten(u, out_t)
+            if redo is not None and any(type(ct) is Paths for ct in cotangents):
+                return redo()[1](u)
             seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
-            return shapes.rebuild(x, in_t, backend.backward(records, seeds, n_sinks))
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                return shapes.rebuild(x, in_t, backend.backward(records, seeds, n_sinks))
+            finally:
+                if collecting:
+                    gc.enable()
         return y, pullback
 
     # ---- lifting: values of one language into the next
@@ -377,3 +415,20 @@ class ADKernel:
 
 
 __all__ = ["ADKernel", "TCon"]
+
+
+PASSES_WORTH_SAYING = 10_000  # a derivative of this many passes of the function or more is announced
+
+
+def passes(machine, mode: str, n: int, per: int = 1) -> Callable[[int], None]:
+    """Tell `machine.progress` that a derivative will make `n` passes of the function, `per` per input
+    real (forward and numeric modes: issue 19 item 4), and return a function to call before pass i."""
+    progress = machine.progress
+    if progress is None or n < PASSES_WORTH_SAYING:
+        return lambda i: None
+    every = max(1, n // 200)
+
+    def report(i: int) -> None:
+        if i % every == 0:
+            progress(mode, i, n, per)
+    return report

@@ -29,6 +29,7 @@ from typing import Any
 from ..model import core as c
 from .compiler import Compiler
 from ..transforms.backprop import BACKPROP
+from ..transforms.preaccumulate import preaccumulate
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
 from ..model.types import REAL, TList, TTuple, Type, prune
@@ -269,16 +270,20 @@ class ReverseCompiler(TransformCompiler):
     At depth 0 this is ←D itself. All depths of one mode share one linear
     backend, so backpropagators created at any depth land on the same tape."""
 
-    def __init__(self, machine, backend, runtime, depth: int = 0, parent: Compiler | None = None):
+    def __init__(self, machine, backend, runtime, depth: int = 0, parent: Compiler | None = None,
+                 preaccumulated: bool = False):
         name = runtime.name if depth == 0 else f"{runtime.name}∘forward^{depth}"
         super().__init__(machine, linear=backend, counting=machine.counting, name=name)
+        # ←D's term preaccumulated (the factoring runtime at depth 0; lang/transforms/preaccumulate.py)
+        self.preaccumulated = preaccumulated
         self.runtime = runtime  # the reverse runtime (lang/modes/runtimes.py) whose backend this records on
         self.depth = depth
         self.source_name = parent.name if parent is not None else "primal"
         self.leaves = DualLeaves(backend, machine.counters, machine.counting)
 
     def transform(self, e: c.Expr) -> c.Expr:
-        return BACKPROP.simplify(BACKPROP.term(forward_transform(e, self.depth)))
+        out = BACKPROP.simplify(BACKPROP.term(forward_transform(e, self.depth)))
+        return preaccumulate(out) if self.preaccumulated else out
 
     def d_type(self, t: Type) -> Type:
         return BACKPROP.type(forward_type(t, self.depth))

@@ -41,49 +41,17 @@ from __future__ import annotations
 from ..model import core as c
 from ..model.values import Code
 from ..model.zeros import ZERO
+from ..transforms.preaccumulate import contributions
 from .compiler import Gen
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
 SINK = ()            # the record of an input's sink: the first n identities are the n inputs' sinks
 
 
-def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
-    """Σ xi' (∂i * a)  as  [(xi', ∂i)], when the body has that shape (else None)."""
-    out: list[tuple[c.Expr, c.Expr]] = []
-    stack = [body]
-    while stack:
-        t = stack.pop()
-        match t:
-            case c.DZero():
-                pass
-            case c.DSum(l, r):
-                stack.append(r)
-                stack.append(l)
-            case c.LinApp(fn, arg):
-                weight = _weight(arg, a)
-                if weight is None or _mentions(fn, a):
-                    return None
-                out.append((fn, weight))
-            case _:
-                return None
-    return out
-
-
 def _by_cases(body: c.Expr, a: str) -> bool:
     """`if c then t else u` with c not mentioning a, down to bodies that are sums of contributions."""
     return isinstance(body, c.If) and not _mentions(body.cond, a) and all(
         _by_cases(b, a) or contributions(b, a) is not None for b in (body.then, body.else_))
-
-
-def _weight(arg: c.Expr, a: str) -> c.Expr | None:
-    match arg:
-        case c.Var(name) if name == a:
-            return c.Lit(1.0)
-        case c.Prim("neg", (c.Var(name),)) if name == a:
-            return c.Lit(-1.0)
-        case c.Prim("*", (w, c.Var(name))) if name == a and not _mentions(w, a):
-            return w
-    return None
 
 
 def _mentions(e: c.Expr, name: str) -> bool:

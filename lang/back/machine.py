@@ -20,15 +20,22 @@ from .kernel import ADKernel
 
 
 class Machine:
-    def __init__(self, world: World, mode, counting: bool = False, check_transforms: bool = False):
-        """`mode`: a row of the mode table (anything with `name` and `load_runtime()`)."""
+    def __init__(self, world: World, mode, counting: bool = False, check_transforms: bool = False,
+                 progress=None, preaccumulate: bool = True):
+        """`mode`: a row of the mode table (anything with `name` and `load_runtime()`); `progress`: told
+        about long runs of passes; `preaccumulate`: the factoring runtime runs ←D's term preaccumulated
+        (lang/transforms/preaccumulate.py), False: as ←D writes it."""
         self.world = world
+        self.preaccumulate = preaccumulate
         self.check_transforms = check_transforms  # type-check every transformed term (dl --debug)
         self.spec = Specializer(world)
         self.counters = Counters()
         self.mode = mode
         self.runtime = mode.load_runtime()
         self.counting = counting
+        # progress(mode, done, total, per), or None: told before and during a derivative that makes one pass of
+        # the function per input real (forward and numeric modes; PASSES_WORTH_SAYING or more of them)
+        self.progress = progress
         self.primal = Compiler(self, counting=counting)
         self.primal.nests = True
         self.ad = ADKernel(self)

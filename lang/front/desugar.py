@@ -14,7 +14,6 @@ name is a `name` error with the closest names in scope as suggestions.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -61,6 +60,47 @@ def names_in(text: str) -> set[str]:
     return set(re.findall(r"[A-Za-z_][A-Za-z0-9_']*", text))
 
 
+class Locals:
+    """The local names in scope while desugaring: a multiset changed in place as binders are entered and
+    left (`with scope.having(names): ...`). A persistent set, copied at every binder, made a program of n
+    nested binders cost n^2 in time and memory (issue 19)."""
+
+    def __init__(self, names=()):
+        self.counts: dict[str, int] = {}
+        for n in names:
+            self.counts[n] = self.counts.get(n, 0) + 1
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.counts
+
+    def __iter__(self):
+        return iter(self.counts)
+
+    def having(self, names) -> "_Having":
+        return _Having(self.counts, names)
+
+
+class _Having:
+    """`names` in scope for the extent of a `with` block."""
+
+    __slots__ = ("counts", "names")
+
+    def __init__(self, counts: dict[str, int], names):
+        self.counts, self.names = counts, names
+
+    def __enter__(self) -> None:
+        for n in self.names:
+            self.counts[n] = self.counts.get(n, 0) + 1
+
+    def __exit__(self, *exc) -> None:
+        for n in self.names:
+            k = self.counts[n] - 1
+            if k:
+                self.counts[n] = k
+            else:
+                del self.counts[n]
+
+
 class Desugarer:
     """Desugars the declarations and expressions of one source unit."""
 
@@ -75,12 +115,14 @@ class Desugarer:
     def definition(self, d: s.Def, module: str) -> Definition:
         _check_distinct(d.params)
         body = _annotated(d.body, d.annot)
-        expr = self.lam(d.params, body, frozenset(), d.span) if d.params else self.expr(body, frozenset())
+        expr = self.lam(d.params, body, Locals(), d.span) if d.params else self.expr(body, Locals())
         return Definition(d.name, module, expr, d.span, d.name_span)
 
     # ---- expressions
-    def expr(self, e: s.Expr, scope: frozenset) -> c.Expr:
+    def expr(self, e: s.Expr, scope: Locals | frozenset) -> c.Expr:
         """The core term for `e`, with `scope` the local names in scope."""
+        if not isinstance(scope, Locals):
+            scope = Locals(scope)
         match e:
             case s.Name() | s.Apply() | s.Section():
                 return self.application(e, scope)
@@ -121,10 +163,11 @@ class Desugarer:
                 return self.bind(s.PName("_"), self.expr(_annotated(value, annot), scope), body, scope, e.span)
             case s.LetFun(name, params, annot, value, body, recursive):
                 _check_distinct(params)
-                inner = scope | {name} if recursive else scope
                 valued = _annotated(value, annot)
-                bound = self.lam(params, valued, inner, e.span) if params else self.expr(valued, inner)
-                rest = self.expr(body, scope | {name})
+                with scope.having((name,) if recursive else ()):
+                    bound = self.lam(params, valued, scope, e.span) if params else self.expr(valued, scope)
+                with scope.having((name,)):
+                    rest = self.expr(body, scope)
                 if recursive:
                     return c.LetRec(name, bound, rest, span=e.span)
                 return c.Let(name, bound, rest, span=e.span)
@@ -133,7 +176,8 @@ class Desugarer:
             case s.Annot(x, t):
                 return c.Annot(self.expr(x, scope), t, span=e.span)
             case s.LinLambda(param, body) if self.target:
-                return c.LinLam(param, self.expr(body, scope | {param}), span=e.span)
+                with scope.having((param,)):
+                    return c.LinLam(param, self.expr(body, scope), span=e.span)
             case s.Instance(name, types) if self.target:
                 return self.instance(name, types, scope, e.span)
             case s.LinLambda() | s.Instance():
@@ -141,14 +185,14 @@ class Desugarer:
                                     "transforms, not in programs", e.span)
         raise AssertionError(e)
 
-    def lam(self, params: tuple[s.Pattern, ...], body: s.Expr, scope: frozenset, span: Span) -> c.Expr:
+    def lam(self, params: tuple[s.Pattern, ...], body: s.Expr, scope: Locals, span: Span) -> c.Expr:
         """`fun p1 ... pn -> body` as nested one-parameter lambdas."""
         param = params[0]
         name, annot = self.param_name(param)
-        inner_scope = scope | _pattern_names(param)
-        rest = self.lam(params[1:], body, inner_scope, span) if len(params) > 1 else self.expr(body, inner_scope)
+        with scope.having(_pattern_names(param)):
+            rest = self.lam(params[1:], body, scope, span) if len(params) > 1 else self.expr(body, scope)
         if isinstance(param, s.PTuple) or (isinstance(param, s.PAnnot) and not isinstance(param.pattern, s.PName)):
-            rest = self.bind(param, c.Var(name, span=param.span), None, inner_scope, span, rest)
+            rest = self.bind(param, c.Var(name, span=param.span), None, scope, span, rest)
         return c.Lam(name, rest, annot=annot, span=span)
 
     def param_name(self, p: s.Pattern) -> tuple[str, s.TypeExpr | None]:
@@ -164,11 +208,14 @@ class Desugarer:
             case _:
                 return self.fresh("p"), None
 
-    def bind(self, p: s.Pattern, bound: c.Expr, body: s.Expr | None, scope: frozenset, span: Span,
+    def bind(self, p: s.Pattern, bound: c.Expr, body: s.Expr | None, scope: Locals, span: Span,
              core_body: c.Expr | None = None) -> c.Expr:
         """`let p = bound in body` for any pattern (nested tuples become nested lets)."""
-        inner_scope = scope | _pattern_names(p)
-        rest = core_body if core_body is not None else self.expr(body, inner_scope)
+        if core_body is not None:
+            rest = core_body
+        else:
+            with scope.having(_pattern_names(p)):
+                rest = self.expr(body, scope)
         match p:
             case s.PName("_"):  # printed target terms sequence with `let _ = e1 in e2`: read back as printed
                 return c.Let("_" if self.target else self.fresh("w"), bound, rest, span=span)
@@ -189,12 +236,12 @@ class Desugarer:
                         names.append(n)
                         nested.append((item, n))
                 for item, n in reversed(nested):
-                    rest = self.bind(item, c.Var(n, span=item.span), None, inner_scope, span, rest)
+                    rest = self.bind(item, c.Var(n, span=item.span), None, scope, span, rest)
                 return c.LetTuple(tuple(names), bound, rest, span=span)
         raise AssertionError(p)
 
     # ---- names and applications
-    def application(self, e: s.Expr, scope: frozenset) -> c.Expr:
+    def application(self, e: s.Expr, scope: Locals) -> c.Expr:
         """An application spine `h a1 ... an`, saturating built-ins."""
         args: list[s.Expr] = []
         spans: list[Span] = []  # spans[k]: the application `h a1 ... a(k+1)`, parentheses included
@@ -258,11 +305,11 @@ class Desugarer:
             body = c.Let(t, a, body, span=span)
         return body
 
-    def section_lambda(self, op: str, span: Span, scope: frozenset) -> c.Expr:
+    def section_lambda(self, op: str, span: Span, scope: Locals) -> c.Expr:
         a, b = s.Name(self.fresh("x"), span=span), s.Name(self.fresh("y"), span=span)
         return self.expr(s.Lambda((s.PName(a.name), s.PName(b.name)), s.BinOp(op, a, b, span=span), span=span), scope)
 
-    def instance(self, name: str, types: tuple, scope: frozenset, span: Span) -> c.Expr:
+    def instance(self, name: str, types: tuple, scope: Locals, span: Span) -> c.Expr:
         if name in scope:
             return c.Var(name, inst=types, span=span)
         found = self.resolve(name)
@@ -270,8 +317,9 @@ class Desugarer:
             return c.Global(found.name, found.module, inst=types, span=span)
         raise self.unbound(name, span, scope)
 
-    def unbound(self, name: str, span: Span, scope: frozenset) -> DlNameError:
+    def unbound(self, name: str, span: Span, scope: Locals) -> DlNameError:
         candidates = list(scope) + self.in_scope()
+        import difflib  # only for a name that is not defined (start-up)
         close = difflib.get_close_matches(name, candidates, n=3)
         hint = f"; did you mean {', '.join('`' + n + '`' for n in close)}?" if close else ""
         return DlNameError(f"unbound name `{name}`{hint}", span)

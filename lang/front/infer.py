@@ -278,13 +278,18 @@ class Inferencer:
                 items_t = tuple(self.infer(i) for i in items)
                 return replace(e, items=items_t, ty=TTuple(tuple(i.ty for i in items_t)))
             case c.List(items):                                       # [e1, ..., en]
-                elem = self.fresh()
+                # the element type is the first element's: binding a fresh variable to it instead would
+                # walk it in the occurs check, at every level of a nested list (quadratic in depth)
+                elem = None
                 items_t = []
                 for k, item in enumerate(items):
                     it = self.infer(item)
-                    self.expect(it, elem, w.ListElement(k + 1, snippet(item.span)))
+                    if elem is None:
+                        elem = it.ty
+                    else:
+                        self.expect(it, elem, w.ListElement(k + 1, snippet(item.span)))
                     items_t.append(it)
-                return replace(e, items=tuple(items_t), ty=TList(elem))
+                return replace(e, items=tuple(items_t), ty=TList(self.fresh() if elem is None else elem))
             case c.Prim(op, args):                                    # a built-in, saturated
                 return self.primitive(e, PRIMITIVES[op], args)
             case c.Annot(expr, t):                                    # (e : T)

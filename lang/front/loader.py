@@ -10,7 +10,6 @@ The `World` holds every typed definition loaded so far, keyed by
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -19,11 +18,12 @@ from functools import lru_cache
 from ..model import syntax as s
 from ..model import core as c
 from .desugar import Definition, Desugarer, Fresh, names_in
+from .files import Unreadable, read_source
 from ..model.errors import DlImportError, DlNameError
 from .infer import Inferencer, TypedDef
-from .parser import parse_program
+from .parsecache import parse_program_cached  # Lark only on a file not parsed before (start-up)
 from ..model.primitives import OPERATOR_NAMES, PRIMITIVES, user_visible
-from .resources import cache_dir, grammar_path, prelude_path
+from .resources import cache_dir, grammar_path, prelude_path, sha256
 from ..model.spans import Source, Span
 from ..model.types import Scheme
 
@@ -130,14 +130,13 @@ class Loader:
             chain = self.loading[self.loading.index(full):] + [full]
             names = " -> ".join(os.path.relpath(p) for p in chain)
             raise DlImportError(f"import cycle: {names}", span or Span(None, 0, 0, 0, 0))
-        try:
-            with open(full, encoding="utf-8-sig") as f:  # (a byte-order mark is not part of the program)
-                text = f.read()
-        except (OSError, UnicodeDecodeError) as e:
+        try:  # (only a regular file of bounded size: lang/front/files.py; a byte-order mark is not the program's)
+            text = read_source(full).decode("utf-8-sig")
+        except (Unreadable, UnicodeDecodeError) as e:
             if isinstance(e, UnicodeDecodeError):
                 reason = f"it is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
             else:
-                reason = "no such file" if isinstance(e, FileNotFoundError) else e.strerror or str(e)
+                reason = str(e)
             if span is None and isinstance(e, UnicodeDecodeError):  # the file given: point at the byte
                 before = e.object[:e.start].decode("utf-8", "replace")
                 line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
@@ -155,7 +154,7 @@ class Loader:
     def load_source(self, source: Source, module_id: str, with_prelude: bool = True,
                     base_dir: str | None = None) -> Module:
         """Parse, resolve imports, desugar and type a module's text."""
-        program = parse_program(source)
+        program = parse_program_cached(source, _stages_digest())
         directory = base_dir if base_dir is not None else os.path.dirname(os.path.abspath(source.name))
         module, _ = self.declare(list(program.decls), source, module_id, {}, directory, path=source.name)
         return module
@@ -284,7 +283,7 @@ def components(defs: list) -> list[list]:
 def _prelude_cache_key(text: str) -> str:
     """Changes when the prelude or any stage that produced the cached result changes: the grammar and
     every module of the data model and the front end."""
-    h = hashlib.sha256(text.encode())
+    h = sha256(text.encode())
     h.update(_stages_digest())
     return h.hexdigest()[:20]
 
@@ -292,7 +291,7 @@ def _prelude_cache_key(text: str) -> str:
 @lru_cache(maxsize=1)
 def _stages_digest() -> bytes:
     """A digest of the grammar and the model and front-end modules (they do not change while dl runs)."""
-    h = hashlib.sha256()
+    h = sha256()
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for layer in ("model", "front"):
         folder = os.path.join(package, layer)

@@ -45,9 +45,9 @@ class Specializer:
         return _Walk(self.world, {}).term(e)
 
 
-def concrete(t: Type, sub: dict) -> Type:
-    """`t` under `sub`, with open class variables defaulted to Real."""
-    return map_vars(t, lambda v: sub[v] if v in sub else REAL if v.constraint else v)
+def concrete(t: Type, sub: dict, memo: dict | None = None) -> Type:
+    """`t` under `sub`, with open class variables defaulted to Real (`memo`: see types.map_vars)."""
+    return map_vars(t, lambda v: sub[v] if v in sub else REAL if v.constraint else v, memo)
 
 
 def match(generic: Type, actual: Type, qvars: tuple, out: dict) -> dict:
@@ -86,9 +86,10 @@ class _Walk:
         self.sub = sub
         # local name -> None (monomorphic) or (qvars, generic type, demanded instances)
         self.scope: Scope = Scope()
+        self.types: dict = {}  # concrete types by identity: a subterm's type is part of its parent's
 
     def term(self, e: c.Expr) -> c.Expr:
-        ty = concrete(e.ty, self.sub)
+        ty = concrete(e.ty, self.sub, self.types)
         match e:
             case c.Var(name):
                 info = self.scope.get(name)

@@ -12,10 +12,11 @@ import re
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..model import syntax as s
-from ..model.errors import DlError, DlSyntaxError
+from ..model.errors import DlSyntaxError
+from . import descent
 from .resources import cache_dir, grammar_path
 from ..model.spans import Source, Span
 
@@ -136,16 +137,15 @@ def _lark() -> Lark:
 
 def _parse(source: Source, start: str):
     text = strip_comments(source)
+    try:  # the fast parser first; Lark for what it leaves (errors, the target language): lang/front/descent.py
+        return descent.parse(source, text, start)
+    except (descent.Bail, RecursionError):
+        pass
     try:
         tree = _lark().parse(text, start=start)
     except UnexpectedInput as e:
         raise _friendly(e, source, text, target=start == "target_term") from None
-    try:
-        return _ToSyntax(source).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, DlError):
-            raise e.orig_exc from None
-        raise
+    return _to_syntax(tree, source)
 
 
 # ---- friendly syntax errors ------------------------------------------------
@@ -268,6 +268,8 @@ def _bad_character(e: UnexpectedCharacters, source: Source, text: str, line: int
         return DlSyntaxError("a real number needs digits before the point: write `0.5`, not `.5`", span)
     if ch == '"':
         return DlSyntaxError('a string must end on the line it starts on', span)
+    if 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte that is not UTF-8, as `surrogateescape` decoded it
+        return DlSyntaxError(f"unexpected byte {ord(ch) - 0xDC00:#04x}: not UTF-8 text", span)
     return DlSyntaxError(f"unexpected character {ch!r}", span)
 
 
@@ -332,6 +334,31 @@ def _expected_words(expected: set[str], prev: str | None) -> str:
 
 
 # ---- Lark tree to syntax nodes ---------------------------------------------
+
+
+def _to_syntax(tree: Tree, source: Source):
+    """The syntax node of a Lark tree, built bottom-up without recursion (programs nest 10^5 deep), each
+    node by the `_ToSyntax` method named after its grammar alias. Exceptions pass through unwrapped: a
+    DlSyntaxError of a method, a budget's Timeout, Ctrl-C."""
+    build = _ToSyntax(source)
+    stack: list[tuple[Tree, list]] = [(tree, [])]
+    while True:
+        node, done = stack[-1]
+        if len(done) < len(node.children):
+            child = node.children[len(done)]
+            if isinstance(child, Tree):
+                stack.append((child, []))
+            else:
+                done.append(child)
+            continue
+        stack.pop()
+        method = getattr(build, node.data)
+        wrapper = getattr(method, "visit_wrapper", None)
+        value = wrapper(method, node.data, done, node.meta) if wrapper is not None else method(done)
+        if not stack:
+            return value
+        stack[-1][1].append(value)
+
 
 
 def _tok_span(source: Source, tok: Token) -> Span:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # the `lang` package
 
@@ -23,6 +24,16 @@ def stdlib_dir() -> Path:
 
 def prelude_path() -> Path:
     return stdlib_dir() / "prelude.dl"
+
+
+def sha256(data: bytes = b"") -> Any:
+    """A SHA-256 hash object: CPython's own implementation when it has one (hashlib would load OpenSSL, a
+    noticeable part of start-up, to hash a few files), else hashlib's."""
+    try:
+        from _sha256 import sha256 as builtin
+    except ImportError:
+        from hashlib import sha256 as builtin
+    return builtin(data)
 
 
 def cache_dir() -> Path | None:

@@ -16,9 +16,8 @@ so that no message is assembled by inspecting or editing another's template.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..model.errors import DlTypeError
+from ..model.nodes import node  # dataclass(frozen=True), made quickly (start-up)
 from ..model.spans import Span
 from ..model.types import Namer, TFun, TList, TNeg, TTuple, TVar, Type, prune, show, show_scheme
 
@@ -40,7 +39,7 @@ class Context:
         return None
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class Named(Context):
     """A context known by a name only: `the definition of `f``; the types follow it."""
 
@@ -50,7 +49,7 @@ class Named(Context):
         return f"{self.what}: expected {expected}, but it {is_what}"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class Condition(Context):
     """The condition of `if c then a else b` (subject: the text of c)."""
 
@@ -61,7 +60,7 @@ class Condition(Context):
         return f"{self.construct} must be {expected}, but {self.subject} {is_what}"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class Branches(Context):
     """The `else` branch against the `then` branch."""
 
@@ -73,7 +72,7 @@ class Branches(Context):
         return "the `else` branch (like the `then` branch)"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class ListElement(Context):
     """Element `index` (1-based) of a list literal against the ones before it."""
 
@@ -88,7 +87,7 @@ class ListElement(Context):
         return f"element {self.index} of the list (like the ones before it)"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class Annotated(Context):
     """`(e : T)`: e against T."""
 
@@ -98,7 +97,7 @@ class Annotated(Context):
         return f"{self.subject} {is_what}, not the annotated {expected}"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class Argument(Context):
     """The argument of an application `f a` against f's parameter type."""
 
@@ -112,7 +111,7 @@ class Argument(Context):
         return f"the argument of {self.function}"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class SelfApplication(Context):
     """`g g`: the function would have to take itself (an infinite type)."""
 
@@ -126,7 +125,7 @@ class SelfApplication(Context):
 ORDINALS = ("first", "second", "third", "fourth")
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class PrimitiveArgument(Context):
     """Argument `index` (0-based) of a built-in (`op` as it is shown: "`sin`", "unary -")."""
 
@@ -148,7 +147,7 @@ class PrimitiveArgument(Context):
         return f"{which} of {self.op}"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class Differentiated(Context):
     """The function given to `grad` & co."""
 
@@ -160,7 +159,7 @@ class Differentiated(Context):
         return f"{self.op} differentiates functions of type {expected}, but the function {self.subject} {is_what}"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class Point(Context):
     """The point given to `grad` & co., against the function's parameter type."""
 
@@ -174,7 +173,7 @@ class Point(Context):
         return f"the point given to {self.op} (like the function's argument)"
 
 
-@dataclass(frozen=True)
+@node(slots=False)
 class Tangent(Context):
     """The tangent given to `jvp`, against the point's type."""
 

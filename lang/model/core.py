@@ -16,17 +16,16 @@ binding (`sq@Int`). Types and spans are left out of equality.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
+from .nodes import node  # dataclass(frozen=True, slots=True), made quickly (start-up)
 from .spans import NO_SPAN, Span
 
 
 def _meta(default: Any = None) -> Any:
     return field(default=default, compare=False, repr=False, kw_only=True)
 
-
-node = dataclass(frozen=True, slots=True)
 
 
 @node

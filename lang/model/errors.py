@@ -5,6 +5,8 @@ and the REPL turn them into text, with `render`.
 """
 from __future__ import annotations
 
+import unicodedata
+
 from .spans import NO_SPAN, Span
 
 
@@ -47,18 +49,49 @@ class DlImportError(DlError):
 
 
 def render(error: DlError) -> str:
-    """`FILE:LINE:COL: KIND error: message`, the source line, and a caret line under the span."""
+    """`FILE:LINE:COL: KIND error: message`, the source line, and a caret line under the span.
+
+    What a terminal would act on (CR, ESC, BEL, other control characters, a byte that is not UTF-8) is
+    shown escaped, as `\\x1b`; the caret is placed by display columns, so that it stays under its
+    character after wide (CJK) characters, which take two columns, and combining marks, which take none."""
     span = error.span
     if span.source is None:
         head = f"dl: {error.kind} error: {error.message}"
-        return "\n".join([head, *error.notes])
+        return "\n".join(visible(line) for line in [head, *error.notes])
     head = f"{span.filename}:{span.line}:{span.col}: {error.kind} error: {error.message}"
     text = span.source.line(span.line).expandtabs(1)  # a tab is one column, as the parser counts it
     end = span.end_col if span.end_line == span.line else len(text) + 1
     width = max(1, end - span.col)
     text, col, width = _window(text, span.col, width)
-    caret = " " * (col - 1) + "^" * width
-    return "\n".join([head, "    " + text, "    " + caret, *error.notes])
+    shown = [visible(ch) for ch in text]
+    before = columns("".join(shown[: col - 1])) + max(0, col - 1 - len(shown))
+    under = max(1, columns("".join(shown[col - 1 : col - 1 + width])))
+    caret = " " * before + "^" * under
+    return "\n".join([visible(head), "    " + "".join(shown), "    " + caret, *map(visible, error.notes)])
+
+
+def visible(text: str) -> str:
+    """`text` with the characters a terminal would act on written as escapes (`\\x1b`, `\\x0d`), and a byte
+    that was not UTF-8 (decoded as a lone surrogate by `surrogateescape`) as that byte (`\\xff`)."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if o < 0x20 or 0x7F <= o <= 0x9F:
+            out.append(f"\\x{o:02x}")
+        elif 0xDC80 <= o <= 0xDCFF:
+            out.append(f"\\x{o - 0xDC00:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def columns(text: str) -> int:
+    """How many columns `text` takes on a terminal: wide (CJK) characters two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 MAX_SHOWN = 120  # characters of a long source line shown under a diagnostic

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import resource
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -203,12 +205,38 @@ def _zip_with(f, xs, ys):
     return [call2(f, x, y) for x, y in zip(xs, ys)]
 
 
+def memory_ceiling() -> int:
+    """Bytes this process could ever hold: the machine's memory, or less under an address-space limit."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return total if soft == resource.RLIM_INFINITY else min(total, soft)
+
+
+BYTES_PER_ELEMENT = 8  # a list holds one pointer per element, whatever the element is
+
+
 def _count(n: int, what: str) -> int:
+    """`n`, checked as the length of a list about to be made: not negative, and not beyond what memory
+    can hold (checked before allocating, so that an impossible count stops at once, at its call)."""
     if n < 0:
         raise DlRuntimeError(f"{what} of a negative count ({n})")
     if n > sys.maxsize:
         raise DlRuntimeError(f"{what} of {n} elements: no list can be that long")
+    if n > 1_000_000 and n * BYTES_PER_ELEMENT > memory_ceiling():
+        raise DlRuntimeError(f"{what} of {n} elements: a list that long needs at least "
+                             f"{_size(n * BYTES_PER_ELEMENT)} of memory, more than this machine gives dl "
+                             f"({_size(memory_ceiling())})")
     return n
+
+
+def _size(n: int) -> str:
+    """Bytes in words: 1.5 GB, 800 MB."""
+    return f"{n / 1e9:.3g} GB" if n >= 1e9 else f"{n / 1e6:.3g} MB"
+
+
+def out_of_memory(span) -> DlRuntimeError:
+    """The error of a call that ran out of memory, at the call."""
+    return DlRuntimeError("out of memory", span)
 
 
 def _range(n):
@@ -449,3 +477,6 @@ def lookup(name: str) -> Primitive:
 def user_visible() -> list[str]:
     """The built-in names a program can write (operators excluded)."""
     return [n for n, p in PRIMITIVES.items() if n not in OPERATOR_NAMES and not p.target]
+
+
+count = _count  # the length check of range and build, for the compiler's inlined build loop

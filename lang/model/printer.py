@@ -26,6 +26,7 @@ from .types import instance_name
 from .primitives import BINARY_OPERATORS
 
 WIDTH = 88
+MAX_INDENT = 60  # columns: deeper nesting is printed at this indentation (the text still parses back)
 
 # precedence of each form: higher binds tighter (docs/reference.md, Precedence)
 OPEN, PIPE, OR, AND, CMP, CONS, SUM, PROD, NEG, POW, APP, ATOM = range(12)
@@ -133,9 +134,9 @@ def render(doc: Doc, width: int) -> str:
                 if flat:
                     out.append(" ")
                     col += 1
-                else:
-                    out.append("\n" + " " * indent)
-                    col = indent
+                else:  # (indentation stops at MAX_INDENT: a term nested n deep would print n^2 spaces)
+                    col = min(indent, MAX_INDENT)
+                    out.append("\n" + " " * col)
             case Nest(n, inner):
                 stack.append((indent + n, flat, inner))
             case Align(inner):

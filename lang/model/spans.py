@@ -1,10 +1,12 @@
 """Source files and spans: where every node and every diagnostic points."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from .nodes import node  # dataclass(frozen=True, slots=True), made quickly (start-up)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@node(eq=False)
 class Source:
     """A piece of program text and the name it is reported under (a path, `<repl>`, ...)."""
 
@@ -21,7 +23,7 @@ class Source:
         return lines[number - 1].rstrip("\r") if 0 < number <= len(lines) else ""
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Span:
     """A region of a source: 1-based lines and columns, end exclusive."""
 

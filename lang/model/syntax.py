@@ -6,7 +6,9 @@ without positions. Each class names its concrete syntax in a comment.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from .nodes import node  # dataclass(frozen=True, slots=True), made quickly (start-up)
 
 from .spans import NO_SPAN, Span
 
@@ -14,8 +16,6 @@ from .spans import NO_SPAN, Span
 def _span() -> Span:
     return field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
 
-
-node = dataclass(frozen=True, slots=True)
 
 # ---- types written by the user ------------------------------------------
 

@@ -21,7 +21,7 @@ the others imply left out: `Num 'a => 'a -> 'a`, `(Num 'a, Ord 'a) => ...`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .nodes import node  # dataclass(frozen=True, slots=True), made quickly (start-up)
 
 # class -> the base types in it (Diff also holds tuples and lists of its members: see `is_differentiable_data`)
 CLASSES: dict[str, frozenset[str]] = {
@@ -57,28 +57,28 @@ def essential(constraint: frozenset[str]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TCon:  # Real | Int | Bool | Unit | d | Delta
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TFun:  # T -> U
     arg: Type
     result: Type
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TTuple:  # T * U * ...
     items: tuple[Type, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TList:  # [T]
     item: Type
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TNeg:  # ~T, linear negation: T -o d (target language)
     item: Type
 
@@ -178,23 +178,35 @@ def free_vars(t: Type) -> list[TVar]:
     return out
 
 
-def map_vars(t: Type, fn) -> Type:
-    """`t` with each unbound variable v replaced by fn(v), resolving links on the way."""
+def map_vars(t: Type, fn, memo: dict | None = None) -> Type:
+    """`t` with each unbound variable v replaced by fn(v), resolving links on the way.
+
+    `memo` (id -> (type, result)), kept by a caller across calls, maps each shared part once: the types
+    of a term's nodes share their parts (a pair's type holds its components'), so mapping every
+    node's type without it is quadratic in the term's depth."""
     t = prune(t)
+    if memo is not None:
+        hit = memo.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
     match t:
         case TVar():
-            return fn(t)
+            out = fn(t)
         case TCon():
-            return t
+            out = t
         case TFun(a, r):
-            return TFun(map_vars(a, fn), map_vars(r, fn))
+            out = TFun(map_vars(a, fn, memo), map_vars(r, fn, memo))
         case TTuple(items):
-            return TTuple(tuple(map_vars(i, fn) for i in items))
+            out = TTuple(tuple([map_vars(i, fn, memo) for i in items]))
         case TList(item):
-            return TList(map_vars(item, fn))
+            out = TList(map_vars(item, fn, memo))
         case TNeg(item):
-            return TNeg(map_vars(item, fn))
-    raise AssertionError(t)
+            out = TNeg(map_vars(item, fn, memo))
+        case _:
+            raise AssertionError(t)
+    if memo is not None:
+        memo[id(t)] = (t, out)
+    return out
 
 
 def substitute(t: Type, sub: dict[TVar, Type]) -> Type:
@@ -217,7 +229,7 @@ def is_differentiable_data(t: Type) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Scheme:
     """∀ qvars. body — the qvars are the generic variables of `body`."""
 

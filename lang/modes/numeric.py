@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from ..back.kernel import passes
 from ..model.values import call1
 from .runtimes import Untransformed
 
@@ -58,7 +59,9 @@ def vjp_numeric(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     y = call1(f, x)
     xs = shapes.flatten(x, in_t)
     columns = []
+    report = passes(kernel.machine, "numeric", 2 * len(xs), per=2)
     for i, xi in enumerate(xs):
+        report(2 * i)
         h = step(xi)
         up, down = list(xs), list(xs)
         up[i], down[i] = xi + h, xi - h

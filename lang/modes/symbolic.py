@@ -21,12 +21,20 @@ memory as graphs (each distinct subexpression once, so memory stays
 proportional to the program's run), but sized and evaluated as the trees
 they denote: evaluation walks every path, costing time proportional to the
 tree size, which is the point of this mode.
+
+A size budget. Differentiating by one input walks the expression's graph,
+so a gradient over n inputs costs n times the graph, in time and in memory
+(the derivatives are kept): `grad (fun xs -> sum xs)` over 10^6 inputs is
+10^12 nodes. When the expression's graph times the number of inputs is past
+MAX_DERIVATIVE_NODES the mode stops before differentiating, with a runtime
+error naming the sizes (docs/reference.md, Limits).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from ..model import core as c
+from ..model.errors import DlRuntimeError
 from ..model.primitives import PRIMITIVES
 from ..model.printer import BINARY, POW, SUM, literal
 from ..model.values import call1
@@ -115,6 +123,9 @@ def _value(e: Any) -> float:
     return e.value if type(e) is Sym else e
 
 
+MAX_DERIVATIVE_NODES = 5_000_000  # graph nodes x inputs (~1 GB, a minute): past it, a runtime error (the size budget)
+
+
 class _Rules:
     """Builds derivative expressions from the primitive table's partial-derivative terms."""
 
@@ -142,6 +153,7 @@ class _Rules:
             self.keep.append(node)
         return self.memo[(id(e), var)]
 
+
     def rule(self, node: Sym, var: str) -> Any:
         if node.op == "var":
             return ONE if node.args[0] == var else ZERO
@@ -154,6 +166,23 @@ class _Rules:
                 continue
             total = s_add(total, s_mul(_build(partial), d_arg))
         return total
+
+
+def check_size(outputs: list, inputs: int, limit: int = MAX_DERIVATIVE_NODES) -> None:
+    """Stop before differentiating when the derivatives would cost more than the size budget: each input
+    is one walk of the expression's graph (its distinct nodes)."""
+    seen: set[int] = set()
+    stack = [o for o in outputs if type(o) is Sym]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(a for a in node.args if type(a) is Sym)
+    if len(seen) * inputs > limit:
+        raise DlRuntimeError(
+            f"symbolic mode: differentiating an expression of {len(seen):,} distinct nodes by each of {inputs:,} "
+            f"inputs would build {len(seen) * inputs:,} derivative nodes, past the mode's size budget of {limit:,}: "
+            "textbook differentiation walks the expression once per input; backprop computes this gradient in one pass")
 
 
 class _Quote(c.Lit):
@@ -237,6 +266,7 @@ def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
     shapes = kernel.shapes
     outputs = shapes.flatten(y_sym, out_t)
     y = shapes.map_reals(y_sym, out_t, _value)
+    check_size(outputs, len(names))
     rules = _Rules()
     derivatives = [[rules.derivative(o, v) for v in names] for o in outputs]
     steps = [0]

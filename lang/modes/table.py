@@ -68,7 +68,7 @@ ROWS: tuple[Mode, ...] = (
          "the BMP backpropagation transform ←D, run with linear factoring: linear cost",
          "Brunel, Mazza, Pagani, Backpropagation in the simply typed lambda-calculus with linear negation, "
          "POPL 2020",
-         runtime="lang.modes.runtimes:FACTORING", transform="lang.transforms.backprop:BACKPROP", nests=True,
+         runtime="lang.modes.runtimes:FACTORING", transform="lang.transforms.backprop:PREACCUMULATED", nests=True,
          jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
     Mode("backprop-naive",
          "the same term ←D, each backpropagator run as soon as it is called: exponential on sharing",

@@ -12,12 +12,14 @@ and a command that fails on its arguments stay quick.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import math
 import os
 import sys
 import traceback
 
+from ..front.files import unreadable
 from ..model.errors import DlError, DlRuntimeError, render
 from ..modes.table import DEFAULT, MODES, compared, describe, get
 from .sweep import parse_sweep
@@ -49,6 +51,35 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
     return value
+
+
+def default_max_memory() -> int:
+    """`--max-memory` when none is given: three quarters of the machine's memory (the rest is the machine's)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+    except (ValueError, OSError):
+        return 8 * 10**9
+
+
+_UNITS = {"": 10**6, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}
+
+
+def _memory(text: str) -> int:
+    """`2G`, `1.5GB`, `500M`, `500` (MB) into bytes."""
+    number = text.strip().rstrip("bBkKmMgG")
+    unit = text.strip()[len(number):].lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if unit not in _UNITS or not value > 0:
+        raise argparse.ArgumentTypeError(f"expected an amount of memory such as 2G, 1.5GB or 500M, not {text!r}")
+    return int(value * _UNITS[unit])
+
+
+def _size(n: int) -> str:
+    """Bytes in words: 1.5 GB, 800 MB."""
+    return f"{n / 1e9:.3g} GB" if n >= 1e9 else f"{n / 1e6:.3g} MB"
 
 
 def _plot_path(text: str) -> str:
@@ -93,12 +124,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=MODES, default=DEFAULT.name,
                      help="how derivatives are computed (dl modes lists them)")
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
+    run.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
+                     help="backprop: run ←D's term as the transform writes it, not preaccumulated")
     run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                      help="stop the evaluation with a runtime error after this many seconds")
+    run.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                     "default: three quarters of this machine's memory)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="parse and type-check a file; print the type of every definition")
     check.add_argument("file")
+    check.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                     "default: three quarters of this machine's memory)")
     check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     tr = sub.add_parser("transform", help="print the transformed term of a definition and its type")
@@ -110,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--sweep", type=_sweep, default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
     tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
     tr.add_argument("--ascii", action="store_true", help="write ¬T as ~T")
+    tr.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                     "default: three quarters of this machine's memory)")
     tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (docs/transforms.md)")
@@ -122,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--budget", type=_seconds, default=COMPARE_BUDGET, metavar="SECONDS",
                       help="seconds one evaluation of main may take in a mode, per size, before it is shown as "
                       "`timeout` (default: %(default)g)")
+    cmp_.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                     "default: three quarters of this machine's memory)")
+    cmp_.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
+                      help="backprop: measure ←D's term as the transform writes it, not preaccumulated")
     cmp_.add_argument("--memory", action="store_true",
                       help="also measure peak memory with tracemalloc, in one more run per mode and size "
                       "(10 to 60 times slower than the timed run)")
@@ -176,7 +223,7 @@ def _options_first(argv: list[str]) -> list[str]:
             positional.extend(rest)
         elif a.startswith("--") or a == "-o":
             options.append(a)
-            if a in ("--mode", "--budget", "--def", "--sweep", "-o", "--out", "--call", "--max-nodes"):
+            if a in ("--mode", "--budget", "--def", "--sweep", "--max-memory", "-o", "--out", "--call", "--max-nodes"):
                 value = next(rest, None)
                 if value is not None:
                     options.append(value)
@@ -197,11 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "repl"
     if command == "repl" and not hasattr(args, "mode"):
         args.mode, args.file = DEFAULT.name, None
-    if getattr(args, "file", None) and not os.path.isfile(args.file):
-        what = "a directory, not a file" if os.path.isdir(args.file) else "no such file"
-        print(f"dl: {what}: {args.file}", file=sys.stderr)
+    why = getattr(args, "file", None) and unreadable(args.file)  # a FIFO, a device, a loop, ... (lang/front/files.py)
+    if why:
+        print(f"dl: {why}: {args.file}", file=sys.stderr)
         return EXIT_USAGE
     sys.set_int_max_str_digits(0)
+    if command == "run" and args.budget is not None and sys.stdout is sys.__stdout__ and sys.stderr is sys.__stderr__:
+        return _supervised_run(args)
+    return _dispatch(command, args)
+
+
+def _dispatch(command: str, args) -> int:
+    """Run a command; its errors become diagnostics and exit codes."""
     try:
         return COMMANDS[command](args)
     except DlError as e:
@@ -222,52 +276,102 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _supervised_run(args) -> int:
+    """`dl run --budget` in a child process that is killed if it outlives the budget (lang/back/deep.py,
+    `supervised`): the budget then holds even in one long C call (a multiplication of huge Ints, the
+    printing of one), which nothing inside the process can interrupt. (Not when a caller in this process
+    redirected the output: the child's would be lost; run_deep's own budget serves there.)"""
+    from ..back.deep import supervised  # each command imports its stages when it runs (start-up)
+    from . import pipeline, report  # noqa: F401 — before the fork: the budget is the evaluation's, not start-up's
+    code = supervised(args.budget)
+    if code is None:  # the child: do the work and leave, never returning into the caller
+        code = EXIT_INTERNAL
+        try:
+            code = _dispatch("run", args)
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    if code == supervised.KILLED:
+        print(render(DlRuntimeError(f"evaluation stopped after {args.budget:g} seconds (--budget)")), file=sys.stderr)
+        return EXIT_ERROR
+    return code if code >= 0 else 128 - code  # (killed by a signal: the shell's convention)
+
+
+def _deep(args, work, budget: float | None = None):
+    """Run `work` on the big-stack worker (lang/back/deep.py) under the time budget and the memory
+    budget; a budget reached, memory exhausted or Python's stack exhausted become runtime errors."""
+    from ..back.deep import MemoryBudget, Timeout, run_deep  # each command imports its stages when it runs
+    limit = getattr(args, "max_memory", None) or default_max_memory()
+    try:
+        return run_deep(work, budget=budget, max_memory=limit)
+    except Timeout:
+        raise DlRuntimeError(f"evaluation stopped after {budget:g} seconds (--budget)") from None
+    except MemoryBudget:
+        raise DlRuntimeError(f"out of memory: dl's memory grew past {_size(limit)} (--max-memory)") from None
+    except MemoryError:
+        raise DlRuntimeError("out of memory") from None
+    except RecursionError:
+        raise DlRuntimeError("stack overflow: the program recursed too deeply") from None
+
+
 def _run(args) -> int:
-    from ..back.deep import Timeout, run_deep  # each command imports its stages when it runs (start-up)
-    from ..model.values import show_value
+    # Start-up allocates some 10^5 objects that live as long as the process (modules, the prelude): a
+    # collection among them finds nothing, so the collector waits until the program runs.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_collected_later(args, collecting)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run_collected_later(args, collecting: bool) -> int:
+    from ..model.values import show_value  # each command imports its stages when it runs (start-up)
     from .pipeline import load, run_main
-    from .report import format_counters
 
     def work():
         program = load(args.file)
-        try:
-            return run_main(program, args.args, get(args.mode), counting=args.cost, check_transforms=args.debug)
-        except RecursionError:
-            raise DlRuntimeError("stack overflow: the program recursed too deeply") from None
-        except MemoryError:
-            raise DlRuntimeError("out of memory") from None
+        if collecting:
+            gc.enable()
+        value, machine = run_main(program, args.args, get(args.mode), counting=args.cost,
+                                  check_transforms=args.debug, progress=_Passes(), preaccumulate=args.preaccumulate)
+        return show_value(value), machine  # (printing a huge value is work too: under the budget)
 
-    try:
-        value, machine = run_deep(work, budget=args.budget)
-    except Timeout:
-        raise DlRuntimeError(f"evaluation stopped after {args.budget:g} seconds (--budget)") from None
-    print(show_value(value))
+    text, machine = _deep(args, work, budget=args.budget)
+    print(text)
     if args.cost:
+        from .report import format_counters  # json and the measuring tools only for --cost (start-up)
         print(format_counters(machine.counters.as_dict(), args.mode), file=sys.stderr)
     return EXIT_OK
 
 
 def _check(args) -> int:
-    from ..back.deep import run_deep  # each command imports its stages when it runs (start-up)
-    from ..model.types import show_scheme
+    from ..model.types import show_scheme  # each command imports its stages when it runs (start-up)
     from .pipeline import load
 
-    program = run_deep(lambda: load(args.file))
-    for d in program.module.defs:
-        print(f"{d.name} : {show_scheme(d.scheme)}")
+    def work():
+        program = load(args.file)
+        return "\n".join(f"{d.name} : {show_scheme(d.scheme)}" for d in program.module.defs)
+
+    text = _deep(args, work)
+    if text:
+        print(text)
     return EXIT_OK
 
 
 def _transform(args) -> int:
-    from ..back.deep import run_deep  # each command imports its stages when it runs (start-up)
-    from .pipeline import load
+    from .pipeline import load  # each command imports its stages when it runs (start-up)
     from .workbench import definition_text
     mode = get(args.mode)
     if args.sweep and mode.shows != "unrolled":
         print("dl: transform: --sweep is for --mode symbolic (the expression sizes of main n)", file=sys.stderr)
         return EXIT_USAGE
-    print(run_deep(lambda: definition_text(load(args.file), args.name, mode, args.simplify, args.ascii,
-                                           list(args.args or []), args.sweep)))
+    print(_deep(args, lambda: definition_text(load(args.file), args.name, mode, args.simplify, args.ascii,
+                                              list(args.args or []), args.sweep)))
     return EXIT_OK
 
 
@@ -292,7 +396,29 @@ class _Progress:
             self.stream.write("\n")
 
 
+class _Passes:
+    """Machine.progress for `dl run`: a derivative that makes many passes of the function (forward and
+    numeric modes, one per input real) is announced on stderr before it starts, with its number of
+    passes, and shown as a progress bar at a terminal."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.bar = _Progress(self.stream)
+
+    def __call__(self, mode: str, done: int, total: int, per: int) -> None:
+        if done == 0:
+            each = "one per input real" if per == 1 else f"{per} for each of its {total // per:,} input reals"
+            print(f"dl: {mode} mode: this derivative makes {total:,} passes of the function, {each} (backprop makes "
+                  "one)", file=self.stream, flush=True)
+        self.bar("passes", done, total)
+
+
 def _compare(args) -> int:
+    # on the worker too (each mode's evaluation runs on a worker of its own, under --budget)
+    return _deep(args, lambda: _compare_work(args))
+
+
+def _compare_work(args) -> int:
     from .compare import compare  # each command imports its stages when it runs (start-up)
     from .pipeline import find_def, load, main_arity, main_call
     from .report import format_csv, format_json, format_table, plot
@@ -309,7 +435,8 @@ def _compare(args) -> int:
                              find_def(program, "main").name_span)
     make_call(sizes[0])
     progress = None if args.format == "json" else _Progress()
-    report = compare(program.world, make_call, sizes, modes, args.budget, progress, memory=args.memory)
+    report = compare(program.world, make_call, sizes, modes, args.budget, progress, memory=args.memory,
+                     preaccumulate=args.preaccumulate)
     text = {"table": format_table, "csv": format_csv, "json": format_json}[args.format](report)
     print(text)
     if args.plot:  # matplotlib's presence was checked with the arguments (_plot_path)

@@ -126,14 +126,15 @@ def disagrees(value: Any, reference: Any, tol: float) -> bool:
     return False
 
 
-def measure(world, make_call: Callable[[], Any], mode: Mode, budget: float, memory: bool = False) -> Row:
+def measure(world, make_call: Callable[[], Any], mode: Mode, budget: float, memory: bool = False,
+            preaccumulate: bool = True) -> Row:
     """Run one mode: its value and metrics, or the reason it has none (see the module docstring)."""
     row = Row(mode.name, None)
     timed: dict = {}  # the timed machine and its compiled `main`
 
     def first_run() -> tuple[Any, float]:
         """The evaluation the budget bounds: compiling and transforming as it goes."""
-        machine = Machine(world, mode=mode)
+        machine = Machine(world, mode=mode, preaccumulate=preaccumulate)
         run = machine.compile_expression(make_call())
         timed.update(machine=machine, run=run)
         start = time.perf_counter()
@@ -157,7 +158,7 @@ def measure(world, make_call: Callable[[], Any], mode: Mode, budget: float, memo
 
     def counted() -> dict:
         """The counters of one run (exact: counting is compiled into this machine's code)."""
-        machine = Machine(world, mode=mode, counting=True)
+        machine = Machine(world, mode=mode, counting=True, preaccumulate=preaccumulate)
         counted_machine.append(machine)
         machine.compile_expression(make_call())()
         return machine.runtime.metrics(machine)
@@ -206,9 +207,11 @@ def measure(world, make_call: Callable[[], Any], mode: Mode, budget: float, memo
 
 
 def compare(world, make_call: Callable[[int | None], Any], sizes: list, modes: list[Mode], budget: float,
-            progress: Callable[[str, int, int], None] | None = None, memory: bool = False) -> Report:
+            progress: Callable[[str, int, int], None] | None = None, memory: bool = False,
+            preaccumulate: bool = True) -> Report:
     """Measure every mode at every size, with errors against the reference mode (backprop), agreement
-    within each mode's tolerance, and ratios to the primal run."""
+    within each mode's tolerance, and ratios to the primal run (`preaccumulate`: False runs backprop on ←D's
+    unsimplified term, docs/transforms.md, Preaccumulation)."""
     rows: list[Row] = []
     total = len(sizes) * (len(modes) + 1)
     done = 0
@@ -219,7 +222,7 @@ def compare(world, make_call: Callable[[int | None], Any], sizes: list, modes: l
         for mode in modes:
             if progress:
                 progress(f"n={n} {mode.name}" if n is not None else mode.name, done, total)
-            row = measure(world, lambda: make_call(n), mode, budget, memory)
+            row = measure(world, lambda: make_call(n), mode, budget, memory, preaccumulate)
             row.n = n
             by_mode[mode.name] = row
             done += 1

@@ -19,7 +19,6 @@ from ..model.errors import DlNameError, DlRuntimeError, DlSyntaxError, DlTypeErr
 from ..front.infer import Inferencer, Mismatch, default_numeric, infer_expression, unify
 from ..front.loader import Loader, Module, World
 from ..back.machine import Machine
-from ..front.parser import parse_expr
 from ..model.spans import Source
 from ..model.types import Namer, TFun, function_arity, prune, show, show_scheme
 from ..modes.table import DEFAULT, Mode
@@ -90,6 +89,7 @@ def main_call(program: Program, args: list[str]) -> c.Expr:
     if len(args) != arity:
         raise DlRuntimeError(f"main takes {arity} argument{'s' if arity != 1 else ''}, but {len(args)} "
                              f"{'was' if len(args) == 1 else 'were'} given on the command line", main.name_span)
+    from ..front.parser import parse_expr  # Lark only when there are arguments to parse (start-up)
     call: c.Expr = ref
     for k, text in enumerate(args, 1):
         try:
@@ -134,10 +134,11 @@ def call_arg(call: c.Expr, depth: int) -> c.Expr:
 
 
 def run_main(program: Program, args: list[str], mode: Mode = DEFAULT, counting: bool = False,
-             check_transforms: bool = False) -> tuple[Any, Machine]:
+             check_transforms: bool = False, progress=None, preaccumulate: bool = True) -> tuple[Any, Machine]:
     """Evaluate `main` (applied to `args`) in a mode (a row of the mode table) and return its value and
-    the machine (for counters)."""
+    the machine (for counters). `progress`: see Machine."""
     call = main_call(program, args)
-    machine = Machine(program.world, mode=mode, counting=counting, check_transforms=check_transforms)
+    machine = Machine(program.world, mode=mode, counting=counting, check_transforms=check_transforms,
+                      progress=progress, preaccumulate=preaccumulate)
     run = machine.compile_expression(call)
     return run(), machine

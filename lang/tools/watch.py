@@ -329,7 +329,8 @@ def watch(world, typed: c.Expr, mode: str = "backprop", which: int = 1, budget: 
         raise ValueError(f"only {' and '.join(BACKENDS)} can be watched, not {mode}")
     seen = Watch(mode)
     deadline = None if budget is None else time.monotonic() + budget
-    machine = Machine(world, WatchedMode(mode, WatchedReverse(mode, seen, which, deadline)))
+    # the paper's term, one backpropagator per primitive: what the graph and the stepper explain
+    machine = Machine(world, WatchedMode(mode, WatchedReverse(mode, seen, which, deadline)), preaccumulate=False)
     seen.value = run_deep(lambda: machine.compile_expression(typed)(), budget=budget)
     return seen
 

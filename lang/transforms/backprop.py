@@ -28,6 +28,7 @@ from ..model import core as c
 from ..front.desugar import Fresh
 from ..model.types import D, REAL, TNeg, TTuple, Type
 from .common import Homomorphism, TermTransform, scale, variables_of
+from .preaccumulate import preaccumulate
 from .simplify import simplify
 
 DUAL_REAL = TTuple((REAL, TNeg(REAL)))
@@ -82,3 +83,7 @@ class Backprop(Homomorphism):
 
 
 BACKPROP = TermTransform("←D", transform, d_type, simplify)
+
+# What backprop mode runs: ←D's term simplified, then preaccumulated (lang/transforms/preaccumulate.py);
+# `dl transform --simplify` prints it. backprop-naive runs BACKPROP's.
+PREACCUMULATED = TermTransform("←D", transform, d_type, lambda e: preaccumulate(simplify(e)))

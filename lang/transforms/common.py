@@ -56,6 +56,10 @@ class Homomorphism:
 
     def __init__(self, fresh: Fresh):
         self.fresh = fresh
+        # memos by identity (term, answer): a subterm's type is part of its parent's, and `is_closed` asks
+        # about every subterm of a chain of primitives: without them both are quadratic in depth
+        self._types: dict[int, tuple[Type, Type]] = {}
+        self._closed: dict[int, tuple[c.Expr, bool]] = {}
 
     # ---- what a subclass defines
     suffix: str  # the second component's name: x' (backpropagator) or x_dot (tangent)
@@ -99,6 +103,14 @@ class Homomorphism:
     # ---- types
     def type(self, t: Type) -> Type:
         t = prune(t)
+        hit = self._types.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        out = self.type_of(t)
+        self._types[id(t)] = (t, out)
+        return out
+
+    def type_of(self, t: Type) -> Type:
         match t:
             case TCon("Real"):
                 return self.real_pair
@@ -140,7 +152,7 @@ class Homomorphism:
         args = tuple(self.term(a) for a in e.args)
         at_real = any(prune(a.ty) == REAL for a in e.args)
         match prim.kind:
-            case "real" if at_real and closed(e):
+            case "real" if at_real and self.is_closed(e):
                 return self.constant(e)  # no variable in it: a constant, whose derivative is zero
             case "real" if at_real:
                 if prim.partials is None:
@@ -194,6 +206,25 @@ class Homomorphism:
             if isinstance(source_arg, c.Var):
                 seen[(source_arg.name, source_arg.inst)] = pair
         return names, binds
+
+    def is_closed(self, e: c.Expr) -> bool:
+        """A term with no variables and no references to definitions (only literals and primitives): `closed`,
+        remembered for every subterm it looks at (iterative: terms can be deep)."""
+        memo = self._closed
+        stack: list[tuple[c.Expr, bool]] = [(e, False)]
+        while stack:
+            t, children_done = stack.pop()
+            hit = memo.get(id(t))
+            if hit is not None and hit[0] is t:
+                continue
+            if not isinstance(t, (c.Lit, c.Prim)):
+                memo[id(t)] = (t, False)
+            elif children_done:
+                memo[id(t)] = (t, all(memo[id(k)][1] for k in c.children(t)))
+            else:
+                stack.append((t, True))
+                stack.extend((k, False) for k in c.children(t))
+        return memo[id(e)][1]
 
 
 def by_cases(pairs: list[tuple], total: Callable[[list[tuple]], c.Expr]) -> c.Expr:

@@ -136,7 +136,13 @@ def _split(name: str) -> tuple[str, str]:
 
 
 class Floater:
-    """let p = (let q = e1 in e2) in e3  ->  let q = e1 in let p = e2 in e3, everywhere (post-order)."""
+    """let p = (let q = e1 in e2) in e3  ->  let q = e1 in let p = e2 in e3, everywhere.
+
+    A chain of lets (each the body of the one before) is walked once, iteratively, into a list of
+    bindings; a binding whose bound term is itself a chain has that chain's bindings put in the list
+    first (renamed where they would capture a free variable of the rest), and the flat chain is built
+    once at the end. Floating a chain one binding at a time instead walked it again at every level:
+    `sin (sin (... x))` n deep cost n^2 (issue 19)."""
 
     def __init__(self, names: Names, renamed: dict[str, str]):
         self.names = names
@@ -144,38 +150,103 @@ class Floater:
         self.fv = FreeVars()
 
     def term(self, e: c.Expr) -> c.Expr:
-        e = rebuild(e, self.term)
-        if isinstance(e, (c.Let, c.LetTuple)) and isinstance(e.bound, (c.Let, c.LetTuple, c.LetRec)):
-            return self.out_of(e)
-        return e
+        if isinstance(e, _LETS):
+            acc: list[c.Expr] = []
+            tail = self.spine(e, acc)
+            return self.build(acc, tail, e)
+        return rebuild(e, self.term)
 
-    def out_of(self, outer: c.Let | c.LetTuple) -> c.Expr:
-        """`outer` with the lets of its bound term floated above it (the bound term is a let)."""
-        inner = outer.bound
-        names = bound_by(inner)
-        seen = self.fv(outer.body) - set(bound_by(outer))  # what the floated names must not capture
-        if set(names) & seen:
-            if getattr(inner, "inst", ()):
-                return outer  # a polymorphic local keeps its place
+    def build(self, acc: list[c.Expr], tail: c.Expr, original: c.Expr) -> c.Expr:
+        """The chain of `acc`'s bindings ending in `tail` (`original` itself when nothing changed)."""
+        out = tail
+        for b in reversed(acc):
+            out = same(b, body=out)
+            if out.ty is not tail.ty and out is not b:
+                out = replace(out, ty=tail.ty)
+        return out if not _same_chain(out, original) else original
+
+    def spine(self, e: c.Expr, acc: list[c.Expr]) -> c.Expr:
+        """Append the bindings of the let chain `e` to `acc` (floated out of bound terms) and return its
+        tail, transformed. A binding is put in `acc` with its old body, replaced when the chain is built."""
+        while isinstance(e, _LETS):
+            if isinstance(e, c.LetRec) or not isinstance(e.bound, _LETS):
+                acc.append(same(e, bound=self.term(e.bound)))
+                e = e.body
+                continue
+            start = len(acc)
+            bound = self.spine(e.bound, acc)
+            floats, bound = self.unclash(e, acc, start, bound)
+            if not floats:  # a polymorphic local would capture: the bound chain stays where it is
+                inner = acc[start:]
+                del acc[start:]
+                acc.append(same(e, bound=self.build(inner, bound, e.bound)))
+            else:
+                acc.append(same(e, bound=bound))
+            e = e.body
+        return self.term(e)
+
+    def unclash(self, outer: c.Expr, acc: list[c.Expr], start: int, tail: c.Expr) -> tuple[bool, c.Expr]:
+        """Rename the bindings acc[start:] (floated above `outer`) whose names would capture free variables
+        of `outer`'s body; returns whether they float (not when a polymorphic local would capture) and
+        the bound term's tail, renamed too."""
+        seen = None
+        for j in range(start, len(acc)):
+            names = bound_by(acc[j])
+            if not names:
+                continue
+            if seen is None:
+                seen = self.fv(outer.body) - set(bound_by(outer))
+            if not set(names) & seen:
+                continue
+            if getattr(acc[j], "inst", ()):
+                return False, tail
             mapping = dict(zip(names, self.names.fresh(names)))
             for old, n in mapping.items():
                 self.renamed[n] = self.renamed.get(old, old)
-            inner = _rename_binder(inner, mapping)
-        rest = replace(outer, bound=inner.body)
-        if isinstance(rest.bound, (c.Let, c.LetTuple, c.LetRec)):
-            rest = self.out_of(rest)
-        return replace(inner, body=rest, ty=rest.ty)
+            acc[j] = _rename_binder(acc[j], mapping, body=False)
+            live = mapping
+            for k in range(j + 1, len(acc)):  # the binding's scope: the bindings after it, and the tail
+                acc[k] = _rename_bound(acc[k], live)
+                live = _drop(live, bound_by(acc[k]) if not getattr(acc[k], "inst", ()) else ())
+                if not live:
+                    break
+            if live:
+                tail = _rename(tail, live)
+        return True, tail
 
 
-def _rename_binder(e: c.Let | c.LetTuple | c.LetRec, mapping: dict[str, str]) -> c.Expr:
-    """A let with its bound names renamed (in its scope: the body, and a let rec's own definition)."""
+_LETS = (c.Let, c.LetTuple, c.LetRec)
+
+
+def _same_chain(a: c.Expr, b: c.Expr) -> bool:
+    """Whether two let chains are the same nodes (so that a walk that changes nothing copies nothing)."""
+    while a is not b:
+        if not (isinstance(a, _LETS) and type(a) is type(b) and a.bound is b.bound and
+                bound_by(a) == bound_by(b) and a.ty is b.ty and getattr(a, "inst", ()) == getattr(b, "inst", ())):
+            return False
+        a, b = a.body, b.body
+    return True
+
+
+def _rename_bound(e: c.Expr, mapping: dict[str, str]) -> c.Expr:
+    """A binding of a chain with the mapped names renamed in its bound term (a let rec's under its name)."""
+    if isinstance(e, c.LetRec):
+        inner = _drop(mapping, (e.name,)) if not e.inst else mapping
+        return replace(e, bound=_rename(e.bound, inner))
+    return replace(e, bound=_rename(e.bound, mapping))
+
+
+def _rename_binder(e: c.Let | c.LetTuple | c.LetRec, mapping: dict[str, str], body: bool = True) -> c.Expr:
+    """A let with its bound names renamed (in its scope: the body — unless `body` is False, when the
+    body is to be replaced anyway — and a let rec's own definition)."""
     match e:
         case c.Let(name):
-            return replace(e, name=mapping[name], body=_rename(e.body, mapping))
+            return replace(e, name=mapping[name], body=_rename(e.body, mapping) if body else e.body)
         case c.LetTuple(names):
-            return replace(e, names=tuple(mapping[n] for n in names), body=_rename(e.body, mapping))
+            return replace(e, names=tuple(mapping[n] for n in names), body=_rename(e.body, mapping) if body else e.body)
         case c.LetRec(name):
-            return replace(e, name=mapping[name], bound=_rename(e.bound, mapping), body=_rename(e.body, mapping))
+            return replace(e, name=mapping[name], bound=_rename(e.bound, mapping),
+                           body=_rename(e.body, mapping) if body else e.body)
     raise AssertionError(e)
 
 

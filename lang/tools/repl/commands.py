@@ -30,6 +30,7 @@ from ...model.errors import DlError
 from ...model.errors import render
 from ...front.infer import Inferencer, infer_expression
 from ...back.machine import Machine
+from ...front.files import unreadable
 from ...front.loader import shown_path
 from ...modes.table import MODES, REFERENCE, compared, get, listed
 from ...front.parser import parse_expr
@@ -161,8 +162,9 @@ def cmd_load(state: State, arg: Argument) -> tuple[State, Output]:
 
 def load_or_remember(state: State, path: str) -> tuple[State, Output]:
     """Load a file; when it fails, remember it so that :reload tries again after the fix."""
-    if not os.path.isfile(os.path.expanduser(path)):
-        return state, Output(f"no such file: {path}", error=True)
+    why = unreadable(os.path.expanduser(path))  # a directory, a FIFO, a device, a loop, ... (lang/front/files.py)
+    if why:
+        return state, Output(f"{why}: {path}", error=True)
     try:
         new, text = S.load(state, path)
     except DlError as e:

@@ -1,0 +1,202 @@
+"""`node`: frozen, slotted dataclasses, made quickly (start-up).
+
+The syntax trees, core terms and types are ~70 frozen slotted dataclasses,
+and `dataclasses.dataclass` spends 2–3 ms on each (six `exec`s, a signature
+for the docstring, the class made twice for its slots): most of `dl run`'s
+start-up on a trivial file. `node` makes the same class — the same
+`__init__` (positional fields, then keyword-only ones, defaults and
+factories), `__eq__` and `__hash__` over the compared fields, `__repr__` over
+the shown ones, `__match_args__`, `__slots__`, immutability, pickling, and the
+`__dataclass_fields__` that `dataclasses.replace`, `fields` and `is_dataclass`
+read — with one `exec` for `__init__` and plain closures for the rest.
+
+    @node                                   is   @dataclass(frozen=True, slots=True)
+    class Var:                                   (what it supports: field() with
+        name: str                                 default, default_factory, init,
+        span: Span = field(default=NO_SPAN,       repr, compare, hash, kw_only;
+                           compare=False,         eq=False)
+                           kw_only=True)
+
+Anything else a class asks of `dataclass` (ClassVar, InitVar, __post_init__,
+order, inheritance of fields) is refused with an error, not silently dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import MISSING, Field, FrozenInstanceError
+from operator import attrgetter
+from typing import Any
+
+
+def node(cls: type | None = None, *, eq: bool = True, slots: bool = True) -> Any:
+    """`dataclass(frozen=True, slots=slots, eq=eq)`, made quickly (see the module's docstring)."""
+    if cls is None:
+        return lambda c: _make(c, eq, slots)
+    return _make(cls, eq, slots)
+
+
+def _fields(cls: type) -> list[Field]:
+    """The class's fields in order, as dataclasses.Field objects."""
+    out = []
+    namespace = cls.__dict__
+    for name, annotation in namespace.get("__annotations__", {}).items():
+        if isinstance(annotation, str) and annotation.startswith(("ClassVar", "InitVar", "typing.ClassVar")):
+            raise TypeError(f"node {cls.__name__}.{name}: ClassVar and InitVar fields are not supported")
+        value = namespace.get(name, MISSING)
+        f = value if isinstance(value, Field) else dataclasses.field(default=value)
+        if f.default is not MISSING and f.default.__class__ in (list, dict, set):
+            raise ValueError(f"mutable default {type(f.default)} for field {name} is not allowed: use default_factory")
+        f.name, f.type = name, annotation
+        f._field_type = dataclasses._FIELD  # what dataclasses.fields() and replace() look for
+        if f.kw_only is MISSING:
+            f.kw_only = False
+        out.append(f)
+    return out
+
+
+def _make(cls: type, eq: bool, slots: bool) -> type:
+    for base in cls.__mro__[1:-1]:
+        if hasattr(base, "__dataclass_fields__"):
+            raise TypeError(f"node {cls.__name__}: inheriting fields is not supported")
+    if "__post_init__" in cls.__dict__:
+        raise TypeError(f"node {cls.__name__}: __post_init__ is not supported")
+    fields = _fields(cls)
+    names = tuple(f.name for f in fields)
+
+    if slots:  # the class again, with slots (a class's __slots__ are fixed when it is made)
+        namespace = {k: v for k, v in cls.__dict__.items() if k not in names and k not in ("__dict__", "__weakref__")}
+        namespace["__slots__"] = names
+        namespace["__qualname__"] = cls.__qualname__
+        cls = type(cls)(cls.__name__, cls.__bases__, namespace)
+    else:  # defaults stay class attributes, as dataclasses leaves them
+        for f in fields:
+            if isinstance(cls.__dict__.get(f.name), Field):
+                if f.default is MISSING:
+                    delattr(cls, f.name)
+                else:
+                    setattr(cls, f.name, f.default)
+
+    cls.__dataclass_fields__ = {f.name: f for f in fields}
+    cls.__dataclass_params__ = dataclasses._DataclassParams(True, True, eq, False, False, True)
+    cls.__match_args__ = tuple(f.name for f in fields if f.init and not f.kw_only)
+    cls.__init__ = _lazy_init(cls, fields)
+    _add_repr(cls, [f.name for f in fields if f.repr])
+    compared = [f.name for f in fields if f.compare]
+    if eq:
+        _add_eq_hash(cls, compared, [f.name for f in fields if (f.compare if f.hash is None else f.hash)])
+    cls.__setattr__ = _frozen_setattr
+    cls.__delattr__ = _frozen_delattr
+    if slots:  # (a frozen class with a __dict__ pickles as any other)
+        cls.__getstate__ = _state_of(names)
+        cls.__setstate__ = _setstate_of(names)
+    return cls
+
+
+def _lazy_init(cls: type, fields: list[Field]) -> Any:
+    """An `__init__` that writes the real one on its first call (most node classes are never built by a
+    run that loads the prelude from its cache) and then hands over to it."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        real = _init(cls, fields)
+        cls.__init__ = real
+        real(self, *args, **kwargs)
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
+
+
+def _init(cls: type, fields: list[Field]) -> Any:
+    """`__init__(self, a, b=..., *, span=...)`, setting each slot (one exec per class)."""
+    consts: dict[str, Any] = {"_set": object.__setattr__, "MISSING": MISSING}
+    params, kw_params, body = ["self"], [], []
+    for f in fields:
+        if not f.init:
+            if f.default is not MISSING:
+                consts[f"_d_{f.name}"] = f.default
+                body.append(f"_set(self, {f.name!r}, _d_{f.name})")
+            elif f.default_factory is not MISSING:
+                consts[f"_f_{f.name}"] = f.default_factory
+                body.append(f"_set(self, {f.name!r}, _f_{f.name}())")
+            continue
+        if f.default is not MISSING:
+            consts[f"_d_{f.name}"] = f.default
+            param, value = f"{f.name}=_d_{f.name}", f.name
+        elif f.default_factory is not MISSING:
+            consts[f"_f_{f.name}"] = f.default_factory
+            param, value = f"{f.name}=MISSING", f"_f_{f.name}() if {f.name} is MISSING else {f.name}"
+        else:
+            param, value = f.name, f.name
+        (kw_params if f.kw_only else params).append(param)
+        body.append(f"_set(self, {f.name!r}, {value})")
+    if kw_params:
+        params += ["*"] + kw_params
+    source = f"def __init__({', '.join(params)}):\n    " + ("\n    ".join(body) or "pass") + "\n"
+    exec(source, consts)  # noqa: S102 — the source is made here, from field names
+    init = consts["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _add_repr(cls: type, shown: list[str]) -> None:
+    getters = [(n, attrgetter(n)) for n in shown]
+    qualname = cls.__qualname__
+
+    def __repr__(self) -> str:
+        return f"{qualname}(" + ", ".join(f"{n}={g(self)!r}" for n, g in getters) + ")"
+    cls.__repr__ = __repr__
+
+
+def _add_eq_hash(cls: type, compared: list[str], hashed: list[str]) -> None:
+    """__eq__ and __hash__ as dataclasses writes them: over the tuple of compared fields."""
+    key = _key(compared)
+    hash_key = _key(hashed)
+
+    def __eq__(self, other: Any) -> Any:
+        if other.__class__ is self.__class__:
+            return key(self) == key(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(hash_key(self))
+    cls.__eq__ = __eq__
+    cls.__hash__ = __hash__
+
+
+def _key(names: list[str]) -> Any:
+    """A function from an object to the tuple of its fields `names` (always a tuple, as dataclasses')."""
+    if not names:
+        return lambda self: ()
+    if len(names) == 1:
+        one = attrgetter(names[0])
+        return lambda self: (one(self),)
+    return attrgetter(*names)
+
+
+def _frozen_setattr(self, name: str, value: Any) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _state_of(names: tuple) -> Any:
+    get = _key(list(names))
+
+    def __getstate__(self) -> tuple:
+        return get(self)
+    return __getstate__
+
+
+def _setstate_of(names: tuple) -> Any:
+    """`__setstate__` (unpickling: the prelude's cache holds thousands of nodes), written on first use as
+    one assignment per slot."""
+    def __setstate__(self, state: tuple) -> None:
+        cls = type(self)
+        consts: dict[str, Any] = {"_set": object.__setattr__}
+        body = "".join(f"\n    _set(self, {n!r}, state[{i}])" for i, n in enumerate(names)) or "\n    pass"
+        exec(f"def __setstate__(self, state):{body}\n", consts)  # noqa: S102 — made here, from field names
+        cls.__setstate__ = consts["__setstate__"]
+        cls.__setstate__(self, state)
+    return __setstate__
+
+
+__all__ = ["node"]

@@ -1,0 +1,231 @@
+"""Preaccumulation: ←D's backpropagators folded together at compile time, by the target's own equations.
+
+←D gives every primitive application a backpropagator of its own. Most of them
+are called from exactly one place — the backpropagator of the one operation
+that consumes their value — so at run time each becomes a record on the tape
+that is pushed once, popped once and run once. Two rules of the target
+language's equational theory remove them before anything runs
+(docs/transforms.md, Preaccumulation):
+
+    linear β      let (y, y') = (e, fun b -o Σ xi' (wi * b)) in ... fun a -o ... + y' (W * a) + ...
+                  ─→ let y = e in ... fun a -o ... + Σ xi' ((wi * W) * a) + ...
+                  when y' occurs exactly once, as the head of a contribution in the body of a
+                  backpropagator (not under a `fun`, no binder in between capturing a variable of
+                  the inlined body); a compound W that would be copied is let-bound before the
+                  backpropagator, so each weight is still computed once
+    factoring     x' (w1 * a) + x' (w2 * a)  ─→  x' ((w1 + w2) * a)
+                  (linear factoring, t u + t v = t (u + v), applied where the term shows it)
+
+so the logistic map's step `3.7 x (1 - x)` keeps one backpropagator instead of three:
+
+    let x3 = 3.7 * x in let x4 = 1.0 - x in (x3 * x4, fun a -o x' ((3.7 * x4 + -x3) * a))
+
+The weights are computed when the backpropagator is created (as before), so
+one record per step carries the whole step's partial derivative. Only the
+factoring runtime runs the preaccumulated term (`backprop-naive` keeps ←D's
+own term: it exists to show the blow-up); `dl run --no-preaccumulate` runs the
+unsimplified term. Floating point: (w1 + w2) a and (wi W) a round differently
+from w1 a + w2 a and wi (W a), in the last bits; where a gradient comes out
+infinite or nan, the kernel's order-free pass runs the unsimplified term, so
+non-finite results are exactly those of the unsimplified term.
+"""
+from __future__ import annotations
+
+from ..model import core as c
+from ..model.types import D, REAL
+from .common import variables_of
+
+
+class _Abort(Exception):
+    """The occurrence cannot be inlined (under a `fun`, captured, or not a contribution)."""
+
+
+def preaccumulate(e: c.Expr) -> c.Expr:
+    """The term with single-use backpropagators inlined and contributions to one parent merged."""
+    return _Preaccumulate(variables_of(e)).go(e)
+
+
+def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
+    """Σ xi' (wi * a)  as  [(xi', wi)] (wi without a: 1.0 for `a`, -1.0 for `-a`), else None."""
+    out: list[tuple[c.Expr, c.Expr]] = []
+    stack = [body]
+    while stack:
+        t = stack.pop()
+        match t:
+            case c.DZero():
+                pass
+            case c.DSum(l, r):
+                stack.append(r)
+                stack.append(l)
+            case c.LinApp(fn, arg):
+                weight = _weight(arg, a)
+                if weight is None or _mentions(fn, a):
+                    return None
+                out.append((fn, weight))
+            case _:
+                return None
+    return out
+
+
+def _weight(arg: c.Expr, a: str) -> c.Expr | None:
+    match arg:
+        case c.Var(name) if name == a:
+            return c.Lit(1.0, ty=REAL)
+        case c.Prim("neg", (c.Var(name),)) if name == a:
+            return c.Lit(-1.0, ty=REAL)
+        case c.Prim("*", (w, c.Var(name))) if name == a and not _mentions(w, a):
+            return w
+    return None
+
+
+def _mentions(e: c.Expr, name: str) -> bool:
+    return (name, ()) in c.free_locals(e)
+
+
+def _is_one(w: c.Expr, sign: float) -> bool:
+    return isinstance(w, c.Lit) and type(w.value) is float and w.value == sign
+
+
+def times(w: c.Expr, v: c.Expr) -> c.Expr:
+    """w * v, with the exact simplifications 1.0 * v = v and -1.0 * v = -v."""
+    if _is_one(w, 1.0):
+        return v
+    if _is_one(v, 1.0):
+        return w
+    if _is_one(w, -1.0):
+        return _neg(v)
+    if _is_one(v, -1.0):
+        return _neg(w)
+    return c.Prim("*", (w, v), ty=REAL)
+
+
+def _neg(w: c.Expr) -> c.Expr:
+    if isinstance(w, c.Lit) and type(w.value) is float:
+        return c.Lit(-w.value, ty=REAL)
+    return c.Prim("neg", (w,), ty=REAL)
+
+
+def contribution_sum(pairs: list[tuple[c.Expr, c.Expr]], a: str) -> c.Expr:
+    """Σ xi' (wi * a) from [(xi', wi)], as ←D writes it (`a` and `-a` for the weights 1 and -1)."""
+    if not pairs:
+        return c.DZero(ty=D)
+    terms = [c.LinApp(p, _scaled(w, a), ty=D) for p, w in pairs]
+    body = terms[0]
+    for t in terms[1:]:
+        body = c.DSum(body, t, ty=D)
+    return body
+
+
+def _scaled(w: c.Expr, a: str) -> c.Expr:
+    var = c.Var(a, ty=REAL)
+    if _is_one(w, 1.0):
+        return var
+    if _is_one(w, -1.0):
+        return c.Prim("neg", (var,), ty=REAL)
+    return c.Prim("*", (w, var), ty=REAL)
+
+
+def merged(pairs: list[tuple[c.Expr, c.Expr]]) -> list[tuple[c.Expr, c.Expr]]:
+    """Contributions to the same parent variable summed into one (first occurrences keep their order)."""
+    out: dict = {}
+    for p, w in pairs:
+        key = (p.name, p.inst) if isinstance(p, c.Var) else id(p)
+        if key in out:
+            q, v = out[key]
+            out[key] = (q, c.Prim("+", (v, w), ty=REAL))
+        else:
+            out[key] = (p, w)
+    return list(out.values())
+
+
+class _Preaccumulate:
+    def __init__(self, taken: set[str]):
+        self.taken = taken  # every name of the term: hoisted weights get fresh ones
+        self.n = 0
+
+    def fresh(self) -> str:
+        while True:
+            self.n += 1
+            name = f"w{self.n}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def go(self, e: c.Expr) -> c.Expr:
+        match e:
+            case c.LetTuple((y, y_bar), c.Tuple((value, c.LinLam() as back)), body):
+                pairs = contributions(back.body, back.param)
+                if pairs is not None and _occurrences(body, y_bar) == 1:
+                    free = set().union(*(c.free_locals(p) | c.free_locals(w) for p, w in pairs)) if pairs else set()
+                    try:
+                        inlined = self.inline(body, y_bar, pairs, {n for n, _ in free})
+                    except _Abort:
+                        inlined = None
+                    if inlined is not None:
+                        return c.Let(y, self.go(value), self.go(inlined), ty=e.ty, span=e.span)
+                return c.map_children(e, self.go)
+            case c.LinLam(param, body):
+                pairs = contributions(body, param)
+                if pairs is not None:
+                    joined = merged(pairs)
+                    if len(joined) < len(pairs):
+                        return c.LinLam(param, contribution_sum(joined, param), ty=e.ty, span=e.span)
+                    return e
+                return c.map_children(e, self.go)
+        return c.map_children(e, self.go)
+
+    def inline(self, t: c.Expr, y_bar: str, pairs: list, free: set[str]) -> c.Expr:
+        """`t` with its one occurrence of y_bar, a contribution `y_bar (W * a)`, replaced by the
+        contributions of y_bar's body scaled by W (raises _Abort where that is not possible)."""
+        if not _mentions(t, y_bar):
+            return t
+        match t:
+            case c.LinLam(param, body):
+                users = contributions(body, param)
+                if users is None or param in free:
+                    raise _Abort
+                out, hoisted = [], []
+                for p, w in users:
+                    if isinstance(p, c.Var) and p.name == y_bar:
+                        if len(pairs) > 1 and not isinstance(w, (c.Var, c.Lit)):
+                            name = self.fresh()
+                            hoisted.append((name, w))
+                            w = c.Var(name, ty=REAL)
+                        out += [(q, times(v, w)) for q, v in pairs]
+                    else:
+                        out.append((p, w))
+                new: c.Expr = c.LinLam(param, contribution_sum(out, param), ty=t.ty, span=t.span)
+                for name, w in reversed(hoisted):
+                    new = c.Let(name, w, new, ty=t.ty, span=t.span)
+                return new
+            case c.Lam() | c.LetRec():
+                raise _Abort  # (a function may run many times: the backpropagator stays shared)
+            case c.Let(name=name, bound=bound, body=body):
+                if _mentions(bound, y_bar):
+                    return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free) if s is bound else s)
+                if name in free or name == y_bar:
+                    raise _Abort
+                return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free) if s is body else s)
+            case c.LetTuple(names=names, bound=bound, body=body):
+                if _mentions(bound, y_bar):
+                    return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free) if s is bound else s)
+                if free.intersection(names) or y_bar in names:
+                    raise _Abort
+                return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free) if s is body else s)
+            case c.Var() | c.LinApp() | c.DSum():
+                raise _Abort  # the backpropagator is passed on, or applied outside a contribution sum
+        return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free))
+
+
+def _occurrences(e: c.Expr, name: str) -> int:
+    """How many times the variable `name` occurs in `e` (any occurrence: shadowing makes inlining give up)."""
+    count, stack = 0, [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Var) and t.name == name:
+            count += 1
+        stack.extend(c.children(t))
+    return count
+
+
+__all__ = ["preaccumulate", "contributions", "contribution_sum", "merged", "times"]
