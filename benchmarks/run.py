@@ -813,6 +813,9 @@ def body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suff
         log("the floor: a hand-written tape for W2 (benchmarks/tape_floor.py)")
         floor = [tape_floor.measure(n, rounds=5 if cfg.quick else 15) for n in sizes_of["W2"]]
     notes = [
+        "These workloads run on lists of Reals (one backpropagator per scalar operation). dl's `Array` type "
+        "(one backpropagator per array operation) has its own suite against the numpy floor, PyTorch, HIPS "
+        "autograd and JAX: benchmarks/arrays/RESULTS.md (`.venv-bench/bin/python benchmarks/arrays/run.py`).",
         "Times are wall-clock medians on a shared 2-core machine: other jobs ran alongside. Ratios between "
         "tools measured in the same interleaved rounds are more trustworthy than the absolute µs.",
         "micrograd's `backward()` sorts the graph recursively; it runs here on a big-stack thread with a "

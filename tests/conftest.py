@@ -27,7 +27,24 @@ from lang.tools.pipeline import Program, run_main  # noqa: E402
 EXACT_MODES = [m.name for m in listed() if m.tolerance <= 1e-9]                 # agree with backprop to 1e-9
 TRANSFORM_MODES = list({m.transform: m.name for m in reversed(listed()) if m.transform}.values())[::-1]
 # (one mode per term transform: backprop and backprop-naive share ←D)
-__all__ = ["MODES", "EXACT_MODES", "TRANSFORM_MODES", "get"]
+__all__ = ["MODES", "EXACT_MODES", "TRANSFORM_MODES", "get", "refuses_custom_rule"]
+
+
+def refuses_custom_rule(mode: str, e) -> bool:
+    """Whether `mode`'s transform refuses the term e because it calls custom_vjp (docs/reference.md, Custom
+    derivatives): its language has no way to apply a rule."""
+    from lang.model import core as c
+    from lang.model.primitives import PRIMITIVES
+    transform = get(mode).load_transform()
+    if transform is None or transform.custom_rules:
+        return False
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Prim) and PRIMITIVES[t.op].kind == "custom":
+            return True
+        stack.extend(c.children(t))
+    return False
 
 
 def load_source(text: str, name: str = "test.dl") -> Program:

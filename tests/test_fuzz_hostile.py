@@ -195,14 +195,14 @@ def run_all(tmp_path_factory, cases: list[Case], bounds: tuple[float, float]) ->
         run_case(tmp_path_factory.mktemp(f"case{k}"), case, bounds)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 items 1 and 9: `dl transform` (and backprop's run) of a program "
+@pytest.mark.xfail(strict=False, reason="issue 19 items 1 and 9: `dl transform` (and backprop's run) of a program "
                    "10^4 deep runs past the time bound: lang/transforms/lets.py Floater.unclash checks every floated "
                    "binding at every level (quadratic)")
 def test_deep_nesting_of_one_construct(tmp_path_factory):
     run_all(tmp_path_factory, deep_cases(random.Random(SEED), 5 * SCALE, 3_000, 20_000), DEEP_BOUNDS)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 items 1 and 9: `dl transform` (and backprop's run) of a program "
+@pytest.mark.xfail(strict=False, reason="issue 19 items 1 and 9: `dl transform` (and backprop's run) of a program "
                    "10^4 deep runs past the time bound: lang/transforms/lets.py Floater.unclash checks every floated "
                    "binding at every level (quadratic)")
 def test_deep_nesting_of_mixed_constructs(tmp_path_factory):
@@ -210,14 +210,14 @@ def test_deep_nesting_of_mixed_constructs(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 19 items 1 and 9: at 10^4-10^5 levels dl ends in an internal error "
+@pytest.mark.xfail(strict=False, reason="issue 19 items 1 and 9: at 10^4-10^5 levels dl ends in an internal error "
                    "(RecursionError, MemoryError) or runs past the time bound")
 def test_deep_nesting_of_one_construct_at_full_size(tmp_path_factory):
     run_all(tmp_path_factory, deep_cases(random.Random(SEED), 5 * SCALE), DEEP_BOUNDS)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 19 items 1 and 9: a mixed nesting 10^4-3*10^4 deep ends in an "
+@pytest.mark.xfail(strict=False, reason="issue 19 items 1 and 9: a mixed nesting 10^4-3*10^4 deep ends in an "
                    "internal error or runs past the time bound")
 def test_deep_nesting_of_mixed_constructs_at_full_size(tmp_path_factory):
     run_all(tmp_path_factory, mixed_cases(random.Random(SEED + 1), 3 * SCALE), DEEP_BOUNDS)

@@ -6,7 +6,8 @@ it is killed): see tests/limited.py. A test that fails on today's code is marked
     @pytest.mark.xfail(strict=True, reason="issue 19 item N: what happens today")
 
 so the suite stays green until the fix lands; then the test passes, strict xfail turns that into a
-failure, and the marker has to be removed. Tests without a marker pass today and guard what already
+failure, and the marker has to be removed. Where the failure is a time limit (a check or a run past
+its allowance), the marker is strict=False: a faster machine passes it, and that must not fail CI. Tests without a marker pass today and guard what already
 works (the `range` count check, the diagnostics for a directory, ...).
 
 Cost. The default run (the README's `pytest`) takes well under two minutes on an idle 2-core machine:
@@ -87,7 +88,7 @@ def test_deep_lambdas(tmp_path, n):
     _steps([(["check", path], "main : Real\n"), (["run", path], "1.0\n")])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 item 1: `grad f 1.0` of `def f x = x + x + ...` (10^4 terms) runs "
+@pytest.mark.xfail(strict=False, reason="issue 19 item 1: `grad f 1.0` of `def f x = x + x + ...` (10^4 terms) runs "
                    "past the 90 s step bound in backprop mode: the simplifier's let floating (lang/transforms/lets.py "
                    "Floater.unclash) is quadratic in the chain; 10^5 terms once stopped with a misleading 'stack overflow'")
 @pytest.mark.parametrize("depth", DEPTHS)
@@ -120,7 +121,7 @@ SLOW_CONSTRUCTS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("construct", [
-    *[pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=f"issue 19 item 1: at 10^5 nodes, {why}"))
+    *[pytest.param(c, marks=pytest.mark.xfail(strict=False, reason=f"issue 19 item 1: at 10^5 nodes, {why}"))
       for c, why in SLOW_CONSTRUCTS.items()],
     "operator_chain",  # check (32 s) and run (24 s) pass today at 10^5
 ])
@@ -375,11 +376,13 @@ FRONTEND_BOUNDS = [
 
 
 @pytest.mark.parametrize("construct,n,units,peak_mb,before", [
-    pytest.param(*b, id=f"{b[0]}-{b[1]}", marks=pytest.mark.xfail(strict=True, reason=f"issue 19 item 9: {b[4]}")
+    pytest.param(*b, id=f"{b[0]}-{b[1]}", marks=pytest.mark.xfail(strict=False, reason=f"issue 19 item 9: {b[4]}")
                  if b[0] == "top_level_defs" else ()) for b in FRONTEND_BOUNDS])
 def test_check_time_and_memory_per_construct(tmp_path, construct, n, units, peak_mb, before):
     path = write(tmp_path, "big.dl", getattr(FRONTEND, construct)(n))
-    limit = units * startup_seconds()
+    # units of start-up, at least a second each: with a 0.25 s start-up, 10^4 operands' own linear work
+    # (~1.5 s) would otherwise count as a failure; a quadratic front end takes minutes here
+    limit = units * max(startup_seconds(), 1.0)
     r = dl_limited("check", path, timeout=2 * limit + 5, max_bytes=int(2.5 * GB))
     assert_clean(r, codes=(0,))
     assert r.out.splitlines()[-1].startswith("main : "), str(r)
@@ -398,7 +401,7 @@ def test_run_of_nested_tuples_is_not_quadratic(tmp_path):
     assert r.seconds < limit, f"limit {limit:.1f} s: {r}"
 
 
-@pytest.mark.xfail(strict=True, reason="found testing issue 19 (item 9): backprop mode on `sin (sin (... x))` 4,000 "
+@pytest.mark.xfail(strict=False, reason="found testing issue 19 (item 9): backprop mode on `sin (sin (... x))` 4,000 "
                    "deep takes ~37 s (tape: 2.4 s): transforms/common.py `_closed` walks the whole argument at every "
                    "primitive")
 def test_backprop_of_a_deep_composition_is_not_quadratic(tmp_path):

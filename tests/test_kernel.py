@@ -62,7 +62,7 @@ class TestProtocol(jkt.KernelTests):
                          {"code": ":step grad (fun x -> x * x) 3.0", "mime": "text/html"},
                          {"code": ":transform (fun x -> x * x)", "mime": "text/html"}]
     code_generate_error = "1 + true"
-    completion_samples = [{"text": "value_and_g", "matches": {"value_and_grad"}},
+    completion_samples = [{"text": "value_and_g", "matches": {"value_and_grad", "value_and_grad_aux"}},
                           {"text": ":grad", "matches": {":gradcheck"}}]
     complete_code_samples = ["1 + 2", "def f x = x * x", ":{\ndef a = 1\n:}", ":step grad sin 1.0"]
     incomplete_code_samples = ["def f x =", "(1.0 +", ":{\ndef a = 1", "let y = 1 in"]

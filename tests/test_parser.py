@@ -318,7 +318,7 @@ SYNTAX_ERRORS = [
     ("{- never closed", (1, 1), "unterminated block comment"),
     ("{- {- once -} twice", (1, 1), "unterminated block comment"),
     ('"abc', (1, 1), "a string must end on the line"),
-    ('"abc"', (1, 1), 'unexpected string "abc"'),
+    ('fun "abc" -> 1', (1, 5), 'unexpected string "abc"'),  # a string is an expression (a data path), not a pattern
     ("'a", (1, 1), "unexpected type variable 'a"),
     ("x 'a", (1, 3), "unexpected type variable 'a"),
     ("then", (1, 1), "unexpected keyword 'then'"),

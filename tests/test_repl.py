@@ -82,6 +82,8 @@ dl> :gradcheck f 1.0
   numeric         0.8414709848078965  1.3817732906660274  7.2e-12
   delta           0.8414709848078965  1.3817732906760363  0
   delta-noshare   0.8414709848078965  1.3817732906760363  0
+  chad            0.8414709848078965  1.3817732906760363  0
+  chad-efficient  0.8414709848078965  1.3817732906760363  0
   ps              0.8414709848078965  1.3817732906760363  0
   dualrev-staged  0.8414709848078965  1.3817732906760363  0
   dualrev-cayley  0.8414709848078965  1.3817732906760363  0
@@ -90,7 +92,7 @@ dl> :gradcheck f 1.0
   dualrev         0.8414709848078965  1.3817732906760363  0
   lut             0.8414709848078965  1.3817732906760363  0
   lut-recompute   0.8414709848078965  1.3817732906760363  0
-all 17 modes agree (tolerance 1e-09; numeric 1e-05)
+all 19 modes agree (tolerance 1e-09; numeric 1e-05)
 dl> :type grad f
 grad f : Real -> Real
 """
@@ -320,7 +322,7 @@ def test_an_interrupted_definition_leaves_no_half_defined_name(monkeypatch):
         while True:
             pass
     monkeypatch.setattr(S.World, "add", slow_add)
-    threading.Thread(target=lambda: (entered.wait(10), _thread.interrupt_main()), daemon=True).start()
+    threading.Thread(target=lambda: (entered.wait(120), _thread.interrupt_main()), daemon=True).start()
     state, out = execute(state, "def half x = x / 2.0")
     monkeypatch.undo()
     assert (out.text, out.error) == ("interrupted", True)
@@ -696,6 +698,8 @@ def test_gradcheck_flags_a_disagreement():
   numeric         0.0    0.5       1.0e+00     <-- disagrees (tolerance 1e-05)
   delta           0.0    0.0       0
   delta-noshare   0.0    0.0       0
+  chad            0.0    0.0       0
+  chad-efficient  0.0    0.0       0
   ps              0.0    0.0       0
   dualrev-staged  0.0    0.0       0
   dualrev-cayley  0.0    0.0       0
@@ -805,7 +809,7 @@ def test_completion(tmp_path, monkeypatch):
         (":help gr", 6, ["gradcheck", "graph"]),
         (":type my_", 6, ["my_loss"]),
         ("grad my_", 5, ["my_loss"]),
-        ("value_and_g", 0, ["value_and_grad"]),
+        ("value_and_g", 0, ["value_and_grad", "value_and_grad_aux"]),
         ("1 + ", 4, []),
         (":reload x", 8, []),
         ("th", 0, ["then"]),

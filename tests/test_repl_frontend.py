@@ -95,7 +95,7 @@ def test_the_session_completer():
     with create_pipe_input() as inp:
         session = make_session(lambda: state, input=inp, output=DummyOutput(), history=InMemoryHistory())
         found = [c.text for c in session.completer.get_completions(Document("value_and_g"), CompleteEvent())]
-        assert found == ["value_and_grad"]
+        assert found == ["value_and_grad", "value_and_grad_aux"]
         completions = list(session.completer.get_completions(Document(":tra"), CompleteEvent()))
         assert [(c.text, c.start_position) for c in completions] == [(":transform", -4)]
         assert isinstance(session.lexer, DlLexer)

@@ -9,12 +9,14 @@ points too. Printed terms are laid out to a width (lang/model/printer.py).
 """
 import glob
 
-from conftest import ROOT, TRANSFORM_MODES, cli, get, load_source, run
+from conftest import ROOT, TRANSFORM_MODES, cli, get, load_source, refuses_custom_rule, run
+from test_transform_check import uses_arrays
 from test_zeros import SINGULAR, ZEROS, same
 from lang.back import languages
 from lang.back.deep import run_deep
 from lang.front.mono import Specializer
 from lang.model import core as c
+from lang.model.errors import DlRuntimeError
 from lang.model.printer import show_term
 from lang.transforms.common import TermTransform
 from lang.tools.workbench import default_instance, transform_term
@@ -112,7 +114,13 @@ def test_every_simplified_definition_is_flat_folded_and_fits():
         for program, d in definitions():
             e = Specializer(program.world).get(d.module, d.name, default_instance(d.scheme))
             for mode in TRANSFORM_MODES:
-                term = transform_term(e, get(mode), simplify=True)
+                if refuses_custom_rule(mode, e):
+                    continue
+                try:
+                    term = transform_term(e, get(mode), simplify=True)
+                except DlRuntimeError as err:  # a transform without array rules (delta) refuses arrays
+                    assert "arrays yet" in err.message and uses_arrays(e), (d.name, mode)
+                    continue
                 assert not _nested_let(term), (d.name, mode)
                 assert not _unfolded(term), (d.name, mode)
                 for simplify in (False, True):

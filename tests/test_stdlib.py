@@ -230,6 +230,9 @@ VALUES = [
     ("jacobian (fun v -> [get v 0 * get v 1, sin (get v 0)]) [2.0, 3.0]", [[3.0, 2.0], [math.cos(2.0), 0.0]]),
     ("hessian (fun v -> get v 0 * get v 0 * get v 1 + exp (get v 1)) [1.0, 2.0]",
      [[4.0, 2.0], [2.0, math.exp(2.0)]]),
+    ("hvp (fun v -> get v 0 * get v 0 * get v 1 + exp (get v 1)) [1.0, 2.0] [1.0, 1.0]",
+     [6.0, 2.0 + math.exp(2.0)]),                      # the Hessian above times [1, 1]
+    ("grad_aux (fun x -> (x * x, x + 1.0)) 3.0", (6.0, 4.0)),
     # neural networks
     ("affine ([[1.0, 2.0], [3.0, 4.0]], [1.0, -1.0]) [1.0, 1.0]", [4.0, 6.0]),
     ("dense tanh ([[1.0, 2.0]], [0.5]) [0.25, -1.0]", [math.tanh(0.25 - 2.0 + 0.5)]),
@@ -290,8 +293,9 @@ def test_value(row):
 
 
 def test_every_prelude_definition_has_a_value_test():
+    from test_arrays_prelude import ARRAY_VALUES  # the array definitions' values: tests/test_arrays_prelude.py
     words = set()
-    for source in [v[0] for v in VALUES] + [g[0] for g in GRADIENTS]:
+    for source in [v[0] for v in VALUES] + [g[0] for g in GRADIENTS] + [v[0] for v in ARRAY_VALUES]:
         words.update(re.findall(r"[A-Za-z_][\w']*", source))
     assert [n for n in PRELUDE_NAMES if n not in words] == []
 

@@ -7,9 +7,9 @@ the case's diff order]): converting in and out is timed, for every tool. Index a
 structural constants are converted once, in prepare.
 
 dl plugs in as the `dl` entry: it compiles `benchmarks/arrays/workloads/<file>.dl` in-process (its
-`primal` and `vg` definitions, mode backprop) and calls them with numpy arrays. Until dl has an Array
-type the entry is skipped, never faked: prepare raises Skip("dl has no arrays yet: ...") with the
-compiler's own message for a one-line probe program.
+`primal` and `vg` definitions, mode backprop) and calls them with numpy arrays. Were dl's Array type
+missing, the entry would be skipped, never faked: prepare raises Skip("dl has no arrays yet: ...") with
+the compiler's own message for a one-line probe program.
 """
 from __future__ import annotations
 
@@ -208,20 +208,21 @@ class Jax(Tool):
 class DL(Tool):
     """dl's `primal` and `vg` of benchmarks/arrays/workloads/<file>.dl, compiled once, called in-process.
 
-    Skipped, with the compiler's message, while a one-line program over `Array` does not compile.
+    Skipped, with the compiler's message, if a one-line program over `Array` does not compile.
     `variant` picks other definitions of the same file: "Map" runs `primalMap` / `vgMap` (A1 through
     `amap`, forward mode per element) where the file has them."""
     name, label = "dl", "dl arrays"
-    PROBE = "def probe (x : Array) = sum x\n"
+    PROBE = "def probe (x : Array) = asum x\n"
 
     def __init__(self, variant: str = ""):
         sys.path.insert(0, str(ROOT))
-        from lang.errors import DlError
-        from lang.loader import Loader, World
-        from lang.machine import Machine
-        from lang.runtime import apply
-        from lang.spans import Source
-        self._Machine, self._apply, self._Source = Machine, apply, Source
+        from lang.back.machine import Machine
+        from lang.front.loader import Loader, World
+        from lang.model.errors import DlError
+        from lang.model.spans import Source
+        from lang.model.values import apply
+        from lang.modes.table import get
+        self._Machine, self._apply, self._Source, self._mode = Machine, apply, Source, get("backprop")
         self.variant = variant
         if variant:
             self.name, self.label = f"dl-{variant.lower()}", f"dl arrays, {variant} definitions"
@@ -246,7 +247,7 @@ class DL(Tool):
         if w.dl_file not in self.modules:
             path = DL_DIR / w.dl_file
             mod = self.loader.load_source(self._Source(str(path), path.read_text()), w.dl_file)
-            self.modules[w.dl_file] = (mod, self._Machine(self.world, mode="backprop"))
+            self.modules[w.dl_file] = (mod, self._Machine(self.world, mode=self._mode))
         mod, machine = self.modules[w.dl_file]
         names = (f"primal{self.variant}", f"vg{self.variant}")
         try:
@@ -264,8 +265,8 @@ class DL(Tool):
 TOOLS: dict[str, Callable[[], Tool]] = {
     "numpy": Numpy,
     "python": Python,
-    "dl": DL,                                   # skipped until dl has arrays (see the class)
-    "dl-map": lambda: DL(variant="Map"),        # A1 through `amap`: skipped likewise
+    "dl": DL,                                   # dl's arrays, mode backprop (see the class)
+    "dl-map": lambda: DL(variant="Map"),        # A1 through `amap`: a dl function per element
     "torch": Torch,
     "autograd": Autograd,
     "jax": Jax,

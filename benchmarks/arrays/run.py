@@ -1,4 +1,4 @@
-"""Array benchmarks (A1-A3): dl's coming Array type against numpy's floor and the array AD peers.
+"""Array benchmarks (A1-A3): dl's Array type against numpy's floor and the array AD peers.
 
     .venv-bench/bin/python benchmarks/arrays/run.py            # benchmarks/arrays/RESULTS.md, results.json
     .venv-bench/bin/python benchmarks/arrays/run.py --quick    # smoke run: RESULTS-quick.md, results-quick.json
@@ -211,15 +211,39 @@ TOOL_NOTES = {
              "`*_floor_vg`); the reference every tool is checked against",
     "python": "A1 only: a plain Python loop over a list, hand-written derivative cos(x) x + sin(x); takes and "
               "returns Python lists (its own form): dl's scalar path, the other side of the crossover",
-    "dl": "`primal` / `vg` of benchmarks/arrays/workloads/*.dl compiled in-process (mode backprop), called with "
-          "numpy arrays: **skipped until dl has arrays** (a one-line probe over `Array` must compile first)",
-    "dl-map": "A1 through `amap` (`primalMap` / `vgMap` of a1_sum_sin.dl): skipped likewise",
+    "dl": "`primal` / `vg` of benchmarks/arrays/workloads/*.dl compiled in-process (mode backprop: one "
+          "backpropagator per array operation, linear factoring), called with numpy arrays",
+    "dl-map": "A1 through `amap` (`primalMap` / `vgMap` of a1_sum_sin.dl): a dl function per element, a Python "
+              "loop, its derivative by forward mode per element",
     "torch": "PyTorch eager, `torch.from_numpy` in, `torch.autograd.grad`, `.numpy()` out; primal under `no_grad`",
     "autograd": "HIPS autograd `value_and_grad` over `autograd.numpy` (logsumexp from `autograd.scipy.special`)",
     "jax": "JAX eager: `jax.value_and_grad` unjitted, op by op; numpy arrays passed straight in (JAX converts "
            "them), `np.asarray` out",
     "jax-jit": "`jax.jit(f)` and `jax.jit(jax.value_and_grad(f))`; compile time reported apart",
 }
+
+
+def goal_rows(cells, ix) -> list:
+    """(goal, workload, size, measured ratio, met) for the issue's goals: dl <= 1.5x PyTorch eager and <= 2x
+    the numpy floor on the MLP (A2) and the GMM (A3); dl's grad/primal <= 3 on every array workload."""
+    out = []
+    for c in cells:
+        w, lab = c["workload"], c["label"]
+        dl_g, dl_p = ix.get((w, lab, "dl", "vg")), ix.get((w, lab, "dl", "primal"))
+        if not dl_g:
+            continue
+        if w in ("A2", "A3"):
+            torch_g, np_g = ix.get((w, lab, "torch", "vg")), ix.get((w, lab, REFERENCE, "vg"))
+            if torch_g:
+                r = paired(dl_g, torch_g)
+                out.append(("dl v+g <= 1.5x PyTorch eager", w, lab, r, r is not None and r <= 1.5))
+            if np_g:
+                r = paired(dl_g, np_g)
+                out.append(("dl v+g <= 2x numpy floor", w, lab, r, r is not None and r <= 2.0))
+        if dl_p and w != "A1s":
+            r = paired(dl_g, dl_p)
+            out.append(("dl grad/primal <= 3", w, lab, r, r is not None and r <= 3.0))
+    return out
 
 
 def write_report(data: dict, path: Path) -> None:
@@ -229,7 +253,7 @@ def write_report(data: dict, path: Path) -> None:
     tools = [t for t in meta["tools"] if any(e["tool"] == t for c in cells for e in c["entries"])]
     L: list[str] = []
     a = L.append
-    a("# Array benchmarks: numpy floor, PyTorch, HIPS autograd, JAX (dl to plug in)")
+    a("# Array benchmarks: dl's arrays, the numpy floor, PyTorch, HIPS autograd, JAX")
     a("")
     a(f"Command: `{meta['command']}`  ")
     a(f"Date: {meta['date']} ({meta['wall_s'] / 60:.1f} min wall)  ")
@@ -262,6 +286,19 @@ def write_report(data: dict, path: Path) -> None:
     for m in meta["missing"]:
         a(f"| | {m} | missing |")
     a("")
+
+    goals = goal_rows(cells, ix)
+    if goals:
+        a("## Goals (the arrays issue)")
+        a("")
+        a("Ratios of medians of same-round ratios (dl ÷ PyTorch eager, dl ÷ the numpy floor; dl's v+g ÷ its own "
+          "primal).")
+        a("")
+        a("| goal | workload | size | measured | status |")
+        a("|---|---|---|---|---|")
+        for goal, w, lab, r, ok in goals:
+            a(f"| {goal} | {w} | {lab} | {fmt(r)} | {'**met**' if ok else '**missed**'} |")
+        a("")
 
     a("## Summary: value + gradient, µs per call")
     a("")
@@ -323,6 +360,17 @@ def write_report(data: dict, path: Path) -> None:
         a("")
         a(f"First n at which numpy is faster than the Python loop: primal n = {cross_p or '> largest'}, "
           f"value and gradient n = {cross_g or '> largest'}.")
+        a("")
+
+    crossover = data.get("dl_crossover")
+    if crossover:
+        a("## Small arrays: dl's list path against its array path")
+        a("")
+        a(f"Command: `{crossover['command']}` (one process, interleaved rounds; {crossover['wall_s']:.0f} s). "
+          "The same f(x) = Σ sin(xᵢ)·xᵢ, value and gradient in mode backprop, as a `[Real]` (one backpropagator "
+          "per element) and as an `Array` (one per array operation).")
+        a("")
+        a(crossover["stdout"].strip())
         a("")
 
     jit = [(c, e) for c in cells for e in c["entries"] if e["tool"] == "jax-jit" and e["median_s"]]
@@ -461,6 +509,14 @@ def main() -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         reference = {"command": "python benchmarks/arrays/reference_numpy.py --check", "stdout": out.stdout + out.stderr,
                      "returncode": out.returncode, "wall_s": time.time() - t0}
+    dl_crossover = None
+    if "dl" in names and not opts.only:
+        log("dl's list path against its array path: crossover_dl.py")
+        cmd = [sys.executable, str(HERE / "crossover_dl.py")] + (["--quick"] if cfg.quick else [])
+        t0 = time.time()
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        dl_crossover = {"command": " ".join(["python", "benchmarks/arrays/crossover_dl.py"] + cmd[2:]),
+                        "stdout": out.stdout + out.stderr, "returncode": out.returncode, "wall_s": time.time() - t0}
     versions = {}
     for wk in workers:
         if wk.version and wk.name.split("-")[0] not in versions:
@@ -494,7 +550,7 @@ def main() -> None:
         "missing": missing,
         "notes": NOTES,
     }
-    data = {"meta": meta, "cells": cells, "reference": reference}
+    data = {"meta": meta, "cells": cells, "reference": reference, "dl_crossover": dl_crossover}
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / f"results{suffix}.json").write_text(json.dumps(data, indent=1, default=str))
     write_report(data, outdir / f"RESULTS{suffix}.md")

@@ -30,17 +30,18 @@ docs/transforms.md, Cost counters) is a compile-time choice: when off, no counti
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..model import core as c
 from ..model.errors import DlError, DlRuntimeError
-from ..model.primitives import PRIMITIVES, Primitive, count, out_of_memory
+from ..model.primitives import PRIMITIVES, Primitive, array_instance, array_kernel, count, out_of_memory, site_factory
 from ..front.loader import PRELUDE
-from ..model.values import Code, Fun, apply
+from ..model.values import Code, Fun, Text, apply
 from ..model.scope import Scope
 from ..model.spans import Span
-from ..model.types import INT, instance_name, prune
+from ..model.types import ARRAY, INT, instance_name, prune
 
 lambda_chain = c.lambda_chain
 
@@ -58,6 +59,8 @@ class Counters:
     merges: int = 0           # factoring merges: contributions added to an already pending backpropagator
     sink_updates: int = 0     # contributions that reached an input's sink
     peak_pending: int = 0     # most backpropagators pending at once in the backward sweep
+    elements: int = 0         # array elements touched: the sizes of each array operation's array arguments
+                              # and result (reported only when arrays ran)
     extra: dict = field(default_factory=dict)
 
     NAMES = ("prims", "betas", "bp_created", "bp_run", "merges", "sink_updates", "peak_pending")
@@ -66,11 +69,14 @@ class Counters:
         """Every counter back to zero."""
         for k in self.NAMES:
             setattr(self, k, 0)
+        self.elements = 0
         self.extra.clear()
 
     def as_dict(self) -> dict:
         """The counters by name, the mode-specific extras after them."""
         out = {k: getattr(self, k) for k in self.NAMES}
+        if self.elements:
+            out["elements"] = self.elements
         out.update(self.extra)
         return out
 
@@ -113,6 +119,16 @@ class Compiler:
 
     depth = 0      # how many forward transforms deep this language is (AD primitives nest one more)
     nests = False  # whether differentiation primitives may run inside this language
+    custom_rules = False  # whether a custom rule's Jacobian can enter this language's reals (first order)
+
+    def primal_real(self, leaf: Any) -> float:
+        """The value of one of this language's reals (a language with `custom_rules` defines it)."""
+        raise AssertionError(f"the {self.name} language does not take custom rules")
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """A real of this language with the given value whose derivative is Σ J·(the derivative of leaf), for
+        the (leaf, J) pairs: one output real of a custom rule (docs/reference.md §7, Custom derivatives)."""
+        raise AssertionError(f"the {self.name} language does not take custom rules")
 
     def __init__(self, machine, linear=None, counting: bool = False, name: str = "primal"):
         """A compiler for the language `name` of `machine`; `linear`: the backend that writes the linear
@@ -250,12 +266,28 @@ class Compiler:
     def primitive_code(self, prim: Primitive, e: c.Prim) -> PrimCode:
         """How to write one application of `prim`: inline Python from its row, else a call of its
         implementation at the instance's type (the overloading modes override this)."""
+        if prim.site is not None:  # made for this compiler (amap's reverse form needs the kernel)
+            return PrimCode(fn=site_factory(prim.site)(self, e), fails=True)
+        if array_instance(prim, [a.ty for a in e.args], e.ty):
+            return self.array_code(prim, e)
         if prim.py is not None:  # written for every instance of the primitive
             return PrimCode(template=prim.py)
         at_int = bool(e.args) and prune(e.args[0].ty) == INT
         impl = prim.int_impl if at_int and prim.int_impl is not None else prim.impl
         raw = None if at_int and prim.int_impl is not None else prim.raw  # Int instances have no raw form
         return PrimCode(fn=impl, raw=raw)
+
+    def array_code(self, prim: Primitive, e: c.Prim) -> PrimCode:
+        """An operation on Arrays: a call of its kernel (lang/model/arrays.py), which may fail (a shape
+        mismatch is reported at the call) and touches elements (the `elements` counter)."""
+        if prim.array is None:
+            raise AssertionError(f"the primitive {prim.name!r} has no Array kernel in the primitive table")
+        return PrimCode(fn=array_kernel(prim.array), fails=True, elements=_array_cost(prim))
+
+
+def _array_cost(prim: Primitive) -> str:
+    """The cost class of an array operation: its row's, or "array" for a real row at Array (elementwise)."""
+    return prim.cost if prim.kind in ("array", "effect") else "array"
 
 
 @dataclass
@@ -265,6 +297,9 @@ class PrimCode:
     template: str | None = None      # inline Python, "{0} * {1}"
     fn: Callable | None = None       # else: call this
     raw: Callable | None = None      # first try this (falling back to fn on ArithmeticError/ValueError)
+    fails: bool = False              # may raise a run-time error whatever its row says (Array instances)
+    elements: str | None = None      # an array operation's cost class: what counting adds to `elements`
+                                     # ("array": its arguments' and result's sizes, "index": its result's)
 
 
 # ---- generating one Python function -------------------------------------------------
@@ -535,6 +570,10 @@ class Gen:
                     self.line(ind, f"if {v} is _UNSET: {v} = {k}.force()")
                     return v
                 return k
+            case c.Lit(value) if e.ty is not None and prune(e.ty) == ARRAY:
+                return self.const(array_kernel("literal")(value))  # a 0-d array, which broadcasts
+            case c.Lit(value) if isinstance(value, str):  # a String knows where it was written (data paths)
+                return self.const(Text(value, _directory(e.span)))
             case c.Lit(value):
                 return self.literal(value)
             case c.Lam():
@@ -663,7 +702,7 @@ class Gen:
             grad f x        v1 = k0(a0, a1)                    (the kernel's function, lang/back/kernel.py)
         map, fold, zipWith and build on a lambda written in place become loops (`_LOOPS`)."""
         prim = PRIMITIVES[e.op]
-        if prim.kind == "ad":
+        if prim.kind in ("ad", "custom"):
             fn = self.compiler.machine.ad.compile(self.compiler, e)
             args = [self.atom(a, ind) for a in e.args]
             self.count(ind, "prims")
@@ -671,6 +710,8 @@ class Gen:
             self.line(ind, f"{v} = {self.const(fn)}({', '.join(args)})")
             return v
         if prim.kind == "toreal" and not e.args:
+            if e.ty is not None and prune(e.ty) == ARRAY:
+                return self.const(array_kernel("literal")(prim.impl))
             return self.literal(prim.impl)
         if prim.name in _LOOPS and _LOOPS[prim.name][0](e.args) and self.loop_depth < MAX_LOOP_NESTING:
             return _LOOPS[prim.name][1](self, e, ind)
@@ -686,14 +727,24 @@ class Gen:
                      "except (ArithmeticError, ValueError):", f"    {v} = {self.const(how.fn)}({joined})"]
         else:
             lines = [f"{v} = {self.const(how.fn)}({', '.join(args)})"]
-        if prim.fails:
+        if prim.fails or how.fails:
             lines = ["try:"] + ["    " + ln for ln in lines] + \
                     ["except _DlError as err:", f"    raise err.with_span({self.const(e.span)})",
                      "except MemoryError as err:", "    err.__traceback__ = None",  # (frees what filled memory)
                      f"    raise {self.const(out_of_memory)}({self.const(e.span)}) from None"]
+        if how.elements in ("array", "index") and self.counting:
+            touched = [v, *args] if how.elements == "array" else [v]
+            lines.append(f"{self.const(self.compiler.counters)}.elements += "
+                         f"{self.const(array_kernel('touched'))}({', '.join(touched)})")
         for ln in lines:
             self.line(ind, ln)
         return v
+
+
+def _directory(span: Span) -> str:
+    """The directory of the file a span is in ("" for the REPL and the command line: the current one)."""
+    name = span.source.name if span.source is not None else ""
+    return os.path.dirname(os.path.abspath(name)) if name and not name.startswith("<") else ""
 
 
 def _raised_in_prelude(err: DlError, call: Span, name: str, prelude: str) -> DlError:

@@ -1,4 +1,4 @@
-"""The differentiation kernel: grad, value_and_grad, vjp, jvp and derivative, by mode.
+"""The differentiation kernel: grad, value_and_grad, vjp, jvp, derivative and the Jacobians, by mode.
 
 Reverse mode (docs/transforms.md, From the transformed term to a gradient), for `vjp f x` with f a function value:
 
@@ -39,6 +39,7 @@ import math
 from typing import Any, Callable
 
 from ..model import core as c
+from ..model.primitives import PRIMITIVES
 from ..model.errors import DlRuntimeError
 from ..model.spans import NO_SPAN
 from .compiler import Compiler
@@ -47,13 +48,20 @@ from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, Transform
 from .linear import SINK
 from .shapes import Shapes
 from ..model.values import Fun, call1, native
-from ..model.types import BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
+from ..model.primitives import array_kernel
+from ..transforms.common import mentions_array
+from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
 from ..model.zeros import ZERO, Paths, Zero, finite, settle
 
 def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
-    """A cotangent must have the shape of the value it belongs to (list lengths included)."""
+    """A cotangent must have the shape of the value it belongs to (list lengths and array shapes included)."""
     t = prune(t)
-    if isinstance(t, TTuple):
+    if t == ARRAY:
+        if array_kernel("shape")(cotangent) != array_kernel("shape")(value):
+            show = array_kernel("show_shape")
+            raise DlRuntimeError(f"{what} has an array of shape {show(cotangent)} where the value has shape "
+                                 f"{show(value)}")
+    elif isinstance(t, TTuple):
         for x, y, ti in zip(cotangent, value, t.items):
             check_shape(x, y, ti, what)
     elif isinstance(t, TList):
@@ -80,6 +88,16 @@ class NestedDifferentiation(DlRuntimeError):
     pass
 
 
+def _nested_arrays(in_t: Type, out_t: Type, what: str) -> None:
+    """A derivative of a function of arrays, taken inside a function being differentiated, is refused: its
+    forward passes would go one element at a time through pairs of arrays (not implemented yet). Arrays
+    inside such a function, with Real inputs and outputs, are fine."""
+    if mentions_array(in_t) or mentions_array(out_t):
+        raise NestedDifferentiation(f"nested differentiation with arrays: this {what} of a function of an Array "
+                                    "runs inside a function being differentiated, which is not supported yet "
+                                    "(the inner function's input and output must be Reals, tuples or lists)")
+
+
 class ADKernel:
     """Compiles and runs the differentiation primitives for one machine."""
 
@@ -94,6 +112,8 @@ class ADKernel:
         """A differentiation primitive as a function of its arguments' values, for code of `site`'s
         language; it runs one language deeper (lang/languages.py)."""
         span = e.span
+        if PRIMITIVES[e.op].kind == "custom":
+            return self.custom_rule(site, e)
         if not site.nests:
             return site.refuse_nested(e)
         in_t, out_t = io_types(e.src)
@@ -109,6 +129,14 @@ class ADKernel:
                 return lambda f, x, v: guard(span, self.jvp, f, x, v, in_t, out_t, site)
             case "derivative":
                 return lambda f, x: guard(span, self.derivative, f, x, site)
+            case "jacrev":
+                return lambda f, x: guard(span, self.jacobian_rows, f, x, in_t, out_t, site)
+            case "jacfwd":
+                return lambda f, x: guard(span, self.jacobian_rows_forward, f, x, in_t, out_t, site)
+            case "jacobianT":
+                return lambda f, x: guard(span, self.jacobian_columns, f, x, in_t, out_t, site)
+            case "value_and_grad_aux":
+                return lambda f, x: guard(span, self.value_and_grad_aux, f, x, in_t, out_t, site)
         raise AssertionError(f"no differentiation kernel for {e.op!r}")
 
     def guard(self, span, fn, *args):
@@ -141,21 +169,23 @@ class ADKernel:
         """Reverse mode in the current mode; inside a transformed program, by forward passes one level
         deeper. The pullback's result is settled, and order-free where it is not finite."""
         if site is not self.machine.primal:
+            _nested_arrays(in_t, out_t, "grad, value_and_grad or vjp")
             y, pullback = self.vjp_forward(f, x, in_t, out_t, site)
             leaves = site.leaves
             return y, lambda u: self.shapes.map_reals(pullback(u), in_t, lambda r: settle_real(r, leaves))
         runtime = self.machine.runtime
         y, pullback = runtime.vjp(self, f, x, in_t, out_t)
         shapes = self.shapes
+        order_free = runtime.exact and not (mentions_array(in_t) or mentions_array(out_t))
 
         def settled(u: Any) -> Any:
             g = pullback(u)
             reals = shapes.flatten(g, in_t)
             if all_plain_finite(reals):  # the common case, checked at C speed: nothing to settle
                 return g
-            if runtime.exact and not all(map(finite, reals)):
+            if order_free and not all(map(finite, reals)):
                 g = self.uncounted(lambda: pullback(shapes.map_reals(u, out_t, Paths.seed)))
-            return shapes.map_reals(g, in_t, settle)
+            return self.settle(g, in_t)
         return y, settled
 
     def vjp_primal(self, f: Fun, x: Any, in_t: Type, out_t: Type) -> tuple[Any, Callable]:
@@ -179,14 +209,127 @@ class ADKernel:
         check_shape(v, x, in_t, "the tangent given to jvp")
         shapes = self.shapes
         if site is not self.machine.primal:
+            _nested_arrays(in_t, out_t, "jvp or derivative")
             y, t = self.jvp_forward(f, x, v, in_t, out_t, site)
             leaves = site.leaves
             return y, shapes.map_reals(t, out_t, lambda r: settle_real(r, leaves))
         runtime = self.machine.runtime
         y, t = runtime.jvp(self, f, x, v, in_t, out_t)
-        if runtime.exact and not all(map(finite, shapes.flatten(t, out_t))):
+        order_free = runtime.exact and not (mentions_array(in_t) or mentions_array(out_t))
+        if order_free and not all(map(finite, shapes.flatten(t, out_t))):
             _, t = self.uncounted(lambda: runtime.jvp(self, f, x, shapes.map_reals(v, in_t, Paths.seed), in_t, out_t))
-        return y, shapes.map_reals(t, out_t, settle)
+        return y, self.settle(t, out_t)
+
+    def settle(self, d: Any, t: Type) -> Any:
+        """A derivative as a user sees it (lang/model/zeros.py, settle). An Array leaf holds float64s
+        already: it is left as it is, without a walk over its elements. (Arrays get no order-free pass:
+        their non-finite derivatives are IEEE sums in the mode's own order, docs/transforms.md, Arrays.)"""
+        if mentions_array(t):
+            return self.shapes.map_leaves(d, t, settle, lambda a: a)
+        return self.shapes.map_reals(d, t, settle)
+
+    # ---- derivatives of any shape, from the same vjp and jvp
+    def one_hot(self, site: Compiler, shape: Any, t: Type, n: int, i: int) -> Any:
+        """The i-th of the n basis vectors shaped like `shape`: 1 at its i-th real, the symbolic zero at the
+        others — they are zero by construction (docs/transforms.md, Zeros and infinities), so a seed never
+        carries one direction's infinite partial into another's entry as 0 * inf."""
+        seed = [self.const(site, ZERO)] * n
+        seed[i] = self.const(site, 1.0)
+        return self.shapes.rebuild(shape, t, seed)
+
+    def jacobian_rows(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> list:
+        """`jacrev f x`: one row of the Jacobian per output real of f, each shaped like x — one vjp and one
+        pullback per output real. Row i is `grad` of f's i-th output real, entry for entry."""
+        y, pullback = self.vjp(f, x, in_t, out_t, site)
+        m = len(self.shapes.flatten(y, out_t))
+        return [pullback(self.one_hot(site, y, out_t, m, i)) for i in range(m)]
+
+    def jacobian_columns(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> list:
+        """`jacobianT f x`: one column of the Jacobian per input real of x, each shaped like f x — one jvp
+        per input real, the others' tangents zero by construction."""
+        n = len(self.shapes.flatten(x, in_t))
+        return [self.jvp(f, x, self.one_hot(site, x, in_t, n, j), in_t, out_t, site)[1] for j in range(n)]
+
+    def jacobian_rows_forward(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> list:
+        """`jacfwd f x`: the rows of `jacrev f x`, from the columns of `jacobianT f x` (one jvp per input
+        real), transposed here: a list of x-shaped rows cannot be written in dl from f x-shaped columns
+        without a walk over an unknown type."""
+        shapes = self.shapes
+        columns = [shapes.flatten(t, out_t) for t in self.jacobian_columns(f, x, in_t, out_t, site)]
+        m = len(columns[0]) if columns else len(shapes.flatten(call1(f, x), out_t))
+        return [shapes.rebuild(x, in_t, [column[i] for column in columns]) for i in range(m)]
+
+    def value_and_grad_aux(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler) -> tuple:
+        """`value_and_grad_aux f x` for f x = (v, aux): ((v, aux), the gradient of v) from one vjp, whose
+        cotangent for aux is the symbolic zero: aux comes back as it was computed, and no path through it
+        reaches the gradient (JAX's `has_aux`)."""
+        y, pullback = self.vjp(f, x, in_t, out_t, site)
+        aux_t = prune(out_t).items[1]
+        n_aux = len(self.shapes.flatten(y[1], aux_t))
+        u = (self.const(site, 1.0), self.shapes.rebuild(y[1], aux_t, [self.const(site, ZERO)] * n_aux))
+        return (y, pullback(u))
+
+    # ---- custom rules: `custom_vjp f rule x` (docs/reference.md §7, Custom derivatives)
+    def custom_rule(self, site: Compiler, e: c.Prim) -> Callable:
+        """`custom_vjp f rule x` as code of the site's language.
+
+        In primal code it is `f x`: the body runs, and a mode that runs primal code (numeric, primal)
+        differentiates the body. In a first-order target language (←D, →D, Δ, the tape, the symbolic
+        expressions) `rule x0` runs as primal code on the value x0 of x, giving (y, pullback); one pullback
+        per real of y gives the Jacobian's rows, and each real of y becomes a real of the language whose
+        derivative is its row times the derivatives of x's reals (`site.custom_leaf`): a recorded
+        backpropagator with those weights, a tangent, a Delta node, a tape entry.
+
+        f and rule must be top-level definitions. A lambda could capture a real that is being
+        differentiated, and a pullback run on plain values would drop that real's derivative (the trap of
+        JAX's custom_vjp with closures); a definition captures nothing. Inside a derivative nested in a
+        derivative the rule is refused: its pullback is primal code with no derivative of its own."""
+        fn_arg, rule_arg = e.args[0], e.args[1]
+        for arg, what in ((fn_arg, "function"), (rule_arg, "rule")):
+            if not isinstance(arg, c.Global):
+                raise DlRuntimeError(
+                    f"custom_vjp needs its {what} as the name of a top-level definition: a function written in "
+                    "place could capture a variable that is being differentiated, and the rule would drop its "
+                    "derivative (pass such values as part of the argument instead)", arg.span or e.span)
+        span = e.span
+        if site is self.machine.primal:
+            return lambda f, rule, x: call1(f, x)
+        name = rule_arg.name
+        if not site.custom_rules and not getattr(site, "takes_custom_rules", False):
+            mode = self.machine.mode.name  # a language with no way to apply a rule at all (lut's tracer)
+
+            def cannot(*args):
+                raise DlRuntimeError(f"the {mode} mode cannot use a custom rule (custom_vjp): it would differentiate "
+                                     "something else under its name (docs/reference.md, Custom derivatives, lists "
+                                     "the modes that do)", span)
+            return cannot
+        if not site.custom_rules:
+            def refuse(*args):
+                raise NestedDifferentiation(
+                    f"nested differentiation through the custom rule `{name}`: its pullback is ordinary code "
+                    f"with no derivative of its own, so the {site.name} language (a derivative inside a "
+                    "derivative) cannot use it", span)
+            return refuse
+        key = (rule_arg.module, rule_arg.name, rule_arg.inst)
+        in_t, out_t = io_types(e.src)
+        return lambda f, rule, x: self.guard(span, self.apply_custom, site, key, name, x, in_t, out_t)
+
+    def apply_custom(self, site: Compiler, key: tuple, name: str, x: Any, in_t: Type, out_t: Type) -> Any:
+        """y with the rule's Jacobian attached to its reals, in the site's language (see custom_rule)."""
+        shapes = self.shapes
+        leaves = shapes.flatten(x, in_t)
+        x0 = shapes.map_reals(x, in_t, site.primal_real)
+        y, pullback = call1(self.machine.primal.global_value(*key), x0)
+        ys = shapes.flatten(y, out_t)
+        outputs = []
+        for i, yi in enumerate(ys):
+            seed = [0.0] * len(ys)
+            seed[i] = 1.0
+            row = call1(pullback, shapes.rebuild(y, out_t, seed))
+            check_shape(row, x0, in_t, f"the gradient returned by the pullback of the custom rule `{name}`")
+            outputs.append(site.custom_leaf(yi, list(zip(leaves, shapes.flatten(row, in_t)))))
+        it = iter(outputs)
+        return shapes.map_reals(y, out_t, lambda _: next(it))
 
     def uncounted(self, again: Callable) -> Any:
         """The order-free pass over a result that was not finite, left out of the counters (they
@@ -346,14 +489,14 @@ class ADKernel:
         y = shapes.unlift(y_dual, out_t, backprops)
 
         def pullback(u: Any) -> Any:
-            cotangents = shapes.flatten(u, out_t)
+            cotangents = shapes.leaves(u, out_t)  # an Array is one leaf: one cotangent, one backpropagator
             if redo is not None and any(type(ct) is Paths for ct in cotangents):
                 return redo()[1](u)
             seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
             collecting = gc.isenabled()
             gc.disable()
             try:
-                return shapes.rebuild(x, in_t, backend.backward(records, seeds, n_sinks))
+                return shapes.rebuild_leaves(x, in_t, backend.backward(records, seeds, n_sinks))
             finally:
                 if collecting:
                     gc.enable()
@@ -365,6 +508,8 @@ class ADKernel:
         if id(fn) in memo:
             return memo[id(fn)]
         code = fn.code
+        if code.mode == "partial" and hasattr(compiler, "lift_partial"):  # a language whose calls return more
+            return compiler.lift_partial(self, fn, memo)                   # than the result (chad)
         if code.mode == "partial":  # (f, args) lifted; the code is the target's way to finish the call
             out = Fun(compiler.lifted_partial(code), ())
             memo[id(fn)] = out
@@ -405,9 +550,13 @@ class ADKernel:
         t = type(v)
         if t is float or t is Zero:  # (a tangent of the language below may be the symbolic zero)
             return compiler.lift_real(v)
+        if t.__name__ == "ndarray":
+            return compiler.lift_array(v)
         if t is tuple:
             return tuple(self.lift(x, compiler, memo) for x in v)
         if t is list:
+            if not v or isinstance(v[0], (int, str)):  # a list is homogeneous: [Int], [Bool], ... hold no reals
+                return v
             return [self.lift(x, compiler, memo) for x in v]
         if t is Fun:
             return self.lift_fun(v, compiler, memo)

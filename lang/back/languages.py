@@ -32,7 +32,9 @@ from ..transforms.backprop import BACKPROP
 from ..transforms.preaccumulate import preaccumulate
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
-from ..model.types import REAL, TList, TTuple, Type, prune
+from ..model.errors import DlRuntimeError
+from ..model.primitives import PRIMITIVES, array_kernel
+from ..model.types import ARRAY, REAL, TList, TTuple, Type, prune
 from ..model.zeros import REAL_TYPES, ZERO, settle
 
 # ---- the leaves of a language's reals ------------------------------------------------
@@ -145,6 +147,8 @@ def attach_tangents(x: Any, v: Any, t: Type, leaves) -> Any:
     t = prune(t)
     if t == REAL:
         return _pair_leaves(x, v, leaves)
+    if t == ARRAY:
+        return _pair_arrays(x, v)
     if isinstance(t, TTuple):
         return tuple(attach_tangents(a, b, ti, leaves) for a, b, ti in zip(x, v, t.items))
     if isinstance(t, TList):
@@ -158,11 +162,31 @@ def _pair_leaves(x: Any, v: Any, leaves) -> Any:
     return (_pair_leaves(x[0], v[0], leaves), _pair_leaves(x[1], v[1], leaves))
 
 
+def _pair_arrays(x: Any, v: Any) -> Any:
+    """An array and its tangent (at depth 0; deeper, each array leaf of the trees paired)."""
+    if type(x) is tuple:
+        return (_pair_arrays(x[0], v[0]), _pair_arrays(x[1], v[1]))
+    return (x, v)
+
+
+def _split_arrays(y: Any) -> tuple[Any, Any]:
+    """(value, tangent) of an array's →D output; a tangent that stayed 0-d (a constant's) gets the value's shape."""
+    if type(y[0]) is tuple:
+        (a, a_dot), (b, b_dot) = _split_arrays(y[0]), _split_arrays(y[1])
+        return (a, b), (a_dot, b_dot)
+    value, tangent = y
+    if array_kernel("shape")(tangent) != array_kernel("shape")(value):
+        tangent = array_kernel("dense_or")(tangent, value)
+    return value, tangent
+
+
 def split_tangents(y: Any, t: Type, leaves, zero) -> tuple[Any, Any]:
     """The output of →D(f) split into (value, tangent)."""
     t = prune(t)
     if t == REAL:
         return _split_leaves(y, leaves)
+    if t == ARRAY:
+        return _split_arrays(y)
     if isinstance(t, TTuple):
         parts = [split_tangents(a, ti, leaves, zero) for a, ti in zip(y, t.items)]
         return tuple(p for p, _ in parts), tuple(q for _, q in parts)
@@ -196,6 +220,18 @@ def forward_type(t: Type, times: int) -> Type:
     return t
 
 
+def refuse_custom_rules(e: c.Expr, language: str) -> None:
+    """Stop with a diagnostic at the first `custom_vjp` in `e`: this language has no way to apply a rule."""
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Prim) and PRIMITIVES[t.op].kind == "custom":
+            raise DlRuntimeError(f"the {language} mode cannot use a custom rule (custom_vjp): it would differentiate "
+                                 "something else under its name (docs/reference.md, Custom derivatives, lists the "
+                                 "modes that do)", t.span)
+        stack.extend(c.children(t))
+
+
 class TransformCompiler(Compiler):
     """The compiler of a transform's target language: definitions are transformed on their way in.
 
@@ -215,6 +251,8 @@ class TransformCompiler(Compiler):
         return self.checked(self.machine.spec.get(*key))
 
     def checked(self, e: c.Expr) -> c.Expr:
+        if not self.takes_custom_rules:
+            refuse_custom_rules(e, self.name)
         out = self.transform(e)
         if self.machine.check_transforms:
             check(out, e.ty, self.language(), source=e)
@@ -240,6 +278,37 @@ class TransformCompiler(Compiler):
         """A leaf of the language below, lifted here; None when `v` is not a leaf that needs it."""
         return None
 
+    first_order = 0  # the depth at which this language's reals are (value, first derivative) of primal reals
+    takes_custom_rules = False  # whether custom_leaf is defined: a language says so (forward, reverse, delta)
+
+    @property
+    def custom_rules(self) -> bool:
+        """Custom rules run at first order only: deeper, they would need the derivative of their pullback."""
+        return self.takes_custom_rules and self.depth == self.first_order
+
+    def primal_real(self, leaf: Any) -> float:
+        return leaf[0]
+
+    def lift_array(self, a: Any) -> Any:
+        """A primal Array as a constant of this language: paired with zero tangents, `depth` levels deep
+        (the leaves of a reverse language are (array, None))."""
+        zeros = array_kernel("azerosLike")
+        leaf = self.array_leaf(a)
+        for _ in range(self.depth):
+            leaf = (leaf, self._zero_tree(leaf, zeros))
+        return leaf
+
+    def array_leaf(self, a: Any) -> Any:
+        return a
+
+    def _zero_tree(self, t: Any, zeros) -> Any:
+        """A tree of pairs like `t` with every array leaf replaced by a leaf of zeros."""
+        if type(t).__name__ == "ndarray":
+            return zeros(t)
+        if isinstance(self.leaves, DualLeaves) and type(t[0]).__name__ == "ndarray":
+            return self.array_leaf(zeros(t[0]))  # an (array, backpropagator) leaf
+        return (self._zero_tree(t[0], zeros), self._zero_tree(t[1], zeros))
+
     def deeper(self, kernel) -> Compiler:
         """The language one forward level deeper than this one, where a derivative taken inside code of this
         language runs (a reverse language stays reverse: ←D(→D^(k+1) t) under ←D(→D^k t))."""
@@ -248,6 +317,9 @@ class TransformCompiler(Compiler):
 
 class ForwardCompiler(TransformCompiler):
     """→D^depth: forward derivatives nested `depth` deep."""
+
+    first_order = 1  # →D^1 of primal code (a forward language always sits on primal code at depth 1)
+    takes_custom_rules = True
 
     def __init__(self, machine, parent: Compiler, depth: int, name: str):
         super().__init__(machine, counting=machine.counting, name=name)
@@ -263,12 +335,22 @@ class ForwardCompiler(TransformCompiler):
     def lift_real(self, r: float) -> Any:
         return (r, ZERO)
 
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """(y, Σ J · x_dot): the tangent a Jacobian row gives, a zero tangent dropped, not multiplied."""
+        tangent = ZERO
+        for (_, x_dot), weight in pairs:
+            if x_dot is not ZERO and weight is not ZERO:
+                tangent = tangent + weight * x_dot
+        return (value, tangent)
+
 
 class ReverseCompiler(TransformCompiler):
     """←D(→D^depth t): backprop (factoring or naive), over `depth` levels of forward derivatives.
 
     At depth 0 this is ←D itself. All depths of one mode share one linear
     backend, so backpropagators created at any depth land on the same tape."""
+
+    takes_custom_rules = True
 
     def __init__(self, machine, backend, runtime, depth: int = 0, parent: Compiler | None = None,
                  preaccumulated: bool = False):
@@ -291,10 +373,25 @@ class ReverseCompiler(TransformCompiler):
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (ZERO, None))
 
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """(y, y') with y' recorded defunctionalised, as a primitive's: its parents the inputs' backpropagators,
+        its weights a row of the rule's Jacobian (lang/back/linear.py)."""
+        fields: list = []
+        for (_, parent), weight in pairs:
+            if parent is not None and weight is not ZERO:
+                fields += [parent, weight]
+        return self.leaves.record(value, fields)
+
+    def array_leaf(self, a: Any) -> Any:
+        return (a, None)
+
     def lift_leaf(self, v: Any) -> Any:
-        """A ←D real of the language below, one forward level deeper: (ℓ, (0, None))."""
+        """A ←D real (or array) of the language below, one forward level deeper: (ℓ, (0, None))."""
         if self.depth > 0 and DualLeaves.is_leaf(v):
             return (v, (ZERO, None))
+        if self.depth > 0 and type(v) is tuple and len(v) == 2 and type(v[0]).__name__ == "ndarray" \
+                and (v[1] is None or type(v[1]) is int):
+            return (v, (array_kernel("azerosLike")(v[0]), None))
         return None
 
     def deeper(self, kernel) -> Compiler:

@@ -35,17 +35,42 @@ naive
     `x' e` runs the body of x' on e at once, recursively down to the
     inputs' sinks, which add into the gradient. A backpropagator reached by
     k paths runs k times: repeated squaring n times makes 2^(n+1) - 1 calls.
+
+Arrays (docs/transforms.md, Arrays). An array's backpropagator is one record,
+its pending argument an ndarray: the first contribution is stored as it is,
+the second adds into a fresh accumulator that the sweep owns, and later ones
+add into it in place (`+=`) — summing pending calls is the factoring rule.
+A sparse contribution (reading one element, a slice, gathered rows) adds
+only where it is non-zero. An array input's sink is one identity.
 """
 from __future__ import annotations
 
 from ..model import core as c
+from ..model.primitives import PRIMITIVES, array_kernel
 from ..model.values import Code
-from ..model.zeros import ZERO
+from ..model.zeros import REAL_TYPES, ZERO
 from ..transforms.preaccumulate import contributions
 from .compiler import Gen
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
 SINK = ()            # the record of an input's sink: the first n identities are the n inputs' sinks
+
+
+def _summands(body: c.Expr) -> list[c.Expr]:
+    """The terms of a sum of d (0 left out), in order: `x' e + y' f` gives [x' e, y' f]."""
+    out: list[c.Expr] = []
+    stack = [body]
+    while stack:
+        t = stack.pop()
+        match t:
+            case c.DZero():
+                pass
+            case c.DSum(l, r):
+                stack.append(r)
+                stack.append(l)
+            case _:
+                out.append(t)
+    return out
 
 
 def _by_cases(body: c.Expr, a: str) -> bool:
@@ -56,6 +81,33 @@ def _by_cases(body: c.Expr, a: str) -> bool:
 
 def _mentions(e: c.Expr, name: str) -> bool:
     return (name, ()) in c.free_locals(e)
+
+
+def _applied(body: c.Expr) -> list[tuple[str, c.Expr]] | None:
+    """The backpropagators a body applies, when it is only applications and sums: ("one", x') for
+    `x' e`, ("many", xs') for an effect applying a list of them; None for any other body."""
+    out: list = []
+    for t in _summands(body):
+        match t:
+            case c.LinApp(fn, _):
+                out.append(("one", fn))
+            case c.Prim(op, (fns, _)) if PRIMITIVES[op].effect:
+                out.append(("many", fns))
+            case _:
+                return None
+    return out
+
+
+def _all_zero(bps) -> bool:
+    """Whether a (nested) list of backpropagators holds only zero ones (None)."""
+    stack = [bps]
+    while stack:
+        x = stack.pop()
+        if type(x) is list:
+            stack.extend(x)
+        elif x is not None:
+            return False
+    return True
 
 
 class LinearBackend:
@@ -144,6 +196,19 @@ class LinearBackend:
         code.body = inner.build("<backpropagator>")
         captured = [gen.lookup(key) for key in code.free]
         v = gen.local()
+        parents = _applied(e.body)
+        if parents is not None:
+            # a body that only applies backpropagators: when every one of them is the zero one (a
+            # constant's), so is this one, and no record is made — as for the defunctionalised records
+            # (a top-level constant computed once must not hold an identity of one evaluation's tape)
+            tests = []
+            for kind, p in parents:
+                atom = gen.atom(p, ind)
+                tests.append(f"{atom} is None" if kind == "one" else f"{gen.const(_all_zero)}({atom})")
+            gen.line(ind, f"if {' and '.join(tests) or 'True'}:")
+            gen.line(ind + 1, f"{v} = None")
+            gen.line(ind, "else:")
+            ind += 1
         gen.line(ind, f"{v} = ({gen.const(GENERIC)}, {gen.const(code)}, ({', '.join(captured)}{',' if captured else ''}))")
         self._append(gen, v, v, gen.const(self), ind)
         return v
@@ -161,6 +226,10 @@ class LinearBackend:
                 gen.line(ind, f"if {p} is not None:")
                 value = gen.atom(arg, ind + 1)
                 gen.line(ind + 1, f"{gen.const(self)}.contribute({p}, {value})")
+            case c.Prim(op, args) if PRIMITIVES[op].effect:  # dApplyList bps cts: many applications at once
+                values = [gen.atom(a, ind) for a in args]
+                gen.line(ind, f"{gen.const(array_kernel(PRIMITIVES[op].array))}({gen.const(self)}, "
+                              f"{', '.join(values)})")
             case c.If():
                 gen.branches(e, ind, lambda branch, i: self.effect(gen, branch, i))
             case c.Let() | c.LetTuple():
@@ -180,28 +249,43 @@ class LinearBackend:
 class Factoring(LinearBackend):
     """Linear factoring: pending arguments merged per identity, swept from the largest identity down."""
 
-    def contribute(self, p: int, value: float) -> None:
+    def __init__(self, counters, counting: bool = False):
+        super().__init__(counters, counting)
+        self.owned: set = set()  # identities whose pending argument is an accumulator of this sweep's own
+        self.n_sinks = 0         # the inputs' sinks of the sweep under way (for the sink_updates counter)
+
+    def contribute(self, p: int, value) -> None:
         adj = self.adj
         old = adj[p]
+        if self.counting and p < self.n_sinks:
+            self.counters.sink_updates += 1
         if old is None:
             adj[p] = value
         else:
-            adj[p] = old + value
+            if type(old) in REAL_TYPES or value is ZERO:  # (a real, the symbolic zero, a sum over paths)
+                adj[p] = old + value
+            else:  # an array: added into an accumulator of the sweep's own, in place from the second time
+                adj[p] = array_kernel("accumulate")(old, value, p in self.owned)
+                self.owned.add(p)
+                if self.counting:
+                    self.counters.elements += array_kernel("touched")(value)
             if self.counting:
                 self.counters.merges += 1
 
     def backward(self, records: list, seeds: list[tuple[int, float]], n_sinks: int) -> list:
-        saved = self.adj
+        saved, saved_owned, saved_sinks = self.adj, self.owned, self.n_sinks
         adj = self.adj = [None] * len(records)
+        self.owned, self.n_sinks = set(), 0
         try:
-            for p, v in seeds:
+            for p, v in seeds:  # (an output's own seed is not a sink update, even where it is an input)
                 self.contribute(p, v)
+            self.n_sinks = n_sinks
             if self.counting:
                 self._sweep_counting(records, adj, n_sinks)
             else:
                 self._sweep(records, adj, n_sinks)
         finally:
-            self.adj = saved
+            self.adj, self.owned, self.n_sinks = saved, saved_owned, saved_sinks
         return [ZERO if g is None else g for g in adj[:n_sinks]]
 
     def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
@@ -277,6 +361,8 @@ class Naive(LinearBackend):
         self.counters.bp_run += 1
         if n == 0:  # the sink of input p
             self.counters.sink_updates += 1
+            if self.counting and type(self.grad[p]) is not float:  # an array merged into an array sink
+                self.counters.elements += array_kernel("touched")(ct)
             self.grad[p] += ct
         elif rec[0] is GENERIC:
             rec[1].body(rec[2], ct)

@@ -7,17 +7,25 @@ type into a Python function (`Shapes` memoises them), so a list of ten
 thousand reals is flattened by one `list()` and its gradient rebuilt by one
 slice, rather than by a recursive walk per element.
 
-    flatten(v)              the reals of v, in a fixed order
+    flatten(v)              the reals of v, in a fixed order (an Array's elements, row-major)
     rebuild(shape, reals)   a value shaped like `shape` whose reals come from `reals`
                             (other leaves zero: 0, false, ())
-    inject(v, first)        v with its k-th real r paired with the identity first + k
+    map_reals(v, fn)        each real r replaced by fn(r) (an Array's elements too)
+    leaves(v)               like flatten, but an Array is one leaf (reverse mode, tape: one
+                            backpropagator, one cotangent per array)
+    rebuild_leaves(shape, leaves)   the inverse of leaves (an Array leaf 0.0: zeros of its shape)
+    map_leaves(v, fn, array_fn)     each real r replaced by fn(r), each Array a by array_fn(a)
+    inject(v, first)        v with its k-th leaf x paired with the identity first + k
     unlift(dual, out)       the primal part of a ←D value, its backpropagators appended to out
+
+Walks of a type with no Array never touch numpy.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..model.types import BOOL, INT, REAL, UNIT, TList, TTuple, Type, prune, resolve
+from ..model.primitives import array_kernel
+from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TList, TTuple, Type, prune, resolve
 
 _ZERO = {INT: 0, BOOL: False, UNIT: ()}
 
@@ -52,6 +60,9 @@ class Shapes:
     def _make_flatten(self, t: Type) -> Callable:
         if t == REAL:
             return lambda v, out: out.append(v)
+        if t == ARRAY:
+            elements = array_kernel("elements")
+            return lambda v, out: out.extend(elements(v))
         if isinstance(t, TList) and prune(t.item) == REAL:
             return lambda v, out: out.extend(v)
         if isinstance(t, TList):
@@ -75,15 +86,25 @@ class Shapes:
         return self._get("rebuild", t, self._make_rebuild)(shape, reals, start)[0]
 
     def _make_rebuild(self, t: Type) -> Callable:
+        return self._rebuilder(t, "rebuild", self._make_rebuild, elements=True)
+
+    def _rebuilder(self, t: Type, kind: str, make: Callable, elements: bool) -> Callable:
+        """rebuild (elements: an Array from its elements) and rebuild_leaves (an Array is one leaf)."""
         if t == REAL:
             return lambda shape, reals, i: (reals[i], i + 1)
+        if t == ARRAY and elements:
+            from_elements, size = array_kernel("from_elements"), array_kernel("size")
+            return lambda shape, reals, i: (from_elements(shape, reals, i), i + size(shape))
+        if t == ARRAY:
+            dense_or = array_kernel("dense_or")  # 0.0 (nothing reached the sink): zeros of the shape
+            return lambda shape, leaves, i: (dense_or(leaves[i], shape), i + 1)
         if t in _ZERO:
             zero = _ZERO[t]
             return lambda shape, reals, i: (zero, i)
         if isinstance(t, TList) and prune(t.item) == REAL:
             return lambda shape, reals, i: (list(reals[i:i + len(shape)]), i + len(shape))
         if isinstance(t, TList):
-            item = self._get("rebuild", t.item, self._make_rebuild)
+            item = self._get(kind, t.item, make)
 
             def rebuild_list(shape, reals, i):
                 out = []
@@ -93,7 +114,7 @@ class Shapes:
                 return out, i
             return rebuild_list
         if isinstance(t, TTuple):
-            parts = [self._get("rebuild", it, self._make_rebuild) for it in t.items]
+            parts = [self._get(kind, it, make) for it in t.items]
 
             def rebuild_tuple(shape, reals, i):
                 out = []
@@ -111,6 +132,9 @@ class Shapes:
     def _make_map_reals(self, t: Type) -> Callable:
         if t == REAL:
             return lambda v, fn: fn(v)
+        if t == ARRAY:
+            elements, from_elements = array_kernel("elements"), array_kernel("from_elements")
+            return lambda v, fn: from_elements(v, [fn(x) for x in elements(v)], 0)
         if isinstance(t, TList):
             item = self._get("map_reals", t.item, self._make_map_reals)
             return lambda v, fn: [item(x, fn) for x in v]
@@ -119,13 +143,60 @@ class Shapes:
             return lambda v, fn: tuple(part(x, fn) for part, x in zip(parts, v))
         return lambda v, fn: v
 
+    # ---- leaves, rebuild_leaves, map_leaves: an Array is one leaf (reverse mode and tape)
+    def leaves(self, v: Any, t: Type) -> list:
+        out: list = []
+        self._get("leaves", t, self._make_leaves)(v, out)
+        return out
+
+    def _make_leaves(self, t: Type) -> Callable:
+        if t == REAL or t == ARRAY:
+            return lambda v, out: out.append(v)
+        if isinstance(t, TList):
+            item = self._get("leaves", t.item, self._make_leaves)
+
+            def walk_list(v, out):
+                for x in v:
+                    item(x, out)
+            return walk_list
+        if isinstance(t, TTuple):
+            parts = [self._get("leaves", i, self._make_leaves) for i in t.items]
+
+            def walk_tuple(v, out):
+                for part, x in zip(parts, v):
+                    part(x, out)
+            return walk_tuple
+        return lambda v, out: None
+
+    def rebuild_leaves(self, shape: Any, t: Type, leaves: list) -> Any:
+        return self._get("rebuild_leaves", t, self._make_rebuild_leaves)(shape, leaves, 0)[0]
+
+    def _make_rebuild_leaves(self, t: Type) -> Callable:
+        return self._rebuilder(t, "rebuild_leaves", self._make_rebuild_leaves, elements=False)
+
+    def map_leaves(self, v: Any, t: Type, fn: Callable, array_fn: Callable) -> Any:
+        return self._get("map_leaves", t, self._make_map_leaves)(v, fn, array_fn)
+
+    def _make_map_leaves(self, t: Type) -> Callable:
+        if t == REAL:
+            return lambda v, fn, afn: fn(v)
+        if t == ARRAY:
+            return lambda v, fn, afn: afn(v)
+        if isinstance(t, TList):
+            item = self._get("map_leaves", t.item, self._make_map_leaves)
+            return lambda v, fn, afn: [item(x, fn, afn) for x in v]
+        if isinstance(t, TTuple):
+            parts = [self._get("map_leaves", it, self._make_map_leaves) for it in t.items]
+            return lambda v, fn, afn: tuple(part(x, fn, afn) for part, x in zip(parts, v))
+        return lambda v, fn, afn: v
+
     # ---- inject: the k-th real r becomes (r, first + k)
     def inject(self, v: Any, t: Type, first: int) -> tuple[Any, int]:
         """v with identities first, first + 1, ... paired with its reals; the next free identity."""
         return self._get("inject", t, self._make_inject)(v, first)
 
     def _make_inject(self, t: Type) -> Callable:
-        if t == REAL:
+        if t == REAL or t == ARRAY:  # an Array is one input: one sink
             return lambda v, i: ((v, i), i + 1)
         if isinstance(t, TList) and prune(t.item) == REAL:
             return lambda v, i: (list(zip(v, range(i, i + len(v)))), i + len(v))
@@ -156,7 +227,7 @@ class Shapes:
         return self._get("unlift", t, self._make_unlift)(dual, backprops)
 
     def _make_unlift(self, t: Type) -> Callable:
-        if t == REAL:
+        if t == REAL or t == ARRAY:
             def real(d, out):
                 out.append(d[1])
                 return d[0]

@@ -56,7 +56,7 @@ _BINARY = {"|>": (1, False), "||": (2, True), "&&": (3, True),
 _CMP = 4
 _SECTION_OPS = frozenset(_BINARY) | {"^"}
 _OPEN = frozenset({"fun", "\\", "let", "if"})
-_ATOM_START = frozenset({"int", "real", "true", "false", "name", "(", "["})
+_ATOM_START = frozenset({"int", "real", "string", "true", "false", "name", "(", "["})
 
 
 def parse(source: Source, text: str, start: str):
@@ -285,6 +285,8 @@ class _Parser:
                 return s.IntLit(_int(value), span=self.span(first, first)), first, first
             case "real":
                 return s.RealLit(float(value), span=self.span(first, first)), first, first
+            case "string":
+                return s.StringLit(value[1:-1], span=self.span(first, first)), first, first
             case "true" | "false":
                 return s.BoolLit(kind == "true", span=self.span(first, first)), first, first
             case "name":

@@ -128,7 +128,7 @@ class Desugarer:
                 return self.application(e, scope)
             case s.IntLit(v):
                 return c.Lit(v, span=e.span)
-            case s.RealLit(v):
+            case s.RealLit(v) | s.StringLit(v):
                 return c.Lit(v, span=e.span)
             case s.BoolLit(v):
                 return c.Lit(v, span=e.span)

@@ -30,9 +30,9 @@ from ..model.errors import DlNameError, DlTypeError
 from ..model.primitives import PRIMITIVES, Primitive
 from ..model.scope import Scope
 from ..model.spans import Span
-from ..model.types import (BASE_TYPES, BOOL, CLASSES, EQ, FLOAT, NONE, NUM, REAL, STRUCTURAL, UNIT, Scheme, TCon,
-                           TFun, TList, TNeg, TTuple, TVar, Type, free_vars, instance_name, prune, show_scheme,
-                           substitute)
+from ..model.types import (BASE_TYPES, BOOL, CLASSES, D, EQ, FLOAT, LINEAR, LIST_CLASSES, NONE, NUM, REAL, STRING,
+                           STRUCTURAL, UNIT, Scheme, TCon, TCtor, TFun, TList, TNeg, TTuple, TVar, Type, free_vars,
+                           instance_name, prune, show_scheme, substitute)
 from . import wording as w
 from .wording import snippet
 
@@ -65,7 +65,8 @@ def unify(a: Type, b: Type) -> None:
     """Make `a` and `b` the same type by binding variables, or raise Mismatch.
 
     A variable binds to the other side (after the occurs check and the class
-    check of `_bind`); two constructors unify componentwise."""
+    check of `_bind`); two constructors unify componentwise. In the target
+    languages ¬T and T ⊸ d are one type (a backpropagator is a linear map into d)."""
     a, b = prune(a), prune(b)
     if a is b:
         return
@@ -84,6 +85,12 @@ def unify(a: Type, b: Type) -> None:
                 unify(x, y)
         case (TList(x), TList(y)) | (TNeg(x), TNeg(y)):
             unify(x, y)
+        case TCtor(n, xs), TCtor(m, ys) if n == m and len(xs) == len(ys):
+            for x, y in zip(xs, ys):
+                unify(x, y)
+        case (TNeg(x), TCtor(n, (y, r))) | (TCtor(n, (y, r)), TNeg(x)) if n == LINEAR:
+            unify(x, y)
+            unify(r, D)
         case _:
             raise Mismatch()
 
@@ -118,10 +125,11 @@ def enforce(t: Type, classes: frozenset[str]) -> None:
         case TTuple(items) if classes == {STRUCTURAL}:
             for i in items:
                 enforce(i, classes)
-        case TList(item) if classes == {STRUCTURAL}:
+        case TList(item) if classes <= LIST_CLASSES:
             enforce(item, classes)
         case _:
-            raise Mismatch(sorted(classes - {STRUCTURAL})[0] if classes - {STRUCTURAL} else STRUCTURAL, t)
+            outside = classes - (LIST_CLASSES if isinstance(t, TList) else {STRUCTURAL})
+            raise Mismatch(sorted(outside)[0] if outside else STRUCTURAL, t)
 
 
 def default_numeric(t: Type) -> None:
@@ -183,8 +191,8 @@ class Inferencer:
             case s.TyName(name):
                 if name in BASE_TYPES:
                     return BASE_TYPES[name]
-                raise DlNameError(f"unknown type `{name}` (types are Real, Int, Bool, Unit, T -> T, T * T, [T], 'a)",
-                                  t.span)
+                raise DlNameError(f"unknown type `{name}` (types are Real, Int, Bool, Unit, Array, String, T -> T, "
+                                  "T * T, [T], 'a)", t.span)
             case s.TyVar(name):
                 if name not in self.annot_vars:
                     self.annot_vars[name] = self.fresh()
@@ -321,6 +329,8 @@ class Inferencer:
             return self.fresh(NUM)
         if isinstance(value, float):
             return self.fresh(FLOAT)
+        if isinstance(value, str):
+            return STRING
         return UNIT
 
     def application(self, e: c.App, fn: c.Expr, arg: c.Expr) -> c.Expr:
@@ -389,6 +399,8 @@ def _argument_context(prim: Primitive, shown: str, k: int, arg: c.Expr) -> w.Con
     subject = snippet(arg.span)
     if prim.kind == "ad":
         return (w.Differentiated(shown, subject), w.Point(shown, subject), w.Tangent(shown, subject))[min(k, 2)]
+    if prim.kind == "custom" and k == 1:
+        return w.CustomRule(shown, subject)
     return w.PrimitiveArgument(shown, k, prim.arity, subject)
 
 

@@ -21,7 +21,7 @@ from ..model import core as c
 from ..model.scope import Scope
 from .loader import World
 from ..model.primitives import PRIMITIVES
-from ..model.types import REAL, TFun, TList, TNeg, TTuple, TVar, Type, map_vars, prune, substitute
+from ..model.types import ARRAY, REAL, TFun, TList, TNeg, TTuple, TVar, Type, map_vars, prune, substitute
 
 
 class Specializer:
@@ -136,7 +136,7 @@ class _Walk:
                 return replace(c.map_children(e, self.term), ty=ty)
             case c.Prim(op):
                 out = c.map_children(e, self.term)
-                src = out.args[0].ty if PRIMITIVES[op].kind == "ad" else None  # the function differentiated
+                src = out.args[0].ty if PRIMITIVES[op].kind in ("ad", "custom") else None  # the function differentiated
                 return replace(out, src=src, ty=ty)
         raise AssertionError(e)
 
@@ -167,8 +167,9 @@ def concrete_generic(generic: Type, sub: dict, qvars: tuple) -> Type:
 
 
 def _literal(value, ty: Type):
-    """A number literal at its specialised type: `2` at Real is 2.0."""
-    if ty == REAL and isinstance(value, int) and not isinstance(value, bool):
+    """A number literal at its specialised type: `2` at Real is 2.0, and so at Array (where the compiler
+    makes it a 0-d array)."""
+    if (ty == REAL or ty == ARRAY) and isinstance(value, int) and not isinstance(value, bool):
         try:
             return float(value)
         except OverflowError:

@@ -459,6 +459,10 @@ class _ToSyntax(Transformer):
         return s.RealLit(float(children[0]), span=self._span(meta))
 
     @v_args(meta=True)
+    def string_lit(self, meta, children):
+        return s.StringLit(str(children[0])[1:-1], span=self._span(meta))
+
+    @v_args(meta=True)
     def true_lit(self, meta, children):
         return s.BoolLit(True, span=self._span(meta))
 

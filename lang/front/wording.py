@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..model.errors import DlTypeError
 from ..model.nodes import node  # dataclass(frozen=True), made quickly (start-up)
 from ..model.spans import Span
-from ..model.types import Namer, TFun, TList, TNeg, TTuple, TVar, Type, prune, show, show_scheme
+from ..model.types import Namer, TCtor, TFun, TList, TNeg, TTuple, TVar, Type, prune, show, show_scheme
 
 
 class Context:
@@ -148,6 +148,22 @@ class PrimitiveArgument(Context):
 
 
 @node(slots=False)
+class CustomRule(Context):
+    """The rule given to `custom_vjp f rule x`, against f's type A -> B: A -> B * (B -> A)."""
+
+    op: str
+    subject: str
+
+    def say(self, expected: str, is_what: str) -> str:
+        return (f"the rule given to {self.op} must have type {expected}: the value and its pullback, which "
+                f"←D composes with the argument's backpropagator x' : ¬A to make the result's y' : ¬B for a "
+                f"function A -> B; but {self.subject} {is_what}")
+
+    def role(self) -> str:
+        return f"the rule given to {self.op}"
+
+
+@node(slots=False)
 class Differentiated(Context):
     """The function given to `grad` & co."""
 
@@ -196,6 +212,7 @@ CLASS_WORDS = {
     "Eq": "comparable with == (Int, Real or Bool)",
     "Ord": "ordered by < (Int or Real)",
     "Diff": "differentiable data (Real, Int, Bool, Unit, Array, or tuples and lists of them)",
+    "Nested": "a Real or a nested list of Reals ([Real], [[Real]], ...)",
 }
 
 # what a type in the class is, for "but <role> must be ..."
@@ -205,6 +222,7 @@ CLASS_NOUN = {
     "Eq": "comparable with == (Int, Real or Bool)",
     "Ord": "an Int or a Real (what < compares)",
     "Diff": "differentiable data (Real, Int, Bool, Unit, Array, or tuples and lists of them)",
+    "Nested": "a Real or a nested list of Reals ([Real], [[Real]], ...)",
 }
 
 # what an expression whose type is still a class variable is: `1` "is a number (Int, Real or Array)";
@@ -215,6 +233,7 @@ IS_IN_CLASS = {
     "Ord": "is compared with < (so it is Int or Real)",
     "Eq": "is compared with == (so it is Int, Real or Bool)",
     "Diff": "is differentiated (so it is differentiable data)",
+    "Nested": "is made into an array (so it is a Real or a nested list of Reals)",
 }
 
 
@@ -296,4 +315,6 @@ def _occurs(part: Type, whole: Type) -> bool:
             return any(_occurs(part, i) for i in items)
         case TList(item) | TNeg(item):
             return _occurs(part, item)
+        case TCtor(_, args):
+            return any(_occurs(part, a) for a in args)
     return False

@@ -30,29 +30,42 @@ Kinds: `real` Real^k -> Real, differentiable (plain at Int when overloaded);
 `compare` reads primal values only; `toint` Real -> Int (no derivative);
 `toreal` Int -> Real (a constant); `int`/`bool` no reals at all;
 `structural` parametric (every transform maps it to itself); `ad` the
-differentiation kernel (lang/ad.py); `delta` the constructors of Delta
+differentiation kernel (lang/ad.py); `custom` a function applied with its
+own derivative rule, which each target language runs its own way
+(lang/back/kernel.py, custom rules); `array` an operation on Arrays (lang/model/array_rows.py,
+which also gives the real rows their Array kernels); `effect` a statement of a backpropagator's
+body (target languages only); `delta` the constructors of Delta
 expressions, target-only rows whose implementation is the delta runtime's
 (lang/modes/delta.py: how a Delta is represented is that module's choice);
-`target` a construct of another transform's target language only (never in
+`linear` the zero, sum, scaling and application of linear maps between
+cotangent types, and `chad` the constructs of the chad modes' target language
+(docs/transforms.md, chad): target-only rows whose implementation is the
+mode's (lang/modes/chad.py), each saying in `linear` the argument positions in
+which it is linear, for the target checker (lang/transforms/check.py);
+and `target` a construct of another transform's target language only (never in
 a program; its target's runtime implements it).
 """
 from __future__ import annotations
 
+import importlib
 import math
 import operator
 import os
 import resource
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Callable
 
+from . import array_rows
 from . import realmath as rm
 from .core import If, Lit, Prim
 from .core import children
 from .zeros import ZERO
 from .errors import DlRuntimeError
 from .values import call1, call2
-from .types import TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TFun, TList, TTuple, TVar, Type
+from .types import (BASE_TYPES, TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple,
+                    TVar, Type, linear, prune)
 
 
 @dataclass(frozen=True)
@@ -73,9 +86,26 @@ class Primitive:
     doc: str = ""
     target: bool = False               # a primitive of a transform's target language only (Delta
                                        # constructors, ...): never resolved in a user's program
+    linear: tuple[int, ...] | None = None  # the argument positions in which it is (jointly) a linear map: fst,
+                                       # snd, chad's linear rows, the array rows (target checker, jvp)
+    params: int | None = None          # how many arguments it takes, when its result is a function
+                                       # (default: every arrow of its type)
+    # Arrays (lang/model/array_rows.py):
+    array: str | None = None           # the function of lang/model/arrays.py that implements its Array
+                                       # instance (named, not imported: numpy only for array programs)
+    vjp: Callable | None = None        # (x1, ..., xk, r, c) -> [cotangent term or None per argument]
+    jvp: Callable | None = None        # (x1, ..., xk, t1, ..., tk, r) -> tangent term
+    bilinear: bool = False             # linear in each of its two arguments separately (matmul)
+    unlist: Callable | None = None     # list-valued rows: (x1, ..., xk, i) -> (count, element i,
+                                       # c -> [cotangent per argument] of element i)
+    per_element: bool = False          # applies its function argument to each element (amap)
+    site: str | None = None            # "module:factory": its implementation made per compiler
+    effect: bool = False               # a statement of type d in a backpropagator's body
 
     @property
     def arity(self) -> int:
+        if self.params is not None:
+            return self.params
         n, t = 0, self.scheme.body
         while isinstance(t, TFun):
             n, t = n + 1, t.result
@@ -106,8 +136,8 @@ def parse_scheme(text: str) -> Scheme:
             cls, var = part.split()
             old = variables.get(var)
             variables[var] = TVar(0, (old.constraint if old else frozenset()) | {cls})
-    tokens = body.replace("->", " -> ").replace("*", " * ").replace("(", " ( ").replace(")", " ) ") \
-        .replace("[", " [ ").replace("]", " ] ").split()
+    tokens = body.replace("->", " -> ").replace("-o", " -o ").replace("*", " * ").replace("(", " ( ") \
+        .replace(")", " ) ").replace("[", " [ ").replace("]", " ] ").replace(",", " , ").replace("~", " ~ ").split()
     pos = 0
 
     def arrow() -> Type:
@@ -116,6 +146,9 @@ def parse_scheme(text: str) -> Scheme:
         if pos < len(tokens) and tokens[pos] == "->":
             pos += 1
             return TFun(left, arrow())
+        if pos < len(tokens) and tokens[pos] == "-o":
+            pos += 1
+            return linear(left, arrow())
         return left
 
     def product() -> Type:
@@ -138,9 +171,19 @@ def parse_scheme(text: str) -> Scheme:
             t = arrow()
             pos += 1
             return TList(t)
+        if tok == "~":
+            return TNeg(atom())
         if tok.startswith("'"):
             return variables.setdefault(tok, TVar(0))
-        return {"Real": REAL, "Int": INT, "Bool": BOOL, "Unit": UNIT, "Array": ARRAY, **TARGET_TYPES}[tok]
+        if pos < len(tokens) and tokens[pos] == "(" and tok not in TARGET_TYPES:  # Copow('a, 'b)
+            pos += 1
+            args = [arrow()]
+            while tokens[pos] == ",":
+                pos += 1
+                args.append(arrow())
+            pos += 1
+            return TCtor(tok, tuple(args))
+        return {**BASE_TYPES, **TARGET_TYPES}[tok]
 
     t = arrow()
     return Scheme(tuple(variables.values()), t)
@@ -186,6 +229,20 @@ def _pow_base_partial(op: str, x, y) -> If:
 def _exponent_partial(x, r) -> If:
     """∂(x^y)/∂y = x^y log x where x > 0, and zero elsewhere (x^y is not differentiable in y there)."""
     return _if(_cmp(">", x, _r(0)), _p("*", r, _p("log", x)), zero())
+
+
+TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)  # erf'(0)
+
+
+def _sqrt_product(a, b) -> Prim:
+    """√a · √b as a term: acosh' is 1 / (√(x-1) √(x+1)) and asin' 1 / (√(1-x) √(1+x)), never through
+    x² - 1 or 1 - x², which overflow for large x and lose the digits near ±1 where the derivative is large."""
+    return _p("*", _p("sqrt", a), _p("sqrt", b))
+
+
+def _gauss(x, scale: float) -> Prim:
+    """scale · e^(-x²): the derivative of erf (scale 2/√π) and of erfc (-2/√π); 0 far out, as it should."""
+    return _p("*", _r(scale), _p("exp", _p("neg", _p("*", x, x))))
 
 
 # ---- structural implementations ----------------------------------------------
@@ -273,6 +330,75 @@ def _row(name: str, scheme: str, kind: str, **fields) -> Primitive:
     return Primitive(name, parse_scheme(scheme), kind, **fields)
 
 
+def _lin(name: str, scheme: str, positions: tuple[int, ...] | None, doc: str, kind: str = "chad",
+         params: int | None = None) -> Primitive:
+    """A target-only row of the chad language: linear in `positions` (None: not a linear operation)."""
+    return _row(name, scheme, kind, target=True, cost="linear", linear=positions, doc=doc, params=params)
+
+
+MAX_CURRY = 8  # lcurry2 .. lcurry8, lcall2 .. lcall8: the longest λ chain with an entry of its own
+
+
+def _curried(j: int, k: int) -> str:
+    """The curried type the chad modes give a function of the arguments a_j .. a_k (chad's Dr1):
+    each argument's call returns the rest and a linear map from the rest's cotangent f_(j+1) to the
+    argument's and the function's own, (x_j, f_j)."""
+    if j == k:
+        return f"'a{j} -> 'b * ('c -o 'x{j} * 'f{j})"
+    return f"'a{j} -> ({_curried(j + 1, k)}) * ('f{j + 1} -o 'x{j} * 'f{j})"
+
+
+def _entry(k: int) -> str:
+    """An entry of k parameters: all of them at once, and a linear map to all their cotangents."""
+    args = " -> ".join(f"'a{i}" for i in range(1, k + 1))
+    cts = " * ".join(f"'x{i}" for i in range(1, k + 1))
+    return f"{args} -> 'b * ('c -o {cts} * 'f1)"
+
+
+_LINEAR_ROWS: list[Primitive] = [
+    _lin("lzero", "'a", (), "the zero of a cotangent type", kind="linear"),
+    _lin("lplus", "'a -> 'a -> 'a", (0, 1), "the sum of two cotangents", kind="linear"),
+    _lin("lscale", "Real -> Real -> Real", (1,), "lscale w ct: a real cotangent times a partial derivative w",
+         kind="linear"),
+    _lin("lapp", "('a -o 'b) -> 'a -> 'b", (1,), "lapp f ct: the linear map f applied to ct", kind="linear"),
+    _lin("lsingleton", "'a -> 'b -> Copow('a, 'b)", (1,), "the copower with the one entry (a, ct)"),
+    _lin("lcopowfold", "('a -> ('b -o 'c)) -> Copow('a, 'b) -> 'c", (1,),
+         "lcopowfold f cp: the sum of f a ct over the entries (a, ct) of cp"),
+    _lin("lfix", "('a -> ('b -o 'g * Copow('a, 'b))) -> Copow('a, 'b) -> 'g", (1,),
+         "lfix f cp: lcopowfold, where each entry's f may give new entries, folded in turn (let rec)"),
+    _lin("lpack", "'g -> Env", (0,), "a closure's environment cotangent, packed (chad-efficient)"),
+    _lin("lunpack", "Env -> 'g", (0,), "the environment cotangent a closure's Env packs (chad-efficient)"),
+    _lin("lonehot", "Int -> Int -> 'a -> ['a]", (2,), "lonehot n i ct: the list cotangent with ct at index i"),
+    _lin("lcons", "'a -> ['a] -> ['a]", (0, 1), "a list cotangent's head and tail joined"),
+    _lin("lhead", "['a] -> 'a", (0,), "the head of a list cotangent"),
+    _lin("ltail", "['a] -> ['a]", (0,), "the tail of a list cotangent"),
+    _lin("ltake", "Int -> ['a] -> ['a]", (1,), "the first n entries of a list cotangent"),
+    _lin("ldrop", "Int -> ['a] -> ['a]", (1,), "a list cotangent without its first n entries"),
+    _lin("lreverse", "Int -> ['a] -> ['a]", (1,), "lreverse n ct: a list cotangent of length n reversed"),
+    _lin("lat", "['a] -> Int -> 'a", (0,), "lat ct i: entry i of a list cotangent"),
+    _lin("lunzip", "['a * 'b] -> ['a] * ['b]", (0,), "a list cotangent of pairs as a pair of list cotangents"),
+    _lin("lbackmap", "['b * ('c -o 'x * 'f)] -> ['c] -> ['x] * 'f", (1,),
+         "lbackmap ys ct: each call's linear map in ys applied to its entry of ct; the cotangents and the sum "
+         "of the function's"),
+    _lin("lbackmap2", "['b * ('c -o 'x * 'y * 'f)] -> ['c] -> ['x * 'y] * 'f", (1,),
+         "lbackmap for the calls of a function of two arguments (zipWith)"),
+    _lin("lfoldfwd", "('b -> ('a -> 'b * ('c -o 'x * 'f2)) * ('f2 -o 'c * 'f1)) -> 'b -> ['a] -> "
+                     "'b * [('c -o 'c * 'x * 'f1)]", None,
+         "lfoldfwd f z xs: fold, keeping each step's linear map"),
+    _lin("lfoldback", "[('c -o 'c * 'x * 'f)] -> 'c -> 'c * ['x] * 'f", (1,),
+         "lfoldback steps ct: the steps' linear maps from the last to the first: the cotangents of the initial "
+         "accumulator, of the elements and of the function"),
+    _lin("lnested", "'a -> 'b", (0,),
+         "the derivative of a derivative call, which the chad modes do not compute (they refuse nesting)"),
+    *(_lin(f"lcurry{k}", f"({_entry(k)}) -> {_curried(1, k)}", None,
+           f"a function of {k} parameters as a curried value whose calls can also take all {k} at once", params=1)
+      for k in range(2, MAX_CURRY + 1)),
+    *(_lin(f"lcall{k}", f"({_curried(1, k)}) -> {' -> '.join(f'{chr(39)}a{i}' for i in range(1, k + 1))} -> "
+                        f"'b * ('c -o {' * '.join(f'{chr(39)}x{i}' for i in range(1, k + 1))} * 'f1)", None,
+           f"a call with {k} arguments at once: the function's entry when it has one of {k} parameters")
+      for k in range(2, MAX_CURRY + 1)),
+]
+
 NUM2 = "Num 'a => 'a -> 'a -> 'a"
 CMP = "Ord 'a => 'a -> 'a -> Bool"
 EQ = "Eq 'a => 'a -> 'a -> Bool"
@@ -336,6 +462,40 @@ _ROWS: list[Primitive] = [
          partials=lambda x, y, r: [_if(_cmp("<=", x, y), _r(1), zero()), _if(_cmp("<=", x, y), zero(), _r(1))]),
     _row("max", NUM2, "real", impl=rm.fmax, int_impl=max,
          partials=lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), zero()), _if(_cmp(">=", x, y), zero(), _r(1))]),
+    # log1p, expm1, the hyperbolic and inverse functions, erf: each partial written so that it stays
+    # accurate where the textbook form cancels or overflows — 1 / sqrt (1 - x²) as 1 / (√(1-x) √(1+x)),
+    # 1 / sqrt (x² + 1) as 1 / hypot x 1, expm1' as exp x (r + 1 loses everything below 1e-16 for x < -37)
+    _row("log1p", R1, "real", impl=rm.log1p, partials=lambda x, r: [_p("/", _r(1), _p("+", _r(1), x))],
+         cost="transcendental", doc="log (1 + x), exact near 0"),
+    _row("expm1", R1, "real", impl=rm.expm1, partials=lambda x, r: [_p("exp", x)],
+         cost="transcendental", doc="exp x - 1, exact near 0"),
+    _row("sinh", R1, "real", impl=rm.sinh, partials=lambda x, r: [_p("cosh", x)], cost="transcendental"),
+    _row("cosh", R1, "real", impl=rm.cosh, partials=lambda x, r: [_p("sinh", x)], cost="transcendental"),
+    _row("asinh", R1, "real", impl=rm.asinh, partials=lambda x, r: [_p("/", _r(1), _p("hypot", x, _r(1)))],
+         cost="transcendental"),
+    _row("acosh", R1, "real", impl=rm.acosh,
+         partials=lambda x, r: [_p("/", _r(1), _sqrt_product(_p("-", x, _r(1)), _p("+", x, _r(1))))],
+         cost="transcendental"),
+    _row("atanh", R1, "real", impl=rm.atanh,
+         partials=lambda x, r: [_p("/", _r(1), _p("*", _p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("asin", R1, "real", impl=rm.asin,
+         partials=lambda x, r: [_p("/", _r(1), _sqrt_product(_p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("acos", R1, "real", impl=rm.acos,
+         partials=lambda x, r: [_p("/", _r(-1), _sqrt_product(_p("-", _r(1), x), _p("+", _r(1), x)))],
+         cost="transcendental"),
+    _row("atan", R1, "real", impl=rm.atan, partials=lambda x, r: [_p("/", _r(1), _p("+", _r(1), _p("*", x, x)))],
+         cost="transcendental"),
+    _row("erf", R1, "real", impl=rm.erf, partials=lambda x, r: [_gauss(x, TWO_OVER_SQRT_PI)],
+         cost="transcendental"),
+    _row("erfc", R1, "real", impl=rm.erfc, partials=lambda x, r: [_gauss(x, -TWO_OVER_SQRT_PI)],
+         cost="transcendental", doc="1 - erf x, accurate where erf x is near 1"),
+    # √(x² + y²) without overflow; at the origin the partials are 0 by convention, as abs'(0) (hypot x 0 = abs x)
+    _row("hypot", R2, "real", impl=rm.hypot,
+         partials=lambda x, y, r: [_if(_cmp("==", r, _r(0)), zero(), _p("/", x, r)),
+                                   _if(_cmp("==", r, _r(0)), zero(), _p("/", y, r))],
+         cost="transcendental"),
     _row("pi", "Float 'a => 'a", "toreal", impl=math.pi),
     # the symbolic zero (lang/model/zeros.py): a tangent or partial that is 0 by construction
     _row(ZERO_NAME, "Real", "toreal", impl=ZERO, target=True,
@@ -354,8 +514,10 @@ _ROWS: list[Primitive] = [
     _row(">=", CMP, "compare", impl=operator.ge, pyop=">=", py="{0} >= {1}", cost="compare"),
     _row("not", "Bool -> Bool", "bool", impl=operator.not_, cost="compare", py="not {0}"),
     # structural: parametric, so every transform maps them to themselves
-    _row("fst", "'a * 'b -> 'a", "structural", impl=operator.itemgetter(0), cost="structural", py="{0}[0]"),
-    _row("snd", "'a * 'b -> 'b", "structural", impl=operator.itemgetter(1), cost="structural", py="{0}[1]"),
+    _row("fst", "'a * 'b -> 'a", "structural", impl=operator.itemgetter(0), cost="structural", py="{0}[0]",
+         linear=(0,)),
+    _row("snd", "'a * 'b -> 'b", "structural", impl=operator.itemgetter(1), cost="structural", py="{0}[1]",
+         linear=(0,)),
     _row("map", "('a -> 'b) -> ['a] -> ['b]", "structural", impl=_map, cost="structural"),
     _row("fold", "('b -> 'a -> 'b) -> 'b -> ['a] -> 'b", "structural", impl=_fold, cost="structural"),
     _row("zipWith", "('a -> 'b -> 'c) -> ['a] -> ['b] -> ['c]", "structural", impl=_zip_with, cost="structural"),
@@ -375,6 +537,20 @@ _ROWS: list[Primitive] = [
     _row("vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'b * ('b -> 'a)", "ad", cost="ad", fails=True),
     _row("jvp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> 'a -> 'b * 'b", "ad", cost="ad", fails=True),
     _row("derivative", "(Real -> Real) -> Real -> Real", "ad", cost="ad", fails=True),
+    # derivatives of any shape (docs/reference.md §7, Jacobians, Hessians and auxiliary outputs): the one-hot
+    # seeds they push or pull are the kernel's, zero by construction off the diagonal, never the program's
+    _row("jacrev", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['a]", "ad", cost="ad", fails=True,
+         doc="the rows of the Jacobian, one gradient per output real: one vjp, one pullback per output real"),
+    _row("jacfwd", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['a]", "ad", cost="ad", fails=True,
+         doc="the rows of the Jacobian (as jacrev), from one jvp per input real"),
+    _row("jacobianT", "(Diff 'a, Diff 'b) => ('a -> 'b) -> 'a -> ['b]", "ad", cost="ad", fails=True,
+         doc="the columns of the Jacobian, one tangent per input real: one jvp per input real"),
+    _row("value_and_grad_aux", "(Diff 'a, Diff 'c) => ('a -> Real * 'c) -> 'a -> (Real * 'c) * 'a", "ad",
+         cost="ad", fails=True, doc="(f x, the gradient of its first component); the second is not differentiated"),
+    # a function with its own reverse rule (docs/reference.md §7, Custom derivatives): `custom_vjp f rule x` is
+    # f x; a mode that differentiates through it takes the value and the pullback from `rule x` instead
+    _row("custom_vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> ('a -> 'b * ('b -> 'a)) -> 'a -> 'b", "custom",
+         cost="ad", fails=True, doc="f x, differentiated by the rule's pullback: rule x = (f x, fun u -> u J)"),
     # the Delta expressions of the delta modes' target language (docs/transforms.md, delta): data that
     # describes a linear map; the runtime that builds and transposes them is lang/modes/delta.py
     _row("dzero", "Delta", "delta", target=True, cost="delta", doc="the zero map (a constant's Delta)"),
@@ -385,6 +561,8 @@ _ROWS: list[Primitive] = [
          doc="d with a fresh identity, so that the backward pass walks it once however often it is used"),
     _row("dmark", "Delta -> Delta", "delta", target=True, cost="delta",
          doc="d marked as one primitive's derivative, without an identity (delta-noshare)"),
+    # linear maps between cotangent types (docs/transforms.md, Notation): the target language of chad
+    *_LINEAR_ROWS,
     # target-only rows of the dual-numbers stages (docs/transforms.md, dualrev; lang/transforms/dualrev.py);
     # their implementations belong to the stages' runtime (lang/modes/dualrev.py), which owns their data
     *[_row(name, scheme, "target", target=True, cost="target", doc=doc) for name, scheme, doc in [
@@ -458,6 +636,14 @@ _ROWS += [_row(name, scheme, "ps", target=True, cost="structural" if name.endswi
                fails=name in ("buildP", "getP", "headP", "tailP"))
           for name, scheme, doc in _PS]
 
+# Arrays: the real rows' Array kernels, and the array rows (lang/model/array_rows.py)
+_ROWS = [replace(p, array=array_rows.ELEMENTWISE[p.name]) if p.name in array_rows.ELEMENTWISE else p
+         for p in _ROWS]
+_ROWS += [_row(name, scheme, "effect" if fields.get("effect") else "array", fails=True, **{"cost": "array", **fields})
+          for name, scheme, fields in array_rows.ROWS]
+_ROWS += [_row(name, scheme, "effect" if fields.get("effect") else "array", fails=True, target=True,
+               **{"cost": "array", **fields}) for name, scheme, fields in array_rows.TARGET_ROWS]
+
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _ROWS}
 
 # The spellings of binary operators in source text and their rows.
@@ -472,6 +658,30 @@ def lookup(name: str) -> Primitive:
         return PRIMITIVES[name]
     except KeyError:
         raise KeyError(f"no primitive named {name!r} in the primitive table") from None
+
+
+def array_instance(prim: Primitive, arg_types, result_type) -> bool:
+    """Whether an application runs on Arrays: an array row, or a real row at Array (elementwise)."""
+    if prim.kind in ("array", "effect"):
+        return True
+    if prim.kind in ("real", "toreal"):
+        return any(prune(t) == ARRAY for t in (result_type, *arg_types))
+    return False
+
+
+@lru_cache(maxsize=None)
+def array_kernel(name: str) -> Callable:
+    """The kernel `name` of lang/model/arrays.py, or `module:name` elsewhere (importing numpy, once, on
+    first use)."""
+    module, _, attr = name.rpartition(":")
+    return getattr(importlib.import_module(module or "lang.model.arrays"), attr)
+
+
+@lru_cache(maxsize=None)
+def site_factory(path: str) -> Callable:
+    """The factory `module:name` that makes a row's implementation for one compiler."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def user_visible() -> list[str]:

@@ -47,6 +47,8 @@ def literal(value) -> str:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, str):
+        return '"' + value + '"'
     if value == ():
         return "()"
     if isinstance(value, float):
@@ -265,8 +267,10 @@ class _Printer:
             case c.LetRec(name, bound, _, inst):
                 params, body = _params(bound)
                 head, bound = f"let rec {instance_name(name, inst)} {' '.join(params)} =", body
-            case c.LetTuple(names, bound, _):
-                head = f"let ({', '.join(names)}) ="
+            case c.LetTuple(names, bound, _):  # a long pattern (chad's environments) breaks after its commas
+                pattern = cat(text("let ("), Align(Group(join(cat(text(","), LINE), [text(n) for n in names]))),
+                              text(") ="))
+                return Group(cat(pattern, Nest(2, cat(LINE, self.doc(bound, OPEN))), LINE, text("in")))
             case _:
                 raise AssertionError(e)
         return Group(cat(text(head), Nest(2, cat(LINE, self.doc(bound, OPEN))), LINE, text("in")))

@@ -53,6 +53,54 @@ sin, cos, tan = _guarded(math.sin), _guarded(math.cos), _guarded(math.tan)
 tanh, atan2 = math.tanh, math.atan2
 
 
+# The inverse and hyperbolic functions, log1p, expm1, erf: math's, made total. Outside a domain
+# the result is the IEEE one (numpy's): the limit where there is one (log1p (-1) = -inf, atanh 1 = inf),
+# nan where there is none (asin 2, acosh 0.5); past the largest float, an infinity of the right sign.
+
+
+def log1p(x: float) -> float:
+    """log(1 + x), exact near 0 (log1p 1e-20 = 1e-20, where log (1 + 1e-20) is 0)."""
+    if x > -1.0:
+        return math.log1p(x)
+    return -inf if x == -1.0 else nan
+
+
+def expm1(x: float) -> float:
+    """e^x - 1, exact near 0 (expm1 1e-15 = 1e-15 to the last digit, where exp x - 1 is off by 11%)."""
+    try:
+        return math.expm1(x)
+    except OverflowError:
+        return inf
+
+
+def sinh(x: float) -> float:
+    try:
+        return math.sinh(x)
+    except OverflowError:
+        return math.copysign(inf, x)
+
+
+def cosh(x: float) -> float:
+    try:
+        return math.cosh(x)
+    except OverflowError:
+        return inf
+
+
+def acosh(x: float) -> float:
+    return math.acosh(x) if x >= 1.0 else nan
+
+
+def atanh(x: float) -> float:
+    if -1.0 < x < 1.0:
+        return math.atanh(x)
+    return math.copysign(inf, x) if abs(x) == 1.0 else nan
+
+
+asinh, atan, erf, erfc, hypot = math.asinh, math.atan, math.erf, math.erfc, math.hypot
+asin, acos = _guarded(math.asin), _guarded(math.acos)
+
+
 def sigmoid(x: float) -> float:
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))

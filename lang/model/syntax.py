@@ -124,6 +124,12 @@ class RealLit:  # 4.2, 1e-3
 
 
 @node
+class StringLit:  # "data/points.csv" (a String: what the data loaders take)
+    value: str
+    span: Span = _span()
+
+
+@node
 class BoolLit:  # true | false
     value: bool
     span: Span = _span()
@@ -224,7 +230,7 @@ class Annot:  # (e : T)
 
 
 Expr = (
-    Name | Instance | IntLit | RealLit | BoolLit | UnitLit | TupleExpr | ListExpr | Lambda
+    Name | Instance | IntLit | RealLit | StringLit | BoolLit | UnitLit | TupleExpr | ListExpr | Lambda
     | LinLambda | Apply | BinOp | Neg | Section | LetIn | LetFun | IfExpr | Annot
 )
 

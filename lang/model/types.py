@@ -1,8 +1,9 @@
 """Types of the source and target languages, type variables with constraints, printing.
 
-    T ::= Real | Int | Bool | Unit | Array | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
-        | ~T | d | Delta                                         (target, docs/transforms.md, Notation)
+    T ::= Real | Int | Bool | Unit | Array | String | T -> T | T * T * ... | [T] | 'a   (source, docs/reference.md §4)
+        | ~T | d | Delta | Env                                   (target, docs/transforms.md, Notation)
         | Staged | ID | Supply | Contrib                         (target of the dualrev stages)
+        | T -o U | Name(T, ...)                                  (target: a linear map, a target type constructor)
 
 A type variable carries a *constraint*: the set of classes its type must
 belong to. A class is the set of base types in it (`CLASSES`):
@@ -12,6 +13,7 @@ belong to. A class is the set of base types in it (`CLASSES`):
     Ord    — Int, Real (what < compares)
     Num    — Int, Real, Array (+ - * ^ neg abs min max; an integer literal `2` starts here)
     Float  — Real, Array (/ and the real functions sin, exp, ...; a literal `2.5` starts here)
+    Nested — Real, and lists of Nested: [Real], [[Real]], ... (what `array` makes an Array of)
 
 so `sin x * x + 2.0` has one type, `Float 'a => 'a -> 'a`, and runs on a Real
 or, elementwise, on an Array. Every class contains Real: a variable no type
@@ -30,11 +32,13 @@ CLASSES: dict[str, frozenset[str]] = {
     "Ord": frozenset({"Int", "Real"}),
     "Num": frozenset({"Int", "Real", "Array"}),
     "Float": frozenset({"Real", "Array"}),
+    "Nested": frozenset({"Real"}),
 }
 STRUCTURAL = "Diff"  # the class that also holds tuples and lists of its members
-CLASS_ORDER = ("Diff", "Eq", "Ord", "Num", "Float")  # how constraints print
+LIST_CLASSES = frozenset({"Diff", "Nested"})  # the classes that also hold lists of their members
+CLASS_ORDER = ("Diff", "Eq", "Ord", "Num", "Float", "Nested")  # how constraints print
 NONE: frozenset[str] = frozenset()
-DIFF, EQ, ORD, NUM, FLOAT = (frozenset({name}) for name in CLASS_ORDER)
+DIFF, EQ, ORD, NUM, FLOAT, NESTED = (frozenset({name}) for name in CLASS_ORDER)
 
 
 def members(constraint: frozenset[str]) -> frozenset[str]:
@@ -83,6 +87,25 @@ class TNeg:  # ~T, linear negation: T -o d (target language)
     item: Type
 
 
+@node
+class TCtor:  # T -o U | Copow(T, U) | ...: a type constructor of a transform's target language
+    """A target language's type constructor applied to types, compared by name and arguments.
+
+    `T -o U` (`linear(T, U)`, printed `T ⊸ U`) is a linear map between cotangent types; `¬T` is the
+    special case `T ⊸ d` (the unifier treats the two as one type). Other names print `Name(T, U)`:
+    the chad modes' copowers `Copow(A, B)` (lang/transforms/chad.py)."""
+    name: str
+    args: tuple[Type, ...]
+
+
+LINEAR = "-o"  # the name of the linear arrow
+
+
+def linear(arg: Type, result: Type) -> TCtor:
+    """T ⊸ U: a linear map from T to U."""
+    return TCtor(LINEAR, (arg, result))
+
+
 class TVar:
     """A type variable: unbound, or linked to the type it was unified with."""
 
@@ -97,12 +120,14 @@ class TVar:
         return f"TVar({id(self) % 10000}{', ' + ', '.join(essential(self.constraint)) if self.constraint else ''})"
 
 
-Type = TCon | TFun | TTuple | TList | TNeg | TVar
+Type = TCon | TFun | TTuple | TList | TNeg | TCtor | TVar
 
 REAL, INT, BOOL, UNIT, ARRAY, D = TCon("Real"), TCon("Int"), TCon("Bool"), TCon("Unit"), TCon("Array"), TCon("d")
+STRING = TCon("String")  # a string literal: a file name for the data loaders (in no class)
 DELTA = TCon("Delta")  # a first-order description of a linear map Real -o d (lang/transforms/delta.py)
-ENV = TCon("Env")  # the sensitivities of a closure's captured variables (lang/transforms/ps.py)
-BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY)}
+ENV = TCon("Env")  # the sensitivities of a closure's captured variables (lang/transforms/ps.py), and the
+                   # cotangent of a closure's environment (chad-efficient, lang/transforms/chad.py)
+BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY, STRING)}
 # The dual-numbers stages (docs/transforms.md, dualrev): pending backpropagator calls, the identity of a
 # real, the state of the identity supply, and a defunctionalised backpropagator.
 STAGED, ID, SUPPLY, CONTRIB = TCon("Staged"), TCon("ID"), TCon("Supply"), TCon("Contrib")
@@ -150,6 +175,8 @@ def resolve(t: Type) -> Type:
             return TList(resolve(item))
         case TNeg(item):
             return TNeg(resolve(item))
+        case TCtor(name, args):
+            return TCtor(name, tuple(resolve(a) for a in args))
     raise AssertionError(t)
 
 
@@ -173,6 +200,9 @@ def free_vars(t: Type) -> list[TVar]:
                     walk(i)
             case TList(item) | TNeg(item):
                 walk(item)
+            case TCtor(_, args):
+                for a in args:
+                    walk(a)
 
     walk(t)
     return out
@@ -202,6 +232,8 @@ def map_vars(t: Type, fn, memo: dict | None = None) -> Type:
             out = TList(map_vars(item, fn, memo))
         case TNeg(item):
             out = TNeg(map_vars(item, fn, memo))
+        case TCtor(name, args):
+            out = TCtor(name, tuple(map_vars(a, fn, memo) for a in args))
         case _:
             raise AssertionError(t)
     if memo is not None:
@@ -219,7 +251,7 @@ def is_differentiable_data(t: Type) -> bool:
     t = prune(t)
     match t:
         case TCon(name):
-            return name in BASE_TYPES
+            return name in CLASSES["Diff"]
         case TTuple(items):
             return all(is_differentiable_data(i) for i in items)
         case TList(item):
@@ -288,6 +320,11 @@ def _show(t: Type, namer: Namer, prec: int, ascii_neg: bool) -> str:
         case TFun(a, r):
             text = _show(a, namer, 1, ascii_neg) + " -> " + _show(r, namer, 0, ascii_neg)
             return f"({text})" if prec >= 1 else text
+        case TCtor(name, (a, r)) if name == LINEAR:  # binds like ->
+            text = _show(a, namer, 1, ascii_neg) + (" -o " if ascii_neg else " ⊸ ") + _show(r, namer, 0, ascii_neg)
+            return f"({text})" if prec >= 1 else text
+        case TCtor(name, args):
+            return name + "(" + ", ".join(_show(a, namer, 0, ascii_neg) for a in args) + ")"
     raise AssertionError(t)
 
 

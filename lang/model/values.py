@@ -4,6 +4,8 @@ Values are plain Python data:
 
     Real -> float      Int -> int      Bool -> bool      Unit -> ()
     tuples -> tuple    lists -> list (never mutated once built)
+    Array -> numpy.ndarray of float64 (never mutated once built; lang/model/arrays.py)
+    String -> Text, a str that remembers the directory of the file it was written in (a data path)
     functions -> Fun
 
 A `Fun` is a flat closure: the compiled body of a lambda of `arity`
@@ -104,14 +106,33 @@ def native(arity: int, fn: Callable, name: str) -> Fun:
     return Fun(Code(arity, body, name=name, mode="native"), ())
 
 
+class Text(str):
+    """A String value: a string literal's text, and the directory of the file it is written in (a
+    relative data path is relative to it; lang/model/array_data.py)."""
+
+    origin: str = ""
+
+    def __new__(cls, text: str, origin: str = "") -> "Text":
+        out = super().__new__(cls, text)
+        out.origin = origin
+        return out
+
+
+class _Punct(str):
+    """Punctuation that show_value writes between the parts of a value."""
+
+
 def show_value(v: Any) -> str:
-    """A value as the language would write it (docs/reference.md §11–12): 3.0, 7, true, (), (1.0, 2.5), [1.0], <fun>."""
+    """A value as the language would write it (docs/reference.md §11–12): 3.0, 7, true, (), (1.0, 2.5), [1.0], <fun>,
+    array([1.0, 2.0])."""
     out: list[str] = []
     stack: list = [v]
     while stack:  # iterative: values can be deeply nested lists
         v = stack.pop()
-        if isinstance(v, str):
+        if type(v) is _Punct:
             out.append(v)
+        elif isinstance(v, str):
+            out.append('"' + v + '"')
         elif v is True or v is False:
             out.append("true" if v else "false")
         elif type(v) is float:
@@ -122,21 +143,24 @@ def show_value(v: Any) -> str:
             if not v:
                 out.append("()")
                 continue
-            stack.append(")")
+            stack.append(_Punct(")"))
             for k in range(len(v) - 1, -1, -1):
                 stack.append(v[k])
                 if k:
-                    stack.append(", ")
+                    stack.append(_Punct(", "))
             out.append("(")
         elif type(v) is list:
-            stack.append("]")
+            stack.append(_Punct("]"))
             for k in range(len(v) - 1, -1, -1):
                 stack.append(v[k])
                 if k:
-                    stack.append(", ")
+                    stack.append(_Punct(", "))
             out.append("[")
         elif isinstance(v, Fun):
             out.append("<fun>")
+        elif type(v).__name__ == "ndarray":
+            from .arrays import show_array  # numpy: only a program with arrays has one to print
+            out.append(show_array(v))
         else:
             out.append(repr(v))
     return "".join(out)

@@ -46,6 +46,7 @@ from ..model.zeros import REAL_TYPES, ZERO, settle
 from ..model.primitives import PRIMITIVES
 from ..model.types import Type
 from ..model.values import call1
+from ..transforms.common import refuse_array_types
 from ..transforms.delta import DELTA as DELTA_TRANSFORM, DELTA_NOSHARE as NOSHARE_TRANSFORM
 from .runtimes import Runtime
 
@@ -353,8 +354,18 @@ class DeltaCompiler(TransformCompiler):
     def generator(self, params: list[str], self_ref, closed: bool = False) -> Gen:
         return DeltaGen(self, params, self_ref, closed=closed)
 
+    takes_custom_rules = True
+
     def lift_real(self, r: float) -> Any:
         return (r, None) if self.depth == 0 else ((r, None), (0.0, None))
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """(y, Σ dscale J d): a row of the rule's Jacobian as one Delta node over the inputs' Deltas."""
+        d = None
+        for (_, d_in), weight in pairs:
+            if weight is not ZERO:
+                d = add(d, scale(weight, d_in))
+        return (value, self.leaves.node(d))
 
     def lift_leaf(self, v: Any) -> Any:
         """A Δ real of the language below, one forward level deeper: (ℓ, (0.0, None))."""
@@ -397,6 +408,7 @@ class DeltaRuntime(Runtime):
                                lambda machine: DeltaCompiler(machine, self, self.backend(kernel), depth, parent))
 
     def vjp(self, kernel, f, x, in_t, out_t):
+        refuse_array_types(self.name, in_t, out_t)  # Delta has no array constructors yet
         compiler = self.compiler(kernel, 0)
         backend = compiler.backend
         shapes = kernel.shapes

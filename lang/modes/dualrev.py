@@ -38,7 +38,7 @@ from typing import Any
 
 from ..model.values import Fun, apply
 from ..model.zeros import ZERO
-from ..transforms.common import TermTransform
+from ..transforms.common import TermTransform, refuse_array_types
 from ..transforms.dualrev import CAYLEY_TRANSFORM, DEFUN_TRANSFORM, IDS_TRANSFORM, STAGED_TRANSFORM
 from .dualrev_code import StageCompiler, call_supplied
 from .runtimes import Runtime
@@ -279,6 +279,7 @@ class Stage(Runtime):
         return kernel.language(self.name, lambda machine: StageCompiler(machine, self))
 
     def vjp(self, kernel, f, x, in_t, out_t):
+        refuse_array_types(self.name, in_t, out_t)  # the stages have no array rules yet
         compiler = self.compiler(kernel)
         dual_f = kernel.lift_fun(f, compiler, {})
         shapes = kernel.shapes

@@ -46,6 +46,7 @@ from ..model.primitives import PRIMITIVES, Primitive
 from ..model.types import REAL, TList, TTuple, Type, prune
 from ..model.values import Code, Fun, call1
 from ..model.zeros import ZERO, Zero
+from ..transforms.common import refuse_array_types
 from ..transforms.ps import BP, PS_TRANSFORM, p_type
 from .runtimes import Runtime
 from .table import refusal
@@ -363,6 +364,7 @@ class PSRuntime(Runtime):
         return kernel.language("ps", lambda m: PSCompiler(m, Algebra(m.counters, m.counting)))
 
     def vjp(self, kernel, f, x, in_t, out_t):
+        refuse_array_types("ps", in_t, out_t)  # ps has no array rules yet
         compiler = self.compiler(kernel)
         ps_f = self.lift(kernel, f, compiler, {})
         y, bp = call1(ps_f, x)

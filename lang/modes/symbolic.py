@@ -40,6 +40,7 @@ from ..model.printer import BINARY, POW, SUM, literal
 from ..model.values import call1
 from ..model.types import REAL
 from ..model.zeros import ZERO, Paths
+from ..transforms.common import arrays_unsupported, refuse_array_types
 from .overloading import OverloadingCompiler
 from .runtimes import Runtime
 
@@ -71,8 +72,29 @@ class SymbolicCompiler(OverloadingCompiler):
     def __init__(self, machine):
         super().__init__(machine, "symbolic")
 
+    def overload_array(self, prim, e: c.Prim) -> Callable:
+        """Arrays are refused (the shared diagnostic): an unrolled expression has no array nodes."""
+        error = arrays_unsupported("symbolic", f"the array operation `{e.op}`", e.span)
+
+        def refuse(*args):
+            raise error
+        return refuse
+
     def primal_of(self, v: Any) -> Any:
         return v.value if type(v) is Sym else v
+
+    custom_rules = True
+    primal_real = primal_of
+
+    def custom_leaf(self, value: float, pairs: list) -> Any:
+        """y + Σ J · (x - x₀): an expression with the rule's value whose derivative by the table's rules is a
+        row of the rule's Jacobian (x - x₀ is 0 at the point; its derivative is x's)."""
+        out: Any = value
+        for x, weight in pairs:
+            if type(x) is Sym and weight is not ZERO:
+                offset = Sym("-", (x, x.value), 0.0)
+                out = Sym("+", (out, Sym("*", (weight, offset), 0.0)), value)
+        return out
 
     def overload(self, prim, impl: Callable) -> Callable:
         name = prim.name
@@ -254,6 +276,7 @@ SYMBOLIC = SymbolicRuntime()
 
 
 def vjp_symbolic(kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
+    refuse_array_types("symbolic", in_t, out_t)
     compiler: SymbolicCompiler = kernel.language("symbolic", SymbolicCompiler)
     counters = kernel.machine.counters
     names: list[str] = []

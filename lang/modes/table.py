@@ -116,6 +116,19 @@ ROWS: tuple[Mode, ...] = (
          "Krawiec et al., POPL 2022 (without Share)",
          runtime="lang.modes.delta:DELTA_NOSHARE", transform="lang.transforms.delta:DELTA_NOSHARE", nests=True,
          jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
+    Mode("chad",
+         "CHAD: each term returns its value and a linear map from its cotangent to its environment's; a "
+         "function's cotangent is a copower, folded by running the function again: dense, not linear in general",
+         "Vákár, Smeding, CHAD: Combinatory Homomorphic Automatic Differentiation, TOPLAS 44(3), 2022; "
+         "VMatthijs/CHAD",
+         runtime="lang.modes.chad:CHAD", transform="lang.transforms.chad:CHAD", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)"),
+    Mode("chad-efficient",
+         "CHAD with sparse cotangents accumulated in place and closure-converted function cotangents (no "
+         "recomputation): linear cost",
+         "Smeding, Vákár, Efficient CHAD, POPL 2024 (PACMPL 8, article 36)",
+         runtime="lang.modes.chad:CHAD_EFFICIENT", transform="lang.transforms.chad:CHAD_EFFICIENT", nests=False,
+         jvp="J v from one backward pass per output real (derivative: one reverse pass)"),
     Mode("ps",
          "a backpropagator per closure call: A-normal form, each function returns its value and a "
          "backpropagator to the sensitivities of its free variables and argument",

@@ -1,4 +1,4 @@
-"""The `dl` command: run, check, transform, compare, modes, graph, step, kernel, repl (docs/reference.md, The
+"""The `dl` command: run, check, transform, compare, modes, graph, step, kernel, test, repl (docs/reference.md, The
 command line).
 
 Exit codes: 0 success; 1 an error in the user's program (a diagnostic on
@@ -126,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
     run.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
                      help="backprop: run ←D's term as the transform writes it, not preaccumulated")
+    run.add_argument("--time", action="store_true",
+                     help="print the wall time of the evaluation of main (compiling included) to stderr")
     run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                      help="stop the evaluation with a runtime error after this many seconds")
     run.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
@@ -203,6 +205,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="in this Python's prefix (the default inside a virtual environment)")
     where.add_argument("--prefix", default=None, metavar="DIR", help="under DIR/share/jupyter")
     kern.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    gt = sub.add_parser("test", help="run golden test files: .dl files with `-- expect:` headers; exit 1 if any fails")
+    gt.add_argument("paths", nargs="+", metavar="PATH", help="files, or directories searched for .dl files")
+    gt.add_argument("--promote", action="store_true", help="write what each failing file printed into its header")
+    gt.add_argument("-v", "--verbose", action="store_true", help="list the files that pass too")
+    gt.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     repl = sub.add_parser("repl", help="interactive session")
     repl.add_argument("file", nargs="?")
@@ -330,15 +338,23 @@ def _run(args) -> int:
 
 
 def _run_collected_later(args, collecting: bool) -> int:
+    import time
     from ..model.values import show_value  # each command imports its stages when it runs (start-up)
     from .pipeline import load, run_main
+
+    elapsed = []
 
     def work():
         program = load(args.file)
         if collecting:
             gc.enable()
-        value, machine = run_main(program, args.args, get(args.mode), counting=args.cost,
-                                  check_transforms=args.debug, progress=_Passes(), preaccumulate=args.preaccumulate)
+        start = time.perf_counter()
+        try:
+            value, machine = run_main(program, args.args, get(args.mode), counting=args.cost,
+                                      check_transforms=args.debug, progress=_Passes(),
+                                      preaccumulate=args.preaccumulate)
+        finally:
+            elapsed.append(time.perf_counter() - start)
         return show_value(value), machine  # (printing a huge value is work too: under the budget)
 
     text, machine = _deep(args, work, budget=args.budget)
@@ -346,6 +362,8 @@ def _run_collected_later(args, collecting: bool) -> int:
     if args.cost:
         from .report import format_counters  # json and the measuring tools only for --cost (start-up)
         print(format_counters(machine.counters.as_dict(), args.mode), file=sys.stderr)
+    if args.time:
+        print(f"time {elapsed[0]:.2f} s (evaluating main, compiling included)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -526,13 +544,47 @@ def _kernel(args) -> int:
     return EXIT_OK
 
 
+def _test(args) -> int:
+    from . import golden  # each command imports its stages when it runs (start-up)
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        print(f"dl: test: no such file or directory: {missing[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    passed = failed = 0
+    for path in golden.golden_files(args.paths):
+        try:
+            results = golden.check(path)
+        except golden.HeaderError as e:
+            print(f"FAIL {path}: {e}")
+            failed += 1
+            continue
+        bad = [r for r in results if not r.passed]
+        if not bad:
+            passed += 1
+            if args.verbose:
+                print(f"ok   {path}")
+            continue
+        failed += 1
+        for r in bad:
+            print(f"FAIL {path} [{r.mode}]: {r.why}, got {r.got}")
+        if args.promote:
+            outputs = {r.got for r in results}
+            if len(outputs) == 1:
+                golden.promote(path, results[0])
+                print(f"     promoted: {path} now expects {results[0].got}")
+            else:
+                print(f"     not promoted: the modes print different things ({', '.join(sorted(outputs))})")
+    print(f"{passed} passed, {failed} failed")
+    return EXIT_OK if failed == 0 else EXIT_ERROR
+
+
 def _repl(args) -> int:
     from .repl.frontend import run_repl  # prompt_toolkit only for the REPL (start-up)
     return run_repl(args.file, mode=get(args.mode), debug=args.debug)
 
 
 COMMANDS = {"run": _run, "check": _check, "transform": _transform, "compare": _compare, "modes": _modes_command,
-            "graph": _graph, "step": _step, "kernel": _kernel, "repl": _repl}
+            "graph": _graph, "step": _step, "kernel": _kernel, "test": _test, "repl": _repl}
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ once more, compiled, under tracemalloc. Each row reports
                max |a - b| over all its reals, over the largest of them
     term       nodes of the terms the mode compiled (transformed definitions and
                lambdas; for symbolic, the unrolled expression and its derivatives)
+    (extras)   counters a mode reports of its own, such as chad's ct_leaves
     prims      primitive operations executed
     apps       function applications (beta steps)
     bp_apps    backpropagator applications (bodies run; tape: nodes swept)
@@ -48,6 +49,15 @@ from ..model.errors import DlError
 from ..modes.table import ALL, REFERENCE, Mode
 
 METRICS = ("term", "prims", "apps", "bp_apps", "time", "memory")
+
+
+def metric_names(rows: list) -> list[str]:
+    """METRICS, then the counters of their own that some modes report (chad's `ct_leaves`), in the order met:
+    they get columns, ratios and growth exponents too."""
+    names = list(METRICS)
+    for r in rows:
+        names += [k for k in r.metrics if k not in names]
+    return names
 REPEAT_BELOW = 1.0       # a first run quicker than this is timed again, compiled (the fastest of up to 5)
 COUNTING_ALLOWANCE = 3.0  # the counted run may take this many times the timed run (and at least the budget)
 
@@ -85,6 +95,8 @@ def _reals(v: Any, out: list) -> list:
             _reals(x, out)
     elif type(v) is int and not isinstance(v, bool):
         out.append(float(v))
+    elif type(v).__name__ == "ndarray":  # an Array: its elements, row-major
+        out.extend(v.ravel().tolist())
     return out
 
 
@@ -234,7 +246,7 @@ def compare(world, make_call: Callable[[int | None], Any], sizes: list, modes: l
                 row.agrees = not disagrees(row.value, reference.value, mode.tolerance)
             if row.status == "ok" and primal.status == "ok":
                 row.ratios = {k: (row.metrics[k] / primal.metrics[k] if primal.metrics.get(k) else None)
-                              for k in METRICS if k in row.metrics}
+                              for k in row.metrics}
             rows.append(row)
     if progress:
         progress("done", total, total)
@@ -242,7 +254,7 @@ def compare(world, make_call: Callable[[int | None], Any], sizes: list, modes: l
     if len(sizes) > 1 and all(isinstance(n, int) for n in sizes):
         for mode in modes:
             exponents[mode.name] = {}
-            for k in METRICS:
+            for k in metric_names(rows):
                 pts = [(math.log(r.n), math.log(r.metrics[k])) for r in rows
                        if r.mode == mode.name and r.status == "ok" and r.metrics.get(k) and r.n and r.n > 0]
                 exponents[mode.name][k] = _slope(pts)

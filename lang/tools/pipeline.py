@@ -9,6 +9,7 @@ DlError with a span).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,8 @@ from ..model.errors import DlNameError, DlRuntimeError, DlSyntaxError, DlTypeErr
 from ..front.infer import Inferencer, Mismatch, default_numeric, infer_expression, unify
 from ..front.loader import Loader, Module, World
 from ..back.machine import Machine
-from ..model.spans import Source
-from ..model.types import Namer, TFun, function_arity, prune, show, show_scheme
+from ..model.spans import Source, Span
+from ..model.types import ARRAY, Namer, TFun, function_arity, prune, show, show_scheme
 from ..modes.table import DEFAULT, Mode
 
 
@@ -91,7 +92,11 @@ def main_call(program: Program, args: list[str]) -> c.Expr:
                              f"{'was' if len(args) == 1 else 'were'} given on the command line", main.name_span)
     from ..front.parser import parse_expr  # Lark only when there are arguments to parse (start-up)
     call: c.Expr = ref
+    params = _parameter_types(main.scheme.body)
     for k, text in enumerate(args, 1):
+        if params[k - 1] == ARRAY and _is_data_file(text):
+            call = c.App(call, _load_argument(k, text, main.name_span), span=main.name_span)
+            continue
         try:
             parsed = parse_expr(Source(f"<argument {k}>", text))
         except DlSyntaxError as e:
@@ -100,6 +105,8 @@ def main_call(program: Program, args: list[str]) -> c.Expr:
             raise DlRuntimeError(f"argument {k} `{text}` is not a literal (numbers, true, false, (), tuples, lists)",
                                  main.name_span)
         desugared = Desugarer(lambda n: None, Fresh(set()), lambda: []).expr(parsed, frozenset())
+        if params[k - 1] == ARRAY and isinstance(desugared, c.List):  # an Array from a list literal
+            desugared = c.Prim("array", (desugared,), span=main.name_span)
         call = c.App(call, desugared, span=main.name_span)
     inf = Inferencer(dict(program.world.schemes))
     fn = inf.infer(ref)
@@ -124,6 +131,27 @@ def main_call(program: Program, args: list[str]) -> c.Expr:
         return infer_expression(call, program.world.schemes)
     except DlTypeError as e:
         raise DlRuntimeError(f"the arguments do not fit main's type: {e.message}", main.name_span) from None
+
+
+def _parameter_types(t) -> list:
+    """The parameter types of a function type, outermost first."""
+    out = []
+    t = prune(t)
+    while isinstance(t, TFun):
+        out.append(prune(t.arg))
+        t = prune(t.result)
+    return out
+
+
+def _is_data_file(text: str) -> bool:
+    return text.lower().endswith((".csv", ".npy"))
+
+
+def _load_argument(k: int, text: str, span: Span) -> c.Expr:
+    """An Array argument given as a file: `loadCsv` or `loadNpy` of its path (relative to the current
+    directory, as any command-line path)."""
+    loader = "loadNpy" if text.lower().endswith(".npy") else "loadCsv"
+    return c.Prim(loader, (c.Lit(os.path.abspath(text), span=span),), span=span)
 
 
 def call_arg(call: c.Expr, depth: int) -> c.Expr:

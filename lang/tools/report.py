@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from ..modes.table import REFERENCE, get
-from .compare import METRICS, Report, Row
+from .compare import METRICS, Report, Row, metric_names
 
 def _fmt(v: Any, kind: str = "") -> str:
     if v is None:
@@ -33,9 +33,11 @@ def _with_memory(report: Report) -> bool:
 
 def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """The `dl compare` table as cells: its headers and one row of strings per (size, mode). The memory
-    column appears only when memory was measured (`--memory`), the n column only for a sweep."""
+    column appears only when memory was measured (`--memory`), the n column only for a sweep; a mode's own
+    counters (chad's ct_leaves) get columns after the common ones."""
+    extras = metric_names(report.rows)[len(METRICS):]
     headers = ["n", "mode", "status", "error", "term", "prims", "apps", "bp_apps", "time s", "memory B",
-               "time/primal", "prims/primal", "bp/primal-prims"]
+               "time/primal", "prims/primal", "bp/primal-prims", *extras]
     table = []
     for r in report.rows:
         m, q = r.metrics, r.ratios
@@ -45,6 +47,7 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
             _fmt(r.error, "error"), _fmt(m.get("term")), _fmt(m.get("prims")), _fmt(m.get("apps")),
             _fmt(m.get("bp_apps")), _fmt(m.get("time"), "time"), _fmt(m.get("memory")),
             _fmt(q.get("time"), "ratio"), _fmt(q.get("prims"), "ratio"), _fmt(bp_ratio, "ratio"),
+            *(_fmt(m.get(k)) for k in extras),
         ])
     with_memory = _with_memory(report)
     keep = [i for i, h in enumerate(headers) if (h != "n" or any(r.n is not None for r in report.rows))
@@ -53,8 +56,10 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 
 
 def exponent_metrics(report: Report) -> list[str]:
-    """The metrics whose growth exponents a sweep reports (memory only when it was measured)."""
-    return ["prims", "apps", "bp_apps", "term", "time"] + (["memory"] if _with_memory(report) else [])
+    """The metrics whose growth exponents a sweep reports (memory only when it was measured; then a mode's own
+    counters)."""
+    return (["prims", "apps", "bp_apps", "term", "time"] + (["memory"] if _with_memory(report) else [])
+            + metric_names(report.rows)[len(METRICS):])
 
 
 def exponent_rows(report: Report) -> list[list[str]]:
@@ -106,13 +111,14 @@ def r_primal_prims(report: Report, row: Row) -> float | None:
 
 
 def format_csv(report: Report) -> str:
-    cols = ["n", "mode", "status", "error"] + list(METRICS) + [f"{k}_ratio" for k in METRICS]
+    names = metric_names(report.rows)
+    cols = ["n", "mode", "status", "error"] + names + [f"{k}_ratio" for k in names]
     lines = [",".join(cols)]
     for r in report.rows:
         vals = ["" if r.n is None else str(r.n), r.mode, r.shown_status.replace(",", ";"),
                 "" if r.error is None else repr(r.error)]
-        vals += ["" if r.metrics.get(k) is None else repr(r.metrics[k]) for k in METRICS]
-        vals += ["" if r.ratios.get(k) is None else repr(r.ratios[k]) for k in METRICS]
+        vals += ["" if r.metrics.get(k) is None else repr(r.metrics[k]) for k in names]
+        vals += ["" if r.ratios.get(k) is None else repr(r.ratios[k]) for k in names]
         lines.append(",".join(vals))
     return "\n".join(lines)
 

@@ -38,11 +38,12 @@ from ..back.deep import Timeout, run_deep
 from ..back.linear import GENERIC, Factoring, Naive
 from ..back.machine import Machine
 from ..model import core as c
-from ..model.errors import DlError
+from ..model.errors import DlError, DlRuntimeError
 from ..model.primitives import PRIMITIVES
 from ..model.values import call1
 from ..modes.runtimes import Reverse
 from ..modes.tape import Node, Tape, TapeCompiler
+from ..transforms.common import mentions_array
 
 LIMIT = 5000  # steps logged per backward pass
 
@@ -296,6 +297,9 @@ class WatchedReverse(Reverse):
         watch.calls += 1
         if watch.calls != self.which:
             return super().vjp(kernel, f, x, in_t, out_t)
+        if mentions_array(in_t) or mentions_array(out_t):  # the graph and the log are drawn real by real
+            raise DlRuntimeError("the graph and the stepper show derivative calls of Reals, tuples and lists; "
+                                 "this one has an Array (not drawn yet: run it with :gradcheck or dl compare)")
         watch.computation = computation(kernel, f, x, in_t, out_t)
         y, pullback = super().vjp(kernel, f, x, in_t, out_t)
         backend = kernel.backends[self.name]

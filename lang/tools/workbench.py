@@ -19,6 +19,7 @@ main uses.
 """
 from __future__ import annotations
 
+from ..back.languages import refuse_custom_rules
 from ..back.machine import Machine
 from ..front.infer import Inferencer, Mismatch, enforce, infer_expression
 from ..front.loader import World
@@ -55,6 +56,8 @@ def _transform_of(mode: Mode):
 def transform_term(e: c.Expr, mode: Mode, simplify: bool = False) -> c.Expr:
     """The transformed term of a specialised core term."""
     transform = _transform_of(mode)
+    if not transform.custom_rules:  # its language has no way to apply a rule (lang/back/kernel.py, custom rules)
+        refuse_custom_rules(e, mode.name)
     out = transform.term(e)
     return transform.simplify(out) if simplify else out
 

@@ -3,6 +3,7 @@
 On types it is a homomorphism except at Real (docs/transforms.md, Notation: the target language):
 
     ←D(Real) = Real * ¬Real        ←D(A -> B) = ←D(A) -> ←D(B)
+    ←D(Array) = Array * ¬Array     (one backpropagator per array: lang/transforms/arrays.py)
     ←D(A * B) = ←D(A) * ←D(B)      ←D([A]) = [←D(A)]      ←D(Int) = Int, ...
 
 On terms it is the identity on everything that does not touch a real
@@ -26,13 +27,15 @@ from __future__ import annotations
 
 from ..model import core as c
 from ..front.desugar import Fresh
-from ..model.types import D, REAL, TNeg, TTuple, Type
+from ..model.types import ARRAY, D, REAL, TNeg, TTuple, Type
+from . import arrays
 from .common import Homomorphism, TermTransform, scale, variables_of
 from .preaccumulate import preaccumulate
 from .simplify import simplify
 
 DUAL_REAL = TTuple((REAL, TNeg(REAL)))
 BACKPROPAGATOR = TNeg(REAL)
+DUAL_ARRAY = TTuple((ARRAY, TNeg(ARRAY)))
 
 
 def zero_backpropagator(lin: str) -> c.LinLam:
@@ -81,9 +84,27 @@ class Backprop(Homomorphism):
             body = c.DSum(body, more, ty=D)
         return body
 
+    # ---- arrays
+    def array_type(self, t: Type) -> Type:
+        return DUAL_ARRAY
 
-BACKPROP = TermTransform("←D", transform, d_type, simplify)
+    def second_of(self, t: Type) -> Type:
+        return TNeg(t)
+
+    def mode_name(self) -> str:
+        return "backprop"
+
+    def array_constant(self, e: c.Expr) -> c.Expr:
+        """a  ->  (a, fun c -o 0)."""
+        return c.Tuple((e, c.LinLam(self.lin, c.DZero(ty=D), ty=TNeg(ARRAY))), ty=DUAL_ARRAY, span=e.span)
+
+    def array_primitive(self, e: c.Prim, prim, ty: Type) -> c.Expr:
+        return arrays.backprop_rule(self, e, prim, ty)
+
+
+BACKPROP = TermTransform("←D", transform, d_type, simplify, custom_rules=True)
 
 # What backprop mode runs: ←D's term simplified, then preaccumulated (lang/transforms/preaccumulate.py);
 # `dl transform --simplify` prints it. backprop-naive runs BACKPROP's.
-PREACCUMULATED = TermTransform("←D", transform, d_type, lambda e: preaccumulate(simplify(e)))
+PREACCUMULATED = TermTransform("←D", transform, d_type, lambda e: preaccumulate(simplify(e)),
+                               custom_rules=True)

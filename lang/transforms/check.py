@@ -7,11 +7,21 @@ the transformed type of the source term. The linear fragment is typed as
     ------------------        ------------------------      0 : d      t + u : d
     Γ ⊢ fun a -o t : ¬T       Γ ⊢ f e : d
 
-and the linearity discipline is checked on every backpropagator's body: its
-parameter is used linearly (it reaches the answer only through
-multiplication by terms that do not mention it, negation, sums, and
-backpropagator applications). ¬T has no class, so a backpropagator can be
-applied, summed into d or passed, never compared or taken apart.
+    Γ, a : T ⊢ t : U   (U not d)
+    ----------------------------      a linear map between cotangent types (chad); applied by the
+    Γ ⊢ fun a -o t : T ⊸ U            target-only row `lapp : (T ⊸ U) -> T -> U`
+
+(¬T is T ⊸ d: the unifier identifies them), and the linearity discipline is
+checked on every linear abstraction's body. A backpropagator's (type ¬T):
+its parameter reaches the answer only through multiplication by terms that
+do not mention it, negation, sums, and backpropagator applications. A linear
+map's (type T ⊸ U), structurally: the parameter, and the variables bound to
+terms that use it, appear only in the linear positions of the rows that
+declare them (`Primitive.linear`: lplus, lscale, lapp, fst, snd, ...), in
+tuples, and in the bodies of lets and ifs — never in a test, never in a
+non-linear argument, and no constant stands where a linear term must. ¬T and
+T ⊸ U have no class, so a linear map can be applied, summed or passed, never
+compared or taken apart.
 
 A failure here is a bug in a transform, not in the user's program: it is
 reported as an internal error naming the rule that broke.
@@ -26,8 +36,9 @@ from ..front.infer import Inferencer, Mismatch, local_key, unify
 from ..model import core as c
 from ..model import syntax as s
 from ..model.errors import DlError
-from ..model.primitives import Primitive
-from ..model.types import D, TARGET_TYPES, Scheme, TFun, TNeg, TVar, Type, free_vars, prune, show_scheme, substitute
+from ..model.primitives import PRIMITIVES, Primitive
+from ..model.types import (D, LINEAR, TARGET_TYPES, Scheme, TCtor, TFun, TNeg, TVar, Type, free_vars, linear, prune,
+                           show_scheme, substitute)
 
 
 class TransformBug(AssertionError):
@@ -61,14 +72,14 @@ class TargetInferencer(Inferencer):
 
     def infer_other(self, e: c.Expr) -> c.Expr:
         match e:
-            case c.LinLam(param, body):                               # fun a -o t : ~T
+            case c.LinLam(param, body):                               # fun a -o t : ~T, or T -o U
                 t = self.fresh()
                 old = self.locals.bind(param, t)
                 body_t = self.infer(body)
                 self.locals.restore(param, old)
-                self.expect(body_t, D, w.Named("the body of a linear abstraction `fun a -o t` must have the "
-                                               "answer type d"))
-                return replace(e, body=body_t, ty=TNeg(t))
+                if prune(body_t.ty) == D:
+                    return replace(e, body=body_t, ty=TNeg(t))
+                return replace(e, body=body_t, ty=linear(t, body_t.ty))
             case c.LinApp(fn, arg):                                   # x' e : d
                 fn_t, arg_t = self.infer(fn), self.infer(arg)
                 t = self.fresh()
@@ -97,7 +108,7 @@ class TargetInferencer(Inferencer):
         return freshen(self.lang.global_type(module, name, inst), {})
 
     def primitive_scheme(self, prim: Primitive) -> Scheme:
-        if prim.kind != "ad":
+        if prim.kind not in ("ad", "custom"):
             return prim.scheme
         free = {v: TVar(0) for v in prim.scheme.qvars}  # Diff means nothing on transformed types
         return Scheme(tuple(free.values()), self.lang.ad_type(substitute(prim.scheme.body, free)))
@@ -123,7 +134,7 @@ def infer_target(term: c.Expr, lang: TargetLanguage, env: dict | None = None) ->
         typed = inf.infer(term)
     except DlError as e:
         raise TransformBug(f"{lang.name}: the transformed term does not type-check: {e.message}") from None
-    check_linear(term)
+    check_linear(typed)
     for rule in lang.checks:
         rule(typed)
     return typed.ty
@@ -170,13 +181,77 @@ def check(term: c.Expr, source_type: Type, lang: TargetLanguage, source: c.Expr 
 
 
 def check_linear(term: c.Expr) -> None:
-    """Every backpropagator `fun a -o t` uses `a` linearly in `t`."""
+    """Every linear abstraction `fun a -o t` uses `a` linearly in `t` (`term` typed by inference: a
+    backpropagator's body is d, a linear map's is not)."""
     stack = [term]
     while stack:
         t = stack.pop()
         if isinstance(t, c.LinLam):
-            _linear_d(t.body, t.param)
+            if isinstance(prune(t.ty), TCtor):
+                _linear_map(t.body, frozenset({t.param}))
+            else:
+                _linear_d(t.body, t.param)
         stack.extend(c.children(t))
+
+
+def _uses(e: c.Expr, names: frozenset) -> bool:
+    return any(n in names for n, _ in c.free_locals(e))
+
+
+def _linear_map(t: c.Expr, lin: frozenset) -> None:
+    """`t` is linear in the variables `lin` (a linear map's parameter and the variables bound to linear terms):
+    built from them, the rows' linear positions, tuples, lets and ifs."""
+    match t:
+        case c.Var(name) if name in lin:
+            return
+        case c.Prim(op, args) if PRIMITIVES[op].linear is not None:
+            for k, a in enumerate(args):
+                if k in PRIMITIVES[op].linear:
+                    _linear_map(a, lin)
+                elif _uses(a, lin):
+                    raise TransformBug(f"a linear map's parameter reaches the non-linear argument {k + 1} of `{op}`")
+            return
+        case c.Tuple(items):
+            for i in items:
+                _linear_map(i, lin)
+            return
+        case c.Let(name, bound, body):
+            linear_bound = _linear_binding(bound, lin)
+            _linear_map(body, (lin | {name}) if linear_bound else (lin - {name}))
+            return
+        case c.LetTuple(names, bound, body):
+            linear_bound = _linear_binding(bound, lin)
+            _linear_map(body, (lin | set(names)) if linear_bound else (lin - set(names)))
+            return
+        case c.If(cond, then, else_):
+            if _uses(cond, lin):
+                raise TransformBug("a linear map's parameter is inspected by `if`")
+            _linear_map(then, lin)
+            _linear_map(else_, lin)
+            return
+    raise TransformBug(f"a linear map's body has {_describe(t)} where a term linear in its parameter must be")
+
+
+def _linear_binding(bound: c.Expr, lin: frozenset) -> bool:
+    """Whether a let binds a linear term (one that uses the linear variables, which must then be linear, or one
+    built from zeros and linear rows only) rather than a value the linear map merely reads."""
+    if _uses(bound, lin):
+        _linear_map(bound, lin)
+        return True
+    try:
+        _linear_map(bound, lin)
+        return True
+    except TransformBug:
+        return False
+
+
+def _describe(t: c.Expr) -> str:
+    match t:
+        case c.Prim(op):
+            return f"`{op}`, which is not linear"
+        case c.Var(name):
+            return f"the variable `{name}`, which is not linear"
+    return f"a {type(t).__name__}"
 
 
 def _mentions(e: c.Expr, a: str) -> bool:
@@ -192,6 +267,10 @@ def _linear_d(t: c.Expr, a: str) -> None:
             _linear_d(r, a)
         case c.LinApp(fn, arg):
             if _mentions(fn, a):
+                raise TransformBug(f"the parameter `{a}` of a backpropagator is used to choose a backpropagator")
+            _linear_real(arg, a)
+        case c.Prim(op, (fns, arg)) if PRIMITIVES[op].effect:   # dApplyList xs' (unconcat k xs a)
+            if _mentions(fns, a):
                 raise TransformBug(f"the parameter `{a}` of a backpropagator is used to choose a backpropagator")
             _linear_real(arg, a)
         case c.If(cond, then, else_):
@@ -227,9 +306,18 @@ def _linear_real(e: c.Expr, a: str) -> None:
             _linear_real(x, a)
             _linear_real(y, a)
             return
+        case c.Prim(op, args) if PRIMITIVES[op].linear or PRIMITIVES[op].bilinear:
+            # an array operation linear in the arguments that mention `a` (matmulCtA w x a, reshape s a)
+            row = PRIMITIVES[op]
+            mentioning = [k for k, x in enumerate(args) if _mentions(x, a)]
+            if mentioning and (len(mentioning) == 1 if row.bilinear else all(k in row.linear for k in mentioning)):
+                for k in mentioning:
+                    _linear_real(args[k], a)
+                return
     raise TransformBug(f"the parameter `{a}` of a backpropagator is used non-linearly")
 
 
 linear_real = _linear_real  # for the disciplines of other targets (TargetLanguage.checks)
 
-__all__ = ["check", "infer_target", "check_linear", "linear_real", "TargetLanguage", "TransformBug", "substitute"]
+__all__ = ["check", "infer_target", "check_linear", "linear_real", "TargetLanguage", "TransformBug", "substitute",
+           "ad_type"]

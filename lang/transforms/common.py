@@ -16,7 +16,8 @@ from typing import Callable
 from ..model import core as c
 from ..front.desugar import Fresh
 from ..model.errors import DlRuntimeError
-from ..model.primitives import PRIMITIVES, Primitive, is_zero
+from ..model.primitives import PRIMITIVES, Primitive, array_instance, is_zero
+from ..model.spans import NO_SPAN
 from ..model.types import ARRAY, BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
 
 
@@ -29,9 +30,54 @@ class TermTransform:
     type: Callable[[Type], Type]               # the transform on types
     simplify: Callable[[c.Expr], c.Expr]       # meaning-preserving clean-ups of its output (--simplify)
     parses_back: bool = True                   # its printed terms read back (lang/transforms/read.py)
+    custom_rules: bool = False                 # its languages apply custom_vjp's rules (lang/back/kernel.py)
     checks: tuple = ()                         # its target's rules beyond typing, each run on the typed term
     ad_args: bool = False                      # grad & co. in its target take each argument transformed, as
                                                # its functions return pairs (ps): TargetLanguage.ad_args
+
+
+# ---- arrays: the shared refusal ----------------------------------------------------------------
+
+
+def touches_array(e: c.Prim) -> bool:
+    """Whether a primitive application runs on Arrays (an array row, or a real row at Array)."""
+    return array_instance(PRIMITIVES[e.op], [a.ty for a in e.args], e.ty)
+
+
+def arrays_unsupported(mode: str, what: str, span=NO_SPAN) -> DlRuntimeError:
+    """The diagnostic of a mode that cannot differentiate arrays yet, at what needs it (`what`: "`+` on
+    an Array", "a function of an Array").
+
+    Every transform built on Homomorphism gets it by default (`array_primitive`, `array_constant`); a
+    mode with a runtime or a transform of its own raises it where it meets an array (symbolic does,
+    lang/modes/symbolic.py)."""
+    return DlRuntimeError(f"{what}: the {mode} mode does not support arrays yet (backprop, backprop-naive, "
+                          "forward, tape and numeric do)", span)
+
+
+def refuse_array_types(mode: str, in_t: Type, out_t: Type) -> None:
+    """The refusal of a runtime without array rules (symbolic, delta), at a derivative call of a function
+    of an Array or into one: even a body with no array operation (`fun (a : Array) -> 2.0`) would give a
+    gradient of the wrong kind."""
+    if mentions_array(in_t):
+        raise arrays_unsupported(mode, "differentiating a function of an Array")
+    if mentions_array(out_t):
+        raise arrays_unsupported(mode, "differentiating a function that returns an Array")
+
+
+def mentions_array(t: Type) -> bool:
+    """Whether a type has an Array in it (a mode without array rules refuses such inputs and outputs)."""
+    t = prune(t)
+    match t:
+        case TCon(name):
+            return name == "Array"
+        case TFun(a, r):
+            return mentions_array(a) or mentions_array(r)
+        case TTuple(items):
+            return any(mentions_array(i) for i in items)
+        case TList(item) | TNeg(item):
+            return mentions_array(item)
+    return False
 
 
 def variables_of(e: c.Expr) -> set[str]:
@@ -80,6 +126,26 @@ class Homomorphism:
         """The contributions, with a partial's `if` lifted out and its symbolic zeros dropped (`by_cases`)."""
         return by_cases(pairs, self.contribution_sum)
 
+    # ---- arrays: a transform that handles them overrides these three (backprop.py, forward.py)
+    def array_type(self, t: Type) -> Type:
+        """What Array becomes (left as it is by a transform without array rules: they refuse)."""
+        return t
+
+    def array_constant(self, e: c.Expr) -> c.Expr:
+        """A constant at Array (a literal, `pi`)."""
+        raise arrays_unsupported(self.mode_name(), "an Array constant", e.span)
+
+    def array_primitive(self, e: c.Prim, prim: Primitive, ty: Type) -> c.Expr:
+        """An operation on Arrays (lang/transforms/arrays.py)."""
+        raise arrays_unsupported(self.mode_name(), f"the array operation `{e.op}`", e.span)
+
+    def mode_name(self) -> str:
+        return type(self).__name__.lower()
+
+    def second_of(self, t: Type) -> Type:
+        """The type of the second component for a primal type (backpropagator ¬T, or tangent T)."""
+        return self.second_type
+
     # ---- the rule for a real primitive, shared
     def real_rule(self, e: c.Prim, prim: Primitive, args: tuple[c.Expr, ...], ty: Type) -> c.Expr:
         """let (xi, xi') = D(ti) in (f(x1..xk), <derivative part from the xi' and the partials of f>)."""
@@ -114,6 +180,8 @@ class Homomorphism:
         match t:
             case TCon("Real"):
                 return self.real_pair
+            case TCon("Array"):
+                return self.array_type(t)
             case TCon() | TVar():
                 return t
             case TFun(a, r):
@@ -134,6 +202,8 @@ class Homomorphism:
                 return replace(e, ty=ty)
             case c.Lit() if prune(e.ty) == REAL:
                 return self.constant(e)
+            case c.Lit() if prune(e.ty) == ARRAY:
+                return self.array_constant(e)
             case c.Lit():
                 return replace(e, ty=ty)
             case c.Lam():                   # fun x -> t: the transformed lambda remembers its source
@@ -146,9 +216,8 @@ class Homomorphism:
 
     def primitive(self, e: c.Prim, ty: Type) -> c.Expr:
         prim = PRIMITIVES[e.op]
-        if prim.kind != "structural" and any(prune(t) == ARRAY for t in (e.ty, *(a.ty for a in e.args))):
-            raise DlRuntimeError(f"`{e.op}` on an Array: {type(self).__name__.lower()} does not differentiate arrays "
-                                 "yet", e.span)
+        if touches_array(e):
+            return self.array_primitive(e, prim, ty)
         args = tuple(self.term(a) for a in e.args)
         at_real = any(prune(a.ty) == REAL for a in e.args)
         match prim.kind:
@@ -166,7 +235,7 @@ class Homomorphism:
                 return self.constant(c.Prim(e.op, args, ty=REAL, span=e.span))
             case "real" | "compare" | "int" | "bool" | "structural":
                 return c.Prim(e.op, args, ty=ty, span=e.span)
-            case "ad":
+            case "ad" | "custom":
                 return c.Prim(e.op, args, src=e.src, ty=ty, span=e.span)
         raise AssertionError(f"no rule for the primitive {e.op!r} ({prim.kind})")
 
@@ -259,13 +328,14 @@ def closed(e: c.Expr) -> bool:
     return True
 
 
-def scale(d: c.Expr, a: c.Expr) -> c.Expr:
-    """∂ * a, written as the paper writes it: `a` for ∂ = 1, `-a` for ∂ = -1."""
+def scale(d: c.Expr, a: c.Expr, ty: Type = REAL) -> c.Expr:
+    """∂ * a, written as the paper writes it: `a` for ∂ = 1, `-a` for ∂ = -1 (at Real, or elementwise at Array)."""
     if isinstance(d, c.Lit) and d.value == 1.0:
         return a
     if isinstance(d, c.Lit) and d.value == -1.0:
-        return c.Prim("neg", (a,), ty=REAL)
-    return c.Prim("*", (d, a), ty=REAL)
+        return c.Prim("neg", (a,), ty=ty)
+    return c.Prim("*", (d, a), ty=ty)
 
 
-__all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "closed", "by_cases", "Fresh"]
+__all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "closed", "by_cases", "Fresh", "touches_array",
+           "arrays_unsupported", "mentions_array", "refuse_array_types"]

@@ -82,6 +82,10 @@ class Delta(Homomorphism):
         super().__init__(fresh)
         self.node = node  # dshare (delta) or dmark (delta-noshare)
 
+    def mode_name(self) -> str:
+        """The mode named in the refusal of arrays (arrays_unsupported, lang/transforms/common.py)."""
+        return "delta" if self.node == SHARE else "delta-noshare"
+
     def constant(self, value: c.Expr) -> c.Expr:
         """r  ->  (r, dzero)."""
         return c.Tuple((value, dzero()), ty=DELTA_REAL, span=value.span)
@@ -160,7 +164,7 @@ def simplify(e: c.Expr) -> c.Expr:
     return simplify_with(e, DeltaSimplifier)
 
 
-DELTA = TermTransform("Δ", _transform(SHARE), d_type, simplify)
-DELTA_NOSHARE = TermTransform("Δ", _transform(MARK), d_type, simplify)
+DELTA = TermTransform("Δ", _transform(SHARE), d_type, simplify, custom_rules=True)
+DELTA_NOSHARE = TermTransform("Δ", _transform(MARK), d_type, simplify, custom_rules=True)
 
 __all__ = ["DELTA", "DELTA_NOSHARE", "DELTA_REAL", "Delta", "SHARE", "MARK", "d_type", "simplify"]

@@ -52,7 +52,7 @@ from ..model import core as c
 from ..model.types import D, REAL, STAGED, SUPPLY, TFun, TList, TNeg, TTuple, TVar, Type, prune, resolve
 from .backprop import BACKPROP
 from .check import TransformBug, linear_real
-from .common import TermTransform, variables_of
+from .common import TermTransform, arrays_unsupported, touches_array, variables_of
 from .dualrev_ids import BP_CAYLEY, ids_transform
 from .simplify import simplify as simplify_backprop
 
@@ -187,6 +187,7 @@ def staged_transform(cayley: bool) -> TermTransform:
     plain = Lowering(cayley)
 
     def term(e: c.Expr) -> c.Expr:
+        _refuse_arrays(e, "dualrev-cayley" if cayley else "dualrev-staged")
         d = BACKPROP.term(e)
         return _lowering(cayley, d).term(d)
 
@@ -196,6 +197,17 @@ def staged_transform(cayley: bool) -> TermTransform:
 
     return TermTransform(symbol, term, lambda t: plain.type(BACKPROP.type(t)), simplify,
                          checks=(check_backpropagators,))
+
+
+def _refuse_arrays(e: c.Expr, mode: str) -> None:
+    """←D has array rules, but their backpropagators (vector–Jacobian products, effects) are not sums of
+    calls that these stages can write as data: an array operation is refused with the shared diagnostic."""
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Prim) and touches_array(t):
+            raise arrays_unsupported(mode, f"the array operation `{t.op}`", t.span)
+        stack.extend(c.children(t))
 
 
 # ---- the backpropagators' discipline (TermTransform.checks) ------------------------------------------

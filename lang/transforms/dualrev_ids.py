@@ -51,7 +51,7 @@ from typing import Callable
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, Primitive, is_zero
 from ..model.types import CONTRIB, ID, REAL, STAGED, SUPPLY, TFun, TList, TNeg, TTuple, Type, prune
-from .common import TermTransform, by_cases, closed, scale, variables_of
+from .common import TermTransform, arrays_unsupported, by_cases, closed, scale, touches_array, variables_of
 
 BP_CAYLEY = TFun(REAL, TFun(STAGED, STAGED))  # stages 2-3: a backpropagator adds its calls to the pending ones
 HIGHER_ORDER = {"map": "mapI", "fold": "foldI", "zipWith": "zipWithI", "build": "buildI"}
@@ -326,6 +326,8 @@ class StatePassing:
     # ---- primitives
     def primitive(self, e: c.Prim, s, k, env, scope, hint) -> c.Expr:
         prim = PRIMITIVES[e.op]
+        if touches_array(e):  # no array rules in the ID stages yet: the shared refusal
+            raise arrays_unsupported("dualrev", f"the array operation `{e.op}`", e.span)
         ty = self.type(e.ty)
         at_real = any(prune(a.ty) == REAL for a in e.args)
         match prim.kind:

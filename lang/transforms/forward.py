@@ -1,6 +1,7 @@
 """→D, the forward (dual-number) transform (docs/transforms.md, forward).
 
     →D(Real) = Real * Real         (value, tangent), a homomorphism elsewhere
+    →D(Array) = Array * Array      (a tangent array: lang/transforms/arrays.py)
     r                 ->  (r, 0)          0: the symbolic zero, a tangent zero by construction
     f(t1, ..., tk)    ->  let (x1, x1_dot) = →D(t1) in ... let (xk, xk_dot) = →D(tk) in
                           (f(x1, ..., xk), ∂1 f * x1_dot + ... + ∂k f * xk_dot)
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 from ..model import core as c
 from ..front.desugar import Fresh
-from ..model.types import REAL, TTuple
+from ..model.types import ARRAY, REAL, TTuple, Type
 from ..model.primitives import zero
+from . import arrays
 from .common import Homomorphism, TermTransform, scale, variables_of
 from .simplify import simplify
 
 TANGENT_PAIR = TTuple((REAL, REAL))
+TANGENT_ARRAY = TTuple((ARRAY, ARRAY))
 
 def transform(e: c.Expr) -> c.Expr:
     """→D of a term (a source term, or a term →D already produced)."""
@@ -52,10 +55,28 @@ class Forward(Homomorphism):
             tangent = c.Prim("+", (tangent, more), ty=REAL)
         return tangent
 
+    # ---- arrays
+    def array_type(self, t: Type) -> Type:
+        return TANGENT_ARRAY
+
+    def second_of(self, t: Type) -> Type:
+        return t
+
+    def mode_name(self) -> str:
+        return "forward"
+
+    def array_constant(self, e: c.Expr) -> c.Expr:
+        """a  ->  (a, 0.0): a constant's tangent (a literal is a 0-d array, so is its zero tangent)."""
+        tangent = c.Lit(0.0, ty=ARRAY) if isinstance(e, c.Lit) else c.Prim("azerosLike", (e,), ty=ARRAY)
+        return c.Tuple((e, tangent), ty=TANGENT_ARRAY, span=e.span)
+
+    def array_primitive(self, e: c.Prim, prim, ty: Type) -> c.Expr:
+        return arrays.forward_rule(self, e, prim, ty)
+
 
 def transformed_type(t):
     """→D on types."""
     return Forward(Fresh(set())).type(t)
 
 
-FORWARD = TermTransform("→D", transform, transformed_type, simplify)
+FORWARD = TermTransform("→D", transform, transformed_type, simplify, custom_rules=True)

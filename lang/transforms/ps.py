@@ -55,10 +55,9 @@ from dataclasses import dataclass, field, replace
 
 from ..front.desugar import Fresh
 from ..model import core as c
-from ..model.errors import DlRuntimeError
 from ..model.primitives import PRIMITIVES, is_zero
-from ..model.types import ARRAY, BOOL, ENV, INT, REAL, UNIT, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
-from .common import TermTransform
+from ..model.types import BOOL, ENV, INT, REAL, UNIT, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
+from .common import TermTransform, arrays_unsupported, touches_array
 
 BP = "ps-backpropagator"  # the `origin` of a backpropagator λ and the `src` of a primitive with an inlined ρ:
                           # what the runtime counts as a backpropagator created (lang/modes/ps.py)
@@ -78,8 +77,8 @@ def p_type(t: Type, sens: dict | None = None) -> Type:
     sens = {} if sens is None else sens
     t = prune(t)
     match t:
-        case TCon("Array"):
-            raise AssertionError("ps has no type for Array")
+        case TCon("Array"):  # no array rules in ps yet: the shared refusal (the call site's span is added)
+            raise arrays_unsupported("ps", "a value of type Array")
         case TCon() | TVar():
             return t
         case TFun(a, r):
@@ -285,8 +284,8 @@ class PS:
 
     def primitive(self, e: c.Prim, y: str, blk: Block, env: dict) -> None:
         prim = PRIMITIVES[e.op]
-        if prim.kind != "structural" and any(prune(t) == ARRAY for t in (e.ty, *(a.ty for a in e.args))):
-            raise DlRuntimeError(f"`{e.op}` on an Array: ps does not differentiate arrays", e.span)
+        if touches_array(e):  # no array rules in ps yet: the shared refusal
+            raise arrays_unsupported("ps", f"the array operation `{e.op}`", e.span)
         atoms = tuple(self.anf(a, blk, env) for a in e.args)
         at_real = any(prune(a.ty) == REAL for a in e.args)
         if prim.kind == "real" and at_real and any(isinstance(a, c.Var) for a in atoms):

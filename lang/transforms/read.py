@@ -11,6 +11,10 @@ they are known, so that
     t + u  is DSum when t : d             (else the primitive +)
     0      is DZero where d is expected, the symbolic zero where Real is
            (a program's 0 at Real prints 0.0), else the Int literal
+
+and `fun a -o t` is a backpropagator (¬T) where ¬T is expected or where its body
+is the literal 0 or has type d, else a linear map T ⊸ U (chad's target, whose
+linear maps are applied by the row `lapp`, so that application needs no choice).
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ from ..front.parser import parse_expr
 from ..model.primitives import PRIMITIVES, zero
 from ..model.spans import Source
 from .check import TargetLanguage, freshen
-from ..model.types import BOOL, D, INT, REAL, UNIT, Scheme, TFun, TList, TNeg, TTuple, TVar, Type, prune, substitute
+from ..model.types import (BOOL, D, FLOAT, INT, LINEAR, REAL, STRING, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple,
+                           TVar, Type, linear, members, prune, substitute)
 
 
 def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_scope=lambda: []) -> c.Expr:
@@ -36,9 +41,13 @@ def parse_target(text: str, resolve, expected: Type, lang: TargetLanguage, in_sc
 
 
 def _zeros(e: c.Expr) -> c.Expr:
-    """Each `0` whose type came out Real is the symbolic zero; the others are Int literals."""
+    """Each `0` whose type came out Real is the symbolic zero; the others are Int literals. A `0` whose type
+    is still a variable of a class without Int (Nested: the tangents of a list literal given to `array`) can
+    only be Real."""
     if isinstance(e, c.Lit) and type(e.value) is int and e.value == 0:
-        return zero() if prune(e.ty) == REAL else replace(e, ty=INT)
+        t = prune(e.ty)
+        real = t == REAL or isinstance(t, TVar) and bool(t.constraint) and "Int" not in members(t.constraint)
+        return zero() if real else replace(e, ty=INT)
     return c.map_children(e, _zeros)
 
 
@@ -81,6 +90,18 @@ class _Elaborate:
                 return c.Lam(param, self.check(body, res, {**env, param: arg}), ty=expected, span=e.span)
             case c.LinLam(param, body):
                 arg = TVar()
+                ex = prune(expected)
+                if isinstance(ex, TCtor) and ex.name == LINEAR:       # a linear map T ⊸ U
+                    self.unify(linear(arg, TVar()), ex, e)
+                    return c.LinLam(param, self.check(body, prune(ex).args[1], {**env, param: arg}), ty=expected,
+                                    span=e.span)
+                if isinstance(ex, TVar) and not _answers_zero(body):  # its body decides
+                    body_e = self.infer(body, {**env, param: arg})
+                    if prune(body_e.ty) != D:
+                        self.unify(linear(arg, body_e.ty), expected, e)
+                        return c.LinLam(param, body_e, ty=expected, span=e.span)
+                    self.unify(TNeg(arg), expected, e)
+                    return c.LinLam(param, body_e, ty=expected, span=e.span)
                 self.unify(TNeg(arg), expected, e)
                 return c.LinLam(param, self.check(body, D, {**env, param: arg}), ty=expected, span=e.span)
             case c.If(cond, then, else_):
@@ -107,8 +128,9 @@ class _Elaborate:
             case c.Global(name, module, inst):
                 return replace(e, ty=freshen(self.lang.global_type(module, name, inst), {}))
             case c.Lit(value):
+                # a real literal is a Real or, elementwise, an Array (docs/reference.md §4)
                 ty = BOOL if isinstance(value, bool) else INT if isinstance(value, int) else \
-                    REAL if isinstance(value, float) else UNIT
+                    TVar(0, FLOAT) if isinstance(value, float) else STRING if isinstance(value, str) else UNIT
                 if type(value) is int and value == 0:
                     ty = TVar()  # Int, or the symbolic zero if it has to be Real (see _zeros)
                 return replace(e, ty=ty)
@@ -162,9 +184,10 @@ class _Elaborate:
     def primitive(self, e: c.Prim, env: dict, first: c.Expr | None = None) -> c.Expr:
         prim = PRIMITIVES[e.op]
         scheme = prim.scheme
-        if prim.kind == "ad":
+        typed_deeper = prim.kind in ("ad", "custom")  # its arguments are values of this language
+        if typed_deeper:
             scheme = Scheme(scheme.qvars, self.lang.ad_type(scheme.body))
-        t = substitute(scheme.body, {v: TVar(0, v.constraint if prim.kind != "ad" else frozenset())
+        t = substitute(scheme.body, {v: TVar(0, v.constraint if not typed_deeper else frozenset())
                                      for v in scheme.qvars})
         params = []
         for _ in e.args:
@@ -202,6 +225,13 @@ class _Elaborate:
                 rest = body_fn(body, {**env, **dict(zip(names, parts))})
                 return c.LetTuple(names, b, rest, ty=rest.ty, span=e.span)
         raise AssertionError(e)
+
+
+def _answers_zero(body: c.Expr) -> bool:
+    """A body whose value, through its lets, is the literal 0: a zero backpropagator's (fun a -o 0)."""
+    while isinstance(body, (c.Let, c.LetTuple, c.LetRec)):
+        body = body.body
+    return isinstance(body, c.Lit) and body.value == 0 and not isinstance(body.value, bool)
 
 
 def _key(name: str, inst: tuple):
