@@ -51,6 +51,7 @@ from ..model import core as c
 from ..model.errors import DlRuntimeError
 from ..model.values import Code, Fun
 from ..transforms.check import TargetLanguage
+from ..transforms.common import refuse_array_types
 from ..transforms.cps import LOOPS_K, post_body, spine
 from ..transforms.shift_reset import SHIFT_RESET
 from .runtimes import Runtime
@@ -505,6 +506,7 @@ class ShiftResetRuntime(Runtime):
     name = "shift-reset"
 
     def vjp(self, kernel, f, x, in_t, out_t):
+        refuse_array_types(self.name, in_t, out_t)  # no array rules yet: refused before a gradient of the wrong kind
         compiler: ShiftResetCompiler = kernel.language("shift-reset", ShiftResetCompiler)
         return kernel.vjp_recorded(f, x, in_t, out_t, compiler, compiler.linear, compiler.run)
 

@@ -53,7 +53,7 @@ from ..front.desugar import Fresh
 from ..model import core as c
 from ..model.primitives import PRIMITIVES
 from ..model.types import BOOL, CELL, REAL, UNIT, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune, resolve
-from .common import TermTransform, by_cases, closed as _closed, scale, variables_of
+from .common import TermTransform, arrays_unsupported, by_cases, closed as _closed, scale, touches_array, variables_of
 from .cps import (CELL_PAIR, LOOPS_K, NOCELL, NOTHING, accum, adjoint, check_discipline, components, is_atom, pair, sequence,
                   simplify, spine)
 
@@ -71,6 +71,8 @@ def k_type(t: Type) -> Type:
     match t:
         case TCon("Real"):
             return CELL_PAIR
+        case TCon("Array"):  # no array rules in shift-reset yet: the shared refusal (the call site's span is added)
+            raise arrays_unsupported("shift-reset", "a value of type Array")
         case TCon() | TVar():
             return t
         case TFun(a, r):
@@ -239,6 +241,8 @@ class CPS:
     def rebuild(self, e: c.Prim, args: list[c.Expr]) -> c.Expr:
         """A primitive that calls nothing, on the K-values of its arguments."""
         prim = PRIMITIVES[e.op]
+        if touches_array(e):  # no array rules in shift-reset yet: the shared refusal
+            raise arrays_unsupported("shift-reset", f"the array operation `{e.op}`", e.span)
         match prim.kind:
             case "real" if _at_real(e):                    # closed: a constant
                 return pair(e, NOCELL)
@@ -317,6 +321,8 @@ class CPS:
 
     def primitive(self, e: c.Prim, k: Cont, env: dict) -> c.Expr:
         prim = PRIMITIVES[e.op]
+        if touches_array(e):  # no array rules in shift-reset yet: the shared refusal
+            raise arrays_unsupported("shift-reset", f"the array operation `{e.op}`", e.span)
         args = list(e.args)
         if prim.kind == "real" and _at_real(e):
             return self.sequence(args, env, lambda vs: self.shift(e, vs, k))
