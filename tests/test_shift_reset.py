@@ -36,19 +36,17 @@ X_SIN_X = """\
 -- target type: Real * Cell -> (Real * Cell -> Unit) -> Unit
 fun x k ->
   let (x, x') = x in
-  let (y1, y1') = (sin x, cell ()) in
-  let _ =
-    let (y2, y2') = (x * y1, cell ()) in
-    let _ = k (y2, y2') in
-    let _ = accum x' (y1 * adjoint y2') in
-    accum y1' (x * adjoint y2')
-  in
-  accum x' (cos x * adjoint y1')
+  let y1 = sin x in
+  let y1' = shift (fun a -> accum x' (cos x * a)) in
+  let y2 = x * y1 in
+  let y2' = shift (fun a -> let _ = accum x' (y1 * a) in accum y1' (x * a)) in
+  k (y2, y2')
 """
 
 
 def test_the_printed_term_of_x_sin_x(tmp_dl):
-    """Each primitive a shift: the rest of the program (k) runs first, then the adjoints flow back."""
+    """Each primitive a shift: the rest of the program (here k) is the shift's continuation, and its post
+    passes the adjoint on when that has returned. A flat let-chain: the posts are the shifts' handlers."""
     path = tmp_dl("f.dl", "def f x = x * sin x\ndef main = grad f 1.0\n")
     code, out, err = cli("transform", path, "--def", "f", "--mode", MODE)
     assert (code, err) == (0, "") and out == X_SIN_X
@@ -90,7 +88,7 @@ def test_the_simplifier_propagates_constants():
     # (c is a let-polymorphic constant since real literals are `Float 'a`: its Real instance prints c1)
     assert "accum nocell" in raw or re.search(r"accum c\d*'", raw)
     assert "nocell" not in simple.replace("(y1, nocell)", "") or "accum nocell" not in simple
-    assert simple.count("cell ()") == 2           # x * c and the sum; c * c is a constant
+    assert simple.count("shift (") == 2           # x * c and the sum; c * c is a constant
     assert run("def f x = let c = 2.0 in c * c + x * c\ndef main = grad f 5.0", mode=MODE) == 2.0
 
 
@@ -102,10 +100,10 @@ def test_a_partial_zero_on_a_branch_is_an_if_around_the_updates():
     for simplify in (False, True):
         text = show_term(transform_term(e, get(MODE), simplify))
         assert "else 0)" not in text and "then 0 " not in text
-        assert re.search(r"if x <= y then accum x' \(adjoint y\d'\) else accum y' \(adjoint y\d'\)", text)
+        assert re.search(r"if x <= y then accum x' a else accum y' a", text)
     simple = show_term(transform_term(e, get(MODE), True))
-    assert re.search(r"if x > 0\.0 then accum x' \(adjoint y\d'\) else \(\)", simple) or \
-        re.search(r"if 0\.0 >= x then \(\) else accum x' \(adjoint y\d'\)", simple), simple
+    assert re.search(r"if x > 0\.0 then accum x' a else \(\)", simple) or \
+        re.search(r"if 0\.0 >= x then \(\) else accum x' a", simple), simple
     # d/dx (relu x + min x y) = [x > 0] + [x <= y]; d/dy = [x > y]  (by hand)
     for (x, y), expected in [((1.0, 2.0), (2.0, 0.0)), ((-1.0, -2.0), (0.0, 1.0)), ((3.0, 2.0), (1.0, 1.0))]:
         src = f"def f (x, y) = relu x + min x y\ndef main = grad f ({x}, {y})"
@@ -126,13 +124,14 @@ def fn(body: c.Expr, x: str = "x", k: str = "k") -> c.Lam:
      "different continuations"),                                                       # one branch bypasses j
     (fn(c.Let("j", c.Lam("v", c.App(K, c.Var("v"))), c.App(K, X))), "join point"),     # j never called                                                                    # a join never called
     (fn(c.App(K, fn(c.App(K, Y), "y", "k2"))), "exactly once"),                        # a function captures k
-    (fn(c.App(K, c.Tuple((c.Prim("adjoint", (c.Prim("nocell", ()),)), c.Prim("nocell", ()))))), "`adjoint`"),
+    (fn(c.App(K, c.Tuple((X, c.Prim("shift", (c.Lam("a", c.Lit(())),)))))), "`shift`"),      # a shift as a value
     (fn(c.App(K, c.App(c.App(c.Var("f"), X), K))), "outside tail position"),         # a call as an argument
     (fn(c.Let("_", c.App(K, X), c.Prim("accum", (c.Var("x'"), c.Lit(1.0))))), "post outside a shift"),
-    (fn(c.LetTuple(("y", "y'"), c.Tuple((X, c.Prim("cell", (c.Lit(()),)))),
-                   c.Let("_", c.App(K, c.Tuple((Y, c.Var("y'")))),
-                         c.Prim("accum", (c.Var("x'"), c.Prim("adjoint", (c.Var("x'"),))))))),
-     "post is not"),                                                                   # reads another cell
+    (fn(c.Let("y'", c.Prim("shift", (c.Lam("a", c.Prim("accum", (c.Var("x'"), c.Prim("*", (c.Var("a"), c.Var("a")))))),)),
+              c.App(K, c.Tuple((Y, c.Var("y'")))))),
+     "post is not"),                                                                   # not linear in a
+    (fn(c.Let("y'", c.Prim("shift", (c.Lam("a", c.App(K, X)),)), c.App(K, c.Tuple((Y, c.Var("y'")))))),
+     "post is not"),                                                                   # a post that calls k
 ])
 def test_the_discipline_rejects_broken_terms(term, words):
     with pytest.raises(TransformBug) as e:
@@ -142,7 +141,7 @@ def test_the_discipline_rejects_broken_terms(term, words):
 
 def test_the_type_checker_rejects_a_cell_used_as_a_number():
     lang = language(get(MODE), Specializer(load_source("def main = 1.0").world))
-    bad = fn(c.App(K, c.Tuple((c.Prim("cell", (c.Lit(()),)), c.Prim("nocell", ())))))
+    bad = fn(c.App(K, c.Tuple((c.Prim("nocell", ()), c.Prim("nocell", ())))))
     with pytest.raises(TransformBug):
         check(bad, TFun(REAL, REAL), lang)
     good = fn(c.App(K, X))

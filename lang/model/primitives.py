@@ -589,10 +589,11 @@ _ROWS: list[Primitive] = [
     ]],
     # shift-reset's target language (lang/transforms/shift_reset.py): adjoint cells, the CPS versions of
     # the loops, and reset; run by lang/modes/shift_reset.py
-    _row("cell", "Unit -> Cell", "target", target=True, doc="a fresh adjoint cell, holding 0"),
+    _row("shift", "(Real -> Unit) -> Cell", "target", target=True,
+         doc="`let y' = shift (fun a -> P) in S`: a fresh adjoint cell y', holding 0, for the rest S; when S "
+             "has returned, the post P runs with a = what y' holds"),
     _row("nocell", "Cell", "target", target=True, doc="the cell of a constant: adding into it does nothing"),
-    _row("adjoint", "Cell -> Real", "target", target=True, doc="what a cell holds (backward code only)"),
-    _row("accum", "Cell -> Real -> Unit", "target", target=True, doc="add into a cell"),
+    _row("accum", "Cell -> Real -> Unit", "target", target=True, doc="add into a cell (posts only)"),
     _row("mapK", "('a -> ('b -> Unit) -> Unit) -> ['a] -> (['b] -> Unit) -> Unit", "target", target=True),
     _row("foldK", "('b -> (('a -> ('b -> Unit) -> Unit) -> Unit) -> Unit) -> 'b -> ['a] -> ('b -> Unit) -> Unit",
          "target", target=True),

@@ -2,7 +2,7 @@
 
 The term K(f) (lang/transforms/shift_reset.py) says: at each real primitive,
 
-    let (y, y') = (f x, cell ()) in let _ = k (y, y') in accum x' (∂f * adjoint y')
+    let y = f x in let y' = shift (fun a -> accum x' (∂f * a)) in k (y, y')
 
 — call the rest of the program, and when it returns, pass y's adjoint on.
 Run that way (Lantern's way) the host stack is the tape: one Python frame per
@@ -14,12 +14,12 @@ differently, and the difference is worth stating plainly:
    discipline checked with the types). The generated Python returns each
    call to a driver loop instead of making it — `return (f, a, k)` — so the
    host stack stays flat at any depth.
-2. **Post stack.** `let _ = S in P` runs as: push P, then run S. Because
+2. **Post stack.** `let y' = shift (fun a -> P) in S` runs as: push P, then run S. Because
    continuations are one-shot and called in tail position, everything S
    does, up to the end of the forward pass, is pushed after P; popping the
    posts last-in first-out after the forward pass runs each P exactly when
    the faithful runtime would, after everything its `k y` did.
-3. **Records.** A post `accum x1' (∂1 * adjoint y'); ...` is pushed as the
+3. **Records.** A post `fun a -> accum x1' (∂1 * a); ...` is pushed as the
    record (x1', ∂1, ...) of its parents' cells and its partials, computed
    when it is pushed; y' is the record's position, and a cell is a slot of
    the adjoint array of the backward pass. That is exactly the record
@@ -52,7 +52,7 @@ from ..model.errors import DlRuntimeError
 from ..model.values import Code, Fun
 from ..transforms.check import TargetLanguage
 from ..transforms.common import refuse_array_types
-from ..transforms.cps import LOOPS_K, post_body, spine
+from ..transforms.cps import LOOPS_K, is_shift, post_body, spine
 from ..transforms.shift_reset import SHIFT_RESET
 from .runtimes import Runtime
 from .table import refusal
@@ -309,8 +309,8 @@ class TrampolineGen(Gen):
 
     def tail(self, e: c.Expr, ind: int) -> None:
         match e:
-            case c.LetTuple((y, y_cell), c.Tuple((value, c.Prim("cell"))), c.Let("_", rest, post)):
-                self.shift(y, y_cell, value, rest, post, ind)
+            case c.Let(y_cell, c.Prim("shift", (c.Lam(param, post),)), rest):
+                self.shift(y_cell, param, post, rest, ind)
             case c.App() if self.inline is not None:       # k v ends an iteration: v is its value
                 k, target = self.inline
                 head, args = spine(e)
@@ -323,24 +323,17 @@ class TrampolineGen(Gen):
             case _:
                 super().tail(e, ind)
 
-    def shift(self, y: str, y_cell: str, value: c.Expr, rest: c.Expr, post: c.Expr, ind: int) -> None:
-        """let (y, y') = (f x, cell ()) in let _ = S in P:  y = f x; push P's record (its position is y');
-        then S. P is the backpropagator fun a -o Σ xi' (∂i * a) of ←D, recorded as backprop records it."""
-        v = self.expr(value, ind)
-        if not v.isidentifier():
-            local = self.local()
-            self.line(ind, f"{local} = {v}")
-            v = local
-        old = self.env.bind((y, ()), v)
+    def shift(self, y_cell: str, param: str, post: c.Expr, rest: c.Expr, ind: int) -> None:
+        """let y' = shift (fun a -> P) in S:  push P's record (its position is y'); then S. P is the
+        backpropagator fun a -o Σ xi' (∂i * a) of ←D, recorded as backprop records it."""
         a = "%a"
-        body = post_body(post, y_cell, a)
+        body = post_body(post, param, a)
         if body is None:
-            raise AssertionError("a shift's post is not a sequence of `accum x' (∂ * adjoint y')` or `if`s of them")
+            raise AssertionError("a shift's post is not a sequence of `accum x' (∂ * a)` or `if`s of them")
         ident = self.compiler.linear.create(self, c.LinLam(a, body), ind)
         old_cell = self.env.bind((y_cell, ()), ident)
         self.tail(rest, ind)
         self.env.restore((y_cell, ()), old_cell)
-        self.env.restore((y, ()), old)
 
     def closure(self, lam: c.Lam, ind: int, self_ref=None, target: str | None = None) -> str:
         """A closure; a continuation made is one more pending (see Pending)."""
@@ -433,7 +426,7 @@ class TrampolineGen(Gen):
                 v = self.local()
                 self.line(ind, f"{v} = {self.const(self.compiler.reset)}({f})")
                 return v
-            case "cell" | "adjoint" | "accum":
+            case "shift" | "accum":
                 raise AssertionError(f"`{e.op}` outside a shift")
         if e.op in LOOPS_K:
             raise AssertionError(f"`{e.op}` outside tail position")
@@ -457,7 +450,7 @@ def _loop_body(e: c.Prim) -> tuple[list[str], c.Expr, str] | None:
             return ([x], body, k) if _leaf(body, k) else None
         case c.Lam(a, c.Lam(k1, outer)) if e.op in ("foldK", "zipWithK"):
             lets = []
-            while (isinstance(outer, c.Let) and outer.name != "_") or isinstance(outer, c.LetTuple):
+            while (isinstance(outer, c.Let) and not is_shift(outer)) or isinstance(outer, c.LetTuple):
                 lets.append(outer)
                 outer = outer.body
             match outer:
@@ -473,8 +466,6 @@ def _leaf(e: c.Expr, k: str) -> bool:
     match e:
         case c.App(c.Var(name), _):
             return name == k
-        case c.LetTuple(_, c.Tuple((_, c.Prim("cell"))), c.Let("_", rest, _)):
-            return _leaf(rest, k)
         case c.Let(_, c.Lam(_, body), _) if not isinstance(body, c.Lam):
             return False                                    # a join point: a continuation made
         case c.Let(body=body) | c.LetTuple(body=body) | c.LetRec(body=body):
@@ -489,8 +480,6 @@ def _if_depth(e: c.Expr) -> int:
     match e:
         case c.If(_, then, else_):
             return 1 + max(_if_depth(then), _if_depth(else_))
-        case c.LetTuple(_, c.Tuple((_, c.Prim("cell"))), c.Let("_", rest, _)):
-            return _if_depth(rest)
         case c.Let(body=body) | c.LetTuple(body=body) | c.LetRec(body=body):
             return _if_depth(body)
     return 0

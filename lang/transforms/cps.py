@@ -1,29 +1,34 @@
 """The target language of shift-reset (lang/transforms/shift_reset.py): its forms, its simplifier, its discipline.
 
-A CPS term with adjoint cells is dl's core plus the target-only rows `cell`,
-`nocell`, `adjoint`, `accum`, `mapK`, `foldK`, `zipWithK`, `buildK`, `reset` of
-the primitive table, with the grammar (S: serious terms, which end by calling a
+A CPS term with adjoint cells is dl's core plus the target-only rows `shift`,
+`nocell`, `accum`, `mapK`, `foldK`, `zipWithK`, `buildK`, `reset` of the
+primitive table, with the grammar (S: serious terms, which end by calling a
 continuation; V: values, which call nothing; P: a shift's post, its backward code)
 
     S ::= k V | V V K | mapK V V K | foldK V V V K | zipWithK V V V K | buildK V V K
         | let x = V in S | let (x1, ..., xn) = V in S | let rec f = fun x k -> S in S
         | let j = fun x -> S in S                   a join point (the continuation of an `if`)
         | if V then S else S
-        | let (y, y') = (V, cell ()) in let _ = S in P           a shift
+        | let y' = shift (fun a -> P) in S          a shift: S is its continuation
     K ::= k | fun x -> S                            continuations: called exactly once on every path
-    P ::= accum c (V * adjoint y') | let _ = P in P            c a cell, y' the shift's own cell
-        | if V then P else P | ()                   a partial zero on a branch: no update there
+    P ::= accum c (V * a) | accum c a | accum c (-a)       c a cell, a the shift's adjoint
+        | let _ = P in P | if V then P else P | ()  a partial zero on a branch: no update there
     V ::= x | g | literal | fun x k -> S | (V, ..., V) | [V, ..., V] | p V ... V (p calls nothing)
         | if V then V else V | let ... = V in V | reset (fun k -> S)
 
-`let _ = e1 in e2` is sequencing; a derivative primitive applied to a function
-and a continuation (`grad f (fun g -> g x k)`) counts as a call. The type
-checker (check.py) types these terms; `check_discipline` checks the rest: the
-grammar — every call in tail position but the `let _ = S in P` of a shift,
-`adjoint` and `accum` only in posts — and *one-shot* continuations, each used
-exactly once on every path and never captured by a function. Those two are
-what make the trampoline and post stack of lang/modes/shift_reset.py equivalent
-to running each post when its `k y` returns.
+`let y' = shift (fun a -> P) in S` is Lantern's `shift` with the rest of the
+term as its continuation: y' is a fresh cell holding 0, S runs, and when S has
+returned P runs with `a` what y' then holds — y's adjoint. Written so, a shift
+is one line of a flat let-chain, and its post can read no other adjoint than
+its own. `let _ = e1 in e2` is sequencing (in posts); a derivative primitive
+applied to a function and a continuation (`grad f (fun g -> g x k)`) counts as
+a call. The type checker (check.py) types these terms; `check_discipline`
+checks the rest: the grammar — every call in tail position, `shift` only as
+the binding of a serious let, `accum` only in posts — and *one-shot*
+continuations, each used exactly once on every path and never captured by a
+function. Those two are what make the trampoline and post stack of
+lang/modes/shift_reset.py equivalent to running each post when its
+continuation returns.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from dataclasses import replace
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES
-from ..model.types import CELL, D, REAL, UNIT, TTuple
+from ..model.types import CELL, D, REAL, UNIT, TFun, TTuple
 from .check import TransformBug
 
 CELL_PAIR = TTuple((REAL, CELL))
@@ -70,11 +75,6 @@ def spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
     return e, args[::-1]
 
 
-def adjoint(cell: c.Expr) -> c.Prim:
-    """adjoint cell."""
-    return c.Prim("adjoint", (cell,), ty=REAL)
-
-
 def accum(cell: c.Expr, r: c.Expr) -> c.Prim:
     """accum cell r."""
     return c.Prim("accum", (cell, r), ty=UNIT)
@@ -85,12 +85,23 @@ def sequence(first: c.Expr, then: c.Expr) -> c.Let:
     return c.Let("_", first, then, ty=then.ty)
 
 
+def shift_let(cell: str, a: str, post: c.Expr, rest: c.Expr) -> c.Let:
+    """let cell = shift (fun a -> post) in rest."""
+    handler = c.Lam(a, post, ty=TFun(REAL, UNIT))
+    return c.Let(cell, c.Prim("shift", (handler,), ty=CELL), rest, ty=rest.ty)
+
+
+def is_shift(e: c.Expr) -> bool:
+    """Whether e is `let y' = shift (fun a -> P) in S`."""
+    return isinstance(e, c.Let) and isinstance(e.bound, c.Prim) and e.bound.op == "shift"
+
+
 # ---- simplification ----------------------------------------------------------------------
 
 
 def simplify(e: c.Expr) -> c.Expr:
     """Constants propagated: a pair (r, nocell) taken apart is substituted, `accum nocell _` is dropped,
-    and a shift whose post drops to nothing makes a constant, (y, nocell), with no cell and no post."""
+    and a shift whose post drops to nothing goes: its cell is nocell, y a constant."""
     return _Simplify().term(e, {})
 
 
@@ -99,15 +110,12 @@ class _Simplify:
         match e:
             case c.Var(name, ()) if name in env:
                 return env[name]
-            case c.LetTuple((y, y_cell), c.Tuple((value, c.Prim("cell"))), c.Let("_", rest, post)):
-                kept_post = self.post(post, env)
-                value_s = self.term(value, env)
+            case c.Let(y_cell, c.Prim("shift", (c.Lam(a, post) as handler,)), rest):
+                kept_post = self.post(post, _drop(env, (a,)))
                 if kept_post is None:                       # nothing to propagate to: y is a constant
-                    inner = {**_drop(env, (y,)), y_cell: NOCELL}
-                    return c.Let(y, value_s, self.term(rest, inner), ty=e.ty, span=e.span)
-                inner = _drop(env, (y, y_cell))
-                body = sequence(self.term(rest, inner), kept_post)
-                return replace(e, bound=replace(e.bound, items=(value_s, e.bound.items[1])), body=body)
+                    return self.term(rest, {**_drop(env, (y_cell,)), y_cell: NOCELL})
+                return replace(e, bound=replace(e.bound, args=(replace(handler, body=kept_post),)),
+                               body=self.term(rest, _drop(env, (y_cell,))))
             case c.LetTuple(names, bound, body):
                 bound_s = self.term(bound, env)
                 if isinstance(bound_s, c.Tuple) and len(bound_s.items) == len(names):
@@ -191,27 +199,28 @@ def check_discipline(term: c.Expr) -> None:
     _Discipline().value(term, frozenset())
 
 
-def post_body(post: c.Expr, cell: str, a: str) -> c.Expr | None:
-    """A post as the body of the backpropagator ←D would make for the shift, `a` its argument:
-    accum xi' (∂i * adjoint y') is xi' (∂i * a) (∂ = 1 and -1 written `a` and `-a` alike), a sequence is
-    a sum, `if V then P else P` stays an `if` (its test reads no adjoint) and `()` is 0. None when the post
-    is not of that shape (docs/transforms.md, shift-reset; the zeros rule: Zeros and infinities)."""
+def post_body(post: c.Expr, param: str, a: str) -> c.Expr | None:
+    """A shift's post `fun param -> P` as the body of the backpropagator ←D would make for the shift,
+    `a` its argument: accum xi' (∂i * param) is xi' (∂i * a) (∂ = 1 and -1 written `param` and `-param`
+    alike), a sequence is a sum, `if V then P else P` stays an `if` (its test does not read the adjoint)
+    and `()` is 0. None when the post is not of that shape (docs/transforms.md, shift-reset; the zeros
+    rule: Zeros and infinities)."""
     match post:
         case c.Let("_", first, then):
-            left, right = post_body(first, cell, a), post_body(then, cell, a)
+            left, right = post_body(first, param, a), post_body(then, param, a)
             return None if left is None or right is None else c.DSum(left, right)
-        case c.If(cond, then, else_) if not _reads_adjoint(cond):
-            left, right = post_body(then, cell, a), post_body(else_, cell, a)
+        case c.If(cond, then, else_) if not _reads(cond, param):
+            left, right = post_body(then, param, a), post_body(else_, param, a)
             return None if left is None or right is None else c.If(cond, left, right, ty=D)
         case c.Lit(()):
             return c.DZero()
-        case c.Prim("accum", (target, r)):
+        case c.Prim("accum", (target, r)) if not _reads(target, param):
             match r:
-                case c.Prim("adjoint", (c.Var(name),)) if name == cell:
+                case c.Var(name) if name == param:
                     arg: c.Expr = c.Var(a)
-                case c.Prim("neg", (c.Prim("adjoint", (c.Var(name),)),)) if name == cell:
+                case c.Prim("neg", (c.Var(name),)) if name == param:
                     arg = c.Prim("neg", (c.Var(a),))
-                case c.Prim("*", (w, c.Prim("adjoint", (c.Var(name),)))) if name == cell and not _reads_adjoint(w):
+                case c.Prim("*", (w, c.Var(name))) if name == param and not _reads(w, param):
                     arg = c.Prim("*", (w, c.Var(a)))
                 case _:
                     return None
@@ -219,11 +228,12 @@ def post_body(post: c.Expr, cell: str, a: str) -> c.Expr | None:
     return None
 
 
-def _reads_adjoint(e: c.Expr) -> bool:
+def _reads(e: c.Expr, param: str) -> bool:
+    """Whether e mentions the adjoint `param` or updates a cell (a weight, a test, a target must not)."""
     stack = [e]
     while stack:
         t = stack.pop()
-        if isinstance(t, c.Prim) and t.op in ("adjoint", "accum", "cell"):
+        if (isinstance(t, c.Var) and t.name == param) or (isinstance(t, c.Prim) and t.op in ("accum", "shift")):
             return True
         stack.extend(c.children(t))
     return False
@@ -253,7 +263,7 @@ class _Discipline:
                 if self.serious(body, conts | {k}) != Counter({k: 1}):
                     raise self.fail(f"`reset` does not call its continuation `{k}` exactly once on every path")
                 return
-            case c.Prim(op) if op in ("cell", "adjoint", "accum", "reset") or op in LOOPS_K \
+            case c.Prim(op) if op in ("shift", "accum", "reset") or op in LOOPS_K \
                     or PRIMITIVES[op].kind == "ad":
                 raise self.fail(f"`{op}` where a value is expected (outside a shift, or not in tail position)")
             case c.Let(name, bound, body) | c.LetRec(name, bound, body):
@@ -281,17 +291,19 @@ class _Discipline:
                     self.value(args[0], conts)
                     return self.continuation(args[1], conts)
                 raise self.fail(f"a call of {len(args)} arguments (a CPS call has two: the argument and k)")
-            case c.LetTuple((_, y_cell), c.Tuple((value, c.Prim("cell", (c.Lit(()),)))), c.Let("_", rest, post)):
-                self.value(value, conts)
-                used = self.serious(rest, conts - {y_cell})
-                body = post_body(post, y_cell, "%a")
+            case c.Let(y_cell, c.Prim("shift", (handler,)), rest):
+                match handler:
+                    case c.Lam(a, post) if not isinstance(post, c.Lam):
+                        body = post_body(post, a, "%a")
+                    case _:
+                        body = None
                 if body is None:
-                    raise self.fail(f"a shift's post is not a sequence of `accum x' (∂ * adjoint {y_cell})`, "
+                    raise self.fail("a shift's post is not `fun a -> ` a sequence of `accum x' (∂ * a)`, "
                                     "or of `if`s of them")
                 self.post_values(body, conts)
-                return used
+                return self.serious(rest, conts - {y_cell})
             case c.Let("_"):
-                raise self.fail("`let _ = S in P` that does not follow a fresh cell: a post outside a shift")
+                raise self.fail("`let _ = P in P` in tail position: a post outside a shift")
             case c.Let(j, c.Lam(x, body), rest) if not isinstance(body, c.Lam):  # a join point
                 inner = self.serious(body, conts - {x})
                 after = self.serious(rest, (conts - {j}) | {j})

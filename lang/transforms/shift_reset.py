@@ -16,10 +16,11 @@ shift-reset). On types:
     K(A -> B) = K(A) -> (K(B) -> Unit) -> Unit
 
 The target language (lang/transforms/cps.py, with its grammar) is dl's core
-plus a few rows of the primitive table that exist only there: `cell ()` (a
-fresh cell holding 0), `nocell` (the cell of a constant), `adjoint c` (what c
-holds), `accum c r` (add r into c), `let _ = e1 in e2` (sequencing), the CPS
-loops `mapK`, `foldK`, `zipWithK`, `buildK`, and `reset`, which runs a CPS
+plus a few rows of the primitive table that exist only there: `shift h` (a
+fresh cell holding 0 for the rest of the term, whose post h runs with the
+cell's final value when the rest has returned), `nocell` (the cell of a
+constant), `accum c r` (add r into c), `let _ = e1 in e2` (sequencing), the
+CPS loops `mapK`, `foldK`, `zipWithK`, `buildK`, and `reset`, which runs a CPS
 computation to its end and gives its value.
 
 The rules (one pass, after Danvy and Filinski: the continuation of a subterm is code written in place when it is
@@ -30,9 +31,9 @@ known, and a `fun` only where a value must be passed):
     f a1 ... an              f a1 (fun g -> g a2 (... (fun g' -> g' an κ)))   (arguments first)
     let x = t in u           ⟦t⟧ (fun x -> ⟦u⟧ κ)
     if c then a else b       let j = κ in if c then ⟦a⟧ j else ⟦b⟧ j          (one join point: κ once)
-    f(x1, ..., xk), real     let (y, y') = (f(x1, ..., xk), cell ()) in
-                             let _ = κ (y, y') in
-                             accum x1' (∂1 f * adjoint y'); ...; accum xk' (∂k f * adjoint y')
+    f(x1, ..., xk), real     let y = f(x1, ..., xk) in
+                             let y' = shift (fun a -> accum x1' (∂1 f * a); ...; accum xk' (∂k f * a)) in
+                             κ (y, y')
     map f xs, fold f z xs    mapK f xs κ, foldK f z xs κ   (likewise zipWith, build)
     grad f x, vjp f x, ...   grad f (fun g -> g x κ), ...  (the primitive's CPS as a function value;
                                                             refused when it runs: the mode does not nest)
@@ -54,8 +55,8 @@ from ..model import core as c
 from ..model.primitives import PRIMITIVES
 from ..model.types import BOOL, CELL, REAL, UNIT, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune, resolve
 from .common import TermTransform, arrays_unsupported, by_cases, closed as _closed, scale, touches_array, variables_of
-from .cps import (CELL_PAIR, LOOPS_K, NOCELL, NOTHING, accum, adjoint, check_discipline, components, is_atom, pair, sequence,
-                  simplify, spine)
+from .cps import (CELL_PAIR, LOOPS_K, NOCELL, NOTHING, accum, check_discipline, components, is_atom, pair, sequence,
+                  shift_let, simplify, spine)
 
 # The CPS version of each structural primitive that calls a function: a missing row is an error naming it.
 LOOPS = {"map": "mapK", "fold": "foldK", "zipWith": "zipWithK", "build": "buildK"}
@@ -136,7 +137,8 @@ def _inert(e: c.Expr) -> bool:
 
 def transform(e: c.Expr) -> c.Expr:
     """K of a specialised core term: a CPS value (a lambda, ...) or `reset (fun k -> ⟦e⟧ k)`."""
-    avoid = variables_of(e)
+    # the names of definitions it uses too: a continuation `k` would capture a definition `k` once printed
+    avoid = variables_of(e) | _globals_of(e)
     fresh = Fresh(avoid, "v")
     e = unique_binders(e, fresh)
     return CPS(fresh, avoid, _primal_uses(e)).top(e)
@@ -150,6 +152,8 @@ class CPS:
         self.avoid = avoid
         self.k = "k" if "k" not in avoid else fresh("k")  # every function's continuation parameter
         avoid.add(self.k)
+        self.a = "a" if "a" not in avoid else fresh("a")  # every post's parameter, its shift's adjoint
+        avoid.add(self.a)
         self.primal_uses = primal_uses  # (name, inst) of the variables a real primitive or comparison reads
         self.memo: dict[int, tuple[c.Expr, bool]] = {}
 
@@ -328,15 +332,15 @@ class CPS:
             return self.sequence(args, env, lambda vs: self.shift(e, vs, k))
         if prim.kind == "ad":                              # grad f x  =>  grad f (fun g -> g x k)
             rest_t = _curried([a.ty for a in args[1:]], e.ty)   # the type of `grad f`
-            return self.sequence(args, env, lambda vs: c.Prim(
-                e.op, (vs[0], self.spine_continuation(e, rest_t, vs[1:], k)), src=e.src, ty=UNIT, span=e.span))
+            return self.sequence(args, env, lambda vs: self.join(k, lambda j: c.Prim(
+                e.op, (vs[0], self.spine_continuation(e, rest_t, vs[1:], j)), src=e.src, ty=UNIT, span=e.span)))
         if e.op in LOOPS:                                  # map f xs  =>  mapK f xs k
-            return self.sequence(args, env, lambda vs: c.Prim(LOOPS[e.op], (*vs, self.reify(k)), ty=UNIT,
-                                                              span=e.span))
+            return self.sequence(args, env, lambda vs: self.join(k, lambda j: c.Prim(
+                LOOPS[e.op], (*vs, self.reify(j)), ty=UNIT, span=e.span)))
         return self.sequence(args, env, lambda vs: self.give(k, self.rebuild(e, vs)))
 
     def shift(self, e: c.Prim, values: list[c.Expr], k: Cont) -> c.Expr:
-        """let (y, y') = (f(x1..xk), cell ()) in let _ = k (y, y') in accum x1' (∂1 f * adjoint y'); ..."""
+        """let y = f(x1..xk) in let y' = shift (fun a -> accum x1' (∂1 f * a); ...) in k (y, y')"""
         binds: list[tuple[tuple[str, str], c.Expr]] = []
         parts: list[tuple[c.Expr, c.Expr]] = []
         seen: dict = {}
@@ -358,17 +362,18 @@ class CPS:
         result, cell = c.Var(y, ty=REAL), c.Var(y_cell, ty=CELL)
         partials = PRIMITIVES[e.op].partials(*primals, result)
 
-        def updates(pairs: list) -> c.Expr:                   # accum x1' (∂1 * adjoint y'); ...
+        adj = c.Var(self.a, ty=REAL)
+
+        def updates(pairs: list) -> c.Expr:                   # accum x1' (∂1 * a); ...
             out: c.Expr | None = None
             for x_cell, d in reversed(pairs):
-                update = accum(x_cell, scale(d, adjoint(cell)))
+                update = accum(x_cell, scale(d, adj))
                 out = update if out is None else sequence(update, out)
             return out if out is not None else NOTHING
         # the zeros rule: a partial zero on a branch (relu, min) is an `if` around the updates, never `0 * ..`
         post = by_cases([(x_cell, d) for (_, x_cell), d in zip(parts, partials)], updates)
-        fresh_cell = c.Prim("cell", (c.Lit((), ty=UNIT),), ty=CELL)
-        out: c.Expr = c.LetTuple((y, y_cell), pair(c.Prim(e.op, tuple(primals), ty=REAL, span=e.span), fresh_cell),
-                                 sequence(self.give(k, pair(result, cell)), post), ty=UNIT, span=e.span)
+        out: c.Expr = c.Let(y, c.Prim(e.op, tuple(primals), ty=REAL, span=e.span),
+                            shift_let(y_cell, self.a, post, self.give(k, pair(result, cell))), ty=UNIT, span=e.span)
         for names, v in reversed(binds):
             out = c.LetTuple(names, v, out, ty=UNIT)
         return out
@@ -388,17 +393,23 @@ class CPS:
         return c.Lam(name, k.build(c.Var(name, ty=k.ty)), ty=_cont(k.ty))
 
     def join(self, k: Cont, make: Callable[[Cont], c.Expr]) -> c.Expr:
-        """Both branches of an `if` continue with k: name it once (Lantern's FUN(k))."""
+        """k named once by a let, `let j x = <the rest> in ...` (Lantern's FUN(k)): both branches of an `if`
+        continue with it, and a call or a loop takes it by name. So the rest of the term after a call is a
+        let's bound, not the call's last argument: the printed term nests no deeper than its lets, where
+        `f a (fun x -> <rest>)` would close one parenthesis per call still pending at its end."""
         if isinstance(k, Dynamic):
             return make(k)
         j = c.Var(self.fresh("j"), ty=_cont(k.ty))
         return c.Let(j.name, self.reify(k), make(Dynamic(j)), ty=UNIT)
 
     def apply(self, e: c.App, head_t: Type, fn: c.Expr, args: list[c.Expr], k: Cont) -> c.Expr:
-        """f a1 ... an  =>  f a1 (fun g -> g a2 (... k))."""
+        """f a1 ... an  =>  f a1 (fun g -> g a2 (... k)), the rest named first when it is code (join)."""
         rest_t = prune(head_t).result
-        cont = self.spine_continuation(e, rest_t, args[1:], k)
-        return c.App(c.App(fn, args[0], ty=cont_of(k_type(rest_t)), span=e.span), cont, ty=UNIT, span=e.span)
+
+        def call(j: Cont) -> c.Expr:
+            cont = self.spine_continuation(e, rest_t, args[1:], j)
+            return c.App(c.App(fn, args[0], ty=cont_of(k_type(rest_t)), span=e.span), cont, ty=UNIT, span=e.span)
+        return self.join(k, call)
 
     def spine_continuation(self, e: c.Expr, fn_t: Type, args: list[c.Expr], k: Cont) -> c.Expr:
         """The continuation that applies the function it receives (of source type fn_t) to the rest of
@@ -485,6 +496,18 @@ def _use_types(body: c.Expr, key: tuple) -> list[Type]:
             ty = resolve(t.ty)
             if ty not in out:
                 out.append(ty)
+        stack.extend(c.children(t))
+    return out
+
+
+def _globals_of(e: c.Expr) -> set[str]:
+    """The names of the top-level definitions `e` uses."""
+    out: set[str] = set()
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Global):
+            out.add(t.name)
         stack.extend(c.children(t))
     return out
 
