@@ -111,7 +111,7 @@ def test_a_partial_zero_on_a_branch_is_an_if_around_the_updates():
 
 # ---- the discipline can fail ---------------------------------------------------------------------
 
-K, X, Y = c.Var("k"), c.Var("x"), c.Var("y")
+K, X, Y, A = c.Var("k"), c.Var("x"), c.Var("y"), c.Var("a")
 
 
 def fn(body: c.Expr, x: str = "x", k: str = "k") -> c.Lam:
@@ -127,7 +127,7 @@ def fn(body: c.Expr, x: str = "x", k: str = "k") -> c.Lam:
     (fn(c.App(K, c.Tuple((X, c.Prim("shift", (c.Lam("a", c.Lit(())),)))))), "`shift`"),      # a shift as a value
     (fn(c.App(K, c.App(c.App(c.Var("f"), X), K))), "outside tail position"),         # a call as an argument
     (fn(c.Let("_", c.App(K, X), c.Prim("accum", (c.Var("x'"), c.Lit(1.0))))), "post outside a shift"),
-    (fn(c.Let("y'", c.Prim("shift", (c.Lam("a", c.Prim("accum", (c.Var("x'"), c.Prim("*", (c.Var("a"), c.Var("a")))))),)),
+    (fn(c.Let("y'", c.Prim("shift", (c.Lam("a", c.Prim("accum", (c.Var("x'"), c.Prim("*", (A, A))))),)),
               c.App(K, c.Tuple((Y, c.Var("y'")))))),
      "post is not"),                                                                   # not linear in a
     (fn(c.Let("y'", c.Prim("shift", (c.Lam("a", c.App(K, X)),)), c.App(K, c.Tuple((Y, c.Var("y'")))))),

@@ -54,7 +54,8 @@ from ..front.desugar import Fresh
 from ..model import core as c
 from ..model.primitives import PRIMITIVES
 from ..model.types import BOOL, CELL, REAL, UNIT, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune, resolve
-from .common import TermTransform, arrays_unsupported, by_cases, closed as _closed, scale, touches_array, variables_of
+from .common import (TermTransform, arrays_unsupported, by_cases, closed as _closed, definitions_used, scale,
+                     touches_array, variables_of)
 from .cps import (CELL_PAIR, LOOPS_K, NOCELL, NOTHING, accum, check_discipline, components, is_atom, pair, sequence,
                   shift_let, simplify, spine)
 
@@ -138,7 +139,7 @@ def _inert(e: c.Expr) -> bool:
 def transform(e: c.Expr) -> c.Expr:
     """K of a specialised core term: a CPS value (a lambda, ...) or `reset (fun k -> ⟦e⟧ k)`."""
     # the names of definitions it uses too: a continuation `k` would capture a definition `k` once printed
-    avoid = variables_of(e) | _globals_of(e)
+    avoid = variables_of(e) | definitions_used(e)
     fresh = Fresh(avoid, "v")
     e = unique_binders(e, fresh)
     return CPS(fresh, avoid, _primal_uses(e)).top(e)
@@ -496,18 +497,6 @@ def _use_types(body: c.Expr, key: tuple) -> list[Type]:
             ty = resolve(t.ty)
             if ty not in out:
                 out.append(ty)
-        stack.extend(c.children(t))
-    return out
-
-
-def _globals_of(e: c.Expr) -> set[str]:
-    """The names of the top-level definitions `e` uses."""
-    out: set[str] = set()
-    stack = [e]
-    while stack:
-        t = stack.pop()
-        if isinstance(t, c.Global):
-            out.add(t.name)
         stack.extend(c.children(t))
     return out
 
