@@ -52,7 +52,7 @@ from ..model.errors import DlRuntimeError
 from ..model.values import Code, Fun
 from ..transforms.check import TargetLanguage
 from ..transforms.common import refuse_array_types
-from ..transforms.cps import LOOPS_K, is_shift, post_body, spine
+from ..transforms.cps import LOOPS_K, is_shift, post_body
 from ..transforms.shift_reset import SHIFT_RESET
 from .runtimes import Runtime
 from .table import refusal
@@ -265,7 +265,7 @@ class ShiftResetCompiler(TransformCompiler):
 
     def fill(self, code: Code, params: list[str], body: c.Expr, self_ref, closed: bool = False) -> None:
         gen = TrampolineGen(self, params, self_ref, closed=closed)
-        head, args = spine(body)
+        head, args = c.spine(body)
         gen.passing = (len(params) == 1 and len(args) == 2 and isinstance(head, c.Var)
                        and (head.name, head.inst) == (params[0], ()))
         if _is_continuation(params, body):
@@ -313,7 +313,7 @@ class TrampolineGen(Gen):
                 self.shift(y_cell, param, post, rest, ind)
             case c.App() if self.inline is not None:       # k v ends an iteration: v is its value
                 k, target = self.inline
-                head, args = spine(e)
+                head, args = c.spine(e)
                 assert isinstance(head, c.Var) and head.name == k and len(args) == 1, "a call in a loop body"
                 self.line(ind, f"{target} = {self.atom(args[0], ind)}")
             case c.App() if not self.is_self_call(e):
@@ -349,7 +349,7 @@ class TrampolineGen(Gen):
         """A call: `return (f, a, k)` or `return (k, v, None)`, made by the driver. One beta per application of a
         source function: not again for the call in `fun g -> g a k`, which only passes the next argument of
         an application `f x a` already counted."""
-        head, args = spine(e)
+        head, args = c.spine(e)
         fn = self.atom(head, ind)
         values = [self.atom(a, ind) for a in args]
         if len(args) == 2 and not self.passing:

@@ -66,15 +66,6 @@ def components(v: c.Expr) -> tuple[c.Expr, c.Expr] | None:
     return None
 
 
-def spine(e: c.Expr) -> tuple[c.Expr, list[c.Expr]]:
-    """f a1 ... an  as  (f, [a1, ..., an])."""
-    args = []
-    while isinstance(e, c.App):
-        args.append(e.arg)
-        e = e.fn
-    return e, args[::-1]
-
-
 def accum(cell: c.Expr, r: c.Expr) -> c.Prim:
     """accum cell r."""
     return c.Prim("accum", (cell, r), ty=UNIT)
@@ -280,7 +271,7 @@ class _Discipline:
         """A serious term: the continuations in `conts` it uses, counted, the same on every path."""
         match e:
             case c.App():
-                head, args = spine(e)
+                head, args = c.spine(e)
                 if len(args) == 1:                          # k V
                     if not (isinstance(head, c.Var) and head.name in conts):
                         raise self.fail("a call of one argument whose head is not a continuation")

@@ -57,7 +57,7 @@ from ..model.types import BOOL, CELL, REAL, UNIT, TCon, TFun, TList, TNeg, TTupl
 from .common import (TermTransform, arrays_unsupported, by_cases, closed as _closed, definitions_used, scale,
                      touches_array, variables_of)
 from .cps import (CELL_PAIR, LOOPS_K, NOCELL, NOTHING, accum, check_discipline, components, is_atom, pair, sequence,
-                  shift_let, simplify, spine)
+                  shift_let, simplify)
 
 # The CPS version of each structural primitive that calls a function: a missing row is an error naming it.
 LOOPS = {"map": "mapK", "fold": "foldK", "zipWith": "zipWithK", "build": "buildK"}
@@ -282,7 +282,7 @@ class CPS:
             return self.give(k, self.value(e, env))
         match e:
             case c.App():                                  # f a1 ... an: the arguments first
-                head, args = spine(e)
+                head, args = c.spine(e)
                 return self.sequence([head, *args], env, lambda vs: self.apply(e, head.ty, vs[0], vs[1:], k))
             case c.Let(name, bound, body, inst) if len(uses := _use_types(body, (name, inst))) > 1:
                 return self.cps(self.specialise(e, uses), k, env)
