@@ -67,6 +67,8 @@ def definition(source: str, name: str = "f"):
     "def f (n : Int) x = if n == 0 then x else 2.0 * f (n - 1) (x * x)",  # recursion, a constant
     # a computed value used at two types: CPS binds it by a lambda (monomorphic), so it is computed once per type
     "def f x = let p = id (fun y -> y) in if p true then p x * x else x",
+    # definitions named like the continuation and the posts' parameter: neither may capture them when read back
+    "def k = 2.0\ndef a (y : Real) = y\ndef f x = a (k * sin x) * a x",
 ])
 def test_terms_type_check_keep_the_discipline_and_read_back(source):
     program, spec, e = definition(source)
