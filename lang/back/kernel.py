@@ -466,7 +466,17 @@ class ADKernel:
         compiler = self._top_reverse.get((runtime, faithful))
         if compiler is None:
             compiler = self._top_reverse[(runtime, faithful)] = self.reverse_compiler(runtime, 0, faithful)
-        backend = compiler.linear
+        # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
+        redo = (lambda: self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)) if compiler.preaccumulated \
+            else None
+        return self.vjp_recorded(f, x, in_t, out_t, compiler, self.backends[runtime.name], call1, redo)
+
+    def vjp_recorded(self, f: Fun, x: Any, in_t: Type, out_t: Type, compiler: Compiler, backend,
+                     run: Callable[[Fun, Any], Any], redo: Callable | None = None) -> tuple[Any, Callable]:
+        """A vjp whose forward pass records on a linear backend (lang/back/linear.py): f lifted into
+        `compiler`'s language and run by `run(f', x')` (a call for ←D, a trampoline for shift-reset), the
+        inputs' sinks first on the records; the pullback sweeps them (or, given the order-free pass's
+        Paths cotangents, the vjp `redo()` makes does)."""
         dual_f = f.code.info.get(compiler)  # a top-level function's transform, kept on its code
         if dual_f is None:
             dual_f = self.lift_fun(f, compiler, {})
@@ -480,7 +490,7 @@ class ADKernel:
         try:
             x_dual, n_sinks = walks.inject(x, 0)   # the inputs' sinks: identities 0 .. n-1
             records = backend.records = [SINK] * n_sinks
-            y_dual = call1(dual_f, x_dual)
+            y_dual = run(dual_f, x_dual)
         finally:
             backend.records = saved
             if collecting:
@@ -488,21 +498,23 @@ class ADKernel:
         backprops: list = []
         y = walks.unlift(y_dual, backprops)
         real_out, leaves_out, rebuild_in = walks.real_out, walks.leaves_out, walks.rebuild_leaves_in
-        preaccumulated = compiler.preaccumulated
         paths_values = getattr(backend, "paths_values", None)  # (factoring's: the order-free pass on floats)
+
+        def again(u: Any, values: bool) -> Any:  # the order-free pass by the vjp redo() makes
+            redone = redo()[1]
+            return redone.settling(u) if values and hasattr(redone, "settling") else redone(u)
 
         def pullback(u: Any, values: bool = False) -> Any:
             """values: the caller settles the result at once (the order-free pass: `vjp`)."""
             if real_out:  # one cotangent, one backpropagator
-                if preaccumulated and type(u) is Paths:
-                    return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u, values)
+                if redo is not None and type(u) is Paths:
+                    return again(u, values)
                 seeds = [(backprops[0], u)] if backprops[0] is not None and u is not ZERO else []
             else:
                 cotangents: list = []
                 leaves_out(u, cotangents)  # an Array is one leaf: one cotangent, one backpropagator
-                if preaccumulated and any(type(ct) is Paths for ct in cotangents):
-                    # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
-                    return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u, values)
+                if redo is not None and any(type(ct) is Paths for ct in cotangents):
+                    return again(u, values)
                 seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
             collecting = gc.isenabled()
             gc.disable()
