@@ -18,7 +18,8 @@ from lang.model.spans import Source
 pre = os.environ.get("PRE", "1") == "1"
 W = {"W2": ("w2_logistic.dl", lambda n: (n, 0.3)), "W4": ("w4_sum_sin.dl", lambda n: ([(i + 0.5) / n for i in range(n)],)),
      "W7": ("w7_closure.dl", lambda n: (n, (0.5, 0.99, 0.001))), "W3": ("w3_reuse.dl", lambda n: (n, 1.0)),
-     "W1": ("w1_seed.dl", lambda n: ((2.0, 5.0),)), "W6": ("w6_gaussian.dl", lambda n: ((1.0, 0.0, 1.0),))}
+     "W1": ("w1_seed.dl", lambda n: ((2.0, 5.0),)), "W6": ("w6_gaussian.dl", lambda n: ((1.0, 0.0, 1.0),)),
+     "W5": ("w5_mlp.dl", lambda n: __import__("benchmarks.workloads", fromlist=["w5_inputs"]).w5_inputs(n))}
 def main():
     world = World(); loader = Loader(world); loader.load_prelude()
     todo = [a.split("=") for a in sys.argv[1:]]
@@ -42,5 +43,5 @@ def main():
                 ts[k].append((time.thread_time() - t0) / reps[k])
                 gc.unfreeze()
         p, g = statistics.median(ts["p"]), statistics.median(ts["g"])
-        print(f"{name} n={n} pre={pre}: primal {p*1e3:.2f} ms  vg {g*1e3:.2f} ms  ratio {g/p:.2f}  load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"{name} n={n} pre={pre}: primal {p*1e3:.4f} ms  vg {g*1e3:.4f} ms  ratio {g/p:.2f}  load {os.getloadavg()[0]:.1f}", flush=True)
 t = threading.Thread(target=main); t.start(); t.join()

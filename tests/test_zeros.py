@@ -187,3 +187,85 @@ def test_random_programs_at_singular_points_agree_in_every_exact_mode(seed):
                 disagreements.append((source, mode, value, first))
                 break
     assert not disagreements, disagreements[:3]
+
+
+def random_tape(rng: random.Random, weights: list, size: int) -> tuple[list, int]:
+    """A tape of 1 to 4 sinks and up to `size` records (parent, weight, ...) of 1 to 3 parents each, half
+    the weights drawn from `weights`, half uniform in [-1000, 1000]."""
+    from lang.back.linear import SINK
+    n_sinks = rng.randint(1, 4)
+    records = [SINK] * n_sinks
+    for _ in range(rng.randint(1, size)):
+        parents = rng.sample(range(len(records)), min(len(records), rng.randint(1, 3)))
+        rec: tuple = ()
+        for p in parents:
+            rec += (p, rng.choice(weights) if rng.random() < 0.5 else rng.uniform(-1e3, 1e3))
+        records.append(rec)
+    return records, n_sinks
+
+
+def object_sweep(records: list, seeds: list, n_sinks: int) -> list:
+    """The factoring sweep with a `Paths` object per contribution (what the backend did before it swept
+    sums over paths as floats): the oracle of the two tests below."""
+    from lang.back.compiler import Counters
+    from lang.back.linear import Factoring
+    from lang.model.zeros import ZERO
+    objects = Factoring(Counters())
+    adj = objects.adj = [None] * len(records)
+    for p, v in seeds:
+        objects.contribute(p, v)
+    objects._sweep(records, adj, n_sinks)
+    return [ZERO if g is None else g for g in adj[:n_sinks]]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_free_sweep_on_floats_equals_the_sweep_on_paths_objects(seed):
+    """The factoring sweep with `Paths` seeds runs on float totals and kind sets (lang/back/linear.py,
+    _sweep_paths): on random tapes with zero, infinite, nan and symbolic-zero weights, merges and
+    several seeds, each sink's total and kinds are those of the sweep on `Paths` objects."""
+    from lang.back.linear import _sweep_paths
+    from lang.model.zeros import ZERO, Paths
+    rng = random.Random(seed)
+    records, n_sinks = random_tape(rng, [0.0, -0.0, math.inf, -math.inf, math.nan, ZERO, 1e308, -1e308, 0.5], 30)
+    seeds = [(rng.randrange(n_sinks, len(records)), Paths.seed(rng.choice([1.0, -2.0, 1e308, math.inf, 0.0])))
+             for _ in range(rng.randint(1, 3))]
+    got = _sweep_paths(records, seeds, n_sinks)
+    assert got is not None
+    for e, g in zip(object_sweep(records, seeds, n_sinks), got):
+        assert type(e) is type(g)
+        if type(e) is Paths:
+            assert e.kinds == g.kinds
+            assert repr(e.total) == repr(g.total)  # bit for bit, nan and the sign of zero included
+            assert repr(e.value()) == repr(g.value())
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_free_values_on_finite_tapes_are_the_settled_sums_over_paths(seed):
+    """Factoring.paths_values (the order-free pass when its result is settled at once): on tapes whose weights
+    are finite — totals that overflow on the way included — each value is what the sweep on `Paths` objects
+    settles to, bit for bit; a tape with an infinite weight or a generic body is left to that sweep (None)."""
+    from lang.back.compiler import Counters
+    from lang.back.linear import GENERIC, Factoring
+    from lang.model.zeros import ZERO, Paths, settle
+    rng = random.Random(seed)
+    records, n_sinks = random_tape(rng, [0.0, -0.0, ZERO, 1e200, -1e200, 1e300], 25)
+    seeds = [(len(records) - 1, Paths.seed(rng.choice([1.0, -1e300, 0.0])))]
+    backend = Factoring(Counters())
+    expected = [settle(g) for g in object_sweep(records, seeds, n_sinks)]
+    got = [settle(g) for g in backend.paths_values(records, seeds, n_sinks)]
+    assert [repr(g) for g in got] == [repr(e) for e in expected]
+    assert backend.paths_values(records + [(0, math.inf)], seeds, n_sinks) is None
+    assert backend.paths_values(records + [(GENERIC, None, ())], seeds, n_sinks) is None
+    assert backend.paths_values(records, [(len(records) - 1, Paths.seed(math.inf))], n_sinks) is None
+
+
+def test_an_overflowing_chain_gives_the_order_free_value_in_every_reverse_variant():
+    """The logistic map's derivative overflows by 3000 steps (benchmarks/workloads/w2_logistic.dl): its paths'
+    totals meet as inf - inf. backprop (preaccumulated: its order-free pass runs ←D's own term), backprop
+    without preaccumulation and forward mode agree on nan, as before the order-free pass ran on floats."""
+    from conftest import run_with_machine
+    source = ("def logistic (n : Int) (x : Real) = if n == 0 then x else logistic (n - 1) (3.7 * x * (1.0 - x))\n"
+              "def main = grad (logistic 3000) 0.3")
+    assert math.isnan(run(source, mode="backprop"))
+    assert math.isnan(run(source, mode="forward"))
+    assert math.isnan(run_with_machine(source, counting=False, preaccumulate=False)[0])

@@ -106,6 +106,7 @@ class ADKernel:
         self.compilers: dict = {}
         self.backends: dict[str, Any] = {}
         self.shapes = Shapes()
+        self._top_reverse: dict = {}  # (runtime, faithful): reverse_compiler(runtime, 0, faithful)
 
     # ---- compiling the primitives
     def compile(self, site: Compiler, e: c.Prim) -> Callable:
@@ -152,7 +153,7 @@ class ADKernel:
 
     def value_and_grad(self, f: Fun, x: Any, in_t: Type, site: Compiler) -> tuple:
         y, pullback = self.vjp(f, x, in_t, REAL, site)
-        return (y, pullback(self.const(site, 1.0)))
+        return (y, pullback(1.0 if site is self.machine.primal else self.const(site, 1.0)))
 
     def vjp_value(self, f: Fun, x: Any, in_t: Type, out_t: Type, site: Compiler, span=NO_SPAN) -> tuple:
         y, pullback = self.vjp(f, x, in_t, out_t, site)
@@ -176,15 +177,20 @@ class ADKernel:
         runtime = self.machine.runtime
         y, pullback = runtime.vjp(self, f, x, in_t, out_t)
         shapes = self.shapes
-        order_free = runtime.exact and not (mentions_array(in_t) or mentions_array(out_t))
+        walks = shapes.io(in_t, out_t)
+        order_free = runtime.exact and not walks.arrays
+        flatten_in = walks.flatten_in
 
         def settled(u: Any) -> Any:
             g = pullback(u)
-            reals = shapes.flatten(g, in_t)
+            reals: list = []
+            flatten_in(g, reals)
             if all_plain_finite(reals):  # the common case, checked at C speed: nothing to settle
                 return g
             if order_free and not all(map(finite, reals)):
-                g = self.uncounted(lambda: pullback(shapes.map_reals(u, out_t, Paths.seed)))
+                # (a pullback that knows its result is settled at once may take a shorter way: `settling`)
+                again = getattr(pullback, "settling", pullback)
+                g = self.uncounted(lambda: again(shapes.map_reals(u, out_t, Paths.seed)))
             return self.settle(g, in_t)
         return y, settled
 
@@ -457,7 +463,9 @@ class ADKernel:
     # ---- reverse mode by the backpropagation transform
     def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime,
                     faithful: bool = False) -> tuple[Any, Callable]:
-        compiler = self.reverse_compiler(runtime, 0, faithful)
+        compiler = self._top_reverse.get((runtime, faithful))
+        if compiler is None:
+            compiler = self._top_reverse[(runtime, faithful)] = self.reverse_compiler(runtime, 0, faithful)
         # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
         redo = (lambda: self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)) if compiler.preaccumulated \
             else None
@@ -469,8 +477,10 @@ class ADKernel:
         `compiler`'s language and run by `run(f', x')` (a call for ←D, a trampoline for shift-reset), the
         inputs' sinks first on the records; the pullback sweeps them (or, given the order-free pass's
         Paths cotangents, the vjp `redo()` makes does)."""
-        dual_f = self.lift_fun(f, compiler, {})
-        shapes = self.shapes
+        dual_f = f.code.info.get(compiler)  # a top-level function's transform, kept on its code
+        if dual_f is None:
+            dual_f = self.lift_fun(f, compiler, {})
+        walks = self.shapes.io(in_t, out_t)  # every walk of this call, fetched at once
         saved = backend.records
         collecting = gc.isenabled()
         # The collector is off while the tape is recorded and swept: the tape only grows then, and each
@@ -478,7 +488,7 @@ class ADKernel:
         # meanwhile is collected afterwards.
         gc.disable()
         try:
-            x_dual, n_sinks = shapes.inject(x, in_t, 0)   # the inputs' sinks: identities 0 .. n-1
+            x_dual, n_sinks = walks.inject(x, 0)   # the inputs' sinks: identities 0 .. n-1
             records = backend.records = [SINK] * n_sinks
             y_dual = run(dual_f, x_dual)
         finally:
@@ -486,20 +496,37 @@ class ADKernel:
             if collecting:
                 gc.enable()
         backprops: list = []
-        y = shapes.unlift(y_dual, out_t, backprops)
+        y = walks.unlift(y_dual, backprops)
+        real_out, leaves_out, rebuild_in = walks.real_out, walks.leaves_out, walks.rebuild_leaves_in
+        paths_values = getattr(backend, "paths_values", None)  # (factoring's: the order-free pass on floats)
 
-        def pullback(u: Any) -> Any:
-            cotangents = shapes.leaves(u, out_t)  # an Array is one leaf: one cotangent, one backpropagator
-            if redo is not None and any(type(ct) is Paths for ct in cotangents):
-                return redo()[1](u)
-            seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
+        def again(u: Any, values: bool) -> Any:  # the order-free pass by the vjp redo() makes
+            redone = redo()[1]
+            return redone.settling(u) if values and hasattr(redone, "settling") else redone(u)
+
+        def pullback(u: Any, values: bool = False) -> Any:
+            """values: the caller settles the result at once (the order-free pass: `vjp`)."""
+            if real_out:  # one cotangent, one backpropagator
+                if redo is not None and type(u) is Paths:
+                    return again(u, values)
+                seeds = [(backprops[0], u)] if backprops[0] is not None and u is not ZERO else []
+            else:
+                cotangents: list = []
+                leaves_out(u, cotangents)  # an Array is one leaf: one cotangent, one backpropagator
+                if redo is not None and any(type(ct) is Paths for ct in cotangents):
+                    return again(u, values)
+                seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
             collecting = gc.isenabled()
             gc.disable()
             try:
-                return shapes.rebuild_leaves(x, in_t, backend.backward(records, seeds, n_sinks))
+                out = backend.paths_values(records, seeds, n_sinks) if values and paths_values else None
+                if out is None:
+                    out = backend.backward(records, seeds, n_sinks)
+                return rebuild_in(x, out, 0)[0]
             finally:
                 if collecting:
                     gc.enable()
+        pullback.settling = lambda u: pullback(u, True)  # what `vjp`'s order-free pass calls
         return y, pullback
 
     # ---- lifting: values of one language into the next
@@ -521,7 +548,7 @@ class ADKernel:
                 f"{code.mode} language cannot be differentiated in the {compiler.name} language")
         key = code.info.get("global")
         if key is not None:
-            out = compiler.global_value(*key)
+            out = code.info[compiler] = compiler.global_value(*key)  # (kept for vjp_reverse's next call)
             memo[id(fn)] = out
             return out
         if code.lam is None:

@@ -45,10 +45,15 @@ only where it is non-zero. An array input's sink is one identity.
 """
 from __future__ import annotations
 
+import math
+from itertools import chain, islice
+
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
 from ..model.values import Code
-from ..model.zeros import REAL_TYPES, ZERO
+from ..model.zeros import REAL_TYPES, ZERO, Paths, Zero, kind
+from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, \
+    POS as _POS  # (the kinds of a sum over paths, for the order-free sweep)
 from ..transforms.preaccumulate import contributions
 from .compiler import Gen
 
@@ -282,18 +287,44 @@ class Factoring(LinearBackend):
             self.n_sinks = n_sinks
             if self.counting:
                 self._sweep_counting(records, adj, n_sinks)
+            elif seeds and type(seeds[0][1]) is Paths and type(self)._sweep is Factoring._sweep:
+                # the kernel's order-free pass: sums over paths as floats and kind sets, not objects
+                out = _sweep_paths(records, seeds, n_sinks)
+                if out is not None:
+                    return out
+                self._sweep(records, adj, n_sinks)  # (adj holds the seeds: _sweep_paths kept its own lists)
             else:
                 self._sweep(records, adj, n_sinks)
         finally:
             self.adj, self.owned, self.n_sinks = saved, saved_owned, saved_sinks
         return [ZERO if g is None else g for g in adj[:n_sinks]]
 
+    def paths_values(self, records: list, seeds: list, n_sinks: int) -> list | None:
+        """The values (`Paths.value`) of what `backward` gives for `Paths` seeds, by a sweep on floats, where
+        the kinds cannot matter: every seed's kinds finite and every record (parent, weight, ...) with finite
+        float weights (checked at C speed), so every kind set met is finite and each value is its float total
+        — the same operations in the same order as `backward`'s. None where that does not hold (the caller
+        asks `backward`). For the kernel's order-free pass, which settles what it gets at once."""
+        if self.counting or type(self)._sweep is not Factoring._sweep:
+            return None
+        for _, v in seeds:
+            if type(v) is not Paths or v.kinds & _INFINITE:
+                return None
+        tail = records[n_sinks:]
+        try:
+            if not set(map(type, chain.from_iterable(tail))) <= _PLAIN or \
+                    not math.isfinite(sum(chain.from_iterable(tail))):
+                return None
+        except TypeError:
+            return None
+        return self.backward(records, [(p, v.total) for p, v in seeds], n_sinks)
+
     def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
-        for i in range(len(records) - 1, n_sinks - 1, -1):  # sinks run no body
-            ct = adj[i]
+        # from the last identity down to the first after the sinks (which run no body); a reversed list
+        # iterator reads each pending argument when it gets there, after everything above has added to it
+        for rec, ct in islice(zip(reversed(records), reversed(adj)), len(records) - n_sinks):
             if ct is None:
                 continue
-            rec = records[i]
             n = len(rec)
             if n == 2:
                 p, w = rec
@@ -345,6 +376,60 @@ class Factoring(LinearBackend):
                         counters.merges += 1
             peak = max(peak, pending)
         counters.peak_pending = max(counters.peak_pending, peak)
+
+
+_INFINITE = _PINF | _NINF | _NAN  # the kinds that make a sum over paths other than its float total
+_PLAIN = {int, float, Zero}       # what a record of parents and finite weights holds
+
+
+def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
+    """The factoring sweep with `Paths` seeds (the kernel's order-free pass), each pending sum kept as its
+    float total and its set of kinds in two lists rather than as a `Paths` object per contribution: the
+    same float operations in the same order, and the kinds `Paths` arithmetic would give
+    (lang/model/zeros.py), so the sinks' `Paths` are equal to the object sweep's. A record of another
+    shape than (parent, weight, ...) with float weights — a generic body, an array — gives None: the
+    caller sweeps with objects."""
+    totals: list = [None] * len(records)
+    kinds = [0] * len(records)
+    for p, v in seeds:
+        if type(v) is not Paths:
+            return None
+        old = totals[p]
+        totals[p] = v.total if old is None else old + v.total
+        kinds[p] |= v.kinds
+    product, inf = _PRODUCT, math.inf
+    POS, NEG = _POS, _NEG
+    for i in range(len(records) - 1, n_sinks - 1, -1):  # sinks run no body
+        ct = totals[i]
+        if ct is None:
+            continue
+        rec = records[i]
+        if len(rec) == 2 and type(ct) is float and type(rec[1]) is float:  # the common record, inline
+            p, w = rec
+            kw = POS if 0.0 < w < inf else NEG if -inf < w < 0.0 else kind(w)  # (kind, inlined)
+            old = totals[p]
+            totals[p] = w * ct if old is None or type(old) is Zero else old + w * ct
+            kinds[p] |= product[kinds[i]][kw]
+            continue
+        if rec[0] is GENERIC:
+            return None
+        zero = type(ct) is Zero  # the symbolic zero times a real is itself, and adds nothing
+        ck = product[kinds[i]]
+        for k in range(0, len(rec), 2):
+            p, w = rec[k], rec[k + 1]
+            tw = type(w)
+            if tw is float and not zero:
+                kw = POS if 0.0 < w < inf else NEG if -inf < w < 0.0 else kind(w)
+                old = totals[p]
+                totals[p] = w * ct if old is None or type(old) is Zero else old + w * ct
+                kinds[p] |= ck[kw]
+            elif tw is Zero or tw is float:
+                if totals[p] is None:
+                    totals[p] = ZERO
+            else:
+                return None
+    return [ZERO if g is None else g if type(g) is Zero else Paths(g, kinds[i])
+            for i, g in enumerate(totals[:n_sinks])]
 
 
 class Naive(LinearBackend):

@@ -18,7 +18,10 @@ slice, rather than by a recursive walk per element.
     inject(v, first)        v with its k-th leaf x paired with the identity first + k
     unlift(dual, out)       the primal part of a ←D value, its backpropagators appended to out
 
-Walks of a type with no Array never touch numpy.
+Walks of a type with no Array never touch numpy. A *fixed* type — a tuple, nested or not, of Real,
+Int, Bool and Unit — has a fixed number of leaves in fixed places, so its walks are generated as
+straight-line Python (one unpacking, one tuple built): the per-call cost of `grad` on a function of
+a few reals is mostly these walks.
 """
 from __future__ import annotations
 
@@ -26,8 +29,20 @@ from typing import Any, Callable
 
 from ..model.primitives import array_kernel
 from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TList, TTuple, Type, prune, resolve
+from ..transforms.common import mentions_array
 
 _ZERO = {INT: 0, BOOL: False, UNIT: ()}
+
+
+class IOWalks:
+    """The walks of one vjp's input and output types (Shapes.io); each is the function `Shapes` memoises
+    for its kind and type, called as the methods of the same name call it."""
+
+    __slots__ = ("inject", "unlift", "leaves_out", "rebuild_leaves_in", "flatten_in", "arrays", "real_out")
+
+    def __init__(self, **walks: Any) -> None:
+        for k, v in walks.items():
+            setattr(self, k, v)
 
 
 class Shapes:
@@ -47,9 +62,27 @@ class Shapes:
         key = (kind, resolved)
         fn = self.cache.get(key)
         if fn is None:
-            fn = self.cache[key] = make(resolved)
+            fn = self.cache[key] = _fixed_walk(kind, resolved) or make(resolved)
         self.by_id[(kind, id(t))] = (t, fn)
         return fn
+
+    # ---- the walks one reverse-mode call makes, fetched at once
+    def io(self, in_t: Type, out_t: Type) -> "IOWalks":
+        """The walks a vjp from `in_t` to `out_t` makes on every call (cached by the two types' identities:
+        one lookup per call instead of one per walk)."""
+        hit = self.by_id.get(("io", id(in_t), id(out_t)))
+        if hit is not None and hit[0] is in_t and hit[1] is out_t:
+            return hit[2]
+        walks = IOWalks(
+            inject=self._get("inject", in_t, self._make_inject),
+            unlift=self._get("unlift", out_t, self._make_unlift),
+            leaves_out=self._get("leaves", out_t, self._make_leaves),
+            rebuild_leaves_in=self._get("rebuild_leaves", in_t, self._make_rebuild_leaves),
+            flatten_in=self._get("flatten", in_t, self._make_flatten),
+            arrays=mentions_array(in_t) or mentions_array(out_t),
+            real_out=resolve(out_t) == REAL)
+        self.by_id[("io", id(in_t), id(out_t))] = (in_t, out_t, walks)
+        return walks
 
     # ---- flatten: value -> list of reals
     def flatten(self, v: Any, t: Type) -> list:
@@ -244,3 +277,65 @@ class Shapes:
             parts = [self._get("unlift", it, self._make_unlift) for it in t.items]
             return lambda d, out: tuple(part(x, out) for part, x in zip(parts, d))
         return lambda d, out: d
+
+
+# ---- fixed types: straight-line walks ---------------------------------------------------------------
+
+_FIXED_LEAVES = {REAL: "0.0", INT: "0", BOOL: "False", UNIT: "()"}  # a leaf type and its zero
+_FIXED_TEMPLATES = {  # kind: (parameters, body); P the unpacking pattern, the rest per leaf
+    "flatten": ("v, out", "{P} = v\n    out.extend(({R}))"),
+    "leaves": ("v, out", "{P} = v\n    out.extend(({R}))"),
+    "rebuild": ("shape, reals, i", "return {REBUILT}, i + {N}"),
+    "rebuild_leaves": ("shape, reals, i", "return {REBUILT}, i + {N}"),
+    "map_reals": ("v, fn", "{P} = v\n    return {MAPPED}"),
+    "map_leaves": ("v, fn, afn", "{P} = v\n    return {MAPPED}"),
+    "inject": ("v, i", "{P} = v\n    return {INJECTED}, i + {N}"),
+    "unlift": ("d, out", "{DP} = d\n    out.extend(({B}))\n    return {P}"),
+}
+
+
+def _fixed_walk(kind: str, t: Type) -> Callable | None:
+    """The walk `kind` of a tuple type of Real, Int, Bool and Unit leaves as generated straight-line code
+    (None for any other type: the general walks). For Real * Int, `inject` is
+
+        def walk(v, i):
+            (a0, a1) = v
+            return ((a0, i + 0), a1), i + 1
+    """
+    if not isinstance(t, TTuple) or kind not in _FIXED_TEMPLATES:
+        return None
+    leaves: list[tuple[str, Type]] = []
+
+    def shape(t: Type, leaf: Callable[[str, Type], str]) -> str | None:
+        if isinstance(t, TTuple):
+            if len(t.items) < 2:
+                return None
+            parts = [shape(i, leaf) for i in t.items]
+            return None if None in parts else "(" + ", ".join(parts) + ")"
+        if t not in _FIXED_LEAVES:
+            return None
+        v = f"a{len(leaves)}"
+        leaves.append((v, t))
+        return leaf(v, t)
+    pattern = shape(t, lambda v, _: v)
+    if pattern is None:
+        return None
+    reals = [v for v, lt in leaves if lt == REAL]
+    index = {v: k for k, v in enumerate(reals)}
+
+    def again(leaf: Callable[[str, Type], str]) -> str:
+        leaves.clear()
+        return shape(t, leaf)
+    fill = {
+        "P": pattern, "N": str(len(reals)), "R": "".join(f"{v}, " for v in reals),
+        "B": "".join(f"b{v}, " for v in reals),
+        "REBUILT": again(lambda v, lt: f"reals[i + {index[v]}]" if lt == REAL else _FIXED_LEAVES[lt]),
+        "MAPPED": again(lambda v, lt: f"fn({v})" if lt == REAL else v),
+        "INJECTED": again(lambda v, lt: f"({v}, i + {index[v]})" if lt == REAL else v),
+        "DP": again(lambda v, lt: f"({v}, b{v})" if lt == REAL else v),
+    }
+    params, body = _FIXED_TEMPLATES[kind]
+    src = f"def walk({params}):\n    " + body.format(**fill) + "\n"
+    namespace: dict = {}
+    exec(compile(src, f"<shape {kind}>", "exec"), namespace)
+    return namespace["walk"]

@@ -21,7 +21,10 @@ The interface, for a new mode:
 What a pullback or a jvp returns may hold the symbolic zero and, given
 `Paths` seeds, sums over paths (lang/model/zeros.py): the kernel settles
 them. A pullback must accept cotangents of those types, which arithmetic
-on Python numbers does without knowing.
+on Python numbers does without knowing. A pullback may carry a `settling`
+attribute, a function of the same cotangent whose result the kernel's
+order-free pass settles at once (backprop's sweeps it on floats where the
+kinds cannot matter, lang/back/linear.py `Factoring.paths_values`).
 """
 from __future__ import annotations
 
