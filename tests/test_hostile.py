@@ -238,6 +238,9 @@ SUGAR_ERRORS = [
     ("def main = let (((a, b), c), d) = ((1, 2), 3) in a", "`1` (component 1 of `(1, 2)`)", (1, 37)),
     ("def p = (1, 2)\ndef main = let ((a, b), c) = p in a", "component 1 of `p` does not fit", (2, 30)),
     ("def q = ((1, 2), 3)\ndef main = let (((a, b), c), d) = q in a", "component 1 of component 1 of `q`", (2, 35)),
+    # a local function is `let rec f x = e1`, not the whole `let ... in e2` (which has another type)
+    ("def main = let rec f x = if x then 1 else f 2 in f true", "`let rec f x = if x then 1 else f 2` has type",
+     (1, 12)),
     ("def main = (fun (() : Int) -> 1) 2", "the pattern `()` needs a value of type Unit, but `(() : Int)` has "
      "type Int", (1, 17)),
     # these speak of what was written today (kept so that they stay that way)

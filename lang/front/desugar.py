@@ -173,8 +173,10 @@ class Desugarer:
             case s.LetFun(name, params, annot, value, body, recursive):
                 _check_distinct(params)
                 valued = _annotated(value, annot)
+                # the function is `let [rec] f x = e1`, not the whole `let ... in e2` (whose type it has not)
                 with scope.having((name,) if recursive else ()):
-                    bound = self.lam(params, valued, scope, e.span) if params else self.expr(valued, scope)
+                    bound = (self.lam(params, valued, scope, e.span.to(value.span)) if params
+                             else self.expr(valued, scope))
                 with scope.having((name,)):
                     rest = self.expr(body, scope)
                 if recursive:
