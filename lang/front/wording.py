@@ -126,7 +126,8 @@ class UnitPattern(Context):
     span: Span
 
     def say(self, expected: str, is_what: str) -> str:
-        return f"the pattern `()` needs a value of type {expected}, but {matched_value(self.matched, self.span)} {is_what}"
+        value = matched_value(self.matched, self.span)
+        return f"the pattern `()` needs a value of type {expected}, but {value} {is_what}"
 
 
 def matched_value(m, span: Span) -> str:
