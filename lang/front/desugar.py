@@ -3,7 +3,7 @@
     fun (x, y) z -> e          fun t -> fun z -> let (x, y) = t in e
     let f x y = e1 in e2       let f = fun x -> fun y -> e1 in e2
     a && b,  a || b            if a then b else false,  if a then true else b   (the If says which)
-    let ((a, b), ()) = e in t  let (p1, u1) = e in let (a, b) = p1 in let u2 = (u1 : Unit) in t
+    let ((a, b), ()) = e in t  let (p1, p2) = e in let (a, b) = p1 in let u3 = (p2 : Unit) in t
     x |> f a                   f a x
     map f xs                   map(f, xs)                 (saturated primitive)
     map f                      let t = f in fun xs -> map(t, xs)

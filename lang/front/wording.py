@@ -55,7 +55,8 @@ class Named(Context):
 
 @node(slots=False)
 class Condition(Context):
-    """The condition of `if c then a else b` (subject: the text of c)."""
+    """The condition of `if c then a else b` (subject: the text of c); with `construct`, an operand of
+    `&&` or `||` (which desugar to `if`)."""
 
     subject: str
     construct: str = "the condition of `if`"
