@@ -274,9 +274,9 @@ class Desugarer:
         if matched.whole.source is None:  # a function's parameter: no value, only the pattern
             return c.Matched(pattern)
         if literal is not None and literal.span.source:
-            whole, path = literal.span, (k,)
+            whole, path = literal.span, (k, ())
         else:
-            whole, path = matched.whole, matched.path + (k,)
+            whole, path = matched.whole, (k, matched.path)
         return c.Matched(pattern, whole, path, part.span if part is not None else NO_SPAN)
 
     # ---- names and applications

@@ -136,7 +136,13 @@ def matched_value(m, span: Span) -> str:
     A pattern that is not part of a larger one is said by the text under `span`."""
     if m is None or not m.path:
         return snippet(span)
-    where = " of ".join(f"component {k}" for k in reversed(m.path)) + f" of {snippet(m.whole)}"
+    ks, path = [], m.path  # innermost first
+    while path:
+        k, path = path
+        ks.append(f"component {k}")
+    if len(ks) > 4:
+        ks[2:-1] = [f"... ({len(ks)} levels in all)"]
+    where = " of ".join(ks) + f" of {snippet(m.whole)}"
     return f"{snippet(m.part)} ({where})" if m.part.source is not None else where
 
 

@@ -152,7 +152,8 @@ class Matched:
 
     pattern: Span            # the (part of the) pattern, as written: `(a, b)`, `()`, `(x : Int)`
     whole: Span = NO_SPAN    # the value the whole pattern matches (a `let`'s); NO_SPAN: a function's parameter
-    path: tuple = ()         # which component of `whole` the pattern matches (1-based, outermost first)
+    path: tuple = ()         # which component of `whole` the pattern matches: (k, path of the tuple it is
+                             # component k of), () for `whole` itself (linked: nested patterns stay linear)
     part: Span = NO_SPAN     # that component's own text, when `whole` is written out as a tuple
     unit: bool = False       # the pattern is `()` (its `Unit` was not written by the user)
 
