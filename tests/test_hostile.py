@@ -220,25 +220,29 @@ LEAKS = re.compile(r"`if`|condition|branch|annotat|\bfst\b|\bsnd\b|`[a-z]\d+`")
 
 # (source, words the message must contain, (line, col) of the caret or None)
 SUGAR_ERRORS = [
-    pytest.param("def main = 1 && true", "&&", (1, 12), marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 19 item 5: `1 && true` says 'the condition of `if` must be Bool'"))),
-    pytest.param("def main = true && 1", "&&", (1, 20), marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 19 item 5: `true && 1` says '`true && 1` has type Bool, which is not a number type' "
-        "(the `else false` of the desugaring, at the span of the whole &&)"))),
-    pytest.param("def main = 1 || false", "||", (1, 12), marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 19 item 5: `1 || false` says 'the condition of `if` must be Bool'"))),
-    pytest.param("def main = false || 1", "||", (1, 21), marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 19 item 5: `false || 1` says 'the branches of `if` must have one type'"))),
-    pytest.param("def main = (1 < 2 && 3) + 1", "&&", (1, 22), marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 19 item 5: a number as the right operand of && is blamed on the whole `1 < 2 && 3`"))),
-    pytest.param("def main = let () = 1 in 2", "()", (1, 21), marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 19 item 5: `let () = 1` says '`1` is a number, not the annotated Unit' (no annotation was "
-        "written: the desugaring of the () pattern)"))),
-    pytest.param("def main = let ((), x) = (1, 2) in x", "()", None, marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 19 item 5: `let ((), x) = (1, 2)` says '`()` is a number (Int or Real), not the annotated Unit'"))),
-    pytest.param("def main = let ((a, b), c) = (1, 2) in a", "(1, 2)", (1, 31), marks=pytest.mark.xfail(
-        strict=True, reason="issue 19 item 5: a nested tuple pattern blames the pattern: 'a pattern of 2 components "
-        "needs a tuple of 2, but `(a, b)` does not fit' with the caret under the pattern, not the value")),
+    # `&&` and `||` desugar to `if`: each operand is said to be an operand, with the caret under it
+    ("def main = 1 && true", "the left operand of `&&` must be Bool", (1, 12)),
+    ("def main = true && 1", "the right operand of `&&` must be Bool", (1, 20)),
+    ("def main = 1 || false", "the left operand of `||` must be Bool", (1, 12)),
+    ("def main = false || 1", "the right operand of `||` must be Bool", (1, 21)),
+    ("def main = (1 < 2 && 3) + 1", "the right operand of `&&`", (1, 22)),
+    ("def main = 1 < 2 || (true && 0)", "the right operand of `&&` must be Bool, but `0`", (1, 30)),
+    # `()` desugars to an annotation `: Unit`, a nested tuple pattern to a let of a fresh name: the words are
+    # the pattern's, the caret under the value (or the component of a tuple written out) that it matches
+    ("def main = let () = 1 in 2", "the pattern `()` needs a value of type Unit, but `1`", (1, 21)),
+    ("def main = let ((), x) = (1, 2) in x", "the pattern `()` needs a value of type Unit, but `1` (component 1 "
+     "of `(1, 2)`)", (1, 27)),
+    ("def main = let (_, ()) = (1, 2) in 3", "`2` (component 2 of `(1, 2)`)", (1, 30)),
+    ("def main = let ((a, b), c) = (1, 2) in a", "the pattern `(a, b)` needs a tuple of 2, but `1` (component 1 of "
+     "`(1, 2)`)", (1, 31)),
+    ("def main = let (((a, b), c), d) = ((1, 2), 3) in a", "`1` (component 1 of `(1, 2)`)", (1, 37)),
+    ("def p = (1, 2)\ndef main = let ((a, b), c) = p in a", "component 1 of `p` does not fit", (2, 30)),
+    ("def q = ((1, 2), 3)\ndef main = let (((a, b), c), d) = q in a", "component 1 of component 1 of `q`", (2, 35)),
+    # a local function is `let rec f x = e1`, not the whole `let ... in e2` (which has another type)
+    ("def main = let rec f x = if x then 1 else f 2 in f true", "`let rec f x = if x then 1 else f 2` has type",
+     (1, 12)),
+    ("def main = (fun (() : Int) -> 1) 2", "the pattern `()` needs a value of type Unit, but `(() : Int)` has "
+     "type Int", (1, 17)),
     # these speak of what was written today (kept so that they stay that way)
     ("def main = 1 |> (fun (b : Bool) -> b)", "", (1, 12)),
     ("def main = (&&) 1 true", "(&&)", (1, 17)),
@@ -261,6 +265,14 @@ def test_messages_about_sugar_speak_of_what_was_written(tmp_path, source, words,
     assert words in d["message"], d["message"]
     if where is not None:
         assert (d["line"], d["col"]) == where, err
+
+
+def test_an_annotation_inside_a_pattern_speaks_of_the_component_it_annotates(tmp_path):
+    # `(x : Int)` was written, so "annotated" is right; the value is `true`, not the pattern `(x : Int)`
+    code, out, err = cli("check", write(tmp_path, "sugar.dl", "def main = let ((x : Int), y) = (true, 1) in x\n"))
+    d = diagnostic(err)
+    assert code == 1 and (d["line"], d["col"]) == (1, 34), err
+    assert d["message"] == "`true` (component 1 of `(true, 1)`) has type Bool, not the annotated Int", err
 
 
 # ==== item 6: deep types are printed =====================================================================

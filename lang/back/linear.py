@@ -54,28 +54,11 @@ from ..model.values import Code
 from ..model.zeros import REAL_TYPES, ZERO, Paths, Zero, kind
 from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, \
     POS as _POS  # (the kinds of a sum over paths, for the order-free sweep)
-from ..transforms.preaccumulate import contributions
+from ..transforms.preaccumulate import contributions, summands
 from .compiler import Gen
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
 SINK = ()            # the record of an input's sink: the first n identities are the n inputs' sinks
-
-
-def _summands(body: c.Expr) -> list[c.Expr]:
-    """The terms of a sum of d (0 left out), in order: `x' e + y' f` gives [x' e, y' f]."""
-    out: list[c.Expr] = []
-    stack = [body]
-    while stack:
-        t = stack.pop()
-        match t:
-            case c.DZero():
-                pass
-            case c.DSum(l, r):
-                stack.append(r)
-                stack.append(l)
-            case _:
-                out.append(t)
-    return out
 
 
 def _by_cases(body: c.Expr, a: str) -> bool:
@@ -92,7 +75,7 @@ def _applied(body: c.Expr) -> list[tuple[str, c.Expr]] | None:
     """The backpropagators a body applies, when it is only applications and sums: ("one", x') for
     `x' e`, ("many", xs') for an effect applying a list of them; None for any other body."""
     out: list = []
-    for t in _summands(body):
+    for t in summands(body):
         match t:
             case c.LinApp(fn, _):
                 out.append(("one", fn))

@@ -2,11 +2,17 @@
 
     fun (x, y) z -> e          fun t -> fun z -> let (x, y) = t in e
     let f x y = e1 in e2       let f = fun x -> fun y -> e1 in e2
-    a && b,  a || b            if a then b else false,  if a then true else b
+    a && b,  a || b            if a then b else false,  if a then true else b   (the If says which)
+    let ((a, b), ()) = e in t  let (p1, p2) = e in let (a, b) = p1 in let u3 = (p2 : Unit) in t
     x |> f a                   f a x
     map f xs                   map(f, xs)                 (saturated primitive)
     map f                      let t = f in fun xs -> map(t, xs)
     (+)                        fun a -> fun b -> +(a, b)
+
+A node made for a construct the user did not write carries what was written
+(`sugar`: the operator of an If, the pattern and the value it matches on a
+LetTuple or an Annot, lang/model/core.py Matched), so that a type error speaks
+of `&&` and of patterns, not of `if` and annotations (lang/front/wording.py).
 
 Names are resolved here: a local variable, a top-level definition
 (`Global`, with the module that defines it), or a built-in. An unbound
@@ -15,7 +21,7 @@ name is a `name` error with the closest names in scope as suggestions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..model import core as c
@@ -142,9 +148,11 @@ class Desugarer:
                 _check_distinct(params)
                 return self.lam(params, body, scope, e.span)
             case s.BinOp("&&", a, b):
-                return c.If(self.expr(a, scope), self.expr(b, scope), c.Lit(False, span=e.span), span=e.span)
+                return c.If(self.expr(a, scope), self.expr(b, scope), c.Lit(False, span=e.span), sugar="&&",
+                            span=e.span)
             case s.BinOp("||", a, b):
-                return c.If(self.expr(a, scope), c.Lit(True, span=e.span), self.expr(b, scope), span=e.span)
+                return c.If(self.expr(a, scope), c.Lit(True, span=e.span), self.expr(b, scope), sugar="||",
+                            span=e.span)
             case s.BinOp("|>", a, b):
                 return self.application(s.Apply(b, a, span=e.span), scope)
             case s.BinOp(op, a, b):
@@ -156,7 +164,8 @@ class Desugarer:
             case s.LetIn(pattern, value, body):
                 _check_distinct((pattern,))
                 bound = self.expr(value, scope)
-                return self.bind(pattern, bound, body, scope, e.span)
+                return self.bind(pattern, bound, body, scope, e.span,
+                                 matched=c.Matched(pattern.span, whole=value.span), literal=bound)
             case s.LetFun("_", params, annot, value, body, recursive) if params or recursive:
                 raise DlNameError("`_` cannot be defined as a function", e.name_span)
             case s.LetFun("_", (), annot, value, body):  # let _ = e1 in e2: e1 evaluated, not bound
@@ -164,8 +173,10 @@ class Desugarer:
             case s.LetFun(name, params, annot, value, body, recursive):
                 _check_distinct(params)
                 valued = _annotated(value, annot)
+                # the function is `let [rec] f x = e1`, not the whole `let ... in e2` (whose type it has not)
                 with scope.having((name,) if recursive else ()):
-                    bound = self.lam(params, valued, scope, e.span) if params else self.expr(valued, scope)
+                    bound = (self.lam(params, valued, scope, e.span.to(value.span)) if params
+                             else self.expr(valued, scope))
                 with scope.having((name,)):
                     rest = self.expr(body, scope)
                 if recursive:
@@ -192,7 +203,7 @@ class Desugarer:
         with scope.having(_pattern_names(param)):
             rest = self.lam(params[1:], body, scope, span) if len(params) > 1 else self.expr(body, scope)
         if isinstance(param, s.PTuple) or (isinstance(param, s.PAnnot) and not isinstance(param.pattern, s.PName)):
-            rest = self.bind(param, c.Var(name, span=param.span), None, scope, span, rest)
+            rest = self.bind(param, c.Var(name, span=param.span), None, scope, span, rest, c.Matched(param.span))
         return c.Lam(name, rest, annot=annot, span=span)
 
     def param_name(self, p: s.Pattern) -> tuple[str, s.TypeExpr | None]:
@@ -209,36 +220,64 @@ class Desugarer:
                 return self.fresh("p"), None
 
     def bind(self, p: s.Pattern, bound: c.Expr, body: s.Expr | None, scope: Locals, span: Span,
-             core_body: c.Expr | None = None) -> c.Expr:
-        """`let p = bound in body` for any pattern (nested tuples become nested lets)."""
+             core_body: c.Expr | None = None, matched: c.Matched | None = None,
+             literal: c.Expr | None = None) -> c.Expr:
+        """`let p = bound in body` for any pattern (nested tuples become nested lets).
+
+        `matched` says what value `p` matches in the source (a `let`'s value, a component of it, a function's
+        parameter), `literal` the core term of that value when it is written out (`(1, 2)` in
+        `let ((a, b), c) = (1, 2)`): a nested pattern's type error is then put at the component it matches."""
         if core_body is not None:
             rest = core_body
         else:
             with scope.having(_pattern_names(p)):
                 rest = self.expr(body, scope)
+        if matched is None:
+            matched = c.Matched(p.span)
         match p:
             case s.PName("_"):  # printed target terms sequence with `let _ = e1 in e2`: read back as printed
                 return c.Let("_" if self.target else self.fresh("w"), bound, rest, span=span)
             case s.PName(name):
                 return c.Let(name, bound, rest, span=span)
             case s.PUnit():
-                return c.Let(self.fresh("u"), c.Annot(bound, s.TyName("Unit"), span=p.span), rest, span=span)
+                unit = replace(matched, pattern=p.span, unit=True)
+                return c.Let(self.fresh("u"), c.Annot(bound, s.TyName("Unit"), sugar=unit, span=p.span), rest,
+                             span=span)
             case s.PAnnot(inner, t):
-                return self.bind(inner, c.Annot(bound, t, span=p.span), None, scope, span, rest)
+                annotated = c.Annot(bound, t, sugar=replace(matched, pattern=p.span), span=p.span)
+                return self.bind(inner, annotated, None, scope, span, rest, matched, literal)
             case s.PTuple(items):
+                parts = literal.items if isinstance(literal, c.Tuple) and len(literal.items) == len(items) else None
                 names = []
                 nested = []
-                for item in items:
+                for k, item in enumerate(items):
                     if isinstance(item, s.PName) and item.name != "_":
                         names.append(item.name)
                     else:
                         n = self.fresh("p")
                         names.append(n)
-                        nested.append((item, n))
-                for item, n in reversed(nested):
-                    rest = self.bind(item, c.Var(n, span=item.span), None, scope, span, rest)
-                return c.LetTuple(tuple(names), bound, rest, span=span)
+                        nested.append((k, item, n))
+                for k, item, n in reversed(nested):
+                    part = parts[k] if parts is not None else None
+                    component = self.component(matched, item.span, k + 1, literal, part)
+                    at = component.part if component.part.source else component.whole
+                    rest = self.bind(item, c.Var(n, span=at if at.source else item.span), None, scope, span, rest,
+                                     component, part)
+                return c.LetTuple(tuple(names), bound, rest, sugar=replace(matched, pattern=p.span), span=span)
         raise AssertionError(p)
+
+    @staticmethod
+    def component(matched: c.Matched, pattern: Span, k: int, literal: c.Expr | None,
+                  part: c.Expr | None) -> c.Matched:
+        """What the k-th part `pattern` of a tuple pattern matches: component k of the value `matched`
+        describes (counted from the innermost value written out: `literal`, else `matched`'s own)."""
+        if matched.whole.source is None:  # a function's parameter: no value, only the pattern
+            return c.Matched(pattern)
+        if literal is not None and literal.span.source:
+            whole, path = literal.span, (k, ())
+        else:
+            whole, path = matched.whole, (k, matched.path)
+        return c.Matched(pattern, whole, path, part.span if part is not None else NO_SPAN)
 
     # ---- names and applications
     def application(self, e: s.Expr, scope: Locals) -> c.Expr:

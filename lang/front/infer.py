@@ -268,8 +268,7 @@ class Inferencer:
                 bound_t = self.infer(bound)
                 parts = tuple(self.fresh() for _ in names)
                 n = len(names)
-                self.expect(bound_t, TTuple(parts), w.Named(f"a pattern of {n} components needs a tuple of {n}, "
-                                                            f"but {snippet(bound.span)} does not fit"))
+                self.expect(bound_t, TTuple(parts), w.TuplePattern(n, e.sugar, bound.span))
                 olds = [self.locals.bind(x, t) for x, t in zip(names, parts)]
                 body_t = self.infer(body)
                 for x, old in reversed(list(zip(names, olds))):
@@ -277,9 +276,16 @@ class Inferencer:
                 return replace(e, bound=bound_t, body=body_t, ty=body_t.ty)
             case c.If(cond, then, else_):                             # if c then e1 else e2
                 cond_t = self.infer(cond)
-                self.expect(cond_t, BOOL, w.Condition(snippet(cond.span)))
-                then_t = self.infer(then)
-                else_t = self.infer(else_)
+                if e.sugar is None:
+                    self.expect(cond_t, BOOL, w.Condition(snippet(cond.span)))
+                    then_t = self.infer(then)
+                    else_t = self.infer(else_)
+                else:                                                 # a && b, a || b: two Bool operands
+                    self.expect(cond_t, BOOL, w.Condition(snippet(cond.span), f"the left operand of `{e.sugar}`"))
+                    then_t = self.infer(then)
+                    else_t = self.infer(else_)
+                    right, right_t = (then, then_t) if e.sugar == "&&" else (else_, else_t)
+                    self.expect(right_t, BOOL, w.Condition(snippet(right.span), f"the right operand of `{e.sugar}`"))
                 self.expect(else_t, then_t.ty, w.Branches())
                 return replace(e, cond=cond_t, then=then_t, else_=else_t, ty=then_t.ty)
             case c.Tuple(items):                                      # (e1, ..., en)
@@ -302,7 +308,10 @@ class Inferencer:
                 return self.primitive(e, PRIMITIVES[op], args)
             case c.Annot(expr, t):                                    # (e : T)
                 expr_t = self.infer(expr)
-                self.expect(expr_t, self.convert(t), w.Annotated(snippet(expr.span)))
+                m = e.sugar  # a pattern `()` or `(p : T)` (lang/front/desugar.py): words for what it matches
+                context = (w.Annotated(snippet(expr.span)) if m is None else w.UnitPattern(m, expr.span) if m.unit
+                           else w.Annotated(w.matched_value(m, expr.span)))
+                self.expect(expr_t, self.convert(t), context)
                 return expr_t
         return self.infer_other(e)
 

@@ -13,6 +13,10 @@ so that no message is assembled by inspecting or editing another's template.
 
     Condition("`x + 1`").say("Bool", "has type Real")
         the condition of `if` must be Bool, but `x + 1` has type Real
+
+A context speaks of what the user wrote, never of its desugaring: the
+operands of `&&` and `||` (which desugar to `if`), the parts of a pattern
+(which desugar to nested lets and annotations) have their own words.
 """
 from __future__ import annotations
 
@@ -51,7 +55,8 @@ class Named(Context):
 
 @node(slots=False)
 class Condition(Context):
-    """The condition of `if c then a else b` (subject: the text of c)."""
+    """The condition of `if c then a else b` (subject: the text of c); with `construct`, an operand of
+    `&&` or `||` (which desugar to `if`)."""
 
     subject: str
     construct: str = "the condition of `if`"
@@ -95,6 +100,50 @@ class Annotated(Context):
 
     def say(self, expected: str, is_what: str) -> str:
         return f"{self.subject} {is_what}, not the annotated {expected}"
+
+
+@node(slots=False)
+class TuplePattern(Context):
+    """`let (x1, ..., xn) = e`: e against a tuple of n (`matched`, a core.Matched: what the pattern
+    matches when it is part of a larger one; `span`: the value otherwise)."""
+
+    n: int
+    matched: object
+    span: Span
+
+    def say(self, expected: str, is_what: str) -> str:
+        m, n = self.matched, self.n
+        pattern = (f"the pattern {snippet(m.pattern)}" if m is not None and m.path
+                   else f"a pattern of {n} components")
+        return (f"{pattern} needs a tuple of {n}, but {matched_value(m, self.span)} does not fit: expected "
+                f"{expected}, but it {is_what}")
+
+
+@node(slots=False)
+class UnitPattern(Context):
+    """The pattern `()` against the value it matches (a core.Matched; `span`: the value's node)."""
+
+    matched: object
+    span: Span
+
+    def say(self, expected: str, is_what: str) -> str:
+        value = matched_value(self.matched, self.span)
+        return f"the pattern `()` needs a value of type {expected}, but {value} {is_what}"
+
+
+def matched_value(m, span: Span) -> str:
+    """What a pattern matches, in words: `1`; `1` (component 1 of `(1, 2)`); component 2 of `p`.
+    A pattern that is not part of a larger one is said by the text under `span`."""
+    if m is None or not m.path:
+        return snippet(span)
+    ks, path = [], m.path  # innermost first
+    while path:
+        k, path = path
+        ks.append(f"component {k}")
+    if len(ks) > 4:
+        ks[2:-1] = [f"... ({len(ks)} levels in all)"]
+    where = " of ".join(ks) + f" of {snippet(m.whole)}"
+    return f"{snippet(m.part)} ({where})" if m.part.source is not None else where
 
 
 @node(slots=False)

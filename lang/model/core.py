@@ -97,6 +97,7 @@ class LetTuple:  # let (x1, ..., xn) = e1 in e2
     names: tuple[str, ...]
     bound: Expr
     body: Expr
+    sugar: Any = _meta()  # the tuple pattern it was desugared from, a Matched (None: written as such)
     ty: Any = _meta()
     span: Span = _meta(NO_SPAN)
 
@@ -106,6 +107,7 @@ class If:  # if c then e1 else e2
     cond: Expr
     then: Expr
     else_: Expr
+    sugar: str | None = _meta()  # "&&" or "||" when it is `a && b` or `a || b` (lang/front/desugar.py)
     ty: Any = _meta()
     span: Span = _meta(NO_SPAN)
 
@@ -137,8 +139,23 @@ class Prim:  # p(e1, ..., ek), a saturated primitive
 class Annot:  # (e : T)
     expr: Expr
     type: Any  # a syntax.TypeExpr
+    sugar: Any = _meta()  # the pattern `(p : T)` or `()` it was desugared from, a Matched (None: written as such)
     ty: Any = _meta()
     span: Span = _meta(NO_SPAN)
+
+
+@node
+class Matched:
+    """A pattern and the value it matches, kept on the node desugaring made of it (lang/front/desugar.py),
+    so that a type error speaks of what was written (lang/front/wording.py): in
+    `let ((a, b), c) = (1, 2) in a` the pattern `(a, b)` matches component 1 of `(1, 2)`, which is `1`."""
+
+    pattern: Span            # the (part of the) pattern, as written: `(a, b)`, `()`, `(x : Int)`
+    whole: Span = NO_SPAN    # the value the whole pattern matches (a `let`'s); NO_SPAN: a function's parameter
+    path: tuple = ()         # which component of `whole` the pattern matches: (k, path of the tuple it is
+                             # component k of), () for `whole` itself (linked: nested patterns stay linear)
+    part: Span = NO_SPAN     # that component's own text, when `whole` is written out as a tuple
+    unit: bool = False       # the pattern is `()` (its `Unit` was not written by the user)
 
 
 # ---- the target language's linear fragment (docs/transforms.md, Notation: the target language) ---------------------

@@ -124,6 +124,23 @@ class Algebra:
         return None
 
     def plus(self, a: Any, b: Any) -> Any:
+        """`lplus`: the sum of two cotangents of one type (None is zero); reals and tuples alike in both
+        algebras, lists and copowers by `plus_lists`."""
+        if a is None:
+            return b
+        if b is None:
+            return a
+        ta = type(a)
+        if ta in REAL_TYPES:
+            if self.counting:
+                self._count_sum(ta, b)
+            return a + b
+        if ta is tuple:
+            return tuple([self.plus(x, y) for x, y in zip(a, b)]) if a else a
+        return self.plus_lists(a, b)
+
+    def plus_lists(self, a: Any, b: Any) -> Any:
+        """The sum of two cotangents of lists (dense, sparse) or of copowers, neither zero."""
         raise NotImplementedError
 
     # ---- applying linear maps
@@ -305,19 +322,8 @@ class DenseAlgebra(Algebra):
                 return tuple(self.zero(i) for i in items)
         return None  # a list (its length is the primal's), a copower (empty), a type variable
 
-    def plus(self, a: Any, b: Any) -> Any:
-        if a is None:
-            return b
-        if b is None:
-            return a
-        ta = type(a)
-        if ta in REAL_TYPES:
-            if self.counting:
-                self._count_sum(ta, b)
-            return a + b
-        if ta is tuple:
-            return tuple([self.plus(x, y) for x, y in zip(a, b)]) if a else a
-        if ta is list:
+    def plus_lists(self, a: Any, b: Any) -> Any:
+        if type(a) is list:
             if len(a) != len(b):
                 raise DlRuntimeError(f"cotangents of lists of lengths {len(a)} and {len(b)} added")
             return [self.plus(x, y) for x, y in zip(a, b)]
@@ -362,19 +368,8 @@ class SparseAlgebra(Algebra):
 
     sparse = True
 
-    def plus(self, a: Any, b: Any) -> Any:
-        if a is None:
-            return b
-        if b is None:
-            return a
-        ta = type(a)
-        if ta in REAL_TYPES:
-            if self.counting:
-                self._count_sum(ta, b)
-            return a + b
-        if ta is tuple:
-            return tuple([self.plus(x, y) for x, y in zip(a, b)]) if a else a
-        tb = type(b)
+    def plus_lists(self, a: Any, b: Any) -> Any:
+        ta, tb = type(a), type(b)
         if ta is list and tb is list:
             if len(a) != len(b):
                 raise DlRuntimeError(f"cotangents of lists of lengths {len(a)} and {len(b)} added")

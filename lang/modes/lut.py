@@ -170,12 +170,7 @@ class Components:
         if t == ARRAY:
             raise DlRuntimeError(f"an Array input: {self.mode} {NOT_ARRAYS}")
         if isinstance(t, TList) and _flat(t.item):
-            rows = []
-            for v in x:
-                leaves: list = []
-                _shape(v, leaves)
-                rows.append(leaves)
-            width = len(rows[0]) if rows else _reals_in(t.item)
+            rows, width = _rows(x, t.item)
             ks = [self._add(Var("P", [r[j] for r in rows], length=len(x)), Var("T", length=len(x)))
                   for j in range(width)]
             out = []
@@ -199,12 +194,7 @@ class Components:
         elif t == ARRAY:
             raise DlRuntimeError(f"an Array result: {self.mode} {NOT_ARRAYS}")
         elif isinstance(t, TList) and _flat(t.item):
-            rows = []
-            for v in y:
-                leaves: list = []
-                _shape(v, leaves)
-                rows.append(leaves)
-            width = len(rows[0]) if rows else _reals_in(t.item)
+            rows, width = _rows(y, t.item)
             ks = []
             for j in range(width):
                 leaves = [r[j] for r in rows]
@@ -244,6 +234,17 @@ class Components:
     def flatten(self, values: list) -> list:
         """The value's reals in flatten order, from component values."""
         return [values[k] if i < 0 else values[k][i] for k, i in self.slots]
+
+
+def _rows(xs: list, item: Type) -> tuple[list[list], int]:
+    """A list of `item`s taken as columns: each element's leaves in flatten order (a row per element),
+    and how many leaves a row has (from the type when the list is empty)."""
+    rows = []
+    for v in xs:
+        leaves: list = []
+        _shape(v, leaves)
+        rows.append(leaves)
+    return rows, (len(rows[0]) if rows else _reals_in(item))
 
 
 def _reals_in(t: Type) -> int:

@@ -45,9 +45,10 @@ def preaccumulate(e: c.Expr) -> c.Expr:
     return _Preaccumulate(variables_of(e)).go(e)
 
 
-def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
-    """Σ xi' (wi * a)  as  [(xi', wi)] (wi without a: 1.0 for `a`, -1.0 for `-a`), else None."""
-    out: list[tuple[c.Expr, c.Expr]] = []
+def summands(body: c.Expr) -> list[c.Expr]:
+    """The terms of a sum of d (0 left out), in order: `x' e + y' f` gives [x' e, y' f] (iterative: a
+    backpropagator's body can be a long sum)."""
+    out: list[c.Expr] = []
     stack = [body]
     while stack:
         t = stack.pop()
@@ -57,6 +58,16 @@ def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
             case c.DSum(l, r):
                 stack.append(r)
                 stack.append(l)
+            case _:
+                out.append(t)
+    return out
+
+
+def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
+    """Σ xi' (wi * a)  as  [(xi', wi)] (wi without a: 1.0 for `a`, -1.0 for `-a`), else None."""
+    out: list[tuple[c.Expr, c.Expr]] = []
+    for t in summands(body):
+        match t:
             case c.LinApp(fn, arg):
                 weight = _weight(arg, a)
                 if weight is None or _mentions(fn, a):
@@ -228,4 +239,4 @@ def _occurrences(e: c.Expr, name: str) -> int:
     return count
 
 
-__all__ = ["preaccumulate", "contributions", "contribution_sum", "merged", "times"]
+__all__ = ["preaccumulate", "contributions", "summands", "contribution_sum", "merged", "times"]
