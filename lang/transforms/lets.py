@@ -135,6 +135,45 @@ def _split(name: str) -> tuple[str, str]:
 # ---- floating lets out of lets ----------------------------------------------------------
 
 
+class _Bindings:
+    """The bindings of a chain being flattened, with where each name is bound among them (so that the
+    bindings that could capture a name are found without looking at every binding)."""
+
+    def __init__(self) -> None:
+        self.items: list[c.Expr] = []
+        self.where: dict[str, set[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def append(self, b: c.Expr) -> None:
+        for n in bound_by(b):
+            self.where.setdefault(n, set()).add(len(self.items))
+        self.items.append(b)
+
+    def cut(self, start: int) -> list[c.Expr]:
+        """Remove and return the bindings from `start` on."""
+        out = self.items[start:]
+        for j, b in enumerate(out, start):
+            for n in bound_by(b):
+                self.where[n].discard(j)
+        del self.items[start:]
+        return out
+
+    def set(self, j: int, b: c.Expr) -> None:
+        for n in bound_by(self.items[j]):
+            self.where[n].discard(j)
+        for n in bound_by(b):
+            self.where.setdefault(n, set()).add(j)
+        self.items[j] = b
+
+    def binding(self, names, start: int) -> list[int]:
+        """The positions from `start` on of the bindings that bind one of `names`, in order."""
+        if len(names) > len(self.items) - start:
+            return [j for j in range(start, len(self.items)) if not set(bound_by(self.items[j])).isdisjoint(names)]
+        return sorted({j for n in names for j in self.where.get(n, ()) if j >= start})
+
+
 class Floater:
     """let p = (let q = e1 in e2) in e3  ->  let q = e1 in let p = e2 in e3, everywhere.
 
@@ -142,7 +181,9 @@ class Floater:
     bindings; a binding whose bound term is itself a chain has that chain's bindings put in the list
     first (renamed where they would capture a free variable of the rest), and the flat chain is built
     once at the end. Floating a chain one binding at a time instead walked it again at every level:
-    `sin (sin (... x))` n deep cost n^2 (issue 19)."""
+    `sin (sin (... x))` n deep cost n^2 (issue 19). The bindings that could capture are found from the
+    free variables of what they float past (memoised), by name, not by looking at every binding
+    floated so far (which was n^2 again on `x + x + ... + x`)."""
 
     def __init__(self, names: Names, renamed: dict[str, str]):
         self.names = names
@@ -151,9 +192,9 @@ class Floater:
 
     def term(self, e: c.Expr) -> c.Expr:
         if isinstance(e, _LETS):
-            acc: list[c.Expr] = []
+            acc = _Bindings()
             tail = self.spine(e, acc)
-            return self.build(acc, tail, e)
+            return self.build(acc.items, tail, e)
         return rebuild(e, self.term)
 
     def build(self, acc: list[c.Expr], tail: c.Expr, original: c.Expr) -> c.Expr:
@@ -165,7 +206,7 @@ class Floater:
                 out = replace(out, ty=tail.ty)
         return out if not _same_chain(out, original) else original
 
-    def spine(self, e: c.Expr, acc: list[c.Expr]) -> c.Expr:
+    def spine(self, e: c.Expr, acc: _Bindings) -> c.Expr:
         """Append the bindings of the let chain `e` to `acc` (floated out of bound terms) and return its
         tail, transformed. A binding is put in `acc` with its old body, replaced when the chain is built."""
         while isinstance(e, _LETS):
@@ -177,37 +218,34 @@ class Floater:
             bound = self.spine(e.bound, acc)
             floats, bound = self.unclash(e, acc, start, bound)
             if not floats:  # a polymorphic local would capture: the bound chain stays where it is
-                inner = acc[start:]
-                del acc[start:]
+                inner = acc.cut(start)
                 acc.append(same(e, bound=self.build(inner, bound, e.bound)))
             else:
                 acc.append(same(e, bound=bound))
             e = e.body
         return self.term(e)
 
-    def unclash(self, outer: c.Expr, acc: list[c.Expr], start: int, tail: c.Expr) -> tuple[bool, c.Expr]:
+    def unclash(self, outer: c.Expr, acc: _Bindings, start: int, tail: c.Expr) -> tuple[bool, c.Expr]:
         """Rename the bindings acc[start:] (floated above `outer`) whose names would capture free variables
         of `outer`'s body; returns whether they float (not when a polymorphic local would capture) and
         the bound term's tail, renamed too."""
-        seen = None
-        for j in range(start, len(acc)):
-            names = bound_by(acc[j])
-            if not names:
-                continue
-            if seen is None:
-                seen = self.fv(outer.body) - set(bound_by(outer))
-            if not set(names) & seen:
-                continue
-            if getattr(acc[j], "inst", ()):
+        if len(acc) == start:
+            return True, tail
+        seen = self.fv(outer.body) - set(bound_by(outer))
+        for j in acc.binding(seen, start):
+            names = bound_by(acc.items[j])
+            if getattr(acc.items[j], "inst", ()):
                 return False, tail
             mapping = dict(zip(names, self.names.fresh(names)))
             for old, n in mapping.items():
                 self.renamed[n] = self.renamed.get(old, old)
-            acc[j] = _rename_binder(acc[j], mapping, body=False)
+            acc.set(j, _rename_binder(acc.items[j], mapping, body=False))
             live = mapping
             for k in range(j + 1, len(acc)):  # the binding's scope: the bindings after it, and the tail
-                acc[k] = _rename_bound(acc[k], live)
-                live = _drop(live, bound_by(acc[k]) if not getattr(acc[k], "inst", ()) else ())
+                b = acc.items[k]
+                if not self.fv(b.bound).isdisjoint(live):
+                    acc.set(k, _rename_bound(b, live))
+                live = _drop(live, bound_by(b) if not getattr(b, "inst", ()) else ())
                 if not live:
                     break
             if live:

@@ -34,6 +34,7 @@ from __future__ import annotations
 from ..model import core as c
 from ..model.types import D, REAL
 from .common import variables_of
+from .lets import FreeVars
 
 
 class _Abort(Exception):
@@ -42,7 +43,7 @@ class _Abort(Exception):
 
 def preaccumulate(e: c.Expr) -> c.Expr:
     """The term with single-use backpropagators inlined and contributions to one parent merged."""
-    return _Preaccumulate(variables_of(e)).go(e)
+    return _Preaccumulate(e).go(e)
 
 
 def summands(body: c.Expr) -> list[c.Expr]:
@@ -63,14 +64,16 @@ def summands(body: c.Expr) -> list[c.Expr]:
     return out
 
 
-def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
-    """Σ xi' (wi * a)  as  [(xi', wi)] (wi without a: 1.0 for `a`, -1.0 for `-a`), else None."""
+def contributions(body: c.Expr, a: str, mentions=None) -> list[tuple[c.Expr, c.Expr]] | None:
+    """Σ xi' (wi * a)  as  [(xi', wi)] (wi without a: 1.0 for `a`, -1.0 for `-a`), else None.
+    `mentions(term, name)`: whether `name` occurs free in the term (a fresh walk of the term by default)."""
+    mentions = mentions or _mentions
     out: list[tuple[c.Expr, c.Expr]] = []
     for t in summands(body):
         match t:
             case c.LinApp(fn, arg):
-                weight = _weight(arg, a)
-                if weight is None or _mentions(fn, a):
+                weight = _weight(arg, a, mentions)
+                if weight is None or mentions(fn, a):
                     return None
                 out.append((fn, weight))
             case _:
@@ -78,18 +81,19 @@ def contributions(body: c.Expr, a: str) -> list[tuple[c.Expr, c.Expr]] | None:
     return out
 
 
-def _weight(arg: c.Expr, a: str) -> c.Expr | None:
+def _weight(arg: c.Expr, a: str, mentions) -> c.Expr | None:
     match arg:
         case c.Var(name) if name == a:
             return c.Lit(1.0, ty=REAL)
         case c.Prim("neg", (c.Var(name),)) if name == a:
             return c.Lit(-1.0, ty=REAL)
-        case c.Prim("*", (w, c.Var(name))) if name == a and not _mentions(w, a):
+        case c.Prim("*", (w, c.Var(name))) if name == a and not mentions(w, a):
             return w
     return None
 
 
 def _mentions(e: c.Expr, name: str) -> bool:
+    """Whether the monomorphic local `name` occurs free in `e` (FreeVars counts exactly these)."""
     return (name, ()) in c.free_locals(e)
 
 
@@ -150,9 +154,45 @@ def merged(pairs: list[tuple[c.Expr, c.Expr]]) -> list[tuple[c.Expr, c.Expr]]:
 
 
 class _Preaccumulate:
-    def __init__(self, taken: set[str]):
-        self.taken = taken  # every name of the term: hoisted weights get fresh ones
+    """One pass over a term. Whether a term mentions a name is asked at every let of a chain, about the
+    rest of the chain: free variables are memoised per node (FreeVars), and a backpropagator's
+    occurrences are counted along the paths that mention it, so that a chain n long costs ~n, not n^2
+    (`sin (sin (... x))`, issue 19)."""
+
+    def __init__(self, e: c.Expr):
+        self.taken = variables_of(e)  # every name of the term: hoisted weights get fresh ones
         self.n = 0
+        self.fv = FreeVars()
+        self.unique, self.polymorphic = _bound_once(e)
+        self.unique -= _free_names(e)
+        # weights made by inlining, known not to mention the parameter of the backpropagator they are in:
+        # id -> (weight, parameter). Along a chain they grow (the chain's product): their free variables,
+        # asked of FreeVars, would be sets as long as the chain at every level
+        self.clean: dict[int, tuple[c.Expr, str]] = {}
+
+    def mentions(self, e: c.Expr, name: str) -> bool:
+        hit = self.clean.get(id(e))
+        if hit is not None and hit[0] is e and hit[1] == name:
+            return False
+        return name in self.fv(e)
+
+    def captures(self, pairs: list[tuple[c.Expr, c.Expr]]):
+        """Whether a binder of a name would capture a free variable of the contributions. A name bound only
+        once in the whole term, and never free in it, cannot occur in them: they lie outside its scope
+        (they are the bound term of a let whose body holds the binder). Other names: `mentions` (memoised),
+        or, where the term has polymorphic instances (which FreeVars leaves out), a walk of them."""
+        free: set[str] | None = None
+
+        def captures(name: str) -> bool:
+            nonlocal free
+            if name in self.unique:
+                return False
+            if not self.polymorphic:
+                return any(self.mentions(p, name) or self.mentions(w, name) for p, w in pairs)
+            if free is None:
+                free = {n for p, w in pairs for n, _ in c.free_locals(p) | c.free_locals(w)}
+            return name in free
+        return captures
 
     def fresh(self) -> str:
         while True:
@@ -165,18 +205,17 @@ class _Preaccumulate:
     def go(self, e: c.Expr) -> c.Expr:
         match e:
             case c.LetTuple((y, y_bar), c.Tuple((value, c.LinLam() as back)), body):
-                pairs = contributions(back.body, back.param)
-                if pairs is not None and _occurrences(body, y_bar) == 1:
-                    free = set().union(*(c.free_locals(p) | c.free_locals(w) for p, w in pairs)) if pairs else set()
+                pairs = contributions(back.body, back.param, self.mentions)
+                if pairs is not None and self.occurrences(body, y_bar) == 1:
                     try:
-                        inlined = self.inline(body, y_bar, pairs, {n for n, _ in free})
+                        inlined = self.inline(body, y_bar, pairs, self.captures(pairs))
                     except _Abort:
                         inlined = None
                     if inlined is not None:
                         return c.Let(y, self.go(value), self.go(inlined), ty=e.ty, span=e.span)
                 return c.map_children(e, self.go)
             case c.LinLam(param, body):
-                pairs = contributions(body, param)
+                pairs = contributions(body, param, self.mentions)
                 if pairs is not None:
                     joined = merged(pairs)
                     if len(joined) < len(pairs):
@@ -185,15 +224,15 @@ class _Preaccumulate:
                 return c.map_children(e, self.go)
         return c.map_children(e, self.go)
 
-    def inline(self, t: c.Expr, y_bar: str, pairs: list, free: set[str]) -> c.Expr:
+    def inline(self, t: c.Expr, y_bar: str, pairs: list, captures) -> c.Expr:
         """`t` with its one occurrence of y_bar, a contribution `y_bar (W * a)`, replaced by the
         contributions of y_bar's body scaled by W (raises _Abort where that is not possible)."""
-        if not _mentions(t, y_bar):
+        if y_bar not in self.fv(t):
             return t
         match t:
             case c.LinLam(param, body):
-                users = contributions(body, param)
-                if users is None or param in free:
+                users = contributions(body, param, self.mentions)
+                if users is None or captures(param):
                     raise _Abort
                 out, hoisted = [], []
                 for p, w in users:
@@ -202,7 +241,10 @@ class _Preaccumulate:
                             name = self.fresh()
                             hoisted.append((name, w))
                             w = c.Var(name, ty=REAL)
-                        out += [(q, times(v, w)) for q, v in pairs]
+                        for q, v in pairs:  # v is from outside `param`'s scope (not captured), w does not mention it
+                            vw = times(v, w)
+                            self.clean[id(vw)] = (vw, param)
+                            out.append((q, vw))
                     else:
                         out.append((p, w))
                 new: c.Expr = c.LinLam(param, contribution_sum(out, param), ty=t.ty, span=t.span)
@@ -212,20 +254,91 @@ class _Preaccumulate:
             case c.Lam() | c.LetRec():
                 raise _Abort  # (a function may run many times: the backpropagator stays shared)
             case c.Let(name=name, bound=bound, body=body):
-                if _mentions(bound, y_bar):
-                    return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free) if s is bound else s)
-                if name in free or name == y_bar:
+                if y_bar in self.fv(bound):
+                    return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, captures) if s is bound else s)
+                if captures(name) or name == y_bar:
                     raise _Abort
-                return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free) if s is body else s)
+                return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, captures) if s is body else s)
             case c.LetTuple(names=names, bound=bound, body=body):
-                if _mentions(bound, y_bar):
-                    return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free) if s is bound else s)
-                if free.intersection(names) or y_bar in names:
+                if y_bar in self.fv(bound):
+                    return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, captures) if s is bound else s)
+                if any(map(captures, names)) or y_bar in names:
                     raise _Abort
-                return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free) if s is body else s)
+                return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, captures) if s is body else s)
             case c.Var() | c.LinApp() | c.DSum():
                 raise _Abort  # the backpropagator is passed on, or applied outside a contribution sum
-        return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, free))
+        return c.map_children(t, lambda s: self.inline(s, y_bar, pairs, captures))
+
+
+    def occurrences(self, e: c.Expr, name: str) -> int:
+        """_occurrences(e, name), capped at 2. Where `name` is bound once in the whole term, and only as a plain
+        local, every occurrence in `e` (the scope of that one binder) is free: the walk follows only
+        subterms whose free variables hold it (memoised), so it costs the paths to the occurrences,
+        not the size of `e`. Binding the name anywhere else, or as a polymorphic instance, takes the
+        whole walk."""
+        if name not in self.unique:
+            return _occurrences(e, name)
+        count, stack = 0, [e]
+        while stack and count < 2:
+            t = stack.pop()
+            if isinstance(t, c.Var) and t.name == name:
+                count += 1
+            stack.extend(k for k in c.children(t) if name in self.fv(k))
+        return count
+
+
+def _bound_once(e: c.Expr) -> tuple[set[str], bool]:
+    """The names bound exactly once in `e`, by a monomorphic binder, and never used as a polymorphic instance;
+    and whether `e` has polymorphic instances at all."""
+    binders: dict[str, int] = {}
+    odd: set[str] = set()
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        match t:
+            case c.Var(name, inst) if inst:
+                odd.add(name)
+            case c.Lam(param=n) | c.LinLam(param=n):
+                binders[n] = binders.get(n, 0) + 1
+            case c.Let(name=n, inst=inst) | c.LetRec(name=n, inst=inst):
+                binders[n] = binders.get(n, 0) + 1
+                if inst:
+                    odd.add(n)
+            case c.LetTuple(names=names):
+                for n in names:
+                    binders[n] = binders.get(n, 0) + 1
+        stack.extend(c.children(t))
+    return {n for n, k in binders.items() if k == 1 and n not in odd}, bool(odd)
+
+
+def _free_names(e: c.Expr) -> set[str]:
+    """The names of the local variables free in `e` (or more: polymorphic instances count as free), iteratively."""
+    out: set[str] = set()
+    bound: dict[str, int] = {}
+    stack: list = [e]
+    while stack:
+        t = stack.pop()
+        if type(t) is tuple:  # (+1 or -1, names): entering or leaving a scope
+            for n in t[1]:
+                bound[n] = bound.get(n, 0) + t[0]
+            continue
+        match t:
+            case c.Var(name, inst):
+                if inst or not bound.get(name):
+                    out.add(name)
+            case c.Lam(param, body) | c.LinLam(param, body):
+                stack += [(-1, (param,)), body, (1, (param,))]
+            case c.Let(name, bound_, body, inst):
+                names = () if inst else (name,)
+                stack += [(-1, names), body, (1, names), bound_]
+            case c.LetRec(name, bound_, body, inst):
+                names = () if inst else (name,)
+                stack += [(-1, names), body, bound_, (1, names)]
+            case c.LetTuple(names, bound_, body):
+                stack += [(-1, names), body, (1, names), bound_]
+            case _:
+                stack.extend(c.children(t))
+    return out
 
 
 def _occurrences(e: c.Expr, name: str) -> int:
