@@ -551,6 +551,10 @@ _ROWS: list[Primitive] = [
     # f x; a mode that differentiates through it takes the value and the pullback from `rule x` instead
     _row("custom_vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> ('a -> 'b * ('b -> 'a)) -> 'a -> 'b", "custom",
          cost="ad", fails=True, doc="f x, differentiated by the rule's pullback: rule x = (f x, fun u -> u J)"),
+    # a function with its own forward rule: `custom_jvp f rule x` is f x; a mode that differentiates through it
+    # takes the value and the tangent from `rule x x_dot` instead (linear in x_dot, so reverse modes use it too)
+    _row("custom_jvp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> ('a -> 'a -> 'b * 'b) -> 'a -> 'b", "custom",
+         cost="ad", fails=True, doc="f x, differentiated by the rule's tangent: rule x x_dot = (f x, J x_dot)"),
     # the Delta expressions of the delta modes' target language (docs/transforms.md, delta): data that
     # describes a linear map; the runtime that builds and transposes them is lang/modes/delta.py
     _row("dzero", "Delta", "delta", target=True, cost="delta", doc="the zero map (a constant's Delta)"),
