@@ -32,6 +32,7 @@ from ..model.errors import DlRuntimeError
 from ..model.types import Type
 from ..model.values import Fun, call1, call2, native
 from .compiler import Compiler
+from .shapes import check_shape, io_types
 
 
 class CustomRules:
@@ -64,7 +65,6 @@ class CustomRules:
                     f"with no derivative of its own, so the {site.name} language (a derivative inside a "
                     "derivative) cannot use it", span)
             return refuse
-        from .kernel import io_types  # (the kernel imports this module)
         in_t, out_t = io_types(e.src)
         # a top-level definition captures nothing: its primal code runs on plain values
         key = (rule_arg.module, rule_arg.name, rule_arg.inst) if isinstance(rule_arg, c.Global) else None
@@ -100,7 +100,6 @@ class CustomRules:
 
     def rows_of_pullback(self, rule: Fun, label: str, x0: Any, in_t: Type, out_t: Type) -> tuple[Any, list]:
         """rule x0 = (y, pullback): row i of J is pullback e_i."""
-        from .kernel import check_shape
         shapes = self.shapes
         y, pullback = call1(rule, x0)
         m = len(shapes.flatten(y, out_t))
@@ -116,7 +115,6 @@ class CustomRules:
     def rows_of_tangents(self, rule: Fun, label: str, x0: Any, n: int, in_t: Type, out_t: Type) -> tuple[Any, list]:
         """rule x0 x_dot = (y, y_dot): column j of J is y_dot at x_dot = e_j (x0 itself as the tangent of an
         input with no reals, whose other positions are x0's Ints, Bools and Units)."""
-        from .kernel import check_shape
         shapes = self.shapes
         y, columns = None, []
         for j in range(n):

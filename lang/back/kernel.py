@@ -46,37 +46,13 @@ from .compiler import Compiler
 from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, TransformCompiler, attach_tangents,
                         settle_real, split_tangents, tree_add, tree_const, tree_mul)
 from .linear import SINK
-from .shapes import Shapes
+from .shapes import Shapes, check_shape, io_types
 from .custom import CustomRules
 from ..model.values import Fun, call1, native
 from ..model.primitives import array_kernel
 from ..transforms.common import mentions_array
 from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
 from ..model.zeros import ZERO, Paths, Zero, finite, settle
-
-def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
-    """A cotangent must have the shape of the value it belongs to (list lengths and array shapes included)."""
-    t = prune(t)
-    if t == ARRAY:
-        if array_kernel("shape")(cotangent) != array_kernel("shape")(value):
-            show = array_kernel("show_shape")
-            raise DlRuntimeError(f"{what} has an array of shape {show(cotangent)} where the value has shape "
-                                 f"{show(value)}")
-    elif isinstance(t, TTuple):
-        for x, y, ti in zip(cotangent, value, t.items):
-            check_shape(x, y, ti, what)
-    elif isinstance(t, TList):
-        if len(cotangent) != len(value):
-            raise DlRuntimeError(f"{what} has a list of length {len(cotangent)} where the value has length {len(value)}")
-        for x, y in zip(cotangent, value):
-            check_shape(x, y, t.item, what)
-
-
-def io_types(fn_type: Type) -> tuple[Type, Type]:
-    t = prune(fn_type)
-    assert isinstance(t, TFun), t
-    return prune(t.arg), prune(t.result)
-
 
 def all_plain_finite(reals: list) -> bool:
     """Whether every real is a finite float (no symbolic zero, no sum over paths): then a gradient is
