@@ -213,3 +213,24 @@ def test_a_capture_whose_tangent_is_exactly_zero_drops_nothing(mode):
     else:
         with pytest.raises(Exception, match="captures `a`, whose derivative it cannot give"):
             run(source, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["backprop", "forward", "tape"])
+def test_a_rule_for_a_function_of_an_array_is_refused_not_a_crash(mode, tmp_path):
+    """Arrays are not read into a rule's Jacobian yet: a diagnostic at the call (it was a Python error)."""
+    path = write(tmp_path, "def body a = asum (a * a)\ndef rule a = (body a, fun ct -> scalar (2.0 * ct) * a)\n"
+                           "def f a = custom_vjp body rule a\ndef main = grad f (fromList [1.0, 2.0])\n")
+    out = dl("run", path, "--mode", mode)
+    d = diagnostic(out.stderr)
+    assert out.returncode == 1 and d["kind"] == "runtime" and (d["line"], d["col"]) == (3, 11)
+    assert "custom_vjp of a function of an Array is not supported yet" in d["message"]
+
+
+@pytest.mark.parametrize("mode", ["backprop", "forward", "tape"])
+def test_a_captured_array_that_carries_a_derivative_is_refused_by_name(mode, tmp_path):
+    line = ("def main = grad (fun a -> custom_jvp (fun y -> y * asum a) (fun y dy -> (y * asum a, dy * asum a)) 2.0)"
+            " (fromList [1.0, 2.0])")
+    out = dl("run", write(tmp_path, line + "\n"), "--mode", mode)
+    d = diagnostic(out.stderr)
+    assert out.returncode == 1 and (d["line"], d["col"]) == (1, line.index("(fun y ->") + 2)
+    assert "captures `a`, whose derivative it cannot give" in d["message"]

@@ -33,6 +33,7 @@ from ..model.types import Type
 from ..model.values import Fun, call1, call2, native
 from .compiler import Compiler
 from .shapes import check_shape, io_types
+from ..transforms.common import mentions_array
 
 
 class CustomRules:
@@ -66,6 +67,12 @@ class CustomRules:
                     "derivative) cannot use it", span)
             return refuse
         in_t, out_t = io_types(e.src)
+        if mentions_array(in_t) or mentions_array(out_t):
+            def arrays(*args):
+                raise DlRuntimeError(f"{op} of a function of an Array is not supported yet: a rule's Jacobian is "
+                                     "read one real at a time (give the rule a list of Reals, or leave the "
+                                     "function without a rule)", span)
+            return arrays
         # a top-level definition captures nothing: its primal code runs on plain values
         key = (rule_arg.module, rule_arg.name, rule_arg.inst) if isinstance(rule_arg, c.Global) else None
         body_is_global = isinstance(fn_arg, c.Global)

@@ -346,8 +346,9 @@ class ForwardCompiler(TransformCompiler):
     def varying_leaf(self, v: Any) -> bool | None:
         """A real (r, r_dot) carries a derivative unless its tangent is exactly zero (the zero-tangent rule:
         an exactly zero tangent contributes nothing, so a rule that drops it drops nothing)."""
-        if type(v) is tuple and len(v) == 2 and type(v[0]) is float:
-            return not (v[1] is ZERO or (type(v[1]) is float and v[1] == 0.0))
+        if type(v) is tuple and len(v) == 2 and (type(v[0]) is float or type(v[0]).__name__ == "ndarray"):
+            t = v[1]
+            return not (t is ZERO or (type(t) is float and t == 0.0) or (type(t).__name__ == "ndarray" and not t.any()))
         return None
 
 
@@ -390,8 +391,11 @@ class ReverseCompiler(TransformCompiler):
         return self.leaves.record(value, fields)
 
     def varying_leaf(self, v: Any) -> bool | None:
-        """A real (r, r') carries a derivative when it has a backpropagator (a constant's is None)."""
-        return v[1] is not None if DualLeaves.is_leaf(v) else None
+        """A real (r, r') carries a derivative when it has a backpropagator (a constant's is None); an array
+        leaf likewise."""
+        if DualLeaves.is_leaf(v) or (type(v) is tuple and len(v) == 2 and type(v[0]).__name__ == "ndarray"):
+            return v[1] is not None
+        return None
 
     def array_leaf(self, a: Any) -> Any:
         return (a, None)
