@@ -320,6 +320,14 @@ def check_chain_order(n):
     return check_it
 
 
+def check_deep(n):
+    def check_it(v):
+        c, a, x = 0.99999, 0.999999, 0.3
+        assert close(v[0], sum(c ** i * math.cos(c ** i * x) for i in range(n)), rel=1e-9)
+        assert close(v[1], (1 - a ** (10 * n)) / (1 - a), rel=1e-9)
+    return check_it
+
+
 def check_almost_everywhere(v):
     assert v == (0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0)
 
@@ -346,6 +354,7 @@ CASES = [
     ("arrays_intro.dl", [], check_arrays_intro),
     ("chain.dl", ["100"], check_chain(100)),
     ("chain_order.dl", ["100"], check_chain_order(100)),
+    ("deep.dl", ["1000"], check_deep(1000)),
 ]
 
 

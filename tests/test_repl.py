@@ -78,6 +78,7 @@ dl> :gradcheck f 1.0
   forward         0.8414709848078965  1.3817732906760363  0
   tape            0.8414709848078965  1.3817732906760363  0
   symbolic        0.8414709848078965  1.3817732906760363  0
+  shift-reset     0.8414709848078965  1.3817732906760363  0
   numeric         0.8414709848078965  1.3817732906660274  7.2e-12
   delta           0.8414709848078965  1.3817732906760363  0
   delta-noshare   0.8414709848078965  1.3817732906760363  0
@@ -91,7 +92,7 @@ dl> :gradcheck f 1.0
   dualrev         0.8414709848078965  1.3817732906760363  0
   lut             0.8414709848078965  1.3817732906760363  0
   lut-recompute   0.8414709848078965  1.3817732906760363  0
-all 18 modes agree (tolerance 1e-09; numeric 1e-05)
+all 19 modes agree (tolerance 1e-09; numeric 1e-05)
 dl> :type grad f
 grad f : Real -> Real
 """
@@ -693,6 +694,7 @@ def test_gradcheck_flags_a_disagreement():
   forward         0.0    0.0       0
   tape            0.0    0.0       0
   symbolic        0.0    0.0       0
+  shift-reset     0.0    0.0       0
   numeric         0.0    0.5       1.0e+00     <-- disagrees (tolerance 1e-05)
   delta           0.0    0.0       0
   delta-noshare   0.0    0.0       0
@@ -719,7 +721,7 @@ def test_gradcheck_of_a_function_of_a_tuple_and_of_a_failing_function():
     assert lines[2] == "  backprop        error"
     assert lines[2 + len(MODES)] == "  backprop: error: head of an empty list"  # after a row per mode
     assert lines[-1] == "every exact mode failed: no reference to compare with"
-    state, out = execute(state, ":gradcheck (fun x -> derivative sin x) 1.0")  # tape, symbolic and ps do not nest
+    state, out = execute(state, ":gradcheck (fun x -> derivative sin x) 1.0")  # tape, symbolic, shift-reset and ps do not nest
     lines = out.text.split("\n")
     assert lines[0].endswith("(errors relative to backprop)")
     assert lines[2].split() == ["backprop", "0.5403023058681398", "-0.8414709848078965", "reference"]

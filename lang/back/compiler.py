@@ -219,6 +219,11 @@ class Compiler:
         cell.force = force
         return cell
 
+    def partial_code(self, code: Code) -> Code:
+        """The code of a partial application lifted into this language (its function and arguments lifted,
+        lang/back/kernel.py): the same code in every language that keeps the calling convention."""
+        return code
+
     def seed_value(self, key: tuple, value: Any) -> None:
         """The value of the top-level definition `key`, known already: it will not be computed."""
         cell = Cell(key[1])

@@ -374,7 +374,17 @@ class ADKernel:
     def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime,
                     faithful: bool = False) -> tuple[Any, Callable]:
         compiler = self.reverse_compiler(runtime, 0, faithful)
-        backend = self.backends[runtime.name]
+        # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
+        redo = (lambda: self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)) if compiler.preaccumulated \
+            else None
+        return self.vjp_recorded(f, x, in_t, out_t, compiler, self.backends[runtime.name], call1, redo)
+
+    def vjp_recorded(self, f: Fun, x: Any, in_t: Type, out_t: Type, compiler: Compiler, backend,
+                     run: Callable[[Fun, Any], Any], redo: Callable | None = None) -> tuple[Any, Callable]:
+        """A vjp whose forward pass records on a linear backend (lang/back/linear.py): f lifted into
+        `compiler`'s language and run by `run(f', x')` (a call for ←D, a trampoline for shift-reset), the
+        inputs' sinks first on the records; the pullback sweeps them (or, given the order-free pass's
+        Paths cotangents, the vjp `redo()` makes does)."""
         dual_f = self.lift_fun(f, compiler, {})
         shapes = self.shapes
         saved = backend.records
@@ -386,7 +396,7 @@ class ADKernel:
         try:
             x_dual, n_sinks = shapes.inject(x, in_t, 0)   # the inputs' sinks: identities 0 .. n-1
             records = backend.records = [SINK] * n_sinks
-            y_dual = call1(dual_f, x_dual)
+            y_dual = run(dual_f, x_dual)
         finally:
             backend.records = saved
             if collecting:
@@ -396,9 +406,8 @@ class ADKernel:
 
         def pullback(u: Any) -> Any:
             cotangents = shapes.leaves(u, out_t)  # an Array is one leaf: one cotangent, one backpropagator
-            if compiler.preaccumulated and any(type(ct) is Paths for ct in cotangents):
-                # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
-                return self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)[1](u)
+            if redo is not None and any(type(ct) is Paths for ct in cotangents):
+                return redo()[1](u)
             seeds = [(p, ct) for p, ct in zip(backprops, cotangents) if p is not None and ct is not ZERO]
             collecting = gc.isenabled()
             gc.disable()

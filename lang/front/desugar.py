@@ -217,8 +217,8 @@ class Desugarer:
             with scope.having(_pattern_names(p)):
                 rest = self.expr(body, scope)
         match p:
-            case s.PName("_"):
-                return c.Let(self.fresh("w"), bound, rest, span=span)
+            case s.PName("_"):  # printed target terms sequence with `let _ = e1 in e2`: read back as printed
+                return c.Let("_" if self.target else self.fresh("w"), bound, rest, span=span)
             case s.PName(name):
                 return c.Let(name, bound, rest, span=span)
             case s.PUnit():

@@ -600,6 +600,22 @@ _ROWS: list[Primitive] = [
         ("contrib1", "ID -> Contrib -> Real -> Contrib", "one parent: its ID, its contribution, the partial"),
         ("contrib2", "ID -> Contrib -> Real -> ID -> Contrib -> Real -> Contrib", "two parents"),
     ]],
+    # shift-reset's target language (lang/transforms/shift_reset.py): adjoint cells, the CPS versions of
+    # the loops, and reset; run by lang/modes/shift_reset.py
+    _row("shift", "(Real -> Unit) -> Cell", "target", target=True,
+         doc="`let y' = shift (fun a -> P) in S`: a fresh adjoint cell y', holding 0, for the rest S; when S "
+             "has returned, the post P runs with a = what y' holds"),
+    _row("nocell", "Cell", "target", target=True, doc="the cell of a constant: adding into it does nothing"),
+    _row("accum", "Cell -> Real -> Unit", "target", target=True, doc="add into a cell (posts only)"),
+    _row("mapK", "('a -> ('b -> Unit) -> Unit) -> ['a] -> (['b] -> Unit) -> Unit", "target", target=True),
+    _row("foldK", "('b -> (('a -> ('b -> Unit) -> Unit) -> Unit) -> Unit) -> 'b -> ['a] -> ('b -> Unit) -> Unit",
+         "target", target=True),
+    _row("zipWithK", "('a -> (('b -> ('c -> Unit) -> Unit) -> Unit) -> Unit) -> ['a] -> ['b] -> (['c] -> Unit) "
+         "-> Unit", "target", target=True),
+    _row("buildK", "Int -> (Int -> ('a -> Unit) -> Unit) -> (['a] -> Unit) -> Unit", "target", target=True,
+         fails=True),
+    _row("reset", "(('a -> Unit) -> Unit) -> 'a", "target", target=True,
+         doc="run a CPS computation to its end; its value"),
 ]
 
 

@@ -131,9 +131,10 @@ BASE_TYPES = {t.name: t for t in (REAL, INT, BOOL, UNIT, ARRAY, STRING)}
 # The dual-numbers stages (docs/transforms.md, dualrev): pending backpropagator calls, the identity of a
 # real, the state of the identity supply, and a defunctionalised backpropagator.
 STAGED, ID, SUPPLY, CONTRIB = TCon("Staged"), TCon("ID"), TCon("Supply"), TCon("Contrib")
+CELL = TCon("Cell")  # shift-reset: a real's adjoint cell (docs/transforms.md, shift-reset)
 # Types of the transforms' target languages only, by the name they print with (d, the answer type of
 # backpropagators; a transform that needs a type of its own adds it here): never in a user's program.
-TARGET_TYPES = {t.name: t for t in (D, DELTA, ENV, STAGED, ID, SUPPLY, CONTRIB)}
+TARGET_TYPES = {t.name: t for t in (D, DELTA, ENV, STAGED, ID, SUPPLY, CONTRIB, CELL)}
 
 
 def fun(*types: Type) -> Type:

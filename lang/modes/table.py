@@ -96,6 +96,13 @@ ROWS: tuple[Mode, ...] = (
          runtime="lang.modes.symbolic:SYMBOLIC", transform=None, nests=False,
          jvp="J v from the derivative expressions of the unrolled program", shows="unrolled",
          custom_rules="uses"),
+    Mode("shift-reset",
+         "delimited continuations: a CPS term with adjoint cells, each primitive a shift whose post "
+         "runs when its continuation returns; run by a trampoline with a stack of posts (a tape)",
+         "Wang, Zheng, Decker, Wu, Essertel, Rompf, Demystifying differentiable programming: shift/reset the "
+         "penultimate backpropagator, ICFP 2019",
+         runtime="lang.modes.shift_reset:SHIFT_RESET_RUNTIME", transform="lang.transforms.shift_reset:SHIFT_RESET",
+         nests=False, jvp="J v from one backward pass per output real (derivative: one reverse pass)"),
     Mode("numeric",
          "central finite differences, step ε^(1/3)·max(1, |x|)",
          "numerical differentiation (central differences)",

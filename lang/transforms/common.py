@@ -80,6 +80,19 @@ def mentions_array(t: Type) -> bool:
     return False
 
 
+def definitions_used(e: c.Expr) -> set[str]:
+    """The names of the top-level definitions `e` uses (a fresh local name must not capture one once the
+    term is printed and read back)."""
+    names: set[str] = set()
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Global):
+            names.add(t.name)
+        stack.extend(c.children(t))
+    return names
+
+
 def variables_of(e: c.Expr) -> set[str]:
     """Every variable name bound or used in `e` (fresh names avoid them)."""
     names: set[str] = set()
@@ -338,4 +351,4 @@ def scale(d: c.Expr, a: c.Expr, ty: Type = REAL) -> c.Expr:
 
 
 __all__ = ["Homomorphism", "TermTransform", "variables_of", "scale", "closed", "by_cases", "Fresh", "touches_array",
-           "arrays_unsupported", "mentions_array", "refuse_array_types"]
+           "arrays_unsupported", "mentions_array", "refuse_array_types", "definitions_used"]

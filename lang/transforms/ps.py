@@ -57,7 +57,7 @@ from ..front.desugar import Fresh
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, is_zero
 from ..model.types import BOOL, ENV, INT, REAL, UNIT, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
-from .common import TermTransform, arrays_unsupported, touches_array
+from .common import TermTransform, arrays_unsupported, definitions_used, touches_array
 
 BP = "ps-backpropagator"  # the `origin` of a backpropagator λ and the `src` of a primitive with an inlined ρ:
                           # what the runtime counts as a backpropagator created (lang/modes/ps.py)
@@ -498,13 +498,7 @@ def _type_of_free(e: c.Expr, key) -> Type:
 def transform(e: c.Expr) -> c.Expr:
     """P of a specialised core term. Its binders are renamed apart; the names of its free variables and of
     the definitions it uses are avoided."""
-    avoid = {name for name, _ in c.free_locals(e)}
-    stack = [e]
-    while stack:
-        t = stack.pop()
-        if isinstance(t, c.Global):
-            avoid.add(t.name)
-        stack.extend(c.children(t))
+    avoid = {name for name, _ in c.free_locals(e)} | definitions_used(e)
     return PS(Fresh(avoid, "t")).term(e)
 
 
