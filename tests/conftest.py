@@ -31,12 +31,11 @@ __all__ = ["MODES", "EXACT_MODES", "TRANSFORM_MODES", "get", "refuses_custom_rul
 
 
 def refuses_custom_rule(mode: str, e) -> bool:
-    """Whether `mode`'s transform refuses the term e because it calls custom_vjp (docs/reference.md, Custom
-    derivatives): its language has no way to apply a rule."""
+    """Whether `mode`'s transform refuses the term e because it calls custom_vjp/custom_jvp (docs/reference.md,
+    Custom derivatives): the mode table says the mode refuses custom rules."""
     from lang.model import core as c
     from lang.model.primitives import PRIMITIVES
-    transform = get(mode).load_transform()
-    if transform is None or transform.custom_rules:
+    if get(mode).load_transform() is None or get(mode).custom_rules != "refuses":
         return False
     stack = [e]
     while stack:

@@ -1,11 +1,13 @@
-"""Custom derivatives (issue 18): `custom_vjp body rule x`, a function with its own reverse rule.
+"""Custom derivatives (issue 18): `custom_vjp body rule x` and `custom_jvp body rule x`, a function with its
+own reverse or forward rule.
 
-The rule is honoured by every mode that differentiates a program's own code (backprop, backprop-naive,
-forward, tape, symbolic, delta, delta-noshare: each turns the rule's Jacobian rows into its own kind of
-real), numeric differentiates the body, a nested derivative through a rule is refused, and a rule that
-could capture a differentiated variable (a function written in place) is refused.
+Which modes use a rule is a column of the mode table (`Mode.custom_rules`): "uses" (backprop, backprop-naive,
+forward, tape, symbolic, delta, delta-noshare: each turns the rule's Jacobian into its own kind of real),
+"body" (numeric differentiates the body) or "refuses" (a diagnostic at the call). A nested derivative
+through a rule is refused, and a rule that captures a variable carrying a derivative is refused by name.
 
-Oracles: mpmath at 50 digits (the script is quoted at each constant).
+Oracles: mpmath at 50 digits (the script is quoted at each constant), and Newton's method on Kepler's
+equation in plain Python floats with the implicit-function-theorem derivative written by hand.
 """
 import math
 
@@ -14,15 +16,22 @@ import pytest
 from conftest import EXACT_MODES, MODES, close, diagnostic, dl, get, run
 
 
-def _honours(mode: str) -> bool:
-    """Whether the mode applies custom rules: its transform says so, or it runs the program overloaded (tape,
-    symbolic; lut's tracer does not: it refuses them)."""
-    transform = get(mode).load_transform()
-    return transform.custom_rules if transform is not None else mode not in ("numeric", "lut", "lut-recompute")
+RULE_MODES = [m for m in EXACT_MODES if get(m).custom_rules == "uses"]      # use the rule
+BODY_MODES = [m for m in MODES if get(m).custom_rules == "body"]            # differentiate the body
+REFUSING = [m for m in MODES if get(m).custom_rules == "refuses"]           # stop with a diagnostic
 
 
-RULE_MODES = [m for m in EXACT_MODES if _honours(m)]          # use the rule
-REFUSING = [m for m in MODES if m != "numeric" and not _honours(m)]  # stop with a diagnostic
+def test_the_mode_table_says_which_modes_use_custom_rules():
+    """The column agrees with what each mode's language can do: a transform that applies rules is a "uses"
+    mode, one that cannot is a "refuses" mode; numeric differentiates the body. (backprop, forward and tape
+    must use them: the rest of this file would test nothing otherwise.)"""
+    assert {"backprop", "forward", "tape", "symbolic", "delta"} <= set(RULE_MODES)
+    assert BODY_MODES == ["numeric"]
+    for m in MODES:
+        transform = get(m).load_transform()
+        if transform is not None:
+            assert transform.custom_rules == (get(m).custom_rules == "uses"), m
+
 
 SOFTPLUS = """
 def naive x = log (1.0 + exp x)
@@ -111,16 +120,19 @@ def write(tmp_path, text):
     return str(path)
 
 
-def test_a_rule_written_in_place_is_refused_with_its_position(tmp_path):
-    """A lambda could capture a variable being differentiated, whose derivative a pullback run on plain values
-    would drop (JAX's closure trap): only top-level definitions are accepted, in every mode alike."""
+def test_a_rule_written_in_place_that_captures_the_differentiated_variable_is_refused(tmp_path):
+    """The rule closes over x, the variable `grad` differentiates: its pullback would drop x's derivative
+    through the capture (JAX's closure trap). Every rule-using mode refuses, at the rule, naming x; numeric
+    differentiates the body (x * x: 6 at 3), which captures nothing."""
     line = "def main = grad (fun x -> custom_vjp body (fun y -> (y * y, fun ct -> x * ct)) x) 3.0"
     path = write(tmp_path, f"def body x = x * x\n{line}\n")
-    for mode in ("backprop", "numeric"):
+    for mode in RULE_MODES:
         out = dl("run", path, "--mode", mode)
         d = diagnostic(out.stderr)
         assert out.returncode == 1 and d["kind"] == "runtime" and (d["line"], d["col"]) == (2, line.index("fun y") + 1)
-        assert "top-level definition" in d["message"]
+        assert "captures `x`, whose derivative it cannot give" in d["message"], mode
+    out = dl("run", path, "--mode", "numeric")
+    assert out.returncode == 0 and close(float(out.stdout.split()[0]), 6.0, rel=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["backprop", "forward", "delta"])

@@ -261,9 +261,9 @@ def check_newton(v):
 
 def check_custom_rules(v):
     # mpmath, 50 digits: E = findroot(E - 0.5 sin E - 1), (1, sin E) / (1 - 0.5 cos E); sigmoid 800 = 1
-    (by_rule, unrolled), (stable, naive) = v
+    (by_rule, unrolled, by_forward_rule), (stable, naive) = v
     assert close(by_rule, (1.037362021893646, 1.0346672323734563), rel=1e-14)
-    assert close(unrolled, by_rule, rel=1e-14)
+    assert close(unrolled, by_rule, rel=1e-14) and close(by_forward_rule, by_rule, rel=1e-14)
     assert stable == 1.0 and naive is True
 
 

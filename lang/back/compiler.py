@@ -130,6 +130,11 @@ class Compiler:
         the (leaf, J) pairs: one output real of a custom rule (docs/reference.md §7, Custom derivatives)."""
         raise AssertionError(f"the {self.name} language does not take custom rules")
 
+    def varying_leaf(self, v: Any) -> bool | None:
+        """Whether v, if it is one of this language's reals, carries a derivative (None: v is no real): a
+        custom rule may capture only reals that do not (lang/back/custom.py)."""
+        raise AssertionError(f"the {self.name} language does not take custom rules")
+
     def __init__(self, machine, linear=None, counting: bool = False, name: str = "primal"):
         """A compiler for the language `name` of `machine`; `linear`: the backend that writes the linear
         fragment (target languages of ←D), `counting`: write the counters' increments into the code."""

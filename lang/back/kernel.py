@@ -46,36 +46,13 @@ from .compiler import Compiler
 from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, TransformCompiler, attach_tangents,
                         settle_real, split_tangents, tree_add, tree_const, tree_mul)
 from .linear import SINK
-from .shapes import Shapes
+from .shapes import Shapes, check_shape, io_types
+from .custom import CustomRules
 from ..model.values import Fun, call1, native
 from ..model.primitives import array_kernel
 from ..transforms.common import mentions_array
 from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TCon, TFun, TList, TTuple, Type, prune
 from ..model.zeros import ZERO, Paths, Zero, finite, settle
-
-def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
-    """A cotangent must have the shape of the value it belongs to (list lengths and array shapes included)."""
-    t = prune(t)
-    if t == ARRAY:
-        if array_kernel("shape")(cotangent) != array_kernel("shape")(value):
-            show = array_kernel("show_shape")
-            raise DlRuntimeError(f"{what} has an array of shape {show(cotangent)} where the value has shape "
-                                 f"{show(value)}")
-    elif isinstance(t, TTuple):
-        for x, y, ti in zip(cotangent, value, t.items):
-            check_shape(x, y, ti, what)
-    elif isinstance(t, TList):
-        if len(cotangent) != len(value):
-            raise DlRuntimeError(f"{what} has a list of length {len(cotangent)} where the value has length {len(value)}")
-        for x, y in zip(cotangent, value):
-            check_shape(x, y, t.item, what)
-
-
-def io_types(fn_type: Type) -> tuple[Type, Type]:
-    t = prune(fn_type)
-    assert isinstance(t, TFun), t
-    return prune(t.arg), prune(t.result)
-
 
 def all_plain_finite(reals: list) -> bool:
     """Whether every real is a finite float (no symbolic zero, no sum over paths): then a gradient is
@@ -107,14 +84,15 @@ class ADKernel:
         self.backends: dict[str, Any] = {}
         self.shapes = Shapes()
         self._top_reverse: dict = {}  # (runtime, faithful): reverse_compiler(runtime, 0, faithful)
+        self.custom = CustomRules(self)
 
     # ---- compiling the primitives
     def compile(self, site: Compiler, e: c.Prim) -> Callable:
         """A differentiation primitive as a function of its arguments' values, for code of `site`'s
         language; it runs one language deeper (lang/languages.py)."""
         span = e.span
-        if PRIMITIVES[e.op].kind == "custom":
-            return self.custom_rule(site, e)
+        if PRIMITIVES[e.op].kind == "custom":  # custom_vjp, custom_jvp (lang/back/custom.py)
+            return self.custom.compile(site, e, NestedDifferentiation)
         if not site.nests:
             return site.refuse_nested(e)
         in_t, out_t = io_types(e.src)
@@ -274,68 +252,6 @@ class ADKernel:
         n_aux = len(self.shapes.flatten(y[1], aux_t))
         u = (self.const(site, 1.0), self.shapes.rebuild(y[1], aux_t, [self.const(site, ZERO)] * n_aux))
         return (y, pullback(u))
-
-    # ---- custom rules: `custom_vjp f rule x` (docs/reference.md §7, Custom derivatives)
-    def custom_rule(self, site: Compiler, e: c.Prim) -> Callable:
-        """`custom_vjp f rule x` as code of the site's language.
-
-        In primal code it is `f x`: the body runs, and a mode that runs primal code (numeric, primal)
-        differentiates the body. In a first-order target language (←D, →D, Δ, the tape, the symbolic
-        expressions) `rule x0` runs as primal code on the value x0 of x, giving (y, pullback); one pullback
-        per real of y gives the Jacobian's rows, and each real of y becomes a real of the language whose
-        derivative is its row times the derivatives of x's reals (`site.custom_leaf`): a recorded
-        backpropagator with those weights, a tangent, a Delta node, a tape entry.
-
-        f and rule must be top-level definitions. A lambda could capture a real that is being
-        differentiated, and a pullback run on plain values would drop that real's derivative (the trap of
-        JAX's custom_vjp with closures); a definition captures nothing. Inside a derivative nested in a
-        derivative the rule is refused: its pullback is primal code with no derivative of its own."""
-        fn_arg, rule_arg = e.args[0], e.args[1]
-        for arg, what in ((fn_arg, "function"), (rule_arg, "rule")):
-            if not isinstance(arg, c.Global):
-                raise DlRuntimeError(
-                    f"custom_vjp needs its {what} as the name of a top-level definition: a function written in "
-                    "place could capture a variable that is being differentiated, and the rule would drop its "
-                    "derivative (pass such values as part of the argument instead)", arg.span or e.span)
-        span = e.span
-        if site is self.machine.primal:
-            return lambda f, rule, x: call1(f, x)
-        name = rule_arg.name
-        if not site.custom_rules and not getattr(site, "takes_custom_rules", False):
-            mode = self.machine.mode.name  # a language with no way to apply a rule at all (lut's tracer)
-
-            def cannot(*args):
-                raise DlRuntimeError(f"the {mode} mode cannot use a custom rule (custom_vjp): it would differentiate "
-                                     "something else under its name (docs/reference.md, Custom derivatives, lists "
-                                     "the modes that do)", span)
-            return cannot
-        if not site.custom_rules:
-            def refuse(*args):
-                raise NestedDifferentiation(
-                    f"nested differentiation through the custom rule `{name}`: its pullback is ordinary code "
-                    f"with no derivative of its own, so the {site.name} language (a derivative inside a "
-                    "derivative) cannot use it", span)
-            return refuse
-        key = (rule_arg.module, rule_arg.name, rule_arg.inst)
-        in_t, out_t = io_types(e.src)
-        return lambda f, rule, x: self.guard(span, self.apply_custom, site, key, name, x, in_t, out_t)
-
-    def apply_custom(self, site: Compiler, key: tuple, name: str, x: Any, in_t: Type, out_t: Type) -> Any:
-        """y with the rule's Jacobian attached to its reals, in the site's language (see custom_rule)."""
-        shapes = self.shapes
-        leaves = shapes.flatten(x, in_t)
-        x0 = shapes.map_reals(x, in_t, site.primal_real)
-        y, pullback = call1(self.machine.primal.global_value(*key), x0)
-        ys = shapes.flatten(y, out_t)
-        outputs = []
-        for i, yi in enumerate(ys):
-            seed = [0.0] * len(ys)
-            seed[i] = 1.0
-            row = call1(pullback, shapes.rebuild(y, out_t, seed))
-            check_shape(row, x0, in_t, f"the gradient returned by the pullback of the custom rule `{name}`")
-            outputs.append(site.custom_leaf(yi, list(zip(leaves, shapes.flatten(row, in_t)))))
-        it = iter(outputs)
-        return shapes.map_reals(y, out_t, lambda _: next(it))
 
     def uncounted(self, again: Callable) -> Any:
         """The order-free pass over a result that was not finite, left out of the counters (they

@@ -221,12 +221,12 @@ def forward_type(t: Type, times: int) -> Type:
 
 
 def refuse_custom_rules(e: c.Expr, language: str) -> None:
-    """Stop with a diagnostic at the first `custom_vjp` in `e`: this language has no way to apply a rule."""
+    """Stop with a diagnostic at the first `custom_vjp`/`custom_jvp` in `e`: this language cannot apply a rule."""
     stack = [e]
     while stack:
         t = stack.pop()
         if isinstance(t, c.Prim) and PRIMITIVES[t.op].kind == "custom":
-            raise DlRuntimeError(f"the {language} mode cannot use a custom rule (custom_vjp): it would differentiate "
+            raise DlRuntimeError(f"the {language} mode cannot use a custom rule ({t.op}): it would differentiate "
                                  "something else under its name (docs/reference.md, Custom derivatives, lists the "
                                  "modes that do)", t.span)
         stack.extend(c.children(t))
@@ -343,6 +343,14 @@ class ForwardCompiler(TransformCompiler):
                 tangent = tangent + weight * x_dot
         return (value, tangent)
 
+    def varying_leaf(self, v: Any) -> bool | None:
+        """A real (r, r_dot) carries a derivative unless its tangent is exactly zero (the zero-tangent rule:
+        an exactly zero tangent contributes nothing, so a rule that drops it drops nothing)."""
+        if type(v) is tuple and len(v) == 2 and (type(v[0]) is float or type(v[0]).__name__ == "ndarray"):
+            t = v[1]
+            return not (t is ZERO or (type(t) is float and t == 0.0) or (type(t).__name__ == "ndarray" and not t.any()))
+        return None
+
 
 class ReverseCompiler(TransformCompiler):
     """←D(→D^depth t): backprop (factoring or naive), over `depth` levels of forward derivatives.
@@ -381,6 +389,13 @@ class ReverseCompiler(TransformCompiler):
             if parent is not None and weight is not ZERO:
                 fields += [parent, weight]
         return self.leaves.record(value, fields)
+
+    def varying_leaf(self, v: Any) -> bool | None:
+        """A real (r, r') carries a derivative when it has a backpropagator (a constant's is None); an array
+        leaf likewise."""
+        if DualLeaves.is_leaf(v) or (type(v) is tuple and len(v) == 2 and type(v[0]).__name__ == "ndarray"):
+            return v[1] is not None
+        return None
 
     def array_leaf(self, a: Any) -> Any:
         return (a, None)

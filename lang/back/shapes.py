@@ -28,7 +28,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..model.primitives import array_kernel
-from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TList, TTuple, Type, prune, resolve
+from ..model.errors import DlRuntimeError
+from ..model.types import ARRAY, BOOL, INT, REAL, UNIT, TFun, TList, TTuple, Type, prune, resolve
 from ..transforms.common import mentions_array
 
 _ZERO = {INT: 0, BOOL: False, UNIT: ()}
@@ -277,6 +278,30 @@ class Shapes:
             parts = [self._get("unlift", it, self._make_unlift) for it in t.items]
             return lambda d, out: tuple(part(x, out) for part, x in zip(parts, d))
         return lambda d, out: d
+
+
+def check_shape(cotangent: Any, value: Any, t: Type, what: str) -> None:
+    """A cotangent must have the shape of the value it belongs to (list lengths and array shapes included)."""
+    t = prune(t)
+    if t == ARRAY:
+        if array_kernel("shape")(cotangent) != array_kernel("shape")(value):
+            show = array_kernel("show_shape")
+            raise DlRuntimeError(f"{what} has an array of shape {show(cotangent)} where the value has shape "
+                                 f"{show(value)}")
+    elif isinstance(t, TTuple):
+        for x, y, ti in zip(cotangent, value, t.items):
+            check_shape(x, y, ti, what)
+    elif isinstance(t, TList):
+        if len(cotangent) != len(value):
+            raise DlRuntimeError(f"{what} has a list of length {len(cotangent)} where the value has length {len(value)}")
+        for x, y in zip(cotangent, value):
+            check_shape(x, y, t.item, what)
+
+
+def io_types(fn_type: Type) -> tuple[Type, Type]:
+    t = prune(fn_type)
+    assert isinstance(t, TFun), t
+    return prune(t.arg), prune(t.result)
 
 
 # ---- fixed types: straight-line walks ---------------------------------------------------------------

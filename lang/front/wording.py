@@ -198,12 +198,17 @@ class PrimitiveArgument(Context):
 
 @node(slots=False)
 class CustomRule(Context):
-    """The rule given to `custom_vjp f rule x`, against f's type A -> B: A -> B * (B -> A)."""
+    """The rule given to `custom_vjp f rule x` or `custom_jvp f rule x`, against f's type A -> B:
+    A -> B * (B -> A) (a pullback) or A -> A -> B * B (a tangent)."""
 
     op: str
     subject: str
 
     def say(self, expected: str, is_what: str) -> str:
+        if "custom_jvp" in self.op:  # the forward transform: →D(A -> B) = →D(A) -> →D(B), a real r as (r, r_dot)
+            return (f"the rule given to {self.op} must have type {expected}: the value and its tangent, which →D "
+                    f"pairs real by real into the result's →D(B) (each real r of B as (r, r_dot) : Real * Real) "
+                    f"from the argument's tangent x_dot : A, for a function A -> B; but {self.subject} {is_what}")
         return (f"the rule given to {self.op} must have type {expected}: the value and its pullback, which "
                 f"←D composes with the argument's backpropagator x' : ¬A to make the result's y' : ¬B for a "
                 f"function A -> B; but {self.subject} {is_what}")

@@ -418,7 +418,7 @@ def amin(a) -> float:
 
 
 def aargmax(a) -> int:
-    """The flat index of the first largest element (the element `amax`'s derivative goes to)."""
+    """The flat index of the first largest element."""
     return int(np.argmax(_reduce_check(a, "aargmax")))
 
 
@@ -502,21 +502,44 @@ def unreduce(axis, a, c) -> ndarray:
     return np.broadcast_to(np.expand_dims(arr(c), k), a.shape)
 
 
-def _first_extreme_mask(axis, a, arg):
-    a, k = _axis_of(axis, a, "mask")
-    idx = np.expand_dims(arg(a, axis=k), k)
-    mask = np.zeros(a.shape)
-    np.put_along_axis(mask, idx, 1.0, axis=k)
+def _tie_mask(a, k, extreme, arg):
+    """Where a reduction's derivative goes (JAX's rule for reduce_max/reduce_min, and `max`'s at a tie):
+    1/n at each of the n elements equal to the extreme along axis k (all axes: k None), 0 elsewhere. Where
+    the extreme is nan no element equals it: the first nan, as np.argmax finds it, gets the 1."""
+    top = extreme(a, axis=k, keepdims=True)
+    hits = (a == top)
+    count = hits.sum(axis=k, keepdims=True)
+    mask = hits / np.maximum(count, 1)
+    if (count == 0).any():  # a nan extreme
+        first = np.zeros(a.shape)
+        if k is None:
+            first.flat[arg(a)] = 1.0
+        else:
+            np.put_along_axis(first, np.expand_dims(arg(a, axis=k), k), 1.0, axis=k)
+        mask = np.where(count == 0, first, mask)
     return mask
 
 
 def argmaxMask(axis, a) -> ndarray:
-    """1.0 at the first largest element along the axis, 0.0 elsewhere (where amaxAxis's derivative goes)."""
-    return _first_extreme_mask(axis, a, np.argmax)
+    """1/n at each of the n largest elements along the axis, 0.0 elsewhere (where amaxAxis's derivative goes)."""
+    a, k = _axis_of(axis, a, "mask")
+    return _tie_mask(a, k, np.max, np.argmax)
 
 
 def argminMask(axis, a) -> ndarray:
-    return _first_extreme_mask(axis, a, np.argmin)
+    a, k = _axis_of(axis, a, "mask")
+    return _tie_mask(a, k, np.min, np.argmin)
+
+
+def amaxMask(a) -> ndarray:
+    """1/n at each of the n largest elements of the whole array (where amax's derivative goes)."""
+    a = _reduce_check(a, "amax")
+    return _tie_mask(a, None, np.max, np.argmax)
+
+
+def aminMask(a) -> ndarray:
+    a = _reduce_check(a, "amin")
+    return _tie_mask(a, None, np.min, np.argmin)
 
 
 # ---- products ---------------------------------------------------------------------------

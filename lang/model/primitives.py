@@ -221,6 +221,15 @@ def is_zero(e) -> bool:
     return isinstance(e, Prim) and e.op == ZERO_NAME
 
 
+def _chooser_partials(wins: str, x, y) -> list:
+    """∂/∂x and ∂/∂y of max (wins ">") or min (wins "<"): 1 to the argument chosen, 0 to the other, 0.5 to each
+    at a tie; a nan argument (no tie, no winner) gives its 1 to y, as before the tie rule."""
+    def partial(first: bool):
+        win, lose = (_r(1), zero()) if first else (zero(), _r(1))
+        return _if(_cmp(wins, x, y), win, _if(_cmp("==", x, y), _r(0.5), lose))
+    return [partial(True), partial(False)]
+
+
 def _pow_base_partial(op: str, x, y) -> If:
     """∂(x^y)/∂x = y x^(y-1), and zero where y = 0 (x^0 is the constant 1; the formula is 0 · ∞ at x = 0)."""
     return _if(_cmp("==", y, _r(0)), zero(), _p("*", y, _p(op, x, _p("-", y, _r(1)))))
@@ -458,10 +467,10 @@ _ROWS: list[Primitive] = [
          partials=lambda y, x, r: [_p("/", x, _p("+", _p("*", x, x), _p("*", y, y))),
                                    _p("neg", _p("/", y, _p("+", _p("*", x, x), _p("*", y, y))))],
          cost="transcendental"),
-    _row("min", NUM2, "real", impl=rm.fmin, int_impl=min,
-         partials=lambda x, y, r: [_if(_cmp("<=", x, y), _r(1), zero()), _if(_cmp("<=", x, y), zero(), _r(1))]),
-    _row("max", NUM2, "real", impl=rm.fmax, int_impl=max,
-         partials=lambda x, y, r: [_if(_cmp(">=", x, y), _r(1), zero()), _if(_cmp(">=", x, y), zero(), _r(1))]),
+    # a tie splits the derivative evenly, 0.5 to each argument (JAX's _balanced_eq in lax.max_p's rule, PyTorch's
+    # derivatives.yaml for maximum/minimum): the subgradient in the middle, and symmetric in the two arguments
+    _row("min", NUM2, "real", impl=rm.fmin, int_impl=min, partials=lambda x, y, r: _chooser_partials("<", x, y)),
+    _row("max", NUM2, "real", impl=rm.fmax, int_impl=max, partials=lambda x, y, r: _chooser_partials(">", x, y)),
     # log1p, expm1, the hyperbolic and inverse functions, erf: each partial written so that it stays
     # accurate where the textbook form cancels or overflows — 1 / sqrt (1 - x²) as 1 / (√(1-x) √(1+x)),
     # 1 / sqrt (x² + 1) as 1 / hypot x 1, expm1' as exp x (r + 1 loses everything below 1e-16 for x < -37)
@@ -551,6 +560,10 @@ _ROWS: list[Primitive] = [
     # f x; a mode that differentiates through it takes the value and the pullback from `rule x` instead
     _row("custom_vjp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> ('a -> 'b * ('b -> 'a)) -> 'a -> 'b", "custom",
          cost="ad", fails=True, doc="f x, differentiated by the rule's pullback: rule x = (f x, fun u -> u J)"),
+    # a function with its own forward rule: `custom_jvp f rule x` is f x; a mode that differentiates through it
+    # takes the value and the tangent from `rule x x_dot` instead (linear in x_dot, so reverse modes use it too)
+    _row("custom_jvp", "(Diff 'a, Diff 'b) => ('a -> 'b) -> ('a -> 'a -> 'b * 'b) -> 'a -> 'b", "custom",
+         cost="ad", fails=True, doc="f x, differentiated by the rule's tangent: rule x x_dot = (f x, J x_dot)"),
     # the Delta expressions of the delta modes' target language (docs/transforms.md, delta): data that
     # describes a linear map; the runtime that builds and transposes them is lang/modes/delta.py
     _row("dzero", "Delta", "delta", target=True, cost="delta", doc="the zero map (a constant's Delta)"),

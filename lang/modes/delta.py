@@ -367,6 +367,10 @@ class DeltaCompiler(TransformCompiler):
                 d = add(d, scale(weight, d_in))
         return (value, self.leaves.node(d))
 
+    def varying_leaf(self, v: Any) -> bool | None:
+        """A Δ real (r, d) carries a derivative when it has a Delta (a constant's is None)."""
+        return v[1] is not None if DeltaLeaves.is_leaf(v) else None
+
     def lift_leaf(self, v: Any) -> Any:
         """A Δ real of the language below, one forward level deeper: (ℓ, (0.0, None))."""
         if self.depth > 0 and DeltaLeaves.is_leaf(v):

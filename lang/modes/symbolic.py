@@ -96,6 +96,10 @@ class SymbolicCompiler(OverloadingCompiler):
                 out = Sym("+", (out, Sym("*", (weight, offset), 0.0)), value)
         return out
 
+    def varying_leaf(self, v: Any) -> bool | None:
+        """An expression carries a derivative; a plain float is a constant."""
+        return True if type(v) is Sym else False if type(v) is float else None
+
     def overload(self, prim, impl: Callable) -> Callable:
         name = prim.name
 

@@ -47,6 +47,9 @@ class Mode:
     compared: bool = True      # False: an intermediate stage of a chain (dualrev-*) or a variant (lut-recompute),
                                # run by `dl compare` and `:compare` only when named in --modes; every other
                                # tool lists it
+    custom_rules: str = "refuses"  # custom_vjp/custom_jvp (docs/reference.md, Custom derivatives): "uses" the
+                               # rule, differentiates the "body" (primal code: numeric), or "refuses" with a
+                               # diagnostic at the call (lang/back/custom.py reads it)
 
     def load_runtime(self) -> Any:
         """The runtime object (imported on first use)."""
@@ -69,27 +72,30 @@ ROWS: tuple[Mode, ...] = (
          "Brunel, Mazza, Pagani, Backpropagation in the simply typed lambda-calculus with linear negation, "
          "POPL 2020",
          runtime="lang.modes.runtimes:FACTORING", transform="lang.transforms.backprop:PREACCUMULATED", nests=True,
-         jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
+         jvp="J v from one backward sweep per output real (derivative: one reverse pass)", custom_rules="uses"),
     Mode("backprop-naive",
          "the same term ←D, each backpropagator run as soon as it is called: exponential on sharing",
          "Brunel, Mazza, Pagani, POPL 2020 (without linear factoring)",
          runtime="lang.modes.runtimes:NAIVE", transform="lang.transforms.backprop:BACKPROP", nests=True,
-         jvp="J v from one naive backward pass per output real (derivative: one reverse pass)"),
+         jvp="J v from one naive backward pass per output real (derivative: one reverse pass)",
+         custom_rules="uses"),
     Mode("forward",
          "dual numbers →D: one pass per input direction",
          "Wengert 1964; dual numbers (Clifford 1873)",
          runtime="lang.modes.runtimes:FORWARD", transform="lang.transforms.forward:FORWARD", nests=True,
-         jvp="one run of →D(f) with the tangent v"),
+         jvp="one run of →D(f) with the tangent v", custom_rules="uses"),
     Mode("tape",
          "operator overloading: reals carry nodes of a dynamic tape, swept backwards (PyTorch, micrograd)",
          "Speelpenning 1980; Griewank and Walther, Evaluating Derivatives, 2008",
          runtime="lang.modes.tape:TAPE", transform=None, nests=False,
-         jvp="J v from one recording and one sweep of the tape per output real", shows="program"),
+         jvp="J v from one recording and one sweep of the tape per output real", shows="program",
+         custom_rules="uses"),
     Mode("symbolic",
          "the program unrolled at the point into one expression without sharing, differentiated by rules",
          "textbook symbolic differentiation (expression swell)",
          runtime="lang.modes.symbolic:SYMBOLIC", transform=None, nests=False,
-         jvp="J v from the derivative expressions of the unrolled program", shows="unrolled"),
+         jvp="J v from the derivative expressions of the unrolled program", shows="unrolled",
+         custom_rules="uses"),
     Mode("shift-reset",
          "delimited continuations: a CPS term with adjoint cells, each primitive a shift whose post "
          "runs when its continuation returns; run by a trampoline with a stack of posts (a tape)",
@@ -102,20 +108,20 @@ ROWS: tuple[Mode, ...] = (
          "numerical differentiation (central differences)",
          runtime="lang.modes.numeric:NUMERIC", transform=None, nests=True,
          jvp="one central difference in the direction v, (f(x+hv) - f(x-hv)) / 2h", shows="program",
-         tolerance=1e-5),
+         tolerance=1e-5, custom_rules="body"),
     Mode("delta",
          "Delta expressions Δ: each real carries first-order data describing its linear map, shared per "
          "primitive and transposed largest identity first: linear cost",
          "Krawiec, Peyton Jones, Krishnaswami, Ellis, Eisenberg, Fitzgibbon, Provably correct, asymptotically "
          "efficient, higher-order reverse-mode automatic differentiation, POPL 2022",
          runtime="lang.modes.delta:DELTA", transform="lang.transforms.delta:DELTA", nests=True,
-         jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
+         jvp="J v from one backward sweep per output real (derivative: one reverse pass)", custom_rules="uses"),
     Mode("delta-noshare",
          "the same Delta expressions without sharing identities: a node walked once per path, exponential on "
          "sharing",
          "Krawiec et al., POPL 2022 (without Share)",
          runtime="lang.modes.delta:DELTA_NOSHARE", transform="lang.transforms.delta:DELTA_NOSHARE", nests=True,
-         jvp="J v from one backward sweep per output real (derivative: one reverse pass)"),
+         jvp="J v from one backward sweep per output real (derivative: one reverse pass)", custom_rules="uses"),
     Mode("chad",
          "CHAD: each term returns its value and a linear map from its cotangent to its environment's; a "
          "function's cotangent is a copower, folded by running the function again: dense, not linear in general",
@@ -184,7 +190,7 @@ ROWS: tuple[Mode, ...] = (
          "the program with every derivative call replaced by a plain call: the baseline of `dl compare`",
          "-",
          runtime="lang.modes.runtimes:PRIMAL", transform=None, nests=True,
-         jvp="the value only, a zero tangent", shows="program", listed=False),
+         jvp="the value only, a zero tangent", shows="program", listed=False, custom_rules="body"),
 )
 
 ALL: dict[str, Mode] = {m.name: m for m in ROWS}
@@ -237,6 +243,8 @@ def describe() -> str:
         facts = [f"derivative/jvp: {m.jvp}", "nests" if m.nests else "refuses nested derivatives",
                  {"term": "dl transform prints its term", "unrolled": "dl transform unrolls it at a point",
                   "linearized": "dl transform prints its three programs at a point",
-                  "program": "no transformed term"}[m.shows]]
+                  "program": "no transformed term"}[m.shows],
+                 {"uses": "uses custom rules", "body": "differentiates a custom rule's body",
+                  "refuses": "refuses custom rules"}[m.custom_rules]]
         lines.append(f"{'':<{width}}  " + "; ".join(facts))
     return "\n".join(lines)

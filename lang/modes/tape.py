@@ -98,6 +98,10 @@ class TapeCompiler(OverloadingCompiler):
             self.counters.bp_created += 1
         return Node(value, len(self.tape.parents) - 1)
 
+    def varying_leaf(self, v: Any) -> bool | None:
+        """A tape node carries a derivative; a plain float is a constant."""
+        return True if type(v) is Node else False if type(v) is float else None
+
     def overload(self, prim, impl: Callable) -> Callable:
         partials = self.partials(prim)
         compiler = self
