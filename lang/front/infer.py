@@ -396,7 +396,7 @@ class Inferencer:
         for d in defs:
             self.annot_vars = {}
             body = self.infer(d.expr)
-            self.expect(body, placeholders[(d.module, d.name)], w.Named(f"the definition of `{d.name}`"))
+            self.expect(body, placeholders[(d.module, d.name)], lambda d=d: w.Named(f"the definition of `{d.name}`"))
             typed.append((d, body))
         self.level = 0
         out = []
