@@ -160,11 +160,16 @@ class Inferencer:
         return TVar(self.level, constraint)
 
     # -- expectations
-    def expect(self, node: c.Expr, expected: Type, context: w.Context) -> None:
-        """Unify the type of `node` with `expected`, or report why, in the context's words, at the node."""
+    def expect(self, node: c.Expr, expected: Type, context) -> None:
+        """Unify the type of `node` with `expected`, or report why, in the context's words, at the node.
+
+        `context` is a w.Context, or a function making one: a context quoting source text (`snippet`) is
+        made only when a mismatch needs its words, not once per application checked (issue 19 item 9)."""
         try:
             unify(expected, node.ty)
         except Mismatch as e:
+            if callable(context):
+                context = context()
             raise w.mismatch(e.why, e.offending, node.span, expected, node.ty, context) from None
 
     def expect_annotation(self, t: Type, annot: s.TypeExpr) -> None:
@@ -277,15 +282,17 @@ class Inferencer:
             case c.If(cond, then, else_):                             # if c then e1 else e2
                 cond_t = self.infer(cond)
                 if e.sugar is None:
-                    self.expect(cond_t, BOOL, w.Condition(snippet(cond.span)))
+                    self.expect(cond_t, BOOL, lambda: w.Condition(snippet(cond.span)))
                     then_t = self.infer(then)
                     else_t = self.infer(else_)
                 else:                                                 # a && b, a || b: two Bool operands
-                    self.expect(cond_t, BOOL, w.Condition(snippet(cond.span), f"the left operand of `{e.sugar}`"))
+                    self.expect(cond_t, BOOL,
+                                lambda: w.Condition(snippet(cond.span), f"the left operand of `{e.sugar}`"))
                     then_t = self.infer(then)
                     else_t = self.infer(else_)
                     right, right_t = (then, then_t) if e.sugar == "&&" else (else_, else_t)
-                    self.expect(right_t, BOOL, w.Condition(snippet(right.span), f"the right operand of `{e.sugar}`"))
+                    self.expect(right_t, BOOL,
+                                lambda: w.Condition(snippet(right.span), f"the right operand of `{e.sugar}`"))
                 self.expect(else_t, then_t.ty, w.Branches())
                 return replace(e, cond=cond_t, then=then_t, else_=else_t, ty=then_t.ty)
             case c.Tuple(items):                                      # (e1, ..., en)
@@ -301,7 +308,7 @@ class Inferencer:
                     if elem is None:
                         elem = it.ty
                     else:
-                        self.expect(it, elem, w.ListElement(k + 1, snippet(item.span)))
+                        self.expect(it, elem, lambda k=k, item=item: w.ListElement(k + 1, snippet(item.span)))
                     items_t.append(it)
                 return replace(e, items=tuple(items_t), ty=TList(self.fresh() if elem is None else elem))
             case c.Prim(op, args):                                    # a built-in, saturated
@@ -309,9 +316,9 @@ class Inferencer:
             case c.Annot(expr, t):                                    # (e : T)
                 expr_t = self.infer(expr)
                 m = e.sugar  # a pattern `()` or `(p : T)` (lang/front/desugar.py): words for what it matches
-                context = (w.Annotated(snippet(expr.span)) if m is None else w.UnitPattern(m, expr.span) if m.unit
-                           else w.Annotated(w.matched_value(m, expr.span)))
-                self.expect(expr_t, self.convert(t), context)
+                self.expect(expr_t, self.convert(t), lambda: (
+                    w.Annotated(snippet(expr.span)) if m is None else w.UnitPattern(m, expr.span) if m.unit
+                    else w.Annotated(w.matched_value(m, expr.span))))
                 return expr_t
         return self.infer_other(e)
 
@@ -347,7 +354,7 @@ class Inferencer:
         arg_t = self.infer(arg)
         ft = prune(fn_t.ty)
         if isinstance(ft, TFun):
-            self.expect(arg_t, ft.arg, w.Argument(snippet(fn.span), snippet(arg.span)))
+            self.expect(arg_t, ft.arg, lambda: w.Argument(snippet(fn.span), snippet(arg.span)))
             return replace(e, fn=fn_t, arg=arg_t, ty=ft.result)
         result = self.fresh()
         try:
@@ -372,7 +379,7 @@ class Inferencer:
             t = prune(t)
             at = self.infer(a)
             assert isinstance(t, TFun)
-            self.expect(at, t.arg, _argument_context(prim, shown, k, a))
+            self.expect(at, t.arg, lambda k=k, a=a: _argument_context(prim, shown, k, a))
             args_t.append(at)
             t = t.result
         return replace(e, args=tuple(args_t), ty=t)
@@ -389,7 +396,7 @@ class Inferencer:
         for d in defs:
             self.annot_vars = {}
             body = self.infer(d.expr)
-            self.expect(body, placeholders[(d.module, d.name)], w.Named(f"the definition of `{d.name}`"))
+            self.expect(body, placeholders[(d.module, d.name)], lambda d=d: w.Named(f"the definition of `{d.name}`"))
             typed.append((d, body))
         self.level = 0
         out = []

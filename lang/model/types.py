@@ -183,12 +183,14 @@ def resolve(t: Type) -> Type:
 def free_vars(t: Type) -> list[TVar]:
     """The unbound variables of `t`, in order of first appearance."""
     out: list[TVar] = []
+    seen: set[TVar] = set()  # `t not in out` would be quadratic in the number of variables (issue 19 item 9)
 
     def walk(t: Type) -> None:
         t = prune(t)
         match t:
             case TVar():
-                if t not in out:
+                if t not in seen:
+                    seen.add(t)
                     out.append(t)
             case TCon():
                 pass
@@ -242,8 +244,28 @@ def map_vars(t: Type, fn, memo: dict | None = None) -> Type:
 
 
 def substitute(t: Type, sub: dict[TVar, Type]) -> Type:
-    """Replace the variables in `sub` (by identity), resolving links on the way."""
-    return map_vars(t, lambda v: sub.get(v, v))
+    """Replace the variables in `sub` (by identity), resolving links on the way.
+
+    `map_vars(t, lambda v: sub.get(v, v))`, written out: every use of a polymorphic name or a built-in
+    instantiates its scheme here, so it is the type checker's innermost loop (issue 19 item 9)."""
+    while isinstance(t, TVar):
+        if t.link is None:
+            return sub.get(t, t)
+        t = prune(t)
+    match t:
+        case TCon():
+            return t
+        case TFun(a, r):
+            return TFun(substitute(a, sub), substitute(r, sub))
+        case TTuple(items):
+            return TTuple(tuple([substitute(i, sub) for i in items]))
+        case TList(item):
+            return TList(substitute(item, sub))
+        case TNeg(item):
+            return TNeg(substitute(item, sub))
+        case TCtor(name, args):
+            return TCtor(name, tuple([substitute(a, sub) for a in args]))
+    raise AssertionError(t)
 
 
 def is_differentiable_data(t: Type) -> bool:
