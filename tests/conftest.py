@@ -112,6 +112,13 @@ def cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def failure(*args: str) -> dict:
+    """`dl run ARGS...` that must stop with a diagnostic (exit 1): its parts, as `diagnostic` gives them."""
+    out = dl("run", *args)
+    assert out.returncode == 1, f"exit {out.returncode}, not 1: {out.stderr}"
+    return diagnostic(out.stderr)
+
+
 DIAGNOSTIC = r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<kind>syntax|name|type|runtime|import) error: (?P<message>[^\n]*)$"
 
 

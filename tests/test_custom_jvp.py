@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from conftest import EXACT_MODES, MODES, close, diagnostic, dl, get, run
+from conftest import EXACT_MODES, MODES, close, diagnostic, dl, failure, get, run
 
 RULE_MODES = [m for m in EXACT_MODES if get(m).custom_rules == "uses"]
 REFUSING = [m for m in MODES if get(m).custom_rules == "refuses"]
@@ -118,9 +118,8 @@ def test_a_forward_rule_of_the_wrong_type_is_a_type_error_in_terms_of_the_forwar
     """A pullback-shaped rule given to custom_jvp: the error is at the rule and explains the type by →D."""
     path = write(tmp_path, "def body x = x * x\ndef rule x = (x * x, fun ct -> 2.0 * x * ct)\n"
                            "def f x = custom_jvp body rule x\ndef main = grad f 2.0\n")
-    out = dl("run", path)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "type"
+    d = failure(path)
+    assert d["kind"] == "type"
     assert (d["line"], d["col"]) == (3, len("def f x = custom_jvp body ") + 1)
     assert "the rule given to `custom_jvp`" in d["message"] and "→D" in d["message"]
 
@@ -128,9 +127,8 @@ def test_a_forward_rule_of_the_wrong_type_is_a_type_error_in_terms_of_the_forwar
 def test_a_tangent_of_the_wrong_length_is_a_runtime_error(tmp_path):
     path = write(tmp_path, "def body xs = [sum xs]\ndef rule xs dxs = ([sum xs], [sum dxs, 0.0])\n"
                            "def f xs = custom_jvp body rule xs\ndef main = jacfwd f [1.0, 2.0]\n")
-    out = dl("run", path)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "runtime" and d["line"] == 3
+    d = failure(path)
+    assert d["kind"] == "runtime" and d["line"] == 3
     assert "the tangent returned by the custom rule `rule`" in d["message"]
 
 
@@ -139,18 +137,16 @@ def test_a_derivative_of_a_derivative_through_a_forward_rule_is_refused(mode, tm
     path = write(tmp_path, "def body x = x * x\ndef rule x dx = (x * x, 2.0 * x * dx)\n"
                            "def sq x = custom_jvp body rule x\n"
                            "def main = grad (fun x -> grad sq x) 3.0\n")
-    out = dl("run", path, "--mode", mode)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "runtime" and d["line"] == 3
+    d = failure(path, "--mode", mode)
+    assert d["kind"] == "runtime" and d["line"] == 3
     assert "nested differentiation through the custom rule `rule`" in d["message"]
 
 
 @pytest.mark.parametrize("mode", REFUSING)
 def test_a_mode_that_cannot_apply_a_forward_rule_says_so(mode, tmp_path):
     path = write(tmp_path, KEPLER + "def main = grad kepler (1.0, 0.5)\n")
-    out = dl("run", path, "--mode", mode)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "runtime" and d["line"] == 6
+    d = failure(path, "--mode", mode)
+    assert d["kind"] == "runtime" and d["line"] == 6
     assert f"the {mode} mode cannot use a custom rule (custom_jvp)" in d["message"]
 
 
@@ -220,9 +216,8 @@ def test_a_rule_for_a_function_of_an_array_is_refused_not_a_crash(mode, tmp_path
     """Arrays are not read into a rule's Jacobian yet: a diagnostic at the call (it was a Python error)."""
     path = write(tmp_path, "def body a = asum (a * a)\ndef rule a = (body a, fun ct -> scalar (2.0 * ct) * a)\n"
                            "def f a = custom_vjp body rule a\ndef main = grad f (fromList [1.0, 2.0])\n")
-    out = dl("run", path, "--mode", mode)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "runtime" and (d["line"], d["col"]) == (3, 11)
+    d = failure(path, "--mode", mode)
+    assert d["kind"] == "runtime" and (d["line"], d["col"]) == (3, 11)
     assert "custom_vjp of a function of an Array is not supported yet" in d["message"]
 
 
@@ -230,7 +225,6 @@ def test_a_rule_for_a_function_of_an_array_is_refused_not_a_crash(mode, tmp_path
 def test_a_captured_array_that_carries_a_derivative_is_refused_by_name(mode, tmp_path):
     line = ("def main = grad (fun a -> custom_jvp (fun y -> y * asum a) (fun y dy -> (y * asum a, dy * asum a)) 2.0)"
             " (fromList [1.0, 2.0])")
-    out = dl("run", write(tmp_path, line + "\n"), "--mode", mode)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and (d["line"], d["col"]) == (1, line.index("(fun y ->") + 2)
+    d = failure(write(tmp_path, line + "\n"), "--mode", mode)
+    assert (d["line"], d["col"]) == (1, line.index("(fun y ->") + 2)
     assert "captures `a`, whose derivative it cannot give" in d["message"]

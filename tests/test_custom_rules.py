@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from conftest import EXACT_MODES, MODES, close, diagnostic, dl, get, run
+from conftest import EXACT_MODES, MODES, close, dl, failure, get, run
 
 
 RULE_MODES = [m for m in EXACT_MODES if get(m).custom_rules == "uses"]      # use the rule
@@ -127,9 +127,8 @@ def test_a_rule_written_in_place_that_captures_the_differentiated_variable_is_re
     line = "def main = grad (fun x -> custom_vjp body (fun y -> (y * y, fun ct -> x * ct)) x) 3.0"
     path = write(tmp_path, f"def body x = x * x\n{line}\n")
     for mode in RULE_MODES:
-        out = dl("run", path, "--mode", mode)
-        d = diagnostic(out.stderr)
-        assert out.returncode == 1 and d["kind"] == "runtime" and (d["line"], d["col"]) == (2, line.index("fun y") + 1)
+        d = failure(path, "--mode", mode)
+        assert d["kind"] == "runtime" and (d["line"], d["col"]) == (2, line.index("fun y") + 1)
         assert "captures `x`, whose derivative it cannot give" in d["message"], mode
     out = dl("run", path, "--mode", "numeric")
     assert out.returncode == 0 and close(float(out.stdout.split()[0]), 6.0, rel=1e-6)
@@ -140,18 +139,16 @@ def test_a_derivative_of_a_derivative_through_a_rule_is_refused(mode, tmp_path):
     path = write(tmp_path, "def body x = x * x\ndef rule x = (x * x, fun ct -> 2.0 * x * ct)\n"
                            "def sq x = custom_vjp body rule x\n"
                            "def main = grad (fun x -> grad sq x) 3.0\n")
-    out = dl("run", path, "--mode", mode)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "runtime" and d["line"] == 3
+    d = failure(path, "--mode", mode)
+    assert d["kind"] == "runtime" and d["line"] == 3
     assert "nested differentiation through the custom rule `rule`" in d["message"]
 
 
 def test_a_rule_of_the_wrong_type_is_a_type_error_in_terms_of_the_transform(tmp_path):
     path = write(tmp_path, "def body (a, b) = a * b\ndef rule (a, b) = (a * b, fun ct -> ct * b)\n"
                            "def f p = custom_vjp body rule p\ndef main = grad f (2.0, 3.0)\n")
-    out = dl("run", path)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "type"
+    d = failure(path)
+    assert d["kind"] == "type"
     assert (d["line"], d["col"]) == (3, len("def f p = custom_vjp body ") + 1)
     assert "the rule given to `custom_vjp`" in d["message"] and "¬B" in d["message"]
 
@@ -159,17 +156,15 @@ def test_a_rule_of_the_wrong_type_is_a_type_error_in_terms_of_the_transform(tmp_
 def test_a_pullback_of_the_wrong_length_is_a_runtime_error(tmp_path):
     path = write(tmp_path, "def body xs = sum xs\ndef rule xs = (sum xs, fun ct -> [ct])\n"
                            "def f xs = custom_vjp body rule xs\ndef main = grad f [1.0, 2.0]\n")
-    out = dl("run", path)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "runtime" and "pullback of the custom rule `rule`" in d["message"]
+    d = failure(path)
+    assert d["kind"] == "runtime" and "pullback of the custom rule `rule`" in d["message"]
 
 
 def test_a_function_valued_argument_is_a_type_error(tmp_path):
     path = write(tmp_path, "def body f = f 1.0\ndef rule f = (f 1.0, fun ct -> f)\n"
                            "def main = custom_vjp body rule sin\n")
-    out = dl("run", path)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "type"
+    d = failure(path)
+    assert d["kind"] == "type"
 
 
 def test_gradcheck_flags_a_wrong_rule(tmp_path):
@@ -184,7 +179,6 @@ def test_gradcheck_flags_a_wrong_rule(tmp_path):
 def test_a_mode_that_cannot_apply_a_rule_says_so(mode, tmp_path):
     """Never the body's derivative under the rule's name: a diagnostic at the custom_vjp call."""
     path = write(tmp_path, SOFTPLUS + "def main = grad softplus' 1.0\n")
-    out = dl("run", path, "--mode", mode)
-    d = diagnostic(out.stderr)
-    assert out.returncode == 1 and d["kind"] == "runtime" and d["line"] == 4
+    d = failure(path, "--mode", mode)
+    assert d["kind"] == "runtime" and d["line"] == 4
     assert f"the {mode} mode cannot use a custom rule" in d["message"]
