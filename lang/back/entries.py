@@ -1,0 +1,138 @@
+"""Scalar entries: `grad f x` and `value_and_grad f x` of primal code in one generated function.
+
+The general path of such a call (lang/back/kernel.py) goes through ten Python
+calls — the site's function, `guard`, `value_and_grad`, `vjp`, the runtime's
+`vjp`, `vjp_reverse`, `vjp_recorded`, the pullback and its settling wrapper,
+`Factoring.backward` — and the walks of the input and output types; on a
+function of a few reals that glue costs ten times the function itself. For
+the commonest call a site instead gets an entry generated for its input type
+that does the same steps in straight-line code. It applies when
+
+    the mode's runtime says so (`scalar_entries`: ←D with linear factoring,
+    lang/modes/runtimes.py), the machine is not counting (`--cost`),
+    the site is primal code (not nested inside a function being differentiated),
+    the input type is fixed (Real, or a tuple, nested or not, of Real, Int, Bool
+    and Unit: lang/back/shapes.py) and the output type Real.
+
+For `value_and_grad` on Real * Real the entry is
+
+    def entry(f, x):
+        try:
+            dual_f = f.code.info.get(compiler)        (a top-level function's transform)
+            if dual_f is None:
+                dual_f = lift_fun(f, compiler, {})    (a closure: its captured values lifted)
+            (a0, a1) = x
+            saved = backend.records
+            records = backend.records = [SINK, SINK]  (the inputs' sinks: identities 0 and 1)
+            ... the collector off (as in `vjp_recorded`) ...
+                y, b = body(captured, ((a0, 0), (a1, 1)))    (←D(f) on the injected input)
+                backend.records = saved
+                adj = None if b is None else backend.sweep_one(records, b, 1.0, 2)
+            g0 = adj[0] ...; if g0 is None or type(g0) is Zero: g0 = 0.0   (settled)
+            elif type(g0) is not float or g0 - g0 != 0.0: return general(f, x)
+            ...
+            return (y, (g0, g1))
+        except DlRuntimeError as err:
+            raise err.with_span(span)
+
+It gives what the general path gives, bit for bit: the same transformed code
+on the same injected input, the same records, the same sweep (the backend's
+own, `Factoring.sweep_one`), the same settling of a plain finite gradient (a
+sink nothing reached, or reached by the symbolic zero only, is 0.0). A
+gradient real that is not a finite float — inf or nan, which the kernel's
+order-free pass must decide (docs/transforms.md, Zeros and infinities) — is
+handed to the general path, which runs the call again from the start: the
+program is pure, so it records the same tape, and it gives today's value and
+counts its order-free pass. (`g - g != 0.0` is true exactly for inf and nan.)
+"""
+from __future__ import annotations
+
+import gc
+from typing import Any, Callable
+
+from ..model.errors import DlRuntimeError
+from ..model.types import REAL, Type, resolve
+from ..model.values import call1
+from ..model.zeros import Zero
+from .linear import SINK
+from .shapes import FIXED_LEAVES, fixed_shape
+
+OPS = ("grad", "value_and_grad")  # the primitives that have scalar entries
+
+_TEMPLATE = """\
+def entry(f, x):
+    try:
+        dual_f = f.code.info.get(compiler)
+        if dual_f is None:
+            dual_f = lift_fun(f, compiler, {{}})
+        {pattern} = x
+        saved = backend.records
+        records = backend.records = [{sinks}]
+        x_dual = {injected}
+        collecting = isenabled()
+        disable()
+        try:
+            try:
+                y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+            finally:
+                backend.records = saved
+            y, b = y_dual
+            adj = None if b is None else backend.sweep_one(records, b, 1.0, {n})
+        finally:
+            if collecting:
+                enable()
+        if adj is None:
+            {zeros}
+        else:
+{settle}
+        return {result}
+    except DlRuntimeError as err:
+        raise err.with_span(span)
+"""
+
+_SETTLE = """\
+            g{k} = adj[{k}]
+            if g{k} is None or type(g{k}) is Zero:
+                g{k} = 0.0
+            elif type(g{k}) is not float or g{k} - g{k} != 0.0:
+                return general(f, x)
+"""
+
+
+def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callable[[Any, Any], Any]) \
+        -> Callable[[Any, Any], Any] | None:
+    """The generated entry of a `grad` or `value_and_grad` site of primal code whose input type is `in_t`,
+    or None where the general path must run (see the module's docstring). `general(f, x)` is the kernel's
+    general path, unguarded: the entry wraps it with the site's span as it wraps itself."""
+    machine = kernel.machine
+    runtime = machine.runtime
+    if op not in OPS or machine.counting or not runtime.scalar_entries or resolve(out_t) != REAL:
+        return None
+    in_t = resolve(in_t)
+    kinds: list[Type] = []
+    pattern = fixed_shape(in_t, lambda k, t: kinds.append(t) or f"a{k}")
+    if pattern is None:
+        return None
+    reals = [k for k, t in enumerate(kinds) if t == REAL]
+    if not reals:
+        return None
+    sink = {k: i for i, k in enumerate(reals)}  # leaf k's identity, for a Real leaf
+    injected = fixed_shape(in_t, lambda k, t: f"(a{k}, {sink[k]})" if t == REAL else f"a{k}")
+    gradient = fixed_shape(in_t, lambda k, t: f"g{sink[k]}" if t == REAL else FIXED_LEAVES[t])
+    n = len(reals)
+    src = _TEMPLATE.format(
+        pattern=pattern, sinks=", ".join(["SINK"] * n), injected=injected, n=n,
+        zeros=" = ".join(f"g{i}" for i in range(n)) + " = 0.0",
+        settle="".join(_SETTLE.format(k=i) for i in range(n)),
+        result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
+    compiler = kernel.top_reverse(runtime)
+    namespace = {"compiler": compiler, "backend": kernel.backends[runtime.name], "lift_fun": kernel.lift_fun,
+                 "SINK": SINK, "Zero": Zero, "call1": call1, "isenabled": gc.isenabled, "disable": gc.disable,
+                 "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span, "general": general}
+    exec(compile(src, f"<{op} entry>", "exec"), namespace)
+    entry = namespace["entry"]
+    entry.source = src  # (what a test or a curious reader can print)
+    return entry
+
+
+__all__ = ["scalar_entry", "OPS"]
