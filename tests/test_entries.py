@@ -1,4 +1,4 @@
-"""Scalar entries (lang/back/entries.py): `grad f x` and `value_and_grad f x` of primal code, on a fixed
+"""Scalar entries (lang/back/entries.py): `grad f x`, `value_and_grad f x` and `vjp f x` of primal code, on a fixed
 tuple of reals into Real, run by one generated function instead of the kernel's general path.
 
 The entry must be invisible: the same values bit for bit as the general path (run here by turning the
@@ -51,7 +51,7 @@ def run_both(text, monkeypatch, **kw):
 def general_calls(monkeypatch):
     """Count the calls of the kernel's general `grad` and `value_and_grad` (the entries' fallback)."""
     calls = []
-    for name in ("grad", "value_and_grad"):
+    for name in ("grad", "value_and_grad", "vjp_value"):
         original = getattr(ADKernel, name)
         monkeypatch.setattr(ADKernel, name, lambda self, *a, _o=original, _n=name: calls.append(_n) or _o(self, *a))
     return calls
@@ -123,8 +123,10 @@ CASES = [
 
 @pytest.mark.parametrize("text, expected", CASES)
 def test_shapes_and_special_cases(text, expected, monkeypatch):
+    calls = general_calls(monkeypatch)
+    assert run(text) == expected
+    assert calls == []  # the entry, never the general path
     (fast, _), (slow, _) = run_both(text, monkeypatch)
-    assert fast == expected
     assert bits(fast) == bits(slow)
 
 
@@ -260,3 +262,34 @@ def test_the_generated_source_is_straight_line():
     assert "return (g0, 0, g1)" in entry.source
     counting = Machine(World(), get("backprop"), counting=True)
     assert scalar_entry(counting.ad, "grad", TTuple((REAL, REAL)), REAL, None, lambda f, x: None) is None
+
+
+def test_vjp_against_the_hand_gradient(monkeypatch):
+    """vjp's pullback, called several times with different cotangents (0.0 included), on the same records."""
+    text = W1 + "def main = let (y, pb) = vjp f (2.0, 5.0) in (y, pb 1.0, pb (-2.5), pb 0.0)\n"
+    calls = general_calls(monkeypatch)
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    assert calls == ["vjp_value"]  # (only the run without entries)
+    y, (g1, g2) = w1_oracle(2.0, 5.0)
+    assert fast[0] == pytest.approx(y, rel=1e-14)
+    assert fast[1] == pytest.approx((g1, g2), rel=1e-14)
+    assert fast[2] == pytest.approx((-2.5 * g1, -2.5 * g2), rel=1e-14)
+    assert bits(fast[3]) == bits((0.0, 0.0))
+    assert bits(fast) == bits(slow)
+
+
+def test_vjp_non_finite_pullback_takes_the_order_free_pass(monkeypatch):
+    """∂x = log y = -inf, ∂y = x / y = inf at (1, 0); with the cotangent 0.0 every path is 0 * inf: nan."""
+    text = "def main = let (y, pb) = vjp (fun (x, y) -> x * log y) (1.0, 0.0) in (pb 1.0, pb 0.0, pb 2.0)"
+    (fast, fm), (slow, sm) = run_both(text, monkeypatch)
+    assert bits(fast) == bits(slow) == bits(((-math.inf, math.inf), (math.nan, math.nan), (-math.inf, math.inf)))
+    assert fm.counters.as_dict() == sm.counters.as_dict()
+    assert fm.counters.extra["order_free_passes"] == 3
+
+
+def test_vjp_of_a_constant_and_with_int_leaves(monkeypatch):
+    text = ("def main = (let (y, pb) = vjp (fun (x, y) -> 2.0) (1.0, 3.0) in (y, pb 1.0),"
+            " let (y, pb) = vjp (fun (x, n) -> x * float n) (1.5, 4) in (y, pb 2.0))")
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    assert fast == ((2.0, (0.0, 0.0)), (6.0, (8.0, 0)))
+    assert bits(fast) == bits(slow)

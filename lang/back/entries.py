@@ -1,4 +1,4 @@
-"""Scalar entries: `grad f x` and `value_and_grad f x` of primal code in one generated function.
+"""Scalar entries: `grad f x`, `value_and_grad f x` and `vjp f x` of primal code in one generated function.
 
 The general path of such a call (lang/back/kernel.py) goes through ten Python
 calls — the site's function, `guard`, `value_and_grad`, `vjp`, the runtime's
@@ -44,6 +44,11 @@ order-free pass must decide (docs/transforms.md, Zeros and infinities) — is
 handed to the general path, which runs the call again from the start: the
 program is pure, so it records the same tape, and it gives today's value and
 counts its order-free pass. (`g - g != 0.0` is true exactly for inf and nan.)
+
+`vjp f x` gets an entry of the same forward pass whose pullback sweeps the
+records from the cotangent it is given, settled the same way; where that
+gradient is not finite, the general path's vjp is made (the call run again)
+and its pullback applied to the same cotangent.
 """
 from __future__ import annotations
 
@@ -52,14 +57,16 @@ from typing import Any, Callable
 
 from ..model.errors import DlRuntimeError
 from ..model.types import REAL, Type, resolve
-from ..model.values import call1
+from ..model.values import call1, native
 from ..model.zeros import Zero
 from .linear import SINK
 from .shapes import FIXED_LEAVES, fixed_shape
 
-OPS = ("grad", "value_and_grad")  # the primitives that have scalar entries
+OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
 
-_TEMPLATE = """\
+# grad and value_and_grad: the forward pass and the sweep seeded with 1.0, with the collector off as in
+# `vjp_recorded` (the tape only grows meanwhile)
+_ENTRY = """\
 def entry(f, x):
     try:
         dual_f = f.code.info.get(compiler)
@@ -81,27 +88,72 @@ def entry(f, x):
         finally:
             if collecting:
                 enable()
-        if adj is None:
-            {zeros}
-        else:
 {settle}
         return {result}
     except DlRuntimeError as err:
         raise err.with_span(span)
 """
 
+# vjp: the forward pass only; the pullback sweeps the same records from the cotangent it is given (as many
+# times as it is called). A gradient that is not finite: the general path's vjp, made by running the call
+# again, and its pullback applied to the same cotangent (the order-free pass).
+_VJP = """\
+def entry(f, x):
+    try:
+        dual_f = f.code.info.get(compiler)
+        if dual_f is None:
+            dual_f = lift_fun(f, compiler, {{}})
+        {pattern} = x
+        saved = backend.records
+        records = backend.records = [{sinks}]
+        x_dual = {injected}
+        collecting = isenabled()
+        disable()
+        try:
+            y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+        finally:
+            backend.records = saved
+            if collecting:
+                enable()
+        y, b = y_dual
+    except DlRuntimeError as err:
+        raise err.with_span(span)
+
+    def pullback(u):
+        collecting = isenabled()
+        disable()
+        try:
+            adj = None if b is None else backend.sweep_one(records, b, u, {n})
+        finally:
+            if collecting:
+                enable()
+{settle}
+        return {gradient}
+
+    def again(u):
+        return general(f, x)[1].body((), u)
+    return (y, native(1, pullback, "<pullback>"))
+"""
+
+# each real of the gradient settled: None (nothing reached its sink) and the symbolic zero are 0.0; a float
+# that is inf or nan (g - g != 0.0), or anything else, goes to the general path
 _SETTLE = """\
+        if adj is None:
+            {zeros}
+        else:
+{each}"""
+_EACH = """\
             g{k} = adj[{k}]
             if g{k} is None or type(g{k}) is Zero:
                 g{k} = 0.0
             elif type(g{k}) is not float or g{k} - g{k} != 0.0:
-                return general(f, x)
+                return {fallback}
 """
 
 
 def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callable[[Any, Any], Any]) \
         -> Callable[[Any, Any], Any] | None:
-    """The generated entry of a `grad` or `value_and_grad` site of primal code whose input type is `in_t`,
+    """The generated entry of a `grad`, `value_and_grad` or `vjp` site of primal code from `in_t` to `out_t`,
     or None where the general path must run (see the module's docstring). `general(f, x)` is the kernel's
     general path, unguarded: the entry wraps it with the site's span as it wraps itself."""
     machine = kernel.machine
@@ -120,15 +172,18 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     injected = fixed_shape(in_t, lambda k, t: f"(a{k}, {sink[k]})" if t == REAL else f"a{k}")
     gradient = fixed_shape(in_t, lambda k, t: f"g{sink[k]}" if t == REAL else FIXED_LEAVES[t])
     n = len(reals)
-    src = _TEMPLATE.format(
-        pattern=pattern, sinks=", ".join(["SINK"] * n), injected=injected, n=n,
-        zeros=" = ".join(f"g{i}" for i in range(n)) + " = 0.0",
-        settle="".join(_SETTLE.format(k=i) for i in range(n)),
-        result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
+    fallback = "again(u)" if op == "vjp" else "general(f, x)"
+    settle = _SETTLE.format(zeros=" = ".join(f"g{i}" for i in range(n)) + " = 0.0",
+                            each="".join(_EACH.format(k=i, fallback=fallback) for i in range(n)))
+    results = {"grad": gradient, "value_and_grad": f"(y, {gradient})", "vjp": None}
+    src = (_VJP if op == "vjp" else _ENTRY).format(pattern=pattern, sinks=", ".join(["SINK"] * n),
+                                                   injected=injected, n=n, settle=settle, gradient=gradient,
+                                                   result=results[op])
     compiler = kernel.top_reverse(runtime)
     namespace = {"compiler": compiler, "backend": kernel.backends[runtime.name], "lift_fun": kernel.lift_fun,
-                 "SINK": SINK, "Zero": Zero, "call1": call1, "isenabled": gc.isenabled, "disable": gc.disable,
-                 "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span, "general": general}
+                 "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
+                 "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
+                 "general": general}
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]
     entry.source = src  # (what a test or a curious reader can print)

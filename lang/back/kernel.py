@@ -98,8 +98,10 @@ class ADKernel:
             return site.refuse_nested(e)
         in_t, out_t = io_types(e.src)
         if e.op in ENTRY_OPS and site is self.machine.primal:  # grad f x on a few reals: one generated frame
-            general = self.grad if e.op == "grad" else self.value_and_grad
-            entry = scalar_entry(self, e.op, in_t, out_t, span, lambda f, x: general(f, x, in_t, site))
+            general = {"grad": lambda f, x: self.grad(f, x, in_t, site),
+                       "value_and_grad": lambda f, x: self.value_and_grad(f, x, in_t, site),
+                       "vjp": lambda f, x: self.vjp_value(f, x, in_t, out_t, site, span)}[e.op]
+            entry = scalar_entry(self, e.op, in_t, out_t, span, general)
             if entry is not None:
                 return entry
         guard = self.guard
