@@ -233,9 +233,16 @@ def test_backprop_naive_has_no_entries(monkeypatch):
     assert value[1] == pytest.approx(w1_oracle(2.0, 5.0)[1], rel=1e-14)
 
 
-def test_a_runtime_error_inside_f_is_the_same_diagnostic(monkeypatch):
-    """An error raised inside the differentiated function is reported as on the general path."""
-    text = "def main = grad (fun (x, y) -> head ([] : [Real]) * x * y) (1.0, 2.0)"
+@pytest.mark.parametrize("text, expected", [
+    # raised inside the differentiated function: at the primitive
+    ("def main = grad (fun (x, y) -> head ([] : [Real]) * x * y) (1.0, 2.0)", "head of an empty list"),
+    # raised while lifting f (it captures a pullback): at the grad
+    ("def main = let (y, pb) = vjp (fun (a, b) -> a * b) (2.0, 5.0) in grad (fun (a, b) -> fst (pb a) * b) (1.0, 2.0)",
+     "nested differentiation: a pullback or a function of the native language cannot be differentiated in the "
+     "backprop language"),
+])
+def test_a_runtime_error_is_the_same_diagnostic(text, expected, monkeypatch):
+    """An error raised inside the differentiated function, or at the call, is reported as on the general path."""
 
     def message():
         with pytest.raises(DlError) as info:
@@ -246,7 +253,7 @@ def test_a_runtime_error_inside_f_is_the_same_diagnostic(monkeypatch):
         m.setattr(kernel_module, "scalar_entry", lambda *a: None)
         slow = message()
     assert fast == slow
-    assert fast[2] == "head of an empty list"
+    assert fast[2] == expected
 
 
 def test_the_generated_source_is_straight_line():
