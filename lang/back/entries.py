@@ -41,9 +41,9 @@ own, `Factoring.sweep_one`), the same settling of a plain finite gradient (a
 sink nothing reached, or reached by the symbolic zero only, is 0.0). A
 gradient real that is not a finite float — inf or nan, which the kernel's
 order-free pass must decide (docs/transforms.md, Zeros and infinities) — is
-handed to the general path, which runs the call again from the start: the
-program is pure, so it records the same tape, and it gives today's value and
-counts its order-free pass. (`g - g != 0.0` is true exactly for inf and nan.)
+handed to the general path, which runs the call again from the start: a call
+is deterministic (a data file it reads is read again), so it records the same
+tape, and it gives today's value and counts its order-free pass. (`g - g != 0.0` is true exactly for inf and nan.)
 
 `vjp f x` gets an entry of the same forward pass whose pullback sweeps the
 records from the cotangent it is given, settled the same way; where that
@@ -64,40 +64,9 @@ from .shapes import FIXED_LEAVES, fixed_shape
 
 OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
 
-# grad and value_and_grad: the forward pass and the sweep seeded with 1.0, with the collector off as in
-# `vjp_recorded` (the tape only grows meanwhile)
-_ENTRY = """\
-def entry(f, x):
-    try:
-        dual_f = f.code.info.get(compiler)
-        if dual_f is None:
-            dual_f = lift_fun(f, compiler, {{}})
-        {pattern} = x
-        saved = backend.records
-        records = backend.records = [{sinks}]
-        x_dual = {injected}
-        collecting = isenabled()
-        disable()
-        try:
-            try:
-                y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
-            finally:
-                backend.records = saved
-            y, b = y_dual
-            adj = None if b is None else backend.sweep_one(records, b, 1.0, {n})
-        finally:
-            if collecting:
-                enable()
-{settle}
-        return {result}
-    except DlRuntimeError as err:
-        raise err.with_span(span)
-"""
-
-# vjp: the forward pass only; the pullback sweeps the same records from the cotangent it is given (as many
-# times as it is called). A gradient that is not finite: the general path's vjp, made by running the call
-# again, and its pullback applied to the same cotangent (the order-free pass).
-_VJP = """\
+# the forward pass: ←D(f) on the injected input, recording on the backend with the collector off, as in
+# `vjp_recorded` (the tape only grows meanwhile); then `tail`, and after the guarded part `after`
+_FORWARD = """\
 def entry(f, x):
     try:
         dual_f = f.code.info.get(compiler)
@@ -116,19 +85,30 @@ def entry(f, x):
             if collecting:
                 enable()
         y, b = y_dual
+{tail}
     except DlRuntimeError as err:
         raise err.with_span(span)
+{after}"""
 
-    def pullback(u):
+# the sweep from the seed, the collector off again; the gradient settled and returned
+_SWEEP = """\
         collecting = isenabled()
         disable()
         try:
-            adj = None if b is None else backend.sweep_one(records, b, u, {n})
+            adj = None if b is None else backend.sweep_one(records, b, {seed}, {n})
         finally:
             if collecting:
                 enable()
 {settle}
-        return {gradient}
+        return {result}"""
+
+# vjp: the pullback sweeps the same records from the cotangent it is given (as many times as it is called).
+# A gradient that is not finite: the general path's vjp, made by running the call again, and its pullback
+# applied to the same cotangent (the order-free pass).
+_PULLBACK = """\
+
+    def pullback(u):
+{sweep}
 
     def again(u):
         return general(f, x)[1].body((), u)
@@ -174,11 +154,14 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     n = len(reals)
     fallback = "again(u)" if op == "vjp" else "general(f, x)"
     settle = _SETTLE.format(zeros=" = ".join(f"g{i}" for i in range(n)) + " = 0.0",
-                            each="".join(_EACH.format(k=i, fallback=fallback) for i in range(n)))
-    results = {"grad": gradient, "value_and_grad": f"(y, {gradient})", "vjp": None}
-    src = (_VJP if op == "vjp" else _ENTRY).format(pattern=pattern, sinks=", ".join(["SINK"] * n),
-                                                   injected=injected, n=n, settle=settle, gradient=gradient,
-                                                   result=results[op])
+                            each="".join(_EACH.format(k=i, fallback=fallback) for i in range(n))).rstrip("\n")
+    if op == "vjp":
+        tail, after = "", _PULLBACK.format(sweep=_SWEEP.format(seed="u", n=n, settle=settle, result=gradient))
+    else:
+        result = f"(y, {gradient})" if op == "value_and_grad" else gradient
+        tail, after = _SWEEP.format(seed="1.0", n=n, settle=settle, result=result), ""
+    src = _FORWARD.format(pattern=pattern, sinks=", ".join(["SINK"] * n), injected=injected, tail=tail,
+                          after=after)
     compiler = kernel.top_reverse(runtime)
     namespace = {"compiler": compiler, "backend": kernel.backends[runtime.name], "lift_fun": kernel.lift_fun,
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
