@@ -65,7 +65,8 @@ from .shapes import FIXED_LEAVES, fixed_shape
 OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
 
 # the forward pass: ←D(f) on the injected input, recording on the backend with the collector off, as in
-# `vjp_recorded` (the tape only grows meanwhile); then `tail`, and after the guarded part `after`
+# `vjp_recorded` (the tape only grows meanwhile), and `sweep` (grad: with the collector still off); then
+# `tail`, and after the guarded part `after`
 _FORWARD = """\
 def entry(f, x):
     try:
@@ -79,26 +80,23 @@ def entry(f, x):
         collecting = isenabled()
         disable()
         try:
-            y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+            try:
+                y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+            finally:
+                backend.records = saved
+            y, b = y_dual
+{sweep}
         finally:
-            backend.records = saved
             if collecting:
                 enable()
-        y, b = y_dual
 {tail}
     except DlRuntimeError as err:
         raise err.with_span(span)
 {after}"""
 
-# the sweep from the seed, the collector off again; the gradient settled and returned
-_SWEEP = """\
-        collecting = isenabled()
-        disable()
-        try:
-            adj = None if b is None else backend.sweep_one(records, b, {seed}, {n})
-        finally:
-            if collecting:
-                enable()
+# the sweep from the seed (the backend's `sweep_one`, bound once); the gradient settled and returned
+_SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, {n})"
+_RETURN = """\
 {settle}
         return {result}"""
 
@@ -108,7 +106,14 @@ _SWEEP = """\
 _PULLBACK = """\
 
     def pullback(u):
-{sweep}
+        collecting = isenabled()
+        disable()
+        try:
+            {sweep}
+        finally:
+            if collecting:
+                enable()
+{tail}
 
     def again(u):
         return general(f, x)[1].body((), u)
@@ -156,14 +161,18 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     settle = _SETTLE.format(zeros=" = ".join(f"g{i}" for i in range(n)) + " = 0.0",
                             each="".join(_EACH.format(k=i, fallback=fallback) for i in range(n))).rstrip("\n")
     if op == "vjp":
-        tail, after = "", _PULLBACK.format(sweep=_SWEEP.format(seed="u", n=n, settle=settle, result=gradient))
+        sweep, tail = "", ""
+        after = _PULLBACK.format(sweep=_SWEEP.format(seed="u", n=n), tail=_RETURN.format(settle=settle,
+                                                                                          result=gradient))
     else:
-        result = f"(y, {gradient})" if op == "value_and_grad" else gradient
-        tail, after = _SWEEP.format(seed="1.0", n=n, settle=settle, result=result), ""
-    src = _FORWARD.format(pattern=pattern, sinks=", ".join(["SINK"] * n), injected=injected, tail=tail,
-                          after=after)
+        sweep = "            " + _SWEEP.format(seed="1.0", n=n)
+        tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
+        after = ""
+    src = _FORWARD.format(pattern=pattern, sinks=", ".join(["SINK"] * n), injected=injected, sweep=sweep,
+                          tail=tail, after=after)
     compiler = kernel.top_reverse(runtime)
-    namespace = {"compiler": compiler, "backend": kernel.backends[runtime.name], "lift_fun": kernel.lift_fun,
+    backend = kernel.backends[runtime.name]
+    namespace = {"compiler": compiler, "backend": backend, "sweep_one": backend.sweep_one, "lift_fun": kernel.lift_fun,
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general}
