@@ -400,8 +400,9 @@ def _transform(args) -> int:
     if args.sweep and mode.shows != "unrolled":
         print("dl: transform: --sweep is for --mode symbolic (the expression sizes of main n)", file=sys.stderr)
         return EXIT_USAGE
-    # (a point or a sweep evaluates the program: the collector stays on for them)
-    with _uncollected() if not (args.args or args.sweep) else contextlib.nullcontext():
+    # the collector stays on where the program is evaluated: a mode that unrolls or linearises it at a point
+    evaluates = mode.shows in ("unrolled", "linearized") or args.args or args.sweep
+    with contextlib.nullcontext() if evaluates else _uncollected():
         text = _deep(args, lambda: definition_text(load(args.file), args.name, mode, args.simplify, args.ascii,
                                                    list(args.args or []), args.sweep))
     print(text)
