@@ -73,6 +73,10 @@ class _Fusion:
         self.inlining: set = set()
 
     def fresh(self, base: str) -> str:
+        """`base` itself where the term does not use it yet, else `base_n`."""
+        if base not in self.taken:
+            self.taken.add(base)
+            return base
         while True:
             self.n += 1
             name = f"{base.rstrip('0123456789_')}_{self.n}"
@@ -142,7 +146,8 @@ class _Fusion:
         params, body = c.lambda_chain(d)
         if len(params) != len(args) or not self.cannot_fail(body, INLINE_DEPTH):
             return None
-        env = {p: self.fresh(p) for p in params}
+        # a variable argument is substituted (the body's binders are all fresh: nothing captures it); others let-bound
+        env = {p: a.name if isinstance(a, c.Var) and not a.inst else self.fresh(p) for p, a in zip(params, args)}
         try:
             body = self.renamed(body, env)
         except _Abort:
@@ -154,7 +159,8 @@ class _Fusion:
         finally:
             self.inlining.discard(key)
         for p, a in reversed(list(zip(params, args))):
-            out = self.rule(c.Let(env[p], a, out, ty=out.ty, span=e.span))
+            if not (isinstance(a, c.Var) and not a.inst):
+                out = self.rule(c.Let(env[p], a, out, ty=out.ty, span=e.span))
         return out if self.fired > before else None
 
     def cannot_fail(self, e: c.Expr, depth: int) -> bool:
