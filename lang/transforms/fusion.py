@@ -50,6 +50,7 @@ from .common import variables_of
 STRUCTURAL = ("fold", "map", "zipWith")
 SCALARS = (REAL, INT, BOOL)
 INLINE_DEPTH = 3  # a definition inlined may call one that is inlined in turn (dot calls sum)
+INLINE_SIZE = 60  # nodes: only small definitions are inlined (the bodies of sum and dot have 8 and 10)
 
 
 class _Abort(Exception):
@@ -71,6 +72,7 @@ class _Fusion:
         self.n = 0
         self.fired = 0
         self.inlining: set = set()
+        self.known: dict = {}  # (module, name, inst) -> inlinable's answer
 
     def fresh(self, base: str) -> str:
         """`base` itself where the term does not use it yet, else `base_n`."""
@@ -138,14 +140,12 @@ class _Fusion:
         if not isinstance(head, c.Global) or self.definition is None:
             return None
         key = (head.module, head.name, head.inst)
-        if key in self.inlining:
+        known = self.inlinable(head)
+        if known is None or key in self.inlining or len(known[0]) != len(args):
             return None
-        d = self.definition(head)
-        if d is None:
-            return None
-        params, body = c.lambda_chain(d)
-        if len(params) != len(args) or not self.cannot_fail(body, INLINE_DEPTH):
-            return None
+        if not known[2] and not any(_producer(a) for a in args):
+            return None  # no loop of its own to fuse, and no map handed to it
+        params, body, _ = known
         # a variable argument is substituted (the body's binders are all fresh: nothing captures it); others let-bound
         env = {p: a.name if isinstance(a, c.Var) and not a.inst else self.fresh(p) for p, a in zip(params, args)}
         try:
@@ -163,6 +163,22 @@ class _Fusion:
                 out = self.rule(c.Let(env[p], a, out, ty=out.ty, span=e.span))
         return out if self.fired > before else None
 
+    def inlinable(self, g: c.Global):
+        """(parameters, body, whether it calls or loops) of a global that may be inlined, else None (memoised:
+        a program calls the same few globals many times)."""
+        key = (g.module, g.name, g.inst)
+        if key not in self.known:
+            d = self.definition(g)
+            known = None
+            if d is not None:
+                params, body = c.lambda_chain(d)
+                if params and c.size(body) <= INLINE_SIZE and self.cannot_fail(body, INLINE_DEPTH):
+                    loops = any(isinstance(t, c.App) or isinstance(t, c.Prim) and t.op in STRUCTURAL
+                                for t in _walk(body))
+                    known = (params, body, loops)
+            self.known[key] = known
+        return self.known[key]
+
     def cannot_fail(self, e: c.Expr, depth: int) -> bool:
         """Whether evaluating `e` (and running the lambdas it hands to fold, map and zipWith) cannot fail."""
         match e:
@@ -178,9 +194,13 @@ class _Fusion:
                 head, args = c.spine(e)
                 if not isinstance(head, c.Global) or depth == 0 or self.definition is None:
                     return False
-                d = self.definition(head)
-                return d is not None and self.cannot_fail(c.lambda_chain(d)[1], depth - 1) \
-                    and len(c.lambda_chain(d)[0]) == len(args) and all(self.cannot_fail(a, depth) for a in args)
+                known = self.known.get((head.module, head.name, head.inst))
+                if known is None:
+                    d = self.definition(head)
+                    if d is None or c.size(d) > INLINE_SIZE or not self.cannot_fail(c.lambda_chain(d)[1], depth - 1):
+                        return False
+                    known = c.lambda_chain(d)
+                return len(known[0]) == len(args) and all(self.cannot_fail(a, depth) for a in args)
             case c.Tuple() | c.Let() | c.LetTuple() | c.If():
                 return all(self.cannot_fail(k, depth) for k in c.children(e))
         return False
