@@ -170,11 +170,12 @@ def test_a_closure_fused_keeps_its_captured_variables():
     assert np.allclose(g, 6.0 * np.cos(2.0 * np.array(XS)), rtol=1e-14, atol=0)
 
 
-def test_a_tuple_accumulator():
+@pytest.mark.parametrize("step", ["fun acc y -> let (s, p) = acc in (s + y, p * y)", "fun (s, p) y -> (s + y, p * y)"])
+def test_a_tuple_accumulator(step):
     """fold over pairs (sum, product) of exp x_i: the step has binders, so it is fused as `let x = f in g`
-    (written `fun (s, p) y -> ...`, the pattern sits between the two lambdas and it is not fused);
+    (written `fun (s, p) y -> ...` too: the pattern moves under `fun y`);
     d/dx_i (sum e^x + prod e^x) = e^x_i + prod e^x."""
-    text = "def loss (xs : [Real]) = let (s, p) = fold (fun acc y -> let (s, p) = acc in (s + y, p * y)) (0.0, 1.0) " \
+    text = f"def loss (xs : [Real]) = let (s, p) = fold ({step}) (0.0, 1.0) " \
            "(map (fun x -> exp x) xs) in s + p\n" \
            f"def main = grad loss {lit(XS[:4])}"
     assert "map" not in transformed(text)

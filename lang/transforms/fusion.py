@@ -10,6 +10,7 @@ the source language (docs/transforms.md, Preaccumulation, "Fusion"):
     map          fold (fun acc x -> g) z (map (fun y -> f) l)
                  ─→ fold (fun acc y -> g[x := f]) z l          (x once in g, g without binders)
                  ─→ fold (fun acc y -> let x = f in g) z l     (otherwise)
+                 (a step `fun (s, p) x -> g` is read as `fun acc x -> let (s, p) = acc in g`)
     zipWith      fold (fun acc x -> g) z (zipWith (fun y1 y2 -> f) l1 l2)
                  ─→ fold (fun acc p -> let (y1, y2) = p in g[x := f]) z (zipWith (fun a b -> (a, b)) l1 l2)
     let          let l = map ... in fold G z l  ─→  fold G z (map ...)      (l used once, z a value)
@@ -104,7 +105,7 @@ class _Fusion:
 
     def fold(self, e: c.Prim, g: c.Expr, z: c.Expr, xs: c.Expr) -> c.Expr | None:
         """fold g z xs fused with the map or zipWith that makes xs, or None."""
-        params, gb = c.lambda_chain(g)
+        params, gb = _step(g)
         if len(params) != 2 or not _total(gb) or not _producer(xs):
             return None
         acc, x = params
@@ -227,6 +228,16 @@ class _Fusion:
             case c.LetRec():
                 raise _Abort
         return c.map_children(e, lambda k: self.renamed(k, env))
+
+
+def _step(g: c.Expr) -> tuple[list[str], c.Expr]:
+    """A fold's function as ([acc, x], body). `fun (s, p) y -> e` is `fun acc -> let (s, p) = acc in fun y -> e`:
+    taking apart a variable cannot fail, so it moves under `fun y` (y is none of s, p, acc)."""
+    match g:
+        case c.Lam(acc, c.LetTuple(names, c.Var(v, ()) as whole, c.Lam(x, body))) \
+                if v == acc and x != acc and x not in names and not isinstance(body, c.Lam):
+            return [acc, x], c.LetTuple(names, whole, body, ty=body.ty, span=g.body.span)
+    return c.lambda_chain(g)
 
 
 def _producer(e: c.Expr) -> bool:
