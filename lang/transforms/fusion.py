@@ -88,7 +88,16 @@ class _Fusion:
                 return name
 
     def go(self, e: c.Expr) -> c.Expr:
-        return self.rule(c.map_children(e, self.go))
+        """`e` with the rules applied bottom-up; a subterm where nothing fired is returned as it was (the same
+        object: most of a program has no fold over a map, and rebuilding it would cost a copy)."""
+        kids = c.children(e)
+        if not kids:
+            return e
+        new = [self.go(k) for k in kids]
+        if any(a is not b for a, b in zip(kids, new)):
+            it = iter(new)
+            e = c.map_children(e, lambda _: next(it))
+        return self.rule(e)
 
     def rule(self, e: c.Expr) -> c.Expr:
         """The rules at the root of `e` (its children done)."""
