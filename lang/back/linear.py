@@ -46,6 +46,7 @@ only where it is non-zero. An array input's sink is one identity.
 from __future__ import annotations
 
 import math
+import re
 from itertools import chain, islice
 
 from ..model import core as c
@@ -98,6 +99,9 @@ def _all_zero(bps) -> bool:
     return True
 
 
+_CASES = 3  # up to this many parents, one branch per combination of absent ones (2^k branches, no list)
+
+
 class LinearBackend:
     """What the two modes share: creating backpropagators (compiled inline), and effects."""
 
@@ -135,7 +139,7 @@ class LinearBackend:
         backend = gen.const(self)
         parents = [gen.atom(p, ind) for p, _ in pairs]
         v = gen.local()
-        if len(pairs) <= 2:
+        if len(pairs) <= _CASES:
             self._create_cases(gen, pairs, parents, v, backend, ind, [])
             return v
         gen.line(ind, f"{v} = []")  # many parents: build the record
@@ -170,8 +174,12 @@ class LinearBackend:
     def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
         # the list of records does not change while one evaluation runs: read it on entry
         records = gen.entry("R", f"{backend}.records")
-        gen.line(ind, f"{records}.append({record})")
-        gen.line(ind, f"{v} = len({records}) - 1")
+        if re.search(rf"\b{v}\b", record):  # (the record is built in v: append it first)
+            gen.line(ind, f"{records}.append({record})")
+            gen.line(ind, f"{v} = len({records}) - 1")
+        else:  # its identity is the length before the append (no subtraction)
+            gen.line(ind, f"{v} = len({records})")
+            gen.line(ind, f"{records}.append({record})")
         gen.count(ind, "bp_created")
 
     def create_generic(self, gen, e: c.LinLam, ind: int) -> str:
@@ -319,6 +327,14 @@ class Factoring(LinearBackend):
                 adj[p] = w * ct if old is None else old + w * ct
                 old = adj[q]
                 adj[q] = u * ct if old is None else old + u * ct
+            elif n == 6:  # (three parents: a closure's captured reals and its argument, W7)
+                p, w, q, u, r, t = rec
+                old = adj[p]
+                adj[p] = w * ct if old is None else old + w * ct
+                old = adj[q]
+                adj[q] = u * ct if old is None else old + u * ct
+                old = adj[r]
+                adj[r] = t * ct if old is None else old + t * ct
             elif rec[0] is GENERIC:
                 rec[1].body(rec[2], ct)
             else:
