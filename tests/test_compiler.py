@@ -102,22 +102,22 @@ def factory(k0, k1, k2, k3, k4):
                 v5 = k3(v1)
             except (ArithmeticError, ValueError):
                 v5 = k4(v1)
+            v4 = len(R)
             R.append((v2, v5))
-            v4 = len(R) - 1
         v6 = v1 * v3
         if v2 is None:
             if v4 is None:
                 v7 = None
             else:
+                v7 = len(R)
                 R.append((v4, v1))
-                v7 = len(R) - 1
         else:
             if v4 is None:
+                v7 = len(R)
                 R.append((v2, v3))
-                v7 = len(R) - 1
             else:
+                v7 = len(R)
                 R.append((v2, v3, v4, v1))
-                v7 = len(R) - 1
         return (v6, v7)
     return body
 """
