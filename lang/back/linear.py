@@ -121,11 +121,13 @@ class LinearBackend:
 
             if v2 is None:                       (one branch per absent parent: a constant's
                 if v4 is None: v9 = None          backpropagator is None, and contributes nothing)
-                else: R.append((v4, v1)); v9 = len(R) - 1
+                else: v9 = len(R); R.append((v4, v1))
             else:
-                if v4 is None: R.append((v2, v3)); v9 = len(R) - 1
-                else: R.append((v2, v3, v4, v1)); v9 = len(R) - 1
-        R, the list of records, is read once on entry. Any other body is `create_generic`."""
+                if v4 is None: v9 = len(R); R.append((v2, v3))
+                else: v9 = len(R); R.append((v2, v3, v4, v1))
+        R, the list of records, is read once on entry. Up to three parents are written by cases (eight
+        branches for three: a closure's two captured reals and its argument, W7); more build a list.
+        Any other body is `create_generic`."""
         if _by_cases(e.body, e.param):
             v = gen.local()
             gen.branches(e.body, ind, lambda branch, i: gen.line(
