@@ -15,7 +15,10 @@ test selects, the test being evaluated when the backpropagator is created
 (it reads values only, which do not change). Any other body is recorded
 as (GENERIC, compiled body, captured values). The inputs' sinks are the
 first records: the k-th input real's identity is k. A sink that nothing
-reached holds the symbolic zero (lang/model/zeros.py), not 0.0.
+reached holds the symbolic zero (lang/model/zeros.py), not 0.0. Factoring
+writes a record of one parent that is the record just below it, (i - 1, w),
+as its weight w alone: a *link* (a scalar loop's tape is a list of floats,
+swept in runs at C speed: see "links" below).
 
 Values of the answer type d are never built. A d-typed term, inside a
 generic body, is compiled to an *effect*: applying a backpropagator to an
