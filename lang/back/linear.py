@@ -322,8 +322,10 @@ class Factoring(LinearBackend):
             if type(v) is not Paths or v.kinds & _INFINITE:
                 return None
         tail = records[n_sinks:]
-        fields = [r for r in tail if type(r) is tuple]
-        weights = [r for r in tail if type(r) is not tuple]  # (a link is its weight alone)
+        fields = list(filter(_IS_TUPLE, tail))  # (at C speed)
+        weights = list(filter(_IS_FLOAT, tail))  # (a link is its weight alone)
+        if len(fields) + len(weights) != len(tail):
+            return None
         try:
             if not set(map(type, chain(chain.from_iterable(fields), weights))) <= _PLAIN or \
                     not math.isfinite(sum(chain.from_iterable(fields))) or not math.isfinite(sum(weights)):
@@ -344,7 +346,7 @@ class Factoring(LinearBackend):
                     continue
                 rec = records[i]
                 if type(rec) is not tuple:  # a link: one parent, i - 1
-                    if i < unchained and type(ct) is float:
+                    if i < unchained and type(ct) is float and type(records[i - 1]) is not tuple:  # (a run)
                         below = _sweep_links(records, adj, i, ct, n_sinks)
                         if below is not None:  # records i down to below + 1 swept at once: go on there
                             break
@@ -467,6 +469,7 @@ def _floats(block: list) -> bool:
         return False
 
 
+_IS_TUPLE, _IS_FLOAT = tuple.__instancecheck__, float.__instancecheck__
 _INFINITE = _PINF | _NINF | _NAN  # the kinds that make a sum over paths other than its float total
 _PLAIN = {int, float, Zero}       # what a record of parents and finite weights holds
 
