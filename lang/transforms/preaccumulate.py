@@ -31,10 +31,20 @@ non-finite results are exactly those of the unsimplified term.
 """
 from __future__ import annotations
 
+import math
+
 from ..model import core as c
 from ..model.types import D, REAL
 from .common import variables_of
 from .lets import FreeVars
+
+
+# The most contributions an inlined backpropagator may have. Inlining copies the contributions of the
+# backpropagator it removes into its user's body, so along a sum of n terms with distinct weights
+# (`sin x + sin x + ... `, `w1 * x1 + w2 * x2 + ...`) the k-th would hold k of them: n^2 work and
+# memory (issue 19). Past this width the backpropagator is left as it is, a record of its own, and the
+# next one starts a new group: one record per MAX_WIDTH / 2 or so terms, each run once.
+MAX_WIDTH = 32
 
 
 class _Abort(Exception):
@@ -153,6 +163,34 @@ def merged(pairs: list[tuple[c.Expr, c.Expr]]) -> list[tuple[c.Expr, c.Expr]]:
     return list(out.values())
 
 
+def merged_constants(pairs: list[tuple[c.Expr, c.Expr]]) -> list[tuple[c.Expr, c.Expr]]:
+    """Contributions to the same parent variable whose weights are finite float literals of one sign summed
+    into one, at compile time: `x' (1.0 * a) + x' (1.0 * a)` is `x' (2.0 * a)` (`x + x`). The sum takes the
+    place of the first; other contributions keep their order.
+
+    Inlining is done before merging, so without this the k-th backpropagator of `x + x + ... + x` holds
+    k contributions of weight 1.0, copied at every step (n^2 for n terms, issue 19). Only literals
+    of one sign are merged: their sum is a literal (nothing is left to compute, the chain stays one
+    contribution wide), and it is at least as large as each of them, so a product with it overflows
+    whenever one with a summand would: merging cannot turn an infinite or nan gradient finite."""
+    out: list[tuple[c.Expr, c.Expr]] = []
+    where: dict = {}  # (parent, sign) -> its index in out
+    for p, w in pairs:
+        if isinstance(p, c.Var) and _finite_literal(w) and w.value != 0.0:
+            key = (p.name, p.inst, w.value > 0)
+            k = where.get(key)
+            if k is not None and math.isfinite(out[k][1].value + w.value):
+                out[k] = (out[k][0], c.Lit(out[k][1].value + w.value, ty=REAL))
+                continue
+            where[key] = len(out)
+        out.append((p, w))
+    return out
+
+
+def _finite_literal(w: c.Expr) -> bool:
+    return isinstance(w, c.Lit) and type(w.value) is float and math.isfinite(w.value)
+
+
 class _Preaccumulate:
     """One pass over a term. Whether a term mentions a name is asked at every let of a chain, about the
     rest of the chain: free variables are memoised per node (FreeVars), and a backpropagator's
@@ -247,6 +285,9 @@ class _Preaccumulate:
                             out.append((q, vw))
                     else:
                         out.append((p, w))
+                out = merged_constants(out)
+                if len(out) > MAX_WIDTH:
+                    raise _Abort  # (y_bar stays a record of its own: see MAX_WIDTH)
                 new: c.Expr = c.LinLam(param, contribution_sum(out, param), ty=t.ty, span=t.span)
                 for name, w in reversed(hoisted):
                     new = c.Let(name, w, new, ty=t.ty, span=t.span)
@@ -352,4 +393,4 @@ def _occurrences(e: c.Expr, name: str) -> int:
     return count
 
 
-__all__ = ["preaccumulate", "contributions", "summands", "contribution_sum", "merged", "times"]
+__all__ = ["preaccumulate", "contributions", "summands", "contribution_sum", "merged", "merged_constants", "times"]
