@@ -255,7 +255,7 @@ class _Preaccumulate:
             case c.LinLam(param, body):
                 pairs = contributions(body, param, self.mentions)
                 if pairs is not None:
-                    joined = merged(pairs)
+                    joined = merged(merged_constants(pairs))
                     if len(joined) < len(pairs):
                         return c.LinLam(param, contribution_sum(joined, param), ty=e.ty, span=e.span)
                     return e
