@@ -35,7 +35,6 @@ import math
 
 from ..model import core as c
 from ..model.types import D, REAL
-from .common import variables_of
 from .lets import FreeVars
 
 
@@ -198,11 +197,10 @@ class _Preaccumulate:
     (`sin (sin (... x))`, issue 19)."""
 
     def __init__(self, e: c.Expr):
-        self.taken = variables_of(e)  # every name of the term: hoisted weights get fresh ones
+        # taken: every name of the term (hoisted weights get fresh ones); unique: see `captures`
+        self.unique, self.polymorphic, self.taken = _scan(e)
         self.n = 0
         self.fv = FreeVars()
-        self.unique, self.polymorphic = _bound_once(e)
-        self.unique -= _free_names(e)
         # weights made by inlining, known not to mention the parameter of the backpropagator they are in:
         # id -> (weight, parameter). Along a chain they grow (the chain's product): their free variables,
         # asked of FreeVars, would be sets as long as the chain at every level
@@ -328,33 +326,14 @@ class _Preaccumulate:
         return count
 
 
-def _bound_once(e: c.Expr) -> tuple[set[str], bool]:
-    """The names bound exactly once in `e`, by a monomorphic binder, and never used as a polymorphic instance;
-    and whether `e` has polymorphic instances at all."""
+def _scan(e: c.Expr) -> tuple[set[str], bool, set[str]]:
+    """One walk of `e` (iterative): the names bound exactly once in it, by a monomorphic binder, never used as a
+    polymorphic instance and never free; whether it has polymorphic instances at all; and every name bound or
+    used in it (fresh names avoid them)."""
     binders: dict[str, int] = {}
-    odd: set[str] = set()
-    stack = [e]
-    while stack:
-        t = stack.pop()
-        match t:
-            case c.Var(name, inst) if inst:
-                odd.add(name)
-            case c.Lam(param=n) | c.LinLam(param=n):
-                binders[n] = binders.get(n, 0) + 1
-            case c.Let(name=n, inst=inst) | c.LetRec(name=n, inst=inst):
-                binders[n] = binders.get(n, 0) + 1
-                if inst:
-                    odd.add(n)
-            case c.LetTuple(names=names):
-                for n in names:
-                    binders[n] = binders.get(n, 0) + 1
-        stack.extend(c.children(t))
-    return {n for n, k in binders.items() if k == 1 and n not in odd}, bool(odd)
-
-
-def _free_names(e: c.Expr) -> set[str]:
-    """The names of the local variables free in `e` (or more: polymorphic instances count as free), iteratively."""
-    out: set[str] = set()
+    odd: set[str] = set()     # names of polymorphic instances
+    free: set[str] = set()    # free local names (or more: polymorphic instances count as free)
+    used: set[str] = set()
     bound: dict[str, int] = {}
     stack: list = [e]
     while stack:
@@ -365,21 +344,34 @@ def _free_names(e: c.Expr) -> set[str]:
             continue
         match t:
             case c.Var(name, inst):
+                used.add(name)
+                if inst:
+                    odd.add(name)
                 if inst or not bound.get(name):
-                    out.add(name)
+                    free.add(name)
             case c.Lam(param, body) | c.LinLam(param, body):
+                binders[param] = binders.get(param, 0) + 1
                 stack += [(-1, (param,)), body, (1, (param,))]
             case c.Let(name, bound_, body, inst):
+                binders[name] = binders.get(name, 0) + 1
+                if inst:
+                    odd.add(name)
                 names = () if inst else (name,)
                 stack += [(-1, names), body, (1, names), bound_]
             case c.LetRec(name, bound_, body, inst):
+                binders[name] = binders.get(name, 0) + 1
+                if inst:
+                    odd.add(name)
                 names = () if inst else (name,)
                 stack += [(-1, names), body, bound_, (1, names)]
             case c.LetTuple(names, bound_, body):
+                for n in names:
+                    binders[n] = binders.get(n, 0) + 1
                 stack += [(-1, names), body, (1, names), bound_]
             case _:
                 stack.extend(c.children(t))
-    return out
+    unique = {n for n, k in binders.items() if k == 1 and n not in odd} - free
+    return unique, bool(odd), used | set(binders)
 
 
 def _occurrences(e: c.Expr, name: str) -> int:
