@@ -20,6 +20,11 @@ so the logistic map's step `3.7 x (1 - x)` keeps one backpropagator instead of t
 
     let x3 = 3.7 * x in let x4 = 1.0 - x in (x3 * x4, fun a -o x' ((3.7 * x4 + -x3) * a))
 
+Two limits keep the pass linear in the length of a chain (issue 19): literal weights of one sign on
+one parent are summed as soon as they meet (merged_constants: `x + x + ... + x` keeps one
+contribution, not k of them at the k-th step), and no backpropagator is inlined where its user would
+then have more than MAX_WIDTH contributions (it stays a record of its own).
+
 The weights are computed when the backpropagator is created (as before), so
 one record per step carries the whole step's partial derivative. Only the
 factoring runtime runs the preaccumulated term (`backprop-naive` keeps ←D's
