@@ -45,6 +45,7 @@ from ..model.spans import NO_SPAN
 from .compiler import Compiler
 from .languages import (FloatLeaves, ForwardCompiler, ReverseCompiler, TransformCompiler, attach_tangents,
                         settle_real, split_tangents, tree_add, tree_const, tree_mul)
+from .entries import OPS as ENTRY_OPS, scalar_entry
 from .linear import SINK
 from .shapes import Shapes, check_shape, io_types
 from .custom import CustomRules
@@ -96,6 +97,13 @@ class ADKernel:
         if not site.nests:
             return site.refuse_nested(e)
         in_t, out_t = io_types(e.src)
+        if e.op in ENTRY_OPS and site is self.machine.primal:  # grad f x on a few reals: one generated frame
+            general = {"grad": lambda f, x: self.grad(f, x, in_t, site),
+                       "value_and_grad": lambda f, x: self.value_and_grad(f, x, in_t, site),
+                       "vjp": lambda f, x: self.vjp_value(f, x, in_t, out_t, site, span)}[e.op]
+            entry = scalar_entry(self, e.op, in_t, out_t, span, general)
+            if entry is not None:
+                return entry
         guard = self.guard
         match e.op:
             case "grad":
@@ -377,11 +385,16 @@ class ADKernel:
         return self.compilers[key]
 
     # ---- reverse mode by the backpropagation transform
-    def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime,
-                    faithful: bool = False) -> tuple[Any, Callable]:
+    def top_reverse(self, runtime, faithful: bool = False) -> Compiler:
+        """The compiler of ←D for derivative calls of primal code (memoised: one lookup per call)."""
         compiler = self._top_reverse.get((runtime, faithful))
         if compiler is None:
             compiler = self._top_reverse[(runtime, faithful)] = self.reverse_compiler(runtime, 0, faithful)
+        return compiler
+
+    def vjp_reverse(self, f: Fun, x: Any, in_t: Type, out_t: Type, runtime,
+                    faithful: bool = False) -> tuple[Any, Callable]:
+        compiler = self.top_reverse(runtime, faithful)
         # the order-free pass (a result was not finite) sums ←D's own paths: the unsimplified term
         redo = (lambda: self.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)) if compiler.preaccumulated \
             else None

@@ -282,6 +282,20 @@ class Factoring(LinearBackend):
             self.adj, self.owned, self.n_sinks = saved, saved_owned, saved_sinks
         return [ZERO if g is None else g for g in adj[:n_sinks]]
 
+    def sweep_one(self, records: list, p: int, ct: float, n_sinks: int) -> list:
+        """`backward(records, [(p, ct)], n_sinks)` for one float seed when not counting, with less around it:
+        the pending arguments are returned as they are (the first n_sinks are the inputs' sinks, None where
+        nothing reached one). For the kernel's scalar entries (lang/back/entries.py)."""
+        saved, saved_owned, saved_sinks = self.adj, self.owned, self.n_sinks
+        adj = self.adj = [None] * len(records)
+        self.owned, self.n_sinks = set(), n_sinks
+        adj[p] = ct  # (the seed: not a sink update, even where the output is an input)
+        try:
+            self._sweep(records, adj, n_sinks)
+        finally:
+            self.adj, self.owned, self.n_sinks = saved, saved_owned, saved_sinks
+        return adj
+
     def paths_values(self, records: list, seeds: list, n_sinks: int) -> list | None:
         """The values (`Paths.value`) of what `backward` gives for `Paths` seeds, by a sweep on floats, where
         the kinds cannot matter: every seed's kinds finite and every record (parent, weight, ...) with finite

@@ -306,7 +306,7 @@ def io_types(fn_type: Type) -> tuple[Type, Type]:
 
 # ---- fixed types: straight-line walks ---------------------------------------------------------------
 
-_FIXED_LEAVES = {REAL: "0.0", INT: "0", BOOL: "False", UNIT: "()"}  # a leaf type and its zero
+FIXED_LEAVES = {REAL: "0.0", INT: "0", BOOL: "False", UNIT: "()"}  # a leaf type and its zero
 _FIXED_TEMPLATES = {  # kind: (parameters, body); P the unpacking pattern, the rest per leaf
     "flatten": ("v, out", "{P} = v\n    out.extend(({R}))"),
     "leaves": ("v, out", "{P} = v\n    out.extend(({R}))"),
@@ -319,6 +319,25 @@ _FIXED_TEMPLATES = {  # kind: (parameters, body); P the unpacking pattern, the r
 }
 
 
+def fixed_shape(t: Type, leaf: Callable[[int, Type], str]) -> str | None:
+    """A value of a *fixed* type (a tuple, nested or not, of Real, Int, Bool and Unit; or one of those leaf
+    types alone) as Python source: leaf k written `leaf(k, its type)`, tuples as tuples. None for any other
+    type. For Real * (Int * Real) and leaf(k, _) = f"a{k}": "(a0, (a1, a2))"."""
+    count = [0]
+
+    def shape(t: Type) -> str | None:
+        if isinstance(t, TTuple):
+            if len(t.items) < 2:
+                return None
+            parts = [shape(i) for i in t.items]
+            return None if None in parts else "(" + ", ".join(parts) + ")"
+        if t not in FIXED_LEAVES:
+            return None
+        count[0] += 1
+        return leaf(count[0] - 1, t)
+    return shape(t)
+
+
 def _fixed_walk(kind: str, t: Type) -> Callable | None:
     """The walk `kind` of a tuple type of Real, Int, Bool and Unit leaves as generated straight-line code
     (None for any other type: the general walks). For Real * Int, `inject` is
@@ -329,32 +348,20 @@ def _fixed_walk(kind: str, t: Type) -> Callable | None:
     """
     if not isinstance(t, TTuple) or kind not in _FIXED_TEMPLATES:
         return None
-    leaves: list[tuple[str, Type]] = []
-
-    def shape(t: Type, leaf: Callable[[str, Type], str]) -> str | None:
-        if isinstance(t, TTuple):
-            if len(t.items) < 2:
-                return None
-            parts = [shape(i, leaf) for i in t.items]
-            return None if None in parts else "(" + ", ".join(parts) + ")"
-        if t not in _FIXED_LEAVES:
-            return None
-        v = f"a{len(leaves)}"
-        leaves.append((v, t))
-        return leaf(v, t)
-    pattern = shape(t, lambda v, _: v)
+    pattern = fixed_shape(t, lambda k, _: f"a{k}")
     if pattern is None:
         return None
+    leaves: list[tuple[str, Type]] = []
+    fixed_shape(t, lambda k, lt: leaves.append((f"a{k}", lt)) or "")
     reals = [v for v, lt in leaves if lt == REAL]
     index = {v: k for k, v in enumerate(reals)}
 
     def again(leaf: Callable[[str, Type], str]) -> str:
-        leaves.clear()
-        return shape(t, leaf)
+        return fixed_shape(t, lambda k, lt: leaf(f"a{k}", lt))
     fill = {
         "P": pattern, "N": str(len(reals)), "R": "".join(f"{v}, " for v in reals),
         "B": "".join(f"b{v}, " for v in reals),
-        "REBUILT": again(lambda v, lt: f"reals[i + {index[v]}]" if lt == REAL else _FIXED_LEAVES[lt]),
+        "REBUILT": again(lambda v, lt: f"reals[i + {index[v]}]" if lt == REAL else FIXED_LEAVES[lt]),
         "MAPPED": again(lambda v, lt: f"fn({v})" if lt == REAL else v),
         "INJECTED": again(lambda v, lt: f"({v}, i + {index[v]})" if lt == REAL else v),
         "DP": again(lambda v, lt: f"({v}, b{v})" if lt == REAL else v),

@@ -38,6 +38,9 @@ class Runtime:
 
     name = "runtime"
     exact = True  # the chain rule's derivatives (not an approximation)
+    # its vjp is the kernel's vjp_reverse on a Factoring backend, so a `grad` or `value_and_grad` call
+    # site of primal code may run a generated entry instead (lang/back/entries.py)
+    scalar_entries = False
 
     def vjp(self, kernel, f, x, in_t, out_t) -> tuple[Any, Callable]:
         raise NotImplementedError
@@ -71,6 +74,8 @@ class Reverse(Runtime):
     def __init__(self, name: str, backend: type):
         self.name = name
         self.backend = backend  # the LinearBackend class: Factoring or Naive
+        # (a subclass that watches or changes vjp, lang/tools/watch.py, keeps the general path)
+        self.scalar_entries = backend is Factoring and type(self).vjp is Reverse.vjp
 
     def vjp(self, kernel, f, x, in_t, out_t):
         return kernel.vjp_reverse(f, x, in_t, out_t, self)

@@ -1,0 +1,302 @@
+"""Scalar entries (lang/back/entries.py): `grad f x`, `value_and_grad f x` and `vjp f x` of primal code, on a fixed
+tuple of reals into Real, run by one generated function instead of the kernel's general path.
+
+The entry must be invisible: the same values bit for bit as the general path (run here by turning the
+entries off), values right against gradients worked out by hand, the general path taken for what the
+entry does not handle (a non-finite gradient, whose order-free pass it must not skip; lists; counting;
+nested differentiation), the same counters and the same diagnostics.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from conftest import load_source, run
+from lang.back import kernel as kernel_module
+from lang.back.deep import run_deep
+from lang.back.kernel import ADKernel
+from lang.model.errors import DlError
+from lang.modes.table import get
+from lang.tools.pipeline import run_main
+
+W1 = "def f ((x1, x2) : Real * Real) = log x1 + x1 * x2 - sin x2\n"
+W6 = "def g ((y, mu, s) : Real * Real * Real) = -0.5 * ((y - mu) / s) ^ 2 - log s\n"
+
+
+def w1_oracle(x1, x2):
+    """f and its gradient by hand: (1/x1 + x2, x1 - cos x2)."""
+    return (math.log(x1) + x1 * x2 - math.sin(x2), (1.0 / x1 + x2, x1 - math.cos(x2)))
+
+
+def w6_oracle(y, mu, s):
+    """g and its gradient by hand: (-(y-mu)/s^2, (y-mu)/s^2, (y-mu)^2/s^3 - 1/s)."""
+    r = y - mu
+    return (-0.5 * (r / s) ** 2 - math.log(s), (-r / s ** 2, r / s ** 2, r ** 2 / s ** 3 - 1.0 / s))
+
+
+def run_both(text, monkeypatch, **kw):
+    """The value of `main` with the scalar entries, then without them (the general path)."""
+    program = load_source(text)
+
+    def once():
+        return run_deep(lambda: run_main(program, [], get(kw.get("mode", "backprop")), kw.get("counting", False),
+                                         preaccumulate=kw.get("preaccumulate", True)))
+    fast = once()
+    with monkeypatch.context() as m:
+        m.setattr(kernel_module, "scalar_entry", lambda *a: None)
+        slow = once()
+    return fast, slow
+
+
+def general_calls(monkeypatch):
+    """Count the calls of the kernel's general `grad` and `value_and_grad` (the entries' fallback)."""
+    calls = []
+    for name in ("grad", "value_and_grad", "vjp_value"):
+        original = getattr(ADKernel, name)
+        monkeypatch.setattr(ADKernel, name, lambda self, *a, _o=original, _n=name: calls.append(_n) or _o(self, *a))
+    return calls
+
+
+def bits(v):
+    """A value with each float as its bit pattern (-0.0 and nan kept apart), for exact comparison."""
+    if isinstance(v, (tuple, list)):
+        return type(v)(bits(x) for x in v)
+    return float(v).hex() if type(v) is float else v
+
+
+POINTS = [(2.0, 5.0), (0.3, -1.7), (7.5, 1e-3), (1e-3, 40.0)]
+
+
+@pytest.mark.parametrize("p", POINTS)
+def test_w1_value_and_gradient_against_the_hand_gradient(p, monkeypatch):
+    text = W1 + f"def main = value_and_grad f ({p[0]!r}, {p[1]!r})\n"
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    y, g = w1_oracle(*p)
+    assert fast[0] == pytest.approx(y, rel=1e-14)
+    assert fast[1] == pytest.approx(g, rel=1e-13)
+    assert bits(fast) == bits(slow)
+
+
+@pytest.mark.parametrize("p", [(1.0, 0.0, 1.0), (0.5, -2.0, 0.3), (3.0, 3.0, 2.5)])
+def test_w6_gradient_against_the_hand_gradient(p, monkeypatch):
+    text = W6 + f"def main = (grad g ({p[0]!r}, {p[1]!r}, {p[2]!r}), value_and_grad g ({p[0]!r}, {p[1]!r}, {p[2]!r}))\n"
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    y, g = w6_oracle(*p)
+    assert fast[0] == pytest.approx(g, rel=1e-13, abs=1e-15)
+    assert fast[1][0] == pytest.approx(y, rel=1e-14)
+    assert fast[1][1] == fast[0]
+    assert bits(fast) == bits(slow)
+
+
+def test_the_entry_is_taken_and_the_general_path_is_not(monkeypatch):
+    """A finite gradient of a fixed tuple never reaches the kernel's general path (else this file tests
+    nothing)."""
+    calls = general_calls(monkeypatch)
+    value = run(W1 + "def main = value_and_grad f (2.0, 5.0)")
+    assert calls == []
+    assert value[1] == pytest.approx((5.5, 2.0 - math.cos(5.0)), rel=1e-14)
+
+
+# (program, expected by hand): shapes and special cases of the entry
+CASES = [
+    # a lone Real in and out
+    ("def main = grad (fun x -> x * x * x) 2.0", 12.0),
+    # Int, Bool and Unit leaves get their zeros; nested tuples keep their shape
+    ("def main = grad (fun ((x, n), (b, y)) -> if b then x * float n * y else y) ((2.0, 3), (true, 5.0))",
+     ((15.0, 0), (False, 6.0))),
+    ("def main = value_and_grad (fun (x, u, y) -> x - y) (1.0, (), 4.0)", (-3.0, (1.0, (), -1.0))),
+    # a constant function: no backpropagator at all, settled zeros
+    ("def main = value_and_grad (fun (x, y) -> 3.0) (1.0, 2.0)", (3.0, (0.0, 0.0))),
+    # an input nothing reaches
+    ("def main = grad (fun (x, y) -> x * x) (3.0, 1.0)", (6.0, 0.0)),
+    # the output is an input: the seed lands on a sink
+    ("def main = grad (fun (x, y) -> y) (3.0, 1.0)", (0.0, 1.0)),
+    # a closure: its captured values lifted on every call
+    ("def main = let a = 3.0 in map (fun x0 -> grad (fun (x, y) -> a * x * y) (x0, 2.0)) [1.0, 2.0]",
+     [(6.0, 3.0), (6.0, 6.0)]),
+    # a partial application of a two-argument function
+    ("def h (a : Real) ((x, y) : Real * Real) = a * x + y * y\ndef main = grad (h 4.0) (1.0, 3.0)", (4.0, 6.0)),
+    # a shared subterm (merges in the sweep): d/dx of (x*y)^2 + x*y = 2xy^2 + y
+    ("def main = grad (fun (x, y) -> let u = x * y in u * u + u) (2.0, 3.0)", (39.0, 26.0)),
+]
+
+
+@pytest.mark.parametrize("text, expected", CASES)
+def test_shapes_and_special_cases(text, expected, monkeypatch):
+    calls = general_calls(monkeypatch)
+    assert run(text) == expected
+    assert calls == []  # the entry, never the general path
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    assert bits(fast) == bits(slow)
+
+
+def test_relu_and_min_zero_by_construction(monkeypatch):
+    """A partial that is zero by construction (relu below 0, min's unselected argument): the sink is 0.0,
+    not -0.0 or nan, as on the general path."""
+    text = "def main = (grad (fun (x, y) -> relu x * y) (-1.0, 2.0), grad (fun (x, y) -> min x y * 3.0) (1.0, 2.0))"
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    assert bits(fast) == bits(slow) == bits(((0.0, 0.0), (3.0, 0.0)))
+
+
+# non-finite gradients: the general path's order-free pass decides (docs/transforms.md, Zeros and infinities)
+NON_FINITE = [
+    # ∂y = sqrt x * 1/(2 sqrt y) = 1 * inf; ∂x = sqrt y * 1/(2 sqrt x) = 0 * 0.5 = 0
+    ("grad (fun (x, y) -> sqrt x * sqrt y) (1.0, 0.0)", (0.0, math.inf)),
+    # ∂x = log y = -inf; ∂y = x / y = inf
+    ("grad (fun (x, y) -> x * log y) (1.0, 0.0)", (-math.inf, math.inf)),
+    # u = sqrt x - 1 at x = 0: u = -1, u' = inf; f = u * u / u has three paths through u, of partials
+    # u/u = 1, u/u = 1 and -u*u/u^2 = -1, times inf: +inf, +inf, -inf meet, so nan — though summing the
+    # finite partials first (1 + 1 - 1) and then multiplying by inf, as the preaccumulated sweep does, gives inf
+    ("grad (fun (x, y) -> let u = sqrt x - 1.0 in u * u / u + y) (0.0, 1.0)", (math.nan, 1.0)),
+]
+
+
+@pytest.mark.parametrize("text, expected", NON_FINITE)
+def test_non_finite_gradients_take_the_order_free_pass(text, expected, monkeypatch):
+    """The entry hands a non-finite gradient to the general path: the same value as without entries, the
+    same `order_free_passes`, and the value every exact mode gives (forward mode sums in the other order)."""
+    calls = general_calls(monkeypatch)
+    (fast, fast_machine), (slow, slow_machine) = run_both("def main = " + text, monkeypatch)
+    assert calls[:1] == ["grad"]  # the entry gave up once, the general path (and only it) ran then
+    assert bits(fast) == bits(slow)
+    forward = run("def main = " + text, mode="forward")
+    assert bits(fast) == bits(forward)
+    if expected is not None:
+        assert bits(fast) == bits(expected)
+    assert fast_machine.counters.as_dict() == slow_machine.counters.as_dict()
+    assert fast_machine.counters.extra.get("order_free_passes") == 1
+
+
+def test_a_finite_gradient_whose_sum_overflows_stays_as_computed(monkeypatch):
+    """Each real finite though their sum is not: kept as computed (the entry checks reals one by one)."""
+    text = "def main = grad (fun (x, y) -> 1e308 * x + 1e308 * y) (1.0, 1.0)"
+    calls = general_calls(monkeypatch)
+    (fast, m), (slow, _) = run_both(text, monkeypatch)
+    assert fast == slow == (1e308, 1e308)
+    assert calls == ["grad"]  # (only the run without entries)
+    assert "order_free_passes" not in m.counters.extra
+
+
+@pytest.mark.parametrize("text", [
+    # a list input: the general path
+    "def main = grad (fun xs -> sum (map (fun x -> x * x) xs)) [1.0, 2.0, 3.0]",
+    # an array inside f on reals: records with array weights, swept by the backend's own sweep
+    "def main = grad (fun (x, y) -> asum (scalar x * array [1.0, 2.0] + scalar y * scalar y)) (3.0, 0.5)",
+    # nested: the inner grad is inside a function being differentiated (not primal code)
+    "def main = grad (fun (x, y) -> grad (fun z -> z * z * x) y * y) (2.0, 3.0)",
+    # a custom rule inside f (a generic record in the sweep)
+    "def naive x = log (1.0 + exp x)\ndef rule x = (naive x, fun ct -> ct * sigmoid x)\n"
+    "def sp x = custom_vjp naive rule x\ndef main = value_and_grad (fun (x, y) -> sp (x * y)) (0.5, 2.0)",
+])
+def test_what_the_entry_does_not_do_alone_is_unchanged(text, monkeypatch):
+    (fast, fm), (slow, sm) = run_both(text, monkeypatch)
+    assert bits(fast) == bits(slow)
+    assert fm.counters.as_dict() == sm.counters.as_dict()
+
+
+def test_nested_gradient_against_the_hand_gradient():
+    # g(x, y) = d/dy(y^2 x) * y = 2 x y^2: ∂x = 2 y^2 = 18, ∂y = 4 x y = 24
+    assert run("def main = grad (fun (x, y) -> grad (fun z -> z * z * x) y * y) (2.0, 3.0)") == (18.0, 24.0)
+
+
+def test_custom_rule_against_the_hand_gradient():
+    # softplus(x y): ∂x = y sigmoid(x y), ∂y = x sigmoid(x y) at (0.5, 2): sigmoid 1
+    text = ("def naive x = log (1.0 + exp x)\ndef rule x = (naive x, fun ct -> ct * sigmoid x)\n"
+            "def sp x = custom_vjp naive rule x\ndef main = grad (fun (x, y) -> sp (x * y)) (0.5, 2.0)")
+    s = 1.0 / (1.0 + math.exp(-1.0))
+    assert run(text) == pytest.approx((2.0 * s, 0.5 * s), rel=1e-14)
+
+
+def test_array_inside_against_numpy():
+    x, y = 3.0, 0.5
+    value = run("def main = grad (fun (x, y) -> asum (scalar x * array [1.0, 2.0] + scalar y * scalar y)) (3.0, 0.5)")
+    # asum(x [1, 2] + y^2) = 3x + 2y^2: ∂x = sum([1, 2]), ∂y = 2 * 2y
+    assert value == pytest.approx((float(np.sum([1.0, 2.0])), 4.0 * y))
+
+
+@pytest.mark.parametrize("preaccumulate", [True, False])
+def test_counters_and_values_with_and_without_entries(preaccumulate, monkeypatch):
+    """Counting turns the entries off (the counters are the general path's, exact); without counting the
+    counters a run leaves are the same with and without entries, and so are the values."""
+    text = W1 + W6 + "def main = (value_and_grad f (2.0, 5.0), grad g (1.0, 0.0, 1.0))\n"
+    for counting in (False, True):
+        (fast, fm), (slow, sm) = run_both(text, monkeypatch, counting=counting, preaccumulate=preaccumulate)
+        assert bits(fast) == bits(slow)
+        assert fm.counters.as_dict() == sm.counters.as_dict()
+    assert fm.counters.bp_created > 0  # (the counting run counted something)
+
+
+def test_backprop_naive_has_no_entries(monkeypatch):
+    calls = general_calls(monkeypatch)
+    value = run(W1 + "def main = value_and_grad f (2.0, 5.0)", mode="backprop-naive")
+    assert calls == ["value_and_grad"]
+    assert value[1] == pytest.approx(w1_oracle(2.0, 5.0)[1], rel=1e-14)
+
+
+@pytest.mark.parametrize("text, expected", [
+    # raised inside the differentiated function: at the primitive
+    ("def main = grad (fun (x, y) -> head ([] : [Real]) * x * y) (1.0, 2.0)", "head of an empty list"),
+    # raised while lifting f (it captures a pullback): at the grad
+    ("def main = let (y, pb) = vjp (fun (a, b) -> a * b) (2.0, 5.0) in grad (fun (a, b) -> fst (pb a) * b) (1.0, 2.0)",
+     "nested differentiation: a pullback or a function of the native language cannot be differentiated in the "
+     "backprop language"),
+])
+def test_a_runtime_error_is_the_same_diagnostic(text, expected, monkeypatch):
+    """An error raised inside the differentiated function, or at the call, is reported as on the general path."""
+
+    def message():
+        with pytest.raises(DlError) as info:
+            run(text)
+        return info.value.kind, str(info.value.span), info.value.message, info.value.notes
+    fast = message()
+    with monkeypatch.context() as m:
+        m.setattr(kernel_module, "scalar_entry", lambda *a: None)
+        slow = message()
+    assert fast == slow
+    assert fast[2] == expected
+
+
+def test_the_generated_source_is_straight_line():
+    """The entry for Real * Int * Real: one unpacking, the injected input, two sinks."""
+    from lang.back.entries import scalar_entry
+    from lang.back.machine import Machine
+    from lang.front.loader import World
+    from lang.model.types import INT, REAL, TTuple
+    machine = Machine(World(), get("backprop"))
+    entry = scalar_entry(machine.ad, "grad", TTuple((REAL, INT, REAL)), REAL, None, lambda f, x: None)
+    assert "(a0, a1, a2) = x" in entry.source
+    assert "x_dual = ((a0, 0), a1, (a2, 1))" in entry.source
+    assert "return (g0, 0, g1)" in entry.source
+    counting = Machine(World(), get("backprop"), counting=True)
+    assert scalar_entry(counting.ad, "grad", TTuple((REAL, REAL)), REAL, None, lambda f, x: None) is None
+
+
+def test_vjp_against_the_hand_gradient(monkeypatch):
+    """vjp's pullback, called several times with different cotangents (0.0 included), on the same records."""
+    text = W1 + "def main = let (y, pb) = vjp f (2.0, 5.0) in (y, pb 1.0, pb (-2.5), pb 0.0)\n"
+    calls = general_calls(monkeypatch)
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    assert calls == ["vjp_value"]  # (only the run without entries)
+    y, (g1, g2) = w1_oracle(2.0, 5.0)
+    assert fast[0] == pytest.approx(y, rel=1e-14)
+    assert fast[1] == pytest.approx((g1, g2), rel=1e-14)
+    assert fast[2] == pytest.approx((-2.5 * g1, -2.5 * g2), rel=1e-14)
+    assert bits(fast[3]) == bits((0.0, 0.0))
+    assert bits(fast) == bits(slow)
+
+
+def test_vjp_non_finite_pullback_takes_the_order_free_pass(monkeypatch):
+    """∂x = log y = -inf, ∂y = x / y = inf at (1, 0); with the cotangent 0.0 every path is 0 * inf: nan."""
+    text = "def main = let (y, pb) = vjp (fun (x, y) -> x * log y) (1.0, 0.0) in (pb 1.0, pb 0.0, pb 2.0)"
+    (fast, fm), (slow, sm) = run_both(text, monkeypatch)
+    assert bits(fast) == bits(slow) == bits(((-math.inf, math.inf), (math.nan, math.nan), (-math.inf, math.inf)))
+    assert fm.counters.as_dict() == sm.counters.as_dict()
+    assert fm.counters.extra["order_free_passes"] == 3
+
+
+def test_vjp_of_a_constant_and_with_int_leaves(monkeypatch):
+    text = ("def main = (let (y, pb) = vjp (fun (x, y) -> 2.0) (1.0, 3.0) in (y, pb 1.0),"
+            " let (y, pb) = vjp (fun (x, n) -> x * float n) (1.5, 4) in (y, pb 2.0))")
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    assert fast == ((2.0, (0.0, 0.0)), (6.0, (8.0, 0)))
+    assert bits(fast) == bits(slow)
