@@ -33,6 +33,7 @@ from ..transforms.fusion import fuse
 from ..transforms.preaccumulate import preaccumulate
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
+from ..transforms.lets import uncollected
 from ..model.errors import DlRuntimeError
 from ..model.primitives import PRIMITIVES, array_kernel
 from ..model.types import ARRAY, REAL, TList, TTuple, Type, prune
@@ -254,7 +255,8 @@ class TransformCompiler(Compiler):
     def checked(self, e: c.Expr) -> c.Expr:
         if not self.takes_custom_rules:
             refuse_custom_rules(e, self.name)
-        out = self.transform(e)
+        with uncollected():  # a rewrite of terms: the collector would walk them to free nothing (lets.py)
+            out = self.transform(e)
         if self.machine.check_transforms:
             check(out, e.ty, self.language(), source=e)
         return out

@@ -40,7 +40,7 @@ import math
 
 from ..model import core as c
 from ..model.types import D, REAL
-from .lets import FreeVars
+from .lets import FreeVars, uncollected
 
 
 # The most contributions an inlined backpropagator may have. Inlining copies the contributions of the
@@ -57,7 +57,8 @@ class _Abort(Exception):
 
 def preaccumulate(e: c.Expr) -> c.Expr:
     """The term with single-use backpropagators inlined and contributions to one parent merged."""
-    return _Preaccumulate(e).go(e)
+    with uncollected():  # a rewrite of a term: the collector would find nothing (lets.py)
+        return _Preaccumulate(e).go(e)
 
 
 def summands(body: c.Expr) -> list[c.Expr]:

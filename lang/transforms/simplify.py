@@ -55,7 +55,7 @@ from ..model import core as c
 from ..model.primitives import PRIMITIVES, is_zero, zero
 from ..model.types import BOOL, INT, REAL, TTuple, prune
 from .common import variables_of
-from .lets import Floater, FreeVars, Names, rebuild, same, tidy
+from .lets import Floater, FreeVars, Names, rebuild, same, tidy, uncollected
 
 PASSES = 12  # each pass applies every rule once everywhere; real terms settle in two or three
 MISSING = object()
@@ -64,7 +64,11 @@ MISSING = object()
 def simplify(e: c.Expr, rules: type | None = None) -> c.Expr:
     """Apply the rules everywhere until none applies (`rules`: a Simplifier subclass for a target
     language with constructs of its own, such as Delta expressions)."""
-    rules = rules or Simplifier
+    with uncollected():
+        return _simplify(e, rules or Simplifier)
+
+
+def _simplify(e: c.Expr, rules: type) -> c.Expr:
     renamed: dict[str, str] = {}
     for _ in range(PASSES):
         names = Names(variables_of(e))
