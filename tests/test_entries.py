@@ -1,9 +1,9 @@
 """Scalar entries (lang/back/entries.py): `grad f x`, `value_and_grad f x` and `vjp f x` of primal code, on a fixed
-tuple of reals into Real, run by one generated function instead of the kernel's general path.
+tuple of reals, or lists and tuples of them, into Real, run by one generated function instead of the kernel's general path.
 
 The entry must be invisible: the same values bit for bit as the general path (run here by turning the
 entries off), values right against gradients worked out by hand, the general path taken for what the
-entry does not handle (a non-finite gradient, whose order-free pass it must not skip; lists; counting;
+entry does not handle (a non-finite gradient, whose order-free pass it must not skip; arrays; counting;
 nested differentiation), the same counters and the same diagnostics.
 """
 import math
@@ -178,7 +178,7 @@ def test_a_finite_gradient_whose_sum_overflows_stays_as_computed(monkeypatch):
 
 
 @pytest.mark.parametrize("text", [
-    # a list input: the general path
+    # a list input (an entry too: lists are tested below)
     "def main = grad (fun xs -> sum (map (fun x -> x * x) xs)) [1.0, 2.0, 3.0]",
     # an array inside f on reals: records with array weights, swept by the backend's own sweep
     "def main = grad (fun (x, y) -> asum (scalar x * array [1.0, 2.0] + scalar y * scalar y)) (3.0, 0.5)",

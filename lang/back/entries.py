@@ -12,7 +12,8 @@ that does the same steps in straight-line code. It applies when
     lang/modes/runtimes.py), the machine is not counting (`--cost`),
     the site is primal code (not nested inside a function being differentiated),
     the input type is fixed (Real, or a tuple, nested or not, of Real, Int, Bool
-    and Unit: lang/back/shapes.py) and the output type Real.
+    and Unit: lang/back/shapes.py) or built of lists and tuples of those (no
+    arrays, at least one Real), and the output type Real.
 
 For `value_and_grad` on Real * Real the entry is
 
@@ -44,6 +45,19 @@ order-free pass must decide (docs/transforms.md, Zeros and infinities) — is
 handed to the general path, which runs the call again from the start: a call
 is deterministic (a data file it reads is read again), so it records the same
 tape, and it gives today's value and counts its order-free pass. (`g - g != 0.0` is true exactly for inf and nan.)
+
+A list input has as many sinks as reals, known at the call. For `[Real]`
+(W4's `value_and_grad loss xs`) the entry injects with one comprehension,
+`x_dual = list(zip(x, range(n)))` — the general path's own `inject` walk,
+inlined — and the gradient is the first n pending arguments, `adj[:n]`,
+checked at C speed (`set(map(type, g)) <= {float}` and a finite sum: then
+nothing needs settling, as `all_plain_finite` decides on the general path)
+and settled one by one (`settled`) only where a sink holds None or the
+symbolic zero, or the sum overflowed; any other input with lists (a list
+of pairs, an MLP's `[[[Real]] * [Real]]`) uses the general path's walks
+`inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep.
+Per element the entry adds no Python-level work to the forward pass and
+the sweep: the comprehension, the slice and the checks run in C.
 
 `vjp f x` gets an entry of the same forward pass whose pullback sweeps the
 records from the cotangent it is given, settled the same way; where that
