@@ -151,7 +151,19 @@ NON_FINITE = [
 ]
 
 
-@pytest.mark.parametrize("text, expected", NON_FINITE)
+LIST_NON_FINITE = [
+    # ∂ sqrt x = 1 / (2 sqrt x): inf at 0
+    ("grad (fun xs -> sum (map sqrt xs)) [1.0, 0.0, 4.0]", [0.5, math.inf, 0.25]),
+    # ∂x0 = log x1 = -inf, ∂x1 = x0 / x1 = inf, ∂x2 = 1
+    ("grad (fun xs -> head xs * log (get xs 1) + get xs 2) [1.0, 0.0, 5.0]", [-math.inf, math.inf, 1.0]),
+    # u * u / u with u' = inf (see NON_FINITE): nan by the order-free pass
+    ("grad (fun xs -> let u = sqrt (head xs) - 1.0 in u * u / u + get xs 1) [0.0, 1.0]", [math.nan, 1.0]),
+    # a list inside a tuple
+    ("grad (fun (xs, y) -> y * sum (map sqrt xs)) ([0.0, 1.0], 2.0)", ([math.inf, 1.0], 1.0)),
+]
+
+
+@pytest.mark.parametrize("text, expected", NON_FINITE + LIST_NON_FINITE)
 def test_non_finite_gradients_take_the_order_free_pass(text, expected, monkeypatch):
     """The entry hands a non-finite gradient to the general path: the same value as without entries, the
     same `order_free_passes`, and the value every exact mode gives (forward mode sums in the other order)."""
@@ -167,12 +179,15 @@ def test_non_finite_gradients_take_the_order_free_pass(text, expected, monkeypat
     assert fast_machine.counters.extra.get("order_free_passes") == 1
 
 
-def test_a_finite_gradient_whose_sum_overflows_stays_as_computed(monkeypatch):
+@pytest.mark.parametrize("text, expected", [
+    ("def main = grad (fun (x, y) -> 1e308 * x + 1e308 * y) (1.0, 1.0)", (1e308, 1e308)),
+    ("def main = grad (fun xs -> sum (map (fun x -> 1e308 * x) xs)) [1.0, 1.0, 2.0]", [1e308, 1e308, 1e308]),
+])
+def test_a_finite_gradient_whose_sum_overflows_stays_as_computed(text, expected, monkeypatch):
     """Each real finite though their sum is not: kept as computed (the entry checks reals one by one)."""
-    text = "def main = grad (fun (x, y) -> 1e308 * x + 1e308 * y) (1.0, 1.0)"
     calls = general_calls(monkeypatch)
     (fast, m), (slow, _) = run_both(text, monkeypatch)
-    assert fast == slow == (1e308, 1e308)
+    assert fast == slow == expected
     assert calls == ["grad"]  # (only the run without entries)
     assert "order_free_passes" not in m.counters.extra
 
@@ -392,39 +407,6 @@ def test_list_shapes_and_special_cases(text, expected, monkeypatch):
     assert calls == []  # the entry, never the general path
     (fast, _), (slow, _) = run_both(text, monkeypatch)
     assert bits(fast) == bits(slow)
-
-
-LIST_NON_FINITE = [
-    # ∂ sqrt x = 1 / (2 sqrt x): inf at 0
-    ("grad (fun xs -> sum (map sqrt xs)) [1.0, 0.0, 4.0]", [0.5, math.inf, 0.25]),
-    # ∂x0 = log x1 = -inf, ∂x1 = x0 / x1 = inf, ∂x2 = 1
-    ("grad (fun xs -> head xs * log (get xs 1) + get xs 2) [1.0, 0.0, 5.0]", [-math.inf, math.inf, 1.0]),
-    # u * u / u with u' = inf (see NON_FINITE): nan by the order-free pass
-    ("grad (fun xs -> let u = sqrt (head xs) - 1.0 in u * u / u + get xs 1) [0.0, 1.0]", [math.nan, 1.0]),
-    # a list inside a tuple
-    ("grad (fun (xs, y) -> y * sum (map sqrt xs)) ([0.0, 1.0], 2.0)", ([math.inf, 1.0], 1.0)),
-]
-
-
-@pytest.mark.parametrize("text, expected", LIST_NON_FINITE)
-def test_list_non_finite_gradients_take_the_order_free_pass(text, expected, monkeypatch):
-    calls = general_calls(monkeypatch)
-    (fast, fm), (slow, sm) = run_both("def main = " + text, monkeypatch)
-    assert calls[:1] == ["grad"]  # the entry gave up once, the general path ran then
-    assert bits(fast) == bits(slow) == bits(expected)
-    assert bits(fast) == bits(run("def main = " + text, mode="forward"))
-    assert fm.counters.as_dict() == sm.counters.as_dict()
-    assert fm.counters.extra.get("order_free_passes") == 1
-
-
-def test_list_gradient_whose_sum_overflows_stays_as_computed(monkeypatch):
-    """Every real finite though their sum is not: settled one by one, kept, no order-free pass."""
-    text = "def main = grad (fun xs -> sum (map (fun x -> 1e308 * x) xs)) [1.0, 1.0, 2.0]"
-    calls = general_calls(monkeypatch)
-    (fast, m), (slow, _) = run_both(text, monkeypatch)
-    assert fast == slow == [1e308, 1e308, 1e308]
-    assert calls == ["grad"]  # (only the run without entries)
-    assert "order_free_passes" not in m.counters.extra
 
 
 def test_list_vjp_against_numpy(monkeypatch):
