@@ -22,10 +22,10 @@ For `value_and_grad` on Real * Real the entry is
             dual_f = f.code.info.get(compiler)        (a top-level function's transform)
             if dual_f is None:
                 dual_f = lift_fun(f, compiler, {})    (a closure: its captured values lifted)
-            (a0, a1) = x
-            saved = backend.records
-            records = backend.records = [SINK, SINK]  (the inputs' sinks: identities 0 and 1)
             ... the collector off (as in `vjp_recorded`) ...
+                (a0, a1) = x
+                saved = backend.records
+                records = backend.records = [SINK, SINK]  (the inputs' sinks: identities 0 and 1)
                 y, b = body(captured, ((a0, 0), (a1, 1)))    (←D(f) on the injected input)
                 backend.records = saved
                 adj = None if b is None else backend.sweep_one(records, b, 1.0, 2)
