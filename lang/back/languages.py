@@ -29,6 +29,7 @@ from typing import Any
 from ..model import core as c
 from .compiler import Compiler
 from ..transforms.backprop import BACKPROP
+from ..transforms.fusion import fuse
 from ..transforms.preaccumulate import preaccumulate
 from ..transforms.check import TargetLanguage, check
 from ..transforms.forward import FORWARD
@@ -372,6 +373,8 @@ class ReverseCompiler(TransformCompiler):
         self.leaves = DualLeaves(backend, machine.counters, machine.counting)
 
     def transform(self, e: c.Expr) -> c.Expr:
+        if self.preaccumulated:  # folds over maps fused first, so preaccumulation merges their steps
+            e = fuse(e, lambda g: self.machine.spec.get(g.module, g.name, g.inst))
         out = BACKPROP.simplify(BACKPROP.term(forward_transform(e, self.depth)))
         return preaccumulate(out) if self.preaccumulated else out
 

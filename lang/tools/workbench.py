@@ -34,6 +34,7 @@ from ..model.types import REAL, Type, essential, free_vars, instance_name, show,
 from ..modes.symbolic import show_expression
 from ..modes.table import Mode, get
 from ..transforms.check import TargetLanguage, check
+from ..transforms.fusion import fuse
 from .pipeline import Program, find_def, main_call
 
 
@@ -53,11 +54,13 @@ def _transform_of(mode: Mode):
     return transform
 
 
-def transform_term(e: c.Expr, mode: Mode, simplify: bool = False) -> c.Expr:
-    """The transformed term of a specialised core term."""
+def transform_term(e: c.Expr, mode: Mode, simplify: bool = False, spec: Specializer | None = None) -> c.Expr:
+    """The transformed term of a specialised core term (`spec`: the definitions fusion may inline)."""
     transform = _transform_of(mode)
     if not transform.custom_rules:  # its language has no way to apply a rule (lang/back/kernel.py, custom rules)
         refuse_custom_rules(e, mode.name)
+    if simplify and transform.fuses:  # as backprop runs it (lang/back/languages.py ReverseCompiler)
+        e = fuse(e, spec and (lambda g: spec.get(g.module, g.name, g.inst)))
     out = transform.term(e)
     return transform.simplify(out) if simplify else out
 
@@ -65,7 +68,7 @@ def transform_term(e: c.Expr, mode: Mode, simplify: bool = False) -> c.Expr:
 def show_transform(e: c.Expr, mode: Mode, spec: Specializer, simplify: bool = False, title: str = "",
                    ascii_neg: bool = False) -> str:
     """A transformed term with its source and target types, checked, as text that parses back."""
-    out = transform_term(e, mode, simplify)
+    out = transform_term(e, mode, simplify, spec)
     target_type = check(out, e.ty, language(mode, spec))
     symbol = _transform_of(mode).symbol
     lines = [f"-- {symbol}({title or 'the term'}) in {mode.name} mode" + (", simplified" if simplify else ""),

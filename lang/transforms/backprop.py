@@ -105,6 +105,7 @@ class Backprop(Homomorphism):
 BACKPROP = TermTransform("←D", transform, d_type, simplify, custom_rules=True)
 
 # What backprop mode runs: ←D's term simplified, then preaccumulated (lang/transforms/preaccumulate.py);
-# `dl transform --simplify` prints it. backprop-naive runs BACKPROP's.
+# `dl transform --simplify` prints it, its source's folds over maps fused first (lang/transforms/fusion.py).
+# backprop-naive runs BACKPROP's.
 PREACCUMULATED = TermTransform("←D", transform, d_type, lambda e: preaccumulate(simplify(e)),
-                               custom_rules=True)
+                               custom_rules=True, fuses=True)

@@ -34,6 +34,8 @@ class TermTransform:
     checks: tuple = ()                         # its target's rules beyond typing, each run on the typed term
     ad_args: bool = False                      # grad & co. in its target take each argument transformed, as
                                                # its functions return pairs (ps): TargetLanguage.ad_args
+    fuses: bool = False                        # simplified, its source's folds over maps are fused first
+                                               # (backprop: lang/transforms/fusion.py)
 
 
 # ---- arrays: the shared refusal ----------------------------------------------------------------
