@@ -84,7 +84,8 @@ def factory():
 
 def test_a_backpropagator_is_one_record():
     """←D(g) for g x = x * sin x: sin's backpropagator and the product's are records of (parent, weight)
-    pairs appended to the tape R; a constant (None) parent is left out by a branch."""
+    pairs appended to the tape R; a constant (None) parent is left out by a branch; a record whose one
+    parent is the record just below it is its weight alone (a link)."""
     fun = compiled("g", reverse=True)
     assert fun.code.info["python"] == """\
 def factory(k0, k1, k2, k3, k4):
@@ -102,22 +103,31 @@ def factory(k0, k1, k2, k3, k4):
                 v5 = k3(v1)
             except (ArithmeticError, ValueError):
                 v5 = k4(v1)
-            R.append((v2, v5))
-            v4 = len(R) - 1
+            v4 = len(R)
+            if v2 == v4 - 1:
+                R.append(v5)
+            else:
+                R.append((v2, v5))
         v6 = v1 * v3
         if v2 is None:
             if v4 is None:
                 v7 = None
             else:
-                R.append((v4, v1))
-                v7 = len(R) - 1
+                v7 = len(R)
+                if v4 == v7 - 1:
+                    R.append(v1)
+                else:
+                    R.append((v4, v1))
         else:
             if v4 is None:
-                R.append((v2, v3))
-                v7 = len(R) - 1
+                v7 = len(R)
+                if v2 == v7 - 1:
+                    R.append(v3)
+                else:
+                    R.append((v2, v3))
             else:
+                v7 = len(R)
                 R.append((v2, v3, v4, v1))
-                v7 = len(R) - 1
         return (v6, v7)
     return body
 """
@@ -125,7 +135,7 @@ def factory(k0, k1, k2, k3, k4):
     backend.records = [()]  # the input's sink is identity 0
     value, identity = fun.body((), (0.5, 0))
     assert value == 0.5 * math.sin(0.5)
-    assert backend.records[1:] == [(0, math.cos(0.5)), (0, math.sin(0.5), 1, 0.5)]
+    assert backend.records[1:] == [math.cos(0.5), (0, math.sin(0.5), 1, 0.5)]  # (0, cos 0.5): a link
     assert identity == 2
 
 
@@ -137,8 +147,8 @@ def test_preaccumulated_the_product_and_sin_are_one_record():
     backend.records = [()]
     value, identity = fun.body((), (0.5, 0))
     assert value == 0.5 * math.sin(0.5)
-    [(parent, weight)] = backend.records[1:]
-    assert parent == 0 and identity == 1
+    [weight] = backend.records[1:]  # a link: its one parent is the record just below, the input's sink
+    assert identity == 1
     assert math.isclose(weight, math.sin(0.5) + 0.5 * math.cos(0.5), rel_tol=1e-15)
 
 

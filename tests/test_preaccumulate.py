@@ -108,3 +108,51 @@ def close(a, b) -> bool:
     if isinstance(a, float):
         return (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300)
     return a == b
+
+
+# ---- long sums (issue 19): inlining stays linear in the length of a chain
+
+def test_a_sum_of_one_variable_keeps_one_literal_weight(tmp_dl):
+    """x + x + x + x + x: the weights 1.0 of `+` are summed as they are inlined, so each backpropagator of the
+    chain holds one contribution (2.0, 3.0, ...), not k of them (n^2 in all): the last one is x' (5.0 * a)."""
+    out = shown(tmp_dl, "def f x = x + x + x + x + x\n", "f")
+    assert out.endswith("(x3 + x, fun a -o x' (5.0 * a))"), out
+    # literals of two signs are not summed before the last merge: x + x - x - x keeps 2.0 and -2.0
+    out = shown(tmp_dl, "def f x = x + x - x - x\n", "f")
+    assert out.endswith("fun a -o x' ((2.0 + -2.0) * a))"), out
+
+
+def test_a_long_sum_is_exact_and_one_record():
+    n = 3000  # integers are exact in floats: the gradient is n whatever the order of the additions
+    text = "def f x = " + " + ".join(["x"] * n) + "\ndef main = grad f 1.0\n"
+    g, counters = gradient(text, [], True)
+    assert g == float(n)
+    assert (counters.bp_created, counters.bp_run, counters.sink_updates, counters.merges) == (1, 1, 1, 0)
+    assert gradient(text, [], False)[0] == float(n)
+
+
+def test_a_wide_sum_stops_inlining_at_max_width():
+    """x * y + x * y + ...: each product's backpropagator has two parents with weights that are not literals,
+    so the k-th backpropagator of the sum would hold 2k contributions; past MAX_WIDTH it stays a record of
+    its own and the next one starts afresh. The gradient is (n y, n x) either way, exactly."""
+    from lang.front.mono import Specializer
+    from lang.transforms.backprop import PREACCUMULATED
+    from lang.transforms.preaccumulate import MAX_WIDTH, contributions
+    from lang.model import core as c
+    n = 200
+    text = "def f x y = " + " + ".join(["x * y"] * n) + "\ndef main = grad (fun (x, y) -> f x y) (2.0, 3.0)\n"
+    program = load_source(text)
+    d = next(x for x in program.module.defs if x.name == "f")
+    term = run_deep(lambda: PREACCUMULATED.simplify(PREACCUMULATED.term(
+        Specializer(program.world).get(d.module, d.name, ()))))
+    widths, stack = [], [term]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.LinLam):
+            widths.append(len(contributions(t.body, t.param)))
+        stack.extend(c.children(t))
+    assert max(widths) <= MAX_WIDTH
+    assert len(widths) >= n // (MAX_WIDTH // 2)  # one record per MAX_WIDTH / 2 products or so, not one in all
+    (g, counters), (g0, _) = gradient(text, [], True), gradient(text, [], False)
+    assert g == g0 == (3.0 * n, 2.0 * n)
+    assert counters.bp_created == len(widths)

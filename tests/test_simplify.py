@@ -153,3 +153,45 @@ def test_the_simplifier_changes_no_result(monkeypatch):
     for (p, mode), value in raw.items():
         simplified = run(p, mode=mode)
         assert same(simplified, value, rel=0.0), (p, mode, simplified, value)
+
+
+def test_simplification_stops_at_a_fixed_point():
+    """simplify stops after a pass whose rules changed nothing (floating is idempotent, so one more pass
+    would change nothing): simplifying its result again changes nothing, for every definition in every mode
+    whose simplification is lang/transforms/simplify.py's (chad's own is not idempotent: its `mean`)."""
+    from lang.transforms import simplify as simplify_module
+    modes = [m for m in TRANSFORM_MODES if get(m).load_transform().simplify is simplify_module.simplify]
+    assert {"backprop-naive", "forward"} <= set(modes)
+
+    def go():
+        for program, d in definitions():
+            e = Specializer(program.world).get(d.module, d.name, default_instance(d.scheme))
+            for mode in modes:
+                if refuses_custom_rule(mode, e):
+                    continue
+                transform = get(mode).load_transform()
+                try:
+                    once = transform.simplify(transform.term(e))
+                except DlRuntimeError:
+                    continue  # (arrays in delta: above)
+                assert transform.simplify(once) == once, (d.name, mode)
+    run_deep(go)
+
+
+def test_a_chain_the_rules_leave_alone_takes_one_pass(monkeypatch):
+    """sin (sin (... x)): floating flattens ←D's term and no rule applies after it, so the rules run once
+    (a second, confirming pass cost as much as the first: issue 19)."""
+    from lang.transforms import simplify as simplify_module
+    passes = []
+    term = simplify_module.Simplifier.term
+
+    def counted(self, e):
+        if not passes or passes[-1] is not self:
+            passes.append(self)
+        return term(self, e)
+    monkeypatch.setattr(simplify_module.Simplifier, "term", counted)
+    program = load_source("def f x = " + "sin (" * 50 + "x" + ")" * 50 + "\n")
+    d = next(x for x in program.module.defs if x.name == "f")
+    e = Specializer(program.world).get(d.module, d.name, default_instance(d.scheme))
+    run_deep(lambda: transform_term(e, get("backprop-naive"), simplify=True))
+    assert len(passes) == 1

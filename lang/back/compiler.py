@@ -257,6 +257,7 @@ class Compiler:
     def fill(self, code: Code, params: list[str], body: c.Expr, self_ref, closed: bool = False) -> None:
         """Generate and compile the Python function for a lambda body; set code.body and code.free."""
         gen = self.generator(params, self_ref, closed)
+        gen.unbox_loop_params(body)
         gen.tail(body, 0)
         code.free = tuple(gen.free)
         code.body = gen.build(code.name)
@@ -330,6 +331,9 @@ class Gen:
         self.n = 0
         self.params = [f"a{i}" for i in range(len(params))]
         keys = param_keys or [(p, ()) for p in params]
+        self.param_keys = list(keys)
+        self.loop_targets: list[list[str] | None] = [None] * len(params)  # an unboxed parameter's parts
+        self.unboxed: dict[str, list[str]] = {}  # an unboxed parameter's tuple display -> its parts
         self.env: Scope = Scope(zip(keys, self.params))  # variable -> its Python expression
         self.free: list[Key] = []
         self.self_ref = self_ref
@@ -478,16 +482,52 @@ class Gen:
             case c.Let() | c.LetTuple() | c.LetRec():
                 self.scoped(e, ind, lambda body: self.tail(body, ind))
             case c.App() if self.is_self_call(e):
-                args = self.arguments(e, ind)
+                targets, values = [], []
+                for param, parts, arg in zip(self.params, self.loop_targets, _spine(e)[1]):
+                    if parts is None:
+                        targets.append(param)
+                        values.append(self.atom(arg, ind))
+                    else:  # an unboxed tuple: its components, no tuple built (`unbox_loop_params`)
+                        targets += parts
+                        values += self.components(arg, len(parts), ind)
                 self.count(ind, "betas")
-                if len(self.params) == 1:
-                    self.line(ind, f"a0 = {args[0]}")
-                else:
-                    self.line(ind, f"{', '.join(self.params)} = {', '.join(args)}")
+                self.line(ind, f"{', '.join(targets)} = {', '.join(values)}")
                 self.line(ind, "continue")
                 self.loops = True
             case _:
                 self.line(ind, f"return {self.expr(e, ind)}")
+
+    def unbox_loop_params(self, body: c.Expr) -> None:
+        """Scalar replacement of a self tail call's tuple-typed loop variables: a parameter that every
+        self tail call passes a tuple written out (under `let`s), and that the body takes apart, is kept as one
+        Python local per component, taken apart once on entry (the transformed programs' dual pairs
+        `(value, backpropagator)` in a loop):
+
+            def logistic n (x, x') = ...              a1_0, a1_1 = a1          (on entry)
+              let (v, v') = x in                       while True: ...
+              ... logistic (n - 1) (y, y')                 (v, v' are a1_0, a1_1: no unpacking)
+                                                           a0, a1_0, a1_1 = v2, v7, v8
+                                                           continue
+        Any other use of the parameter reads the tuple display `(a1_0, a1_1)`, which builds it again
+        (the base case's `return`). A generator that writes tail calls, tuples or variables its own way
+        (a subclass overriding `tail`, `components` or `expr`) keeps its parameters boxed."""
+        if self.self_ref is None or any(getattr(type(self), m) is not getattr(Gen, m)
+                                        for m in ("tail", "components", "expr", "atom")):
+            return
+        calls = _self_tail_calls(self, body)
+        if not calls:
+            return
+        taken_apart = _taken_apart(body)
+        for i, (param, key) in enumerate(zip(self.params, self.param_keys)):
+            widths = {_tuple_width(_spine(call)[1][i]) for call in calls}
+            if len(widths) != 1 or min(widths) < 2 or key not in taken_apart:
+                continue
+            parts = [f"{param}_{j}" for j in range(widths.pop())]
+            display = f"({', '.join(parts)})"
+            self.env.bind(key, display)
+            self.unboxed[display] = parts
+            self.loop_targets[i] = parts
+            self.prologue[", ".join(parts)] = param
 
     def assign(self, e: c.Expr, target: str, ind: int) -> None:
         """Statements that store the value of `e` in the local `target`."""
@@ -545,6 +585,8 @@ class Gen:
             case c.Let() | c.LetTuple() | c.LetRec():
                 return self.scoped(e, ind, lambda body: self.components(body, n, ind))
         value = self.expr(e, ind)
+        if value in self.unboxed:  # an unboxed loop variable: its parts are locals already
+            return list(self.unboxed[value])
         parts = [self.local() for _ in range(n)]
         self.line(ind, f"{', '.join(parts)} = {value}")
         return parts
@@ -555,7 +597,7 @@ class Gen:
 
         Every expression is one of those already, except tuple and list displays."""
         value = self.expr(e, ind)
-        if isinstance(e, (c.Tuple, c.List)):
+        if isinstance(e, (c.Tuple, c.List)) or value in self.unboxed:
             v = self.local()
             self.line(ind, f"{v} = {value}")
             return v
@@ -868,6 +910,40 @@ _LOOPS = {
 
 
 _spine = c.spine
+
+
+def _self_tail_calls(gen: Gen, body: c.Expr) -> list[c.App]:
+    """The applications in tail position in `body` that `gen` writes as loops (Gen.tail)."""
+    out, stack = [], [body]
+    while stack:
+        e = stack.pop()
+        match e:
+            case c.If():
+                stack += [e.then, e.else_]
+            case c.Let() | c.LetTuple() | c.LetRec():
+                stack.append(e.body)
+            case c.App() if gen.is_self_call(e):
+                out.append(e)
+    return out
+
+
+def _tuple_width(e: c.Expr) -> int:
+    """The components of a tuple written out, under `let`s (`let y = .. in (y, fun a -o ..)`); else 0."""
+    while isinstance(e, (c.Let, c.LetTuple, c.LetRec)):
+        e = e.body
+    return len(e.items) if isinstance(e, c.Tuple) else 0
+
+
+def _taken_apart(body: c.Expr) -> set[Key]:
+    """The variables a `let (x1, .., xn) = v in ..` takes apart somewhere in `body` (not under a lambda)."""
+    out, stack = set(), [body]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, c.LetTuple) and isinstance(e.bound, c.Var):
+            out.add((e.bound.name, e.bound.inst))
+        if not isinstance(e, (c.Lam, c.LinLam)):
+            stack.extend(c.children(e))
+    return out
 
 
 def _spillable(e: c.Expr) -> bool:

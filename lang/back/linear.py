@@ -15,7 +15,10 @@ test selects, the test being evaluated when the backpropagator is created
 (it reads values only, which do not change). Any other body is recorded
 as (GENERIC, compiled body, captured values). The inputs' sinks are the
 first records: the k-th input real's identity is k. A sink that nothing
-reached holds the symbolic zero (lang/model/zeros.py), not 0.0.
+reached holds the symbolic zero (lang/model/zeros.py), not 0.0. Factoring
+writes a record of one parent that is the record just below it, (i - 1, w),
+as its weight w alone: a *link* (a scalar loop's tape is a list of floats,
+swept in runs at C speed: see "links" below).
 
 Values of the answer type d are never built. A d-typed term, inside a
 generic body, is compiled to an *effect*: applying a backpropagator to an
@@ -46,10 +49,12 @@ only where it is non-zero. An array input's sink is one identity.
 from __future__ import annotations
 
 import math
+import re
 from itertools import chain, islice
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
+from ..model.types import REAL, TNeg, prune
 from ..model.values import Code
 from ..model.zeros import REAL_TYPES, ZERO, Paths, Zero, kind
 from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, \
@@ -98,10 +103,14 @@ def _all_zero(bps) -> bool:
     return True
 
 
+_CASES = 3  # up to this many parents, one branch per combination of absent ones (2^k branches, no list)
+
+
 class LinearBackend:
     """What the two modes share: creating backpropagators (compiled inline), and effects."""
 
     factoring = True
+    links = False  # whether a one-parent record on the record just below it is its weight alone (a float)
 
     def __init__(self, counters, counting: bool = False):
         self.counters = counters
@@ -117,11 +126,13 @@ class LinearBackend:
 
             if v2 is None:                       (one branch per absent parent: a constant's
                 if v4 is None: v9 = None          backpropagator is None, and contributes nothing)
-                else: R.append((v4, v1)); v9 = len(R) - 1
+                else: v9 = len(R); R.append((v4, v1))
             else:
-                if v4 is None: R.append((v2, v3)); v9 = len(R) - 1
-                else: R.append((v2, v3, v4, v1)); v9 = len(R) - 1
-        R, the list of records, is read once on entry. Any other body is `create_generic`."""
+                if v4 is None: v9 = len(R); R.append((v2, v3))
+                else: v9 = len(R); R.append((v2, v3, v4, v1))
+        R, the list of records, is read once on entry. Up to three parents are written by cases (eight
+        branches for three: a closure's two captured reals and its argument, W7); more build a list.
+        Any other body is `create_generic`."""
         if _by_cases(e.body, e.param):
             v = gen.local()
             gen.branches(e.body, ind, lambda branch, i: gen.line(
@@ -135,8 +146,9 @@ class LinearBackend:
         backend = gen.const(self)
         parents = [gen.atom(p, ind) for p, _ in pairs]
         v = gen.local()
-        if len(pairs) <= 2:
-            self._create_cases(gen, pairs, parents, v, backend, ind, [])
+        if len(pairs) <= _CASES:
+            links = self.links and gen.compiler.depth == 0 and e.ty is not None and prune(e.ty) == TNeg(REAL)
+            self._create_cases(gen, pairs, parents, v, backend, ind, [], links)
             return v
         gen.line(ind, f"{v} = []")  # many parents: build the record
         for (_, w), p in zip(pairs, parents):
@@ -149,29 +161,42 @@ class LinearBackend:
         gen.line(ind + 1, f"{v} = None")
         return v
 
-    def _create_cases(self, gen, pairs, parents, v, backend, ind, present) -> None:
-        """One branch per combination of absent (zero) parents: weights computed only where needed."""
+    def _create_cases(self, gen, pairs, parents, v, backend, ind, present, links=False) -> None:
+        """One branch per combination of absent (zero) parents: weights computed only where needed.
+        `links`: a record of one parent that is the record just below it is written as its weight alone
+        (a *link*, `Factoring._sweep`): the weights are floats."""
         k = len(present)
         if k == len(pairs):
             fields = []
             for (_, w), p, here in zip(pairs, parents, present):
                 if here:
                     fields += [p, gen.atom(w, ind)]
-            if fields:
+            if len(fields) == 2 and links:
+                records = gen.entry("R", f"{backend}.records")
+                gen.line(ind, f"{v} = len({records})")
+                gen.line(ind, f"if {fields[0]} == {v} - 1:")
+                gen.line(ind + 1, f"{records}.append({fields[1]})")
+                gen.line(ind, "else:")
+                gen.line(ind + 1, f"{records}.append(({fields[0]}, {fields[1]}))")
+            elif fields:
                 self._append(gen, f"({', '.join(fields)})", v, backend, ind)
             else:
                 gen.line(ind, f"{v} = None")
             return
         gen.line(ind, f"if {parents[k]} is None:")
-        self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [False])
+        self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [False], links)
         gen.line(ind, "else:")
-        self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [True])
+        self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [True], links)
 
     def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
         # the list of records does not change while one evaluation runs: read it on entry
         records = gen.entry("R", f"{backend}.records")
-        gen.line(ind, f"{records}.append({record})")
-        gen.line(ind, f"{v} = len({records}) - 1")
+        if re.search(rf"\b{v}\b", record):  # (the record is built in v: append it first)
+            gen.line(ind, f"{records}.append({record})")
+            gen.line(ind, f"{v} = len({records}) - 1")
+        else:  # its identity is the length before the append (no subtraction)
+            gen.line(ind, f"{v} = len({records})")
+            gen.line(ind, f"{records}.append({record})")
         gen.count(ind, "bp_created")
 
     def create_generic(self, gen, e: c.LinLam, ind: int) -> str:
@@ -237,8 +262,11 @@ class LinearBackend:
 class Factoring(LinearBackend):
     """Linear factoring: pending arguments merged per identity, swept from the largest identity down."""
 
+    links = True  # (not when counting: that sweep goes record by record, and keeps the general records)
+
     def __init__(self, counters, counting: bool = False):
         super().__init__(counters, counting)
+        self.links = type(self).links and not counting
         self.owned: set = set()  # identities whose pending argument is an accumulator of this sweep's own
         self.n_sinks = 0         # the inputs' sinks of the sweep under way (for the sink_updates counter)
 
@@ -308,38 +336,67 @@ class Factoring(LinearBackend):
             if type(v) is not Paths or v.kinds & _INFINITE:
                 return None
         tail = records[n_sinks:]
+        fields = list(filter(_IS_TUPLE, tail))  # (at C speed)
+        weights = list(filter(_IS_FLOAT, tail))  # (a link is its weight alone)
+        if len(fields) + len(weights) != len(tail):
+            return None
         try:
-            if not set(map(type, chain.from_iterable(tail))) <= _PLAIN or \
-                    not math.isfinite(sum(chain.from_iterable(tail))):
+            if not set(map(type, chain(chain.from_iterable(fields), weights))) <= _PLAIN or \
+                    not math.isfinite(sum(chain.from_iterable(fields))) or not math.isfinite(sum(weights)):
                 return None
-        except TypeError:
+        except (TypeError, OverflowError):
             return None
         return self.backward(records, [(p, v.total) for p, v in seeds], n_sinks)
 
     def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
-        # from the last identity down to the first after the sinks (which run no body); a reversed list
-        # iterator reads each pending argument when it gets there, after everything above has added to it
-        for rec, ct in islice(zip(reversed(records), reversed(adj)), len(records) - n_sinks):
-            if ct is None:
-                continue
-            n = len(rec)
-            if n == 2:
-                p, w = rec
-                old = adj[p]
-                adj[p] = w * ct if old is None else old + w * ct
-            elif n == 4:
-                p, w, q, u = rec
-                old = adj[p]
-                adj[p] = w * ct if old is None else old + w * ct
-                old = adj[q]
-                adj[q] = u * ct if old is None else old + u * ct
-            elif rec[0] is GENERIC:
-                rec[1].body(rec[2], ct)
-            else:
-                for k in range(0, n, 2):
-                    p = rec[k]
+        # from the last identity down to the first after the sinks (which run no body), reading each
+        # pending argument when it gets there, after everything above has added to it
+        i = len(records) - 1
+        unchained = i + 1  # no run of links is looked for from here up (one was looked for already)
+        while i >= n_sinks:
+            for i in range(i, n_sinks - 1, -1):
+                ct = adj[i]
+                if ct is None:
+                    continue
+                rec = records[i]
+                if type(rec) is not tuple:  # a link: one parent, i - 1
+                    if i < unchained and type(ct) is float and type(records[i - 1]) is not tuple:  # (a run)
+                        below = _sweep_links(records, adj, i, ct, n_sinks)
+                        if below is not None:  # records i down to below + 1 swept at once: go on there
+                            break
+                        unchained = i - _LINKS_MIN
+                    old = adj[i - 1]
+                    adj[i - 1] = rec * ct if old is None else old + rec * ct
+                    continue
+                n = len(rec)
+                if n == 2:
+                    p, w = rec
                     old = adj[p]
-                    adj[p] = rec[k + 1] * ct if old is None else old + rec[k + 1] * ct
+                    adj[p] = w * ct if old is None else old + w * ct
+                elif n == 4:
+                    p, w, q, u = rec
+                    old = adj[p]
+                    adj[p] = w * ct if old is None else old + w * ct
+                    old = adj[q]
+                    adj[q] = u * ct if old is None else old + u * ct
+                elif n == 6:  # (three parents: a closure's captured reals and its argument, W7)
+                    p, w, q, u, r, t = rec
+                    old = adj[p]
+                    adj[p] = w * ct if old is None else old + w * ct
+                    old = adj[q]
+                    adj[q] = u * ct if old is None else old + u * ct
+                    old = adj[r]
+                    adj[r] = t * ct if old is None else old + t * ct
+                elif rec[0] is GENERIC:
+                    rec[1].body(rec[2], ct)
+                else:
+                    for k in range(0, n, 2):
+                        p = rec[k]
+                        old = adj[p]
+                        adj[p] = rec[k + 1] * ct if old is None else old + rec[k + 1] * ct
+            else:
+                return
+            i = below
 
     def _sweep_counting(self, records: list, adj: list, n_sinks: int) -> None:
         counters = self.counters
@@ -350,6 +407,8 @@ class Factoring(LinearBackend):
             if ct is None:
                 continue
             rec = records[i]
+            if type(rec) is not tuple:  # a link (a machine that counts writes none; read it all the same)
+                rec = (i - 1, rec)
             n = len(rec)
             pending -= 1
             counters.bp_run += 1
@@ -375,6 +434,56 @@ class Factoring(LinearBackend):
         counters.peak_pending = max(counters.peak_pending, peak)
 
 
+# ---- links: a scalar loop's tape
+#
+# A loop like the logistic map's records one backpropagator per step whose only parent is the step
+# before. Such a record, (i - 1, w) at identity i, is written as w alone — a *link* — so that the
+# tape of a scalar loop is a list of floats. The sweep of a run of links from i down to lo, with nothing
+# else pending on it, only multiplies: identity lo - 1 receives ct * w_i * w_(i-1) * ... * w_lo.
+# `math.prod` computes that product in C with the same float multiplications in the same order (IEEE
+# multiplication commutes: ct * w is w * ct), so the result is the record-by-record sweep's to the
+# bit, inf and nan included; the pending arguments in between, read by nobody, are not stored. Runs are
+# taken in blocks that double while they hold only links and nothing pending.
+
+_LINKS_MIN = 8  # the first block; a run shorter than this is swept record by record
+
+
+def _sweep_links(records: list, adj: list, i: int, ct: float, n_sinks: int) -> int:
+    """Sweep the run of links from i (pending ct, a float) down; the identity the run's product was added
+    to, where the sweep goes on (None: nothing swept, the run is short or holds other numbers)."""
+    size, j = _LINKS_MIN, i
+    while True:
+        size = min(size, j - n_sinks + 1)  # (record j is a link: j >= n_sinks)
+        k = j - size + 1  # the block k .. j: links with nothing pending below j
+        block = records[k:j + 1]
+        if not _floats(block) or adj[k:j].count(None) != j - k:
+            if size <= _LINKS_MIN:
+                break
+            size //= 2
+            continue
+        ct = math.prod(reversed(block), start=ct)  # what identity k - 1 receives
+        j = k - 1
+        if adj[j] is not None or type(records[j]) is tuple:  # the run stops here: ct is added in
+            break
+        size *= 2
+    if j == i:
+        return None
+    old = adj[j]
+    adj[j] = ct if old is None else old + ct
+    return j
+
+
+def _floats(block: list) -> bool:
+    """Whether a block of records holds only links whose weights are floats (ints would do): their sum
+    is a float, computed at C speed, where a record (a tuple) raises — or, added to another kind of number
+    (a numpy scalar), gives another type."""
+    try:
+        return type(sum(block, 0.0)) is float
+    except TypeError:
+        return False
+
+
+_IS_TUPLE, _IS_FLOAT = tuple.__instancecheck__, float.__instancecheck__
 _INFINITE = _PINF | _NINF | _NAN  # the kinds that make a sum over paths other than its float total
 _PLAIN = {int, float, Zero}       # what a record of parents and finite weights holds
 
@@ -401,6 +510,8 @@ def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
         if ct is None:
             continue
         rec = records[i]
+        if type(rec) is not tuple:  # a link: (i - 1, weight)
+            rec = (i - 1, rec)
         if len(rec) == 2 and type(ct) is float and type(rec[1]) is float:  # the common record, inline
             p, w = rec
             kw = POS if 0.0 < w < inf else NEG if -inf < w < 0.0 else kind(w)  # (kind, inlined)

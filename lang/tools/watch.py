@@ -138,6 +138,8 @@ class Watch:
 class WatchedFactoring(Factoring):
     """Linear factoring, logging each body run with the calls that were merged into its argument."""
 
+    links = False  # every record as (parent, weight, ...): the log shows each one's parents
+
     def __init__(self, counters):
         super().__init__(counters, counting=False)
         self.log: Pass | None = None

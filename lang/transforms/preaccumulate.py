@@ -20,6 +20,11 @@ so the logistic map's step `3.7 x (1 - x)` keeps one backpropagator instead of t
 
     let x3 = 3.7 * x in let x4 = 1.0 - x in (x3 * x4, fun a -o x' ((3.7 * x4 + -x3) * a))
 
+Two limits keep the pass linear in the length of a chain (issue 19): literal weights of one sign on
+one parent are summed as soon as they meet (merged_constants: `x + x + ... + x` keeps one
+contribution, not k of them at the k-th step), and no backpropagator is inlined where its user would
+then have more than MAX_WIDTH contributions (it stays a record of its own).
+
 The weights are computed when the backpropagator is created (as before), so
 one record per step carries the whole step's partial derivative. Only the
 factoring runtime runs the preaccumulated term (`backprop-naive` keeps ←D's
@@ -31,10 +36,19 @@ non-finite results are exactly those of the unsimplified term.
 """
 from __future__ import annotations
 
+import math
+
 from ..model import core as c
 from ..model.types import D, REAL
-from .common import variables_of
 from .lets import FreeVars
+
+
+# The most contributions an inlined backpropagator may have. Inlining copies the contributions of the
+# backpropagator it removes into its user's body, so along a sum of n terms with distinct weights
+# (`sin x + sin x + ... `, `w1 * x1 + w2 * x2 + ...`) the k-th would hold k of them: n^2 work and
+# memory (issue 19). Past this width the backpropagator is left as it is, a record of its own, and the
+# next one starts a new group: one record per MAX_WIDTH / 2 or so terms, each run once.
+MAX_WIDTH = 32
 
 
 class _Abort(Exception):
@@ -153,6 +167,34 @@ def merged(pairs: list[tuple[c.Expr, c.Expr]]) -> list[tuple[c.Expr, c.Expr]]:
     return list(out.values())
 
 
+def merged_constants(pairs: list[tuple[c.Expr, c.Expr]]) -> list[tuple[c.Expr, c.Expr]]:
+    """Contributions to the same parent variable whose weights are finite float literals of one sign summed
+    into one, at compile time: `x' (1.0 * a) + x' (1.0 * a)` is `x' (2.0 * a)` (`x + x`). The sum takes the
+    place of the first; other contributions keep their order.
+
+    Inlining is done before merging, so without this the k-th backpropagator of `x + x + ... + x` holds
+    k contributions of weight 1.0, copied at every step (n^2 for n terms, issue 19). Only literals
+    of one sign are merged: their sum is a literal (nothing is left to compute, the chain stays one
+    contribution wide), and it is at least as large as each of them, so a product with it overflows
+    whenever one with a summand would: merging cannot turn an infinite or nan gradient finite."""
+    out: list[tuple[c.Expr, c.Expr]] = []
+    where: dict = {}  # (parent, sign) -> its index in out
+    for p, w in pairs:
+        if isinstance(p, c.Var) and _finite_literal(w) and w.value != 0.0:
+            key = (p.name, p.inst, w.value > 0)
+            k = where.get(key)
+            if k is not None and math.isfinite(out[k][1].value + w.value):
+                out[k] = (out[k][0], c.Lit(out[k][1].value + w.value, ty=REAL))
+                continue
+            where[key] = len(out)
+        out.append((p, w))
+    return out
+
+
+def _finite_literal(w: c.Expr) -> bool:
+    return isinstance(w, c.Lit) and type(w.value) is float and math.isfinite(w.value)
+
+
 class _Preaccumulate:
     """One pass over a term. Whether a term mentions a name is asked at every let of a chain, about the
     rest of the chain: free variables are memoised per node (FreeVars), and a backpropagator's
@@ -160,11 +202,10 @@ class _Preaccumulate:
     (`sin (sin (... x))`, issue 19)."""
 
     def __init__(self, e: c.Expr):
-        self.taken = variables_of(e)  # every name of the term: hoisted weights get fresh ones
+        # taken: every name of the term (hoisted weights get fresh ones); unique: see `captures`
+        self.unique, self.polymorphic, self.taken = _scan(e)
         self.n = 0
         self.fv = FreeVars()
-        self.unique, self.polymorphic = _bound_once(e)
-        self.unique -= _free_names(e)
         # weights made by inlining, known not to mention the parameter of the backpropagator they are in:
         # id -> (weight, parameter). Along a chain they grow (the chain's product): their free variables,
         # asked of FreeVars, would be sets as long as the chain at every level
@@ -217,7 +258,7 @@ class _Preaccumulate:
             case c.LinLam(param, body):
                 pairs = contributions(body, param, self.mentions)
                 if pairs is not None:
-                    joined = merged(pairs)
+                    joined = merged(merged_constants(pairs))
                     if len(joined) < len(pairs):
                         return c.LinLam(param, contribution_sum(joined, param), ty=e.ty, span=e.span)
                     return e
@@ -247,6 +288,9 @@ class _Preaccumulate:
                             out.append((q, vw))
                     else:
                         out.append((p, w))
+                out = merged_constants(out)
+                if len(out) > MAX_WIDTH:
+                    raise _Abort  # (y_bar stays a record of its own: see MAX_WIDTH)
                 new: c.Expr = c.LinLam(param, contribution_sum(out, param), ty=t.ty, span=t.span)
                 for name, w in reversed(hoisted):
                     new = c.Let(name, w, new, ty=t.ty, span=t.span)
@@ -287,33 +331,14 @@ class _Preaccumulate:
         return count
 
 
-def _bound_once(e: c.Expr) -> tuple[set[str], bool]:
-    """The names bound exactly once in `e`, by a monomorphic binder, and never used as a polymorphic instance;
-    and whether `e` has polymorphic instances at all."""
+def _scan(e: c.Expr) -> tuple[set[str], bool, set[str]]:
+    """One walk of `e` (iterative): the names bound exactly once in it, by a monomorphic binder, never used as a
+    polymorphic instance and never free; whether it has polymorphic instances at all; and every name bound or
+    used in it (fresh names avoid them)."""
     binders: dict[str, int] = {}
-    odd: set[str] = set()
-    stack = [e]
-    while stack:
-        t = stack.pop()
-        match t:
-            case c.Var(name, inst) if inst:
-                odd.add(name)
-            case c.Lam(param=n) | c.LinLam(param=n):
-                binders[n] = binders.get(n, 0) + 1
-            case c.Let(name=n, inst=inst) | c.LetRec(name=n, inst=inst):
-                binders[n] = binders.get(n, 0) + 1
-                if inst:
-                    odd.add(n)
-            case c.LetTuple(names=names):
-                for n in names:
-                    binders[n] = binders.get(n, 0) + 1
-        stack.extend(c.children(t))
-    return {n for n, k in binders.items() if k == 1 and n not in odd}, bool(odd)
-
-
-def _free_names(e: c.Expr) -> set[str]:
-    """The names of the local variables free in `e` (or more: polymorphic instances count as free), iteratively."""
-    out: set[str] = set()
+    odd: set[str] = set()     # names of polymorphic instances
+    free: set[str] = set()    # free local names (or more: polymorphic instances count as free)
+    used: set[str] = set()
     bound: dict[str, int] = {}
     stack: list = [e]
     while stack:
@@ -324,21 +349,34 @@ def _free_names(e: c.Expr) -> set[str]:
             continue
         match t:
             case c.Var(name, inst):
+                used.add(name)
+                if inst:
+                    odd.add(name)
                 if inst or not bound.get(name):
-                    out.add(name)
+                    free.add(name)
             case c.Lam(param, body) | c.LinLam(param, body):
+                binders[param] = binders.get(param, 0) + 1
                 stack += [(-1, (param,)), body, (1, (param,))]
             case c.Let(name, bound_, body, inst):
+                binders[name] = binders.get(name, 0) + 1
+                if inst:
+                    odd.add(name)
                 names = () if inst else (name,)
                 stack += [(-1, names), body, (1, names), bound_]
             case c.LetRec(name, bound_, body, inst):
+                binders[name] = binders.get(name, 0) + 1
+                if inst:
+                    odd.add(name)
                 names = () if inst else (name,)
                 stack += [(-1, names), body, bound_, (1, names)]
             case c.LetTuple(names, bound_, body):
+                for n in names:
+                    binders[n] = binders.get(n, 0) + 1
                 stack += [(-1, names), body, (1, names), bound_]
             case _:
                 stack.extend(c.children(t))
-    return out
+    unique = {n for n, k in binders.items() if k == 1 and n not in odd} - free
+    return unique, bool(odd), used | set(binders)
 
 
 def _occurrences(e: c.Expr, name: str) -> int:
@@ -352,4 +390,4 @@ def _occurrences(e: c.Expr, name: str) -> int:
     return count
 
 
-__all__ = ["preaccumulate", "contributions", "summands", "contribution_sum", "merged", "times"]
+__all__ = ["preaccumulate", "contributions", "summands", "contribution_sum", "merged", "merged_constants", "times"]

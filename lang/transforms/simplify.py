@@ -68,10 +68,13 @@ def simplify(e: c.Expr, rules: type | None = None) -> c.Expr:
     renamed: dict[str, str] = {}
     for _ in range(PASSES):
         names = Names(variables_of(e))
-        out = rules(names).term(Floater(names, renamed).term(e))
+        floated = Floater(names, renamed).term(e)
+        out = rules(names).term(floated)
         if out is e or out == e:
             break
         e = out
+        if out is floated:  # no rule applied, and floating again would float nothing: the next pass would
+            break           # change nothing (it cost as much as this one on `sin (sin (... x))`, issue 19)
     return tidy(e, renamed)
 
 
