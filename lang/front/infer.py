@@ -271,9 +271,16 @@ class Inferencer:
                 return replace(e, bound=bound_t, body=body_t, qvars=scheme.constrained, ty=body_t.ty)
             case c.LetTuple(names, bound, body):                      # let (x1, ..., xn) = e1 in e2
                 bound_t = self.infer(bound)
-                parts = tuple(self.fresh() for _ in names)
                 n = len(names)
-                self.expect(bound_t, TTuple(parts), w.TuplePattern(n, e.sugar, bound.span))
+                known = prune(bound_t.ty)
+                if isinstance(known, TTuple) and len(known.items) == n:
+                    # already a tuple of n: its components are the parts. Binding fresh variables to them
+                    # would walk each in the occurs check, and `let (a, (b, (c, ...))) = e` matches each
+                    # level against the rest of the type: quadratic in depth (issue 19 item 9)
+                    parts = known.items
+                else:
+                    parts = tuple(self.fresh() for _ in names)
+                    self.expect(bound_t, TTuple(parts), w.TuplePattern(n, e.sugar, bound.span))
                 olds = [self.locals.bind(x, t) for x, t in zip(names, parts)]
                 body_t = self.infer(body)
                 for x, old in reversed(list(zip(names, olds))):

@@ -148,7 +148,9 @@ class _Walk:
         out = body_m
         for inst in sorted(demands, key=repr):
             inner = _Walk(self.world, {**self.sub, **dict(zip(e.qvars, inst))})
-            inner.scope = Scope(self.scope)
+            # the same scope, not a copy: its bindings are undone in order, and a copy per `let` made a chain
+            # of n lets quadratic (issue 19 item 9)
+            inner.scope = self.scope
             if recursive:
                 inner.scope[name] = (e.qvars, bound.ty, set())
                 bound_m = inner.term(bound)

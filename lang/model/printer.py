@@ -18,7 +18,6 @@ reading a printed target term back resolves them by their types
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from . import core as c
 from . import syntax as s
@@ -69,37 +68,58 @@ def literal(value) -> str:
 # more; `align(d)` indents them to the column where d starts.
 
 
-@dataclass(frozen=True)
 class Text:
-    text: str
+    """Text with no line break in it."""
+    __slots__ = ("text", "width")
+    __match_args__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+        self.width = len(text)
 
 
-@dataclass(frozen=True)
 class Line:
-    pass
+    """A space, or a newline and the current indentation."""
+    __slots__ = ()
+    width = 1  # flat
 
 
-@dataclass(frozen=True)
 class Nest:
-    indent: int
-    doc: "Doc"
+    __slots__ = ("indent", "doc", "width")
+    __match_args__ = ("indent", "doc")
+
+    def __init__(self, indent: int, doc: "Doc"):
+        self.indent, self.doc, self.width = indent, doc, doc.width
 
 
-@dataclass(frozen=True)
 class Align:
-    doc: "Doc"
+    __slots__ = ("doc", "width")
+    __match_args__ = ("doc",)
+
+    def __init__(self, doc: "Doc"):
+        self.doc, self.width = doc, doc.width
 
 
-@dataclass(frozen=True)
 class Group:
-    doc: "Doc"
+    __slots__ = ("doc", "width")
+    __match_args__ = ("doc",)
+
+    def __init__(self, doc: "Doc"):
+        self.doc, self.width = doc, doc.width
 
 
-@dataclass(frozen=True)
 class Cat:
-    parts: tuple
+    __slots__ = ("parts", "width")
+    __match_args__ = ("parts",)
+
+    def __init__(self, parts: tuple):
+        self.parts = parts
+        self.width = sum(p.width for p in parts)
 
 
+# Each document knows its width laid out flat (`width`, summed as it is built): whether a group fits is
+# then one comparison, not a walk of the group (which made layout quadratic-ish in a term's size: every
+# group of a long `let` chain walked its text again; issue 19 item 9).
 Doc = Text | Line | Nest | Align | Group | Cat
 LINE = Line()
 
@@ -128,52 +148,68 @@ def render(doc: Doc, width: int) -> str:
     stack: list[tuple[int, bool, Doc]] = [(0, False, doc)]  # (indentation, flat, document), last first
     while stack:
         indent, flat, d = stack.pop()
+        if flat:  # a flat document is its text with each line a space
+            col += _flat(d, out)
+            continue
         match d:
             case Text(s):
                 out.append(s)
                 col += len(s)
-            case Line():
-                if flat:
-                    out.append(" ")
-                    col += 1
-                else:  # (indentation stops at MAX_INDENT: a term nested n deep would print n^2 spaces)
-                    col = min(indent, MAX_INDENT)
-                    out.append("\n" + " " * col)
+            case Line():  # (indentation stops at MAX_INDENT: a term nested n deep would print n^2 spaces)
+                col = min(indent, MAX_INDENT)
+                out.append("\n" + " " * col)
             case Nest(n, inner):
-                stack.append((indent + n, flat, inner))
+                stack.append((indent + n, False, inner))
             case Align(inner):
-                stack.append((col, flat, inner))
+                stack.append((col, False, inner))
             case Cat(parts):
-                stack.extend((indent, flat, p) for p in reversed(parts))
+                stack.extend((indent, False, p) for p in reversed(parts))
             case Group(inner):
-                stack.append((indent, flat or _fits(width - col, inner, stack), inner))
+                stack.append((indent, _fits(width - col, inner, stack), inner))
     return "".join(out)
+
+
+def _flat(doc: Doc, out: list[str]) -> int:
+    """Append `doc` laid out flat to `out`; its width."""
+    todo = [doc]
+    while todo:
+        d = todo.pop()
+        if isinstance(d, Text):
+            out.append(d.text)
+        elif isinstance(d, Line):
+            out.append(" ")
+        elif isinstance(d, Cat):
+            todo.extend(reversed(d.parts))
+        else:  # Nest, Align, Group: flat, they are their document
+            todo.append(d.doc)
+    return doc.width
 
 
 def _fits(room: int, doc: Doc, rest: list) -> bool:
     """Whether `doc` flat, and what follows it up to the next break, fit in `room` columns."""
-    todo: list[tuple[bool, Doc]] = [(True, doc)]
+    room -= doc.width
     k = len(rest)
+    todo: list[Doc] = []  # what follows, in break mode
     while room >= 0:
         if not todo:
             if k == 0:
                 return True
             k -= 1
-            todo.append((rest[k][1], rest[k][2]))
-        flat, d = todo.pop()
+            _, flat, d = rest[k]
+            if flat:
+                room -= d.width
+                continue
+            todo.append(d)
+        d = todo.pop()
         match d:
-            case Text(s):
-                room -= len(s)
+            case Text():
+                room -= d.width
             case Line():
-                if not flat:
-                    return True
-                room -= 1
-            case Nest(_, inner) | Align(inner):
-                todo.append((flat, inner))
-            case Group(inner):
-                todo.append((flat, inner))
+                return True
+            case Nest(_, inner) | Align(inner) | Group(inner):
+                todo.append(inner)
             case Cat(parts):
-                todo.extend((flat, p) for p in reversed(parts))
+                todo.extend(reversed(parts))
     return False
 
 

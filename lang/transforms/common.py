@@ -276,12 +276,17 @@ class Homomorphism:
             if isinstance(source_arg, c.Var) and (source_arg.name, source_arg.inst) in seen:
                 names.append(seen[(source_arg.name, source_arg.inst)])
                 continue
-            later: set[str] = set()
-            for source_other, other in zip(e.args[k + 1:], args[k + 1:]):
-                if not (isinstance(source_other, c.Var) and source_other == source_arg):
-                    later |= {n for n, _ in c.free_locals(other)}
             x = source_arg.name if isinstance(source_arg, c.Var) and not source_arg.inst else None
-            if x is None or {x, x + suffix} & (later | taken):
+            if x is not None and not {x, x + suffix} & taken:
+                # the later arguments' variables only when a source name may be reused: `1.0 + e` would walk
+                # all of e at each level of a nesting (quadratic in depth; issue 19 item 9)
+                later: set[str] = set()
+                for source_other, other in zip(e.args[k + 1:], args[k + 1:]):
+                    if not (isinstance(source_other, c.Var) and source_other == source_arg):
+                        later |= {n for n, _ in c.free_locals(other)}
+                if {x, x + suffix} & later:
+                    x = None
+            if x is None or {x, x + suffix} & taken:
                 x = self.fresh("x")
             pair = (x, x + suffix)
             names.append(pair)
