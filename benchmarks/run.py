@@ -579,10 +579,13 @@ def write_report(data: dict, path: Path) -> None:
         a("`benchmarks/tape_floor.py`: the logistic map with the least an operation-by-operation reverse pass "
           "can do in CPython (per operation one record of parent identities and partial derivatives appended "
           "to a list, then one backward sweep; no closures, no dual values, no generality), timed against the "
-          "plain loop in the same rounds. While dl's primal runs at plain-Python speed, this ratio is what "
-          "dl's grad/primal ratio can at best approach, and its growth with n (the list of records outgrowing the caches) "
-          "is CPython's, not the transform's: the goal grad/primal <= 5 is out of reach of any per-operation "
-          "reverse pass in Python against a plain-Python primal.")
+          "plain loop in the same rounds: what a reverse pass recording every operation costs in CPython, and "
+          "its growth with n (the list of records outgrowing the caches). dl does not record every operation: "
+          "preaccumulation writes one record per step, a record whose one parent is the record just below it "
+          "is stored as its weight alone (a link) and runs of links are swept by `math.prod` "
+          "(docs/transforms.md, Linear factoring), so where the gradient is finite its ratio falls below "
+          "this floor. Where it is not (W2 from n = 10^4: the derivative overflows and is nan), the kernel's "
+          "order-free pass runs ←D's own term again, per operation.")
         a("")
         a("| n | plain loop µs/op | hand-written tape µs/op | tape / loop | dl W2 v+g / primal |")
         a("|---|---|---|---|---|")
