@@ -1,9 +1,9 @@
 """Scalar entries (lang/back/entries.py): `grad f x`, `value_and_grad f x` and `vjp f x` of primal code, on a fixed
-tuple of reals into Real, run by one generated function instead of the kernel's general path.
+tuple of reals, or lists and tuples of them, into Real, run by one generated function instead of the kernel's general path.
 
 The entry must be invisible: the same values bit for bit as the general path (run here by turning the
 entries off), values right against gradients worked out by hand, the general path taken for what the
-entry does not handle (a non-finite gradient, whose order-free pass it must not skip; lists; counting;
+entry does not handle (a non-finite gradient, whose order-free pass it must not skip; arrays; counting;
 nested differentiation), the same counters and the same diagnostics.
 """
 import math
@@ -151,7 +151,19 @@ NON_FINITE = [
 ]
 
 
-@pytest.mark.parametrize("text, expected", NON_FINITE)
+LIST_NON_FINITE = [
+    # ∂ sqrt x = 1 / (2 sqrt x): inf at 0
+    ("grad (fun xs -> sum (map sqrt xs)) [1.0, 0.0, 4.0]", [0.5, math.inf, 0.25]),
+    # ∂x0 = log x1 = -inf, ∂x1 = x0 / x1 = inf, ∂x2 = 1
+    ("grad (fun xs -> head xs * log (get xs 1) + get xs 2) [1.0, 0.0, 5.0]", [-math.inf, math.inf, 1.0]),
+    # u * u / u with u' = inf (see NON_FINITE): nan by the order-free pass
+    ("grad (fun xs -> let u = sqrt (head xs) - 1.0 in u * u / u + get xs 1) [0.0, 1.0]", [math.nan, 1.0]),
+    # a list inside a tuple
+    ("grad (fun (xs, y) -> y * sum (map sqrt xs)) ([0.0, 1.0], 2.0)", ([math.inf, 1.0], 1.0)),
+]
+
+
+@pytest.mark.parametrize("text, expected", NON_FINITE + LIST_NON_FINITE)
 def test_non_finite_gradients_take_the_order_free_pass(text, expected, monkeypatch):
     """The entry hands a non-finite gradient to the general path: the same value as without entries, the
     same `order_free_passes`, and the value every exact mode gives (forward mode sums in the other order)."""
@@ -167,18 +179,21 @@ def test_non_finite_gradients_take_the_order_free_pass(text, expected, monkeypat
     assert fast_machine.counters.extra.get("order_free_passes") == 1
 
 
-def test_a_finite_gradient_whose_sum_overflows_stays_as_computed(monkeypatch):
+@pytest.mark.parametrize("text, expected", [
+    ("def main = grad (fun (x, y) -> 1e308 * x + 1e308 * y) (1.0, 1.0)", (1e308, 1e308)),
+    ("def main = grad (fun xs -> sum (map (fun x -> 1e308 * x) xs)) [1.0, 1.0, 2.0]", [1e308, 1e308, 1e308]),
+])
+def test_a_finite_gradient_whose_sum_overflows_stays_as_computed(text, expected, monkeypatch):
     """Each real finite though their sum is not: kept as computed (the entry checks reals one by one)."""
-    text = "def main = grad (fun (x, y) -> 1e308 * x + 1e308 * y) (1.0, 1.0)"
     calls = general_calls(monkeypatch)
     (fast, m), (slow, _) = run_both(text, monkeypatch)
-    assert fast == slow == (1e308, 1e308)
+    assert fast == slow == expected
     assert calls == ["grad"]  # (only the run without entries)
     assert "order_free_passes" not in m.counters.extra
 
 
 @pytest.mark.parametrize("text", [
-    # a list input: the general path
+    # a list input (an entry too: lists are tested below)
     "def main = grad (fun xs -> sum (map (fun x -> x * x) xs)) [1.0, 2.0, 3.0]",
     # an array inside f on reals: records with array weights, swept by the backend's own sweep
     "def main = grad (fun (x, y) -> asum (scalar x * array [1.0, 2.0] + scalar y * scalar y)) (3.0, 0.5)",
@@ -300,3 +315,132 @@ def test_vjp_of_a_constant_and_with_int_leaves(monkeypatch):
     (fast, _), (slow, _) = run_both(text, monkeypatch)
     assert fast == ((2.0, (0.0, 0.0)), (6.0, (8.0, 0)))
     assert bits(fast) == bits(slow)
+
+
+# ---- list inputs: [Real] injected by one comprehension, other lists (of tuples, of lists) by the general walks
+
+W4 = "def loss (xs : [Real]) = sum (map (fun x -> sin x * x) xs)\n"
+
+
+def dl_list(xs):
+    return "[" + ", ".join(repr(float(x)) for x in xs) + "]"
+
+
+@pytest.mark.parametrize("xs", [[0.5], [0.1, -2.0, 3.5], list(np.linspace(-3.0, 3.0, 50)), []])
+def test_w4_list_against_numpy(xs, monkeypatch):
+    """d/dx_i sum_j sin x_j * x_j = cos x_i * x_i + sin x_i; the empty list: (0.0, [])."""
+    text = W4 + f"def main = (value_and_grad loss {dl_list(xs)}, grad loss {dl_list(xs)})\n"
+    calls = general_calls(monkeypatch)
+    (fast, fm), (slow, sm) = run_both(text, monkeypatch)
+    assert calls == ["value_and_grad", "grad"]  # (only the run without entries)
+    x = np.array(xs, dtype=float)
+    (y, g), g2 = fast
+    assert type(g) is list and type(g2) is list and len(g) == len(xs)
+    assert y == pytest.approx(float(np.sum(np.sin(x) * x)), rel=1e-13, abs=1e-15)
+    assert g == pytest.approx(list(np.cos(x) * x + np.sin(x)), rel=1e-13, abs=1e-15)
+    assert g2 == g
+    assert bits(fast) == bits(slow)
+    assert fm.counters.as_dict() == sm.counters.as_dict()
+
+
+def mlp_oracle(w1, b1, w2, b2, x, t):
+    """A one-hidden-layer tanh MLP's squared loss and its gradient by hand (numpy): h = tanh(W1 x + b1),
+    e = W2 h + b2 - t, loss e^2; dW2 = 2e h, db2 = 2e, dz = W2^T 2e (1 - h^2), dW1 = dz x^T, db1 = dz."""
+    w1, b1, w2, b2, x = map(np.array, (w1, b1, w2, b2, x))
+    h = np.tanh(w1 @ x + b1)
+    e = float((w2 @ h + b2)[0] - t)
+    dz = (w2.T @ np.array([2.0 * e])) * (1.0 - h * h)
+    return e * e, [(np.outer(dz, x).tolist(), dz.tolist()), (np.outer([2.0 * e], h).tolist(), [2.0 * e])]
+
+
+def test_mlp_parameters_against_numpy(monkeypatch):
+    """W5's shape, [[[Real]] * [Real]]: a list of (matrix, vector) layers, rebuilt by the general walks."""
+    w1, b1 = [[0.1, -0.2], [0.3, 0.4], [-0.5, 0.25]], [0.0, 0.1, -0.1]
+    w2, b2 = [[0.5, -0.6, 0.7]], [0.2]
+    x, t = [0.8, -1.5], 0.3
+    layers = f"[({[list(map(float, r)) for r in w1]}, {b1}), ({w2}, {b2})]"
+    text = (f"def loss (layers : [[[Real]] * [Real]]) = let e = head (mlp tanh layers {x}) - {t} in e * e\n"
+            f"def main = value_and_grad loss {layers}\n")
+    calls = general_calls(monkeypatch)
+    (fast, fm), (slow, sm) = run_both(text, monkeypatch)
+    assert calls == ["value_and_grad"]  # (only the run without entries)
+    y, g = mlp_oracle(w1, b1, w2, b2, x, t)
+    assert fast[0] == pytest.approx(y, rel=1e-13)
+    for (dw, db), (ow, ob) in zip(fast[1], g):
+        assert [r for r in dw] == [pytest.approx(r, rel=1e-12, abs=1e-15) for r in ow]
+        assert db == pytest.approx(ob, rel=1e-12, abs=1e-15)
+    assert bits(fast) == bits(slow)
+    assert fm.counters.as_dict() == sm.counters.as_dict()
+
+
+# (program, expected by hand): list shapes and special cases
+LIST_CASES = [
+    # sinks nothing reaches: 0.0
+    ("def main = grad (fun xs -> head xs * head xs) [3.0, 1.0, 2.0]", [6.0, 0.0, 0.0]),
+    # relu below 0: the symbolic zero at a sink, settled to 0.0 (not -0.0)
+    ("def main = grad (fun xs -> sum (map relu xs) * 2.0) [-1.0, 2.0]", [0.0, 2.0]),
+    # a constant function of a list: no backpropagator, every real 0.0
+    ("def main = value_and_grad (fun (xs : [Real]) -> 3.0) [1.0, 2.0]", (3.0, [0.0, 0.0])),
+    # a ragged list of lists: d/dx of sum x^2 = 2x, in the input's shape
+    ("def main = grad (fun m -> sum (map (fun row -> sum (map (fun x -> x * x) row)) m)) [[1.0, 2.0], [], [3.0]]",
+     [[2.0, 4.0], [], [6.0]]),
+    # a tuple of a list, a Real and a list of Int: Int leaves get 0
+    ("def main = grad (fun (xs, a, ns) -> a * dot xs (map float ns)) ([1.0, 2.0], 3.0, [4, 5])",
+     ([12.0, 15.0], 14.0, [0, 0])),
+    # a list of pairs
+    ("def main = grad (fun ps -> sum (map (fun (x, y) -> x * y) ps)) [(1.0, 2.0), (3.0, 4.0)]",
+     [(2.0, 1.0), (4.0, 3.0)]),
+    # the output is an element: the seed lands on a sink
+    ("def main = grad (fun xs -> get xs 1) [5.0, 6.0, 7.0]", [0.0, 1.0, 0.0]),
+    # a closure over a list, lifted on every call
+    ("def main = let c = [2.0, 3.0] in map (fun s -> grad (fun xs -> s * dot c xs) [1.0, 1.0]) [1.0, 2.0]",
+     [[2.0, 3.0], [4.0, 6.0]]),
+    # empty lists everywhere
+    ("def main = grad (fun (xs, m) -> sum xs + sum (map sum m)) (([] : [Real]), ([] : [[Real]]))", ([], [])),
+]
+
+
+@pytest.mark.parametrize("text, expected", LIST_CASES)
+def test_list_shapes_and_special_cases(text, expected, monkeypatch):
+    calls = general_calls(monkeypatch)
+    assert bits(run(text)) == bits(expected)
+    assert calls == []  # the entry, never the general path
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    assert bits(fast) == bits(slow)
+
+
+def test_list_vjp_against_numpy(monkeypatch):
+    """vjp of a list input: the pullback called with several cotangents (0.0 included) on the same records,
+    and one whose gradient is not finite (the order-free pass, once per call)."""
+    xs = [0.1, -2.0, 3.5]
+    text = (W4 + f"def main = let (y, pb) = vjp loss {dl_list(xs)} in (y, pb 1.0, pb (-2.5), pb 0.0,"
+            " let (z, pz) = vjp (fun xs -> sum (map sqrt xs)) [0.0, 4.0] in (pz 1.0, pz 0.0))\n")
+    (fast, fm), (slow, sm) = run_both(text, monkeypatch)
+    x = np.array(xs)
+    g = np.cos(x) * x + np.sin(x)
+    assert fast[0] == pytest.approx(float(np.sum(np.sin(x) * x)), rel=1e-14)
+    assert fast[1] == pytest.approx(list(g), rel=1e-14)
+    assert fast[2] == pytest.approx(list(-2.5 * g), rel=1e-14)
+    assert fast[3] == [0.0, 0.0, 0.0]  # (signed zeros as the sweep sums them: checked against the general path)
+    assert bits(fast[4]) == bits(([math.inf, 0.25], [math.nan, 0.0]))
+    assert bits(fast) == bits(slow)
+    assert fm.counters.as_dict() == sm.counters.as_dict()
+    assert fm.counters.extra["order_free_passes"] == 2
+
+
+def test_the_list_entry_source():
+    """[Real]: one comprehension in, the pending arguments' slice out; a tuple with lists: the general walks."""
+    from lang.back.entries import scalar_entry
+    from lang.back.machine import Machine
+    from lang.front.loader import World
+    from lang.model.types import ARRAY, INT, REAL, TList, TTuple
+    machine = Machine(World(), get("backprop"))
+    entry = scalar_entry(machine.ad, "value_and_grad", TList(REAL), REAL, None, lambda f, x: None)
+    assert "x_dual = list(zip(x, range(n)))" in entry.source
+    assert "return (y, g)" in entry.source
+    entry = scalar_entry(machine.ad, "grad", TTuple((TList(TList(REAL)), REAL)), REAL, None, lambda f, x: None)
+    assert "x_dual, n = inject(x, 0)" in entry.source
+    assert "return rebuild(x, g, 0)[0]" in entry.source
+    # no reals at all, or an array inside: the general path
+    assert scalar_entry(machine.ad, "grad", TList(INT), REAL, None, lambda f, x: None) is None
+    assert scalar_entry(machine.ad, "grad", TList(ARRAY), REAL, None, lambda f, x: None) is None

@@ -12,7 +12,8 @@ that does the same steps in straight-line code. It applies when
     lang/modes/runtimes.py), the machine is not counting (`--cost`),
     the site is primal code (not nested inside a function being differentiated),
     the input type is fixed (Real, or a tuple, nested or not, of Real, Int, Bool
-    and Unit: lang/back/shapes.py) and the output type Real.
+    and Unit: lang/back/shapes.py) or built of lists and tuples of those (no
+    arrays, at least one Real), and the output type Real.
 
 For `value_and_grad` on Real * Real the entry is
 
@@ -21,10 +22,10 @@ For `value_and_grad` on Real * Real the entry is
             dual_f = f.code.info.get(compiler)        (a top-level function's transform)
             if dual_f is None:
                 dual_f = lift_fun(f, compiler, {})    (a closure: its captured values lifted)
-            (a0, a1) = x
-            saved = backend.records
-            records = backend.records = [SINK, SINK]  (the inputs' sinks: identities 0 and 1)
             ... the collector off (as in `vjp_recorded`) ...
+                (a0, a1) = x
+                saved = backend.records
+                records = backend.records = [SINK, SINK]  (the inputs' sinks: identities 0 and 1)
                 y, b = body(captured, ((a0, 0), (a1, 1)))    (←D(f) on the injected input)
                 backend.records = saved
                 adj = None if b is None else backend.sweep_one(records, b, 1.0, 2)
@@ -45,6 +46,19 @@ handed to the general path, which runs the call again from the start: a call
 is deterministic (a data file it reads is read again), so it records the same
 tape, and it gives today's value and counts its order-free pass. (`g - g != 0.0` is true exactly for inf and nan.)
 
+A list input has as many sinks as reals, known at the call. For `[Real]`
+(W4's `value_and_grad loss xs`) the entry injects with one comprehension,
+`x_dual = list(zip(x, range(n)))` — the general path's own `inject` walk,
+inlined — and the gradient is the first n pending arguments, `adj[:n]`,
+checked at C speed (`countOf(map(type, g), float) == n` and a finite sum: then
+nothing needs settling, as `all_plain_finite` decides on the general path)
+and settled one by one (`settled`) only where a sink holds None or the
+symbolic zero, or the sum overflowed; any other input with lists (a list
+of pairs, an MLP's `[[[Real]] * [Real]]`) uses the general path's walks
+`inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep.
+Per element the entry adds no Python-level work to the forward pass and
+the sweep: the comprehension, the slice and the checks run in C.
+
 `vjp f x` gets an entry of the same forward pass whose pullback sweeps the
 records from the cotangent it is given, settled the same way; where that
 gradient is not finite, the general path's vjp is made (the call run again)
@@ -53,10 +67,12 @@ and its pullback applied to the same cotangent.
 from __future__ import annotations
 
 import gc
+import math
+from operator import countOf
 from typing import Any, Callable
 
 from ..model.errors import DlRuntimeError
-from ..model.types import REAL, Type, resolve
+from ..model.types import REAL, TList, TTuple, Type, resolve
 from ..model.values import call1, native
 from ..model.zeros import Zero
 from .linear import SINK
@@ -73,13 +89,12 @@ def entry(f, x):
         dual_f = f.code.info.get(compiler)
         if dual_f is None:
             dual_f = lift_fun(f, compiler, {{}})
-        {pattern} = x
-        saved = backend.records
-        records = backend.records = [{sinks}]
-        x_dual = {injected}
         collecting = isenabled()
         disable()
         try:
+            {inject}
+            saved = backend.records
+            records = backend.records = {sinks}
             try:
                 y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
             finally:
@@ -95,7 +110,7 @@ def entry(f, x):
 {after}"""
 
 # the sweep from the seed (the backend's `sweep_one`, bound once); the gradient settled and returned
-_SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, {n})"
+_SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, n)"
 _RETURN = """\
 {settle}
         return {result}"""
@@ -136,16 +151,36 @@ _EACH = """\
 """
 
 
-def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callable[[Any, Any], Any]) \
-        -> Callable[[Any, Any], Any] | None:
-    """The generated entry of a `grad`, `value_and_grad` or `vjp` site of primal code from `in_t` to `out_t`,
-    or None where the general path must run (see the module's docstring). `general(f, x)` is the kernel's
-    general path, unguarded: the entry wraps it with the site's span as it wraps itself."""
-    machine = kernel.machine
-    runtime = machine.runtime
-    if op not in OPS or machine.counting or not runtime.scalar_entries or resolve(out_t) != REAL:
-        return None
-    in_t = resolve(in_t)
+# a list input: the gradient's reals are the first n pending arguments, checked at C speed (every one a float —
+# counted by identity, twice as fast as `set(map(type, g)) <= {float}` — and their sum finite: nothing to
+# settle), else settled one by one (`settled`)
+_SETTLE_LIST = """\
+        if adj is None:
+            g = [0.0] * n
+        else:
+            g = adj[:n]
+            if not (count(map(type, g), float) == n and isfinite(sum(g))):
+                g = settled(g)
+                if g is None:
+                    return {fallback}"""
+
+
+def settled(g: list) -> list | None:
+    """A list input's gradient reals settled one by one (None and the symbolic zero as 0.0), or None where one
+    is not a finite float (the general path's order-free pass decides it)."""
+    out = []
+    for r in g:
+        if r is None or type(r) is Zero:
+            out.append(0.0)
+        elif type(r) is not float or r - r != 0.0:
+            return None
+        else:
+            out.append(r)
+    return out
+
+
+def _fixed_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
+    """(injecting, the sinks, settling, the gradient) as source for a fixed input type; None for another."""
     kinds: list[Type] = []
     pattern = fixed_shape(in_t, lambda k, t: kinds.append(t) or f"a{k}")
     if pattern is None:
@@ -157,25 +192,68 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     injected = fixed_shape(in_t, lambda k, t: f"(a{k}, {sink[k]})" if t == REAL else f"a{k}")
     gradient = fixed_shape(in_t, lambda k, t: f"g{sink[k]}" if t == REAL else FIXED_LEAVES[t])
     n = len(reals)
-    fallback = "again(u)" if op == "vjp" else "general(f, x)"
     settle = _SETTLE.format(zeros=" = ".join(f"g{i}" for i in range(n)) + " = 0.0",
                             each="".join(_EACH.format(k=i, fallback=fallback) for i in range(n))).rstrip("\n")
+    return (f"{pattern} = x\n            x_dual = {injected}\n            n = {n}", "[" + ", ".join(["SINK"] * n) + "]",
+            settle, gradient)
+
+
+def leaf_types(t: Type) -> set | None:
+    """The leaf types of t, if it is built of lists and tuples from Real, Int, Bool and Unit (no arrays, no
+    functions); else None."""
+    match t:
+        case TList(item):
+            return leaf_types(item)
+        case TTuple(items) if len(items) >= 2:
+            parts = [leaf_types(i) for i in items]
+            return None if None in parts else set().union(*parts)
+        case _:
+            return {t} if t in FIXED_LEAVES else None
+
+
+def _list_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
+    """The same for an input type with lists: [Real] injected by one comprehension and its gradient the
+    pending arguments' list itself; any other (a tuple of lists, a list of tuples, ...) by the general path's
+    own walks, `inject` and `rebuild` (lang/back/shapes.py)."""
+    if REAL not in (leaf_types(in_t) or ()):
+        return None
+    settle = _SETTLE_LIST.format(fallback=fallback)
+    if in_t == TList(REAL):
+        return "n = len(x)\n            x_dual = list(zip(x, range(n)))", "[SINK] * n", settle, "g"
+    return "x_dual, n = inject(x, 0)", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
+
+
+def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callable[[Any, Any], Any]) \
+        -> Callable[[Any, Any], Any] | None:
+    """The generated entry of a `grad`, `value_and_grad` or `vjp` site of primal code from `in_t` to `out_t`,
+    or None where the general path must run (see the module's docstring). `general(f, x)` is the kernel's
+    general path, unguarded: the entry wraps it with the site's span as it wraps itself."""
+    machine = kernel.machine
+    runtime = machine.runtime
+    if op not in OPS or machine.counting or not runtime.scalar_entries or resolve(out_t) != REAL:
+        return None
+    in_t = resolve(in_t)
+    fallback = "again(u)" if op == "vjp" else "general(f, x)"
+    parts = _fixed_parts(in_t, fallback) or _list_parts(in_t, fallback)
+    if parts is None:
+        return None
+    inject, sinks, settle, gradient = parts
     if op == "vjp":
         sweep, tail = "", ""
-        after = _PULLBACK.format(sweep=_SWEEP.format(seed="u", n=n), tail=_RETURN.format(settle=settle,
-                                                                                          result=gradient))
+        after = _PULLBACK.format(sweep=_SWEEP.format(seed="u"), tail=_RETURN.format(settle=settle, result=gradient))
     else:
-        sweep = "            " + _SWEEP.format(seed="1.0", n=n)
+        sweep = "            " + _SWEEP.format(seed="1.0")
         tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
         after = ""
-    src = _FORWARD.format(pattern=pattern, sinks=", ".join(["SINK"] * n), injected=injected, sweep=sweep,
-                          tail=tail, after=after)
+    src = _FORWARD.format(inject=inject, sinks=sinks, sweep=sweep, tail=tail, after=after)
     compiler = kernel.top_reverse(runtime)
     backend = kernel.backends[runtime.name]
+    walks = kernel.shapes.io(in_t, out_t)
     namespace = {"compiler": compiler, "backend": backend, "sweep_one": backend.sweep_one, "lift_fun": kernel.lift_fun,
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
-                 "general": general}
+                 "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
+                 "settled": settled, "count": countOf, "isfinite": math.isfinite}
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]
     entry.source = src  # (what a test or a curious reader can print)
