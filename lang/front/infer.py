@@ -22,12 +22,13 @@ inferencer with their linear rules (lang/transforms/check.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..model import core as c
 from ..model import syntax as s
 from ..model.errors import DlNameError, DlTypeError
 from ..model.primitives import PRIMITIVES, Primitive
+from ..model.nodes import replace  # dataclasses.replace, quick for nodes (every node is rebuilt with its type)
 from ..model.scope import Scope
 from ..model.spans import Span
 from ..model.types import (BASE_TYPES, BOOL, CLASSES, D, EQ, FLOAT, LINEAR, LIST_CLASSES, NONE, NUM, REAL, STRING,

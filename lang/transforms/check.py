@@ -28,7 +28,7 @@ reported as an internal error naming the rule that broke.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 from ..front import wording as w
@@ -37,6 +37,7 @@ from ..model import core as c
 from ..model import syntax as s
 from ..model.errors import DlError
 from ..model.primitives import PRIMITIVES, Primitive
+from ..model.nodes import replace  # dataclasses.replace, quick for nodes
 from ..model.types import (D, LINEAR, TARGET_TYPES, Scheme, TCtor, TFun, TNeg, TVar, Type, free_vars, linear, prune,
                            show_scheme, substitute)
 
