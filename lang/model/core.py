@@ -216,6 +216,15 @@ def children(e: Expr) -> tuple[Expr, ...]:
     raise AssertionError(e)
 
 
+
+def subterms(e: Expr):
+    """Every subterm of `e`, `e` first, without recursion (terms may be deeper than Python's stack)."""
+    stack = [e]
+    while stack:
+        t = stack.pop()
+        yield t
+        stack.extend(children(t))
+
 def map_children(e: Expr, f) -> Expr:
     """`e` with each immediate subterm t replaced by f(t); everything else (types, spans, names) kept.
 

@@ -184,7 +184,7 @@ class _Fusion:
                 params, body = c.lambda_chain(d)
                 if params and c.size(body) <= INLINE_SIZE and self.cannot_fail(body, INLINE_DEPTH):
                     loops = any(isinstance(t, c.App) or isinstance(t, c.Prim) and t.op in STRUCTURAL
-                                for t in _walk(body))
+                                for t in c.subterms(body))
                     known = (params, body, loops)
             self.known[key] = known
         return self.known[key]
@@ -290,15 +290,7 @@ def _binder_free(e: c.Expr) -> bool:
 
 
 def _occurrences(e: c.Expr, name: str) -> int:
-    return sum(1 for t in _walk(e) if isinstance(t, c.Var) and t.name == name)
-
-
-def _walk(e: c.Expr):
-    stack = [e]
-    while stack:
-        t = stack.pop()
-        yield t
-        stack.extend(c.children(t))
+    return sum(1 for t in c.subterms(e) if isinstance(t, c.Var) and t.name == name)
 
 
 def _substituted(e: c.Expr, name: str, value: c.Expr) -> c.Expr:

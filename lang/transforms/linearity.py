@@ -307,18 +307,11 @@ def classify(term: c.Expr) -> Any:
 def check_linear_function(term: c.Expr) -> Type:
     """Type-check `term` and check that every `fun t -o e` in it is linear in t; its type."""
     t = infer_type(term)
-    if not any(isinstance(x, c.LinLam) for x in _subterms(term)):
+    if not any(isinstance(x, c.LinLam) for x in c.subterms(term)):
         raise NotLinear("no linear function `fun t -o e` in the term")
     classify(term)
     return t
 
-
-def _subterms(e: c.Expr):
-    stack = [e]
-    while stack:
-        t = stack.pop()
-        yield t
-        stack.extend(c.children(t))
 
 
 def show_linear(t: Type, ascii_arrow: bool = False) -> str:
