@@ -69,9 +69,7 @@ def _steps(steps, timeout=90, max_bytes=3 * GB):
             assert r.out == expected, f"dl {' '.join(args)}: {r}"
 
 
-@pytest.mark.parametrize("depth", [DEPTH_FAST, pytest.param(DEPTH, marks=[pytest.mark.slow, pytest.mark.xfail(
-    strict=True, reason="issue 19 item 1: at 10^5 a step failed in the last slow run (a 90 s timeout on a machine at "
-    "load 10, or worse); not run since the fixes")])])
+@pytest.mark.parametrize("depth", DEPTHS)
 def test_deep_application_in_every_command(tmp_path, depth):
     path = write(tmp_path, "deep.dl", FRONTEND.deep_application(depth))
     _steps([
