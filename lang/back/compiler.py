@@ -342,6 +342,7 @@ class Gen:
         self.loop_depth = 0  # inlined loops around the current line
         self.counting = compiler.counting
         self.prologue: dict[str, str] = {}  # locals computed once on entry: name -> expression
+        self.chain = None  # the fold loop being compiled whose steps' records may chain (lang/back/chains.py)
 
     # ---- names
     def local(self) -> str:
@@ -839,8 +840,14 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     gen.line(ind, f"{acc} = {gen.atom(init, ind)}")
     items = gen.atom(xs, ind)
     x = gen.local()
+    saved, start = gen.chain, len(gen.lines)
+    chains = getattr(gen.compiler.linear, "fold_chain", None)  # (a sum's steps chained: lang/back/chains.py)
+    gen.chain = chains(fn, gen.loop_depth + 1) if chains else None
     gen.line(ind, f"for {x} in {items}:")
     _inline_body(gen, fn, [acc, x], acc, ind + 1)
+    if gen.chain is not None:  # each record site's chain: none before the loop
+        gen.lines[start:start] = ["    " * ind + f"{g} = -1" for g in gen.chain.sites]
+    gen.chain = saved
     return acc
 
 

@@ -60,6 +60,7 @@ from ..model.zeros import REAL_TYPES, ZERO, Paths, Zero, kind
 from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, \
     POS as _POS  # (the kinds of a sum over paths, for the order-free sweep)
 from ..transforms.preaccumulate import contributions, summands
+from .chains import Chain, chain_site, fold_chain, sweep_chain
 from .compiler import Gen
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
@@ -171,7 +172,10 @@ class LinearBackend:
             for (_, w), p, here in zip(pairs, parents, present):
                 if here:
                     fields += [p, gen.atom(w, ind)]
-            if len(fields) == 2 and links:
+            chain = chain_site(gen, pairs, present) if links else None
+            if chain is not None:  # a step of a sum's fold: grows the loop's chain (lang/back/chains.py)
+                self._chain_step(gen, chain, fields, v, ind)
+            elif len(fields) == 2 and links:
                 records = gen.entry("R", f"{backend}.records")
                 gen.line(ind, f"{v} = len({records})")
                 gen.line(ind, f"if {fields[0]} == {v} - 1:")
@@ -187,6 +191,27 @@ class LinearBackend:
         self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [False], links)
         gen.line(ind, "else:")
         self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [True], links)
+
+    def _chain_step(self, gen, chain, fields: list[str], v: str, ind: int) -> None:
+        """A step's record (acc', 1.0, x', w, ...) added to the chain this site grows, when acc' is that chain
+        and the last record; else the start of a chain (lang/back/chains.py):
+
+            if v5 == v20 and v20 == len(R) - 1:        (v20: the site's chain, -1 before the loop)
+                v21.append(v7); v21.append(v17); v11 = v5
+            else:
+                v21 = [v7, v17]; v20 = v11 = len(R); R.append(Chain(v5, 1, v21))"""
+        records = gen.entry("R", f"{gen.const(self)}.records")
+        g, pairs = gen.local(), gen.local()
+        chain.sites.append(g)
+        acc, rest = fields[0], fields[2:]
+        gen.line(ind, f"if {acc} == {g} and {g} == len({records}) - 1:")
+        for f in rest:
+            gen.line(ind + 1, f"{pairs}.append({f})")
+        gen.line(ind + 1, f"{v} = {acc}")
+        gen.line(ind, "else:")
+        gen.line(ind + 1, f"{pairs} = [{', '.join(rest)}]")
+        gen.line(ind + 1, f"{g} = {v} = len({records})")
+        gen.line(ind + 1, f"{records}.append({gen.const(Chain)}({acc}, {len(rest) // 2}, {pairs}))")
 
     def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
         # the list of records does not change while one evaluation runs: read it on entry
@@ -269,6 +294,11 @@ class Factoring(LinearBackend):
         self.links = type(self).links and not counting
         self.owned: set = set()  # identities whose pending argument is an accumulator of this sweep's own
         self.n_sinks = 0         # the inputs' sinks of the sweep under way (for the sink_updates counter)
+
+    def fold_chain(self, fn: c.Expr, depth: int):
+        """Whether a fold on fn, compiled at loop depth `depth`, may chain its steps' records (not when counting:
+        the counters count records step by step)."""
+        return fold_chain(fn, depth) if self.links else None
 
     def contribute(self, p: int, value) -> None:
         adj = self.adj
@@ -360,6 +390,9 @@ class Factoring(LinearBackend):
                     continue
                 rec = records[i]
                 if type(rec) is not tuple:  # a link: one parent, i - 1
+                    if type(rec) is Chain:  # (or the steps of a fold, lang/back/chains.py)
+                        sweep_chain(rec, adj, ct)
+                        continue
                     if i < unchained and type(ct) is float and type(records[i - 1]) is not tuple:  # (a run)
                         below = _sweep_links(records, adj, i, ct, n_sinks)
                         if below is not None:  # records i down to below + 1 swept at once: go on there
@@ -511,6 +544,8 @@ def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
             continue
         rec = records[i]
         if type(rec) is not tuple:  # a link: (i - 1, weight)
+            if type(rec) is Chain:  # (a fold's steps: the caller's object sweep runs them)
+                return None
             rec = (i - 1, rec)
         if len(rec) == 2 and type(ct) is float and type(rec[1]) is float:  # the common record, inline
             p, w = rec

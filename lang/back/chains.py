@@ -1,0 +1,140 @@
+"""Sum chains: the records of a fold that adds into its accumulator, one record per loop instead of one per step.
+
+A fold like W4's `sum (map (fun x -> sin x * x) xs)` (map/fold fused) records, at step k, the
+backpropagator of its new accumulator, preaccumulated:
+
+    fun a -o acc' (1.0 * a) + x' (w * a)           record r_k = (r_(k-1), 1.0, x_k', w_k)
+
+When the accumulator's backpropagator `acc'` occurs once in the step (the fold's lambda takes its
+accumulator apart once, and uses `acc'` in this one place, not under a loop of its own), r_(k-1) is
+reached only from r_k: the sweep hands it `1.0 * ct`, which it passes down the same way. So the
+records of steps j .. m of one loop run, created one after the other with nothing in between, are
+one record, a *chain*:
+
+    Chain(prev = r_(j-1), width = 1, pairs = [x_j', w_j, x_(j+1)', w_(j+1), ..., x_m', w_m])
+
+at identity r_j, the identity the later steps' accumulators share. A step that finds its
+accumulator's backpropagator to be the chain this loop is growing, and the chain the last record,
+appends its pairs (two appends, no tuple, no identity); any other step starts a chain. This is
+linear β for backpropagators used once (docs/transforms.md, Preaccumulation), done while the loop
+runs rather than on the term: a loop's length is known only then.
+
+The sweep of a chain does what the sweep of r_m .. r_j did, in the same order: step m's pairs
+with ct, then `ct = 1.0 * ct` down to step j, whose record first adds `1.0 * ct` into prev. For a
+float ct that is not nan, `1.0 * ct` is ct to the bit (inf and -0.0 included), so where the parents
+of a one-pair chain are distinct consecutive identities nothing has reached yet (a list input's
+sinks), their arguments are one comprehension `[w * ct for w in weights]` stored as a slice: the same
+products, each into an empty slot, so the same values. Nothing else is changed: the counting
+machine (`--cost`) and `backprop-naive` record step by step, and the order-free pass's float sweep
+gives a chain to the object sweep (which emulates the steps exactly, as above).
+"""
+from __future__ import annotations
+
+from ..model import core as c
+
+
+class Chain:
+    """The merged records of consecutive steps of one fold loop (see the module's docstring)."""
+
+    __slots__ = ("prev", "width", "pairs")
+
+    def __init__(self, prev: int, width: int, pairs: list):
+        self.prev = prev      # the identity the first step's `acc' (1.0 * a)` went to
+        self.width = width    # the (parent, weight) pairs each step appends
+        self.pairs = pairs    # parent, weight, parent, weight, ...: step after step
+
+    def __repr__(self) -> str:
+        return f"Chain({self.prev}, {self.width}, {self.pairs})"
+
+
+def sweep_chain(rec: Chain, adj: list, ct) -> None:
+    """Run a chain on its pending argument ct: what the sweep of its steps' records, one by one, does."""
+    prev, pairs = rec.prev, rec.pairs
+    step = 2 * rec.width
+    k = len(pairs)
+    if rec.width == 1 and type(ct) is float and ct == ct and k > 2:
+        # a one-pair chain on distinct consecutive parents nothing has reached: one slice (see above)
+        parents = pairs[0::2]
+        m = len(parents)
+        a = parents[0]
+        if not a <= prev < a + m and parents == list(range(a, a + m)) and adj[a:a + m].count(None) == m:
+            adj[a:a + m] = [w * ct for w in pairs[1::2]]
+            old = adj[prev]
+            adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
+            return
+    while k > step:  # steps m down to j + 1: their pairs, then `1.0 * ct` to the step below
+        k -= step
+        for i in range(k, k + step, 2):
+            p, w = pairs[i], pairs[i + 1]
+            old = adj[p]
+            adj[p] = w * ct if old is None else old + w * ct
+        ct = 1.0 * ct
+    old = adj[prev]  # step j: its record (prev, 1.0, pairs...) in its field order
+    adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
+    for i in range(0, step, 2):
+        p, w = pairs[i], pairs[i + 1]
+        old = adj[p]
+        adj[p] = w * ct if old is None else old + w * ct
+
+
+class FoldChain:
+    """A fold loop being compiled whose steps may chain: the accumulator's backpropagator variable, the
+    loop depth of the step's body, and the locals (one per record site) holding the identity of the chain
+    each site grows (set to -1 before the loop)."""
+
+    def __init__(self, bp: tuple, depth: int):
+        self.bp = bp
+        self.depth = depth
+        self.sites: list[str] = []
+
+
+def fold_chain(fn: c.Expr, depth: int) -> FoldChain | None:
+    """A FoldChain for a fold on `fn` when its accumulator's backpropagator is used exactly once:
+    `fun acc x -> let .. in let (v, v') = acc in e` with acc free nowhere else, v' occurring once in e
+    and bound nowhere in e; None otherwise."""
+    if not isinstance(fn, c.Lam) or not isinstance(fn.body, c.Lam) or fn.body.param == fn.param:
+        return None
+    acc, t = (fn.param, ()), fn.body.body
+    while True:  # down the lets to the one taking the accumulator apart
+        match t:
+            case c.LetTuple(names, c.Var(name, inst), body) if (name, inst) == acc and len(names) == 2:
+                break
+            case c.Let(name, bound, body, inst) if (name, inst) != acc and acc not in c.free_locals(bound):
+                t = body
+            case c.LetTuple(names, bound, body) if acc[0] not in names and acc not in c.free_locals(bound):
+                t = body
+            case _:
+                return None
+    names, body = t.names, t.body
+    bp = names[1]
+    if bp == names[0] or acc[0] not in names and acc in c.free_locals(body):
+        return None
+    uses = 0
+    for u in c.subterms(body):
+        match u:
+            case c.Var(name, ()) if name == bp:
+                uses += 1
+            case c.Lam(param) | c.LinLam(param) if param == bp:
+                return None
+            case c.Let(name) | c.LetRec(name) if name == bp:
+                return None
+            case c.LetTuple(bound_names) if bp in bound_names:
+                return None
+    return FoldChain((bp, ()), depth) if uses == 1 else None
+
+
+def chain_site(gen, pairs: list, present: list) -> FoldChain | None:
+    """The fold chain a record site of `gen` grows: its first parent is present and is the fold's
+    accumulator backpropagator with the literal weight 1.0, at the depth of the step's body, and at
+    least one other parent is present."""
+    chain = getattr(gen, "chain", None)
+    if chain is None or gen.loop_depth != chain.depth or not present or not present[0] or sum(present) < 2:
+        return None
+    (p, w) = pairs[0]
+    if not (isinstance(p, c.Var) and (p.name, p.inst) == chain.bp and isinstance(w, c.Lit)
+            and type(w.value) is float and w.value == 1.0):
+        return None
+    return chain
+
+
+__all__ = ["Chain", "sweep_chain", "FoldChain", "fold_chain", "chain_site"]
