@@ -843,12 +843,72 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     saved, start = gen.chain, len(gen.lines)
     chains = getattr(gen.compiler.linear, "fold_chain", None)  # (a sum's steps chained: lang/back/chains.py)
     gen.chain = chains(fn, gen.loop_depth + 1) if chains else None
-    gen.line(ind, f"for {x} in {items}:")
-    _inline_body(gen, fn, [acc, x], acc, ind + 1)
+    widths = _pair_widths(fn) if ind + 1 < SPILL_DEPTH else None
+    if widths is None:
+        gen.line(ind, f"for {x} in {items}:")
+        _inline_body(gen, fn, [acc, x], acc, ind + 1)
+    else:
+        _unboxed_fold(gen, fn, acc, x, items, widths, ind)
     if gen.chain is not None:  # each record site's chain: none before the loop
         gen.lines[start:start] = ["    " * ind + f"{g} = -1" for g in gen.chain.sites]
     gen.chain = saved
     return acc
+
+
+def _pair_widths(fn: c.Lam) -> tuple[int, int] | None:
+    """How many components the body of a fold's lambda takes its accumulator and its element apart into
+    (0: not taken apart), when it takes the accumulator apart (`let (v, v') = acc`, a dual pair of ←D); None
+    where it does not, or where a name is bound twice (the parts stay locals for the whole body)."""
+    params, body = lambda_chain(fn)
+    if len(params) != 2 or params[0] == params[1]:
+        return None
+    found: dict[str, set[int]] = {params[0]: set(), params[1]: set()}
+    for t in c.subterms(body):
+        if isinstance(t, c.LetTuple) and isinstance(t.bound, c.Var) and t.bound.inst == () \
+                and t.bound.name in found:
+            found[t.bound.name].add(len(t.names))
+        elif isinstance(t, (c.Lam, c.LinLam)) and t.param in found:
+            return None
+    acc, x = (found[p] for p in params)
+    if len(acc) != 1 or len(x) > 1 or min(acc) < 2:
+        return None
+    return (min(acc), min(x) if x else 0)
+
+
+def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tuple[int, int], ind: int) -> None:
+    """A fold whose accumulator is a tuple the body takes apart (←D's dual pair): the accumulator kept as
+    one local per component, taken apart once before the loop and assigned from the body's result
+    without a tuple (as `Gen.unbox_loop_params` does for a self tail call's loop variables), and an element
+    the body takes apart unpacked by the `for` itself; the tuple is built once, after the loop:
+
+        v4, v5 = v1                                  (v1: the initial accumulator)
+        for v6, v7 in a0:
+            ... v10 = v4 + v9 ... v11 = ...          (`let (acc, acc') = acc`: v4 and v5, no unpacking)
+            v4, v5 = v10, v11
+        v1 = (v4, v5)
+    """
+    params, body = lambda_chain(fn)
+    acc_parts = [gen.local() for _ in range(widths[0])]
+    gen.line(ind, f"{', '.join(acc_parts)} = {acc}")
+    x_parts = [gen.local() for _ in range(widths[1])] or [x]
+    gen.line(ind, f"for {', '.join(x_parts)} in {items}:")
+    values = []
+    for parts in (acc_parts, x_parts):
+        if len(parts) == 1:
+            values.append(parts[0])
+        else:
+            display = f"({', '.join(parts)})"
+            gen.unboxed[display] = parts
+            values.append(display)
+    olds = [gen.env.bind((p, ()), v) for p, v in zip(params, values)]
+    gen.count(ind + 1, "betas")
+    gen.loop_depth += 1
+    result = gen.components(body, widths[0], ind + 1)
+    gen.line(ind + 1, f"{', '.join(acc_parts)} = {', '.join(result)}")
+    gen.loop_depth -= 1
+    for p, old in reversed(list(zip(params, olds))):
+        gen.env.restore((p, ()), old)
+    gen.line(ind, f"{acc} = ({', '.join(acc_parts)})")
 
 
 def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int, span: Span) -> str:

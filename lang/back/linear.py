@@ -194,24 +194,25 @@ class LinearBackend:
 
     def _chain_step(self, gen, chain, fields: list[str], v: str, ind: int) -> None:
         """A step's record (acc', 1.0, x', w, ...) added to the chain this site grows, when acc' is that chain
-        and the last record; else the start of a chain (lang/back/chains.py):
+        and the chain the last record; else the start of a chain (lang/back/chains.py):
 
-            if v5 == v20 and v20 == len(R) - 1:        (v20: the site's chain, -1 before the loop)
-                v21.append(v7); v21.append(v17); v11 = v5
+            if v5 == v18 and R[-1] is v19:            (v18: the site's chain's identity, -1 before the loop)
+                v20.append(v7); v20.append(v17); v11 = v5
             else:
-                v21 = [v7, v17]; v20 = v11 = len(R); R.append(Chain(v5, 1, v21))"""
+                v20 = [v7, v17]; v19 = Chain(v5, 1, v20); v18 = v11 = len(R); R.append(v19)"""
         records = gen.entry("R", f"{gen.const(self)}.records")
-        g, pairs = gen.local(), gen.local()
+        g, rec, pairs = gen.local(), gen.local(), gen.local()
         chain.sites.append(g)
         acc, rest = fields[0], fields[2:]
-        gen.line(ind, f"if {acc} == {g} and {g} == len({records}) - 1:")
+        gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
         for f in rest:
             gen.line(ind + 1, f"{pairs}.append({f})")
         gen.line(ind + 1, f"{v} = {acc}")
         gen.line(ind, "else:")
         gen.line(ind + 1, f"{pairs} = [{', '.join(rest)}]")
+        gen.line(ind + 1, f"{rec} = {gen.const(Chain)}({acc}, {len(rest) // 2}, {pairs})")
         gen.line(ind + 1, f"{g} = {v} = len({records})")
-        gen.line(ind + 1, f"{records}.append({gen.const(Chain)}({acc}, {len(rest) // 2}, {pairs}))")
+        gen.line(ind + 1, f"{records}.append({rec})")
 
     def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
         # the list of records does not change while one evaluation runs: read it on entry
