@@ -838,12 +838,16 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     gen.count(ind, "prims")
     acc = gen.local()
     gen.line(ind, f"{acc} = {gen.atom(init, ind)}")
-    items = gen.atom(xs, ind)
+    widths = _pair_widths(fn) if ind + 1 < SPILL_DEPTH else None
+    paired = _paired(xs) if widths is not None and widths[1] is not None and not gen.counting else None
+    if paired is not None:  # fold over fusion's pairs: over `zip` itself, no list of pairs built
+        items = f"zip({gen.atom(paired[0], ind)}, {gen.atom(paired[1], ind)})"
+    else:
+        items = gen.atom(xs, ind)
     x = gen.local()
     saved, start = gen.chain, len(gen.lines)
     chains = getattr(gen.compiler.linear, "fold_chain", None)  # (a sum's steps chained: lang/back/chains.py)
     gen.chain = chains(fn, gen.loop_depth + 1) if chains else None
-    widths = _pair_widths(fn) if ind + 1 < SPILL_DEPTH else None
     if widths is None:
         gen.line(ind, f"for {x} in {items}:")
         _inline_body(gen, fn, [acc, x], acc, ind + 1)
@@ -855,31 +859,51 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     return acc
 
 
-def _pair_widths(fn: c.Lam) -> tuple[int, int] | None:
-    """How many components the body of a fold's lambda takes its accumulator and its element apart into
-    (0: not taken apart), when it takes the accumulator apart (`let (v, v') = acc`, a dual pair of ←D); None
-    where it does not, or where a name is bound twice (the parts stay locals for the whole body)."""
+def _pair_widths(fn: c.Lam) -> tuple[int, Any] | None:
+    """How a fold's lambda takes its arguments apart: the accumulator's width, when the body takes it apart
+    (`let (v, v') = acc` among the lets it starts with: a dual pair of ←D), and the element's pattern
+    (`_pattern`); None where the body does not take the accumulator apart so."""
     params, body = lambda_chain(fn)
     if len(params) != 2 or params[0] == params[1]:
         return None
-    found: dict[str, set[int]] = {params[0]: set(), params[1]: set()}
-    for t in c.subterms(body):
-        if isinstance(t, c.LetTuple) and isinstance(t.bound, c.Var) and t.bound.inst == () \
-                and t.bound.name in found:
-            found[t.bound.name].add(len(t.names))
-        elif isinstance(t, (c.Lam, c.LinLam)) and t.param in found:
-            return None
-    acc, x = (found[p] for p in params)
-    if len(acc) != 1 or len(x) > 1 or min(acc) < 2:
+    acc = _split(body, params[0])
+    if acc is None or len(acc[0]) < 2:
         return None
-    return (min(acc), min(x) if x else 0)
+    return (len(acc[0]), _pattern(body, params[1], 2))
 
 
-def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tuple[int, int], ind: int) -> None:
+def _split(body: c.Expr, name: str) -> tuple[tuple[str, ...], c.Expr] | None:
+    """The names and the body of the `let (x1, .., xn) = name` among the lets `body` starts with, where no let
+    before it binds `name` again (so that it takes apart the variable in scope at `body`); None if none does."""
+    while True:
+        match body:
+            case c.LetTuple(names, c.Var(v, ()), rest) if v == name:
+                return names, rest
+            case c.LetTuple(names, _, rest) if name not in names:
+                body = rest
+            case c.Let(v, _, rest) | c.LetRec(v, _, rest) if v != name:
+                body = rest
+            case _:
+                return None
+
+
+def _pattern(body: c.Expr, name: str, depth: int) -> list | None:
+    """The pattern a fold's element is unpacked by in the `for` itself: None (a name) where the body does
+    not take it apart (`_split`), else one sub-pattern per component, down to `depth` levels
+    (`for (v16, v17), (v18, v19) in zip(xs, ys)`: a pair of dual pairs, W5's dot). The types make every
+    element a tuple of that shape."""
+    split = _split(body, name) if depth > 0 else None
+    if split is None:
+        return None
+    names, rest = split
+    return [_pattern(rest, n, depth - 1) for n in names]
+
+
+def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tuple[int, Any], ind: int) -> None:
     """A fold whose accumulator is a tuple the body takes apart (←D's dual pair): the accumulator kept as
     one local per component, taken apart once before the loop and assigned from the body's result
     without a tuple (as `Gen.unbox_loop_params` does for a self tail call's loop variables), and an element
-    the body takes apart unpacked by the `for` itself; the tuple is built once, after the loop:
+    the body takes apart unpacked by the `for` itself (`_pattern`); the tuple is built once, after the loop:
 
         v4, v5 = v1                                  (v1: the initial accumulator)
         for v6, v7 in a0:
@@ -890,17 +914,10 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
     params, body = lambda_chain(fn)
     acc_parts = [gen.local() for _ in range(widths[0])]
     gen.line(ind, f"{', '.join(acc_parts)} = {acc}")
-    x_parts = [gen.local() for _ in range(widths[1])] or [x]
-    gen.line(ind, f"for {', '.join(x_parts)} in {items}:")
-    values = []
-    for parts in (acc_parts, x_parts):
-        if len(parts) == 1:
-            values.append(parts[0])
-        else:
-            display = f"({', '.join(parts)})"
-            gen.unboxed[display] = parts
-            values.append(display)
-    olds = [gen.env.bind((p, ()), v) for p, v in zip(params, values)]
+    acc_value = _unboxed(gen, acc_parts)
+    x_target, x_value = _target(gen, widths[1], x)
+    gen.line(ind, f"for {x_target} in {items}:")
+    olds = [gen.env.bind((p, ()), v) for p, v in zip(params, (acc_value, x_value))]
     gen.count(ind + 1, "betas")
     gen.loop_depth += 1
     result = gen.components(body, widths[0], ind + 1)
@@ -909,6 +926,34 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
     for p, old in reversed(list(zip(params, olds))):
         gen.env.restore((p, ()), old)
     gen.line(ind, f"{acc} = ({', '.join(acc_parts)})")
+
+
+def _unboxed(gen: Gen, parts: list[str]) -> str:
+    """The tuple display of unboxed parts, registered so that taking it apart reads the parts."""
+    display = f"({', '.join(parts)})"
+    gen.unboxed[display] = parts
+    return display
+
+
+def _target(gen: Gen, pattern: list | None, name: str | None = None) -> tuple[str, str]:
+    """A `for` target unpacking by `pattern`, and the value it binds (a local, or an unboxed display)."""
+    if pattern is None:
+        v = name or gen.local()
+        return v, v
+    subs = [_target(gen, p) for p in pattern]
+    return ", ".join(f"({t})" if p is not None else t for (t, _), p in zip(subs, pattern)), \
+        _unboxed(gen, [v for _, v in subs])
+
+
+def _paired(xs: c.Expr) -> tuple[c.Expr, c.Expr] | None:
+    """The two lists of `zipWith (fun a b -> (a, b)) l1 l2` (fusion's pairing of a zipWith: `zip` itself)."""
+    if not (isinstance(xs, c.Prim) and xs.op == "zipWith" and _lambda_of(xs.args[0], 2)):
+        return None
+    params, body = lambda_chain(xs.args[0])
+    if params[0] != params[1] and isinstance(body, c.Tuple) and len(body.items) == 2 and \
+            all(isinstance(v, c.Var) and v.name == p and v.inst == () for v, p in zip(body.items, params)):
+        return xs.args[1], xs.args[2]
+    return None
 
 
 def _collect(gen: Gen, fn: c.Lam, loop_vars: list[str], iterable: str, ind: int, span: Span) -> str:
