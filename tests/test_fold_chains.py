@@ -1,0 +1,259 @@
+"""Sum chains (lang/back/chains.py) and unboxed fold loops (lang/back/compiler.py `_unboxed_fold`).
+
+A fold whose accumulator's backpropagator is used once grows one record per loop (a chain) instead
+of one record per step; its loop keeps the accumulator's dual pair in two locals, unpacks each element
+in the `for` itself, and iterates fusion's pairs by `zip`. None of it may show: values right against
+gradients worked out by hand (numpy), and the same bits as the step-by-step records (chains turned
+off) on finite, infinite, nan and -0.0 inputs; and the chain sweep equal, bit for bit, to the sweep of
+the records it stands for, on any weights and cotangents.
+"""
+import math
+import sys
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lang.back import chains as chains_module
+from lang.back.chains import Chain, fold_chain
+from lang.back.compiler import Counters
+from lang.back.linear import SINK, Factoring
+from lang.back.machine import Machine
+from lang.front.loader import Loader, World
+from lang.model.spans import Source
+from lang.model.values import apply
+from lang.model.zeros import ZERO, Paths
+from lang.modes.table import get
+
+PROGRAM = """\
+def w4 (xs : [Real]) = sum (map (fun x -> sin x * x) xs)
+def vg4 (xs : [Real]) = value_and_grad w4 xs
+def vjp4 (xs : [Real]) (u : Real) = snd (vjp w4 xs) u
+def dot2 ((xs, ys) : [Real] * [Real]) = dot xs ys
+def vgdot (xs : [Real]) (ys : [Real]) = value_and_grad dot2 (xs, ys)
+def same (x : Real) = sum (map (fun y -> y * y) [x, x, x, x])
+def vgsame (x : Real) = value_and_grad same x
+def live ((x, y) : Real * Real) = fold (fun acc z -> acc + z * y) x [1.0, 2.0, 3.0, 4.0]
+def vglive (p : Real * Real) = value_and_grad live p
+def sumsq (rows : [[Real]]) = sum (map (fun r -> sum (map (fun v -> v * v) r)) rows)
+def vgsumsq (rows : [[Real]]) = value_and_grad sumsq rows
+def twice (xs : [Real]) = let s = sum (map (fun x -> x * x) xs) in s * s + fold (fun acc x -> acc + x * s) s xs
+def vgtwice (xs : [Real]) = value_and_grad twice xs
+def loss (x : [Real]) (t : Real) (layers : [[[Real]] * [Real]]) = let e = head (mlp tanh layers x) - t in e * e
+def vgmlp (x : [Real]) (t : Real) (layers : [[[Real]] * [Real]]) = value_and_grad (loss x t) layers
+"""
+
+
+def _in_thread(fn):
+    """fn() on a thread with a big stack (as the CLI runs programs)."""
+    out = {}
+    threading.stack_size(1 << 27)
+    t = threading.Thread(target=lambda: out.setdefault("v", fn()))
+    t.start()
+    t.join()
+    return out["v"]
+
+
+def call(name: str, *args, chains: bool = True, counting: bool = False):
+    """`name args` on a fresh machine running backprop, with chains or with the step-by-step records."""
+    def go():
+        world = World()
+        loader = Loader(world)
+        loader.load_prelude()
+        mod = loader.load_source(Source("chains.dl", PROGRAM), "chains.dl")
+        machine = Machine(world, mode=get("backprop"), counting=counting)
+        return apply(machine.global_value(mod.id, name, ()), args)
+    if chains:
+        return _in_thread(go)
+    saved = Factoring.fold_chain
+    Factoring.fold_chain = lambda self, fn, depth: None
+    try:
+        return _in_thread(go)
+    finally:
+        Factoring.fold_chain = saved
+
+
+def bits(v):
+    """A value with each float as its bit pattern (-0.0 and nan kept apart), for exact comparison."""
+    if isinstance(v, (tuple, list)):
+        return type(v)(bits(x) for x in v)
+    return float(v).hex() if type(v) is float else v
+
+
+def same_bits(name, *args):
+    """The value with chains, after checking it against the step-by-step records and the counting machine."""
+    fast = call(name, *args)
+    assert bits(fast) == bits(call(name, *args, chains=False))
+    assert bits(fast) == bits(call(name, *args, counting=True))
+    return fast
+
+
+XS = [0.3, -1.2, 2.5, 0.0, 7.0, -0.4, 1e-3, 3.1]
+
+
+def test_w4_against_numpy():
+    x = np.array(XS)
+    y, g = same_bits("vg4", XS)
+    assert y == pytest.approx(float(np.sum(np.sin(x) * x)), rel=1e-14)
+    assert g == pytest.approx(list(np.cos(x) * x + np.sin(x)), rel=1e-14)
+
+
+@pytest.mark.parametrize("xs", [
+    [1.0, math.inf, 2.0],           # sin inf: nan value and gradient
+    [1.0, math.nan, -2.0],
+    [-0.0, 0.0, -0.0, 1.0],         # d(sin x * x) at -0.0 is -0.0: kept
+    [1e308, 1e308, -1e308, 1e308],  # sums near overflow
+    [-0.0],
+    [],
+])
+def test_w4_non_finite_and_signed_zeros_bit_for_bit(xs):
+    same_bits("vg4", xs)
+
+
+@pytest.mark.parametrize("u", [1.0, -0.0, math.inf, -math.inf, math.nan, 1e308])
+def test_w4_vjp_cotangents_bit_for_bit(u):
+    """The pullback's cotangent goes down the chain as `1.0 * u` does down the records: -0.0, inf and nan too."""
+    g = same_bits("vjp4", XS, u)
+    if 0 < abs(u) < 1e300:  # (1e308: a gradient overflows, and the order-free pass runs the unpreaccumulated term)
+        x = np.array(XS)
+        assert g == pytest.approx(list(u * (np.cos(x) * x + np.sin(x))), rel=1e-14)
+
+
+def test_dot_of_two_live_lists_against_numpy():
+    """A chain of two pairs a step (x' and y'), on parents that are not consecutive."""
+    xs, ys = XS, [2.0 - v for v in XS]
+    y, (gx, gy) = same_bits("vgdot", xs, ys)
+    assert y == pytest.approx(float(np.dot(xs, ys)), rel=1e-14)
+    assert gx == pytest.approx(ys, rel=1e-15) and gy == pytest.approx(xs, rel=1e-15)
+
+
+@pytest.mark.parametrize("x", [1.5, -0.0, math.inf, math.nan])
+def test_one_parent_many_times(x):
+    """[x, x, x, x]: every step's parent is the same sink (the chain's slice cannot apply)."""
+    y, g = same_bits("vgsame", x)
+    if math.isfinite(x):
+        assert (y, g) == pytest.approx((4 * x * x, 8 * x), rel=1e-15)
+
+
+@pytest.mark.parametrize("p", [(0.5, 2.0), (-0.0, 1.0), (1.0, math.inf)])
+def test_a_live_initial_accumulator(p):
+    """fold from x: the chain's first step passes 1.0 * ct to x's sink, before its own pairs."""
+    y, g = same_bits("vglive", p)
+    if all(map(math.isfinite, p)):
+        assert y == pytest.approx(p[0] + 10 * p[1], rel=1e-15) and g == (1.0, 10.0)
+
+
+def test_nested_sums_against_numpy():
+    rows = [[0.5, -1.0], [2.0], [], [3.0, 0.25, -4.0]]
+    y, g = same_bits("vgsumsq", rows)
+    assert y == pytest.approx(sum(v * v for r in rows for v in r), rel=1e-15)
+    assert g == [[2 * v for v in r] for r in rows]
+
+
+def test_a_sum_used_twice_and_as_a_weight():
+    """s feeds s * s and every step of a second fold (which starts from s): s's chain is reached from many
+    records, so the sum must not be chained past its last step."""
+    xs = [0.5, -1.5, 2.0]
+    y, g = same_bits("vgtwice", xs)
+    x = np.array(xs)
+    s = float(np.sum(x * x))
+    # twice = s^2 + s + s * sum x;  d/dx_i = (2 s + 1 + sum x) * 2 x_i + s
+    assert y == pytest.approx(s * s + s + s * float(np.sum(x)), rel=1e-14)
+    assert g == pytest.approx(list((2 * s + 1 + np.sum(x)) * 2 * x + s), rel=1e-14)
+
+
+def test_w5_mlp_bit_for_bit_and_against_numpy():
+    """The prelude's mlp (dense layers: map of dot, a fold over zipWith's pairs) against numpy by hand."""
+    x = [-1.0 + 2.0 * i / 5 for i in range(6)]
+    w1 = [[math.sin(1.0 + i + 3 * j) * 0.5 for j in range(6)] for i in range(4)]
+    b1 = [0.1 * i - 0.2 for i in range(4)]
+    w2 = [[math.cos(2.0 + i) for i in range(4)]]
+    b2 = [0.3]
+    layers = [(w1, b1), (w2, b2)]
+    y, g = same_bits("vgmlp", x, 0.5, layers)
+    X, W1, B1, W2, B2 = map(np.array, (x, w1, b1, w2, b2))
+    h = np.tanh(W1 @ X + B1)
+    e = float((W2 @ h + B2)[0]) - 0.5
+    de = 2 * e
+    dh = de * W2[0] * (1 - h * h)
+    assert y == pytest.approx(e * e, rel=1e-13)
+    (gw1, gb1), (gw2, gb2) = g
+    assert np.allclose(gw1, np.outer(dh, X), rtol=1e-12, atol=1e-15)
+    assert np.allclose(gb1, dh, rtol=1e-12, atol=1e-15)
+    assert np.allclose(gw2, [de * h], rtol=1e-12, atol=1e-15) and np.allclose(gb2, [de], rtol=1e-12)
+
+
+# ---- the chain's sweep against the sweep of the records it stands for
+
+FLOATS = st.sampled_from([1.0, -1.0, 0.5, -0.0, 0.0, 3.0, 1e308, -1e308, 1e-320, math.inf, -math.inf, math.nan])
+
+
+@st.composite
+def chains(draw):
+    sinks = draw(st.integers(1, 6))
+    width = draw(st.integers(1, 2))
+    steps = draw(st.integers(1, 6))
+    consecutive = draw(st.booleans())
+    pairs = []
+    for k in range(steps):
+        for j in range(width):
+            p = (k * width + j) % sinks if consecutive else draw(st.integers(0, sinks - 1))
+            pairs += [p, draw(FLOATS | st.floats(-10, 10))]
+    prev = draw(st.integers(0, sinks - 1))
+    ct = draw(FLOATS | st.floats(-10, 10))
+    pending = draw(st.lists(st.tuples(st.integers(0, sinks - 1), FLOATS), max_size=3))
+    return sinks, width, pairs, prev, ct, pending
+
+
+def step_records(sinks, width, pairs, prev):
+    """The records a chain stands for: step j's (step j-1 or prev, 1.0, its pairs...)."""
+    records = [SINK] * sinks
+    below = prev
+    step = 2 * width
+    for k in range(0, len(pairs), step):
+        records.append((below, 1.0, *pairs[k:k + step]))
+        below = len(records) - 1
+    return records
+
+
+@settings(max_examples=400, deadline=None)
+@given(chains())
+def test_the_chain_sweep_is_the_step_records_sweep(case):
+    sinks, width, pairs, prev, ct, pending = case
+    backend = Factoring(Counters())
+    chained = [SINK] * sinks + [Chain(prev, width, list(pairs))]
+    steps = step_records(sinks, width, pairs, prev)
+    # (pending: contributions already made to sinks, so the chain's additions land on something)
+    got = backend.backward(chained, [(len(chained) - 1, ct)] + pending, sinks)
+    want = backend.backward(steps, [(len(steps) - 1, ct)] + pending, sinks)
+    assert bits([None if g is ZERO else g for g in got]) == bits([None if g is ZERO else g for g in want])
+
+
+@settings(max_examples=200, deadline=None)
+@given(chains())
+def test_the_chain_sweep_on_sums_over_paths(case):
+    """The order-free pass's seeds (`Paths`): the chain is swept with objects, the same totals and kinds."""
+    sinks, width, pairs, prev, ct, _ = case
+    backend = Factoring(Counters())
+    chained = [SINK] * sinks + [Chain(prev, width, list(pairs))]
+    steps = step_records(sinks, width, pairs, prev)
+    got = backend.backward(chained, [(len(chained) - 1, Paths.seed(ct))], sinks)
+    want = backend.backward(steps, [(len(steps) - 1, Paths.seed(ct))], sinks)
+    view = lambda gs: [g if g is ZERO else (bits(g.total), g.kinds) for g in gs]  # noqa: E731
+    assert view(got) == view(want)
+
+
+def test_only_a_once_used_accumulator_chains():
+    """fold_chain reads the step: the accumulator taken apart once, its backpropagator used once."""
+    from lang.model import core as c
+    a = c.Var("a")
+
+    def step(body):
+        return c.Lam("acc", c.Lam("x", c.LetTuple(("acc", "acc'"), c.Var("acc"), body)))
+    once = c.LinLam("a", c.LinApp(c.Var("acc'"), a))
+    assert fold_chain(step(c.Tuple((c.Var("acc"), once))), 1) is not None
+    twice = c.LinLam("a", c.DSum(c.LinApp(c.Var("acc'"), a), c.LinApp(c.Var("acc'"), a)))
+    assert fold_chain(step(c.Tuple((c.Var("acc"), twice))), 1) is None
+    whole = c.Lam("acc", c.Lam("x", c.Let("y", c.Var("acc"), c.LetTuple(("v", "v'"), c.Var("acc"), c.Var("y")))))
+    assert fold_chain(whole, 1) is None  # (the pair itself used elsewhere)
