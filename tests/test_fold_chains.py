@@ -200,19 +200,19 @@ def chains(draw):
         for j in range(width):
             p = (k * width + j) % sinks if consecutive else draw(st.integers(0, sinks - 1))
             pairs += [p, draw(FLOATS | st.floats(-10, 10))]
-    prev = draw(st.integers(0, sinks - 1))
+    prev = draw(st.none() | st.integers(0, sinks - 1))  # (None: the first step's acc' was zero)
     ct = draw(FLOATS | st.floats(-10, 10))
     pending = draw(st.lists(st.tuples(st.integers(0, sinks - 1), FLOATS), max_size=3))
     return sinks, width, pairs, prev, ct, pending
 
 
 def step_records(sinks, width, pairs, prev):
-    """The records a chain stands for: step j's (step j-1 or prev, 1.0, its pairs...)."""
+    """The records a chain stands for: step j's (step j-1 or prev, 1.0, its pairs...) (prev None: no such parent)."""
     records = [SINK] * sinks
     below = prev
     step = 2 * width
     for k in range(0, len(pairs), step):
-        records.append((below, 1.0, *pairs[k:k + step]))
+        records.append(tuple(pairs[k:k + step]) if below is None else (below, 1.0, *pairs[k:k + step]))
         below = len(records) - 1
     return records
 

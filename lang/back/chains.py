@@ -39,7 +39,7 @@ class Chain:
     __slots__ = ("prev", "width", "pairs")
 
     def __init__(self, prev: int, width: int, pairs: list):
-        self.prev = prev      # the identity the first step's `acc' (1.0 * a)` went to
+        self.prev = prev      # the identity the first step's `acc' (1.0 * a)` went to (None: acc' was zero)
         self.width = width    # the (parent, weight) pairs each step appends
         self.pairs = pairs    # parent, weight, parent, weight, ...: step after step
 
@@ -57,10 +57,12 @@ def sweep_chain(rec: Chain, adj: list, ct) -> None:
         parents = pairs[0::2]
         m = len(parents)
         a = parents[0]
-        if not a <= prev < a + m and parents == list(range(a, a + m)) and adj[a:a + m].count(None) == m:
+        if (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
+                and adj[a:a + m].count(None) == m:
             adj[a:a + m] = [w * ct for w in pairs[1::2]]
-            old = adj[prev]
-            adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
+            if prev is not None:
+                old = adj[prev]
+                adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
             return
     while k > step:  # steps m down to j + 1: their pairs, then `1.0 * ct` to the step below
         k -= step
@@ -69,8 +71,9 @@ def sweep_chain(rec: Chain, adj: list, ct) -> None:
             old = adj[p]
             adj[p] = w * ct if old is None else old + w * ct
         ct = 1.0 * ct
-    old = adj[prev]  # step j: its record (prev, 1.0, pairs...) in its field order
-    adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
+    if prev is not None:  # step j: its record (prev, 1.0, pairs...) in its field order
+        old = adj[prev]
+        adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
     for i in range(0, step, 2):
         p, w = pairs[i], pairs[i + 1]
         old = adj[p]
@@ -85,7 +88,18 @@ class FoldChain:
     def __init__(self, bp: tuple, depth: int):
         self.bp = bp
         self.depth = depth
-        self.sites: list[str] = []
+        self.sites: list[str] = []  # the locals holding each site's chain identity (-1 before the loop)
+        self.locals: dict = {}      # a site's key -> its locals (identity, chain, pairs)
+
+    def site(self, gen, key) -> tuple[str, str, str]:
+        """The locals of the record site `key`: the branches of one backpropagator with the same other parents
+        present share them, so that a chain started where acc' is absent (the first step) grows where it is
+        present (the next ones)."""
+        names = self.locals.get(key)
+        if names is None:
+            names = self.locals[key] = (gen.local(), gen.local(), gen.local())
+            self.sites.append(names[0])
+        return names
 
 
 def fold_chain(fn: c.Expr, depth: int) -> FoldChain | None:
@@ -124,11 +138,11 @@ def fold_chain(fn: c.Expr, depth: int) -> FoldChain | None:
 
 
 def chain_site(gen, pairs: list, present: list) -> FoldChain | None:
-    """The fold chain a record site of `gen` grows: its first parent is present and is the fold's
-    accumulator backpropagator with the literal weight 1.0, at the depth of the step's body, and at
-    least one other parent is present."""
+    """The fold chain a record site of `gen` grows: its first parent is the fold's accumulator
+    backpropagator with the literal weight 1.0 (present, or absent: the chain starts with prev None), at
+    the depth of the step's body, and at least one other parent is present."""
     chain = getattr(gen, "chain", None)
-    if chain is None or gen.loop_depth != chain.depth or not present or not present[0] or sum(present) < 2:
+    if chain is None or gen.loop_depth != chain.depth or not any(present[1:]):
         return None
     (p, w) = pairs[0]
     if not (isinstance(p, c.Var) and (p.name, p.inst) == chain.bp and isinstance(w, c.Lit)

@@ -174,7 +174,7 @@ class LinearBackend:
                     fields += [p, gen.atom(w, ind)]
             chain = chain_site(gen, pairs, present) if links else None
             if chain is not None:  # a step of a sum's fold: grows the loop's chain (lang/back/chains.py)
-                self._chain_step(gen, chain, fields, v, ind)
+                self._chain_step(gen, chain, pairs, present, fields, v, ind)
             elif len(fields) == 2 and links:
                 records = gen.entry("R", f"{backend}.records")
                 gen.line(ind, f"{v} = len({records})")
@@ -192,27 +192,29 @@ class LinearBackend:
         gen.line(ind, "else:")
         self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [True], links)
 
-    def _chain_step(self, gen, chain, fields: list[str], v: str, ind: int) -> None:
+    def _chain_step(self, gen, chain, pairs: list, present: list, fields: list[str], v: str, ind: int) -> None:
         """A step's record (acc', 1.0, x', w, ...) added to the chain this site grows, when acc' is that chain
-        and the chain the last record; else the start of a chain (lang/back/chains.py):
+        and the chain the last record; else the start of a chain (lang/back/chains.py); where acc' is absent
+        (zero: the first step from a constant) a chain starts with prev None:
 
             if v5 == v18 and R[-1] is v19:            (v18: the site's chain's identity, -1 before the loop)
                 v20.append(v7); v20.append(v17); v11 = v5
             else:
                 v20 = [v7, v17]; v19 = Chain(v5, 1, v20); v18 = v11 = len(R); R.append(v19)"""
         records = gen.entry("R", f"{gen.const(self)}.records")
-        g, rec, pairs = gen.local(), gen.local(), gen.local()
-        chain.sites.append(g)
-        acc, rest = fields[0], fields[2:]
-        gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
-        for f in rest:
-            gen.line(ind + 1, f"{pairs}.append({f})")
-        gen.line(ind + 1, f"{v} = {acc}")
-        gen.line(ind, "else:")
-        gen.line(ind + 1, f"{pairs} = [{', '.join(rest)}]")
-        gen.line(ind + 1, f"{rec} = {gen.const(Chain)}({acc}, {len(rest) // 2}, {pairs})")
-        gen.line(ind + 1, f"{g} = {v} = len({records})")
-        gen.line(ind + 1, f"{records}.append({rec})")
+        g, rec, items = chain.site(gen, (id(pairs), tuple(present[1:])))
+        acc, rest = (fields[0], fields[2:]) if present[0] else ("None", fields)
+        if present[0]:
+            gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
+            for f in rest:
+                gen.line(ind + 1, f"{items}.append({f})")
+            gen.line(ind + 1, f"{v} = {acc}")
+            gen.line(ind, "else:")
+            ind += 1
+        gen.line(ind, f"{items} = [{', '.join(rest)}]")
+        gen.line(ind, f"{rec} = {gen.const(Chain)}({acc}, {len(rest) // 2}, {items})")
+        gen.line(ind, f"{g} = {v} = len({records})")
+        gen.line(ind, f"{records}.append({rec})")
 
     def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
         # the list of records does not change while one evaluation runs: read it on entry
