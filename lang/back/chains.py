@@ -30,6 +30,9 @@ gives a chain to the object sweep (which emulates the steps exactly, as above).
 """
 from __future__ import annotations
 
+from itertools import repeat
+from operator import mul
+
 from ..model import core as c
 
 
@@ -49,32 +52,37 @@ class Chain:
 
 def sweep_chain(rec: Chain, adj: list, ct) -> None:
     """Run a chain on its pending argument ct: what the sweep of its steps' records, one by one, does."""
-    prev, pairs = rec.prev, rec.pairs
-    step = 2 * rec.width
-    k = len(pairs)
-    if rec.width == 1 and type(ct) is float and ct == ct and k > 2:
-        # a one-pair chain on distinct consecutive parents nothing has reached: one slice (see above)
-        parents = pairs[0::2]
+    prev, pairs, width = rec.prev, rec.pairs, rec.width
+    if width == 1 and type(ct) is float and ct == ct:  # (1.0 * ct is ct: see the module's docstring)
+        parents, weights = pairs[0::2], pairs[1::2]
         m = len(parents)
         a = parents[0]
-        if (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
+        if m > 1 and (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
                 and adj[a:a + m].count(None) == m:
-            adj[a:a + m] = [w * ct for w in pairs[1::2]]
+            # distinct consecutive parents nothing has reached: the products stored as one slice
+            adj[a:a + m] = list(map(mul, weights, repeat(ct, m)))
             if prev is not None:
                 old = adj[prev]
                 adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
             return
-    while k > step:  # steps m down to j + 1: their pairs, then `1.0 * ct` to the step below
-        k -= step
-        for i in range(k, k + step, 2):
-            p, w = pairs[i], pairs[i + 1]
+        for p, w in zip(parents[:0:-1], weights[:0:-1]):  # steps m down to 2
             old = adj[p]
             adj[p] = w * ct if old is None else old + w * ct
-        ct = 1.0 * ct
-    if prev is not None:  # step j: its record (prev, 1.0, pairs...) in its field order
+        k = 0
+    else:
+        step = 2 * width
+        k = len(pairs)
+        while k > step:  # steps m down to 2: their pairs, then `1.0 * ct` to the step below
+            k -= step
+            for i in range(k, k + step, 2):
+                p, w = pairs[i], pairs[i + 1]
+                old = adj[p]
+                adj[p] = w * ct if old is None else old + w * ct
+            ct = 1.0 * ct
+    if prev is not None:  # step 1: its record (prev, 1.0, pairs...) in its field order
         old = adj[prev]
         adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
-    for i in range(0, step, 2):
+    for i in range(0, 2 * width, 2):
         p, w = pairs[i], pairs[i + 1]
         old = adj[p]
         adj[p] = w * ct if old is None else old + w * ct
