@@ -30,9 +30,6 @@ gives a chain to the object sweep (which emulates the steps exactly, as above).
 """
 from __future__ import annotations
 
-from itertools import repeat
-from operator import mul
-
 from ..model import core as c
 
 
@@ -50,6 +47,9 @@ class Chain:
         return f"Chain({self.prev}, {self.width}, {self.pairs})"
 
 
+_SLICE_MIN = 64  # a shorter chain is swept pair by pair (the checks would cost what they save)
+
+
 def sweep_chain(rec: Chain, adj: list, ct) -> None:
     """Run a chain on its pending argument ct: what the sweep of its steps' records, one by one, does."""
     prev, pairs, width = rec.prev, rec.pairs, rec.width
@@ -57,10 +57,10 @@ def sweep_chain(rec: Chain, adj: list, ct) -> None:
         parents, weights = pairs[0::2], pairs[1::2]
         m = len(parents)
         a = parents[0]
-        if m > 1 and (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
+        if m > _SLICE_MIN and (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
                 and adj[a:a + m].count(None) == m:
             # distinct consecutive parents nothing has reached: the products stored as one slice
-            adj[a:a + m] = list(map(mul, weights, repeat(ct, m)))
+            adj[a:a + m] = [w * ct for w in weights]
             if prev is not None:
                 old = adj[prev]
                 adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
