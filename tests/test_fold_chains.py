@@ -257,3 +257,27 @@ def test_only_a_once_used_accumulator_chains():
     assert fold_chain(step(c.Tuple((c.Var("acc"), twice))), 1) is None
     whole = c.Lam("acc", c.Lam("x", c.Let("y", c.Var("acc"), c.LetTuple(("v", "v'"), c.Var("acc"), c.Var("y")))))
     assert fold_chain(whole, 1) is None  # (the pair itself used elsewhere)
+
+
+@pytest.mark.parametrize("ct", [1.5, -0.0, 0.0, math.inf, -math.inf, math.nan, 1e308])
+@pytest.mark.parametrize("case", ["empty", "one pending", "prev among them", "prev None", "a weight nan"])
+def test_a_long_chain_on_consecutive_parents(ct, case):
+    """Past 64 steps on consecutive parents nothing has reached, the products are stored as one slice: the
+    same bits as the step records' sweep (and where a parent has something pending, or prev is one of them,
+    the pair-by-pair path)."""
+    m, sinks = 100, 120
+    weights = [math.sin(k) * 10.0 ** (k % 7 - 3) for k in range(m)]
+    weights[3], weights[4] = -0.0, 0.0
+    if case == "a weight nan":
+        weights[50] = math.nan
+    pairs = [v for k in range(m) for v in (10 + k, weights[k])]
+    prev = {"prev among them": 40, "prev None": None}.get(case, 5)
+    pending = [(60, 2.5)] if case == "one pending" else []
+    backend = Factoring(Counters())
+    chained = [SINK] * sinks + [Chain(prev, 1, list(pairs))]
+    steps = step_records(sinks, 1, pairs, prev)
+    got = backend.backward(chained, [(len(chained) - 1, ct)] + pending, sinks)
+    want = backend.backward(steps, [(len(steps) - 1, ct)] + pending, sinks)
+    assert bits([None if g is ZERO else g for g in got]) == bits([None if g is ZERO else g for g in want])
+    if case == "empty" and math.isfinite(ct):
+        assert got[10:10 + m] == [w * ct for w in weights]  # (by hand: each parent gets w * ct)
