@@ -54,35 +54,41 @@ def sweep_chain(rec: Chain, adj: list, ct) -> None:
     """Run a chain on its pending argument ct: what the sweep of its steps' records, one by one, does."""
     prev, pairs, width = rec.prev, rec.pairs, rec.width
     if width == 1 and type(ct) is float and ct == ct:  # (1.0 * ct is ct: see the module's docstring)
-        parents, weights = pairs[0::2], pairs[1::2]
-        m = len(parents)
-        a = parents[0]
-        if m > _SLICE_MIN and (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
-                and adj[a:a + m].count(None) == m:
-            # distinct consecutive parents nothing has reached: the products stored as one slice
-            adj[a:a + m] = [w * ct for w in weights]
+        m = len(pairs) >> 1
+        if m > _SLICE_MIN:
+            parents = pairs[0::2]
+            a = parents[0]
+            if (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
+                    and adj[a:a + m].count(None) == m:
+                # distinct consecutive parents nothing has reached: the products stored as one slice
+                adj[a:a + m] = [w * ct for w in pairs[1::2]]
+                if prev is not None:
+                    old = adj[prev]
+                    adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
+                return
+        if prev is None or prev != pairs[0]:
+            # steps m down to 1, one pair each; prev after step 1's pair (another parent: the order is free)
+            it = reversed(pairs)
+            for w, p in zip(it, it):
+                old = adj[p]
+                adj[p] = w * ct if old is None else old + w * ct
             if prev is not None:
                 old = adj[prev]
                 adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
             return
-        for p, w in zip(parents[:0:-1], weights[:0:-1]):  # steps m down to 2
+    step = 2 * width
+    k = len(pairs)
+    while k > step:  # steps m down to 2: their pairs, then `1.0 * ct` to the step below
+        k -= step
+        for i in range(k, k + step, 2):
+            p, w = pairs[i], pairs[i + 1]
             old = adj[p]
             adj[p] = w * ct if old is None else old + w * ct
-        k = 0
-    else:
-        step = 2 * width
-        k = len(pairs)
-        while k > step:  # steps m down to 2: their pairs, then `1.0 * ct` to the step below
-            k -= step
-            for i in range(k, k + step, 2):
-                p, w = pairs[i], pairs[i + 1]
-                old = adj[p]
-                adj[p] = w * ct if old is None else old + w * ct
-            ct = 1.0 * ct
+        ct = 1.0 * ct
     if prev is not None:  # step 1: its record (prev, 1.0, pairs...) in its field order
         old = adj[prev]
         adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
-    for i in range(0, 2 * width, 2):
+    for i in range(0, step, 2):
         p, w = pairs[i], pairs[i + 1]
         old = adj[p]
         adj[p] = w * ct if old is None else old + w * ct
