@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lang.back import chains as chains_module
-from lang.back.chains import Chain, fold_chain
+from lang.back.chains import chain, fold_chain
 from lang.back.compiler import Counters
 from lang.back.linear import SINK, Factoring
 from lang.back.machine import Machine
@@ -222,7 +222,7 @@ def step_records(sinks, width, pairs, prev):
 def test_the_chain_sweep_is_the_step_records_sweep(case):
     sinks, width, pairs, prev, ct, pending = case
     backend = Factoring(Counters())
-    chained = [SINK] * sinks + [Chain(prev, width, list(pairs))]
+    chained = [SINK] * sinks + [chain(prev, width, pairs)]
     steps = step_records(sinks, width, pairs, prev)
     # (pending: contributions already made to sinks, so the chain's additions land on something)
     got = backend.backward(chained, [(len(chained) - 1, ct)] + pending, sinks)
@@ -236,7 +236,7 @@ def test_the_chain_sweep_on_sums_over_paths(case):
     """The order-free pass's seeds (`Paths`): the chain is swept with objects, the same totals and kinds."""
     sinks, width, pairs, prev, ct, _ = case
     backend = Factoring(Counters())
-    chained = [SINK] * sinks + [Chain(prev, width, list(pairs))]
+    chained = [SINK] * sinks + [chain(prev, width, pairs)]
     steps = step_records(sinks, width, pairs, prev)
     got = backend.backward(chained, [(len(chained) - 1, Paths.seed(ct))], sinks)
     want = backend.backward(steps, [(len(steps) - 1, Paths.seed(ct))], sinks)
@@ -274,7 +274,7 @@ def test_a_long_chain_on_consecutive_parents(ct, case):
     prev = {"prev among them": 40, "prev None": None}.get(case, 5)
     pending = [(60, 2.5)] if case == "one pending" else []
     backend = Factoring(Counters())
-    chained = [SINK] * sinks + [Chain(prev, 1, list(pairs))]
+    chained = [SINK] * sinks + [chain(prev, 1, pairs)]
     steps = step_records(sinks, 1, pairs, prev)
     got = backend.backward(chained, [(len(chained) - 1, ct)] + pending, sinks)
     want = backend.backward(steps, [(len(steps) - 1, ct)] + pending, sinks)

@@ -11,7 +11,7 @@ reached only from r_k: the sweep hands it `1.0 * ct`, which it passes down the s
 records of steps j .. m of one loop run, created one after the other with nothing in between, are
 one record, a *chain*:
 
-    Chain(prev = r_(j-1), width = 1, pairs = [x_j', w_j, x_(j+1)', w_(j+1), ..., x_m', w_m])
+    [r_(j-1), 1, x_j', w_j, x_(j+1)', w_(j+1), ..., x_m', w_m]       (prev, width, pairs: `chain`)
 
 at identity r_j, the identity the later steps' accumulators share. A step that finds its
 accumulator's backpropagator to be the chain this loop is growing, and the chain the last record,
@@ -21,54 +21,56 @@ runs rather than on the term: a loop's length is known only then.
 
 The sweep of a chain does what the sweep of r_m .. r_j did, in the same order: step m's pairs
 with ct, then `ct = 1.0 * ct` down to step j, whose record first adds `1.0 * ct` into prev. For a
-float ct that is not nan, `1.0 * ct` is ct to the bit (inf and -0.0 included), so where the parents
-of a one-pair chain are distinct consecutive identities nothing has reached yet (a list input's
-sinks), their arguments are one comprehension `[w * ct for w in weights]` stored as a slice: the same
+float ct that is not nan, `1.0 * ct` is ct to the bit (inf and -0.0 included), so a one-pair chain
+is one loop over its pairs from the last, ct unchanged, prev added after step j's pair (the order of
+two additions into different slots is free; where prev is step j's parent the steps are run as
+above). Past 64 steps on distinct consecutive parents nothing has reached yet (a list input's sinks),
+their arguments are one comprehension `[w * ct for w in weights]` stored as a slice: the same
 products, each into an empty slot, so the same values. Nothing else is changed: the counting
-machine (`--cost`) and `backprop-naive` record step by step, and the order-free pass's float sweep
-gives a chain to the object sweep (which emulates the steps exactly, as above).
+machine (`--cost`), `backprop-naive` and `dl watch` record step by step, and the order-free pass's
+float sweep gives a chain to the object sweep (which runs the steps exactly, as above).
+
+Example (W4 at n = 10^4, docs/transforms.md): 10^4 + 1 records instead of 2 * 10^4, and the loop
+appends two numbers a step instead of building a 4-tuple; the compiled step is `Gen`'s code with
+`LinearBackend._chain_step` at the record site (lang/back/linear.py).
 """
 from __future__ import annotations
+
+from itertools import islice
 
 from ..model import core as c
 
 
-class Chain:
-    """The merged records of consecutive steps of one fold loop (see the module's docstring)."""
-
-    __slots__ = ("prev", "width", "pairs")
-
-    def __init__(self, prev: int, width: int, pairs: list):
-        self.prev = prev      # the identity the first step's `acc' (1.0 * a)` went to (None: acc' was zero)
-        self.width = width    # the (parent, weight) pairs each step appends
-        self.pairs = pairs    # parent, weight, parent, weight, ...: step after step
-
-    def __repr__(self) -> str:
-        return f"Chain({self.prev}, {self.width}, {self.pairs})"
+def chain(prev: int | None, width: int, pairs: list) -> list:
+    """A chain record: the list [prev, width, parent, weight, parent, weight, ...], step after step. prev: the
+    identity the first step's `acc' (1.0 * a)` went to (None: acc' was zero); width: the (parent, weight)
+    pairs each step appends. A list, which no other record is: the sweep tells it apart by its type, and
+    the compiled step writes it as a list display and appends to it."""
+    return [prev, width, *pairs]
 
 
 _SLICE_MIN = 64  # a shorter chain is swept pair by pair (the checks would cost what they save)
 
 
-def sweep_chain(rec: Chain, adj: list, ct) -> None:
+def sweep_chain(rec: list, adj: list, ct) -> None:
     """Run a chain on its pending argument ct: what the sweep of its steps' records, one by one, does."""
-    prev, pairs, width = rec.prev, rec.pairs, rec.width
+    prev, width = rec[0], rec[1]
     if width == 1 and type(ct) is float and ct == ct:  # (1.0 * ct is ct: see the module's docstring)
-        m = len(pairs) >> 1
+        m = (len(rec) - 2) >> 1
         if m > _SLICE_MIN:
-            parents = pairs[0::2]
+            parents = rec[2::2]
             a = parents[0]
             if (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
                     and adj[a:a + m].count(None) == m:
                 # distinct consecutive parents nothing has reached: the products stored as one slice
-                adj[a:a + m] = [w * ct for w in pairs[1::2]]
+                adj[a:a + m] = [w * ct for w in rec[3::2]]
                 if prev is not None:
                     old = adj[prev]
                     adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
                 return
-        if prev is None or prev != pairs[0]:
+        if prev is None or prev != rec[2]:
             # steps m down to 1, one pair each; prev after step 1's pair (another parent: the order is free)
-            it = reversed(pairs)
+            it = islice(reversed(rec), 2 * m)
             for w, p in zip(it, it):
                 old = adj[p]
                 adj[p] = w * ct if old is None else old + w * ct
@@ -77,19 +79,19 @@ def sweep_chain(rec: Chain, adj: list, ct) -> None:
                 adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
             return
     step = 2 * width
-    k = len(pairs)
-    while k > step:  # steps m down to 2: their pairs, then `1.0 * ct` to the step below
+    k = len(rec)
+    while k > step + 2:  # steps m down to 2: their pairs, then `1.0 * ct` to the step below
         k -= step
         for i in range(k, k + step, 2):
-            p, w = pairs[i], pairs[i + 1]
+            p, w = rec[i], rec[i + 1]
             old = adj[p]
             adj[p] = w * ct if old is None else old + w * ct
         ct = 1.0 * ct
     if prev is not None:  # step 1: its record (prev, 1.0, pairs...) in its field order
         old = adj[prev]
         adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
-    for i in range(0, step, 2):
-        p, w = pairs[i], pairs[i + 1]
+    for i in range(2, step + 2, 2):
+        p, w = rec[i], rec[i + 1]
         old = adj[p]
         adj[p] = w * ct if old is None else old + w * ct
 
@@ -103,15 +105,15 @@ class FoldChain:
         self.bp = bp
         self.depth = depth
         self.sites: list[str] = []  # the locals holding each site's chain identity (-1 before the loop)
-        self.locals: dict = {}      # a site's key -> its locals (identity, chain, pairs)
+        self.locals: dict = {}      # a site's key -> its locals (the chain's identity, the chain)
 
-    def site(self, gen, key) -> tuple[str, str, str]:
+    def site(self, gen, key) -> tuple[str, str]:
         """The locals of the record site `key`: the branches of one backpropagator with the same other parents
         present share them, so that a chain started where acc' is absent (the first step) grows where it is
         present (the next ones)."""
         names = self.locals.get(key)
         if names is None:
-            names = self.locals[key] = (gen.local(), gen.local(), gen.local())
+            names = self.locals[key] = (gen.local(), gen.local())
             self.sites.append(names[0])
         return names
 
@@ -165,4 +167,4 @@ def chain_site(gen, pairs: list, present: list) -> FoldChain | None:
     return chain
 
 
-__all__ = ["Chain", "sweep_chain", "FoldChain", "fold_chain", "chain_site"]
+__all__ = ["chain", "sweep_chain", "FoldChain", "fold_chain", "chain_site"]

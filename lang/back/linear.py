@@ -60,7 +60,7 @@ from ..model.zeros import REAL_TYPES, ZERO, Paths, Zero, kind
 from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, \
     POS as _POS  # (the kinds of a sum over paths, for the order-free sweep)
 from ..transforms.preaccumulate import contributions, summands
-from .chains import Chain, chain_site, fold_chain, sweep_chain
+from .chains import chain_site, fold_chain, sweep_chain
 from .compiler import Gen
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
@@ -198,21 +198,20 @@ class LinearBackend:
         (zero: the first step from a constant) a chain starts with prev None:
 
             if v5 == v18 and R[-1] is v19:            (v18: the site's chain's identity, -1 before the loop)
-                v20.append(v7); v20.append(v17); v11 = v5
+                v19.append(v7); v19.append(v17); v11 = v5
             else:
-                v20 = [v7, v17]; v19 = Chain(v5, 1, v20); v18 = v11 = len(R); R.append(v19)"""
+                v19 = [v5, 1, v7, v17]; v18 = v11 = len(R); R.append(v19)"""
         records = gen.entry("R", f"{gen.const(self)}.records")
-        g, rec, items = chain.site(gen, (id(pairs), tuple(present[1:])))
+        g, rec = chain.site(gen, (id(pairs), tuple(present[1:])))
         acc, rest = (fields[0], fields[2:]) if present[0] else ("None", fields)
         if present[0]:
             gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
             for f in rest:
-                gen.line(ind + 1, f"{items}.append({f})")
+                gen.line(ind + 1, f"{rec}.append({f})")
             gen.line(ind + 1, f"{v} = {acc}")
             gen.line(ind, "else:")
             ind += 1
-        gen.line(ind, f"{items} = [{', '.join(rest)}]")
-        gen.line(ind, f"{rec} = {gen.const(Chain)}({acc}, {len(rest) // 2}, {items})")
+        gen.line(ind, f"{rec} = [{acc}, {len(rest) // 2}, {', '.join(rest)}]")
         gen.line(ind, f"{g} = {v} = len({records})")
         gen.line(ind, f"{records}.append({rec})")
 
@@ -393,7 +392,7 @@ class Factoring(LinearBackend):
                     continue
                 rec = records[i]
                 if type(rec) is not tuple:  # a link: one parent, i - 1
-                    if type(rec) is Chain:  # (or the steps of a fold, lang/back/chains.py)
+                    if type(rec) is list:  # (or the steps of a fold: a chain, lang/back/chains.py)
                         sweep_chain(rec, adj, ct)
                         continue
                     if i < unchained and type(ct) is float and type(records[i - 1]) is not tuple:  # (a run)
@@ -547,7 +546,7 @@ def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
             continue
         rec = records[i]
         if type(rec) is not tuple:  # a link: (i - 1, weight)
-            if type(rec) is Chain:  # (a fold's steps: the caller's object sweep runs them)
+            if type(rec) is list:  # (a fold's steps, a chain: the caller's object sweep runs them)
                 return None
             rec = (i - 1, rec)
         if len(rec) == 2 and type(ct) is float and type(rec[1]) is float:  # the common record, inline
