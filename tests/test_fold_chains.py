@@ -281,3 +281,26 @@ def test_a_long_chain_on_consecutive_parents(ct, case):
     assert bits([None if g is ZERO else g for g in got]) == bits([None if g is ZERO else g for g in want])
     if case == "empty" and math.isfinite(ct):
         assert got[10:10 + m] == [w * ct for w in weights]  # (by hand: each parent gets w * ct)
+
+
+@pytest.mark.parametrize("width", [2, 3])
+@pytest.mark.parametrize("steps", [1, 4])
+def test_a_step_with_one_parent_twice(width, steps):
+    """Additions into one slot keep their order (float addition does not associate): a step whose pairs share a
+    parent that has something pending — (1 + 1e-16) - 1 is 0.0, (1 - 1) + 1e-16 is 1e-16. The first step
+    (swept last) is the sensitive one; the others add into another slot."""
+    first = [0, 1e-16, 0, -1.0, 1, 2.0][:2 * width]
+    pairs = first + [1, 2.0, 1, 3.0, 1, 0.5][:2 * width] * (steps - 1)
+    backend = Factoring(Counters())
+    for prev in (None, 0, 1):
+        chained = [SINK] * 2 + [chain(prev, width, pairs)]
+        records = step_records(2, width, pairs, prev)
+        got = backend.backward(chained, [(len(chained) - 1, 1.0), (0, 1.0)], 2)
+        want = backend.backward(records, [(len(records) - 1, 1.0), (0, 1.0)], 2)
+        assert bits(got) == bits(want)
+
+
+def test_dot_of_a_list_with_itself():
+    """dot xs xs: each step's two pairs have one parent."""
+    y, (gx, gy) = same_bits("vgdot", XS, XS)
+    assert y == pytest.approx(float(np.dot(XS, XS)), rel=1e-14) and gx == gy == XS

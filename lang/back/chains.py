@@ -21,9 +21,9 @@ runs rather than on the term: a loop's length is known only then.
 
 The sweep of a chain does what the sweep of r_m .. r_j did, in the same order: step m's pairs
 with ct, then `ct = 1.0 * ct` down to step j, whose record first adds `1.0 * ct` into prev. For a
-float ct that is not nan, `1.0 * ct` is ct to the bit (inf and -0.0 included), so a one-pair chain
-is one loop over its pairs from the last, ct unchanged, prev added after step j's pair (the order of
-two additions into different slots is free; where prev is step j's parent the steps are run as
+float ct that is not nan, `1.0 * ct` is ct to the bit (inf and -0.0 included), so a chain is one
+loop over its steps from the last, ct unchanged, prev added after step j's pairs (the order of
+additions into different slots is free; where prev is one of step j's parents the steps are run as
 above). Past 64 steps on distinct consecutive parents nothing has reached yet (a list input's sinks),
 their arguments are one comprehension `[w * ct for w in weights]` stored as a slice: the same
 products, each into an empty slot, so the same values. Nothing else is changed: the counting
@@ -55,30 +55,39 @@ _SLICE_MIN = 64  # a shorter chain is swept pair by pair (the checks would cost 
 def sweep_chain(rec: list, adj: list, ct) -> None:
     """Run a chain on its pending argument ct: what the sweep of its steps' records, one by one, does."""
     prev, width = rec[0], rec[1]
-    if width == 1 and type(ct) is float and ct == ct:  # (1.0 * ct is ct: see the module's docstring)
-        m = (len(rec) - 2) >> 1
-        if m > _SLICE_MIN:
-            parents = rec[2::2]
-            a = parents[0]
-            if (prev is None or not a <= prev < a + m) and parents == list(range(a, a + m)) \
-                    and adj[a:a + m].count(None) == m:
+    step = 2 * width
+    if type(ct) is float and ct == ct and (prev is None or prev not in rec[2:step + 2:2]):
+        # 1.0 * ct is ct (see the module's docstring): the steps from the last, ct unchanged, then prev (after
+        # step 1's pairs: they are other parents, the order of additions into different slots is free)
+        if width == 1:
+            m = (len(rec) - 2) >> 1
+            parents = rec[2::2] if m > _SLICE_MIN else None
+            if parents is not None and not (prev is not None and parents[0] <= prev < parents[0] + m) \
+                    and parents == list(range(parents[0], parents[0] + m)) \
+                    and adj[parents[0]:parents[0] + m].count(None) == m:
                 # distinct consecutive parents nothing has reached: the products stored as one slice
-                adj[a:a + m] = [w * ct for w in rec[3::2]]
-                if prev is not None:
-                    old = adj[prev]
-                    adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
-                return
-        if prev is None or prev != rec[2]:
-            # steps m down to 1, one pair each; prev after step 1's pair (another parent: the order is free)
-            it = islice(reversed(rec), 2 * m)
-            for w, p in zip(it, it):
+                adj[parents[0]:parents[0] + m] = [w * ct for w in rec[3::2]]
+            else:
+                it = islice(reversed(rec), 2 * m)
+                for w, p in zip(it, it):
+                    old = adj[p]
+                    adj[p] = w * ct if old is None else old + w * ct
+        elif width == 2:  # (a dot product of two varying lists)
+            for p, w, q, u in zip(rec[-4:1:-4], rec[-3:1:-4], rec[-2:1:-4], rec[-1:1:-4]):
                 old = adj[p]
                 adj[p] = w * ct if old is None else old + w * ct
-            if prev is not None:
-                old = adj[prev]
-                adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
-            return
-    step = 2 * width
+                old = adj[q]
+                adj[q] = u * ct if old is None else old + u * ct
+        else:
+            for k in range(len(rec) - step, 1, -step):
+                for i in range(k, k + step, 2):
+                    p, w = rec[i], rec[i + 1]
+                    old = adj[p]
+                    adj[p] = w * ct if old is None else old + w * ct
+        if prev is not None:
+            old = adj[prev]
+            adj[prev] = 1.0 * ct if old is None else old + 1.0 * ct
+        return
     k = len(rec)
     while k > step + 2:  # steps m down to 2: their pairs, then `1.0 * ct` to the step below
         k -= step
