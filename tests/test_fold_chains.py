@@ -217,16 +217,21 @@ def step_records(sinks, width, pairs, prev):
     return records
 
 
+def swept(sinks, width, pairs, prev, seed, pending=()):
+    """The sinks' arguments after sweeping a chain, and after sweeping the records it stands for, from the
+    seed at the top and `pending` contributions already made to sinks (so that additions land on something)."""
+    backend = Factoring(Counters())
+    chained = [SINK] * sinks + [chain(prev, width, pairs)]
+    steps = step_records(sinks, width, pairs, prev)
+    return (backend.backward(chained, [(len(chained) - 1, seed), *pending], sinks),
+            backend.backward(steps, [(len(steps) - 1, seed), *pending], sinks))
+
+
 @settings(max_examples=400, deadline=None)
 @given(chains())
 def test_the_chain_sweep_is_the_step_records_sweep(case):
     sinks, width, pairs, prev, ct, pending = case
-    backend = Factoring(Counters())
-    chained = [SINK] * sinks + [chain(prev, width, pairs)]
-    steps = step_records(sinks, width, pairs, prev)
-    # (pending: contributions already made to sinks, so the chain's additions land on something)
-    got = backend.backward(chained, [(len(chained) - 1, ct)] + pending, sinks)
-    want = backend.backward(steps, [(len(steps) - 1, ct)] + pending, sinks)
+    got, want = swept(sinks, width, pairs, prev, ct, pending)
     assert bits([None if g is ZERO else g for g in got]) == bits([None if g is ZERO else g for g in want])
 
 
@@ -235,28 +240,9 @@ def test_the_chain_sweep_is_the_step_records_sweep(case):
 def test_the_chain_sweep_on_sums_over_paths(case):
     """The order-free pass's seeds (`Paths`): the chain is swept with objects, the same totals and kinds."""
     sinks, width, pairs, prev, ct, _ = case
-    backend = Factoring(Counters())
-    chained = [SINK] * sinks + [chain(prev, width, pairs)]
-    steps = step_records(sinks, width, pairs, prev)
-    got = backend.backward(chained, [(len(chained) - 1, Paths.seed(ct))], sinks)
-    want = backend.backward(steps, [(len(steps) - 1, Paths.seed(ct))], sinks)
+    got, want = swept(sinks, width, pairs, prev, Paths.seed(ct))
     view = lambda gs: [g if g is ZERO else (bits(g.total), g.kinds) for g in gs]  # noqa: E731
     assert view(got) == view(want)
-
-
-def test_only_a_once_used_accumulator_chains():
-    """fold_chain reads the step: the accumulator taken apart once, its backpropagator used once."""
-    from lang.model import core as c
-    a = c.Var("a")
-
-    def step(body):
-        return c.Lam("acc", c.Lam("x", c.LetTuple(("acc", "acc'"), c.Var("acc"), body)))
-    once = c.LinLam("a", c.LinApp(c.Var("acc'"), a))
-    assert fold_chain(step(c.Tuple((c.Var("acc"), once))), 1) is not None
-    twice = c.LinLam("a", c.DSum(c.LinApp(c.Var("acc'"), a), c.LinApp(c.Var("acc'"), a)))
-    assert fold_chain(step(c.Tuple((c.Var("acc"), twice))), 1) is None
-    whole = c.Lam("acc", c.Lam("x", c.Let("y", c.Var("acc"), c.LetTuple(("v", "v'"), c.Var("acc"), c.Var("y")))))
-    assert fold_chain(whole, 1) is None  # (the pair itself used elsewhere)
 
 
 @pytest.mark.parametrize("ct", [1.5, -0.0, 0.0, math.inf, -math.inf, math.nan, 1e308])
@@ -273,11 +259,7 @@ def test_a_long_chain_on_consecutive_parents(ct, case):
     pairs = [v for k in range(m) for v in (10 + k, weights[k])]
     prev = {"prev among them": 40, "prev None": None}.get(case, 5)
     pending = [(60, 2.5)] if case == "one pending" else []
-    backend = Factoring(Counters())
-    chained = [SINK] * sinks + [chain(prev, 1, pairs)]
-    steps = step_records(sinks, 1, pairs, prev)
-    got = backend.backward(chained, [(len(chained) - 1, ct)] + pending, sinks)
-    want = backend.backward(steps, [(len(steps) - 1, ct)] + pending, sinks)
+    got, want = swept(sinks, 1, pairs, prev, ct, pending)
     assert bits([None if g is ZERO else g for g in got]) == bits([None if g is ZERO else g for g in want])
     if case == "empty" and math.isfinite(ct):
         assert got[10:10 + m] == [w * ct for w in weights]  # (by hand: each parent gets w * ct)
@@ -291,12 +273,8 @@ def test_a_step_with_one_parent_twice(width, steps):
     (swept last) is the sensitive one; the others add into another slot."""
     first = [0, 1e-16, 0, -1.0, 1, 2.0][:2 * width]
     pairs = first + [1, 2.0, 1, 3.0, 1, 0.5][:2 * width] * (steps - 1)
-    backend = Factoring(Counters())
     for prev in (None, 0, 1):
-        chained = [SINK] * 2 + [chain(prev, width, pairs)]
-        records = step_records(2, width, pairs, prev)
-        got = backend.backward(chained, [(len(chained) - 1, 1.0), (0, 1.0)], 2)
-        want = backend.backward(records, [(len(records) - 1, 1.0), (0, 1.0)], 2)
+        got, want = swept(2, width, pairs, prev, 1.0, [(0, 1.0)])
         assert bits(got) == bits(want)
 
 
