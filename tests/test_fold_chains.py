@@ -282,3 +282,18 @@ def test_dot_of_a_list_with_itself():
     """dot xs xs: each step's two pairs have one parent."""
     y, (gx, gy) = same_bits("vgdot", XS, XS)
     assert y == pytest.approx(float(np.dot(XS, XS)), rel=1e-14) and gx == gy == XS
+
+
+def test_only_a_once_used_accumulator_chains():
+    """fold_chain reads the step: the accumulator taken apart once, its backpropagator used once."""
+    from lang.model import core as c
+    a = c.Var("a")
+
+    def step(body):
+        return c.Lam("acc", c.Lam("x", c.LetTuple(("acc", "acc'"), c.Var("acc"), body)))
+    once = c.LinLam("a", c.LinApp(c.Var("acc'"), a))
+    assert fold_chain(step(c.Tuple((c.Var("acc"), once))), 1) is not None
+    twice = c.LinLam("a", c.DSum(c.LinApp(c.Var("acc'"), a), c.LinApp(c.Var("acc'"), a)))
+    assert fold_chain(step(c.Tuple((c.Var("acc"), twice))), 1) is None
+    whole = c.Lam("acc", c.Lam("x", c.Let("y", c.Var("acc"), c.LetTuple(("v", "v'"), c.Var("acc"), c.Var("y")))))
+    assert fold_chain(whole, 1) is None  # (the pair itself used elsewhere)
