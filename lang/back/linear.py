@@ -550,65 +550,65 @@ def _finite_floats(block: list) -> bool:
     return type(total) is float and -math.inf < total < math.inf
 
 
-def _finite(w) -> bool:
-    """Whether a weight the order-free sweep on floats may multiply by: a finite float or the symbolic zero."""
-    return type(w) is Zero or type(w) is float and -math.inf < w < math.inf
-
-
 def _sweep_finite(records: list, adj: list, n_sinks: int) -> bool:
-    """`Factoring._sweep` on float pending arguments, each record checked as it is run: False (and the pending
-    arguments left half swept, for the caller to drop) at the first record that is not (parent, weight, ...)
-    or a link with finite float weights or the symbolic zero. Where it gives True every record it ran had
-    finite weights — records nothing reached are not looked at: they run no body in any sweep, `Paths`
-    included — so every kind set met is finite and each sink's value is the float total computed here, with
-    the same operations in the same order as `_sweep` (the order-free pass: `Factoring.paths_values`)."""
-    inf = math.inf
+    """`Factoring._sweep` on float pending arguments that also checks the records it runs: False (the pending
+    arguments then half swept or holding other numbers, for the caller to drop) unless every one of them is
+    (parent, weight, ...) or a link, with weights that are finite floats or the symbolic zero. Where it gives
+    True — records nothing reached are not looked at: they run no body in any sweep, `Paths` included — every
+    kind set met is finite and each sink's value is the float total computed here, with the same operations in
+    the same order as `_sweep` (the order-free pass: `Factoring.paths_values`).
+
+    The check costs one addition per weight: `seen` sums the weights run, and is a finite float at the end
+    only if each was a finite float, an int or the symbolic zero (an inf or a nan makes every later sum inf or
+    nan; a numpy number or an array makes it one; an int too large for a float raises). A sum of finite
+    weights that overflows refuses a tape that would do (the sweep with kinds then decides, the same way)."""
     i = len(records) - 1
     unchained = i + 1
-    while i >= n_sinks:
-        for i in range(i, n_sinks - 1, -1):
-            ct = adj[i]
-            if ct is None:
-                continue
-            rec = records[i]
-            if type(rec) is not tuple:  # a link: one parent, i - 1
-                if (type(rec) is not float or not -inf < rec < inf) and type(rec) is not Zero:
-                    return False
-                if i < unchained and type(ct) is float and type(records[i - 1]) is not tuple:  # (a run)
-                    below = _sweep_links(records, adj, i, ct, n_sinks, _finite_floats)
-                    if below is not None:
-                        break
-                    unchained = i - _LINKS_MIN
-                old = adj[i - 1]
-                adj[i - 1] = rec * ct if old is None else old + rec * ct
-                continue
-            n = len(rec)
-            if n == 2:
-                p, w = rec
-                if (type(w) is not float or not -inf < w < inf) and type(w) is not Zero:
-                    return False
-                old = adj[p]
-                adj[p] = w * ct if old is None else old + w * ct
-            elif n == 4:
-                p, w, q, u = rec
-                if (type(w) is not float or not -inf < w < inf) and type(w) is not Zero or \
-                        (type(u) is not float or not -inf < u < inf) and type(u) is not Zero:
-                    return False
-                old = adj[p]
-                adj[p] = w * ct if old is None else old + w * ct
-                old = adj[q]
-                adj[q] = u * ct if old is None else old + u * ct
-            elif rec[0] is GENERIC or n % 2 or not all(map(_finite, rec[1::2])):
-                return False
-            else:
-                for k in range(0, n, 2):
-                    p = rec[k]
+    seen = 0.0
+    try:
+        while i >= n_sinks:
+            for i in range(i, n_sinks - 1, -1):
+                ct = adj[i]
+                if ct is None:
+                    continue
+                rec = records[i]
+                if type(rec) is not tuple:  # a link: one parent, i - 1
+                    seen += rec
+                    if i < unchained and type(ct) is float and type(records[i - 1]) is not tuple:  # (a run)
+                        below = _sweep_links(records, adj, i, ct, n_sinks, _finite_floats)
+                        if below is not None:
+                            break
+                        unchained = i - _LINKS_MIN
+                    old = adj[i - 1]
+                    adj[i - 1] = rec * ct if old is None else old + rec * ct
+                    continue
+                n = len(rec)
+                if n == 2:
+                    p, w = rec
+                    seen += w
                     old = adj[p]
-                    adj[p] = rec[k + 1] * ct if old is None else old + rec[k + 1] * ct
-        else:
-            return True
-        i = below
-    return True
+                    adj[p] = w * ct if old is None else old + w * ct
+                elif n == 4:
+                    p, w, q, u = rec
+                    seen += w + u
+                    old = adj[p]
+                    adj[p] = w * ct if old is None else old + w * ct
+                    old = adj[q]
+                    adj[q] = u * ct if old is None else old + u * ct
+                elif rec[0] is GENERIC or n % 2:
+                    return False
+                else:
+                    for k in range(0, n, 2):
+                        p, w = rec[k], rec[k + 1]
+                        seen += w
+                        old = adj[p]
+                        adj[p] = w * ct if old is None else old + w * ct
+            else:
+                break
+            i = below
+    except (TypeError, ValueError, OverflowError):  # (a weight no float sweep can run)
+        return False
+    return type(seen) is float and -math.inf < seen < math.inf
 
 
 class Naive(LinearBackend):
