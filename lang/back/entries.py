@@ -205,10 +205,7 @@ def order_free_gradient(kernel, f, x, in_t: Type, out_t: Type, u: float) -> Any:
     records are ←D's own already; they are recorded once more here, as the general path's second run does."""
     def again() -> Any:
         _, pullback = kernel.vjp_reverse(f, x, in_t, out_t, kernel.machine.runtime, faithful=True)
-        try:
-            return getattr(pullback, "settling", pullback)(Paths.seed(u))
-        finally:  # (the pullback and its `settling` refer to each other: the tape is freed now, not by the collector)
-            pullback.__dict__.pop("settling", None)
+        return pullback.settling(Paths.seed(u))
     return kernel.settle(kernel.uncounted(again), in_t)
 
 
