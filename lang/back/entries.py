@@ -206,7 +206,17 @@ def order_free_gradient(kernel, f, x, in_t: Type, out_t: Type, u: float) -> Any:
     def again() -> Any:
         _, pullback = kernel.vjp_reverse(f, x, in_t, out_t, kernel.machine.runtime, faithful=True)
         return pullback.settling(Paths.seed(u))
-    return kernel.settle(kernel.uncounted(again), in_t)
+    # The collector stays off from the forward pass to the end of the sweep, as in the entry: `vjp_recorded`
+    # turns it on between them, and the first allocation then would walk the whole tape (young, and freed
+    # by its last reference when `again` returns).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        g = kernel.uncounted(again)
+    finally:
+        if collecting:
+            gc.enable()
+    return kernel.settle(g, in_t)
 
 
 def _fixed_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
