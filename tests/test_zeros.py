@@ -299,7 +299,8 @@ def test_the_order_free_values_checked_as_they_are_swept_are_the_sweep_on_paths_
     from lang.model.zeros import ZERO, Paths, settle
     rng = random.Random(seed)
     bad = [math.inf, -math.inf, math.nan] if seed % 2 else []
-    records, n_sinks = random_chain_tape(rng, [0.0, -0.0, ZERO, 1e200, -1e200, 1e300, 1e-300] + bad, rng.choice([30, 300]))
+    weights = [0.0, -0.0, ZERO, 1e200, -1e200, 1e300, 1e-300] + bad
+    records, n_sinks = random_chain_tape(rng, weights, rng.choice([30, 300]))
     seeds = [(len(records) - 1, Paths.seed(rng.choice([1.0, -1e300, 0.0, 3.0])))]
     backend = Factoring(Counters())
     got = backend.paths_values(records, seeds, n_sinks)

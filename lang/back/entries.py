@@ -142,8 +142,8 @@ _PULLBACK = """\
     return (y, native(1, pullback, "<pullback>"))
 """
 
-# what the entry does with a gradient it does not settle: a real that is a float and not finite — the order-free
-# pass, for the cotangent {seed} (`order_free_gradient`); anything else (a real of another type), the general path
+# what the entry does with a gradient it does not settle: where a real is a float and not finite, the order-free
+# pass from the entry's cotangent (`order_free_gradient`); otherwise (a real of another type) the general path
 _FALLBACK = "{done} if nonfinite(adj, n) else {general}"
 
 # each real of the gradient settled: None (nothing reached its sink) and the symbolic zero are 0.0; a float
@@ -273,7 +273,8 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     if op not in OPS or machine.counting or not runtime.scalar_entries or resolve(out_t) != REAL:
         return None
     in_t = resolve(in_t)
-    done = {"grad": "order_free(f, x, 1.0)", "value_and_grad": "(y, order_free(f, x, 1.0))", "vjp": "order_free(f, x, u)"}
+    done = {"grad": "order_free(f, x, 1.0)", "value_and_grad": "(y, order_free(f, x, 1.0))",
+            "vjp": "order_free(f, x, u)"}
     fallback = _FALLBACK.format(done=done[op], general="again(u)" if op == "vjp" else "general(f, x)")
     parts = _fixed_parts(in_t, fallback) or _list_parts(in_t, fallback)
     if parts is None:

@@ -326,7 +326,7 @@ class Factoring(LinearBackend):
     def paths_values(self, records: list, seeds: list, n_sinks: int) -> list | None:
         """The values (`Paths.value`) of what `backward` gives for `Paths` seeds, by a sweep on floats, where
         the kinds cannot matter: every seed's kinds finite and every record the sweep runs of the shape
-        (parent, weight, ...) with finite float weights or the symbolic zero (checked as it runs them:
+        (parent, weight, ...) with finite float or int weights or the symbolic zero (checked as it runs them:
         `_sweep_finite`), so every kind set met is finite and each value is its float total — the same
         operations in the same order as `backward`'s. None where that does not hold (the caller asks
         `backward`). For the kernel's order-free pass, which settles what it gets at once."""
@@ -553,7 +553,7 @@ def _finite_floats(block: list) -> bool:
 def _sweep_finite(records: list, adj: list, n_sinks: int) -> bool:
     """`Factoring._sweep` on float pending arguments that also checks the records it runs: False (the pending
     arguments then half swept or holding other numbers, for the caller to drop) unless every one of them is
-    (parent, weight, ...) or a link, with weights that are finite floats or the symbolic zero. Where it gives
+    (parent, weight, ...) or a link, with weights that are finite floats, ints or the symbolic zero. Where it gives
     True — records nothing reached are not looked at: they run no body in any sweep, `Paths` included — every
     kind set met is finite and each sink's value is the float total computed here, with the same operations in
     the same order as `_sweep` (the order-free pass: `Factoring.paths_values`).
