@@ -115,7 +115,8 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
     result: dict[str, Any] = {}
     lock = threading.Lock()
     # armed: the worker is inside its try, where a stop can land; early: a stop asked for before that
-    state: dict[str, Any] = {"armed": False, "done": False, "early": None}
+    # asked: a stop was sent to the running worker (only then is there a request to take back)
+    state: dict[str, Any] = {"armed": False, "done": False, "early": None, "asked": False}
 
     def target() -> None:
         try:
@@ -137,7 +138,9 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
             try:
                 with lock:
                     state["done"] = True
-                _raise_in(threading.current_thread(), None)
+                    asked = state["asked"]
+                if asked:  # (ctypes, which takes a request back, only when one was sent: start-up)
+                    _raise_in(threading.current_thread(), None)
                 break
             except BaseException as late:  # noqa: BLE001
                 outcome = ("error", late)
@@ -151,6 +154,7 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
             if not state["armed"]:
                 state["early"] = exc  # (the worker raises it itself as it arms)
             elif not state["done"]:
+                state["asked"] = True
                 _raise_in(started[-1], exc)
 
     started: list[threading.Thread] = []  # the worker (a Ctrl-C may land before _start returns it)

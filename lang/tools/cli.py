@@ -18,7 +18,6 @@ import importlib.util
 import math
 import os
 import sys
-import traceback
 
 from ..front.files import unreadable
 from ..model.errors import DlError, DlRuntimeError, render
@@ -111,15 +110,24 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. Given `argv`, only the subcommands named in it get their arguments (the
+    others are listed, with their help, but empty): building all of them cost a run as much as the rest of
+    its argument handling (start-up); a subcommand's parser, its usage and its errors are the same either way."""
     p = argparse.ArgumentParser(prog="dl", description="dl: a differentiable functional language "
                                 "(reverse mode by the backpropagation transform of Brunel, Mazza and Pagani).",
                                 epilog="Documentation: docs/reference.md (the language, the commands, the REPL), "
                                 "docs/transforms.md (the modes), docs/tutorial.md.")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks and re-check transformed terms")
     sub = p.add_subparsers(dest="command")
+    for name, (help_text, arguments) in COMMAND_ARGUMENTS.items():
+        parser = sub.add_parser(name, help=help_text)
+        if argv is None or name in argv:
+            arguments(parser)
+    return p
 
-    run = sub.add_parser("run", help="evaluate main and print its value")
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("file")
     run.add_argument("args", nargs="*", default=[], help="arguments for main, as literals: 3, 2.5, (1.0, 2.0), [1, 2]")
     run.add_argument("--mode", choices=MODES, default=DEFAULT.name,
@@ -136,14 +144,16 @@ def _parser() -> argparse.ArgumentParser:
                      "default: three quarters of this machine's memory)")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    check = sub.add_parser("check", help="parse and type-check a file; print the type of every definition")
+
+def _check_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("file")
     check.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
                      help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
                      "default: three quarters of this machine's memory)")
     check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    tr = sub.add_parser("transform", help="print the transformed term of a definition and its type")
+
+def _transform_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("file")
     tr.add_argument("--def", dest="name", default="main", help="the definition to transform (default: main)")
     tr.add_argument("--mode", choices=MODES, default=DEFAULT.name)
@@ -157,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
                      "default: three quarters of this machine's memory)")
     tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (docs/transforms.md)")
+
+def _compare_arguments(cmp_: argparse.ArgumentParser) -> None:
     cmp_.add_argument("file")
     cmp_.add_argument("--sweep", type=_sweep, default=None, help="n=10,100,1000: run `main n` for each n")
     cmp_.add_argument("--modes", type=_modes, default=None,
@@ -177,11 +188,12 @@ def _parser() -> argparse.ArgumentParser:
                       "(10 to 60 times slower than the timed run)")
     cmp_.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    modes = sub.add_parser("modes", help="list the modes: how each computes derivatives, and its source")
+
+def _modes_arguments(modes: argparse.ArgumentParser) -> None:
     modes.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    gr = sub.add_parser("graph", help="draw main's derivative call: its computation graph and its backpropagators "
-                        "(DOT, or SVG with Graphviz)")
+
+def _graph_arguments(gr: argparse.ArgumentParser) -> None:
     gr.add_argument("file")
     gr.add_argument("args", nargs="*", default=[], help="arguments for main, as for dl run")
     gr.add_argument("-o", "--out", type=_graph_path, default=None, metavar="FILE",
@@ -191,13 +203,15 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--budget", type=_seconds, default=60.0, metavar="SECONDS", help="stop main after this long")
     gr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    st = sub.add_parser("step", help="main's first backward pass step by step, backprop and backprop-naive side by side")
+
+def _step_arguments(st: argparse.ArgumentParser) -> None:
     st.add_argument("file")
     st.add_argument("args", nargs="*", default=[], help="arguments for main, as for dl run")
     st.add_argument("--budget", type=_seconds, default=60.0, metavar="SECONDS", help="stop a mode after this long")
     st.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    kern = sub.add_parser("kernel", help="the Jupyter kernel (needs the [jupyter] extra)")
+
+def _kernel_arguments(kern: argparse.ArgumentParser) -> None:
     ksub = kern.add_subparsers(dest="kernel_command")
     kinst = ksub.add_parser("install", help="install the kernelspec, so that Jupyter offers a dl kernel")
     where = kinst.add_mutually_exclusive_group()
@@ -207,17 +221,33 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--prefix", default=None, metavar="DIR", help="under DIR/share/jupyter")
     kern.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    gt = sub.add_parser("test", help="run golden test files: .dl files with `-- expect:` headers; exit 1 if any fails")
+
+def _test_arguments(gt: argparse.ArgumentParser) -> None:
     gt.add_argument("paths", nargs="+", metavar="PATH", help="files, or directories searched for .dl files")
     gt.add_argument("--promote", action="store_true", help="write what each failing file printed into its header")
     gt.add_argument("-v", "--verbose", action="store_true", help="list the files that pass too")
     gt.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    repl = sub.add_parser("repl", help="interactive session")
+
+def _repl_arguments(repl: argparse.ArgumentParser) -> None:
     repl.add_argument("file", nargs="?")
     repl.add_argument("--mode", choices=MODES, default=DEFAULT.name)
     repl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    return p
+
+
+COMMAND_ARGUMENTS = {  # name: (its help in `dl --help`, what adds its arguments)
+    "run": ("evaluate main and print its value", _run_arguments),
+    "check": ("parse and type-check a file; print the type of every definition", _check_arguments),
+    "transform": ("print the transformed term of a definition and its type", _transform_arguments),
+    "compare": ("compare the modes on cost and accuracy (docs/transforms.md)", _compare_arguments),
+    "modes": ("list the modes: how each computes derivatives, and its source", _modes_arguments),
+    "graph": ("draw main's derivative call: its computation graph and its backpropagators "
+              "(DOT, or SVG with Graphviz)", _graph_arguments),
+    "step": ("main's first backward pass step by step, backprop and backprop-naive side by side", _step_arguments),
+    "kernel": ("the Jupyter kernel (needs the [jupyter] extra)", _kernel_arguments),
+    "test": ("run golden test files: .dl files with `-- expect:` headers; exit 1 if any fails", _test_arguments),
+    "repl": ("interactive session", _repl_arguments),
+}
 
 
 def _options_first(argv: list[str]) -> list[str]:
@@ -245,7 +275,7 @@ def _options_first(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = _parser()
+    parser = _parser(argv)
     try:
         args = parser.parse_args(_options_first(argv))
     except SystemExit as e:
@@ -270,6 +300,7 @@ def _dispatch(command: str, args) -> int:
     except DlError as e:
         print(render(e), file=sys.stderr)
         if args.debug:
+            import traceback  # only for --debug (start-up)
             traceback.print_exc()
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -279,6 +310,7 @@ def _dispatch(command: str, args) -> int:
         return EXIT_OK
     except Exception as e:  # noqa: BLE001 — a bug in dl, reported as such
         if args.debug:
+            import traceback  # only for --debug (start-up)
             traceback.print_exc()
         print(f"dl: internal error: {type(e).__name__}: {e} (this is a bug in dl; --debug shows the traceback)",
               file=sys.stderr)
