@@ -53,7 +53,7 @@ import operator
 import os
 import resource
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property, lru_cache
 from typing import Callable
 
@@ -66,9 +66,10 @@ from .errors import DlRuntimeError
 from .values import call1, call2
 from .types import (BASE_TYPES, TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple,
                     TVar, Type, linear, prune)
+from .nodes import node
 
 
-@dataclass(frozen=True)
+@node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
 class Primitive:
     name: str
     signature: str                     # the type scheme as written in the table (parsed on first use: `scheme`)
