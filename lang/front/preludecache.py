@@ -4,21 +4,22 @@ Typing stdlib/prelude.dl costs far more than a small program's own work, so the 
 pickled under a key of its text and of every stage that produced it (the loader's
 `_prelude_cache_key`: an edit or an upgrade is a new key, never a stale entry). Reading all of it
 back was still the largest part of `dl run` on a trivial file, and most of it is the bodies (core
-terms) of definitions a small program never calls. So an entry holds two pickles:
+terms) of definitions a small program never calls. So an entry holds
 
-    head     the module's id, path, exports and imports, and per definition its name, module,
+    a head   the module's id, path, exports and imports, and per definition its name, module,
              scheme and spans: all that loading a file and typing it against the prelude read;
-    bodies   every definition's core term, read the first time any definition's `expr` is asked for
-             (specialising or compiling a call to it), all at once.
+    bodies   one pickle per definition's core term, read the first time that definition's `expr`
+             is asked for (specialising or compiling a call to it).
 
-The bodies share objects with the head: the schemes' type variables (specialisation substitutes a
-scheme's variables in its definition's body: they must be the very same objects) and the prelude's
-Source (a span's source is compared by identity). Those are pickled by reference (`persistent_id`)
-to the head's objects, which the head lists first, so the bodies read back point at them as one
-pickle would. The head carries the bodies' SHA-256, checked when the entry is read: a damaged entry
-is rebuilt then, never found broken when a body is first needed.
+The pickles share objects, as one pickle of the module would: the schemes' type variables
+(specialisation substitutes a scheme's variables in its definition's body: they must be the very
+same objects), variables that two bodies mention (a recursive group is typed together), and the
+prelude's Source (a span's source is compared by identity). The head lists them first; the bodies
+refer to them by index (`persistent_id`), so what is read back points at the same objects. The head
+carries the bodies' SHA-256, checked when the entry is read: a damaged entry is rebuilt then, never
+found broken when a body is first needed.
 
-Layout: 8 bytes (the head's length, big-endian), the head, the bodies.
+Layout: 8 bytes (the head's length, big-endian), the head, the bodies one after the other.
 """
 from __future__ import annotations
 
@@ -40,17 +41,21 @@ def write(path: Any, module: Any) -> None:
     try:
         rows = [(d.name, d.module, d.scheme, d.span, d.name_span) for d in module.defs]
         payload = (module.id, module.path, module.exports, module.imports, rows)
-        shared = _shared(payload)
+        exprs = [d.expr for d in module.defs]
+        shared = _shared(payload, exprs)
         index = {id(obj): k for k, obj in enumerate(shared)}
-        bodies = io.BytesIO()
-        pickler = pickle.Pickler(bodies, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.persistent_id = lambda obj: index.get(id(obj)) if isinstance(obj, (TVar, Source)) else None
-        pickler.dump([d.expr for d in module.defs])
-        blob = bodies.getvalue()
-        head = pickle.dumps((sha256(blob).digest(), shared, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        blob, bounds = io.BytesIO(), []
+        for e in exprs:
+            start = blob.tell()
+            pickler = pickle.Pickler(blob, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler.persistent_id = lambda obj: index.get(id(obj)) if isinstance(obj, (TVar, Source)) else None
+            pickler.dump(e)
+            bounds.append((start, blob.tell()))
+        data = blob.getvalue()
+        head = pickle.dumps((sha256(data).digest(), shared, payload, bounds), protocol=pickle.HIGHEST_PROTOCOL)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         with open(tmp, "wb") as f:
-            f.write(len(head).to_bytes(_LENGTH, "big") + head + blob)
+            f.write(len(head).to_bytes(_LENGTH, "big") + head + data)
         os.replace(tmp, path)
     except (OSError, pickle.PicklingError, RecursionError):
         pass
@@ -63,51 +68,70 @@ def read(path: Any, module_class: type) -> Any | None:
         with open(path, "rb") as f:
             data = f.read()
         n = int.from_bytes(data[:_LENGTH], "big")
-        digest, shared, (module_id, module_path, exports, imports, rows) = pickle.loads(data[_LENGTH:_LENGTH + n])
+        digest, shared, (module_id, module_path, exports, imports, rows), bounds = \
+            pickle.loads(data[_LENGTH:_LENGTH + n])
         blob = data[_LENGTH + n:]
-        if sha256(blob).digest() != digest:
+        if sha256(blob).digest() != digest or len(bounds) != len(rows):
             return None
     except FileNotFoundError:
         return None
     except Exception:  # noqa: BLE001 — a stale or broken entry is rebuilt
         return None
-    bodies = _Bodies(blob, shared)
+    bodies = _Bodies(blob, bounds, shared)
     defs = [_lazy(name, module, scheme, span, name_span, bodies, k)
             for k, (name, module, scheme, span, name_span) in enumerate(rows)]
     return module_class(module_id, module_path, defs, exports, imports)
 
 
-def _shared(payload: Any) -> list:
-    """The type variables and Sources in `payload`, in a fixed order (found by pickling it once)."""
+def _shared(payload: Any, exprs: list) -> list:
+    """The objects that the head and the bodies share, in a fixed order: every type variable and Source
+    of the head, every Source of the bodies, every variable that more than one body mentions — and
+    every variable reachable from those (a variable bound to a type mentions that type's)."""
+    owners: dict[int, int] = {}
+    found: dict[int, Any] = {}
+    for e in exprs:
+        for obj in _found(e):
+            owners[id(obj)] = owners.get(id(obj), 0) + 1
+            found[id(obj)] = obj
+    head = _found(payload)
+    inside = {id(obj) for obj in head}
+    more = [obj for i, obj in found.items() if i not in inside and (owners[i] > 1 or isinstance(obj, Source))]
+    return _found((head, more))
+
+
+def _found(obj: Any) -> list:
+    """The type variables and Sources reachable from `obj`, in a fixed order (found by pickling it once)."""
     found: list = []
     seen: set[int] = set()
 
-    def note(obj: Any) -> None:
-        if isinstance(obj, (TVar, Source)) and id(obj) not in seen:
-            seen.add(id(obj))
-            found.append(obj)
+    def note(o: Any) -> None:
+        if isinstance(o, (TVar, Source)) and id(o) not in seen:
+            seen.add(id(o))
+            found.append(o)
         return None
     pickler = pickle.Pickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL)
     pickler.persistent_id = note
-    pickler.dump(payload)
+    pickler.dump(obj)
     return found
 
 
 class _Bodies:
-    """The definitions' bodies of one entry: unpickled on the first request, then kept."""
+    """The definitions' bodies of one entry, each unpickled on its first request, then kept."""
 
-    def __init__(self, blob: bytes, shared: list) -> None:
-        self.blob: bytes | None = blob
+    def __init__(self, blob: bytes, bounds: list, shared: list) -> None:
+        self.blob = blob
+        self.bounds = bounds
         self.shared = shared
-        self.exprs: list | None = None
+        self.exprs: dict[int, Any] = {}
 
     def get(self, k: int) -> Any:
-        if self.exprs is None:
-            unpickler = pickle.Unpickler(io.BytesIO(self.blob))
+        e = self.exprs.get(k)
+        if e is None:
+            start, end = self.bounds[k]
+            unpickler = pickle.Unpickler(io.BytesIO(self.blob[start:end]))
             unpickler.persistent_load = self.shared.__getitem__
-            self.exprs = unpickler.load()
-            self.blob = None
-        return self.exprs[k]
+            e = self.exprs[k] = unpickler.load()
+        return e
 
 
 class LazyTypedDef(TypedDef):
