@@ -90,7 +90,8 @@ class Loader:
         never changed after loading — later stages instantiate its schemes, they do not unify with
         them), and from the on-disk cache when nothing it depends on changed."""
         path = prelude_path()
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
         key = _prelude_cache_key(text)
         module = _LOADED_PRELUDES.get(key)
         if module is not None:
@@ -98,11 +99,11 @@ class Loader:
             self.world.prelude_exports = dict(module.exports)
             return
         directory = cache_dir()
-        cached = directory / f"prelude-{key}.pickle" if directory else None
+        cached = os.path.join(directory, f"prelude-{key}.pickle") if directory else None
         if cached is not None:
             module = preludecache.read(cached, Module)  # (its definitions' bodies are read on first use)
         if module is None:
-            module = self.load_source(Source(str(path), text), PRELUDE, with_prelude=False)
+            module = self.load_source(Source(path, text), PRELUDE, with_prelude=False)
             if cached is not None:
                 preludecache.write(cached, module)
         else:
@@ -289,5 +290,6 @@ def _stages_digest() -> bytes:
             if name.endswith(".py"):
                 with open(os.path.join(folder, name), "rb") as f:
                     h.update(f.read())
-    h.update(grammar_path().read_bytes())
+    with open(grammar_path(), "rb") as f:
+        h.update(f.read())
     return h.digest()

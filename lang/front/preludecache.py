@@ -53,7 +53,7 @@ def write(path: Any, module: Any) -> None:
             bounds.append((start, blob.tell()))
         data = blob.getvalue()
         head = pickle.dumps((sha256(data).digest(), shared, payload, bounds), protocol=pickle.HIGHEST_PROTOCOL)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp = f"{path}.tmp{os.getpid()}"
         with open(tmp, "wb") as f:
             f.write(len(head).to_bytes(_LENGTH, "big") + head + data)
         os.replace(tmp, path)
