@@ -192,3 +192,15 @@ def test_the_prelude_key_follows_its_text_and_the_stages():
     key = loader_module._prelude_cache_key
     assert key("def a = 1\n") != key("def a = 2\n")
     assert len(loader_module._stages_digest()) == 32
+
+
+# ---- the primitive table's schemes, parsed on first use ------------------------------------------------------
+
+
+def test_every_primitive_scheme_parses_and_reads_as_written():
+    from lang.model.primitives import PRIMITIVES
+    from lang.model.types import show_scheme
+    for p in PRIMITIVES.values():
+        assert p.scheme.body is not None, p.name  # (a malformed row fails here, not in a user's run)
+    assert show_scheme(PRIMITIVES["+"].scheme) == "Num 'a => 'a -> 'a -> 'a"
+    assert show_scheme(PRIMITIVES["<"].scheme) == "Ord 'a => 'a -> 'a -> Bool"

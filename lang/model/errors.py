@@ -5,7 +5,6 @@ and the REPL turn them into text, with `render`.
 """
 from __future__ import annotations
 
-
 from .spans import NO_SPAN, Span
 
 

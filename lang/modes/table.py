@@ -26,7 +26,8 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 from typing import Any
-from ..model.nodes import node
+
+from ..model.nodes import node  # (a frozen dataclass, made quickly: start-up)
 
 
 @node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
