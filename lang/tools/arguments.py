@@ -90,6 +90,13 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _max_memory_option(p: argparse.ArgumentParser) -> None:
+    """`--max-memory SIZE`, the same for every command that evaluates."""
+    p.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                   help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
+                   "default: three quarters of this machine's memory)")
+
+
 def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command line's parser. Given `argv`, only the subcommands named in it get their arguments (the
     others are listed, with their help, but empty): building all of them cost a run as much as the rest of
@@ -119,17 +126,13 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                      help="print the wall time of the evaluation of main (compiling included) to stderr")
     run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
                      help="stop the evaluation with a runtime error after this many seconds")
-    run.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                     "default: three quarters of this machine's memory)")
+    _max_memory_option(run)
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _check_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("file")
-    check.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                     "default: three quarters of this machine's memory)")
+    _max_memory_option(check)
     check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
@@ -142,9 +145,7 @@ def _transform_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--sweep", type=_sweep, default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
     tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
     tr.add_argument("--ascii", action="store_true", help="write ¬T as ~T")
-    tr.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                     "default: three quarters of this machine's memory)")
+    _max_memory_option(tr)
     tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
@@ -158,9 +159,7 @@ def _compare_arguments(cmp_: argparse.ArgumentParser) -> None:
     cmp_.add_argument("--budget", type=_seconds, default=COMPARE_BUDGET, metavar="SECONDS",
                       help="seconds one evaluation of main may take in a mode, per size, before it is shown as "
                       "`timeout` (default: %(default)g)")
-    cmp_.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                     "default: three quarters of this machine's memory)")
+    _max_memory_option(cmp_)
     cmp_.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
                       help="backprop: measure ←D's term as the transform writes it, not preaccumulated")
     cmp_.add_argument("--memory", action="store_true",
