@@ -297,3 +297,19 @@ def test_only_a_once_used_accumulator_chains():
     assert fold_chain(step(c.Tuple((c.Var("acc"), twice))), 1) is None
     whole = c.Lam("acc", c.Lam("x", c.Let("y", c.Var("acc"), c.LetTuple(("v", "v'"), c.Var("acc"), c.Var("y")))))
     assert fold_chain(whole, 1) is None  # (the pair itself used elsewhere)
+
+
+@pytest.mark.parametrize("ct", [1.5, -0.0, 1e308])
+def test_the_order_free_float_sweep_runs_chains(ct):
+    """`Factoring.paths_values` (the order-free pass on floats): a chain of finite weights is run, as its step
+    records are (the same totals); a chain with an infinite weight is refused (None), as its records are."""
+    pairs = [v for k in range(70) for v in (k % 5, 0.5 - k / 7)]
+    backend = Factoring(Counters())
+    chained = [SINK] * 5 + [chain(None, 1, pairs)]
+    steps = step_records(5, 1, pairs, None)
+    got = backend.paths_values(chained, [(len(chained) - 1, Paths.seed(ct))], 5)
+    want = backend.paths_values(steps, [(len(steps) - 1, Paths.seed(ct))], 5)
+    assert got is not None and bits(got) == bits(want)
+    pairs[11] = math.inf
+    assert backend.paths_values([SINK] * 5 + [chain(None, 1, pairs)], [(5, Paths.seed(ct))], 5) is None
+    assert backend.paths_values(step_records(5, 1, pairs, None), [(74, Paths.seed(ct))], 5) is None

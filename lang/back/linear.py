@@ -610,6 +610,10 @@ def _sweep_finite(records: list, adj: list, n_sinks: int) -> bool:
                     continue
                 rec = records[i]
                 if type(rec) is not tuple:  # a link: one parent, i - 1
+                    if type(rec) is list:  # (or a fold's steps, a chain: its weights, and 1.0 between steps)
+                        seen += sum(rec[3::2], 0.0)
+                        sweep_chain(rec, adj, ct)
+                        continue
                     seen += rec
                     if i < unchained and type(ct) is float and type(records[i - 1]) is not tuple:  # (a run)
                         below = _sweep_links(records, adj, i, ct, n_sinks, _finite_floats)
