@@ -76,6 +76,7 @@ from ..model.types import REAL, TList, TTuple, Type, resolve
 from ..model.values import call1, native
 from ..model.zeros import Zero
 from .linear import SINK
+from .quick import plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
 
 OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
@@ -88,7 +89,9 @@ def entry(f, x):
     try:
         dual_f = f.code.info.get(compiler)
         if dual_f is None:
-            dual_f = lift_fun(f, compiler, {{}})
+            dual_f = lift_plain(f)  # a closure of Ints, Reals, ...: lang/back/quick.py
+            if dual_f is None:
+                dual_f = lift_fun(f, compiler, {{}})
         collecting = isenabled()
         disable()
         try:
@@ -249,7 +252,8 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     compiler = kernel.top_reverse(runtime)
     backend = kernel.backends[runtime.name]
     walks = kernel.shapes.io(in_t, out_t)
-    namespace = {"compiler": compiler, "backend": backend, "sweep_one": backend.sweep_one, "lift_fun": kernel.lift_fun,
+    namespace = {"compiler": compiler, "backend": backend, "sweep_one": sweep_short(backend.sweep_one), "lift_fun": kernel.lift_fun,
+                 "lift_plain": plain_lifter(compiler),
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
