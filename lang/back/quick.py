@@ -30,19 +30,19 @@ parents) restarts the whole sweep with `sweep_one` from a fresh array: nothing h
 see (records are only read), so its result is `sweep_one`'s.
 
 A tape that is one chain of links from the seed down to a sink (W2's and W3's loops, at any length: every
-record after the sinks a float, the seed on the last) is swept by one `math.prod` from the seed over the
-weights, top down: the multiplications the record-by-record loop makes, in its order (ct * w is w * ct
+record after the sinks a link whose weight is a float, as `Factoring._sweep_links` checks it, at C speed;
+the seed on the last) is swept by one `math.prod` from the seed over the weights, top down: the multiplications the record-by-record loop makes, in its order (ct * w is w * ct
 in IEEE arithmetic), so the same float, inf and nan included — as `Factoring._sweep_links` does for runs
-of links. As there, the pending arguments in between, which nobody reads, are not stored: the caller
-reads the sinks only.
+of links. As there, the pending arguments in between, which nobody reads, are not stored: the list
+returned holds the sinks' only (the entries read no others).
 """
 from __future__ import annotations
 
 from math import prod
-from operator import countOf
 from typing import Any, Callable
 
 from ..model.values import Fun, Text
+from .linear import _floats as links_only
 
 SHORT = 32  # records after the sinks swept by `sweep_short` (a longer tape: `sweep_one`, which runs links in C)
 _DEPTH = 4  # closures inside closures lifted directly; deeper (or a closure that captures itself): the kernel
@@ -116,14 +116,16 @@ def _lift(v: Any, compiler, depth: int) -> Any:
 
 
 def sweep_short(sweep_one: Callable) -> Callable:
-    """The entries' sweep: `sweep_one(records, p, ct, n_sinks)`'s result, by a plain loop on a short tape."""
+    """The entries' sweep: `sweep_one(records, p, ct, n_sinks)`'s pending arguments of the sinks (the first n_sinks
+    of the list it returns: the entries read no others), by one product on a chain, a plain loop on a short tape."""
 
     def sweep(records: list, p: int, ct: Any, n_sinks: int) -> list:
         top = len(records) - 1
-        if p == top >= n_sinks and type(ct) is float:
+        if p == top >= n_sinks and type(ct) is float and type(records[p]) is float \
+                and type(records[n_sinks]) is float:  # (a chain ends in links: then look at the rest)
             tail = records[n_sinks:]
-            if countOf(map(type, tail), float) == len(tail):  # a chain of links from the seed down to a sink
-                adj = [None] * (top + 1)
+            if links_only(tail):  # a chain of links from the seed down to a sink
+                adj = [None] * n_sinks  # (the sinks only: nothing reads the pending arguments in between)
                 adj[n_sinks - 1] = prod(reversed(tail), start=ct)
                 return adj
         if top - n_sinks >= SHORT:
