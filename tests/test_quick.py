@@ -50,7 +50,7 @@ def run_three(text, counting=False):
     mp = pytest.MonkeyPatch()
     try:
         quick_run = once()
-        mp.setattr(entries_module, "plain_lifter", lambda compiler: (lambda f: None))
+        mp.setattr(entries_module, "plain_lifter", lambda compiler: (lambda f: (None, None)))
         mp.setattr(entries_module, "sweep_short", lambda sweep_one: sweep_one)
         entry_run = once()
         mp.setattr(kernel_module, "scalar_entry", lambda *a: None)
@@ -67,7 +67,7 @@ def top_lifts(monkeypatch):
 
     def lifter(compiler):
         lift = original(compiler)
-        return lambda f: (lambda out: calls.append("general" if out is None else "quick") or out)(lift(f))
+        return lambda f: (lambda out: calls.append("general" if out[0] is None else "quick") or out)(lift(f))
     monkeypatch.setattr(entries_module, "plain_lifter", lifter)
     return calls
 
@@ -149,10 +149,12 @@ def test_counting_is_unchanged():
 
 def test_lift_plain_is_lift_fun():
     """On closures of every kind it takes, the direct lift builds what the kernel's lift builds: the same code,
-    captured values equal bit for bit (Reals as (r, None), functions lifted alike); None for what it does not."""
-    text = ("def top (x : Real) = x\n"
+    captured values equal bit for bit (Reals as (r, None), functions lifted alike); for a partial application of a
+    top-level function, that function's transform and the arguments the lifted partial application holds; for
+    what it does not take, (None, None)."""
+    text = ("def top (x : Real) = x\ndef top2 (k : Int) (x : Real) = float k * x\n"
             "def main = let a = -0.0 in let b = 2.5 in let g = fun y -> a * y + b in "
-            "[fun x -> g x * x, fun x -> top x + a, fun x -> if length [1, 2] == 2 then b * x else x]")
+            "[fun x -> g x * x, fun x -> top x + a, fun x -> if length [1, 2] == 2 then b * x else x, top2 3]")
     program = load_source(text)
     fns, machine = run_deep(lambda: run_main(program, [], get("backprop")))
     compiler = machine.ad.top_reverse(machine.runtime)
@@ -164,17 +166,21 @@ def test_lift_plain_is_lift_fun():
         if type(v) in (tuple, list):
             return type(v)(shape(x) for x in v)
         return bits(v)
-    for f in fns:
-        assert lift(f) is None  # the lambda's transform is not made yet: the general lift makes it
+    for f in fns[:3]:
+        assert lift(f) == (None, None)  # the lambda's transform is not made yet: the general lift makes it
         general = machine.ad.lift_fun(f, compiler, {})
-        direct = lift(f)
-        assert direct is not None and shape(direct) == shape(general)
-    assert quick.plain_lifter(machine.ad.reverse_compiler(machine.runtime, 1))(fns[0]) is None  # (depth 1)
+        direct, given = lift(f)
+        assert given is None and shape(direct) == shape(general)
+    assert lift(fns[3]) == (None, None)  # (top2 not lifted yet)
+    general = machine.ad.lift_fun(fns[3], compiler, {})
+    direct, given = lift(fns[3])
+    assert direct is general.captured[0] and given == general.captured[1] == (3,)
+    assert quick.plain_lifter(machine.ad.reverse_compiler(machine.runtime, 1))(fns[0]) == (None, None)  # (depth 1)
     # a closure that captures itself (as a local recursive function does): met again within a few levels, it is
     # left to the general lift, whose memo ties the knot
     cyc = Fun(fns[0].code, ())
     cyc.captured = tuple(cyc if type(v) is Fun else v for v in fns[0].captured)
-    assert any(v is cyc for v in cyc.captured) and lift(cyc) is None
+    assert any(v is cyc for v in cyc.captured) and lift(cyc) == (None, None)
 
 
 # ---- the sweep, against the backend's on tapes built here

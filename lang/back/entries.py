@@ -88,8 +88,9 @@ _FORWARD = """\
 def entry(f, x):
     try:
         dual_f = f.code.info.get(compiler)
-        if dual_f is None:
-            dual_f = lift_plain(f)  # a closure of Ints, Reals, ...: lang/back/quick.py
+        given = None
+        if dual_f is None:  # a closure of Ints, Reals, ... lifted directly (lang/back/quick.py); given: the
+            dual_f, given = lift_plain(f)  # arguments of a partial application that dual_f takes with x
             if dual_f is None:
                 dual_f = lift_fun(f, compiler, {{}})
         collecting = isenabled()
@@ -99,7 +100,10 @@ def entry(f, x):
             saved = backend.records
             records = backend.records = {sinks}
             try:
-                y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+                if given is None:
+                    y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+                else:
+                    y_dual = dual_f.body(dual_f.captured, *given, x_dual)
             finally:
                 backend.records = saved
             y, b = y_dual

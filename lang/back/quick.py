@@ -14,7 +14,10 @@ lists of Ints/Bools/Strings, top-level functions and closures of the same kind, 
 a direct rebuild: the transformed code the kernel has already made for it (kept on its code:
 `Code.info`; the first call goes the general way and makes it), its captured values lifted as `lift`
 lifts them at depth 0 — a Real r becomes the constant (r, None), a top-level function its transform,
-the rest stays as it is. Nothing is cached between calls: a captured Real that changes between two
+the rest stays as it is. A partial application of a top-level function to such values, whose
+transform takes all its arguments at once, is not even rebuilt: the entry calls the transform with
+them and the injected input, the call the lifted partial application's code (`partial_code`) makes.
+Nothing is cached between calls: a captured Real that changes between two
 calls is lifted afresh each time, so there is no identity argument to get wrong. A closure that
 captures itself (a local recursive function) is met again within `_DEPTH` levels and handed to the
 general lift, whose memo ties the knot; so is anything else (a Paths sum, an array, a list of reals,
@@ -55,29 +58,35 @@ class _General(Exception):
 _AS_IS = frozenset({int, bool, str, Text})  # values with no real and no function in them: lifted as they are
 
 
-def plain_lifter(compiler) -> Callable[[Fun], Fun | None]:
-    """`lift(f)`: f lifted into `compiler`'s language (←D at depth 0) as the kernel's `lift_fun` lifts it, or None
-    where its captured values need the general lift (see the module's docstring)."""
+def plain_lifter(compiler) -> Callable[[Fun], tuple[Fun | None, tuple | None]]:
+    """`lift(f)`: (f lifted into `compiler`'s language (←D at depth 0) as the kernel's `lift_fun` lifts it, None), or
+    where f is a partial application `g a1 .. ak` of a top-level function to values lifted as they are, whose
+    transform takes k + 1 arguments, (g's transform, (a1, .., ak)): the call the lifted partial application's
+    code would make, made by the entry itself; (None, None) where f's captured values need the general lift
+    (see the module's docstring)."""
     if compiler.depth != 0 or hasattr(compiler, "lift_partial"):  # (a language whose partial applications differ)
-        return lambda f: None
+        return lambda f: _GENERAL
     info_key = compiler
 
-    def lift(f: Fun) -> Fun | None:
+    def lift(f: Fun) -> tuple[Fun | None, tuple | None]:
         code = f.code
         if code.mode == "partial":  # the commonest: a top-level function applied to Ints (W2 `logistic n`)
             g, args = f.captured
             dual_g = g.code.info.get(info_key)
-            if dual_g is not None:
+            if dual_g is not None and dual_g.arity == len(args) + 1:
                 for a in args:
                     if type(a) not in _AS_IS:
                         break
                 else:
-                    return Fun(compiler.lifted_partial(code), (dual_g, args))
+                    return dual_g, args
         try:
-            return _lift_fun(f, compiler, _DEPTH)
+            return _lift_fun(f, compiler, _DEPTH), None
         except _General:
-            return None
+            return _GENERAL
     return lift
+
+
+_GENERAL = (None, None)  # what `plain_lifter`'s lift gives for a closure it leaves to the kernel
 
 
 def _lift_fun(f: Fun, compiler, depth: int) -> Fun:
