@@ -7,6 +7,7 @@ tapes built here, inf, nan and -0.0 weights included.
 """
 import math
 import random
+import re
 
 import pytest
 
@@ -240,3 +241,53 @@ def test_a_chain_is_one_product_and_others_go_record_by_record(monkeypatch):
         quick_sweep = quick.sweep_short(backend.sweep_one)
         assert bits(quick_sweep(tape, len(tape) - 1, 1.5, 2)[:2]) == bits(general(tape, len(tape) - 1, 1.5, 2)[:2])
         assert calls == [1]
+
+
+# ---- a partial application of a top-level function, made by the compiled code (lang/back/compiler.py, `call`)
+
+PARTIALS = "def h (a : Real) (b : Real) (c : Real) = a + b * c\n"
+
+
+@pytest.mark.parametrize("mode", ["backprop", "tape", "forward", "numeric"])
+def test_a_partial_application_of_a_top_level_function_is_apply_s(mode):
+    """`h 1.0` for a top-level h of three parameters is the Fun `apply` makes: the same values, the same counters
+    as through a local name (which goes through `apply`), in primal code and inside a derivative."""
+    direct = PARTIALS + ("def main = let p = h 1.0 in let q = h 1.0 2.0 in "
+                         "(p 2.0 3.0, q 3.0, grad (fun x -> h x 2.0 x) 0.5, grad (h 1.0 2.0) 4.0, "
+                         "grad (fun x -> let r = h x in r x x) 3.0)")
+    through = PARTIALS + ("def main = let g = h in let p = g 1.0 in let q = g 1.0 2.0 in "
+                          "(p 2.0 3.0, q 3.0, grad (fun x -> g x 2.0 x) 0.5, grad (g 1.0 2.0) 4.0, "
+                          "grad (fun x -> let r = g x in r x x) 3.0)")
+    for counting in (False, True):
+        a, ma = run_deep(lambda: run_main(load_source(direct), [], get(mode), counting))
+        b, mb = run_deep(lambda: run_main(load_source(through), [], get(mode), counting))
+        assert bits(a) == bits(b)
+        assert ma.counters.as_dict() == mb.counters.as_dict()
+    # by hand: 1 + 2 * 3, 1 + 2 * 3, d/dx (x + 2x) = 3, d/dc (1 + 2c) = 2, d/dx (x + x^2) = 1 + 2x = 7
+    assert a == pytest.approx((7.0, 7.0, 3.0, 2.0, 7.0))
+
+
+def generated(text):
+    """The generated Python of every function compiled while running `text`."""
+    from lang.back.compiler import Gen
+    sources = []
+    original = Gen.build
+
+    def build(self, name):
+        out = original(self, name)
+        sources.append(self.source)
+        return out
+    mp = pytest.MonkeyPatch()
+    mp.setattr(Gen, "build", build)
+    try:
+        run(text)
+    finally:
+        mp.undo()
+    return "\n".join(sources)
+
+
+def test_the_generated_call_makes_the_partial_application():
+    """Direct: one Fun built in place; through a local name: `apply` (what the test above compares it with)."""
+    assert re.search(r"v\d+ = _Fun\(k\d+, \(k\d+, \(1\.0,\)\)\)", generated(PARTIALS + "def main = let p = h 1.0 in p 2.0 3.0"))
+    through = generated(PARTIALS + "def main = let g = h in let p = g 1.0 in p 2.0 3.0")
+    assert "_apply(" in through and "_Fun(" not in through
