@@ -20,15 +20,17 @@ For `value_and_grad` on Real * Real the entry is
     def entry(f, x):
         try:
             dual_f = f.code.info.get(compiler)        (a top-level function's transform)
-            if dual_f is None:
-                dual_f = lift_fun(f, compiler, {})    (a closure: its captured values lifted)
+            if dual_f is None:                        (a closure: its captured values lifted, directly where
+                dual_f, given = lift_plain(f)         they are Ints, Reals, ..., lang/back/quick.py, else by
+                ... or lift_fun(f, compiler, {})      the kernel; given: a partial application's arguments)
             ... the collector off (as in `vjp_recorded`) ...
                 (a0, a1) = x
                 saved = backend.records
                 records = backend.records = [SINK, SINK]  (the inputs' sinks: identities 0 and 1)
                 y, b = body(captured, ((a0, 0), (a1, 1)))    (←D(f) on the injected input)
                 backend.records = saved
-                adj = None if b is None else backend.sweep_one(records, b, 1.0, 2)
+                adj = None if b is None else sweep_one(records, b, 1.0, 2)   (the backend's, or on a chain
+                                                      or a short tape its result by a shorter way: quick.py)
             g0 = adj[0] ...; if g0 is None or type(g0) is Zero: g0 = 0.0   (settled)
             elif type(g0) is not float or g0 - g0 != 0.0: return general(f, x)
             ...
@@ -38,7 +40,8 @@ For `value_and_grad` on Real * Real the entry is
 
 It gives what the general path gives, bit for bit: the same transformed code
 on the same injected input, the same records, the same sweep (the backend's
-own, `Factoring.sweep_one`), the same settling of a plain finite gradient (a
+own, `Factoring.sweep_one`, or its result computed by the same operations:
+lang/back/quick.py), the same settling of a plain finite gradient (a
 sink nothing reached, or reached by the symbolic zero only, is 0.0). A
 gradient real that is not a finite float — inf or nan, which the kernel's
 order-free pass must decide (docs/transforms.md, Zeros and infinities) — is

@@ -45,6 +45,7 @@ from math import prod
 from typing import Any, Callable
 
 from ..model.values import Fun, Text
+from .compiler import Compiler
 from .linear import _floats as links_only
 
 SHORT = 32  # records after the sinks swept by `sweep_short` (a longer tape: `sweep_one`, which runs links in C)
@@ -64,7 +65,8 @@ def plain_lifter(compiler) -> Callable[[Fun], tuple[Fun | None, tuple | None]]:
     transform takes k + 1 arguments, (g's transform, (a1, .., ak)): the call the lifted partial application's
     code would make, made by the entry itself; (None, None) where f's captured values need the general lift
     (see the module's docstring)."""
-    if compiler.depth != 0 or hasattr(compiler, "lift_partial"):  # (a language whose partial applications differ)
+    if compiler.depth != 0 or hasattr(compiler, "lift_partial") or \
+            type(compiler).lifted_partial is not Compiler.lifted_partial:  # (a language whose partial applications differ)
         return lambda f: _GENERAL
     info_key = compiler
 
@@ -101,7 +103,7 @@ def _lift_fun(f: Fun, compiler, depth: int) -> Fun:
             raise _General
         return Fun(compiler.lifted_partial(code), _lift(f.captured, compiler, depth - 1))
     made = code.info.get(("transformed", compiler))  # (the kernel's `transformed_code`, made on a first call)
-    if made is None or code.mode != compiler.source_name:
+    if made is None or code.mode != compiler.source_name or "global" in code.info:  # (a global: lifted by the kernel)
         raise _General
     dual_code, where = made
     captured = f.captured
