@@ -231,6 +231,12 @@ def test_a_chain_is_one_product_and_others_go_record_by_record(monkeypatch):
     chain = [SINK, SINK] + [0.9, -1.1, 1e300, 1e10, 0.5] * 3
     assert bits(sweep(chain, len(chain) - 1, 1.0, 2)[:2]) == bits(general(chain, len(chain) - 1, 1.0, 2)[:2])
     assert sweep(chain, len(chain) - 1, 1.0, 2)[1] == -math.inf  # (an overflow, signed as the sweep's)
+    # one record, the seed's, its parents the same sink or not (x * x, x * y, a closure's three reals)
+    for one in [(0, 2.0, 0, 3.0), (1, -0.0, 0, 1e308), (0, 1e308, 0, 1e308), (2, 0.5, 0, -1.0, 2, math.nan),
+                (1, 1.0, 1, 2.0, 1, 3.0)]:
+        tape = [SINK, SINK, SINK, one]
+        for ct in (1.0, -0.0, 2.5):
+            assert bits(sweep(tape, 3, ct, 3)[:3]) == bits(general(tape, 3, ct, 3)[:3]), (one, ct)
 
     def body(captured, ct):  # a generic record: adds 2 ct to the first sink
         backend.contribute(0, captured[0] * ct)

@@ -37,7 +37,8 @@ record after the sinks a link whose weight is a float, as `Factoring._sweep_link
 the seed on the last) is swept by one `math.prod` from the seed over the weights, top down: the multiplications the record-by-record loop makes, in its order (ct * w is w * ct
 in IEEE arithmetic), so the same float, inf and nan included — as `Factoring._sweep_links` does for runs
 of links. As there, the pending arguments in between, which nobody reads, are not stored: the list
-returned holds the sinks' only (the entries read no others).
+returned holds the sinks' only (the entries read no others). So for a tape of one record of two or
+three parents, the seed's (a function of a few reals preaccumulated into one record: W1, W6).
 """
 from __future__ import annotations
 
@@ -132,6 +133,25 @@ def sweep_short(sweep_one: Callable) -> Callable:
 
     def sweep(records: list, p: int, ct: Any, n_sinks: int) -> list:
         top = len(records) - 1
+        if p == top == n_sinks and type(records[p]) is tuple:  # one record, the seed's (W1, W6: preaccumulated)
+            rec = records[p]
+            n = len(rec)
+            if n == 4:
+                q, w, r, u = rec
+                adj = [None] * n_sinks  # (the sinks only)
+                adj[q] = w * ct
+                old = adj[r]
+                adj[r] = u * ct if old is None else old + u * ct
+                return adj
+            if n == 6:
+                q, w, r, u, s, t = rec
+                adj = [None] * n_sinks
+                adj[q] = w * ct
+                old = adj[r]
+                adj[r] = u * ct if old is None else old + u * ct
+                old = adj[s]
+                adj[s] = t * ct if old is None else old + t * ct
+                return adj
         if p == top >= n_sinks and type(ct) is float and type(records[p]) is float \
                 and type(records[n_sinks]) is float:  # (a chain ends in links: then look at the rest)
             tail = records[n_sinks:]
