@@ -294,6 +294,7 @@ def generated(text):
 
 def test_the_generated_call_makes_the_partial_application():
     """Direct: one Fun built in place; through a local name: `apply` (what the test above compares it with)."""
-    assert re.search(r"v\d+ = _Fun\(k\d+, \(k\d+, \(1\.0,\)\)\)", generated(PARTIALS + "def main = let p = h 1.0 in p 2.0 3.0"))
+    direct = generated(PARTIALS + "def main = let p = h 1.0 in p 2.0 3.0")
+    assert re.search(r"v\d+ = _Fun\(k\d+, \(k\d+, \(1\.0,\)\)\)", direct)
     through = generated(PARTIALS + "def main = let g = h in let p = g 1.0 in p 2.0 3.0")
     assert "_apply(" in through and "_Fun(" not in through

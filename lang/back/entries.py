@@ -259,8 +259,8 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     compiler = kernel.top_reverse(runtime)
     backend = kernel.backends[runtime.name]
     walks = kernel.shapes.io(in_t, out_t)
-    namespace = {"compiler": compiler, "backend": backend, "sweep_one": sweep_short(backend.sweep_one), "lift_fun": kernel.lift_fun,
-                 "lift_plain": plain_lifter(compiler),
+    namespace = {"compiler": compiler, "backend": backend, "sweep_one": sweep_short(backend.sweep_one),
+                 "lift_fun": kernel.lift_fun, "lift_plain": plain_lifter(compiler),
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,

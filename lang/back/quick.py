@@ -3,8 +3,8 @@
 A `value_and_grad f x` on a few reals, or a short loop (W2 `value_and_grad (logistic n) x` at n = 10), spends
 most of its time around the transformed code rather than in it: lifting f into ←D's language and
 sweeping a tape of a dozen records through the machinery built for long ones. Both short cuts give
-what the general code gives, bit for bit; where they do not apply they say so (None) and the entry
-takes the general code.
+what the general code gives, bit for bit; where they do not apply, the entry takes the general code
+(the kernel's `lift_fun`, the backend's `sweep_one`).
 
 Lifting a closure (`plain_lifter`). The kernel's `lift_fun` lifts a function value by walking its
 captured values with a memo, whatever they are. Most closures a derivative is taken of at the top
@@ -17,11 +17,11 @@ lifts them at depth 0 — a Real r becomes the constant (r, None), a top-level f
 the rest stays as it is. A partial application of a top-level function to such values, whose
 transform takes all its arguments at once, is not even rebuilt: the entry calls the transform with
 them and the injected input, the call the lifted partial application's code (`partial_code`) makes.
-Nothing is cached between calls: a captured Real that changes between two
-calls is lifted afresh each time, so there is no identity argument to get wrong. A closure that
-captures itself (a local recursive function) is met again within `_DEPTH` levels and handed to the
-general lift, whose memo ties the knot; so is anything else (a Paths sum, an array, a list of reals,
-a pullback, a function of another language).
+Nothing is cached between calls: a captured Real that changes between two calls is lifted afresh
+each time, so there is no identity argument to get wrong. A closure that captures itself (a local
+recursive function) is met again within `_DEPTH` levels and handed to the general lift, whose memo
+ties the knot; so is anything else (a Paths sum, an array, a list of reals, a pullback, a function of
+another language).
 
 Sweeping a short tape (`sweep_short`). `Factoring.sweep_one` saves and restores the backend's sweep
 state (needed only by generic records, whose bodies add through `backend.contribute`) and looks for
@@ -32,10 +32,11 @@ same floats — without either. The first record of another shape (a generic bod
 parents) restarts the whole sweep with `sweep_one` from a fresh array: nothing has run that it would
 see (records are only read), so its result is `sweep_one`'s.
 
-A tape that is one chain of links from the seed down to a sink (W2's and W3's loops, at any length: every
-record after the sinks a link whose weight is a float, as `Factoring._sweep_links` checks it, at C speed;
-the seed on the last) is swept by one `math.prod` from the seed over the weights, top down: the multiplications the record-by-record loop makes, in its order (ct * w is w * ct
-in IEEE arithmetic), so the same float, inf and nan included — as `Factoring._sweep_links` does for runs
+A tape that is one chain of links from the seed down to a sink (W2's and W3's loops, at any length:
+every record after the sinks a link whose weight is a float, as `Factoring._sweep_links` checks it, at
+C speed; the seed on the last) is swept by one `math.prod` from the seed over the weights, top down:
+the multiplications the record-by-record loop makes, in its order (ct * w is w * ct in IEEE
+arithmetic), so the same float, inf and nan included — as `Factoring._sweep_links` does for runs
 of links. As there, the pending arguments in between, which nobody reads, are not stored: the list
 returned holds the sinks' only (the entries read no others). So for a tape of one record of two or
 three parents, the seed's (a function of a few reals preaccumulated into one record: W1, W6).
@@ -67,7 +68,7 @@ def plain_lifter(compiler) -> Callable[[Fun], tuple[Fun | None, tuple | None]]:
     code would make, made by the entry itself; (None, None) where f's captured values need the general lift
     (see the module's docstring)."""
     if compiler.depth != 0 or hasattr(compiler, "lift_partial") or \
-            type(compiler).lifted_partial is not Compiler.lifted_partial:  # (a language whose partial applications differ)
+            type(compiler).lifted_partial is not Compiler.lifted_partial:  # (partial applications of its own)
         return lambda f: _GENERAL
     info_key = compiler
 
