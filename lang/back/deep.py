@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
 import sys
 import threading
 import time
@@ -115,7 +114,8 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
     result: dict[str, Any] = {}
     lock = threading.Lock()
     # armed: the worker is inside its try, where a stop can land; early: a stop asked for before that
-    state: dict[str, Any] = {"armed": False, "done": False, "early": None}
+    # asked: a stop was sent to the running worker (only then is there a request to take back)
+    state: dict[str, Any] = {"armed": False, "done": False, "early": None, "asked": False}
 
     def target() -> None:
         try:
@@ -137,7 +137,9 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
             try:
                 with lock:
                     state["done"] = True
-                _raise_in(threading.current_thread(), None)
+                    asked = state["asked"]
+                if asked:  # (ctypes, which takes a request back, only when one was sent: start-up)
+                    _raise_in(threading.current_thread(), None)
                 break
             except BaseException as late:  # noqa: BLE001
                 outcome = ("error", late)
@@ -151,6 +153,7 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
             if not state["armed"]:
                 state["early"] = exc  # (the worker raises it itself as it arms)
             elif not state["done"]:
+                state["asked"] = True
                 _raise_in(started[-1], exc)
 
     started: list[threading.Thread] = []  # the worker (a Ctrl-C may land before _start returns it)
@@ -189,6 +192,7 @@ def supervised(budget: float, grace: float = GRACE_SECONDS) -> int | None:
     The parent ignores Ctrl-C (the child, in the same process group, gets it too and says so) and
     passes a SIGTERM or SIGHUP on to the child. Call it before any thread is started, with nothing
     buffered for output (the child would print it a second time)."""
+    import signal  # only for `dl run --budget` (start-up)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()

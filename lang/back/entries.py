@@ -32,7 +32,8 @@ For `value_and_grad` on Real * Real the entry is
                 adj = None if b is None else sweep_one(records, b, 1.0, 2)   (the backend's, or on a chain
                                                       or a short tape its result by a shorter way: quick.py)
             g0 = adj[0] ...; if g0 is None or type(g0) is Zero: g0 = 0.0   (settled)
-            elif type(g0) is not float or g0 - g0 != 0.0: return general(f, x)
+            elif type(g0) is not float or g0 - g0 != 0.0:
+                return (y, order_free(f, x, 1.0)) if nonfinite(adj, n) else general(f, x)
             ...
             return (y, (g0, g1))
         except DlRuntimeError as err:
@@ -43,11 +44,15 @@ on the same injected input, the same records, the same sweep (the backend's
 own, `Factoring.sweep_one`, or its result computed by the same operations:
 lang/back/quick.py), the same settling of a plain finite gradient (a
 sink nothing reached, or reached by the symbolic zero only, is 0.0). A
-gradient real that is not a finite float — inf or nan, which the kernel's
-order-free pass must decide (docs/transforms.md, Zeros and infinities) — is
-handed to the general path, which runs the call again from the start: a call
-is deterministic (a data file it reads is read again), so it records the same
-tape, and it gives today's value and counts its order-free pass. (`g - g != 0.0` is true exactly for inf and nan.)
+gradient real that is a float and not finite — inf or nan, which the kernel's
+order-free pass must decide (docs/transforms.md, Zeros and infinities) — takes
+that pass (`order_free_gradient`): the general path would run the entry's own
+pass again first, to the same records (a call is deterministic: a data file
+it reads is read again) and the same non-finite reals, then run ←D's own term
+on x and sweep it from `Paths` seeds; the entry goes straight to the second
+run, and counts it as the general path does (`order_free_passes`). A real of
+another type (none today) is handed to the general path whole. (`g - g != 0.0`
+is true exactly for inf and nan.)
 
 A list input has as many sinks as reals, known at the call. For `[Real]`
 (W4's `value_and_grad loss xs`) the entry injects with one comprehension,
@@ -64,20 +69,22 @@ the sweep: the comprehension, the slice and the checks run in C.
 
 `vjp f x` gets an entry of the same forward pass whose pullback sweeps the
 records from the cotangent it is given, settled the same way; where that
-gradient is not finite, the general path's vjp is made (the call run again)
-and its pullback applied to the same cotangent.
+gradient is not finite, the order-free pass from the same cotangent (for a
+real of another type, the general path's vjp, made by running the call again,
+and its pullback applied to it).
 """
 from __future__ import annotations
 
 import gc
 import math
+from itertools import islice
 from operator import countOf
 from typing import Any, Callable
 
 from ..model.errors import DlRuntimeError
 from ..model.types import REAL, TList, TTuple, Type, resolve
 from ..model.values import call1, native
-from ..model.zeros import Zero
+from ..model.zeros import Paths, Zero
 from .linear import SINK
 from .quick import plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
@@ -145,6 +152,10 @@ _PULLBACK = """\
     return (y, native(1, pullback, "<pullback>"))
 """
 
+# what the entry does with a gradient it does not settle: where a real is a float and not finite, the order-free
+# pass from the entry's cotangent (`order_free_gradient`); otherwise (a real of another type) the general path
+_FALLBACK = "{done} if nonfinite(adj, n) else {general}"
+
 # each real of the gradient settled: None (nothing reached its sink) and the symbolic zero are 0.0; a float
 # that is inf or nan (g - g != 0.0), or anything else, goes to the general path
 _SETTLE = """\
@@ -187,6 +198,35 @@ def settled(g: list) -> list | None:
         else:
             out.append(r)
     return out
+
+
+def nonfinite(adj: list, n: int) -> bool:
+    """Whether one of the first n pending arguments (the gradient's reals) is a float that is inf or nan: then
+    the general path would take the order-free pass (`finite`, lang/model/zeros.py, is false for it alone)."""
+    return any(type(g) is float and g - g != 0.0 for g in islice(adj, n))
+
+
+def order_free_gradient(kernel, f, x, in_t: Type, out_t: Type, u: float) -> Any:
+    """The gradient the general path gives where the entry's is not finite, without running the entry's own pass
+    again: the general path (`ADKernel.vjp`) runs f's preaccumulated term a second time — the same records, the
+    same non-finite reals, by determinism — and then the order-free pass, ←D's own term run on x and swept from
+    the `Paths` seed u (its `settling` pullback: lang/back/kernel.py, `vjp_recorded`), outside the counters
+    and counted as one `order_free_passes`, settled. This is that pass. Without preaccumulation the entry's
+    records are ←D's own already; they are recorded once more here, as the general path's second run does."""
+    def again() -> Any:
+        _, pullback = kernel.vjp_reverse(f, x, in_t, out_t, kernel.machine.runtime, faithful=True)
+        return pullback.settling(Paths.seed(u))
+    # The collector stays off from the forward pass to the end of the sweep, as in the entry: `vjp_recorded`
+    # turns it on between them, and the first allocation then would walk the whole tape (young, and freed
+    # by its last reference when `again` returns).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        g = kernel.uncounted(again)
+    finally:
+        if collecting:
+            gc.enable()
+    return kernel.settle(g, in_t)
 
 
 def _fixed_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
@@ -243,7 +283,9 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     if op not in OPS or machine.counting or not runtime.scalar_entries or resolve(out_t) != REAL:
         return None
     in_t = resolve(in_t)
-    fallback = "again(u)" if op == "vjp" else "general(f, x)"
+    done = {"grad": "order_free(f, x, 1.0)", "value_and_grad": "(y, order_free(f, x, 1.0))",
+            "vjp": "order_free(f, x, u)"}
+    fallback = _FALLBACK.format(done=done[op], general="again(u)" if op == "vjp" else "general(f, x)")
     parts = _fixed_parts(in_t, fallback) or _list_parts(in_t, fallback)
     if parts is None:
         return None
@@ -264,7 +306,8 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
-                 "settled": settled, "count": countOf, "isfinite": math.isfinite}
+                 "settled": settled, "count": countOf, "isfinite": math.isfinite, "nonfinite": nonfinite,
+                 "order_free": lambda f, x, u: order_free_gradient(kernel, f, x, in_t, out_t, u)}
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]
     entry.source = src  # (what a test or a curious reader can print)

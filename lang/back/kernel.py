@@ -433,7 +433,7 @@ class ADKernel:
             redone = redo()[1]
             return redone.settling(u) if values and hasattr(redone, "settling") else redone(u)
 
-        def pullback(u: Any, values: bool = False) -> Any:
+        def swept(u: Any, values: bool) -> Any:
             """values: the caller settles the result at once (the order-free pass: `vjp`)."""
             if real_out:  # one cotangent, one backpropagator
                 if redo is not None and type(u) is Paths:
@@ -455,7 +455,10 @@ class ADKernel:
             finally:
                 if collecting:
                     gc.enable()
-        pullback.settling = lambda u: pullback(u, True)  # what `vjp`'s order-free pass calls
+        # (two wrappers of `swept`, not one function and a `settling` that calls it back: such a cycle keeps the
+        # tape alive until the collector finds it, which then walks every record)
+        pullback = lambda u: swept(u, False)  # noqa: E731
+        pullback.settling = lambda u: swept(u, True)  # what `vjp`'s order-free pass calls
         return y, pullback
 
     # ---- lifting: values of one language into the next

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import chain, islice
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
@@ -326,27 +325,28 @@ class Factoring(LinearBackend):
 
     def paths_values(self, records: list, seeds: list, n_sinks: int) -> list | None:
         """The values (`Paths.value`) of what `backward` gives for `Paths` seeds, by a sweep on floats, where
-        the kinds cannot matter: every seed's kinds finite and every record (parent, weight, ...) with finite
-        float weights (checked at C speed), so every kind set met is finite and each value is its float total
-        — the same operations in the same order as `backward`'s. None where that does not hold (the caller
-        asks `backward`). For the kernel's order-free pass, which settles what it gets at once."""
+        the kinds cannot matter: every seed's kinds finite and every record the sweep runs of the shape
+        (parent, weight, ...) with finite float or int weights or the symbolic zero (checked as it runs them:
+        `_sweep_finite`), so every kind set met is finite and each value is its float total — the same
+        operations in the same order as `backward`'s. None where that does not hold (the caller asks
+        `backward`). For the kernel's order-free pass, which settles what it gets at once."""
         if self.counting or type(self)._sweep is not Factoring._sweep:
             return None
         for _, v in seeds:
             if type(v) is not Paths or v.kinds & _INFINITE:
                 return None
-        tail = records[n_sinks:]
-        fields = list(filter(_IS_TUPLE, tail))  # (at C speed)
-        weights = list(filter(_IS_FLOAT, tail))  # (a link is its weight alone)
-        if len(fields) + len(weights) != len(tail):
-            return None
+        saved, saved_owned, saved_sinks = self.adj, self.owned, self.n_sinks
+        adj = self.adj = [None] * len(records)
+        self.owned, self.n_sinks = set(), 0
         try:
-            if not set(map(type, chain(chain.from_iterable(fields), weights))) <= _PLAIN or \
-                    not math.isfinite(sum(chain.from_iterable(fields))) or not math.isfinite(sum(weights)):
+            for p, v in seeds:
+                self.contribute(p, v.total)
+            self.n_sinks = n_sinks
+            if not _sweep_finite(records, adj, n_sinks):
                 return None
-        except (TypeError, OverflowError):
-            return None
-        return self.backward(records, [(p, v.total) for p, v in seeds], n_sinks)
+        finally:
+            self.adj, self.owned, self.n_sinks = saved, saved_owned, saved_sinks
+        return [ZERO if g is None else g for g in adj[:n_sinks]]
 
     def _sweep(self, records: list, adj: list, n_sinks: int) -> None:
         # from the last identity down to the first after the sinks (which run no body), reading each
@@ -448,15 +448,17 @@ class Factoring(LinearBackend):
 _LINKS_MIN = 8  # the first block; a run shorter than this is swept record by record
 
 
-def _sweep_links(records: list, adj: list, i: int, ct: float, n_sinks: int) -> int:
+def _sweep_links(records: list, adj: list, i: int, ct: float, n_sinks: int, floats=None) -> int:
     """Sweep the run of links from i (pending ct, a float) down; the identity the run's product was added
-    to, where the sweep goes on (None: nothing swept, the run is short or holds other numbers)."""
+    to, where the sweep goes on (None: nothing swept, the run is short or holds other numbers). `floats`
+    decides which blocks of links are taken at once (`_floats`, or `_finite_floats` for `_sweep_finite`)."""
+    floats = floats or _floats
     size, j = _LINKS_MIN, i
     while True:
         size = min(size, j - n_sinks + 1)  # (record j is a link: j >= n_sinks)
         k = j - size + 1  # the block k .. j: links with nothing pending below j
         block = records[k:j + 1]
-        if not _floats(block) or adj[k:j].count(None) != j - k:
+        if not floats(block) or adj[k:j].count(None) != j - k:
             if size <= _LINKS_MIN:
                 break
             size //= 2
@@ -483,9 +485,7 @@ def _floats(block: list) -> bool:
         return False
 
 
-_IS_TUPLE, _IS_FLOAT = tuple.__instancecheck__, float.__instancecheck__
 _INFINITE = _PINF | _NINF | _NAN  # the kinds that make a sum over paths other than its float total
-_PLAIN = {int, float, Zero}       # what a record of parents and finite weights holds
 
 
 def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
@@ -538,6 +538,77 @@ def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
                 return None
     return [ZERO if g is None else g if type(g) is Zero else Paths(g, kinds[i])
             for i, g in enumerate(totals[:n_sinks])]
+
+
+def _finite_floats(block: list) -> bool:
+    """`_floats`, and every weight finite: their sum is (a sum with an inf or a nan in it is not; a sum of
+    finite floats that overflows refuses a block that would do, and the sweep takes it record by record)."""
+    try:
+        total = sum(block, 0.0)
+    except TypeError:
+        return False
+    return type(total) is float and -math.inf < total < math.inf
+
+
+def _sweep_finite(records: list, adj: list, n_sinks: int) -> bool:
+    """`Factoring._sweep` on float pending arguments that also checks the records it runs: False (the pending
+    arguments then half swept or holding other numbers, for the caller to drop) unless every one of them is
+    (parent, weight, ...) or a link, with weights that are finite floats, ints or the symbolic zero. Where it gives
+    True — records nothing reached are not looked at: they run no body in any sweep, `Paths` included — every
+    kind set met is finite and each sink's value is the float total computed here, with the same operations in
+    the same order as `_sweep` (the order-free pass: `Factoring.paths_values`).
+
+    The check costs one addition per weight: `seen` sums the weights run, and is a finite float at the end
+    only if each was a finite float, an int or the symbolic zero (an inf or a nan makes every later sum inf or
+    nan; a numpy number or an array makes it one; an int too large for a float raises). A sum of finite
+    weights that overflows refuses a tape that would do (the sweep with kinds then decides, the same way)."""
+    i = len(records) - 1
+    unchained = i + 1
+    seen = 0.0
+    try:
+        while i >= n_sinks:
+            for i in range(i, n_sinks - 1, -1):
+                ct = adj[i]
+                if ct is None:
+                    continue
+                rec = records[i]
+                if type(rec) is not tuple:  # a link: one parent, i - 1
+                    seen += rec
+                    if i < unchained and type(ct) is float and type(records[i - 1]) is not tuple:  # (a run)
+                        below = _sweep_links(records, adj, i, ct, n_sinks, _finite_floats)
+                        if below is not None:
+                            break
+                        unchained = i - _LINKS_MIN
+                    old = adj[i - 1]
+                    adj[i - 1] = rec * ct if old is None else old + rec * ct
+                    continue
+                n = len(rec)
+                if n == 2:
+                    p, w = rec
+                    seen += w
+                    old = adj[p]
+                    adj[p] = w * ct if old is None else old + w * ct
+                elif n == 4:
+                    p, w, q, u = rec
+                    seen += w + u
+                    old = adj[p]
+                    adj[p] = w * ct if old is None else old + w * ct
+                    old = adj[q]
+                    adj[q] = u * ct if old is None else old + u * ct
+                elif rec[0] is GENERIC or n % 2:
+                    return False
+                else:
+                    for k in range(0, n, 2):
+                        p, w = rec[k], rec[k + 1]
+                        seen += w
+                        old = adj[p]
+                        adj[p] = w * ct if old is None else old + w * ct
+            else:
+                break
+            i = below
+    except (TypeError, ValueError, OverflowError):  # (a weight no float sweep can run)
+        return False
+    return type(seen) is float and -math.inf < seen < math.inf
 
 
 class Naive(LinearBackend):

@@ -8,6 +8,7 @@ cached per compiler, so a definition is compiled once per language.
 """
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from ..front.loader import World
@@ -16,7 +17,6 @@ from ..model import core as c
 from ..model.errors import DlRuntimeError
 from .compiler import Compiler, Counters
 from .deep import RECURSION_LIMIT
-from .kernel import ADKernel
 
 
 class Machine:
@@ -38,8 +38,14 @@ class Machine:
         self.progress = progress
         self.primal = Compiler(self, counting=counting)
         self.primal.nests = True
-        self.ad = ADKernel(self)
         self.symbolic_reports: list[dict] = []  # what symbolic mode unrolled, for `dl transform`
+
+    @cached_property
+    def ad(self):
+        """The differentiation kernel (lang/back/kernel.py), made when a program first differentiates: a
+        program that does not never imports the kernel, the transforms or their languages (start-up)."""
+        from .kernel import ADKernel  # only for a program that differentiates (start-up)
+        return ADKernel(self)
 
     def global_value(self, module: str, name: str, inst: tuple = ()) -> Any:
         """Evaluate (once) a top-level definition at an instance."""

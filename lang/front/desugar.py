@@ -21,7 +21,7 @@ name is a `name` error with the closest names in scope as suggestions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from ..model import core as c
@@ -29,11 +29,12 @@ from ..model import syntax as s
 from ..model.errors import DlNameError, DlSyntaxError
 from ..model.primitives import BINARY_OPERATORS, PRIMITIVES, Primitive
 from ..model.spans import NO_SPAN, Span
+from ..model.nodes import node
 
 Resolution = c.Global | Primitive | None
 
 
-@dataclass(frozen=True)
+@node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
 class Definition:
     """A top-level `def`, desugared: its body is a chain of lambdas for a function."""
 

@@ -22,7 +22,6 @@ inferencer with their linear rules (lang/transforms/check.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from ..model import core as c
 from ..model import syntax as s
@@ -36,6 +35,7 @@ from ..model.types import (BASE_TYPES, BOOL, CLASSES, D, EQ, FLOAT, LINEAR, LIST
                            instance_name, prune, show_scheme, substitute)
 from . import wording as w
 from .wording import snippet
+from ..model.nodes import node
 
 
 class Mismatch(Exception):
@@ -49,7 +49,7 @@ class Mismatch(Exception):
         self.offending = offending
 
 
-@dataclass(frozen=True)
+@node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
 class TypedDef:
     name: str
     module: str

@@ -11,7 +11,6 @@ The `World` holds every typed definition loaded so far, keyed by
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -22,6 +21,7 @@ from .files import Unreadable, read_source
 from ..model.errors import DlImportError, DlNameError
 from .infer import Inferencer, TypedDef
 from .parsecache import parse_program_cached  # Lark only on a file not parsed before (start-up)
+from . import preludecache
 from ..model.primitives import OPERATOR_NAMES, PRIMITIVES, user_visible
 from .resources import cache_dir, grammar_path, prelude_path, sha256
 from ..model.spans import Source, Span
@@ -90,7 +90,8 @@ class Loader:
         never changed after loading — later stages instantiate its schemes, they do not unify with
         them), and from the on-disk cache when nothing it depends on changed."""
         path = prelude_path()
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
         key = _prelude_cache_key(text)
         module = _LOADED_PRELUDES.get(key)
         if module is not None:
@@ -98,23 +99,13 @@ class Loader:
             self.world.prelude_exports = dict(module.exports)
             return
         directory = cache_dir()
-        cached = directory / f"prelude-{key}.pickle" if directory else None
-        if cached is not None and cached.exists():
-            try:
-                with open(cached, "rb") as f:
-                    module = pickle.load(f)
-            except Exception:  # noqa: BLE001 — a stale or broken cache is rebuilt
-                module = None
+        cached = os.path.join(directory, f"prelude-{key}.pickle") if directory else None
+        if cached is not None:
+            module = preludecache.read(cached, Module)  # (its definitions' bodies are read on first use)
         if module is None:
-            module = self.load_source(Source(str(path), text), PRELUDE, with_prelude=False)
+            module = self.load_source(Source(path, text), PRELUDE, with_prelude=False)
             if cached is not None:
-                try:
-                    tmp = cached.with_suffix(f".tmp{os.getpid()}")
-                    with open(tmp, "wb") as f:
-                        pickle.dump(module, f, protocol=pickle.HIGHEST_PROTOCOL)
-                    os.replace(tmp, cached)
-                except OSError:
-                    pass
+                preludecache.write(cached, module)
         else:
             self.world.add(module)
         _LOADED_PRELUDES[key] = module
@@ -299,5 +290,6 @@ def _stages_digest() -> bytes:
             if name.endswith(".py"):
                 with open(os.path.join(folder, name), "rb") as f:
                     h.update(f.read())
-    h.update(grammar_path().read_bytes())
+    with open(grammar_path(), "rb") as f:
+        h.update(f.read())
     return h.digest()

@@ -32,8 +32,8 @@ def parse_program_cached(source: Source, stages: bytes) -> s.Program:
     directory = cache_dir()
     if directory is None:
         return _parse(source)
-    folder = directory / "parsed"
-    path = folder / f"{sha256(stages + source.text.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}.pickle"
+    folder = os.path.join(directory, "parsed")
+    path = os.path.join(folder, f"{sha256(stages + source.text.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}.pickle")
     try:
         with open(path, "rb") as f:
             unpickler = pickle.Unpickler(f)
@@ -62,9 +62,10 @@ def _store(folder, path, program: s.Program, source: Source) -> None:
         pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.persistent_id = lambda obj: "source" if obj is source else None
         pickler.dump(program)
-        folder.mkdir(exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(buffer.getvalue())
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(buffer.getvalue())
         os.replace(tmp, path)
         _prune(folder)
     except (OSError, pickle.PicklingError, RecursionError):

@@ -8,6 +8,7 @@ messages name what was expected in words.
 """
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 
@@ -23,11 +24,17 @@ from ..model.spans import Source, Span
 START_SYMBOLS = ["program", "repl_line", "target_term", "type_only"]
 
 
+def _grammar_text() -> str:
+    """The grammar file's text (lang/grammar/dl.lark)."""
+    with open(grammar_path(), encoding="utf-8") as f:
+        return f.read()
+
+
 @lru_cache(maxsize=1)
 def keywords() -> frozenset[str]:
     """The reserved words (`def`, `let`, ..., `true`, `false`): those the grammar's NAME terminal excludes.
     The one list every part of dl uses (the REPL's highlighter, completion and continuation rule too)."""
-    text = grammar_path().read_text(encoding="utf-8")
+    text = _grammar_text()
     m = re.search(r"^NAME: /\(\?!\(\?:([a-z|]+)\)", text, re.M)
     assert m, "the grammar's NAME terminal no longer starts with its keyword exclusion"
     return frozenset(m.group(1).split("|"))
@@ -126,12 +133,12 @@ def _block_comment_end(source: Source, start: int) -> int:
 def _lark() -> Lark:
     """The LALR parser, built once per process and cached on disk between processes."""
     directory = cache_dir()
-    cache = str(directory / "grammar.lark.cache") if directory else False
+    cache = os.path.join(directory, "grammar.lark.cache") if directory else False
     try:
-        return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", start=START_SYMBOLS,
+        return Lark(_grammar_text(), parser="lalr", start=START_SYMBOLS,
                     propagate_positions=True, maybe_placeholders=True, cache=cache)
     except OSError:  # an unwritable or broken cache file: build without it
-        return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", start=START_SYMBOLS,
+        return Lark(_grammar_text(), parser="lalr", start=START_SYMBOLS,
                     propagate_positions=True, maybe_placeholders=True)
 
 

@@ -1,29 +1,30 @@
-"""Where the grammar, the prelude and the cache live, installed or in a checkout."""
+"""Where the grammar, the prelude and the cache live, installed or in a checkout.
+
+Paths are strings (os.path): pathlib would bring urllib.parse and ipaddress into every run (start-up)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-_PACKAGE = Path(__file__).resolve().parent.parent  # the `lang` package
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # the `lang` package
 
 
-def _data_dir(name: str) -> Path:
+def _data_dir(name: str) -> str:
     """`name` inside the installed package (wheel), else beside it (source checkout)."""
-    inside = _PACKAGE / name
-    return inside if inside.is_dir() else _PACKAGE.parent / name
+    inside = os.path.join(_PACKAGE, name)
+    return inside if os.path.isdir(inside) else os.path.join(os.path.dirname(_PACKAGE), name)
 
 
-def grammar_path() -> Path:
-    return _data_dir("grammar") / "dl.lark"
+def grammar_path() -> str:
+    return os.path.join(_data_dir("grammar"), "dl.lark")
 
 
-def stdlib_dir() -> Path:
+def stdlib_dir() -> str:
     return _data_dir("stdlib")
 
 
-def prelude_path() -> Path:
-    return stdlib_dir() / "prelude.dl"
+def prelude_path() -> str:
+    return os.path.join(stdlib_dir(), "prelude.dl")
 
 
 def sha256(data: bytes = b"") -> Any:
@@ -36,7 +37,7 @@ def sha256(data: bytes = b"") -> Any:
     return builtin(data)
 
 
-def cache_dir() -> Path | None:
+def cache_dir() -> str | None:
     """A writable per-user cache directory, or None when there is none."""
     base = os.environ.get("DL_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dl"
@@ -45,4 +46,4 @@ def cache_dir() -> Path | None:
         os.makedirs(base, exist_ok=True)
     except OSError:
         return None
-    return Path(base) if os.access(base, os.W_OK) else None
+    return base if os.access(base, os.W_OK) else None

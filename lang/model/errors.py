@@ -5,8 +5,6 @@ and the REPL turn them into text, with `render`.
 """
 from __future__ import annotations
 
-import unicodedata
-
 from .spans import NO_SPAN, Span
 
 
@@ -91,6 +89,7 @@ def columns(text: str) -> int:
     """How many columns `text` takes on a terminal: wide (CJK) characters two, combining marks none."""
     if text.isascii():
         return len(text)
+    import unicodedata  # only to draw a caret under a diagnostic (start-up)
     return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 

@@ -53,8 +53,8 @@ import operator
 import os
 import resource
 import sys
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import replace
+from functools import cached_property, lru_cache
 from typing import Callable
 
 from . import array_rows
@@ -66,12 +66,13 @@ from .errors import DlRuntimeError
 from .values import call1, call2
 from .types import (BASE_TYPES, TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple,
                     TVar, Type, linear, prune)
+from .nodes import node
 
 
-@dataclass(frozen=True)
+@node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
 class Primitive:
     name: str
-    scheme: Scheme
+    signature: str                     # the type scheme as written in the table (parsed on first use: `scheme`)
     kind: str
     impl: Callable | None = None       # at Real, or the only implementation
     int_impl: Callable | None = None   # at Int, for Num-overloaded operators
@@ -101,6 +102,12 @@ class Primitive:
     per_element: bool = False          # applies its function argument to each element (amap)
     site: str | None = None            # "module:factory": its implementation made per compiler
     effect: bool = False               # a statement of type d in a backpropagator's body
+
+    @cached_property
+    def scheme(self) -> Scheme:
+        """The type scheme, parsed from `signature` when a stage first asks (start-up: a run reads a
+        handful of the table's ~240 rows; parsing all of them cost more than the rest of the import)."""
+        return parse_scheme(self.signature)
 
     @property
     def arity(self) -> int:
@@ -336,7 +343,7 @@ def _tail(xs):
 
 def _row(name: str, scheme: str, kind: str, **fields) -> Primitive:
     """A row: the name, its type scheme as text, its kind, and the fields it has (see Primitive)."""
-    return Primitive(name, parse_scheme(scheme), kind, **fields)
+    return Primitive(name, scheme, kind, **fields)
 
 
 def _lin(name: str, scheme: str, positions: tuple[int, ...] | None, doc: str, kind: str = "chad",

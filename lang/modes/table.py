@@ -24,12 +24,13 @@ A row names its runtime and its term transform by import path
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ..model.nodes import node  # (a frozen dataclass, made quickly: start-up)
 
-@dataclass(frozen=True)
+
+@node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
 class Mode:
     """A row of the mode table."""
 

@@ -11,47 +11,17 @@ and a command that fails on its arguments stay quick.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
-import importlib.util
-import math
 import os
 import sys
-import traceback
+from types import SimpleNamespace
 
 from ..front.files import unreadable
 from ..model.errors import DlError, DlRuntimeError, render
-from ..modes.table import DEFAULT, MODES, compared, describe, get
-from .sweep import parse_sweep
+from ..modes.table import DEFAULT, compared, describe, get
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
-COMPARE_BUDGET = 20.0  # `dl compare --budget`: seconds one evaluation of main may take per mode and size
-
-
-def _sweep(text: str) -> list[int]:
-    try:
-        return parse_sweep(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _modes(text: str) -> list[str]:
-    names = [m.strip() for m in text.split(",")]
-    for m in names:
-        if m not in MODES:
-            raise argparse.ArgumentTypeError(f"unknown mode {m!r} (modes: {', '.join(MODES)})")
-    return names
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
-    return value
 
 
 def default_max_memory() -> int:
@@ -62,194 +32,30 @@ def default_max_memory() -> int:
         return 8 * 10**9
 
 
-_UNITS = {"": 10**6, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}
-
-
-def _memory(text: str) -> int:
-    """`2G`, `1.5GB`, `500M`, `500` (MB) into bytes."""
-    number = text.strip().rstrip("bBkKmMgG")
-    unit = text.strip()[len(number):].lower()
-    try:
-        value = float(number)
-    except ValueError:
-        value = math.nan
-    if unit not in _UNITS or not value > 0:
-        raise argparse.ArgumentTypeError(f"expected an amount of memory such as 2G, 1.5GB or 500M, not {text!r}")
-    return int(value * _UNITS[unit])
-
-
 def _size(n: int) -> str:
     """Bytes in words: 1.5 GB, 800 MB."""
     return f"{n / 1e9:.3g} GB" if n >= 1e9 else f"{n / 1e6:.3g} MB"
 
 
-def _plot_path(text: str) -> str:
-    """A path the plot can be written to, checked with matplotlib's presence before any measuring."""
-    directory = os.path.dirname(os.path.abspath(text))
-    if not text.lower().endswith((".png", ".pdf", ".svg")):
-        raise argparse.ArgumentTypeError(f"{text!r}: the plot is written as .png (or .pdf, .svg)")
-    if not os.path.isdir(directory):
-        raise argparse.ArgumentTypeError(f"{text!r}: no such directory {directory!r}")
-    if importlib.util.find_spec("matplotlib") is None:  # checked before any measuring; report.py draws
-        raise argparse.ArgumentTypeError("needs matplotlib, which is not installed "
-                                         "(pip install 'dl-lang[plot]')")
-    return text
-
-
-def _graph_path(text: str) -> str:
-    if not text.lower().endswith((".svg", ".dot")):
-        raise argparse.ArgumentTypeError(f"{text!r}: the graph is written as .svg or .dot")
-    directory = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(directory):
-        raise argparse.ArgumentTypeError(f"{text!r}: no such directory {directory!r}")
-    return text
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}")
-    return int(text)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dl", description="dl: a differentiable functional language "
-                                "(reverse mode by the backpropagation transform of Brunel, Mazza and Pagani).",
-                                epilog="Documentation: docs/reference.md (the language, the commands, the REPL), "
-                                "docs/transforms.md (the modes), docs/tutorial.md.")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks and re-check transformed terms")
-    sub = p.add_subparsers(dest="command")
-
-    run = sub.add_parser("run", help="evaluate main and print its value")
-    run.add_argument("file")
-    run.add_argument("args", nargs="*", default=[], help="arguments for main, as literals: 3, 2.5, (1.0, 2.0), [1, 2]")
-    run.add_argument("--mode", choices=MODES, default=DEFAULT.name,
-                     help="how derivatives are computed (dl modes lists them)")
-    run.add_argument("--cost", action="store_true", help="print the cost counters to stderr")
-    run.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
-                     help="backprop: run ←D's term as the transform writes it, not preaccumulated")
-    run.add_argument("--time", action="store_true",
-                     help="print the wall time of the evaluation of main (compiling included) to stderr")
-    run.add_argument("--budget", type=_seconds, default=None, metavar="SECONDS",
-                     help="stop the evaluation with a runtime error after this many seconds")
-    run.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                     "default: three quarters of this machine's memory)")
-    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    check = sub.add_parser("check", help="parse and type-check a file; print the type of every definition")
-    check.add_argument("file")
-    check.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                     "default: three quarters of this machine's memory)")
-    check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    tr = sub.add_parser("transform", help="print the transformed term of a definition and its type")
-    tr.add_argument("file")
-    tr.add_argument("--def", dest="name", default="main", help="the definition to transform (default: main)")
-    tr.add_argument("--mode", choices=MODES, default=DEFAULT.name)
-    tr.add_argument("args", nargs="*", help="symbolic and lut modes: arguments for main, as for dl run (lut: or "
-                    "the point at which --def NAME is linearized)")
-    tr.add_argument("--sweep", type=_sweep, default=None, help="symbolic mode: n=1..10 prints the expression sizes of main n")
-    tr.add_argument("--simplify", action="store_true", help="apply meaning-preserving algebraic clean-ups")
-    tr.add_argument("--ascii", action="store_true", help="write ¬T as ~T")
-    tr.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                     "default: three quarters of this machine's memory)")
-    tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    cmp_ = sub.add_parser("compare", help="compare the modes on cost and accuracy (docs/transforms.md)")
-    cmp_.add_argument("file")
-    cmp_.add_argument("--sweep", type=_sweep, default=None, help="n=10,100,1000: run `main n` for each n")
-    cmp_.add_argument("--modes", type=_modes, default=None,
-                      help="comma-separated modes (default: all but the intermediate dualrev stages)")
-    cmp_.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    cmp_.add_argument("--plot", type=_plot_path, default=None, help="write a log-log plot to this PNG (needs matplotlib)")
-    cmp_.add_argument("--budget", type=_seconds, default=COMPARE_BUDGET, metavar="SECONDS",
-                      help="seconds one evaluation of main may take in a mode, per size, before it is shown as "
-                      "`timeout` (default: %(default)g)")
-    cmp_.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
-                     help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                     "default: three quarters of this machine's memory)")
-    cmp_.add_argument("--no-preaccumulate", dest="preaccumulate", action="store_false",
-                      help="backprop: measure ←D's term as the transform writes it, not preaccumulated")
-    cmp_.add_argument("--memory", action="store_true",
-                      help="also measure peak memory with tracemalloc, in one more run per mode and size "
-                      "(10 to 60 times slower than the timed run)")
-    cmp_.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    modes = sub.add_parser("modes", help="list the modes: how each computes derivatives, and its source")
-    modes.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    gr = sub.add_parser("graph", help="draw main's derivative call: its computation graph and its backpropagators "
-                        "(DOT, or SVG with Graphviz)")
-    gr.add_argument("file")
-    gr.add_argument("args", nargs="*", default=[], help="arguments for main, as for dl run")
-    gr.add_argument("-o", "--out", type=_graph_path, default=None, metavar="FILE",
-                    help="write FILE.svg (needs Graphviz's dot) or FILE.dot; default: DOT on stdout")
-    gr.add_argument("--call", type=_positive, default=1, metavar="K", help="draw main's K-th derivative call (default 1)")
-    gr.add_argument("--max-nodes", type=_positive, default=150, metavar="N", help="refuse graphs of more than N nodes")
-    gr.add_argument("--budget", type=_seconds, default=60.0, metavar="SECONDS", help="stop main after this long")
-    gr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    st = sub.add_parser("step", help="main's first backward pass step by step, backprop and backprop-naive side by side")
-    st.add_argument("file")
-    st.add_argument("args", nargs="*", default=[], help="arguments for main, as for dl run")
-    st.add_argument("--budget", type=_seconds, default=60.0, metavar="SECONDS", help="stop a mode after this long")
-    st.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    kern = sub.add_parser("kernel", help="the Jupyter kernel (needs the [jupyter] extra)")
-    ksub = kern.add_subparsers(dest="kernel_command")
-    kinst = ksub.add_parser("install", help="install the kernelspec, so that Jupyter offers a dl kernel")
-    where = kinst.add_mutually_exclusive_group()
-    where.add_argument("--user", action="store_true", help="for this user (~/.local/share/jupyter)")
-    where.add_argument("--sys-prefix", action="store_true",
-                       help="in this Python's prefix (the default inside a virtual environment)")
-    where.add_argument("--prefix", default=None, metavar="DIR", help="under DIR/share/jupyter")
-    kern.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    gt = sub.add_parser("test", help="run golden test files: .dl files with `-- expect:` headers; exit 1 if any fails")
-    gt.add_argument("paths", nargs="+", metavar="PATH", help="files, or directories searched for .dl files")
-    gt.add_argument("--promote", action="store_true", help="write what each failing file printed into its header")
-    gt.add_argument("-v", "--verbose", action="store_true", help="list the files that pass too")
-    gt.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-    repl = sub.add_parser("repl", help="interactive session")
-    repl.add_argument("file", nargs="?")
-    repl.add_argument("--mode", choices=MODES, default=DEFAULT.name)
-    repl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    return p
-
-
-def _options_first(argv: list[str]) -> list[str]:
-    """For `dl run` and `dl transform`, let flags come anywhere: options first, then `--`, then the file
-    and main's arguments (which may look like flags: `-2.5`)."""
-    if not argv or argv[0] not in ("run", "transform", "graph", "step"):
-        return argv
-    options, positional = [], []
-    rest = iter(argv[1:])
-    for a in rest:
-        if a == "--":
-            positional.extend(rest)
-        elif a.startswith("--") or a == "-o":
-            options.append(a)
-            if a in ("--mode", "--budget", "--def", "--sweep", "--max-memory", "-o", "--out", "--call", "--max-nodes"):
-                value = next(rest, None)
-                if value is not None:
-                    options.append(value)
-        elif a in ("-h",):
-            options.append(a)
-        else:
-            positional.append(a)
-    return [argv[0], *options, *(["--", *positional] if positional else [])]
+def quick_run(argv: list[str]) -> SimpleNamespace | None:
+    """`dl run FILE ARG...` with no option and nothing that starts with `-`: the namespace the parser gives
+    (tests/test_startup.py holds them equal), without importing argparse and building the parser, a tenth
+    of such a run (start-up). None for any other command line."""
+    if len(argv) < 2 or argv[0] != "run" or any(a.startswith("-") for a in argv[1:]):
+        return None
+    return SimpleNamespace(debug=False, command="run", file=argv[1], args=list(argv[2:]), mode=DEFAULT.name,
+                           cost=False, preaccumulate=True, time=False, budget=None, max_memory=None)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = _parser()
-    try:
-        args = parser.parse_args(_options_first(argv))
-    except SystemExit as e:
-        return int(e.code or 0) if e.code in (0, None) else EXIT_USAGE
+    args = quick_run(argv)
+    if args is None:
+        from .arguments import parse  # argparse only for a command line quick_run does not read (start-up)
+        try:
+            args = parse(argv)
+        except SystemExit as e:
+            return int(e.code or 0) if e.code in (0, None) else EXIT_USAGE
     command = args.command or "repl"
     if command == "repl" and not hasattr(args, "mode"):
         args.mode, args.file = DEFAULT.name, None
@@ -270,6 +76,7 @@ def _dispatch(command: str, args) -> int:
     except DlError as e:
         print(render(e), file=sys.stderr)
         if args.debug:
+            import traceback  # only for --debug (start-up)
             traceback.print_exc()
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -279,6 +86,7 @@ def _dispatch(command: str, args) -> int:
         return EXIT_OK
     except Exception as e:  # noqa: BLE001 — a bug in dl, reported as such
         if args.debug:
+            import traceback  # only for --debug (start-up)
             traceback.print_exc()
         print(f"dl: internal error: {type(e).__name__}: {e} (this is a bug in dl; --debug shows the traceback)",
               file=sys.stderr)

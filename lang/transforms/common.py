@@ -10,7 +10,7 @@ primitive table (no transform tests a primitive's name).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from ..model import core as c
@@ -19,9 +19,10 @@ from ..model.errors import DlRuntimeError
 from ..model.primitives import PRIMITIVES, Primitive, array_instance, is_zero
 from ..model.spans import NO_SPAN
 from ..model.types import ARRAY, BOOL, INT, REAL, TCon, TFun, TList, TNeg, TTuple, TVar, Type, prune
+from ..model.nodes import node
 
 
-@dataclass(frozen=True)
+@node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
 class TermTransform:
     """A term transform as the mode table names it: what `dl transform` prints and the checker checks."""
 
