@@ -666,6 +666,10 @@ class Gen:
         code = Code(len(params), name=name, lam=lam, mode=compiler.name)
         code.info["origin"] = lam.origin or lam
         compiler.fill(code, params, body, self_ref)
+        if self_ref is not None and self_ref[0] == "local" and self_ref[1] not in code.free:
+            # a let rec whose calls of itself all became a loop still captures itself, last: the transform of
+            # its lambda (compiled open, when a derivative lifts the closure) calls it by name
+            code.free = code.free + (self_ref[1],)
         if not code.free:
             shared = Fun(code, ())
             if target is not None:
