@@ -38,7 +38,7 @@ from ..model import core as c
 from ..model.errors import DlError, DlRuntimeError
 from ..model.primitives import PRIMITIVES, Primitive, array_instance, array_kernel, count, out_of_memory, site_factory
 from ..front.loader import PRELUDE
-from ..model.values import Code, Fun, Text, apply
+from ..model.values import Code, Fun, Text, apply, partial_code as partial_application
 from ..model.scope import Scope
 from ..model.spans import Span
 from ..model.types import ARRAY, INT, instance_name, prune
@@ -667,6 +667,10 @@ class Gen:
         code = Code(len(params), name=name, lam=lam, mode=compiler.name)
         code.info["origin"] = lam.origin or lam
         compiler.fill(code, params, body, self_ref)
+        if self_ref is not None and self_ref[0] == "local" and self_ref[1] not in code.free:
+            # a let rec whose calls of itself all became a loop still captures itself, last: the transform of
+            # its lambda (compiled open, when a derivative lifts the closure) calls it by name
+            code.free = code.free + (self_ref[1],)
         if not code.free:
             shared = Fun(code, ())
             if target is not None:
@@ -707,20 +711,25 @@ class Gen:
 
             sq 3.0          v1 = k0.body((), 3.0)
             g a b           v2 = c[0].body(c[0].captured, a0, a1) if c[0].arity == 2 else _apply(c[0], (a0, a1))
+            logistic n      v3 = _Fun(k1, (k0, (a0,)))    (a known one given fewer: the partial application `apply` makes)
         A call of a prelude function from the user's program re-points a runtime error at the call."""
         head, args = _spine(e)
         n = len(args)
-        known = None
+        known = partial = None
         if isinstance(head, c.Global):
             found = self.compiler.global_ref((head.module, head.name, head.inst))
             if isinstance(found, Fun) and found.arity == n:
                 known = self.const(found)
+            elif isinstance(found, Fun) and found.arity > n:  # (the Fun `apply` makes, made here: W2's `logistic n`)
+                known, partial = self.const(found), self.const(partial_application(n, found.arity - n))
         fn = known or self.atom(head, ind)
         values = [self.atom(a, ind) for a in args]
         self.count(ind, "betas")
         v = self.local()
         joined = ", ".join(values)
-        if known is not None:
+        if partial is not None:
+            call = f"{v} = _Fun({partial}, ({fn}, ({joined},)))"
+        elif known is not None:
             call = f"{v} = {fn}.body((), {joined})"
         else:
             call = f"{v} = {fn}.body({fn}.captured, {joined}) if {fn}.arity == {n} else _apply({fn}, ({joined},))"

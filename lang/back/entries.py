@@ -20,15 +20,17 @@ For `value_and_grad` on Real * Real the entry is
     def entry(f, x):
         try:
             dual_f = f.code.info.get(compiler)        (a top-level function's transform)
-            if dual_f is None:
-                dual_f = lift_fun(f, compiler, {})    (a closure: its captured values lifted)
+            if dual_f is None:                        (a closure: its captured values lifted, directly where
+                dual_f, given = lift_plain(f)         they are Ints, Reals, ..., lang/back/quick.py, else by
+                ... or lift_fun(f, compiler, {})      the kernel; given: a partial application's arguments)
             ... the collector off (as in `vjp_recorded`) ...
                 (a0, a1) = x
                 saved = backend.records
                 records = backend.records = [SINK, SINK]  (the inputs' sinks: identities 0 and 1)
                 y, b = body(captured, ((a0, 0), (a1, 1)))    (←D(f) on the injected input)
                 backend.records = saved
-                adj = None if b is None else backend.sweep_one(records, b, 1.0, 2)
+                adj = None if b is None else sweep_one(records, b, 1.0, 2)   (the backend's, or on a chain
+                                                      or a short tape its result by a shorter way: quick.py)
             g0 = adj[0] ...; if g0 is None or type(g0) is Zero: g0 = 0.0   (settled)
             elif type(g0) is not float or g0 - g0 != 0.0:
                 return (y, order_free(f, x, 1.0)) if nonfinite(adj, n) else general(f, x)
@@ -39,7 +41,8 @@ For `value_and_grad` on Real * Real the entry is
 
 It gives what the general path gives, bit for bit: the same transformed code
 on the same injected input, the same records, the same sweep (the backend's
-own, `Factoring.sweep_one`), the same settling of a plain finite gradient (a
+own, `Factoring.sweep_one`, or its result computed by the same operations:
+lang/back/quick.py), the same settling of a plain finite gradient (a
 sink nothing reached, or reached by the symbolic zero only, is 0.0). A
 gradient real that is a float and not finite — inf or nan, which the kernel's
 order-free pass must decide (docs/transforms.md, Zeros and infinities) — takes
@@ -83,6 +86,7 @@ from ..model.types import REAL, TList, TTuple, Type, resolve
 from ..model.values import call1, native
 from ..model.zeros import Paths, Zero
 from .linear import SINK
+from .quick import plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
 
 OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
@@ -94,8 +98,11 @@ _FORWARD = """\
 def entry(f, x):
     try:
         dual_f = f.code.info.get(compiler)
-        if dual_f is None:
-            dual_f = lift_fun(f, compiler, {{}})
+        given = None
+        if dual_f is None:  # a closure of Ints, Reals, ... lifted directly (lang/back/quick.py); given: the
+            dual_f, given = lift_plain(f)  # arguments of a partial application that dual_f takes with x
+            if dual_f is None:
+                dual_f = lift_fun(f, compiler, {{}})
         collecting = isenabled()
         disable()
         try:
@@ -103,7 +110,10 @@ def entry(f, x):
             saved = backend.records
             records = backend.records = {sinks}
             try:
-                y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+                if given is None:
+                    y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+                else:
+                    y_dual = dual_f.body(dual_f.captured, *given, x_dual)
             finally:
                 backend.records = saved
             y, b = y_dual
@@ -291,7 +301,8 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     compiler = kernel.top_reverse(runtime)
     backend = kernel.backends[runtime.name]
     walks = kernel.shapes.io(in_t, out_t)
-    namespace = {"compiler": compiler, "backend": backend, "sweep_one": backend.sweep_one, "lift_fun": kernel.lift_fun,
+    namespace = {"compiler": compiler, "backend": backend, "sweep_one": sweep_short(backend.sweep_one),
+                 "lift_fun": kernel.lift_fun, "lift_plain": plain_lifter(compiler),
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
