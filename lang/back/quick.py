@@ -47,6 +47,7 @@ from math import prod
 from typing import Any, Callable
 
 from ..model.values import Fun, Text
+from .chains import sweep_chain
 from .compiler import Compiler
 from .linear import _floats as links_only
 
@@ -170,6 +171,9 @@ def sweep_short(sweep_one: Callable) -> Callable:
                 continue
             rec = records[i]
             if type(rec) is not tuple:  # a link: one parent, i - 1
+                if type(rec) is list:  # (or a fold's steps, a chain: lang/back/chains.py)
+                    sweep_chain(rec, adj, ct)
+                    continue
                 old = adj[i - 1]
                 adj[i - 1] = rec * ct if old is None else old + rec * ct
                 continue
