@@ -16,10 +16,11 @@ Every run of a mode, and the transforms with their checks, have a time budget (g
 seen takes a few seconds): a program that makes some mode hang or blow up fails fast, naming the mode
 and the program, instead of holding CI.
 
-Hypothesis's explain phase is off: once a test has failed, hypothesis runs every later example under a
-line tracer (sys.settrace on Python 3.11) to explain the failure, and under that tracer run_deep's
-wait for its worker never returned — a CI rehearsal stayed over 30 min on the failure below
-(dualrev-ids, a floated binder captured), shrinking it. A failure is still shrunk and reported.
+Hypothesis's explain phase is off. Once a test has failed, hypothesis runs every later example under a
+line tracer (sys.settrace on Python 3.11), and under a tracer run_deep used to wait for ever (fixed in
+lang/back/deep.py; tests/test_eval.py): a CI rehearsal stayed over 30 min after a failure it had found
+(very likely dualrev-ids capturing a floated binder, tests/test_dualrev.py). The explain phase would
+also rerun hundreds of random programs after a failure; the failure is still shrunk and reported.
 """
 import math
 import os
@@ -111,7 +112,7 @@ def differences(program_text, point, h):
 
 
 # derandomize: the same 60 programs on every run (CI included); DL_AD_RANDOM_EXPLORE=1 explores (a fresh random
-# run). No explain phase: its tracer made a failing run hang instead of failing (see the module docstring).
+# run). No explain phase (see the module docstring).
 @settings(max_examples=60, deadline=None, derandomize=not os.environ.get("DL_AD_RANDOM_EXPLORE"),
           phases=[p for p in Phase if p is not Phase.explain],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
