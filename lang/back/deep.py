@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
 import sys
 import threading
 import time
@@ -196,6 +195,7 @@ def supervised(budget: float, grace: float = GRACE_SECONDS) -> int | None:
     The parent ignores Ctrl-C (the child, in the same process group, gets it too and says so) and
     passes a SIGTERM or SIGHUP on to the child. Call it before any thread is started, with nothing
     buffered for output (the child would print it a second time)."""
+    import signal  # only for `dl run --budget` (start-up)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
