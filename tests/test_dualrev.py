@@ -245,6 +245,42 @@ def test_gradients_of_every_kind_of_function_value(source, expected, mode):
     assert close(run(source, mode), expected, rel=1e-12, abs_=1e-12)
 
 
+# ---- a binder floated out of a subterm captures nothing ----------------------------------------------------------
+
+def _found_by_test_ad_random(x: float, y: float) -> tuple:
+    """f (x, y) = y / (1.5 + x * (y / (1.5 + 0.5 y))) and its gradient, by hand."""
+    d = 1.5 + 0.5 * y
+    u = y / d
+    big = 1.5 + x * u
+    du = 1.5 / d ** 2
+    return y / big, (-y * u / big ** 2, 1 / big - y * x * du / big ** 2)
+
+
+# Stages 3-5 float every let out of its subterm (one flat chain of lets); a later binder of the same name, in
+# a sibling subterm or a function's parameter, used to shadow the floated one where the rest still read it.
+FLOATED = [
+    # (f (x, y), the point, value and gradient computed here)
+    ("(let (p, q) = (y, y) in p) + (let (p, q) = (x, x) in x)", (0.3, 0.4), (0.7, (1.0, 1.0))),    # y + x
+    ("(let p = y * y in p) + (let p = x in p)", (0.3, 0.4), (0.46, (1.0, 0.8))),                    # y^2 + x
+    ("let a = (let p = y * x in p) in (let g = fun p -> a * p in g x)", (0.3, 0.4),
+     (0.036, (2 * 0.3 * 0.4, 0.09))),                                                               # x^2 y
+    ("(let h = (let rec p n = if n == 0 then y else p (n - 1) * y in p 1) in h) + "
+     "(let rec p n = if n == 0 then x else p (n - 1) in p 2)", (0.3, 0.4), (0.46, (1.0, 0.8))),     # y^2 + x
+    # found by test_ad_random (DL_AD_RANDOM_EXPLORE=1): stage 3 gave 1.333.. for 7.9e-8
+    ("((let (p1, q1) = (y, 0.5) in p1) / (1.5 + (let (p1, q1) = (2.0, y) in x) * (y / (1.5 + 0.5 * y))))",
+     (1.192092896e-07, 1.192092896e-07), _found_by_test_ad_random(1.192092896e-07, 1.192092896e-07)),
+    ("((let (p1, q1) = (y, 0.5) in p1) / (1.5 + (let (p1, q1) = (2.0, y) in x) * (y / (1.5 + 0.5 * y))))",
+     (0.7, -1.1), _found_by_test_ad_random(0.7, -1.1)),
+]
+
+
+@pytest.mark.parametrize("mode", STAGES)
+@pytest.mark.parametrize("body,point,expected", FLOATED, ids=[f"f{i}" for i in range(len(FLOATED))])
+def test_a_floated_binder_is_not_captured_by_a_later_one_of_the_same_name(body, point, expected, mode):
+    source = f"def f (x, y) = {body}\ndef main = value_and_grad f ({point[0]!r}, {point[1]!r})"
+    assert close(run(source, mode), expected, rel=1e-12, abs_=1e-15)
+
+
 # ---- nested differentiation: refused at the inner call ---------------------------------------------------------
 
 

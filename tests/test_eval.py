@@ -297,3 +297,23 @@ def test_gradients_through_deeply_nested_programs(mode):
     source = ("def g y = " + "sum (map (fun x -> x * y + " * 30 + "y" + ") [1.0])" * 30
               + f"\ndef h y = ({_else_ifs(150, 'y == {}')}) + y * y\ndef main = (grad g 0.5, grad h 3.0)")
     assert run(source, mode=mode) == (31.0, 6.0)
+
+
+# ---- the deep worker under a tracer (lang/back/deep.py) -----------------------------------------------------------
+
+def test_run_deep_returns_under_a_tracer():
+    """Under sys.settrace (a debugger, hypothesis's explain phase) run_deep used to wait for ever once its
+    worker had finished: the worker's taking back of a stop that was never sent left CPython 3.11's eval
+    breaker set, and a traced thread re-ran the call it was entering. Run in a child with a timeout, so
+    that a hang fails this test instead of holding the suite."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    child = ("import sys\n"
+             "from lang.back.deep import run_deep\n"
+             "sys.settrace(lambda frame, event, arg: None)\n"
+             "print(run_deep(lambda: sum(range(10))))\n"
+             "print(run_deep(lambda: sum(range(20))))\n")
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["45", "190"]

@@ -113,9 +113,9 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
     """
     result: dict[str, Any] = {}
     lock = threading.Lock()
-    # armed: the worker is inside its try, where a stop can land; early: a stop asked for before that
-    # asked: a stop was sent to the running worker (only then is there a request to take back)
-    state: dict[str, Any] = {"armed": False, "done": False, "early": None, "asked": False}
+    # armed: the worker is inside its try, where a stop can land; early: a stop asked for before that;
+    # sent: a stop was asked of the running worker (PyThreadState_SetAsyncExc)
+    state: dict[str, Any] = {"armed": False, "done": False, "early": None, "sent": False}
 
     def target() -> None:
         try:
@@ -132,13 +132,16 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
             outcome = ("error", e)
         # A stop requested just as `fn` returned may land here, after the try: it is taken as the
         # outcome (the budget was reached), and any request still pending is taken back, so that
-        # nothing lands in the thread's own clean-up (a traceback of the thread on stderr).
+        # nothing lands in the thread's own clean-up (a traceback of the thread on stderr). Only when one
+        # was sent: taking back sets the interpreter's eval breaker, which stays set once this thread is
+        # gone, and a thread running under sys.settrace (a debugger, hypothesis's explain phase) then
+        # re-runs the call it is entering for ever on CPython 3.11 — run_deep never returned there.
         while True:
             try:
                 with lock:
                     state["done"] = True
-                    asked = state["asked"]
-                if asked:  # (ctypes, which takes a request back, only when one was sent: start-up)
+                    sent = state["sent"]
+                if sent:
                     _raise_in(threading.current_thread(), None)
                 break
             except BaseException as late:  # noqa: BLE001
@@ -153,7 +156,7 @@ def run_deep(fn: Callable[[], Any], budget: float | None = None, max_memory: int
             if not state["armed"]:
                 state["early"] = exc  # (the worker raises it itself as it arms)
             elif not state["done"]:
-                state["asked"] = True
+                state["sent"] = True
                 _raise_in(started[-1], exc)
 
     started: list[threading.Thread] = []  # the worker (a Ctrl-C may land before _start returns it)

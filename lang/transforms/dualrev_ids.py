@@ -40,8 +40,12 @@ supply to k), so that a term comes out as one flat chain of lets: `sin (x * y)` 
     ((sin x1, j1, contrib1 x1_i x1_c (cos x1)), s2)
 
 A real bound to a variable is kept as its three components (x, x_i, x_c) when the program computes with
-it. Floating a let out of a subterm puts its name over the rest of the term, so a `let` that would
-shadow a name in scope is renamed.
+it. Floating a let out of a subterm puts its name over the rest of the term: in
+`(let (p, q) = (y, y) in p) + (let (p, q) = (x, x) in x)` the first `p` is in scope where the second
+pattern is bound, and the sum reads it there. So a binder (let, pattern, function parameter) is renamed
+when it would shadow a name in scope in the source *or* a binder the target has around it (`enclosing`:
+the target's binders around the term being built, which, the rules being in continuation-passing style,
+are those whose construction is under way).
 """
 from __future__ import annotations
 
@@ -85,6 +89,7 @@ class StatePassing:
         self.lin = self.own("a")      # every backpropagator's parameter (stage 3)
         self.acc = self.own("acc")    # and its accumulator
         self.real = TTuple((REAL, ID, CONTRIB if defun else BP_CAYLEY))
+        self.enclosing: dict[str, int] = {}   # the target's binders around the term being built (a count each)
 
     def fresh(self, base: str) -> str:
         """A new name: base1, base2, ... (a counter per base, so that supplies read s, s1, s2)."""
@@ -131,6 +136,7 @@ class StatePassing:
     def top(self, e: c.Expr) -> c.Expr:
         """The transform of a definition or of a function value's lambda."""
         scope = frozenset(n for n, _ in c.free_locals(e))
+        self.enclosing = dict.fromkeys(scope, 1)   # a free variable is around the whole term
         if isinstance(e, c.Lam):
             return self.lam(e, {}, scope)
         s = self.own("s")
@@ -143,21 +149,39 @@ class StatePassing:
         function stays `fun x s -> (fun y s1 -> .., s)`, the shape the compiler writes as one loop body)."""
         s = self.own("s")
         key = (e.param, ())
-        env2 = {k: v for k, v in env.items() if k != key}
-        scope2 = scope | {e.param}
-        params = (*waiting, (key, prune(e.ty).arg))
         ty = self.type(e.ty)
-        if isinstance(e.body, c.Lam):   # (fun y s1 -> .., s)
-            inner = self.lam(e.body, env2, scope2, params)
-            body: c.Expr = c.Tuple((inner, c.Var(s, ty=SUPPLY)), ty=ty.result.result)
-        else:
+        param = self.fresh(e.param) if e.param in self.enclosing else e.param   # (a parameter does not float)
+        env2 = {k: v for k, v in env.items() if k != key}
+        if param != e.param:
+            env2[key] = c.Var(param, ty=ty.arg)
+        scope2 = scope | {e.param}
+        params = (*waiting, (key, param, prune(e.ty).arg))
+
+        def build() -> c.Expr:
+            if isinstance(e.body, c.Lam):   # (fun y s1 -> .., s)
+                inner = self.lam(e.body, env2, scope2, params)
+                return c.Tuple((inner, c.Var(s, ty=SUPPLY)), ty=ty.result.result)
+
             def unpack(i: int, env3: Env) -> c.Expr:
                 if i == len(params):
                     return self.thread(e.body, c.Var(s, ty=SUPPLY), None, env3, scope2)
-                (k, t) = params[i]
-                return self.unpack(k, k[0], t, e.body, env3, lambda env4: unpack(i + 1, env4))
-            body = unpack(0, env2)
-        return c.Lam(e.param, c.Lam(s, body, ty=ty.result), origin=e.origin or e, ty=ty, span=e.span)
+                (k, name, t) = params[i]
+                return self.unpack(k, name, t, e.body, env3, lambda env4: unpack(i + 1, env4))
+            return unpack(0, env2)
+        body = self.under((param, s), build)
+        return c.Lam(param, c.Lam(s, body, ty=ty.result), origin=e.origin or e, ty=ty, span=e.span)
+
+    def under(self, names, build: Callable[[], c.Expr]) -> c.Expr:
+        """build(), for a term that the target binders `names` are around."""
+        for n in names:
+            self.enclosing[n] = self.enclosing.get(n, 0) + 1
+        try:
+            return build()
+        finally:
+            for n in names:
+                self.enclosing[n] -= 1
+                if not self.enclosing[n]:
+                    del self.enclosing[n]
 
     def unpack(self, key: tuple, name: str, ty: Type, scope_body: c.Expr, env: Env, rest) -> c.Expr:
         """A real bound to the target variable `name` (the source variable `key`) that the program computes
@@ -214,8 +238,8 @@ class StatePassing:
                 env2 = {**env, (name, inst): c.Var(new, inst, ty=self.type(bound.ty))} if new != name else \
                     {k2: v for k2, v in env.items() if k2 != (name, inst)}
                 scope2 = scope | {new}
-                fn = self.lam(bound, env2, scope2)
-                rest = self.thread(body, s, k, env2, scope2)
+                fn = self.under((new,), lambda: self.lam(bound, env2, scope2))
+                rest = self.under((new,), lambda: self.thread(body, s, k, env2, scope2))
                 return c.LetRec(new, fn, rest, inst, ty=rest.ty, span=e.span)
             case c.LetTuple(names, bound, body):
                 return self.thread(bound, s, lambda v, s1: self.let_tuple(e, names, v, body, s1, k, env, scope),
@@ -264,9 +288,10 @@ class StatePassing:
         return c.Let(x, v, body, ty=body.ty)
 
     def rename(self, name: str, scope: frozenset) -> str:
-        """A binder's name in the target: itself, unless it would shadow a name in scope (floating the
-        binding out of its subterm would then capture that name's uses)."""
-        return self.fresh(name) if name in scope else name
+        """A binder's name in the target: itself, unless it would shadow a name in scope in the source
+        (floating the binding out of its subterm would then capture that name's uses) or a binder that the
+        target has around it (one floated out of an earlier subterm, whose variable the rest may read)."""
+        return self.fresh(name) if name in scope or name in self.enclosing else name
 
     def let(self, e, name, bound, body, inst, s, k, env, scope) -> c.Expr:
         """let x = t in u  ->  D[s, t] bound to x (or to its components), then D[s1, u]."""
@@ -279,6 +304,9 @@ class StatePassing:
             return plain if new == name else {**plain, key: c.Var(new, inst, ty=ty)}
 
         def after(v: c.Expr, s1: c.Expr) -> c.Expr:
+            return self.under((new,), lambda: bound_to(v, s1))
+
+        def bound_to(v: c.Expr, s1: c.Expr) -> c.Expr:
             if _is_components(v) or _is_constant(v) or isinstance(v, (c.Lit, c.Global)):
                 return self.thread(body, s1, k, {**plain, key: v}, scope2)   # stands for x
             if isinstance(v, c.Var) and v.name == new and not inst:        # bound to x already (a call)
@@ -305,7 +333,7 @@ class StatePassing:
             if i == len(names):
                 return self.thread(body, s1, k, env3, scope2)
             return self.unpack((names[i], ()), news[i], parts[i], body, env3, lambda env4: unpack(i + 1, env4))
-        rest = unpack(0, env2)
+        rest = self.under(news, lambda: unpack(0, env2))
         return c.LetTuple(news, v, rest, ty=rest.ty, span=e.span)
 
     # ---- application
