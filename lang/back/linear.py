@@ -486,8 +486,8 @@ _LINKS_MIN = 8  # the first block; a run shorter than this is swept record by re
 def _sweep_links(records: list, adj: list, i: int, ct: float, n_sinks: int, floats=None) -> int:
     """Sweep the run of links from i (pending ct, a float) down; the identity the run's product was added
     to, where the sweep goes on (None: nothing swept, the run is short or holds other numbers). `floats`
-    decides which blocks of links are taken at once (`_floats`, or `_finite_floats` for `_sweep_finite`)."""
-    floats = floats or _floats
+    decides which blocks of links are taken at once (`all_floats`, or `_finite_floats` for `_sweep_finite`)."""
+    floats = floats or all_floats
     size, j = _LINKS_MIN, i
     while True:
         size = min(size, j - n_sinks + 1)  # (record j is a link: j >= n_sinks)
@@ -510,7 +510,7 @@ def _sweep_links(records: list, adj: list, i: int, ct: float, n_sinks: int, floa
     return j
 
 
-def _floats(block: list) -> bool:
+def all_floats(block: list) -> bool:
     """Whether a block of records holds only links whose weights are floats (ints would do): their sum
     is a float, computed at C speed, where a record (a tuple) raises — or, added to another kind of number
     (a numpy scalar), gives another type."""
@@ -578,7 +578,7 @@ def _sweep_paths(records: list, seeds: list, n_sinks: int) -> list | None:
 
 
 def _finite_floats(block: list) -> bool:
-    """`_floats`, and every weight finite: their sum is (a sum with an inf or a nan in it is not; a sum of
+    """`all_floats`, and every weight finite: their sum is (a sum with an inf or a nan in it is not; a sum of
     finite floats that overflows refuses a block that would do, and the sweep takes it record by record)."""
     try:
         total = sum(block, 0.0)
@@ -689,4 +689,4 @@ class Naive(LinearBackend):
 
 
 
-__all__ = ["Factoring", "Naive", "GENERIC", "SINK", "contributions"]
+__all__ = ["Factoring", "Naive", "GENERIC", "SINK", "contributions", "all_floats"]

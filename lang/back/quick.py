@@ -49,7 +49,7 @@ from typing import Any, Callable
 from ..model.values import Fun, Text
 from .chains import sweep_chain
 from .compiler import Compiler
-from .linear import _floats as links_only
+from .linear import all_floats as links_only
 
 SHORT = 32  # records after the sinks swept by `sweep_short` (a longer tape: `sweep_one`, which runs links in C)
 _DEPTH = 4  # closures inside closures lifted directly; deeper (or a closure that captures itself): the kernel
