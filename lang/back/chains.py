@@ -49,12 +49,28 @@ def chain(prev: int | None, width: int, pairs: list) -> list:
     return [prev, width, *pairs]
 
 
+def chain_pairs(first: int, weights) -> list:
+    """The (parent, weight) fields of a consecutive chain's steps: first, first + 1, ... with the weights."""
+    out = []
+    for p, w in enumerate(weights, first):
+        out += (p, w)
+    return out
+
+
 _SLICE_MIN = 64  # a shorter chain is swept pair by pair (the checks would cost what they save)
 
 
 def sweep_chain(rec: list, adj: list, ct) -> None:
     """Run a chain on its pending argument ct: what the sweep of its steps' records, one by one, does."""
     prev, width = rec[0], rec[1]
+    if width == 0:  # one parent a step, consecutive sinks from rec[2]: [prev, 0, p, w_1, ..., w_m]
+        p, m = rec[2], len(rec) - 3
+        if m > _SLICE_MIN and type(ct) is float and ct == ct and not (prev is not None and p <= prev < p + m) \
+                and adj[p:p + m].count(None) == m:  # (the short cut below, without the parents' list)
+            adj[p:p + m] = [w * ct for w in islice(rec, 3, None)]
+            return
+        rec = [prev, 1, *chain_pairs(p, islice(rec, 3, None))]  # the chain with its parents written out
+        width = 1
     step = 2 * width
     if type(ct) is float and ct == ct and (prev is None or prev not in rec[2:step + 2:2]):
         # 1.0 * ct is ct (see the module's docstring): the steps from the last, ct unchanged, then prev (after
@@ -115,6 +131,7 @@ class FoldChain:
         self.depth = depth
         self.sites: list[str] = []  # the locals holding each site's chain identity (-1 before the loop)
         self.locals: dict = {}      # a site's key -> its locals (the chain's identity, the chain)
+        self.sink = None  # the local of the element's sink, where the loop numbers a [Real]'s floats (consecutive)
 
     def site(self, gen, key) -> tuple[str, str]:
         """The locals of the record site `key`: the branches of one backpropagator with the same other parents

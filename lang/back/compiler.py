@@ -343,6 +343,9 @@ class Gen:
         self.counting = compiler.counting
         self.prologue: dict[str, str] = {}  # locals computed once on entry: name -> expression
         self.chain = None  # the fold loop being compiled whose steps' records may chain (lang/back/chains.py)
+        self.raw = None    # a parameter holding a [Real]'s floats for its dual pairs (lang/back/streams.py)
+        self.raw_reads = 0  # reads of it other than by a fold's loop (any: the body is not usable)
+        self.raw_folds = 0  # the fold loops over it
 
     # ---- names
     def local(self) -> str:
@@ -369,6 +372,8 @@ class Gen:
         `c[2]` (its index in the closure's tuple, in order of first use; Code.free lists them)."""
         found = self.env.get(key)
         if found is not None:
+            if found == self.raw:
+                self.raw_reads += 1
             return found
         if self.closed:
             raise AssertionError(f"variable {key[0]!r} is not bound")
@@ -849,7 +854,12 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     gen.line(ind, f"{acc} = {gen.atom(init, ind)}")
     widths = _pair_widths(fn) if ind + 1 < SPILL_DEPTH else None
     paired = _paired(xs) if widths is not None and widths[1] is not None and not gen.counting else None
-    if paired is not None:  # fold over fusion's pairs: over `zip` itself, no list of pairs built
+    raw = widths is not None and widths[1] == [None, None] and isinstance(xs, c.Var) and \
+        gen.raw is not None and gen.env.get((xs.name, xs.inst)) == gen.raw
+    if raw:  # a [Real]'s floats for its dual pairs: numbered by the loop (lang/back/streams.py)
+        items = f"enumerate({gen.raw})"
+        gen.raw_folds += 1
+    elif paired is not None:  # fold over fusion's pairs: over `zip` itself, no list of pairs built
         items = f"zip({gen.atom(paired[0], ind)}, {gen.atom(paired[1], ind)})"
     else:
         items = gen.atom(xs, ind)
@@ -861,7 +871,7 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
         gen.line(ind, f"for {x} in {items}:")
         _inline_body(gen, fn, [acc, x], acc, ind + 1)
     else:
-        _unboxed_fold(gen, fn, acc, x, items, widths, ind)
+        _unboxed_fold(gen, fn, acc, x, items, widths, ind, raw)
     if gen.chain is not None:  # each record site's chain: none before the loop
         gen.lines[start:start] = ["    " * ind + f"{g} = -1" for g in gen.chain.sites]
     gen.chain = saved
@@ -908,7 +918,8 @@ def _pattern(body: c.Expr, name: str, depth: int) -> list | None:
     return [_pattern(rest, n, depth - 1) for n in names]
 
 
-def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tuple[int, Any], ind: int) -> None:
+def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tuple[int, Any], ind: int,
+                  raw: bool = False) -> None:
     """A fold whose accumulator is a tuple the body takes apart (←D's dual pair): the accumulator kept as
     one local per component, taken apart once before the loop and assigned from the body's result
     without a tuple (as `Gen.unbox_loop_params` does for a self tail call's loop variables), and an element
@@ -919,12 +930,21 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
             ... v10 = v4 + v9 ... v11 = ...          (`let (acc, acc') = acc`: v4 and v5, no unpacking)
             v4, v5 = v10, v11
         v1 = (v4, v5)
+
+    `raw`: items are a [Real]'s floats numbered, `enumerate(a0)`, for its dual pairs (x_k, k): the `for` binds
+    the pair's parts the other way round, `for v7, v6 in ...`, and the chain the step grows knows its sink
+    (lang/back/streams.py).
     """
     params, body = lambda_chain(fn)
     acc_parts = [gen.local() for _ in range(widths[0])]
     gen.line(ind, f"{', '.join(acc_parts)} = {acc}")
     acc_value = _unboxed(gen, acc_parts)
     x_target, x_value = _target(gen, widths[1], x)
+    if raw:
+        real, sink = gen.unboxed[x_value]
+        x_target = f"{sink}, {real}"
+        if gen.chain is not None:
+            gen.chain.sink = sink
     gen.line(ind, f"for {x_target} in {items}:")
     olds = [gen.env.bind((p, ()), v) for p, v in zip(params, (acc_value, x_value))]
     gen.count(ind + 1, "betas")

@@ -88,6 +88,7 @@ from ..model.zeros import Paths, Zero
 from .linear import SINK
 from .quick import plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
+from .streams import raw_list_body
 
 OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
 
@@ -110,7 +111,9 @@ def entry(f, x):
             saved = backend.records
             records = backend.records = {sinks}
             try:
-                if given is None:
+                if raw is not None:  # (x's floats for its dual pairs: lang/back/streams.py)
+                    y_dual = raw(dual_f.captured, x)
+                elif given is None:
                     y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
                 else:
                     y_dual = dual_f.body(dual_f.captured, *given, x_dual)
@@ -244,7 +247,7 @@ def _fixed_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
     n = len(reals)
     settle = _SETTLE.format(zeros=" = ".join(f"g{i}" for i in range(n)) + " = 0.0",
                             each="".join(_EACH.format(k=i, fallback=fallback) for i in range(n))).rstrip("\n")
-    return (f"{pattern} = x\n            x_dual = {injected}\n            n = {n}", "[" + ", ".join(["SINK"] * n) + "]",
+    return (f"{pattern} = x\n            x_dual = {injected}\n            n = {n}\n            raw = None", "[" + ", ".join(["SINK"] * n) + "]",
             settle, gradient)
 
 
@@ -269,8 +272,9 @@ def _list_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
         return None
     settle = _SETTLE_LIST.format(fallback=fallback)
     if in_t == TList(REAL):
-        return "n = len(x)\n            x_dual = list(zip(x, range(n)))", "[SINK] * n", settle, "g"
-    return "x_dual, n = inject(x, 0)", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
+        return "n = len(x)\n            raw = raw_list(compiler, dual_f.code) if given is None else None\n" \
+               "            x_dual = None if raw is not None else list(zip(x, range(n)))", "[SINK] * n", settle, "g"
+    return "x_dual, n = inject(x, 0)\n            raw = None", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
 
 
 def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callable[[Any, Any], Any]) \
@@ -306,7 +310,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
-                 "settled": settled, "count": countOf, "isfinite": math.isfinite, "nonfinite": nonfinite,
+                 "settled": settled, "raw_list": raw_list_body, "count": countOf, "isfinite": math.isfinite, "nonfinite": nonfinite,
                  "order_free": lambda f, x, u: order_free_gradient(kernel, f, x, in_t, out_t, u)}
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]

@@ -199,18 +199,26 @@ class LinearBackend:
             if v5 == v18 and R[-1] is v19:            (v18: the site's chain's identity, -1 before the loop)
                 v19.append(v7); v19.append(v17); v11 = v5
             else:
-                v19 = [v5, 1, v7, v17]; v18 = v11 = len(R); R.append(v19)"""
+                v19 = [v5, 1, v7, v17]; v18 = v11 = len(R); R.append(v19)
+
+        Where the loop numbers a [Real]'s floats and the step's other parent is the element's sink (v7), the
+        parents are consecutive: `v19.append(v17)` alone, and the chain is [v5, 0, v7, v17] (width 0)."""
         records = gen.entry("R", f"{gen.const(self)}.records")
         g, rec = chain.site(gen, (id(pairs), tuple(present[1:])))
         acc, rest = (fields[0], fields[2:]) if present[0] else ("None", fields)
+        if chain.sink is not None and len(rest) == 2 and rest[0] == chain.sink:
+            # the parents are the loop's consecutive sinks: the first one, then the weights alone
+            width, grow = 0, rest[1:]
+        else:
+            width, grow = len(rest) // 2, rest
         if present[0]:
             gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
-            for f in rest:
+            for f in grow:
                 gen.line(ind + 1, f"{rec}.append({f})")
             gen.line(ind + 1, f"{v} = {acc}")
             gen.line(ind, "else:")
             ind += 1
-        gen.line(ind, f"{rec} = [{acc}, {len(rest) // 2}, {', '.join(rest)}]")
+        gen.line(ind, f"{rec} = [{acc}, {width}, {', '.join(rest)}]")
         gen.line(ind, f"{g} = {v} = len({records})")
         gen.line(ind, f"{records}.append({rec})")
 
