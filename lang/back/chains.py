@@ -37,6 +37,8 @@ appends two numbers a step instead of building a 4-tuple; the compiled step is `
 from __future__ import annotations
 
 from itertools import islice
+from math import isfinite
+from operator import countOf
 
 from ..model import core as c
 
@@ -47,6 +49,20 @@ def chain(prev: int | None, width: int, pairs: list) -> list:
     pairs each step appends. A list, which no other record is: the sweep tells it apart by its type, and
     the compiled step writes it as a list display and appends to it."""
     return [prev, width, *pairs]
+
+
+def sinks_of_chain(rec: list, n_sinks: int, ct) -> list | None:
+    """The sinks' pending arguments after sweeping, from ct, a tape that is the sinks and this one chain, when the
+    chain's steps are the sinks 0 .. n_sinks - 1 each once (width 0) and its prev None: each sink gets its
+    weight times ct, in an empty slot, as `sweep_chain` stores them (for a float ct that is not nan); else None."""
+    if rec[1] == 0 and rec[0] is None and rec[2] == 0 and len(rec) - 3 == n_sinks and type(ct) is float \
+            and ct == ct:
+        if ct == 1.0:  # (the seed of grad and value_and_grad): w * 1.0 is w for a finite float w
+            weights = rec[3:]
+            if countOf(map(type, weights), float) == n_sinks and isfinite(sum(weights)):
+                return weights
+        return [w * ct for w in islice(rec, 3, None)]
+    return None
 
 
 def chain_pairs(first: int, weights) -> list:
@@ -193,4 +209,4 @@ def chain_site(gen, pairs: list, present: list) -> FoldChain | None:
     return chain
 
 
-__all__ = ["chain", "sweep_chain", "FoldChain", "fold_chain", "chain_site"]
+__all__ = ["chain", "sweep_chain", "sinks_of_chain", "FoldChain", "fold_chain", "chain_site"]

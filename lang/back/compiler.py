@@ -346,6 +346,7 @@ class Gen:
         self.raw = None    # a parameter holding a [Real]'s floats for its dual pairs (lang/back/streams.py)
         self.raw_reads = 0  # reads of it other than by a fold's loop (any: the body is not usable)
         self.raw_folds = 0  # the fold loops over it
+        self.sinks: set[str] = set()  # locals holding an input's sink identity (an Int, never None) there
 
     # ---- names
     def local(self) -> str:
@@ -943,6 +944,7 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
     if raw:
         real, sink = gen.unboxed[x_value]
         x_target = f"{sink}, {real}"
+        gen.sinks.add(sink)
         if gen.chain is not None:
             gen.chain.sink = sink
     gen.line(ind, f"for {x_target} in {items}:")

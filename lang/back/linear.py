@@ -186,6 +186,9 @@ class LinearBackend:
             else:
                 gen.line(ind, f"{v} = None")
             return
+        if parents[k] in gen.sinks:  # (a sink's identity, never absent: lang/back/streams.py)
+            self._create_cases(gen, pairs, parents, v, backend, ind, present + [True], links)
+            return
         gen.line(ind, f"if {parents[k]} is None:")
         self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [False], links)
         gen.line(ind, "else:")

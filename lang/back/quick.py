@@ -47,7 +47,7 @@ from math import prod
 from typing import Any, Callable
 
 from ..model.values import Fun, Text
-from .chains import sweep_chain
+from .chains import sinks_of_chain, sweep_chain
 from .compiler import Compiler
 from .linear import all_floats as links_only
 
@@ -153,6 +153,10 @@ def sweep_short(sweep_one: Callable) -> Callable:
                 adj[r] = u * ct if old is None else old + u * ct
                 old = adj[s]
                 adj[s] = t * ct if old is None else old + t * ct
+                return adj
+        if p == top == n_sinks and type(records[p]) is list:  # one chain, the seed's (W4: a sum over a [Real])
+            adj = sinks_of_chain(records[p], n_sinks, ct)
+            if adj is not None:
                 return adj
         if p == top >= n_sinks and type(ct) is float and type(records[p]) is float \
                 and type(records[n_sinks]) is float:  # (a chain ends in links: then look at the rest)
