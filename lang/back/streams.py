@@ -58,7 +58,9 @@ def _compile(compiler, code: Code) -> Callable | None:
     # the captured values in the order the closure holds them (a body that reads them in another order: none)
     if gen.raw_reads != 0 or gen.raw_folds == 0 or tuple(gen.free) != code.free:
         return None
-    return gen.build(code.name)
+    body = gen.build(code.name)
+    code.info["raw_list_python"] = gen.source  # (for reading, and for tests)
+    return body
 
 
 __all__ = ["raw_list_body"]
