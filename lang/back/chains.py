@@ -30,6 +30,13 @@ products, each into an empty slot, so the same values. Nothing else is changed: 
 machine (`--cost`), `backprop-naive` and `dl watch` record step by step, and the order-free pass's
 float sweep gives a chain to the object sweep (which runs the steps exactly, as above).
 
+Where the loop numbers a [Real]'s floats (lang/back/streams.py) and a step's only other parent is the
+element's sink, the parents of a chain's steps are consecutive sinks (a chain grows only at the step right
+after the one that grew it last), and the chain is `[prev, 0, x_j', w_j, w_(j+1), ..., w_m]` (width 0): the
+first parent, then one weight a step. Its sweep is the width-1 chain's with the parents written out
+(`chain_pairs`); a tape that is the sinks and one such chain over all of them is swept into the gradient
+list directly (`sinks_of_chain`, called by lang/back/quick.py's sweep).
+
 Example (W4 at n = 10^4, docs/transforms.md): 10^4 + 1 records instead of 2 * 10^4, and the loop
 appends two numbers a step instead of building a 4-tuple; the compiled step is `Gen`'s code with
 `LinearBackend._chain_step` at the record site (lang/back/linear.py).
@@ -37,8 +44,6 @@ appends two numbers a step instead of building a 4-tuple; the compiled step is `
 from __future__ import annotations
 
 from itertools import islice
-from math import isfinite
-from operator import countOf
 
 from ..model import core as c
 
@@ -54,14 +59,15 @@ def chain(prev: int | None, width: int, pairs: list) -> list:
 def sinks_of_chain(rec: list, n_sinks: int, ct) -> list | None:
     """The sinks' pending arguments after sweeping, from ct, a tape that is the sinks and this one chain, when the
     chain's steps are the sinks 0 .. n_sinks - 1 each once (width 0) and its prev None: each sink gets its
-    weight times ct, in an empty slot, as `sweep_chain` stores them (for a float ct that is not nan); else None."""
+    weight times ct, in an empty slot, as `sweep_chain` stores them (for a float ct that is not nan); else None.
+
+    From ct = 1.0 (the seed of `grad` and `value_and_grad`) the weights themselves: w * 1.0 is w to the bit for
+    every float w (multiplication by one is exact; inf, -0.0 and a nan come back as they are). The weights are
+    floats (reals of ←D's language at depth 0); were one anything else, the entries' check of the gradient they
+    read this from (every real a float: lang/back/entries.py) would fail and the general path recompute it."""
     if rec[1] == 0 and rec[0] is None and rec[2] == 0 and len(rec) - 3 == n_sinks and type(ct) is float \
             and ct == ct:
-        if ct == 1.0:  # (the seed of grad and value_and_grad): w * 1.0 is w for a finite float w
-            weights = rec[3:]
-            if countOf(map(type, weights), float) == n_sinks and isfinite(sum(weights)):
-                return weights
-        return [w * ct for w in islice(rec, 3, None)]
+        return rec[3:] if ct == 1.0 else [w * ct for w in islice(rec, 3, None)]
     return None
 
 

@@ -57,7 +57,10 @@ is true exactly for inf and nan.)
 A list input has as many sinks as reals, known at the call. For `[Real]`
 (W4's `value_and_grad loss xs`) the entry injects with one comprehension,
 `x_dual = list(zip(x, range(n)))` — the general path's own `inject` walk,
-inlined — and the gradient is the first n pending arguments, `adj[:n]`,
+inlined — or, where ←D(f)'s body only folds over its parameter, builds no
+pairs at all and calls that body compiled for the floats themselves, whose
+loops number them (`raw_list_body`, lang/back/streams.py: the same element
+and the same sink identity at each step); the gradient is the first n pending arguments, `adj[:n]`,
 checked at C speed (`countOf(map(type, g), float) == n` and a finite sum: then
 nothing needs settling, as `all_plain_finite` decides on the general path)
 and settled one by one (`settled`) only where a sink holds None or the
@@ -88,7 +91,7 @@ from ..model.zeros import Paths, Zero
 from .linear import SINK
 from .quick import plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
-from .streams import raw_list_body
+from .streams import RAW_KEY, raw_list_body
 
 OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
 
@@ -272,7 +275,9 @@ def _list_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
         return None
     settle = _SETTLE_LIST.format(fallback=fallback)
     if in_t == TList(REAL):
-        return "n = len(x)\n            raw = raw_list(compiler, dual_f.code) if given is None else None\n" \
+        return "n = len(x)\n            raw = None if given is not None else dual_f.code.info.get(RAW, False)\n" \
+               "            if raw is False:\n" \
+               "                raw = raw_list(compiler, dual_f.code)\n" \
                "            x_dual = None if raw is not None else list(zip(x, range(n)))", "[SINK] * n", settle, "g"
     return "x_dual, n = inject(x, 0)\n            raw = None", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
 
@@ -310,7 +315,8 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
-                 "settled": settled, "raw_list": raw_list_body, "count": countOf, "isfinite": math.isfinite, "nonfinite": nonfinite,
+                 "settled": settled, "count": countOf, "isfinite": math.isfinite, "nonfinite": nonfinite,
+                 "raw_list": raw_list_body, "RAW": RAW_KEY,
                  "order_free": lambda f, x, u: order_free_gradient(kernel, f, x, in_t, out_t, u)}
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]

@@ -32,6 +32,10 @@ same floats — without either. The first record of another shape (a generic bod
 parents) restarts the whole sweep with `sweep_one` from a fresh array: nothing has run that it would
 see (records are only read), so its result is `sweep_one`'s.
 
+A tape that is the sinks and one chain (lang/back/chains.py) whose steps are the sinks in order, each once
+(W4 on a [Real]'s floats: lang/back/streams.py), is swept straight into the gradient list, the products
+each sink's empty slot would get (`sinks_of_chain`); from the seed 1.0, the weights themselves.
+
 A tape that is one chain of links from the seed down to a sink (W2's and W3's loops, at any length:
 every record after the sinks a link whose weight is a float, as `Factoring._sweep_links` checks it, at
 C speed; the seed on the last) is swept by one `math.prod` from the seed over the weights, top down:
@@ -135,6 +139,10 @@ def sweep_short(sweep_one: Callable) -> Callable:
 
     def sweep(records: list, p: int, ct: Any, n_sinks: int) -> list:
         top = len(records) - 1
+        if p == top == n_sinks and type(records[p]) is list:  # one chain, the seed's (W4: a sum over a [Real])
+            adj = sinks_of_chain(records[p], n_sinks, ct)
+            if adj is not None:
+                return adj
         if p == top == n_sinks and type(records[p]) is tuple:  # one record, the seed's (W1, W6: preaccumulated)
             rec = records[p]
             n = len(rec)
@@ -153,10 +161,6 @@ def sweep_short(sweep_one: Callable) -> Callable:
                 adj[r] = u * ct if old is None else old + u * ct
                 old = adj[s]
                 adj[s] = t * ct if old is None else old + t * ct
-                return adj
-        if p == top == n_sinks and type(records[p]) is list:  # one chain, the seed's (W4: a sum over a [Real])
-            adj = sinks_of_chain(records[p], n_sinks, ct)
-            if adj is not None:
                 return adj
         if p == top >= n_sinks and type(ct) is float and type(records[p]) is float \
                 and type(records[n_sinks]) is float:  # (a chain ends in links: then look at the rest)

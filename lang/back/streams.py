@@ -30,16 +30,16 @@ from typing import Callable
 from ..model.values import Code
 from .compiler import lambda_chain
 
-_KEY = "raw_list"  # code.info's key for the body (or None)
+RAW_KEY = "raw_list"  # code.info's key for the body (or None; absent: not compiled yet), read by the entries too
 
 
 def raw_list_body(compiler, code: Code) -> Callable | None:
     """The body of `code` (one parameter, a [Real * ¬Real] of ←D) taking the floats of a [Real] whose element
     k is the dual pair (x_k, k), called as `body(captured, xs)`; None where its parameter is read other than
     by a fold's loop over it (see the module's docstring). Compiled on first call, kept on the code."""
-    found = code.info.get(_KEY, False)
+    found = code.info.get(RAW_KEY, False)
     if found is False:
-        found = code.info[_KEY] = _compile(compiler, code)
+        found = code.info[RAW_KEY] = _compile(compiler, code)
     return found
 
 
@@ -63,4 +63,4 @@ def _compile(compiler, code: Code) -> Callable | None:
     return body
 
 
-__all__ = ["raw_list_body"]
+__all__ = ["raw_list_body", "RAW_KEY"]
