@@ -109,9 +109,16 @@ def test_w4_against_numpy(xs):
     (y, g), source = same_bits("w4", xs)
     assert y == pytest.approx(float(np.sum(np.sin(x) * x)), rel=1e-13)
     assert g == pytest.approx(list(np.cos(x) * x + np.sin(x)), rel=1e-13)
-    # the floats numbered, no test for an absent sink, the chain's weights alone (width 0)
-    assert "in enumerate(a0):" in source and ", 0, v" in source and "is None:\n" in source
-    assert source.count(".append(") == 3  # (the chain's start, twice, and one weight a step)
+    # the floats themselves (the sink is read only where a chain starts: from the iterator's place), no test
+    # for an absent sink (only acc' is tested), the chain's weights alone (width 0)
+    assert " = iter(a0)" in source and "enumerate" not in source and source.count("is None:\n") == 1
+    assert source.count(", 0, len(a0) - 1 - k0(v") == 2 and source.count(".append(") == 3
+
+
+def test_a_sink_read_in_the_step_is_numbered():
+    """twice's second fold adds x' and s' at each step (width 2): the loop numbers the floats."""
+    _, source = same_bits("twice", XS)
+    assert "in enumerate(v" in source and "in v" in source  # (the first fold's loop: the floats alone)
 
 
 @pytest.mark.parametrize("name", NAMES)

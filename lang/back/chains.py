@@ -154,6 +154,7 @@ class FoldChain:
         self.sites: list[str] = []  # the locals holding each site's chain identity (-1 before the loop)
         self.locals: dict = {}      # a site's key -> its locals (the chain's identity, the chain)
         self.sink = None  # the local of the element's sink, where the loop numbers a [Real]'s floats (consecutive)
+        self.index = None  # and an expression of the element's sink for a chain's start (from the loop's iterator)
 
     def site(self, gen, key) -> tuple[str, str]:
         """The locals of the record site `key`: the branches of one backpropagator with the same other parents

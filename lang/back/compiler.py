@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from operator import length_hint
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -858,7 +860,7 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     raw = widths is not None and widths[1] == [None, None] and isinstance(xs, c.Var) and \
         gen.raw is not None and gen.env.get((xs.name, xs.inst)) == gen.raw
     if raw:  # a [Real]'s floats for its dual pairs: numbered by the loop (lang/back/streams.py)
-        items = f"enumerate({gen.raw})"
+        items = gen.raw
         gen.raw_folds += 1
     elif paired is not None:  # fold over fusion's pairs: over `zip` itself, no list of pairs built
         items = f"zip({gen.atom(paired[0], ind)}, {gen.atom(paired[1], ind)})"
@@ -941,12 +943,16 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
     gen.line(ind, f"{', '.join(acc_parts)} = {acc}")
     acc_value = _unboxed(gen, acc_parts)
     x_target, x_value = _target(gen, widths[1], x)
-    if raw:
+    if raw:  # (the iterator's place gives a chain's first sink: `len(a0) - 1 - length_hint(it)`)
         real, sink = gen.unboxed[x_value]
-        x_target = f"{sink}, {real}"
+        it = gen.local()
+        gen.line(ind, f"{it} = iter({items})")
+        x_target, items = f"{sink}, {real}", f"enumerate({it})"
         gen.sinks.add(sink)
         if gen.chain is not None:
             gen.chain.sink = sink
+            gen.chain.index = f"len({gen.raw}) - 1 - {gen.const(length_hint)}({it})"
+    header = len(gen.lines)
     gen.line(ind, f"for {x_target} in {items}:")
     olds = [gen.env.bind((p, ()), v) for p, v in zip(params, (acc_value, x_value))]
     gen.count(ind + 1, "betas")
@@ -956,6 +962,8 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
     gen.loop_depth -= 1
     for p, old in reversed(list(zip(params, olds))):
         gen.env.restore((p, ()), old)
+    if raw and not any(re.search(rf"\b{sink}\b", ln) for ln in gen.lines[header + 1:]):
+        gen.lines[header] = "    " * ind + f"for {real} in {it}:"  # (the sink read nowhere: not numbered)
     gen.line(ind, f"{acc} = ({', '.join(acc_parts)})")
 
 

@@ -211,7 +211,7 @@ class LinearBackend:
         acc, rest = (fields[0], fields[2:]) if present[0] else ("None", fields)
         if chain.sink is not None and len(rest) == 2 and rest[0] == chain.sink:
             # the parents are the loop's consecutive sinks: the first one, then the weights alone
-            width, grow = 0, rest[1:]
+            width, grow, rest = 0, rest[1:], [chain.index, rest[1]]  # (the sink computed at a start only)
         else:
             width, grow = len(rest) // 2, rest
         if present[0]:
