@@ -63,7 +63,10 @@ nothing needs settling, as `all_plain_finite` decides on the general path)
 and settled one by one (`settled`) only where a sink holds None or the
 symbolic zero, or the sum overflowed; any other input with lists (a list
 of pairs, an MLP's `[[[Real]] * [Real]]`) uses the general path's walks
-`inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep.
+`inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep,
+which for such a type are generated too: one nested comprehension each
+(`_nested_walk`), identities drawn from one counter, the gradient's lists
+sliced from the pending arguments.
 Per element the entry adds no Python-level work to the forward pass and
 the sweep: the comprehension, the slice and the checks run in C.
 
