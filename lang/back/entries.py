@@ -131,6 +131,11 @@ def entry(f, x):
 
 # the sweep from the seed (the backend's `sweep_one`, bound once); the gradient settled and returned
 _SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, n)"
+# grad and value_and_grad: the tape and the injected input let go while the collector is still off. Held on,
+# the first allocation after `enable()` (the gradient's list) would start a collection that walks them all —
+# every record and every injected pair, allocated while it was off (W5: a quarter of the call) — and keep
+# them for the next generations' collections to walk again; let go, they are freed by their counts.
+_DROP = "records = x_dual = y_dual = None"
 _RETURN = """\
 {settle}
         return {result}"""
@@ -297,7 +302,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
         sweep, tail = "", ""
         after = _PULLBACK.format(sweep=_SWEEP.format(seed="u"), tail=_RETURN.format(settle=settle, result=gradient))
     else:
-        sweep = "            " + _SWEEP.format(seed="1.0")
+        sweep = "            " + _SWEEP.format(seed="1.0") + "\n            " + _DROP
         tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
         after = ""
     src = _FORWARD.format(inject=inject, sinks=sinks, sweep=sweep, tail=tail, after=after)
