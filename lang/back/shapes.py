@@ -378,17 +378,21 @@ def _fixed_walk(kind: str, t: Type) -> Callable | None:
 
 # ---- nested types: one comprehension ----------------------------------------------------------------
 
+_NESTED_DEPTH = 24  # lists and tuples inside each other: deeper, the general walks (Python's parser nests so far)
+
+
 def _nested_leaves(t: Type) -> bool:
-    """Whether t is built of lists and tuples from Real, Int, Bool and Unit, with a list in it."""
-    def ok(t: Type) -> bool:
+    """Whether t is built of lists and tuples from Real, Int, Bool and Unit, with a list in it (and not
+    nested deeper than _NESTED_DEPTH)."""
+    def ok(t: Type, depth: int) -> bool:
         match t:
-            case TList(item):
-                return ok(item)
-            case TTuple(items) if len(items) >= 2:
-                return all(ok(i) for i in items)
+            case TList(item) if depth < _NESTED_DEPTH:
+                return ok(item, depth + 1)
+            case TTuple(items) if len(items) >= 2 and depth < _NESTED_DEPTH:
+                return all(ok(i, depth + 1) for i in items)
             case _:
                 return t in FIXED_LEAVES
-    return ok(t) and any(isinstance(u, TList) for u in _subtypes(t))
+    return ok(t, 0) and any(isinstance(u, TList) for u in _subtypes(t))
 
 
 def _subtypes(t: Type):
