@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 from ..model.nodes import node  # (a frozen dataclass, made quickly: start-up)
 
