@@ -23,7 +23,6 @@ A row names its runtime and its term transform by import path
 """
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
@@ -66,7 +65,8 @@ class Mode:
 @lru_cache(maxsize=None)
 def _attribute(path: str) -> Any:
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    # (importlib.import_module, without importing importlib and warnings at start-up)
+    return getattr(__import__(module, fromlist=[name]), name)
 
 
 ROWS: tuple[Mode, ...] = (
