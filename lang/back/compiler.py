@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any, Callable
 
+from ..model.nodes import field, node
 from ..model import core as c
 from ..model.errors import DlError, DlRuntimeError
 from ..model.primitives import PRIMITIVES, Primitive, array_instance, array_kernel, count, out_of_memory, site_factory
@@ -48,7 +50,7 @@ lambda_chain = c.lambda_chain
 Key = tuple  # a local variable: (name, instance)
 
 
-@dataclass
+@node(slots=False, frozen=False)  # a mutable dataclass, made quickly (start-up)
 class Counters:
     """Exact cost counters (docs/transforms.md, Cost counters)."""
 
@@ -296,7 +298,7 @@ def _array_cost(prim: Primitive) -> str:
     return prim.cost if prim.kind in ("array", "effect") else "array"
 
 
-@dataclass
+@node(slots=False, frozen=False)
 class PrimCode:
     """How a compiler writes one primitive application."""
 
