@@ -134,8 +134,10 @@ _SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, n)"
 # grad and value_and_grad: the tape and the injected input let go while the collector is still off. Held on,
 # the first allocation after `enable()` (the gradient's list) would start a collection that walks them all —
 # every record and every injected pair, allocated while it was off (W5: a quarter of the call) — and keep
-# them for the next generations' collections to walk again; let go, they are freed by their counts.
+# them for the next generations' collections to walk again; let go, they are freed by their counts. (vjp: the
+# injected input only, its pullback sweeps the records later.)
 _DROP = "records = x_dual = y_dual = None"
+_DROP_INPUT = "x_dual = y_dual = None"
 _RETURN = """\
 {settle}
         return {result}"""
@@ -299,7 +301,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
         return None
     inject, sinks, settle, gradient = parts
     if op == "vjp":
-        sweep, tail = "", ""
+        sweep, tail = "            " + _DROP_INPUT, ""
         after = _PULLBACK.format(sweep=_SWEEP.format(seed="u"), tail=_RETURN.format(settle=settle, result=gradient))
     else:
         sweep = "            " + _SWEEP.format(seed="1.0") + "\n            " + _DROP
