@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from operator import length_hint
-from dataclasses import dataclass, field
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any, Callable
 
+from ..model.nodes import field, node
 from ..model import core as c
 from ..model.errors import DlError, DlRuntimeError
 from ..model.primitives import PRIMITIVES, Primitive, array_instance, array_kernel, count, out_of_memory, site_factory
@@ -50,7 +51,7 @@ lambda_chain = c.lambda_chain
 Key = tuple  # a local variable: (name, instance)
 
 
-@dataclass
+@node(slots=False, frozen=False)  # a mutable dataclass, made quickly (start-up)
 class Counters:
     """Exact cost counters (docs/transforms.md, Cost counters)."""
 
@@ -298,7 +299,7 @@ def _array_cost(prim: Primitive) -> str:
     return prim.cost if prim.kind in ("array", "effect") else "array"
 
 
-@dataclass
+@node(slots=False, frozen=False)
 class PrimCode:
     """How a compiler writes one primitive application."""
 
@@ -962,8 +963,10 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
     gen.loop_depth -= 1
     for p, old in reversed(list(zip(params, olds))):
         gen.env.restore((p, ()), old)
-    if raw and not any(re.search(rf"\b{sink}\b", ln) for ln in gen.lines[header + 1:]):
-        gen.lines[header] = "    " * ind + f"for {real} in {it}:"  # (the sink read nowhere: not numbered)
+    if raw:
+        import re  # (compiling a gradient: not at start-up)
+        if not any(re.search(rf"\b{sink}\b", ln) for ln in gen.lines[header + 1:]):
+            gen.lines[header] = "    " * ind + f"for {real} in {it}:"  # (the sink read nowhere: not numbered)
     gen.line(ind, f"{acc} = ({', '.join(acc_parts)})")
 
 

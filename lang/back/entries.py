@@ -66,7 +66,10 @@ nothing needs settling, as `all_plain_finite` decides on the general path)
 and settled one by one (`settled`) only where a sink holds None or the
 symbolic zero, or the sum overflowed; any other input with lists (a list
 of pairs, an MLP's `[[[Real]] * [Real]]`) uses the general path's walks
-`inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep.
+`inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep,
+which for such a type are generated too: one nested comprehension each
+(`_nested_walk`), identities drawn from one counter, the gradient's lists
+sliced from the pending arguments.
 Per element the entry adds no Python-level work to the forward pass and
 the sweep: the comprehension, the slice and the checks run in C.
 
@@ -134,6 +137,13 @@ def entry(f, x):
 
 # the sweep from the seed (the backend's `sweep_one`, bound once); the gradient settled and returned
 _SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, n)"
+# grad and value_and_grad: the tape and the injected input let go while the collector is still off. Held on,
+# the first allocation after `enable()` (the gradient's list) would start a collection that walks them all —
+# every record and every injected pair, allocated while it was off (W5: a quarter of the call) — and keep
+# them for the next generations' collections to walk again; let go, they are freed by their counts. (vjp: the
+# injected input only, its pullback sweeps the records later.)
+_DROP = "records = x_dual = y_dual = None"
+_DROP_INPUT = "x_dual = y_dual = None"
 _RETURN = """\
 {settle}
         return {result}"""
@@ -300,10 +310,10 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
         return None
     inject, sinks, settle, gradient = parts
     if op == "vjp":
-        sweep, tail = "", ""
+        sweep, tail = "            " + _DROP_INPUT, ""
         after = _PULLBACK.format(sweep=_SWEEP.format(seed="u"), tail=_RETURN.format(settle=settle, result=gradient))
     else:
-        sweep = "            " + _SWEEP.format(seed="1.0")
+        sweep = "            " + _SWEEP.format(seed="1.0") + "\n            " + _DROP
         tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
         after = ""
     src = _FORWARD.format(inject=inject, sinks=sinks, sweep=sweep, tail=tail, after=after)

@@ -49,7 +49,6 @@ only where it is non-zero. An array input's sink is one identity.
 from __future__ import annotations
 
 import math
-import re
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
@@ -228,6 +227,7 @@ class LinearBackend:
     def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
         # the list of records does not change while one evaluation runs: read it on entry
         records = gen.entry("R", f"{backend}.records")
+        import re  # (compiling a gradient: not at start-up)
         if re.search(rf"\b{v}\b", record):  # (the record is built in v: append it first)
             gen.line(ind, f"{records}.append({record})")
             gen.line(ind, f"{v} = len({records}) - 1")

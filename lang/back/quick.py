@@ -9,19 +9,21 @@ what the general code gives, bit for bit; where they do not apply, the entry tak
 Lifting a closure (`plain_lifter`). The kernel's `lift_fun` lifts a function value by walking its
 captured values with a memo, whatever they are. Most closures a derivative is taken of at the top
 capture little: `logistic n` is a partial application of a top-level function to an Int. For a
-closure whose captured values are, recursively, Ints, Bools, Strings, Units, Reals, tuples of those,
-lists of Ints/Bools/Strings, top-level functions and closures of the same kind, lifting is
+closure whose captured values are, recursively, Ints, Bools, Strings, Units, Reals, tuples and lists
+of those, top-level functions and closures of the same kind, lifting is
 a direct rebuild: the transformed code the kernel has already made for it (kept on its code:
 `Code.info`; the first call goes the general way and makes it), its captured values lifted as `lift`
-lifts them at depth 0 — a Real r becomes the constant (r, None), a top-level function its transform,
-the rest stays as it is. A partial application of a top-level function to such values, whose
-transform takes all its arguments at once, is not even rebuilt: the entry calls the transform with
-them and the injected input, the call the lifted partial application's code (`partial_code`) makes.
+lifts them at depth 0 — a Real r becomes the constant (r, None) (a list of Reals by one comprehension),
+a top-level function its transform, the rest stays as it is. A partial application of a top-level
+function to such values, whose transform takes all its arguments at once, is not even rebuilt: the
+entry calls the transform with them, lifted (as they are, where they hold no Real and no function),
+and the injected input, the call the lifted partial application's code (`partial_code`) makes: W5's
+`loss x t`, x a list of 16 Reals, costs 16 tuples rather than the kernel's walk with its memo.
 Nothing is cached between calls: a captured Real that changes between two calls is lifted afresh
 each time, so there is no identity argument to get wrong. A closure that captures itself (a local
 recursive function) is met again within `_DEPTH` levels and handed to the general lift, whose memo
-ties the knot; so is anything else (a Paths sum, an array, a list of reals, a pullback, a function of
-another language).
+ties the knot; so is anything else (a Paths sum, an array, a pullback, a function of another
+language).
 
 Sweeping a short tape (`sweep_short`). `Factoring.sweep_one` saves and restores the backend's sweep
 state (needed only by generic records, whose bodies add through `backend.contribute`) and looks for
@@ -48,6 +50,7 @@ three parents, the seed's (a function of a few reals preaccumulated into one rec
 from __future__ import annotations
 
 from math import prod
+from operator import countOf
 from typing import Any, Callable
 
 from ..model.values import Fun, Text
@@ -80,7 +83,7 @@ def plain_lifter(compiler) -> Callable[[Fun], tuple[Fun | None, tuple | None]]:
     def lift(f: Fun) -> tuple[Fun | None, tuple | None]:
         code = f.code
         if code.mode == "partial":  # the commonest: a top-level function applied to Ints (W2 `logistic n`)
-            g, args = f.captured
+            g, args = f.captured    # or to data (W5 `loss x t`: a list of reals and a real)
             dual_g = g.code.info.get(info_key)
             if dual_g is not None and dual_g.arity == len(args) + 1:
                 for a in args:
@@ -88,6 +91,10 @@ def plain_lifter(compiler) -> Callable[[Fun], tuple[Fun | None, tuple | None]]:
                         break
                 else:
                     return dual_g, args
+                try:
+                    return dual_g, tuple([_lift(a, compiler, _DEPTH - 1) for a in args])
+                except _General:
+                    return _GENERAL
         try:
             return _lift_fun(f, compiler, _DEPTH), None
         except _General:
@@ -128,8 +135,13 @@ def _lift(v: Any, compiler, depth: int) -> Any:
         return tuple([_lift(x, compiler, depth) for x in v])
     if t is Fun:
         return _lift_fun(v, compiler, depth)
-    if t is list and (not v or isinstance(v[0], (int, str))):  # (a list of Ints, Bools or Strings)
-        return v
+    if t is list:
+        if not v or isinstance(v[0], (int, str)):  # (a list of Ints, Bools or Strings)
+            return v
+        if countOf(map(type, v), float) == len(v):  # (a list of Reals, checked at C speed)
+            lift_real = compiler.lift_real
+            return [lift_real(x) for x in v]
+        return [_lift(x, compiler, depth) for x in v]
     raise _General
 
 

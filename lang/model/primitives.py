@@ -53,9 +53,10 @@ import operator
 import os
 import resource
 import sys
-from dataclasses import replace
 from functools import cached_property, lru_cache
-from typing import Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Callable
 
 from . import array_rows
 from . import realmath as rm
@@ -66,7 +67,7 @@ from .errors import DlRuntimeError
 from .values import call1, call2
 from .types import (BASE_TYPES, TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple,
                     TVar, Type, linear, prune)
-from .nodes import node
+from .nodes import node, replace
 
 
 @node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before

@@ -41,7 +41,9 @@ again with `Paths` seeds (lang/back/kernel.py).
 from __future__ import annotations
 
 import math
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 
 class Zero(float):

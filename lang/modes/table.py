@@ -23,9 +23,10 @@ A row names its runtime and its term transform by import path
 """
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 from ..model.nodes import node  # (a frozen dataclass, made quickly: start-up)
 
@@ -64,7 +65,8 @@ class Mode:
 @lru_cache(maxsize=None)
 def _attribute(path: str) -> Any:
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    # (importlib.import_module, without importing importlib and warnings at start-up)
+    return getattr(__import__(module, fromlist=[name]), name)
 
 
 ROWS: tuple[Mode, ...] = (

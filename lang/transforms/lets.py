@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from dataclasses import replace
+from ..model.nodes import replace  # dataclasses.replace, without importing dataclasses (start-up)
 
 from ..model import core as c
 
