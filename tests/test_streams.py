@@ -9,7 +9,6 @@ parameter is read otherwise; the width-0 sweep equal to the sweep of the same ch
 written out, on any weights, cotangents and pending arguments.
 """
 import math
-import threading
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from lang.model.spans import Source
 from lang.model.values import apply
 from lang.model.zeros import ZERO, Paths
 from lang.modes.table import get
+from test_fold_chains import _in_thread, bits  # (a big stack; floats as bit patterns)
 
 PROGRAM = """\
 def w4 (xs : [Real]) = sum (map (fun x -> sin x * x) xs)
@@ -42,16 +42,6 @@ NAMES = ["w4", "from_one", "prod", "twice", "nested", "pairs", "pos", "counted",
 # the others read xs otherwise: length, a closure, map, and folds whose steps do not take their element (pairs)
 # or their accumulator (pos: in each branch) apart before anything else, so the loop does not unpack them
 TAKES_FLOATS = {"w4", "from_one", "prod", "twice", "nested"}
-
-
-def _in_thread(fn):
-    """fn() on a thread with a big stack (as the CLI runs programs)."""
-    out = {}
-    threading.stack_size(1 << 27)
-    t = threading.Thread(target=lambda: out.setdefault("v", fn()))
-    t.start()
-    t.join()
-    return out["v"]
 
 
 def run(name: str, xs: list, op: str = "value_and_grad", u: float = 1.0, *, floats: bool = True,
@@ -77,13 +67,6 @@ def run(name: str, xs: list, op: str = "value_and_grad", u: float = 1.0, *, floa
         return _in_thread(go)
     finally:
         streams._compile, Factoring.fold_chain = saved
-
-
-def bits(v):
-    """A value with each float as its bit pattern (-0.0 and nan kept apart), for exact comparison."""
-    if isinstance(v, (tuple, list)):
-        return type(v)(bits(x) for x in v)
-    return float(v).hex() if type(v) is float else v
 
 
 def same_bits(name, xs, op="value_and_grad", u=1.0):
