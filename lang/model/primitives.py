@@ -47,7 +47,6 @@ a program; its target's runtime implements it).
 """
 from __future__ import annotations
 
-import importlib
 import math
 import operator
 import os
@@ -56,7 +55,7 @@ import sys
 from functools import cached_property, lru_cache
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
-    from typing import Callable
+    from typing import Any, Callable
 
 from . import array_rows
 from . import realmath as rm
@@ -696,14 +695,19 @@ def array_kernel(name: str) -> Callable:
     """The kernel `name` of lang/model/arrays.py, or `module:name` elsewhere (importing numpy, once, on
     first use)."""
     module, _, attr = name.rpartition(":")
-    return getattr(importlib.import_module(module or "lang.model.arrays"), attr)
+    return imported(module or "lang.model.arrays", attr)
 
 
 @lru_cache(maxsize=None)
 def site_factory(path: str) -> Callable:
     """The factory `module:name` that makes a row's implementation for one compiler."""
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return imported(module, name)
+
+
+def imported(module: str, name: str) -> Any:
+    """`getattr(importlib.import_module(module), name)`, without importing importlib and warnings (start-up)."""
+    return getattr(__import__(module, fromlist=[name]), name)
 
 
 def user_visible() -> list[str]:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
     from typing import Any
 
 from ..model.nodes import node  # (a frozen dataclass, made quickly: start-up)
+from ..model.primitives import imported
 
 
 @node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
@@ -65,8 +66,7 @@ class Mode:
 @lru_cache(maxsize=None)
 def _attribute(path: str) -> Any:
     module, _, name = path.partition(":")
-    # (importlib.import_module, without importing importlib and warnings at start-up)
-    return getattr(__import__(module, fromlist=[name]), name)
+    return imported(module, name)
 
 
 ROWS: tuple[Mode, ...] = (
