@@ -437,7 +437,7 @@ def test_the_list_entry_source():
     from lang.model.types import ARRAY, INT, REAL, TList, TTuple
     machine = Machine(World(), get("backprop"))
     entry = scalar_entry(machine.ad, "value_and_grad", TList(REAL), REAL, None, lambda f, x: None)
-    assert "x_dual = list(zip(x, range(n)))" in entry.source
+    assert "x_dual = None if raw is not None else list(zip(x, range(n)))" in entry.source  # (floats: streams.py)
     assert "return (y, g)" in entry.source
     entry = scalar_entry(machine.ad, "grad", TTuple((TList(TList(REAL)), REAL)), REAL, None, lambda f, x: None)
     assert "x_dual, n = inject(x, 0)" in entry.source
@@ -506,3 +506,149 @@ def test_a_partial_application_written_at_the_site_makes_no_closure():
     assert "_Fun" not in source and "(k0, a0, a1)" in source
     first, again = run_deep(lambda: fn.body((), 3, 1.0)), run_deep(lambda: fn.body((), 3, 1.0))
     assert bits(first) == bits(again)  # (the first call through the closure, the second by the entry's own lift)
+
+
+# ---- the walks of a nested input type (lang/back/shapes.py, `_nested_walk`): one comprehension each
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from lang.back.shapes import Shapes, _nested_walk  # noqa: E402
+from lang.model.types import BOOL, INT, REAL, UNIT, TList, TTuple  # noqa: E402
+
+LEAF_TYPES = {REAL: st.floats(allow_nan=True, allow_infinity=True), INT: st.integers(-5, 5),
+              BOOL: st.booleans(), UNIT: st.just(())}
+
+
+def _types():
+    """Types built of lists and tuples from Real, Int, Bool and Unit."""
+    leaves = st.sampled_from(list(LEAF_TYPES))
+    return st.recursive(leaves, lambda inner: st.one_of(
+        inner.map(TList), st.lists(inner, min_size=2, max_size=3).map(lambda ts: TTuple(tuple(ts)))), max_leaves=6)
+
+
+def _value(t):
+    """A strategy for values of type t (lists of 0 to 3 elements)."""
+    if isinstance(t, TList):
+        return st.lists(_value(t.item), max_size=3)
+    if isinstance(t, TTuple):
+        return st.tuples(*[_value(i) for i in t.items])
+    return LEAF_TYPES[t]
+
+
+def inject_by_hand(v, t, i):
+    """The k-th real r of v (in order: lists from the first element, tuples from the left) as (r, i + k)."""
+    if t == REAL:
+        return (v, i), i + 1
+    if isinstance(t, TList):
+        out = []
+        for x in v:
+            y, i = inject_by_hand(x, t.item, i)
+            out.append(y)
+        return out, i
+    if isinstance(t, TTuple):
+        out = []
+        for x, ti in zip(v, t.items):
+            y, i = inject_by_hand(x, ti, i)
+            out.append(y)
+        return tuple(out), i
+    return v, i
+
+
+def rebuild_by_hand(shape, t, reals, i):
+    """A value shaped like `shape` whose reals are reals[i], reals[i + 1], ...; Int, Bool, Unit leaves zero."""
+    if t == REAL:
+        return reals[i], i + 1
+    if isinstance(t, (TList, TTuple)):
+        out = []
+        for x, ti in zip(shape, [t.item] * len(shape) if isinstance(t, TList) else t.items):
+            y, i = rebuild_by_hand(x, ti, reals, i)
+            out.append(y)
+        return (out if isinstance(t, TList) else tuple(out)), i
+    return {INT: 0, BOOL: False, UNIT: ()}[t], i
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), _types(), st.integers(0, 4))
+def test_nested_walks_against_walks_by_hand(data, t, first):
+    """inject and rebuild of any nested type: the identities and reals of the walks written out by hand (the
+    general walks' order), and the next identity / index; a type with no list or [Real] alone: no generated walk."""
+    walk = _nested_walk("inject", t)
+    has_list = "TList" in repr(t)
+    if not has_list or t == TList(REAL):
+        assert walk is None
+        return
+    v = data.draw(_value(t))
+    injected, nxt = walk(v, first)
+    assert bits((injected, nxt)) == bits(inject_by_hand(v, t, first))
+    reals = [float(k) + 0.5 for k in range(first)] + data.draw(st.lists(st.floats(), min_size=nxt - first,
+                                                                        max_size=nxt - first + 2))
+    for kind in ("rebuild", "rebuild_leaves"):
+        assert bits(_nested_walk(kind, t)(v, reals, first)) == bits(rebuild_by_hand(v, t, reals, first))
+    shapes = Shapes()  # (and the walks the kernel and the entries fetch are these)
+    assert shapes._get("inject", t, shapes._make_inject).source == walk.source
+
+
+def test_the_mlp_walks_are_one_comprehension():
+    """[[[Real]] * [Real]]: the injection draws identities from one counter, the rebuild slices the reals:
+    no call per row, no recursion."""
+    t = TList(TTuple((TList(TList(REAL)), TList(REAL))))
+    assert _nested_walk("inject", t).source == (
+        "def walk(v, i):\n    c = count(i)\n"
+        "    return [([list(zip(a1, c)) for a1 in a0], list(zip(a2, c))) for (a0, a2) in v], next(c)\n")
+    assert _nested_walk("rebuild_leaves", t).source == (
+        "def walk(v, reals, i):\n"
+        "    return [([reals[i:(i := i + len(a1))] for a1 in a0], reals[i:(i := i + len(a2))]) for (a0, a2) in v], i\n")
+
+
+@pytest.mark.parametrize("site", ["vg", "vj"])
+def test_the_tape_is_let_go_before_the_collector_is_back(site, monkeypatch):
+    """grad and value_and_grad drop the records and the injected input while the collector is still off (vjp the
+    injected input: its pullback sweeps the records later): on an MLP's 577 parameters (a tape of ~1,300 objects
+    made with the collector off) a collection the call starts once the collector is back walks a few objects,
+    not the tape, which holding it on would make it walk (and keep for the older generations). The value is
+    the general path's, bit for bit."""
+    import gc
+    import threading
+
+    from benchmarks.workloads import w5_inputs
+    from lang.back.machine import Machine
+    from lang.front.loader import Loader, World
+    from lang.model.spans import Source
+    from lang.model.values import apply
+    text = open("benchmarks/workloads/w5_mlp.dl").read() + (
+        "def vj (x : [Real]) (t : Real) (layers : [[[Real]] * [Real]]) =\n"
+        "  let (y, pb) = vjp (loss x t) layers in (y, pb 1.0)\n")
+
+    def go():
+        world = World()
+        loader = Loader(world)
+        loader.load_prelude()
+        mod = loader.load_source(Source("w5.dl", text), "w5.dl")
+        vg = Machine(world, mode=get("backprop")).global_value(mod.id, site, ())
+        args = w5_inputs()
+        apply(vg, args)  # (compiles)
+        starts = []
+        callback = lambda phase, info: phase == "start" and starts.append(  # noqa: E731
+            sum(len(gc.get_objects(k)) for k in range(info["generation"] + 1)))
+        gc.collect()
+        gc.callbacks.append(callback)
+        try:
+            out = apply(vg, args)
+        finally:
+            gc.callbacks.remove(callback)
+        return out, starts
+    result = {}
+    threading.stack_size(1 << 27)
+    t = threading.Thread(target=lambda: result.setdefault("v", go()))
+    t.start()
+    t.join()
+    (y, grad), starts = result["v"]
+    assert all(walked < 200 for walked in starts), starts
+    x, t_, layers = w5_inputs()
+    (w1, b1), (w2, b2) = layers
+    oy, og = mlp_oracle(w1, b1, w2, b2, x, t_)
+    assert y == pytest.approx(oy, rel=1e-13)
+    assert grad[0][1] == pytest.approx(og[0][1], rel=1e-11, abs=1e-15)
+    text_main = text.replace("def main = fst (vg", f"def main = ({site}")
+    (fast, _), (slow, _) = run_both(text_main, monkeypatch)
+    assert bits(fast) == bits(slow)

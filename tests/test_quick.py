@@ -110,6 +110,16 @@ CASES = [
     # a partial application of a closure (not a top-level function): d/dx a x^3 = 3 a x^2
     ("def main = map (fun a -> let k = fun (m : Int) (x : Real) -> a * x * x * x in grad (k 2) 2.0) [1.0, 3.0]",
      [12.0 * a for a in (1.0, 3.0)], ["general", "quick"]),
+    # W5's `loss x t`: a partial application of a top-level function to a list of Reals (-0.0, inf among them)
+    # and a Real, called as its transform with them lifted: d/dw sum_i x_i w_i - t, squared = 2 e x
+    ("def loss (x : [Real]) (t : Real) (w : [Real]) = let e = dot x w - t in e * e\n"
+     "def main = map (fun t -> value_and_grad (loss [1.0, -0.0, 2.0] t) [0.5, 3.0, 0.25]) [1.0, 2.0, -1.0]",
+     [((1.0 - t) ** 2, [2.0 * (1.0 - t) * x for x in (1.0, -0.0, 2.0)]) for t in (1.0, 2.0, -1.0)],
+     ["general", "quick", "quick"]),
+    # a closure capturing a list of lists of Reals and a list of pairs: d/dx (sum_ij m_ij + sum_k a_k b_k) x^2
+    ("def main = map (fun s -> let m = [[s, 2.0], [], [3.0]] in let ps = [(s, 2.0)] in\n"
+     "  grad (fun x -> (sum (map sum m) + sum (map (fun (a, b) -> a * b) ps)) * x * x) 1.5) [1.0, 4.0]",
+     [(s + 5.0 + 2.0 * s) * 3.0 for s in (1.0, 4.0)], ["general", "quick"]),
     # a nested grad inside: the inner one runs in ←D's language, the outer entry lifts the closure capturing a
     # d/dx of (d/dy a x y^2 at y = x) = d/dx 2 a x^2 = 4 a x
     ("def main = map (fun a -> grad (fun x -> grad (fun y -> a * x * y * y) x) 1.5) [1.0, 2.0]",
@@ -156,8 +166,10 @@ def test_lift_plain_is_lift_fun():
     top-level function, that function's transform and the arguments the lifted partial application holds; for
     what it does not take, (None, None)."""
     text = ("def top (x : Real) = x\ndef top2 (k : Int) (x : Real) = float k * x\n"
+            "def top3 (xs : [[Real]]) (k : Int) (x : Real) = float k * x * sum (map sum xs)\n"
             "def main = let a = -0.0 in let b = 2.5 in let g = fun y -> a * y + b in "
-            "[fun x -> g x * x, fun x -> top x + a, fun x -> if length [1, 2] == 2 then b * x else x, top2 3]")
+            "[fun x -> g x * x, fun x -> top x + a, fun x -> if length [1, 2] == 2 then b * x else x, top2 3,"
+            " top3 [[1.0, -0.0], [], [b]] 2]")
     program = load_source(text)
     fns, machine = run_deep(lambda: run_main(program, [], get("backprop")))
     compiler = machine.ad.top_reverse(machine.runtime)
@@ -178,6 +190,10 @@ def test_lift_plain_is_lift_fun():
     general = machine.ad.lift_fun(fns[3], compiler, {})
     direct, given = lift(fns[3])
     assert direct is general.captured[0] and given == general.captured[1] == (3,)
+    general = machine.ad.lift_fun(fns[4], compiler, {})  # (a list of lists of Reals: lifted, as the kernel lifts it)
+    direct, given = lift(fns[4])
+    assert direct is general.captured[0] and bits(given) == bits(general.captured[1])
+    assert bits(given) == bits(([[(1.0, None), (-0.0, None)], [], [(2.5, None)]], 2))
     assert quick.plain_lifter(machine.ad.reverse_compiler(machine.runtime, 1))(fns[0]) == (None, None)  # (depth 1)
     # a closure that captures itself (as a local recursive function does): met again within a few levels, it is
     # left to the general lift, whose memo ties the knot

@@ -42,7 +42,8 @@ def _dl(path: str, cache: str, *extra: str, probe: str = "") -> subprocess.Compl
 
 # ---- what a trivial run does not import --------------------------------------------------------------------
 
-NOT_FOR_A_TRIVIAL_RUN = ["numpy", "lark", "argparse", "shutil", "urllib.parse", "ctypes", "signal", "unicodedata", "traceback", "lang.back.kernel",
+NOT_FOR_A_TRIVIAL_RUN = ["numpy", "lark", "argparse", "shutil", "urllib.parse", "ctypes", "signal", "unicodedata", "traceback",
+                         "dataclasses", "inspect", "typing", "re", "pickle", "importlib", "contextlib", "lang.back.kernel",
                          "lang.back.languages", "lang.transforms.backprop", "lang.transforms.check",
                          "lang.front.parser"]
 

@@ -30,6 +30,13 @@ products, each into an empty slot, so the same values. Nothing else is changed: 
 machine (`--cost`), `backprop-naive` and `dl watch` record step by step, and the order-free pass's
 float sweep gives a chain to the object sweep (which runs the steps exactly, as above).
 
+Where the loop numbers a [Real]'s floats (lang/back/streams.py) and a step's only other parent is the
+element's sink, the parents of a chain's steps are consecutive sinks (a chain grows only at the step right
+after the one that grew it last), and the chain is `[prev, 0, x_j', w_j, w_(j+1), ..., w_m]` (width 0): the
+first parent, then one weight a step. Its sweep is the width-1 chain's with the parents written out
+(`chain_pairs`); a tape that is the sinks and one such chain over all of them is swept into the gradient
+list directly (`sinks_of_chain`, called by lang/back/quick.py's sweep).
+
 Example (W4 at n = 10^4, docs/transforms.md): 10^4 + 1 records instead of 2 * 10^4, and the loop
 appends two numbers a step instead of building a 4-tuple; the compiled step is `Gen`'s code with
 `LinearBackend._chain_step` at the record site (lang/back/linear.py).
@@ -65,6 +72,29 @@ def chain(prev: int | None, width: int, pairs: list) -> list:
     return [prev, width, *pairs]
 
 
+def sinks_of_chain(rec: list, n_sinks: int, ct) -> list | None:
+    """The sinks' pending arguments after sweeping, from ct, a tape that is the sinks and this one chain, when the
+    chain's steps are the sinks 0 .. n_sinks - 1 each once (width 0) and its prev None: each sink gets its
+    weight times ct, in an empty slot, as `sweep_chain` stores them (for a float ct that is not nan); else None.
+
+    From ct = 1.0 (the seed of `grad` and `value_and_grad`) the weights themselves: w * 1.0 is w to the bit for
+    every float w (multiplication by one is exact; inf, -0.0 and a nan come back as they are). The weights are
+    floats (reals of ←D's language at depth 0); were one anything else, the entries' check of the gradient they
+    read this from (every real a float: lang/back/entries.py) would fail and the general path recompute it."""
+    if rec[1] == 0 and rec[0] is None and rec[2] == 0 and len(rec) - 3 == n_sinks and type(ct) is float \
+            and ct == ct:
+        return rec[3:] if ct == 1.0 else [w * ct for w in islice(rec, 3, None)]
+    return None
+
+
+def chain_pairs(first: int, weights) -> list:
+    """The (parent, weight) fields of a consecutive chain's steps: first, first + 1, ... with the weights."""
+    out = []
+    for p, w in enumerate(weights, first):
+        out += (p, w)
+    return out
+
+
 _SLICE_MIN = 64  # a shorter chain is swept pair by pair (the checks would cost what they save)
 
 
@@ -74,6 +104,14 @@ def sweep_chain(rec: list, adj: list, ct) -> None:
     if type(width) is tuple:  # (a chain of scaled steps on fixed parents)
         sweep_scaled(rec, adj, ct)
         return
+    if width == 0:  # one parent a step, consecutive sinks from rec[2]: [prev, 0, p, w_1, ..., w_m]
+        p, m = rec[2], len(rec) - 3
+        if m > _SLICE_MIN and type(ct) is float and ct == ct and not (prev is not None and p <= prev < p + m) \
+                and adj[p:p + m].count(None) == m:  # (the short cut below, without the parents' list)
+            adj[p:p + m] = [w * ct for w in islice(rec, 3, None)]
+            return
+        rec = [prev, 1, *chain_pairs(p, islice(rec, 3, None))]  # the chain with its parents written out
+        width = 1
     step = 2 * width
     if type(ct) is float and ct == ct and (prev is None or prev not in rec[2:step + 2:2]):
         # 1.0 * ct is ct (see the module's docstring): the steps from the last, ct unchanged, then prev (after
@@ -134,8 +172,10 @@ def scaled(prev: int | None, k: int, parents: tuple, weights: list) -> list:
 
 
 def chain_weights(rec: list) -> list:
-    """The weights a chain's steps multiply by (the order-free pass's finite check sums them)."""
-    return rec[2:] if type(rec[1]) is tuple else rec[3::2]
+    """The weights a chain's steps multiply by (the order-free pass's finite check sums them): a scaled chain's
+    after its head, a consecutive chain's (width 0) after its first parent, else every other field's."""
+    width = rec[1]
+    return rec[2:] if type(width) is tuple else rec[3:] if width == 0 else rec[3::2]
 
 
 def sweep_scaled(rec: list, adj: list, ct) -> None:
@@ -209,6 +249,8 @@ class FoldChain:
         self.fixed = fixed or {}  # where acc' is used: the variables bound in the step, fixed for the loop or not
         self.sites: list[str] = []  # the locals holding each site's chain identity (-1 before the loop)
         self.locals: dict = {}      # a site's key -> its locals (the chain's identity, the chain)
+        self.sink = None  # the local of the element's sink, where the loop numbers a [Real]'s floats (consecutive)
+        self.index = None  # and an expression of the element's sink for a chain's start (from the loop's iterator)
 
     def site(self, gen, key) -> tuple[str, str]:
         """The locals of the record site `key`: the branches of one backpropagator with the same other parents
@@ -334,5 +376,5 @@ def scaled_site(gen, pairs: list, present: list) -> tuple[FoldChain, int] | None
     return chain, k
 
 
-__all__ = ["chain", "scaled", "sweep_chain", "sweep_scaled", "chain_weights", "FoldChain", "fold_chain",
-           "chain_site", "scaled_site"]
+__all__ = ["chain", "scaled", "sweep_chain", "sweep_scaled", "chain_weights", "sinks_of_chain", "FoldChain",
+           "fold_chain", "chain_site", "scaled_site"]

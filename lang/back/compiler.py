@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from operator import length_hint
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any, Callable
 
+from ..model.nodes import field, node
 from ..model import core as c
 from ..model.errors import DlError, DlRuntimeError
 from ..model.primitives import PRIMITIVES, Primitive, array_instance, array_kernel, count, out_of_memory, site_factory
@@ -48,7 +51,7 @@ lambda_chain = c.lambda_chain
 Key = tuple  # a local variable: (name, instance)
 
 
-@dataclass
+@node(slots=False, frozen=False)  # a mutable dataclass, made quickly (start-up)
 class Counters:
     """Exact cost counters (docs/transforms.md, Cost counters)."""
 
@@ -296,7 +299,7 @@ def _array_cost(prim: Primitive) -> str:
     return prim.cost if prim.kind in ("array", "effect") else "array"
 
 
-@dataclass
+@node(slots=False, frozen=False)
 class PrimCode:
     """How a compiler writes one primitive application."""
 
@@ -343,6 +346,10 @@ class Gen:
         self.counting = compiler.counting
         self.prologue: dict[str, str] = {}  # locals computed once on entry: name -> expression
         self.chain = None  # the fold loop being compiled whose steps' records may chain (lang/back/chains.py)
+        self.raw = None    # a parameter holding a [Real]'s floats for its dual pairs (lang/back/streams.py)
+        self.raw_reads = 0  # reads of it other than by a fold's loop (any: the body is not usable)
+        self.raw_folds = 0  # the fold loops over it
+        self.sinks: set[str] = set()  # locals holding an input's sink identity (an Int, never None) there
 
     # ---- names
     def local(self) -> str:
@@ -369,6 +376,8 @@ class Gen:
         `c[2]` (its index in the closure's tuple, in order of first use; Code.free lists them)."""
         found = self.env.get(key)
         if found is not None:
+            if found == self.raw:
+                self.raw_reads += 1
             return found
         if self.closed:
             raise AssertionError(f"variable {key[0]!r} is not bound")
@@ -879,7 +888,12 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     gen.line(ind, f"{acc} = {gen.atom(init, ind)}")
     widths = _pair_widths(fn) if ind + 1 < SPILL_DEPTH else None
     paired = _paired(xs) if widths is not None and widths[1] is not None and not gen.counting else None
-    if paired is not None:  # fold over fusion's pairs: over `zip` itself, no list of pairs built
+    raw = widths is not None and widths[1] == [None, None] and isinstance(xs, c.Var) and \
+        gen.raw is not None and gen.env.get((xs.name, xs.inst)) == gen.raw
+    if raw:  # a [Real]'s floats for its dual pairs: numbered by the loop (lang/back/streams.py)
+        items = gen.raw
+        gen.raw_folds += 1
+    elif paired is not None:  # fold over fusion's pairs: over `zip` itself, no list of pairs built
         items = f"zip({gen.atom(paired[0], ind)}, {gen.atom(paired[1], ind)})"
     else:
         items = gen.atom(xs, ind)
@@ -891,7 +905,7 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
         gen.line(ind, f"for {x} in {items}:")
         _inline_body(gen, fn, [acc, x], acc, ind + 1)
     else:
-        _unboxed_fold(gen, fn, acc, x, items, widths, ind)
+        _unboxed_fold(gen, fn, acc, x, items, widths, ind, raw)
     if gen.chain is not None:  # each record site's chain: none before the loop
         gen.lines[start:start] = ["    " * ind + f"{g} = -1" for g in gen.chain.sites]
     gen.chain = saved
@@ -938,7 +952,8 @@ def _pattern(body: c.Expr, name: str, depth: int) -> list | None:
     return [_pattern(rest, n, depth - 1) for n in names]
 
 
-def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tuple[int, Any], ind: int) -> None:
+def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tuple[int, Any], ind: int,
+                  raw: bool = False) -> None:
     """A fold whose accumulator is a tuple the body takes apart (←D's dual pair): the accumulator kept as
     one local per component, taken apart once before the loop and assigned from the body's result
     without a tuple (as `Gen.unbox_loop_params` does for a self tail call's loop variables), and an element
@@ -949,12 +964,26 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
             ... v10 = v4 + v9 ... v11 = ...          (`let (acc, acc') = acc`: v4 and v5, no unpacking)
             v4, v5 = v10, v11
         v1 = (v4, v5)
+
+    `raw`: items are a [Real]'s floats numbered, `enumerate(a0)`, for its dual pairs (x_k, k): the `for` binds
+    the pair's parts the other way round, `for v7, v6 in ...`, and the chain the step grows knows its sink
+    (lang/back/streams.py).
     """
     params, body = lambda_chain(fn)
     acc_parts = [gen.local() for _ in range(widths[0])]
     gen.line(ind, f"{', '.join(acc_parts)} = {acc}")
     acc_value = _unboxed(gen, acc_parts)
     x_target, x_value = _target(gen, widths[1], x)
+    if raw:  # (the iterator's place gives a chain's first sink: `len(a0) - 1 - length_hint(it)`)
+        real, sink = gen.unboxed[x_value]
+        it = gen.local()
+        gen.line(ind, f"{it} = iter({items})")
+        x_target, items = f"{sink}, {real}", f"enumerate({it})"
+        gen.sinks.add(sink)
+        if gen.chain is not None:
+            gen.chain.sink = sink
+            gen.chain.index = f"len({gen.raw}) - 1 - {gen.const(length_hint)}({it})"
+    header = len(gen.lines)
     gen.line(ind, f"for {x_target} in {items}:")
     olds = [gen.env.bind((p, ()), v) for p, v in zip(params, (acc_value, x_value))]
     gen.count(ind + 1, "betas")
@@ -964,6 +993,10 @@ def _unboxed_fold(gen: Gen, fn: c.Lam, acc: str, x: str, items: str, widths: tup
     gen.loop_depth -= 1
     for p, old in reversed(list(zip(params, olds))):
         gen.env.restore((p, ()), old)
+    if raw:
+        import re  # (compiling a gradient: not at start-up)
+        if not any(re.search(rf"\b{sink}\b", ln) for ln in gen.lines[header + 1:]):
+            gen.lines[header] = "    " * ind + f"for {real} in {it}:"  # (the sink read nowhere: not numbered)
     gen.line(ind, f"{acc} = ({', '.join(acc_parts)})")
 
 

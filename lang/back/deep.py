@@ -30,7 +30,9 @@ import resource
 import sys
 import threading
 import time
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any, Callable
 
 STACK_BYTES = 1 << 30       # the most the worker reserves (virtual: pages are touched only as it grows)
 MIN_STACK_BYTES = 32 << 20

@@ -57,13 +57,19 @@ is true exactly for inf and nan.)
 A list input has as many sinks as reals, known at the call. For `[Real]`
 (W4's `value_and_grad loss xs`) the entry injects with one comprehension,
 `x_dual = list(zip(x, range(n)))` — the general path's own `inject` walk,
-inlined — and the gradient is the first n pending arguments, `adj[:n]`,
+inlined — or, where ←D(f)'s body only folds over its parameter, builds no
+pairs at all and calls that body compiled for the floats themselves, whose
+loops number them (`raw_list_body`, lang/back/streams.py: the same element
+and the same sink identity at each step); the gradient is the first n pending arguments, `adj[:n]`,
 checked at C speed (`countOf(map(type, g), float) == n` and a finite sum: then
 nothing needs settling, as `all_plain_finite` decides on the general path)
 and settled one by one (`settled`) only where a sink holds None or the
 symbolic zero, or the sum overflowed; any other input with lists (a list
 of pairs, an MLP's `[[[Real]] * [Real]]`) uses the general path's walks
-`inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep.
+`inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep,
+which for such a type are generated too: one nested comprehension each
+(`_nested_walk`), identities drawn from one counter, the gradient's lists
+sliced from the pending arguments.
 Per element the entry adds no Python-level work to the forward pass and
 the sweep: the comprehension, the slice and the checks run in C.
 
@@ -97,6 +103,7 @@ from .chains import sweep_chain, sweep_scaled
 from .linear import SINK
 from .quick import PLAIN, partial_lifter, plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
+from .streams import RAW_KEY, raw_list_body
 
 OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
 
@@ -136,7 +143,9 @@ _LIFT = """\
                 dual_f = lift_fun(f, compiler, {})"""
 
 _CALL = """\
-                if given is None:
+                if raw is not None:  # (x's floats for its dual pairs: lang/back/streams.py)
+                    y_dual = raw(dual_f.captured, x)
+                elif given is None:
                     y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
                 else:
                     y_dual = dual_f.body(dual_f.captured, *given, x_dual)"""
@@ -148,7 +157,8 @@ _CALL = """\
 _LIFT_PARTIAL = """\
         dual_f = head.code.info.get(compiler)  # (`partial_lifter`, written out)
         if dual_f is None or dual_f.arity != {arity} or {plain}:
-            return entry(whole(head, ({given},)), x)"""
+            return entry(whole(head, ({given},)), x)
+        given = ({given},)  # (read by the input's injection: no raw floats for a partial application)"""
 _CALL_PARTIAL = """\
                 y_dual = dual_f.body(dual_f.captured, {given}, x_dual)"""
 
@@ -173,8 +183,9 @@ _SWEEP_ONE = """\
                     adj[n - 1] = run
                 else:
                     adj = sweep_one(records, b, 1.0, n)
-            elif b == n == len(records) - 1 and type(records[b]) is list:  # (one chain after the sinks: a fold's,
-                adj = [None] * n                                         # whose parents are the sinks)
+            elif b == n == len(records) - 1 and type(records[b]) is list and records[b][1] != 0:
+                adj = [None] * n  # (one chain after the sinks, a fold's, whose parents are the sinks; one on
+                                  # consecutive sinks, width 0, is `sweep_one`'s: straight into the gradient)
                 chain = records[b]
                 if type(chain[1]) is tuple:
                     sweep_scaled(chain, adj, 1.0)
@@ -182,6 +193,13 @@ _SWEEP_ONE = """\
                     sweep_chain(chain, adj, 1.0)
             else:
                 adj = sweep_one(records, b, 1.0, n)"""
+# grad and value_and_grad: the tape and the injected input let go while the collector is still off. Held on,
+# the first allocation after `enable()` (the gradient's list) would start a collection that walks them all —
+# every record and every injected pair, allocated while it was off (W5: a quarter of the call) — and keep
+# them for the next generations' collections to walk again; let go, they are freed by their counts. (vjp: the
+# injected input only, its pullback sweeps the records later.)
+_DROP = "records = x_dual = y_dual = None"
+_DROP_INPUT = "x_dual = y_dual = None"
 _RETURN = """\
 {settle}
         return {result}"""
@@ -299,7 +317,7 @@ def _fixed_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
     n = len(reals)
     settle = _SETTLE.format(zeros=" = ".join(f"g{i}" for i in range(n)) + " = 0.0",
                             each="".join(_EACH.format(k=i, fallback=fallback) for i in range(n))).rstrip("\n")
-    return (f"{pattern} = x\n            x_dual = {injected}\n            n = {n}", "[" + ", ".join(["SINK"] * n) + "]",
+    return (f"{pattern} = x\n            x_dual = {injected}\n            n = {n}\n            raw = None", "[" + ", ".join(["SINK"] * n) + "]",
             settle, gradient)
 
 
@@ -324,8 +342,11 @@ def _list_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
         return None
     settle = _SETTLE_LIST.format(fallback=fallback)
     if in_t == TList(REAL):
-        return "n = len(x)\n            x_dual = list(zip(x, range(n)))", "[SINK] * n", settle, "g"
-    return "x_dual, n = inject(x, 0)", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
+        return "n = len(x)\n            raw = None if given is not None else dual_f.code.info.get(RAW, False)\n" \
+               "            if raw is False:\n" \
+               "                raw = raw_list(compiler, dual_f.code)\n" \
+               "            x_dual = None if raw is not None else list(zip(x, range(n)))", "[SINK] * n", settle, "g"
+    return "x_dual, n = inject(x, 0)\n            raw = None", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
 
 
 def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callable[[Any, Any], Any]) \
@@ -348,13 +369,13 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     compiler = kernel.top_reverse(runtime)
     backend = kernel.backends[runtime.name]
     if op == "vjp":
-        sweep, tail = "", ""
+        sweep, tail = "            " + _DROP_INPUT, ""
         after = _PULLBACK.format(sweep=_SWEEP.format(seed="u"), tail=_RETURN.format(settle=settle, result=gradient))
     else:
         # (the two tapes `sweep_short` sweeps at once, written out: not where a test gives the backend's own sweep)
         own = backend.sweep_one
         quick = sweep_short(own) != own
-        sweep = _SWEEP_ONE if quick else "            " + _SWEEP.format(seed="1.0")
+        sweep = (_SWEEP_ONE if quick else "            " + _SWEEP.format(seed="1.0")) + "\n            " + _DROP
         tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
         after = ""
     src = _FORWARD.format(head="def entry(f, x):", lift=_LIFT, call=_CALL, inject=inject, sinks=sinks, sweep=sweep,
@@ -368,6 +389,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
                  "settled": settled, "count": countOf, "isfinite": math.isfinite, "nonfinite": nonfinite,
+                 "raw_list": raw_list_body, "RAW": RAW_KEY,
                  "order_free": lambda f, x, u: order_free_gradient(kernel, f, x, in_t, out_t, u)}
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]

@@ -49,7 +49,6 @@ only where it is non-zero. An array input's sink is one identity.
 from __future__ import annotations
 
 import math
-import re
 
 from ..model import core as c
 from ..model.primitives import PRIMITIVES, array_kernel
@@ -189,6 +188,9 @@ class LinearBackend:
             else:
                 gen.line(ind, f"{v} = None")
             return
+        if parents[k] in gen.sinks:  # (a sink's identity, never absent: lang/back/streams.py)
+            self._create_cases(gen, pairs, parents, v, backend, ind, present + [True], links)
+            return
         gen.line(ind, f"if {parents[k]} is None:")
         self._create_cases(gen, pairs, parents, v, backend, ind + 1, present + [False], links)
         gen.line(ind, "else:")
@@ -202,18 +204,26 @@ class LinearBackend:
             if v5 == v18 and R[-1] is v19:            (v18: the site's chain's identity, -1 before the loop)
                 v19.append(v7); v19.append(v17); v11 = v5
             else:
-                v19 = [v5, 1, v7, v17]; v18 = v11 = len(R); R.append(v19)"""
+                v19 = [v5, 1, v7, v17]; v18 = v11 = len(R); R.append(v19)
+
+        Where the loop numbers a [Real]'s floats and the step's other parent is the element's sink (v7), the
+        parents are consecutive: `v19.append(v17)` alone, and the chain is [v5, 0, v7, v17] (width 0)."""
         records = gen.entry("R", f"{gen.const(self)}.records")
         g, rec = chain.site(gen, (id(pairs), tuple(present[1:])))
         acc, rest = (fields[0], fields[2:]) if present[0] else ("None", fields)
+        if chain.sink is not None and len(rest) == 2 and rest[0] == chain.sink:
+            # the parents are the loop's consecutive sinks: the first one, then the weights alone
+            width, grow, rest = 0, rest[1:], [chain.index, rest[1]]  # (the sink computed at a start only)
+        else:
+            width, grow = len(rest) // 2, rest
         if present[0]:
             gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
-            for f in rest:
+            for f in grow:
                 gen.line(ind + 1, f"{rec}.append({f})")
             gen.line(ind + 1, f"{v} = {acc}")
             gen.line(ind, "else:")
             ind += 1
-        gen.line(ind, f"{rec} = [{acc}, {len(rest) // 2}, {', '.join(rest)}]")
+        gen.line(ind, f"{rec} = [{acc}, {width}, {', '.join(rest)}]")
         gen.line(ind, f"{g} = {v} = len({records})")
         gen.line(ind, f"{records}.append({rec})")
 
@@ -252,6 +262,7 @@ class LinearBackend:
     def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
         # the list of records does not change while one evaluation runs: read it on entry
         records = gen.entry("R", f"{backend}.records")
+        import re  # (compiling a gradient: not at start-up)
         if re.search(rf"\b{v}\b", record):  # (the record is built in v: append it first)
             gen.line(ind, f"{records}.append({record})")
             gen.line(ind, f"{v} = len({records}) - 1")

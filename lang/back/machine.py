@@ -9,7 +9,9 @@ cached per compiler, so a definition is compiled once per language.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 from ..front.loader import World
 from ..front.mono import Specializer

@@ -9,21 +9,23 @@ what the general code gives, bit for bit; where they do not apply, the entry tak
 Lifting a closure (`plain_lifter`). The kernel's `lift_fun` lifts a function value by walking its
 captured values with a memo, whatever they are. Most closures a derivative is taken of at the top
 capture little: `logistic n` is a partial application of a top-level function to an Int. For a
-closure whose captured values are, recursively, Ints, Bools, Strings, Units, Reals, tuples of those,
-lists of Ints/Bools/Strings, top-level functions and closures of the same kind, lifting is
+closure whose captured values are, recursively, Ints, Bools, Strings, Units, Reals, tuples and lists
+of those, top-level functions and closures of the same kind, lifting is
 a direct rebuild: the transformed code the kernel has already made for it (kept on its code:
 `Code.info`; the first call goes the general way and makes it), its captured values lifted as `lift`
-lifts them at depth 0 — a Real r becomes the constant (r, None), a top-level function its transform,
-the rest stays as it is. A partial application of a top-level function to such values, whose
-transform takes all its arguments at once, is not even rebuilt: the entry calls the transform with
-them and the injected input, the call the lifted partial application's code (`partial_code`) makes.
+lifts them at depth 0 — a Real r becomes the constant (r, None) (a list of Reals by one comprehension),
+a top-level function its transform, the rest stays as it is. A partial application of a top-level
+function to such values, whose transform takes all its arguments at once, is not even rebuilt: the
+entry calls the transform with them, lifted (as they are, where they hold no Real and no function),
+and the injected input, the call the lifted partial application's code (`partial_code`) makes: W5's
+`loss x t`, x a list of 16 Reals, costs 16 tuples rather than the kernel's walk with its memo.
 Where the site writes the partial application itself (`value_and_grad (logistic n) x`), the entry takes the
 function and its arguments and lifts them alike itself, without a closure (`partial_lifter`, entries.py).
 Nothing is cached between calls: a captured Real that changes between two calls is lifted afresh
 each time, so there is no identity argument to get wrong. A closure that captures itself (a local
 recursive function) is met again within `_DEPTH` levels and handed to the general lift, whose memo
-ties the knot; so is anything else (a Paths sum, an array, a list of reals, a pullback, a function of
-another language).
+ties the knot; so is anything else (a Paths sum, an array, a pullback, a function of another
+language).
 
 Sweeping a short tape (`sweep_short`). `Factoring.sweep_one` saves and restores the backend's sweep
 state (needed only by generic records, whose bodies add through `backend.contribute`) and looks for
@@ -33,6 +35,10 @@ link w at i adds w * ct to i - 1, a record (p, w, ...) adds w * ct to each p, in
 same floats — without either. The first record of another shape (a generic body, more than three
 parents) restarts the whole sweep with `sweep_one` from a fresh array: nothing has run that it would
 see (records are only read), so its result is `sweep_one`'s.
+
+A tape that is the sinks and one chain (lang/back/chains.py) whose steps are the sinks in order, each once
+(W4 on a [Real]'s floats: lang/back/streams.py), is swept straight into the gradient list, the products
+each sink's empty slot would get (`sinks_of_chain`); from the seed 1.0, the weights themselves.
 
 A tape that is one chain of links from the seed down to a sink (W2's and W3's loops, at any length:
 the seed on the last record, the first after the sinks a link) is swept by one `math.prod` from the seed
@@ -46,10 +52,11 @@ three parents, the seed's (a function of a few reals preaccumulated into one rec
 from __future__ import annotations
 
 from math import prod
+from operator import countOf
 from typing import Any, Callable
 
 from ..model.values import Fun, Text
-from .chains import sweep_chain
+from .chains import sinks_of_chain, sweep_chain
 from .compiler import Compiler
 
 SHORT = 32  # records after the sinks swept by `sweep_short` (a longer tape: `sweep_one`, which runs links in C)
@@ -77,7 +84,7 @@ def plain_lifter(compiler) -> Callable[[Fun], tuple[Fun | None, tuple | None]]:
     def lift(f: Fun) -> tuple[Fun | None, tuple | None]:
         code = f.code
         if code.mode == "partial":  # the commonest: a top-level function applied to Ints (W2 `logistic n`)
-            g, args = f.captured
+            g, args = f.captured    # or to data (W5 `loss x t`: a list of reals and a real)
             dual_g = g.code.info.get(info_key)
             if dual_g is not None and dual_g.arity == len(args) + 1:
                 for a in args:
@@ -85,6 +92,10 @@ def plain_lifter(compiler) -> Callable[[Fun], tuple[Fun | None, tuple | None]]:
                         break
                 else:
                     return dual_g, args
+                try:
+                    return dual_g, tuple([_lift(a, compiler, _DEPTH - 1) for a in args])
+                except _General:
+                    return _GENERAL
         try:
             return _lift_fun(f, compiler, _DEPTH), None
         except _General:
@@ -136,8 +147,13 @@ def _lift(v: Any, compiler, depth: int) -> Any:
         return tuple([_lift(x, compiler, depth) for x in v])
     if t is Fun:
         return _lift_fun(v, compiler, depth)
-    if t is list and (not v or isinstance(v[0], (int, str))):  # (a list of Ints, Bools or Strings)
-        return v
+    if t is list:
+        if not v or isinstance(v[0], (int, str)):  # (a list of Ints, Bools or Strings)
+            return v
+        if countOf(map(type, v), float) == len(v):  # (a list of Reals, checked at C speed)
+            lift_real = compiler.lift_real
+            return [lift_real(x) for x in v]
+        return [_lift(x, compiler, depth) for x in v]
     raise _General
 
 
@@ -147,6 +163,10 @@ def sweep_short(sweep_one: Callable) -> Callable:
 
     def sweep(records: list, p: int, ct: Any, n_sinks: int) -> list:
         top = len(records) - 1
+        if p == top == n_sinks and type(records[p]) is list:  # one chain, the seed's (W4: a sum over a [Real])
+            adj = sinks_of_chain(records[p], n_sinks, ct)
+            if adj is not None:
+                return adj
         if p == top == n_sinks and type(records[p]) is tuple:  # one record, the seed's (W1, W6: preaccumulated)
             rec = records[p]
             n = len(rec)

@@ -21,10 +21,13 @@ slice, rather than by a recursive walk per element.
 Walks of a type with no Array never touch numpy. A *fixed* type — a tuple, nested or not, of Real,
 Int, Bool and Unit — has a fixed number of leaves in fixed places, so its walks are generated as
 straight-line Python (one unpacking, one tuple built): the per-call cost of `grad` on a function of
-a few reals is mostly these walks.
+a few reals is mostly these walks. A *nested* type — lists and tuples of those leaves, with a list
+that is not [Real] alone (an MLP's parameters `[[[Real]] * [Real]]`) — has its `inject` and `rebuild`
+walks generated too, as one nested comprehension (`_nested_walk`): no Python call per list or tuple.
 """
 from __future__ import annotations
 
+from itertools import count
 from typing import Any, Callable
 
 from ..model.primitives import array_kernel
@@ -63,7 +66,7 @@ class Shapes:
         key = (kind, resolved)
         fn = self.cache.get(key)
         if fn is None:
-            fn = self.cache[key] = _fixed_walk(kind, resolved) or make(resolved)
+            fn = self.cache[key] = _fixed_walk(kind, resolved) or _nested_walk(kind, resolved) or make(resolved)
         self.by_id[(kind, id(t))] = (t, fn)
         return fn
 
@@ -371,3 +374,89 @@ def _fixed_walk(kind: str, t: Type) -> Callable | None:
     namespace: dict = {}
     exec(compile(src, f"<shape {kind}>", "exec"), namespace)
     return namespace["walk"]
+
+
+# ---- nested types: one comprehension ----------------------------------------------------------------
+
+_NESTED_DEPTH = 24  # lists and tuples inside each other: deeper, the general walks (Python's parser nests so far)
+
+
+def _nested_leaves(t: Type) -> bool:
+    """Whether t is built of lists and tuples from Real, Int, Bool and Unit, with a list in it (and not
+    nested deeper than _NESTED_DEPTH)."""
+    def ok(t: Type, depth: int) -> bool:
+        match t:
+            case TList(item) if depth < _NESTED_DEPTH:
+                return ok(item, depth + 1)
+            case TTuple(items) if len(items) >= 2 and depth < _NESTED_DEPTH:
+                return all(ok(i, depth + 1) for i in items)
+            case _:
+                return t in FIXED_LEAVES
+    return ok(t, 0) and any(isinstance(u, TList) for u in _subtypes(t))
+
+
+def _subtypes(t: Type):
+    yield t
+    if isinstance(t, TList):
+        yield from _subtypes(t.item)
+    elif isinstance(t, TTuple):
+        for i in t.items:
+            yield from _subtypes(i)
+
+
+# kind: (parameters, the set-up, Real leaf, [Real] list, other leaf, the result). inject: `c` counts the
+# identities (zip stops at its first iterable's end without drawing from the second, so `zip(a, c)` draws
+# len(a) of them); rebuild: `i` is the next real's index, moved on as the display is evaluated (a slice per
+# [Real]: `reals[i:(i := i + n)]` reads i, then moves it)
+_NESTED_TEMPLATES = {
+    "inject": ("v, i", "c = count(i)", "({v}, next(c))", "list(zip({v}, c))", "{v}", "{out}, next(c)"),
+    "rebuild": ("v, reals, i", "", "reals[(i := i + 1) - 1]", "reals[i:(i := i + len({v}))]", "{zero}",
+                "{out}, i"),
+}
+_NESTED_TEMPLATES["rebuild_leaves"] = _NESTED_TEMPLATES["rebuild"]  # (no Array in a nested type: the same walk)
+
+
+def _nested_walk(kind: str, t: Type) -> Callable | None:
+    """The walk `kind` (inject, rebuild, rebuild_leaves) of a nested type (see the module's docstring) as
+    generated code; None for another kind or type. The leaves are visited in the general walks' order (lists
+    from the first element, tuples from the left: Python evaluates a display left to right), so identities
+    and indices are theirs. For [[Real] * Int], `inject` is
+
+        def walk(v, i):
+            c = count(i)
+            return [(list(zip(a0, c)), a1) for (a0, a1) in v], next(c)
+    """
+    if kind not in _NESTED_TEMPLATES or not _nested_leaves(t) or t == TList(REAL):
+        return None
+    params, setup, real, reals, other, result = _NESTED_TEMPLATES[kind]
+    names = iter(range(1 << 30))
+
+    def bind(t: Type) -> tuple[str, str]:
+        """(a pattern binding a value of type t, an expression of the walked value from its names)."""
+        if isinstance(t, TTuple):
+            parts = [bind(i) for i in t.items]
+            return "(" + ", ".join(p for p, _ in parts) + ")", "(" + ", ".join(e for _, e in parts) + ")"
+        v = f"a{next(names)}"
+        return v, walk(t, v)
+
+    def walk(t: Type, v: str) -> str:
+        if t == REAL:
+            return real.format(v=v)
+        if t == TList(REAL):
+            return reals.format(v=v)
+        if isinstance(t, TList):
+            pattern, expr = bind(t.item)
+            return f"[{expr} for {pattern} in {v}]"
+        return other.format(v=v, zero=FIXED_LEAVES[t])
+    if isinstance(t, TTuple):
+        pattern, expr = bind(t)
+        unpack = f"{pattern} = v\n    "
+    else:
+        unpack, expr = "", walk(t, "v")
+    setup = f"{setup}\n    " if setup else ""
+    src = f"def walk({params}):\n    {setup}{unpack}return {result.format(out=expr)}\n"
+    namespace: dict = {"count": count}
+    exec(compile(src, f"<shape {kind}>", "exec"), namespace)
+    walk_fn = namespace["walk"]
+    walk_fn.source = src
+    return walk_fn

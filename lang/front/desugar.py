@@ -20,9 +20,10 @@ name is a `name` error with the closest names in scope as suggestions.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import replace
-from typing import Callable
+from ..model.nodes import replace  # dataclasses.replace, without importing dataclasses (start-up)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Callable
 
 from ..model import core as c
 from ..model import syntax as s
@@ -63,8 +64,14 @@ class Fresh:
 
 
 def names_in(text: str) -> set[str]:
-    """Every identifier-like word of a source text (what fresh names must avoid)."""
-    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_']*", text))
+    """Every identifier-like word of a source text (what fresh names must avoid): the matches of
+    `[A-Za-z_][A-Za-z0-9_']*`, found without `re` (start-up): every other character becomes a space, and a
+    word's leading digits and primes are not part of a match."""
+    words = text.encode("ascii", "replace").translate(_WORD_BYTES).split()
+    return {w.lstrip(b"0123456789'").decode() for w in words} - {""}
+
+
+_WORD_BYTES = bytes(c if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_'") else 32 for c in range(256))
 
 
 class Locals:

@@ -11,9 +11,9 @@ The `World` holds every typed definition loaded so far, keyed by
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..model.nodes import field, node
 from ..model import syntax as s
 from ..model import core as c
 from .desugar import Definition, Desugarer, Fresh, names_in
@@ -32,7 +32,7 @@ PRELUDE = "prelude"
 _LOADED_PRELUDES: dict[str, "Module"] = {}  # cache key -> the typed prelude: a pure memo (see load_prelude)
 
 
-@dataclass
+@node(slots=False, frozen=False)  # a mutable dataclass, made quickly (start-up)
 class Module:
     """A loaded module: its id, its own definitions, and the names it exports."""
 

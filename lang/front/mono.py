@@ -15,7 +15,7 @@ one instance, and the evaluator asks for more as it meets references.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from ..model.nodes import replace  # dataclasses.replace, without importing dataclasses (start-up)
 
 from ..model import core as c
 from ..model.scope import Scope

@@ -16,9 +16,9 @@ the Source of this run (its name and text), not at a copy.
 """
 from __future__ import annotations
 
+import _pickle  # pickle's own C reader, without pickle.py's imports (re, enum: start-up); pickle writes
 import io
 import os
-import pickle
 
 from ..model import syntax as s
 from ..model.spans import Source
@@ -36,7 +36,7 @@ def parse_program_cached(source: Source, stages: bytes) -> s.Program:
     path = os.path.join(folder, f"{sha256(stages + source.text.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}.pickle")
     try:
         with open(path, "rb") as f:
-            unpickler = pickle.Unpickler(f)
+            unpickler = _pickle.Unpickler(f)
             unpickler.persistent_load = lambda pid: source if pid == "source" else None
             program = unpickler.load()
         if isinstance(program, s.Program):
@@ -57,6 +57,7 @@ def _parse(source: Source) -> s.Program:
 
 def _store(folder, path, program: s.Program, source: Source) -> None:
     """Write the entry atomically (a concurrent dl reads a whole entry or none); never fail the run."""
+    import pickle
     try:
         buffer = io.BytesIO()
         pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)

@@ -23,10 +23,12 @@ Layout: 8 bytes (the head's length, big-endian), the head, the bodies one after 
 """
 from __future__ import annotations
 
+import _pickle  # pickle's own C reader, without pickle.py's imports (re, enum: start-up); pickle writes
 import io
 import os
-import pickle
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 from ..model.spans import Source
 from ..model.types import TVar
@@ -38,6 +40,7 @@ _LENGTH = 8
 
 def write(path: Any, module: Any) -> None:
     """Write `module` (a loader Module) as an entry at `path`, atomically; never fail the run."""
+    import pickle
     try:
         rows = [(d.name, d.module, d.scheme, d.span, d.name_span) for d in module.defs]
         payload = (module.id, module.path, module.exports, module.imports, rows)
@@ -69,7 +72,7 @@ def read(path: Any, module_class: type) -> Any | None:
             data = f.read()
         n = int.from_bytes(data[:_LENGTH], "big")
         digest, shared, (module_id, module_path, exports, imports, rows), bounds = \
-            pickle.loads(data[_LENGTH:_LENGTH + n])
+            _pickle.loads(data[_LENGTH:_LENGTH + n])
         blob = data[_LENGTH + n:]
         if sha256(blob).digest() != digest or len(bounds) != len(rows):
             return None
@@ -109,6 +112,7 @@ def _found(obj: Any) -> list:
             seen.add(id(o))
             found.append(o)
         return None
+    import pickle
     pickler = pickle.Pickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL)
     pickler.persistent_id = note
     pickler.dump(obj)
@@ -128,7 +132,7 @@ class _Bodies:
         e = self.exprs.get(k)
         if e is None:
             start, end = self.bounds[k]
-            unpickler = pickle.Unpickler(io.BytesIO(self.blob[start:end]))
+            unpickler = _pickle.Unpickler(io.BytesIO(self.blob[start:end]))
             unpickler.persistent_load = self.shared.__getitem__
             e = self.exprs[k] = unpickler.load()
         return e

@@ -4,7 +4,9 @@ Paths are strings (os.path): pathlib would bring urllib.parse and ipaddress into
 from __future__ import annotations
 
 import os
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # the `lang` package
 

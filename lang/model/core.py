@@ -16,10 +16,11 @@ binding (`sq@Int`). Types and spans are left out of equality.
 """
 from __future__ import annotations
 
-from dataclasses import field, replace
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
-from .nodes import node  # dataclass(frozen=True, slots=True), made quickly (start-up)
+from .nodes import field, node, replace  # dataclass(frozen=True, slots=True), made quickly (start-up)
 from .spans import NO_SPAN, Span
 
 

@@ -20,6 +20,14 @@ read — with one `exec` for `__init__` and plain closures for the rest.
 Anything else a class asks of `dataclass` (ClassVar, InitVar, __post_init__,
 order, inheritance of fields) is refused with an error, not silently dropped.
 
+`dataclasses` itself is not imported (it brings `inspect`, `ast`, `dis` and
+`tokenize`, ~15 ms of a trivial run): `field` and `Field` here stand for
+dataclasses' own, and `__dataclass_fields__` is made of real
+`dataclasses.Field` objects on first use, so `dataclasses.fields`, `replace`
+and `is_dataclass` work on a node as on a dataclass.  `node(frozen=False)`
+makes a mutable class (eq without hash, as `dataclass` does), for the few
+records that a run mutates (counters, compiled code, loaded modules).
+
 `replace(obj, **changes)` is `dataclasses.replace` for a node, made cheap: inference rebuilds every
 node of a term to fill in its type, and `dataclasses.replace` reads the class's field descriptions
 and builds keyword arguments for `__init__` on each call (a quarter of the target checker's time on
@@ -27,41 +35,113 @@ a long `let` chain; issue 19 item 1).
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import MISSING, Field, FrozenInstanceError
+import sys
 from operator import attrgetter
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 
-def node(cls: type | None = None, *, eq: bool = True, slots: bool = True) -> Any:
-    """`dataclass(frozen=True, slots=slots, eq=eq)`, made quickly (see the module's docstring)."""
+class _MissingType:
+    """No default (dataclasses.MISSING's stand-in: dataclasses is not imported at start-up)."""
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _MissingType()
+
+
+class FrozenInstanceError(AttributeError):
+    """An assignment to a field of a frozen node (dataclasses.FrozenInstanceError's stand-in)."""
+
+
+class Field:
+    """One field's description (dataclasses.Field's stand-in), from `field(...)` or a plain default."""
+    __slots__ = ("name", "type", "default", "default_factory", "init", "repr", "hash", "compare", "kw_only")
+
+    def __init__(self, default: Any, default_factory: Any, init: bool, repr: bool, hash: bool | None,
+                 compare: bool, kw_only: Any) -> None:
+        self.name, self.type = None, None
+        self.default, self.default_factory = default, default_factory
+        self.init, self.repr, self.hash, self.compare, self.kw_only = init, repr, hash, compare, kw_only
+
+
+def field(*, default: Any = MISSING, default_factory: Any = MISSING, init: bool = True, repr: bool = True,
+          hash: bool | None = None, compare: bool = True, kw_only: Any = MISSING) -> Any:
+    """`dataclasses.field`, for a node."""
+    if default is not MISSING and default_factory is not MISSING:
+        raise ValueError("cannot specify both default and default_factory")
+    return Field(default, default_factory, init, repr, hash, compare, kw_only)
+
+
+def node(cls: type | None = None, *, eq: bool = True, slots: bool = True, frozen: bool = True) -> Any:
+    """`dataclass(frozen=frozen, slots=slots, eq=eq)`, made quickly (see the module's docstring)."""
     if cls is None:
-        return lambda c: _make(c, eq, slots)
-    return _make(cls, eq, slots)
+        return lambda c: _make(c, eq, slots, frozen)
+    return _make(cls, eq, slots, frozen)
+
+
+def _own_field(value: Any) -> Field:
+    """A class attribute as a Field: a `field(...)` here, a `dataclasses.field(...)` (if that module is in use
+    already), or a plain default."""
+    if isinstance(value, Field):
+        return value
+    dataclasses = sys.modules.get("dataclasses")
+    if dataclasses is not None and isinstance(value, dataclasses.Field):
+        def own(v: Any) -> Any:
+            return MISSING if v is dataclasses.MISSING else v
+        return Field(own(value.default), own(value.default_factory), value.init, value.repr, value.hash,
+                     value.compare, own(value.kw_only))
+    return field(default=value)
 
 
 def _fields(cls: type) -> list[Field]:
-    """The class's fields in order, as dataclasses.Field objects."""
+    """The class's fields in order."""
     out = []
     namespace = cls.__dict__
     for name, annotation in namespace.get("__annotations__", {}).items():
         if isinstance(annotation, str) and annotation.startswith(("ClassVar", "InitVar", "typing.ClassVar")):
             raise TypeError(f"node {cls.__name__}.{name}: ClassVar and InitVar fields are not supported")
-        value = namespace.get(name, MISSING)
-        f = value if isinstance(value, Field) else dataclasses.field(default=value)
+        f = _own_field(namespace.get(name, MISSING))
         if f.default is not MISSING and f.default.__class__ in (list, dict, set):
             raise ValueError(f"mutable default {type(f.default)} for field {name} is not allowed: use default_factory")
         f.name, f.type = name, annotation
-        f._field_type = dataclasses._FIELD  # what dataclasses.fields() and replace() look for
         if f.kw_only is MISSING:
             f.kw_only = False
         out.append(f)
     return out
 
 
-def _make(cls: type, eq: bool, slots: bool) -> type:
+class _Described:
+    """A node class's `__dataclass_fields__` or `__dataclass_params__`, made on first use (importing dataclasses
+    then): both are put on the class in place of their descriptors, so later reads are plain attributes."""
+
+    def __init__(self, cls: type, fields: list[Field], eq: bool, frozen: bool, attr: str) -> None:
+        self.cls, self.fields, self.eq, self.frozen, self.attr = cls, fields, eq, frozen, attr
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        import dataclasses
+
+        def theirs(v: Any) -> Any:
+            return dataclasses.MISSING if v is MISSING else v
+        described = {}
+        for f in self.fields:
+            d = dataclasses.field(default=theirs(f.default), default_factory=theirs(f.default_factory), init=f.init,
+                                  repr=f.repr, hash=f.hash, compare=f.compare, kw_only=f.kw_only)
+            d.name, d.type = f.name, f.type
+            d._field_type = dataclasses._FIELD  # what dataclasses.fields() and replace() look for
+            described[f.name] = d
+        type.__setattr__(self.cls, "__dataclass_fields__", described)
+        type.__setattr__(self.cls, "__dataclass_params__",
+                         dataclasses._DataclassParams(True, True, self.eq, False, False, self.frozen))
+        return self.cls.__dict__[self.attr]
+
+
+def _make(cls: type, eq: bool, slots: bool, frozen: bool = True) -> type:
     for base in cls.__mro__[1:-1]:
-        if hasattr(base, "__dataclass_fields__"):
+        if "_node_fields" in base.__dict__ or hasattr(base, "__dataclass_fields__"):
             raise TypeError(f"node {cls.__name__}: inheriting fields is not supported")
     if "__post_init__" in cls.__dict__:
         raise TypeError(f"node {cls.__name__}: __post_init__ is not supported")
@@ -75,26 +155,28 @@ def _make(cls: type, eq: bool, slots: bool) -> type:
         cls = type(cls)(cls.__name__, cls.__bases__, namespace)
     else:  # defaults stay class attributes, as dataclasses leaves them
         for f in fields:
-            if isinstance(cls.__dict__.get(f.name), Field):
+            if f.name in cls.__dict__:  # (a plain default or a field(...))
                 if f.default is MISSING:
                     delattr(cls, f.name)
                 else:
                     setattr(cls, f.name, f.default)
 
-    cls.__dataclass_fields__ = {f.name: f for f in fields}
-    cls.__dataclass_params__ = dataclasses._DataclassParams(True, True, eq, False, False, True)
+    for attr in ("__dataclass_fields__", "__dataclass_params__"):
+        setattr(cls, attr, _Described(cls, fields, eq, frozen, attr))
+    cls._node_fields = tuple(fields)
     cls.__match_args__ = tuple(f.name for f in fields if f.init and not f.kw_only)
     cls.__init__ = _lazy_init(cls, fields)
     _add_repr(cls, [f.name for f in fields if f.repr])
     compared = [f.name for f in fields if f.compare]
     if eq:
-        _add_eq_hash(cls, compared, [f.name for f in fields if (f.compare if f.hash is None else f.hash)])
-    cls.__setattr__ = _frozen_setattr
-    cls.__delattr__ = _frozen_delattr
+        _add_eq_hash(cls, compared, [f.name for f in fields if (f.compare if f.hash is None else f.hash)], frozen)
+    if frozen:
+        cls.__setattr__ = _frozen_setattr
+        cls.__delattr__ = _frozen_delattr
     if slots:  # (a frozen class with a __dict__ pickles as any other)
         cls.__getstate__ = _state_of(names)
         cls.__setstate__ = _setstate_of(names)
-        if all(f.init for f in fields):  # (a field not set by __init__ is not copied by dataclasses.replace)
+        if frozen and all(f.init for f in fields):  # (a field not set by __init__ is not copied by replace)
             cls._node_replace = _lazy_replace(cls, names)
     return cls
 
@@ -103,11 +185,20 @@ def replace(obj: Any, /, **changes: Any) -> Any:
     """`dataclasses.replace(obj, **changes)`: a copy of `obj` with the fields `changes` set (a TypeError for a
     name that is not a field); quick for a slotted node, whose copy is made by one generated function."""
     fast = getattr(obj.__class__, "_node_replace", None)
-    if fast is None:
+    if fast is not None:
+        return fast(obj, **changes)
+    fields = getattr(obj.__class__, "_node_fields", None)
+    if fields is None:
+        import dataclasses
         return dataclasses.replace(obj, **changes)
-    return fast(obj, **changes)
-
-
+    for f in fields:  # as dataclasses.replace: every init field, from the changes or from obj
+        if not f.init:
+            if f.name in changes:
+                raise ValueError(f"field {f.name} is declared with init=False, it cannot be specified with replace()")
+            continue
+        if f.name not in changes:
+            changes[f.name] = getattr(obj, f.name)
+    return obj.__class__(**changes)
 def _lazy_replace(cls: type, names: tuple) -> Any:
     """The class's copy-with-changes function, written on its first call: `(obj, *, a=K, b=K)` making a new
     instance with each slot set to the change given or else `obj`'s (no `__init__`: the values are a
@@ -178,8 +269,9 @@ def _add_repr(cls: type, shown: list[str]) -> None:
     cls.__repr__ = __repr__
 
 
-def _add_eq_hash(cls: type, compared: list[str], hashed: list[str]) -> None:
-    """__eq__ and __hash__ as dataclasses writes them: over the tuple of compared fields."""
+def _add_eq_hash(cls: type, compared: list[str], hashed: list[str], frozen: bool) -> None:
+    """__eq__ and __hash__ as dataclasses writes them: over the tuple of compared fields; a mutable class is
+    unhashable."""
     key = _key(compared)
     hash_key = _key(hashed)
 
@@ -191,7 +283,7 @@ def _add_eq_hash(cls: type, compared: list[str], hashed: list[str]) -> None:
     def __hash__(self) -> int:
         return hash(hash_key(self))
     cls.__eq__ = __eq__
-    cls.__hash__ = __hash__
+    cls.__hash__ = __hash__ if frozen else None
 
 
 def _key(names: list[str]) -> Any:
@@ -233,4 +325,4 @@ def _setstate_of(names: tuple) -> Any:
     return __setstate__
 
 
-__all__ = ["node", "replace"]
+__all__ = ["node", "replace", "field", "Field", "MISSING", "FrozenInstanceError"]

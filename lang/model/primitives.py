@@ -47,15 +47,15 @@ a program; its target's runtime implements it).
 """
 from __future__ import annotations
 
-import importlib
 import math
 import operator
 import os
 import resource
 import sys
-from dataclasses import replace
 from functools import cached_property, lru_cache
-from typing import Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any, Callable
 
 from . import array_rows
 from . import realmath as rm
@@ -66,7 +66,7 @@ from .errors import DlRuntimeError
 from .values import call1, call2
 from .types import (BASE_TYPES, TARGET_TYPES, ARRAY, BOOL, INT, REAL, UNIT, Scheme, TCtor, TFun, TList, TNeg, TTuple,
                     TVar, Type, linear, prune)
-from .nodes import node
+from .nodes import node, replace
 
 
 @node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
@@ -695,14 +695,19 @@ def array_kernel(name: str) -> Callable:
     """The kernel `name` of lang/model/arrays.py, or `module:name` elsewhere (importing numpy, once, on
     first use)."""
     module, _, attr = name.rpartition(":")
-    return getattr(importlib.import_module(module or "lang.model.arrays"), attr)
+    return imported(module or "lang.model.arrays", attr)
 
 
 @lru_cache(maxsize=None)
 def site_factory(path: str) -> Callable:
     """The factory `module:name` that makes a row's implementation for one compiler."""
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return imported(module, name)
+
+
+def imported(module: str, name: str) -> Any:
+    """`getattr(importlib.import_module(module), name)`, without importing importlib and warnings (start-up)."""
+    return getattr(__import__(module, fromlist=[name]), name)
 
 
 def user_visible() -> list[str]:

@@ -10,7 +10,9 @@ variables) all walk terms with nested binders; they share this one helper.
 """
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 _MISSING = object()
 

@@ -1,9 +1,8 @@
 """Source files and spans: where every node and every diagnostic points."""
 from __future__ import annotations
 
-from dataclasses import field
 
-from .nodes import node  # dataclass(frozen=True, slots=True), made quickly (start-up)
+from .nodes import field, node  # dataclass(frozen=True, slots=True), made quickly (start-up)
 
 
 @node(eq=False)

@@ -6,9 +6,8 @@ without positions. Each class names its concrete syntax in a comment.
 """
 from __future__ import annotations
 
-from dataclasses import field
 
-from .nodes import node  # dataclass(frozen=True, slots=True), made quickly (start-up)
+from .nodes import field, node  # dataclass(frozen=True, slots=True), made quickly (start-up)
 
 from .spans import NO_SPAN, Span
 

@@ -16,11 +16,14 @@ ever compare `fn.arity` with their number of arguments.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any, Callable
+
+from .nodes import field, node
 
 
-@dataclass(eq=False)
+@node(eq=False, slots=False, frozen=False)  # a mutable dataclass, made quickly (start-up)
 class Code:
     """A compiled lambda: what every closure made from it shares."""
 

@@ -41,7 +41,9 @@ again with `Paths` seeds (lang/back/kernel.py).
 from __future__ import annotations
 
 import math
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 
 class Zero(float):
@@ -112,14 +114,13 @@ def _times(a: int, b: int) -> int:
     return NEG if negative else POS
 
 
-# _PRODUCT[m][k]: the kinds of every product of a kind in the set m with the kind k
+# _PRODUCT[m][k]: the kinds of every product of a kind in the set m with the kind k — the set m's products
+# are those of m without its lowest kind and that kind's (one row from another: start-up)
 _PRODUCT = [[0] * (NAN << 1) for _ in range(NAN << 1)]
-for _m in range(NAN << 1):
+for _m in range(1, NAN << 1):
+    _low = _m & -_m
     for _k in _KINDS:
-        _PRODUCT[_m][_k] = 0
-        for _a in _KINDS:
-            if _m & _a:
-                _PRODUCT[_m][_k] |= _times(_a, _k)
+        _PRODUCT[_m][_k] = _PRODUCT[_m ^ _low][_k] | _times(_low, _k)
 
 
 class Paths:

@@ -28,7 +28,9 @@ kinds cannot matter, lang/back/linear.py `Factoring.paths_values`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any, Callable
 
 from ..back.linear import Factoring, Naive
 

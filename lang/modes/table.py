@@ -23,11 +23,13 @@ A row names its runtime and its term transform by import path
 """
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
 from ..model.nodes import node  # (a frozen dataclass, made quickly: start-up)
+from ..model.primitives import imported
 
 
 @node(slots=False)  # a frozen dataclass, made quickly (start-up), with a __dict__ as before
@@ -64,7 +66,7 @@ class Mode:
 @lru_cache(maxsize=None)
 def _attribute(path: str) -> Any:
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return imported(module, name)
 
 
 ROWS: tuple[Mode, ...] = (

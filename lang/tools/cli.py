@@ -11,7 +11,6 @@ and a command that fails on its arguments stay quick.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import sys
@@ -20,6 +19,7 @@ from types import SimpleNamespace
 from ..front.files import unreadable
 from ..model.errors import DlError, DlRuntimeError, render
 from ..modes.table import DEFAULT, compared, describe, get
+from ..transforms.lets import uncollected  # the collector paused for a whole command
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 
@@ -134,25 +134,12 @@ def _deep(args, work, budget: float | None = None):
         raise DlRuntimeError("stack overflow: the program recursed too deeply") from None
 
 
-@contextlib.contextmanager
-def _uncollected():
-    """Python's cyclic collector off. Start-up allocates some 10^5 objects that live as long as the process
-    (modules, the prelude), and the front end, the transforms and the printer build trees that live until
-    the command ends, with no cycles among them: a collection finds nothing and walks everything alive
-    (~35% of `dl check`'s time on a 10^4-level program; issue 19 item 9). Their garbage goes by reference
-    counting; an evaluation turns the collector back on (`_run`)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield collecting
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def _run(args) -> int:
-    # the collector waits until the program runs
-    with _uncollected() as collecting:
+    # the collector waits until the program runs. Start-up allocates some 10^5 objects that live as long as the
+    # process (modules, the prelude), and the front end, the transforms and the printer build trees that live
+    # until the command ends, with no cycles among them: a collection finds nothing and walks everything alive
+    # (~35% of `dl check`'s time on a 10^4-level program; issue 19 item 9); an evaluation turns it back on
+    with uncollected() as collecting:
         return _run_collected_later(args, collecting)
 
 
@@ -194,7 +181,7 @@ def _check(args) -> int:
         program = load(args.file)
         return "\n".join(f"{d.name} : {show_scheme(d.scheme)}" for d in program.module.defs)
 
-    with _uncollected():
+    with uncollected():
         text = _deep(args, work)
     if text:
         print(text)
@@ -210,7 +197,7 @@ def _transform(args) -> int:
         return EXIT_USAGE
     # the collector stays on where the program is evaluated: a mode that unrolls or linearises it at a point
     evaluates = mode.shows in ("unrolled", "linearized") or args.args or args.sweep
-    with contextlib.nullcontext() if evaluates else _uncollected():
+    with uncollected(pause=not evaluates):
         text = _deep(args, lambda: definition_text(load(args.file), args.name, mode, args.simplify, args.ascii,
                                                    list(args.args or []), args.sweep))
     print(text)

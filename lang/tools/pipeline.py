@@ -10,9 +10,11 @@ DlError with a span).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Any
 
+from ..model.nodes import node
 from ..model import core as c
 from ..model import syntax as s
 from ..front.desugar import Desugarer, Fresh
@@ -25,7 +27,7 @@ from ..model.types import ARRAY, Namer, TFun, function_arity, prune, show, show_
 from ..modes.table import DEFAULT, Mode
 
 
-@dataclass
+@node(slots=False, frozen=False)  # a mutable dataclass, made quickly (start-up)
 class Program:
     """A loaded file: the world it lives in and its module."""
 

@@ -15,9 +15,8 @@ copies nothing.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
-from dataclasses import replace
+from ..model.nodes import replace  # dataclasses.replace, without importing dataclasses (start-up)
 
 from ..model import core as c
 
@@ -39,19 +38,27 @@ def same(e: c.Expr, **fields) -> c.Expr:
     return replace(e, **fields)
 
 
-@contextlib.contextmanager
-def uncollected():
-    """Python's cyclic collector paused for a rewrite of a term. A rewrite allocates a node per node it
-    changes, and every few hundred allocations the collector walks the young objects, and now and then
-    everything alive — the whole term, the memo of free variables — to free nothing: term nodes make no
-    cycles, and the garbage a rewrite leaves goes by reference counting. On `x + x + ... + x` (10^4
-    terms) it was 30% of the CPU time of simplification (issue 19)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
+class uncollected:
+    """Python's cyclic collector paused for a rewrite of a term (`with uncollected():`; `as` gives whether it
+    was on). A rewrite allocates a node per node it changes, and every few hundred allocations the collector
+    walks the young objects, and now and then everything alive — the whole term, the memo of free variables —
+    to free nothing: term nodes make no cycles, and the garbage a rewrite leaves goes by reference counting.
+    On `x + x + ... + x` (10^4 terms) it was 30% of the CPU time of simplification (issue 19). The command
+    line pauses it for a whole command the same way (lang/tools/cli.py). `pause=False`: nothing is paused.
+    (A class rather than a generator made a context manager: that module is not imported at start-up.)"""
+
+    def __init__(self, pause: bool = True) -> None:
+        self.pause = pause
+        self.collecting = gc.isenabled()
+
+    def __enter__(self) -> bool:
+        self.collecting = gc.isenabled()
+        if self.pause:
+            gc.disable()
+        return self.collecting
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pause and self.collecting:
             gc.enable()
 
 
