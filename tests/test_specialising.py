@@ -198,3 +198,27 @@ def test_an_error_in_a_specialised_function_of_the_program_keeps_its_position(tm
     d = failure(str(path), "3")
     assert (d["line"], d["col"], d["kind"]) == (1, 65, "runtime") and "head of an empty list" in d["message"]
     assert d["caret"].strip() == "^" * len("head xs")
+
+
+def test_an_error_on_a_later_call_of_a_partial_application_entry(tmp_path):
+    """`grad (f i) x` written at the site, i = 0, 1, 2: the third call, by the entry's own lift of f's transform, fails
+    in f (index 2 of a list of 2) and reports it where f wrote `get`."""
+    path = tmp_path / "later.dl"
+    path.write_text("def f (n : Int) (x : Real) = x * get [1.0, 2.0] n\n"
+                    "def main (n : Int) = fold (fun acc i -> acc + grad (f i) 1.5) 0.0 (range n)\n")
+    d = failure(str(path), "4")
+    assert (d["line"], d["col"], d["kind"]) == (1, 34, "runtime") and "index 2 out of range" in d["message"]
+    assert d["caret"].strip() == "^" * len("get [1.0, 2.0] n")
+
+
+def test_the_count_of_a_specialised_iterate_fails_at_the_call_on_a_later_call(tmp_path):
+    """W7's `iterate n (step a b) x` specialised, reached through the entry of `value_and_grad (run n)` on its third
+    call: `range` of a count too large, pointed at the program's call of iterate with the prelude's note."""
+    path = tmp_path / "count.dl"
+    path.write_text(W7 + "def run (n : Int) ((x, a, b) : Real * Real * Real) = iterate n (step a b) x\n"
+                    "def main = map (fun n -> fst (value_and_grad (run n) (0.5, 0.99, 0.001))) "
+                    "[2, 3, 100000000000000000]\n")
+    out = failure(str(path))
+    assert (out["line"], out["col"], out["kind"]) == (2, 54, "runtime")
+    assert "range of 100000000000000000 elements" in out["message"]
+    assert out["caret"].strip() == "^" * len("iterate n (step a b) x")
