@@ -447,6 +447,67 @@ def test_the_list_entry_source():
     assert scalar_entry(machine.ad, "grad", TList(ARRAY), REAL, None, lambda f, x: None) is None
 
 
+# ---- a partial application written at the site: `value_and_grad (recur n) y` (Gen.primitive, `entry.partial`)
+
+def flat(v):
+    """The floats of a nested value, in order (for pytest.approx)."""
+    return [y for x in v for y in flat(x)] if isinstance(v, (tuple, list)) else [v]
+
+
+PARTIAL = """\
+def recur (n : Int) (y : Real) = if n == 0 then y else recur (n - 1) (sin y * y + 0.5 * y)
+def named (s : String) (b : Bool) (n : Int) ((x, y) : Real * Real) = if b then x * y * float n else y
+def scaled (a : Real) (n : Int) (y : Real) = a * recur n y
+def listed (k : Int) (xs : [Real]) = sum (map (fun x -> exp (x * float k)) xs)
+"""
+
+
+@pytest.mark.parametrize("call, expected", [
+    # Ints: the entry takes recur and n (the first call, before recur's transform exists, through the closure)
+    ("map (fun n -> value_and_grad (recur n) 1.0) [0, 1, 3, 3, 10]", None),
+    # a String, a Bool and an Int given
+    ('map (fun b -> grad (named "s" b 3) (2.0, 5.0)) [true, false, true]', [(15.0, 6.0), (0.0, 1.0), (15.0, 6.0)]),
+    # a Real given: lifted as a constant (the closure's entry), and a function given (the same)
+    ("map (fun a -> grad (scaled a 2) 1.0) [2.0, 0.5]", None),
+    ("map (fun n -> grad (iterate n sin) 1.0) [0, 2]", [1.0, math.cos(math.sin(1.0)) * math.cos(1.0)]),
+    # a non-finite gradient: the order-free pass on the closure made then
+    ("map (fun n -> grad (recur n) (1.0 / 0.0)) [0, 1]", None),
+    # vjp
+    ("map (fun n -> snd (vjp (recur n) 1.0) 2.0) [1, 4]", None),
+    # a list input, the gradient finite, then not (the order-free pass on the closure)
+    ("map (fun k -> grad (listed k) [0.5, 1.0]) [1, 2]", [[math.exp(0.5), math.exp(1.0)],
+                                                          [2 * math.exp(1.0), 2 * math.exp(2.0)]]),
+    ("map (fun k -> grad (listed k) [800.0, 1.0]) [1, 2]", None),
+])
+def test_a_partial_application_written_at_the_site(call, expected, monkeypatch):
+    """The same bits as the general path, for every kind of argument given, finite or not."""
+    text = PARTIAL + f"def main = {call}\n"
+    calls = general_calls(monkeypatch)
+    value = run(text)
+    if "1.0 / 0.0" not in call and "800" not in call:
+        assert calls == []  # the entry, never the general path
+    (fast, _), (slow, _) = run_both(text, monkeypatch)
+    assert bits(fast) == bits(slow) == bits(value)
+    if expected is not None:
+        if isinstance(expected[0], tuple):
+            assert value == expected
+        else:
+            assert flat(value) == pytest.approx(flat(expected), rel=1e-15)
+
+
+def test_a_partial_application_written_at_the_site_makes_no_closure():
+    """The site's code calls the entry with the function and its arguments (no `_Fun`); the entry for one given
+    argument checks it and calls the transform with it."""
+    from lang.back.machine import Machine
+    program = load_source(PARTIAL + "def vg (n : Int) (y : Real) = value_and_grad (recur n) y\n")
+    machine = Machine(program.world, get("backprop"))
+    fn = run_deep(lambda: machine.global_value(program.module.id, "vg", ()))
+    source = fn.code.info["python"]
+    assert "_Fun" not in source and "(k0, a0, a1)" in source
+    first, again = run_deep(lambda: fn.body((), 3, 1.0)), run_deep(lambda: fn.body((), 3, 1.0))
+    assert bits(first) == bits(again)  # (the first call through the closure, the second by the entry's own lift)
+
+
 # ---- the walks of a nested input type (lang/back/shapes.py, `_nested_walk`): one comprehension each
 
 from hypothesis import given, settings, strategies as st  # noqa: E402

@@ -182,3 +182,100 @@ def test_a_tuple_accumulator(step):
     g, _ = run_with_machine(text)
     x = np.array(XS[:4])
     assert np.allclose(g, np.exp(x) + np.prod(np.exp(x)), rtol=1e-13, atol=0)
+
+
+# ---- a global specialised to a known function argument (fusion.py, `specialise`) ----------------------------
+
+SPECIALISED = {
+    # W7: a partial application of a global; its fold's step becomes step's body
+    "partial": "def step a b x = tanh (a * x + b)\n"
+               "def loss (m : Int) ((x, a, b) : Real * Real * Real) = iterate m (step a b) x\n",
+    # a global itself, and a lambda written in place
+    "global": "def half x = 0.5 * sin x + x\ndef loss (m : Int) (x : Real) = iterate m half x\n",
+    "lambda": "def loss (m : Int) ((x, a) : Real * Real) = iterate m (fun y -> a * sin y + y) x\n",
+    # a function of the program's own, applying its parameter in a fold's step
+    "fold": "def iter2 f (xs : [Real]) x = fold (fun acc y -> f acc y) x xs\n"
+            "def loss ((xs, a) : [Real] * Real) = iter2 (fun u v -> a * u * v) xs a\n",
+}
+
+NOT_SPECIALISED = {
+    # the application's result is used in the step (preaccumulation would merge across it)
+    "not in tail": "def plus f x = fold (fun acc _ -> f acc + 1.0) x [1.0, 2.0]\n"
+                   "def loss (x : Real) = plus (fun y -> y * y) x\n",
+    # its argument is made in the step
+    "made in the step": "def twice f x = fold (fun acc _ -> let y = acc * acc in f y) x [1.0, 2.0]\n"
+                        "def loss (x : Real) = twice (fun y -> sin y) x\n",
+    # the function can fail (floor of inf)
+    "can fail": "def loss (m : Int) (x : Real) = iterate m (fun y -> y + float (floor y)) x\n",
+    # the function is handed on, not applied
+    "handed on": "def each f (xs : [Real]) = map f xs\ndef loss (xs : [Real]) = sum (each (fun y -> y * y) xs)\n",
+    # applied in a map's lambda: inlined, the map would fuse with sum, and the application leave tail position
+    "map": "def each f (xs : [Real]) = map (fun x -> f x) xs\n"
+           "def loss ((xs, a) : [Real] * Real) = sum (each (fun y -> a * y * y) xs)\n",
+}
+
+
+def unspecialised(fn):
+    """fn() with fusion's `specialise` turned off."""
+    from lang.transforms import fusion
+    saved = fusion._Fusion.specialise
+    fusion._Fusion.specialise = lambda self, e: None
+    try:
+        return fn()
+    finally:
+        fusion._Fusion.specialise = saved
+
+
+@pytest.mark.parametrize("case", sorted(SPECIALISED))
+def test_a_known_function_is_taken_in_place(case):
+    """The global's body is inlined, the application of its function parameter replaced by the function's body:
+    no call of iterate (or each) is left, and the term checks and reads back. (A count written as a literal
+    would be let-bound and `max 0 5` computed by the simplifier: one `prims` fewer, as for any inlined body.)"""
+    out = transformed(SPECIALISED[case])
+    assert not any(name in out for name in ("iterate", "iter2", "half", "step"))
+    assert "fold" in out or "map" in out
+
+
+@pytest.mark.parametrize("case", sorted(NOT_SPECIALISED))
+def test_a_known_function_is_not_taken_in_place(case):
+    out = transformed(NOT_SPECIALISED[case])
+    assert any(name in out for name in ("plus", "twice", "iterate", "each"))
+    if case == "map":
+        assert "fold" not in out  # (sum not fused with each's map)
+
+
+ARGS = {"partial": "(loss 6) (0.5, 0.99, 0.001)", "global": "(loss 5) 0.7", "lambda": "(loss 5) (0.5, 1.3)",
+        "fold": f"loss ({lit(XS)}, 0.5)"}
+
+
+@pytest.mark.parametrize("case", sorted(SPECIALISED))
+def test_the_same_bits_and_counters_but_calls(case):
+    """Specialised or not, the same value and gradient to the bit, and the same counters but `betas` (the calls
+    of the global and of its function argument are gone)."""
+    text = SPECIALISED[case] + f"def main = value_and_grad {ARGS[case]}"
+    a, m = run_with_machine(text)
+    b, n = unspecialised(lambda: run_with_machine(text))
+    assert repr(a) == repr(b)
+    k, j = m.counters.as_dict(), n.counters.as_dict()
+    assert k.pop("betas") < j.pop("betas") and k == j
+    assert repr(a) == repr(unspecialised(lambda: run_with_machine(text, counting=False))[0])
+
+
+@pytest.mark.parametrize("n", ["1000000000000000", "0 - 1"])
+def test_an_inlined_prelude_function_reports_its_error_at_the_call(n):
+    """iterate's `range` of a count too large (or, here, `max 0 n` of a negative one: none) fails inside the
+    inlined body as it does inside the prelude: pointed at the program's call, with the prelude's note."""
+    text = SPECIALISED["partial"] + \
+        f"def main = value_and_grad (loss ({n})) (0.5, 0.99, 0.001)\n"
+    from lang.model.errors import DlError, render
+
+    def outcome():
+        try:
+            return repr(run_with_machine(text, counting=False)[0])
+        except DlError as err:
+            return render(err)
+    got = outcome()
+    assert got == unspecialised(outcome)
+    if n.startswith("1"):
+        assert got.startswith("test.dl:2:") and "raised inside the prelude's `iterate`" in got
+        assert "range of 1000000000000000 elements" in got

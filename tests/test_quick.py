@@ -52,6 +52,7 @@ def run_three(text, counting=False):
     try:
         quick_run = once()
         mp.setattr(entries_module, "plain_lifter", lambda compiler: (lambda f: (None, None)))
+        mp.setattr(entries_module, "partial_lifter", lambda compiler: False)
         mp.setattr(entries_module, "sweep_short", lambda sweep_one: sweep_one)
         entry_run = once()
         mp.setattr(kernel_module, "scalar_entry", lambda *a: None)
@@ -88,8 +89,12 @@ def logistic_oracle(n, x):
 # (program, expected by hand, how each call lifts f: the first call of a lambda's code, or of a top-level
 # function not lifted before, makes its transform by the general lift; later calls take the short cut)
 CASES = [
-    # W2: a top-level function applied to an Int, on every call of the map
+    # W2: a top-level function applied to an Int, on every call of the map (written at the site: after the first
+    # call, which lifts the closure, the entry takes logistic and n with its own lift: `partial_lifter`)
     (LOGISTIC + "def main = map (fun n -> value_and_grad (logistic n) 0.3) [0, 1, 10, 40]",
+     [logistic_oracle(n, 0.3) for n in (0, 1, 10, 40)], ["general"]),
+    # the same closure made apart from the site: `plain_lifter` lifts it on every call
+    (LOGISTIC + "def main = map (fun n -> let f = logistic n in value_and_grad f 0.3) [0, 1, 10, 40]",
      [logistic_oracle(n, 0.3) for n in (0, 1, 10, 40)], ["general", "quick", "quick", "quick"]),
     # a captured Real that changes between calls (-0.0 included): d/dx a x^2 = 2 a x
     ("def main = map (fun a -> value_and_grad (fun x -> a * x * x) 2.0) [1.0, -0.0, 3.0, -2.5]",

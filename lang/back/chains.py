@@ -40,6 +40,22 @@ list directly (`sinks_of_chain`, called by lang/back/quick.py's sweep).
 Example (W4 at n = 10^4, docs/transforms.md): 10^4 + 1 records instead of 2 * 10^4, and the loop
 appends two numbers a step instead of building a 4-tuple; the compiled step is `Gen`'s code with
 `LinearBackend._chain_step` at the record site (lang/back/linear.py).
+
+Scaled steps. A step that scales its accumulator, `acc' (w * a) + p' (u * a) + q' (v * a)` in any field
+order, where every other parent is *fixed* for the loop's run (a variable the step does not bind, or takes
+apart from one: `_fixed_at`), records r_k = (.., r_(k-1), w_k, .., p, u_k, .., q, v_k) with the same p and q
+at every step. Its steps make a *chain of scaled steps* (`scaled`):
+
+    [r_(j-1), (k, (p, q)), u_j, v_j, w_j, u_(j+1), v_(j+1), w_(j+1), ...]
+
+the fixed parents once, each step's weights alone (the accumulator's last; k is its place in the field
+order). W7's `iterate n (step a b) x`, whose step fusion makes `step`'s body (lang/transforms/fusion.py,
+`specialise`), is one: 10^4 steps are one list extended by three floats a step (`LinearBackend._scaled_step`)
+instead of 10^4 six-tuples. Its sweep (`sweep_scaled`) is what the records' sweep does: from the last step,
+each adds u * ct and v * ct into p and q and hands w * ct to the step below, into an empty slot (the
+accumulator's backpropagator is used once), the first step to prev; with one or two fixed parents, distinct
+and not prev, their pending arguments stay in locals through the loop (the same products added in the same
+order into each), otherwise the steps run field by field. The counting machine records step by step.
 """
 from __future__ import annotations
 
@@ -85,6 +101,9 @@ _SLICE_MIN = 64  # a shorter chain is swept pair by pair (the checks would cost 
 def sweep_chain(rec: list, adj: list, ct) -> None:
     """Run a chain on its pending argument ct: what the sweep of its steps' records, one by one, does."""
     prev, width = rec[0], rec[1]
+    if type(width) is tuple:  # (a chain of scaled steps on fixed parents)
+        sweep_scaled(rec, adj, ct)
+        return
     if width == 0:  # one parent a step, consecutive sinks from rec[2]: [prev, 0, p, w_1, ..., w_m]
         p, m = rec[2], len(rec) - 3
         if m > _SLICE_MIN and type(ct) is float and ct == ct and not (prev is not None and p <= prev < p + m) \
@@ -143,14 +162,91 @@ def sweep_chain(rec: list, adj: list, ct) -> None:
         adj[p] = w * ct if old is None else old + w * ct
 
 
+# ---- scaled chains: a step that scales its accumulator, on parents fixed for the loop -------------------------
+
+def scaled(prev: int | None, k: int, parents: tuple, weights: list) -> list:
+    """A chain of scaled steps: [prev, (k, parents), w, .., w_acc, w, .., w_acc, ...]: each step's weights for
+    `parents` (identities fixed for the loop's run) in its record's field order, then its accumulator's weight;
+    k is the accumulator's place in that field order (the order in which a step's record adds)."""
+    return [prev, (k, parents), *weights]
+
+
+def chain_weights(rec: list) -> list:
+    """The weights a chain's steps multiply by (the order-free pass's finite check sums them): a scaled chain's
+    after its head, a consecutive chain's (width 0) after its first parent, else every other field's."""
+    width = rec[1]
+    return rec[2:] if type(width) is tuple else rec[3:] if width == 0 else rec[3::2]
+
+
+def sweep_scaled(rec: list, adj: list, ct) -> None:
+    """Run a chain of scaled steps on ct: what the sweep of its steps' records (p, w, .., prev_i, w_acc, .., q, u)
+    does, from the last step down: each step adds w * ct to each of its fixed parents, in field order, and hands
+    w_acc * ct to the step below (into an empty slot: the accumulator's backpropagator is used once), the first
+    step to prev. Where the parents are one or two, distinct, and not prev, their pending arguments are kept in
+    locals while the loop runs (each receives the same products in the same order; `x += y` is `x = x + y` on
+    the numbers a sweep adds); otherwise the steps run field by field."""
+    prev, (k, parents) = rec[0], rec[1]
+    if type(ct) is float and prev not in parents:
+        if len(parents) == 2:
+            p, q = parents
+            if p != q:
+                sp, sq = adj[p], adj[q]
+                w, u, wacc = rec[-3], rec[-2], rec[-1]  # (the last step: where p, q may have nothing pending)
+                sp = w * ct if sp is None else sp + w * ct
+                sq = u * ct if sq is None else sq + u * ct
+                ct = wacc * ct
+                it = iter(rec[-4:1:-1])  # the other steps' weights, last to first, from the last step
+                for wacc, u, w in zip(it, it, it):
+                    sp += w * ct
+                    sq += u * ct
+                    ct = wacc * ct
+                adj[p], adj[q] = sp, sq
+                if prev is not None:  # (ct: the first step's w_acc * ct)
+                    old = adj[prev]
+                    adj[prev] = ct if old is None else old + ct
+                return
+        elif len(parents) == 1:
+            p, = parents
+            sp = adj[p]
+            w, wacc = rec[-2], rec[-1]
+            sp = w * ct if sp is None else sp + w * ct
+            ct = wacc * ct
+            it = iter(rec[-3:1:-1])
+            for wacc, w in zip(it, it):
+                sp += w * ct
+                ct = wacc * ct
+            adj[p] = sp
+            if prev is not None:
+                old = adj[prev]
+                adj[prev] = ct if old is None else old + ct
+            return
+    s = len(parents) + 1
+    for base in range(len(rec) - s, 1, -s):  # each step from the last: its fields in order
+        below = None
+        for f in range(s):
+            if f == k:
+                w = rec[base + s - 1]
+                if base > 2:  # (the step below's pending argument)
+                    below = w * ct
+                    continue
+                if prev is None:
+                    continue
+                p = prev
+            else:
+                p, w = (parents[f], rec[base + f]) if f < k else (parents[f - 1], rec[base + f - 1])
+            old = adj[p]
+            adj[p] = w * ct if old is None else old + w * ct
+        ct = below
+
 class FoldChain:
     """A fold loop being compiled whose steps may chain: the accumulator's backpropagator variable, the
     loop depth of the step's body, and the locals (one per record site) holding the identity of the chain
     each site grows (set to -1 before the loop)."""
 
-    def __init__(self, bp: tuple, depth: int):
+    def __init__(self, bp: tuple, depth: int, fixed: dict | None = None):
         self.bp = bp
         self.depth = depth
+        self.fixed = fixed or {}  # where acc' is used: the variables bound in the step, fixed for the loop or not
         self.sites: list[str] = []  # the locals holding each site's chain identity (-1 before the loop)
         self.locals: dict = {}      # a site's key -> its locals (the chain's identity, the chain)
         self.sink = None  # the local of the element's sink, where the loop numbers a [Real]'s floats (consecutive)
@@ -199,7 +295,48 @@ def fold_chain(fn: c.Expr, depth: int) -> FoldChain | None:
                 return None
             case c.LetTuple(bound_names) if bp in bound_names:
                 return None
-    return FoldChain((bp, ()), depth) if uses == 1 else None
+    return FoldChain((bp, ()), depth, _fixed_at(fn, bp)) if uses == 1 else None
+
+
+def _fixed_at(fn: c.Lam, bp: str) -> dict:
+    """Where the one occurrence of `bp` is (in the backpropagator that uses it, or bp itself), the variables the
+    step binds on the way there: True for one that is fixed for the loop's run (another name for a variable the
+    step does not bind, or for one fixed: `let (a, a') = a` of a captured a), False for any other (the step's
+    parameters, what its lets compute). A variable the step does not bind is fixed (bound outside the loop)."""
+    parent: dict = {}
+    stack, target = [fn], None
+    while stack:
+        t = stack.pop()
+        if isinstance(t, c.Var) and t.name == bp and t.inst == ():
+            target = t
+            break
+        for k in c.children(t):
+            parent[id(k)] = t
+            stack.append(k)
+    path = []
+    while target is not None:
+        path.append(target)
+        target = parent.get(id(target))
+    path.reverse()
+    fixed: dict = {}
+
+    def alias(e: c.Expr) -> bool:
+        return isinstance(e, c.Var) and fixed.get((e.name, e.inst), True)
+    for t, child in zip(path, path[1:]):
+        match t:
+            case c.LinLam():
+                break
+            case c.Lam(param):
+                fixed[(param, ())] = False
+            case c.Let(name, bound, body, inst) if child is body:
+                fixed[(name, inst)] = alias(bound)
+            case c.LetTuple(names, bound, body) if child is body:
+                same = alias(bound)
+                for n in names:
+                    fixed[(n, ())] = same
+            case c.LetRec(name, _, _, inst):
+                fixed[(name, inst)] = False
+    return fixed
 
 
 def chain_site(gen, pairs: list, present: list) -> FoldChain | None:
@@ -216,4 +353,28 @@ def chain_site(gen, pairs: list, present: list) -> FoldChain | None:
     return chain
 
 
-__all__ = ["chain", "sweep_chain", "sinks_of_chain", "FoldChain", "fold_chain", "chain_site"]
+def scaled_site(gen, pairs: list, present: list) -> tuple[FoldChain, int] | None:
+    """The fold chain a record site of `gen` grows as a chain of scaled steps, and the index of the accumulator's
+    backpropagator among its pairs: one of its parents is that backpropagator (present, or absent: the chain starts
+    with prev None), with any weight, every other parent a variable fixed for the loop's run (`_fixed_at`), at
+    least one of them present, at the depth of the step's body."""
+    chain = getattr(gen, "chain", None)
+    if chain is None or gen.loop_depth != chain.depth:
+        return None
+    k = None
+    for i, (p, _) in enumerate(pairs):
+        if not isinstance(p, c.Var):
+            return None
+        if (p.name, p.inst) == chain.bp:
+            if k is not None:
+                return None
+            k = i
+        elif not chain.fixed.get((p.name, p.inst), True):
+            return None
+    if k is None or not any(here for i, here in enumerate(present) if i != k):
+        return None
+    return chain, k
+
+
+__all__ = ["chain", "scaled", "sweep_chain", "sweep_scaled", "chain_weights", "sinks_of_chain", "FoldChain",
+           "fold_chain", "chain_site", "scaled_site"]

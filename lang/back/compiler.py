@@ -43,8 +43,8 @@ from ..model.primitives import PRIMITIVES, Primitive, array_instance, array_kern
 from ..front.loader import PRELUDE
 from ..model.values import Code, Fun, Text, apply, partial_code as partial_application
 from ..model.scope import Scope
-from ..model.spans import Span
-from ..model.types import ARRAY, INT, instance_name, prune
+from ..model.spans import Framed, Span
+from ..model.types import ARRAY, BOOL, INT, STRING, instance_name, prune
 
 lambda_chain = c.lambda_chain
 
@@ -745,6 +745,20 @@ class Gen:
         self.call_line(call, head, e.span, ind)
         return v
 
+    def partial_given(self, e: c.Expr, ind: int) -> tuple[str, list[str]] | None:
+        """For a partial application of a known top-level function to Ints, Bools or Strings written in place
+        (`recur n`, what `call` writes as `_Fun(partial, (k1, (a0,)))`): the function's constant and its
+        arguments' atoms, computed here in the order `call` computes them; None for any other term (nothing
+        written)."""
+        head, args = _spine(e)
+        if not args or not isinstance(head, c.Global) or \
+                any(a.ty is None or prune(a.ty) not in (INT, BOOL, STRING) for a in args):
+            return None  # (arguments the entry would not lift as they are: the closure, as before)
+        found = self.compiler.global_ref((head.module, head.name, head.inst))
+        if not isinstance(found, Fun) or found.arity <= len(args):
+            return None
+        return self.const(found), [self.atom(a, ind) for a in args]
+
     def call_line(self, call: str, head: c.Expr, span: Span, ind: int) -> None:
         """The statement of a call of `head` written at `span`: an error inside a prelude function is
         reported at the program's call of it."""
@@ -770,6 +784,14 @@ class Gen:
         prim = PRIMITIVES[e.op]
         if prim.kind in ("ad", "custom"):
             fn = self.compiler.machine.ad.compile(self.compiler, e)
+            given = self.partial_given(e.args[0], ind) if getattr(fn, "partial", None) is not None else None
+            if given is not None:  # `value_and_grad (recur n) y`: the entry takes recur and n, no closure made
+                g, values = given
+                x = [self.atom(a, ind) for a in e.args[1:]]
+                self.count(ind, "prims")
+                v = self.local()
+                self.line(ind, f"{v} = {self.const(fn.partial(len(values)))}({g}, {', '.join(values + x)})")
+                return v
             args = [self.atom(a, ind) for a in e.args]
             self.count(ind, "prims")
             v = self.local()
@@ -793,7 +815,15 @@ class Gen:
                      "except (ArithmeticError, ValueError):", f"    {v} = {self.const(how.fn)}({joined})"]
         else:
             lines = [f"{v} = {self.const(how.fn)}({', '.join(args)})"]
-        if prim.fails or how.fails:
+        if (prim.fails or how.fails) and type(e.span) is Framed:  # (of a prelude function inlined: lang/transforms/fusion.py)
+            # the error as the inlined call reports it (`call_line`): pointed at the call, the span in a note
+            span, framed = self.const(e.span.plain()), \
+                f"{self.const(e.span.call)}, {self.const(e.span.name)}, {self.const(e.span.prelude)}"
+            lines = ["try:"] + ["    " + ln for ln in lines] + \
+                    ["except _DlError as err:", f"    raise {self.const(_raised_in_prelude)}(err.with_span({span}), {framed})",
+                     "except MemoryError as err:", "    err.__traceback__ = None",
+                     f"    raise {self.const(_raised_in_prelude)}({self.const(out_of_memory)}({span}), {framed}) from None"]
+        elif prim.fails or how.fails:
             lines = ["try:"] + ["    " + ln for ln in lines] + \
                     ["except _DlError as err:", f"    raise err.with_span({self.const(e.span)})",
                      "except MemoryError as err:", "    err.__traceback__ = None",  # (frees what filled memory)

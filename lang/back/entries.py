@@ -73,6 +73,14 @@ sliced from the pending arguments.
 Per element the entry adds no Python-level work to the forward pass and
 the sweep: the comprehension, the slice and the checks run in C.
 
+Where the site writes a partial application of a top-level function (`value_and_grad (recur n) y`), its
+code calls `entry.partial(k)(g, a1, .., ak, x)` (Gen.primitive): the same entry, with g's transform called on
+a1 .. ak and the injected input where `plain_lifter` would do that (the transform made, the arguments Ints,
+Bools or Strings), else the entry on the closure `g a1 .. ak` made then; the closure is made only where the
+general path or the order-free pass needs it. The entry with seed 1.0 also sweeps the two commonest tapes
+itself, as `sweep_short` does: a chain of links from the seed (one product), one fold's chain after the
+sinks (`sweep_chain`).
+
 `vjp f x` gets an entry of the same forward pass whose pullback sweeps the
 records from the cotangent it is given, settled the same way; where that
 gradient is not finite, the order-free pass from the same cotangent (for a
@@ -89,10 +97,11 @@ from typing import Any, Callable
 
 from ..model.errors import DlRuntimeError
 from ..model.types import REAL, TList, TTuple, Type, resolve
-from ..model.values import call1, native
+from ..model.values import Fun, call1, native, partial_code
 from ..model.zeros import Paths, Zero
+from .chains import sweep_chain, sweep_scaled
 from .linear import SINK
-from .quick import plain_lifter, sweep_short
+from .quick import PLAIN, partial_lifter, plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
 from .streams import RAW_KEY, raw_list_body
 
@@ -102,14 +111,9 @@ OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entri
 # `vjp_recorded` (the tape only grows meanwhile), and `sweep` (grad: with the collector still off); then
 # `tail`, and after the guarded part `after`
 _FORWARD = """\
-def entry(f, x):
+{head}
     try:
-        dual_f = f.code.info.get(compiler)
-        given = None
-        if dual_f is None:  # a closure of Ints, Reals, ... lifted directly (lang/back/quick.py); given: the
-            dual_f, given = lift_plain(f)  # arguments of a partial application that dual_f takes with x
-            if dual_f is None:
-                dual_f = lift_fun(f, compiler, {{}})
+{lift}
         collecting = isenabled()
         disable()
         try:
@@ -117,12 +121,7 @@ def entry(f, x):
             saved = backend.records
             records = backend.records = {sinks}
             try:
-                if raw is not None:  # (x's floats for its dual pairs: lang/back/streams.py)
-                    y_dual = raw(dual_f.captured, x)
-                elif given is None:
-                    y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
-                else:
-                    y_dual = dual_f.body(dual_f.captured, *given, x_dual)
+{call}
             finally:
                 backend.records = saved
             y, b = y_dual
@@ -135,8 +134,65 @@ def entry(f, x):
         raise err.with_span(span)
 {after}"""
 
+_LIFT = """\
+        dual_f = f.code.info.get(compiler)
+        given = None
+        if dual_f is None:  # a closure of Ints, Reals, ... lifted directly (lang/back/quick.py); given: the
+            dual_f, given = lift_plain(f)  # arguments of a partial application that dual_f takes with x
+            if dual_f is None:
+                dual_f = lift_fun(f, compiler, {})"""
+
+_CALL = """\
+                if raw is not None:  # (x's floats for its dual pairs: lang/back/streams.py)
+                    y_dual = raw(dual_f.captured, x)
+                elif given is None:
+                    y_dual = dual_f.body(dual_f.captured, x_dual) if dual_f.arity == 1 else call1(dual_f, x_dual)
+                else:
+                    y_dual = dual_f.body(dual_f.captured, *given, x_dual)"""
+
+# the entry of a site whose function is a partial application of a top-level function written there
+# (`value_and_grad (recur n) y`): the function (`head`) and the arguments, no closure made; where `lift_plain`
+# would not give head's transform and the arguments as they are, the entry on the closure (made then, as where
+# it is needed below: `whole`)
+_LIFT_PARTIAL = """\
+        dual_f = head.code.info.get(compiler)  # (`partial_lifter`, written out)
+        if dual_f is None or dual_f.arity != {arity} or {plain}:
+            return entry(whole(head, ({given},)), x)
+        given = ({given},)  # (read by the input's injection: no raw floats for a partial application)"""
+_CALL_PARTIAL = """\
+                y_dual = dual_f.body(dual_f.captured, {given}, x_dual)"""
+
 # the sweep from the seed (the backend's `sweep_one`, bound once); the gradient settled and returned
 _SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, n)"
+
+# the same where the seed is 1.0, with two tapes written out (what a scalar loop's gradient costs at small n): one
+# chain of links from the seed down to the last sink, its product at once (as `sweep_short`); a fold's chain
+# after the sinks, swept as `sweep_short`'s loop sweeps it
+_SWEEP_ONE = """\
+            if b is None:
+                adj = None
+            elif type(records[-1]) is tuple:  # (a record, or a sink: not one of the two)
+                adj = sweep_one(records, b, 1.0, n)
+            elif b == len(records) - 1 >= n and type(records[b]) is float and type(records[n]) is float:
+                try:
+                    run = prod(records[:n - 1:-1], start=1.0)
+                except TypeError:  # (a record: a tuple, or a chain's list)
+                    run = None
+                if type(run) is float:
+                    adj = [None] * n
+                    adj[n - 1] = run
+                else:
+                    adj = sweep_one(records, b, 1.0, n)
+            elif b == n == len(records) - 1 and type(records[b]) is list and records[b][1] != 0:
+                adj = [None] * n  # (one chain after the sinks, a fold's, whose parents are the sinks; one on
+                                  # consecutive sinks, width 0, is `sweep_one`'s: straight into the gradient)
+                chain = records[b]
+                if type(chain[1]) is tuple:
+                    sweep_scaled(chain, adj, 1.0)
+                else:
+                    sweep_chain(chain, adj, 1.0)
+            else:
+                adj = sweep_one(records, b, 1.0, n)"""
 # grad and value_and_grad: the tape and the injected input let go while the collector is still off. Held on,
 # the first allocation after `enable()` (the gradient's list) would start a collection that walks them all —
 # every record and every injected pair, allocated while it was off (W5: a quarter of the call) — and keep
@@ -181,10 +237,11 @@ _SETTLE = """\
 {each}"""
 _EACH = """\
             g{k} = adj[{k}]
-            if g{k} is None or type(g{k}) is Zero:
-                g{k} = 0.0
-            elif type(g{k}) is not float or g{k} - g{k} != 0.0:
-                return {fallback}
+            if type(g{k}) is not float or g{k} - g{k} != 0.0:
+                if g{k} is None or type(g{k}) is Zero:
+                    g{k} = 0.0
+                else:
+                    return {fallback}
 """
 
 
@@ -309,19 +366,25 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     if parts is None:
         return None
     inject, sinks, settle, gradient = parts
+    compiler = kernel.top_reverse(runtime)
+    backend = kernel.backends[runtime.name]
     if op == "vjp":
         sweep, tail = "            " + _DROP_INPUT, ""
         after = _PULLBACK.format(sweep=_SWEEP.format(seed="u"), tail=_RETURN.format(settle=settle, result=gradient))
     else:
-        sweep = "            " + _SWEEP.format(seed="1.0") + "\n            " + _DROP
+        # (the two tapes `sweep_short` sweeps at once, written out: not where a test gives the backend's own sweep)
+        own = backend.sweep_one
+        quick = sweep_short(own) != own
+        sweep = (_SWEEP_ONE if quick else "            " + _SWEEP.format(seed="1.0")) + "\n            " + _DROP
         tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
         after = ""
-    src = _FORWARD.format(inject=inject, sinks=sinks, sweep=sweep, tail=tail, after=after)
-    compiler = kernel.top_reverse(runtime)
-    backend = kernel.backends[runtime.name]
+    src = _FORWARD.format(head="def entry(f, x):", lift=_LIFT, call=_CALL, inject=inject, sinks=sinks, sweep=sweep,
+                          tail=tail, after=after)
     walks = kernel.shapes.io(in_t, out_t)
     namespace = {"compiler": compiler, "backend": backend, "sweep_one": sweep_short(backend.sweep_one),
                  "lift_fun": kernel.lift_fun, "lift_plain": plain_lifter(compiler),
+                 "whole": whole, "prod": math.prod, "sweep_chain": sweep_chain, "sweep_scaled": sweep_scaled,
+                 "as_is": PLAIN if partial_lifter(compiler) else frozenset(),
                  "SINK": SINK, "Zero": Zero, "call1": call1, "native": native, "isenabled": gc.isenabled,
                  "disable": gc.disable, "enable": gc.enable, "DlRuntimeError": DlRuntimeError, "span": span,
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
@@ -331,7 +394,32 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]
     entry.source = src  # (what a test or a curious reader can print)
+    made: dict = {}
+
+    def partial(k: int) -> Callable:
+        """The same entry for a partial application `g a1 .. ak` written at the site (Gen.primitive):
+        `entry_partial(g, given0, .., x)`, the closure made only where the general path or the order-free pass
+        needs it, or where `plain_lifter` would not lift it as g's transform and the arguments."""
+        if k not in made:
+            given = ", ".join(f"given{i}" for i in range(k))
+            plain = " or ".join(f"type(given{i}) not in as_is" for i in range(k))
+            whole_f = f"whole(head, ({given},))"
+            part = _FORWARD.format(head=f"def entry_partial(head, {given}, x):",
+                                   lift=_LIFT_PARTIAL.format(arity=k + 1, plain=plain, given=given),
+                                   call=_CALL_PARTIAL.format(given=given), inject=inject, sinks=sinks, sweep=sweep,
+                                   tail=tail.replace("(f, x", f"({whole_f}, x"),
+                                   after=after.replace("(f, x", f"({whole_f}, x"))
+            exec(compile(part, f"<{op} entry of a partial application>", "exec"), namespace)
+            made[k] = namespace.pop("entry_partial")
+            made[k].source = part
+        return made[k]
+    entry.partial = partial  # (Gen.primitive calls partial(k) where a partial application is written)
     return entry
+
+
+def whole(g, given: tuple):
+    """The closure `g a1 .. ak` (given = (a1, .., ak)): the Fun the compiler makes for a partial application."""
+    return Fun(partial_code(len(given), g.arity - len(given)), (g, given))
 
 
 __all__ = ["scalar_entry", "OPS"]

@@ -58,7 +58,7 @@ from ..model.zeros import REAL_TYPES, ZERO, Paths, Zero, kind
 from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF as _NINF, PINF as _PINF, \
     POS as _POS  # (the kinds of a sum over paths, for the order-free sweep)
 from ..transforms.preaccumulate import contributions, summands
-from .chains import chain_site, fold_chain, sweep_chain
+from .chains import chain_site, chain_weights, fold_chain, scaled_site, sweep_chain
 from .compiler import Gen
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
@@ -171,8 +171,11 @@ class LinearBackend:
                 if here:
                     fields += [p, gen.atom(w, ind)]
             chain = chain_site(gen, pairs, present) if links else None
+            scaled = scaled_site(gen, pairs, present) if links and chain is None else None
             if chain is not None:  # a step of a sum's fold: grows the loop's chain (lang/back/chains.py)
                 self._chain_step(gen, chain, pairs, present, fields, v, ind)
+            elif scaled is not None:  # a step scaling its accumulator, on fixed parents: the same
+                self._scaled_step(gen, *scaled, pairs, present, fields, v, ind)
             elif len(fields) == 2 and links:
                 records = gen.entry("R", f"{backend}.records")
                 gen.line(ind, f"{v} = len({records})")
@@ -221,6 +224,38 @@ class LinearBackend:
             gen.line(ind, "else:")
             ind += 1
         gen.line(ind, f"{rec} = [{acc}, {width}, {', '.join(rest)}]")
+        gen.line(ind, f"{g} = {v} = len({records})")
+        gen.line(ind, f"{records}.append({rec})")
+
+    def _scaled_step(self, gen, chain, k: int, pairs: list, present: list, fields: list[str], v: str, ind: int) -> None:
+        """A step's record (.., acc', w_acc, .., p, w, ..) added to the chain of scaled steps this site grows (its
+        weights alone, in field order), when acc' is that chain and the chain the last record; else the start of
+        one, with its fixed parents (lang/back/chains.py, `scaled`); where acc' is absent, with prev None and
+        0.0 in place of its weight (never used):
+
+            if v9 == v28 and R[-1] is v29:            (v28: the site's chain's identity, -1 before the loop)
+                v29 += (v26, v18, v27); v19 = v9
+            else:
+                v29 = [v9, (1, (v11, v14)), v26, v18, v27]; v28 = v19 = len(R); R.append(v29)"""
+        records = gen.entry("R", f"{gen.const(self)}.records")
+        g, rec = chain.site(gen, ("scaled", id(pairs), tuple(h for i, h in enumerate(present) if i != k)))
+        here = [i for i, h in enumerate(present) if h]  # fields holds their (parent, weight) in order
+        at = sum(1 for i in here if i < k)  # the accumulator's place among the weights
+        parents = [fields[2 * j] for j, i in enumerate(here) if i != k]
+        weights = [fields[2 * j + 1] for j, i in enumerate(here) if i != k]  # the parents', then acc's
+        if present[k]:
+            acc = fields[2 * at]
+            weights.append(fields[2 * at + 1])
+        else:
+            acc = "None"
+            weights.append("0.0")
+        if present[k]:
+            gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
+            gen.line(ind + 1, f"{rec} += ({', '.join(weights)},)")
+            gen.line(ind + 1, f"{v} = {acc}")
+            gen.line(ind, "else:")
+            ind += 1
+        gen.line(ind, f"{rec} = [{acc}, ({at}, ({', '.join(parents)},)), {', '.join(weights)}]")
         gen.line(ind, f"{g} = {v} = len({records})")
         gen.line(ind, f"{records}.append({rec})")
 
@@ -622,7 +657,7 @@ def _sweep_finite(records: list, adj: list, n_sinks: int) -> bool:
                 rec = records[i]
                 if type(rec) is not tuple:  # a link: one parent, i - 1
                     if type(rec) is list:  # (or a fold's steps, a chain: its weights, and 1.0 between steps)
-                        seen += sum(rec[3::2], 0.0)
+                        seen += sum(chain_weights(rec), 0.0)
                         sweep_chain(rec, adj, ct)
                         continue
                     seen += rec

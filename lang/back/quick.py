@@ -19,6 +19,8 @@ function to such values, whose transform takes all its arguments at once, is not
 entry calls the transform with them, lifted (as they are, where they hold no Real and no function),
 and the injected input, the call the lifted partial application's code (`partial_code`) makes: W5's
 `loss x t`, x a list of 16 Reals, costs 16 tuples rather than the kernel's walk with its memo.
+Where the site writes the partial application itself (`value_and_grad (logistic n) x`), the entry takes the
+function and its arguments and lifts them alike itself, without a closure (`partial_lifter`, entries.py).
 Nothing is cached between calls: a captured Real that changes between two calls is lifted afresh
 each time, so there is no identity argument to get wrong. A closure that captures itself (a local
 recursive function) is met again within `_DEPTH` levels and handed to the general lift, whose memo
@@ -39,11 +41,11 @@ A tape that is the sinks and one chain (lang/back/chains.py) whose steps are the
 each sink's empty slot would get (`sinks_of_chain`); from the seed 1.0, the weights themselves.
 
 A tape that is one chain of links from the seed down to a sink (W2's and W3's loops, at any length:
-every record after the sinks a link whose weight is a float, as `Factoring._sweep_links` checks it, at
-C speed; the seed on the last) is swept by one `math.prod` from the seed over the weights, top down:
-the multiplications the record-by-record loop makes, in its order (ct * w is w * ct in IEEE
-arithmetic), so the same float, inf and nan included — as `Factoring._sweep_links` does for runs
-of links. As there, the pending arguments in between, which nobody reads, are not stored: the list
+the seed on the last record, the first after the sinks a link) is swept by one `math.prod` from the seed
+over the records after the sinks, top down, kept where it is a float (a record that is not a number
+raises TypeError; another kind of number gives another type, and the loop below runs): the
+multiplications the record-by-record loop makes, in its order (ct * w is w * ct in IEEE arithmetic),
+so the same float, inf and nan included — as `Factoring._sweep_links` does for runs of links. As there, the pending arguments in between, which nobody reads, are not stored: the list
 returned holds the sinks' only (the entries read no others). So for a tape of one record of two or
 three parents, the seed's (a function of a few reals preaccumulated into one record: W1, W6).
 """
@@ -56,7 +58,6 @@ from typing import Any, Callable
 from ..model.values import Fun, Text
 from .chains import sinks_of_chain, sweep_chain
 from .compiler import Compiler
-from .linear import all_floats as links_only
 
 SHORT = 32  # records after the sinks swept by `sweep_short` (a longer tape: `sweep_one`, which runs links in C)
 _DEPTH = 4  # closures inside closures lifted directly; deeper (or a closure that captures itself): the kernel
@@ -103,6 +104,17 @@ def plain_lifter(compiler) -> Callable[[Fun], tuple[Fun | None, tuple | None]]:
 
 
 _GENERAL = (None, None)  # what `plain_lifter`'s lift gives for a closure it leaves to the kernel
+
+
+def partial_lifter(compiler) -> bool:
+    """Whether `plain_lifter`'s lift gives a partial application `g a1 .. ak` as g's transform and its arguments as
+    they are (where g's transform takes k + 1 arguments and each ai's type is in `PLAIN`): the entries' own lift of
+    a partial application written at the site (lang/back/entries.py, `entry_partial`) does the same."""
+    return not (compiler.depth != 0 or hasattr(compiler, "lift_partial") or
+                type(compiler).lifted_partial is not Compiler.lifted_partial)
+
+
+PLAIN = _AS_IS  # (for the entries)
 
 
 def _lift_fun(f: Fun, compiler, depth: int) -> Fun:
@@ -176,10 +188,13 @@ def sweep_short(sweep_one: Callable) -> Callable:
                 return adj
         if p == top >= n_sinks and type(ct) is float and type(records[p]) is float \
                 and type(records[n_sinks]) is float:  # (a chain ends in links: then look at the rest)
-            tail = records[n_sinks:]
-            if links_only(tail):  # a chain of links from the seed down to a sink
+            try:  # a chain of links from the seed down to a sink, if the product is a float
+                g = prod(reversed(records[n_sinks:]), start=ct)
+            except TypeError:  # (a record: a tuple, or a chain's list)
+                g = None
+            if type(g) is float:
                 adj = [None] * n_sinks  # (the sinks only: nothing reads the pending arguments in between)
-                adj[n_sinks - 1] = prod(reversed(tail), start=ct)
+                adj[n_sinks - 1] = g
                 return adj
         if top - n_sinks >= SHORT:
             return sweep_one(records, p, ct, n_sinks)

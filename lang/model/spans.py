@@ -49,3 +49,22 @@ class Span:
 
 
 NO_SPAN = Span(None, 0, 0, 0, 0)
+
+
+class Framed(Span):
+    """The span of a primitive that can fail, in the body of a prelude function inlined into the program
+    (lang/transforms/fusion.py), with the call it was inlined at: its error is reported as the call would
+    report an error raised inside the prelude (the compiler's `call_line`: pointed at `call`, with a note
+    naming the function and this span). Equal to the plain span; the compiler reads `call`, `name`, `prelude`."""
+
+    __slots__ = ("call", "name", "prelude")
+
+    def __init__(self, span: Span, call: Span, name: str, prelude: str):
+        Span.__init__(self, span.source, span.line, span.col, span.end_line, span.end_col)
+        object.__setattr__(self, "call", call)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "prelude", prelude)
+
+    def plain(self) -> Span:
+        """The span itself, without the call."""
+        return Span(self.source, self.line, self.col, self.end_line, self.end_col)

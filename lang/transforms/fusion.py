@@ -17,6 +17,11 @@ the source language (docs/transforms.md, Preaccumulation, "Fusion"):
     inlining     a global applied to all its parameters (the prelude's `sum xs`, `dot xs ys`) is
                  replaced by its body, its parameters let-bound to the arguments in order — only where
                  that lets a fusion fire, and only when nothing in the body can fail
+    specialising a global applied to all its parameters, one of them a known function (a global, its
+                 partial application to variables, a lambda written in place, whose body cannot fail):
+                 replaced by its body, each application of that parameter by the function's body — only
+                 where each is in tail position of a fold's step, to variables the step does not make, and
+                 neither body has a map or a zipWith (`iterate n (step a b) x`, W7)
 
 Side conditions, and why each result is unchanged:
 
@@ -31,6 +36,12 @@ Side conditions, and why each result is unchanged:
   (the "called from" line of an error inside the callee) could never have been shown.
 - Rounding: none moves. The same primitives run on the same values in the same order per element;
   only preaccumulation, run afterwards, changes weights as it always does (its docstring).
+- Specialising moves no rounding either: the application replaced gives the step's result and its
+  arguments' backpropagators are the step's parameters' or made outside it, so preaccumulation (which does
+  not look across a `fun`) merges nothing it did not merge before; with no map or zipWith, no fusion fires
+  that the call kept apart. The global's body may fail only in primitives that raise at their span (`range`
+  of a count too large, in `iterate`): inlined from the prelude into the program, they carry the call
+  (`Framed`), and the compiler reports their error as `call_line` reports one raised inside the prelude.
 
 Only backprop's preaccumulated term is fused (lang/back/languages.py ReverseCompiler, and
 `dl transform --simplify` in backprop mode). `--no-preaccumulate`, the kernel's order-free pass for
@@ -43,9 +54,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
+from ..front.loader import PRELUDE
+from ..front.mono import match
 from ..model import core as c
 from ..model.primitives import PRIMITIVES
-from ..model.types import BOOL, INT, REAL, TFun, TList, TTuple, prune
+from ..model.spans import Framed
+from ..model.types import ARRAY, BOOL, INT, REAL, TFun, TList, TTuple, free_vars, prune, substitute
 from .common import variables_of
 
 STRUCTURAL = ("fold", "map", "zipWith")
@@ -109,7 +123,7 @@ class _Fusion:
                     and not _mentions(g, name) and not _mentions(z, name):
                 return self.fold(body, g, z, bound) or e
             case c.App():
-                return self.inline(e) or e
+                return self.inline(e) or self.specialise(e) or e
         return e
 
     def fold(self, e: c.Prim, g: c.Expr, z: c.Expr, xs: c.Expr) -> c.Expr | None:
@@ -173,6 +187,109 @@ class _Fusion:
                 out = self.rule(c.Let(env[p], a, out, ty=out.ty, span=e.span))
         return out if self.fired > before else None
 
+    def specialise(self, e: c.App) -> c.Expr | None:
+        """A global applied to all its parameters, some of them known functions (a global, its partial application
+        to variables, a lambda written in place: `known_function`) that its body applies only in tail position of
+        a fold's step, to variables (`applied`): replaced by its body, each such application by the known
+        function's body, where nothing else in the body can fail but primitives that raise at their span, whose
+        errors, inlined from the prelude into the program, are re-pointed at the call (`Framed`). The prelude's
+        `iterate n (step a b) x`: its fold's step becomes `step`'s body."""
+        head, args = c.spine(e)
+        if not isinstance(head, c.Global) or self.definition is None or \
+                not any(isinstance(a, (c.Lam, c.Global, c.App)) for a in args):
+            return None
+        key = (head.module, head.name, head.inst)
+        d = self.definition(head) if key not in self.inlining else None
+        if d is None:
+            return None
+        params, body = c.lambda_chain(d)
+        if len(params) != len(args) or len(set(params)) < len(params) or not _small(body) or _produces(body):
+            return None
+        known = {p: fn for p, a in zip(params, args) if (fn := self.known_function(a)) is not None}
+        if not known:
+            return None
+        env = {p: a.name if isinstance(a, c.Var) and not a.inst and p not in known else self.fresh(p)
+               for p, a in zip(params, args)}
+        try:
+            body = self.renamed(_instantiated(body, d.ty, head.ty), env)
+            body = self.applied(body, {env[p]: fn for p, fn in known.items()}, False, set())
+        except _Abort:
+            return None
+        failing: list = []
+        if not self.cannot_fail(body, INLINE_DEPTH, failing):
+            return None
+        if failing and head.module == PRELUDE and e.span.source is not None and \
+                e.span.filename != d.span.filename:  # (as `call_line` re-points a call of the prelude)
+            if d.span.source is None:
+                return None
+            body = _framed(body, {id(p) for p in failing}, e.span, head.name, d.span.filename)
+        self.inlining.add(key)
+        try:
+            out = self.go(body)
+        finally:
+            self.inlining.discard(key)
+        for p, a in reversed(list(zip(params, args))):
+            if p not in known and not (isinstance(a, c.Var) and not a.inst):
+                out = self.rule(c.Let(env[p], a, out, ty=out.ty, span=e.span))
+        return out
+
+    def known_function(self, a: c.Expr) -> tuple[list[str], c.Expr, dict[str, str]] | None:
+        """A function argument whose body an application can take in place: (the parameters the application
+        gives, the body, the first parameters' variables) for a global or its partial application to variables
+        whose body cannot fail (`inlinable`), or a lambda written in place whose body cannot fail; else None."""
+        if isinstance(a, c.Lam):
+            params, body = c.lambda_chain(a)
+            if len(set(params)) == len(params) and _small(body) and not _produces(body) and \
+                    self.cannot_fail(body, INLINE_DEPTH):
+                return params, body, {}
+            return None
+        head, atoms = c.spine(a)
+        if not isinstance(head, c.Global) or (head.module, head.name, head.inst) in self.inlining or \
+                any(not isinstance(v, c.Var) or v.inst for v in atoms):
+            return None
+        known = self.inlinable(head)
+        if known is None or len(known[0]) <= len(atoms) or len(set(known[0])) < len(known[0]) or _produces(known[1]):
+            return None
+        params, body, _ = known
+        given = dict(zip(params, [v.name for v in atoms]))
+        return params[len(atoms):], _instantiated(body, self.definition(head).ty, head.ty), given
+
+    def applied(self, e: c.Expr, fns: dict, tail: bool, lets: set) -> c.Expr:
+        """`e` with each application of a known function (`fns`: a variable -> `known_function`) replaced by its
+        body, the parameters renamed to the variables applied; `_Abort` where a known function occurs otherwise
+        than applied to as many variables as it takes, in tail position of a fold's step (`tail`: the step's
+        result is the application's), none of them bound by a let inside that step (`lets`): then what the
+        application returns is the next accumulator, and its arguments' backpropagators are the step's parameters'
+        or made outside it, so that preaccumulation merges nothing across it that it did not merge before (the
+        same records, the same rounding). (Not a map's lambda: fusing it into a fold would move the application
+        out of tail position.)"""
+        match e:
+            case c.Var(name) if name in fns:
+                raise _Abort
+            case c.App():
+                head, args = c.spine(e)
+                if isinstance(head, c.Var) and head.name in fns:
+                    params, body, given = fns[head.name]
+                    if not tail or len(args) != len(params) or any(
+                            not isinstance(a, c.Var) or a.inst or a.name in lets or a.name in fns for a in args):
+                        raise _Abort
+                    return self.renamed(body, {**given, **{p: a.name for p, a in zip(params, args)}})
+            case c.Prim("fold", (c.Lam(acc, c.Lam(x, body) as inner) as g, z, xs)) if not isinstance(body, c.Lam):
+                step = replace(g, body=replace(inner, body=self.applied(body, fns, True, set())))
+                return replace(e, args=(step, self.applied(z, fns, False, lets), self.applied(xs, fns, False, lets)))
+            case c.Let(name, bound, body):
+                return replace(e, bound=self.applied(bound, fns, False, lets),
+                               body=self.applied(body, fns, tail, lets | {name}))
+            case c.LetTuple(names, bound, body):
+                return replace(e, bound=self.applied(bound, fns, False, lets),
+                               body=self.applied(body, fns, tail, lets | set(names)))
+            case c.If(cond, then, else_):
+                return replace(e, cond=self.applied(cond, fns, False, lets), then=self.applied(then, fns, tail, lets),
+                               else_=self.applied(else_, fns, tail, lets))
+            case c.LetRec():
+                raise _Abort
+        return c.map_children(e, lambda k: self.applied(k, fns, False, lets))
+
     def inlinable(self, g: c.Global):
         """(parameters, body, whether it calls or loops) of a global that may be inlined, else None (memoised:
         a program calls the same few globals many times)."""
@@ -189,17 +306,25 @@ class _Fusion:
             self.known[key] = known
         return self.known[key]
 
-    def cannot_fail(self, e: c.Expr, depth: int) -> bool:
-        """Whether evaluating `e` (and running the lambdas it hands to fold, map and zipWith) cannot fail."""
+    def cannot_fail(self, e: c.Expr, depth: int, failing: list | None = None) -> bool:
+        """Whether evaluating `e` (and running the lambdas it hands to fold, map and zipWith) cannot fail; with a
+        list `failing`, a primitive whose row says it can fail (`range`, `div`, `floor`, ...: `_reported`) is
+        allowed where its arguments cannot fail, and added to the list."""
         match e:
             case c.Var() | c.Lit() | c.Global():
                 return True
             case c.Lam(_, body):
-                return self.cannot_fail(body, depth)
+                return self.cannot_fail(body, depth, failing)
             case c.Prim(op, args) if op in STRUCTURAL:
-                return all(self.cannot_fail(a, depth) for a in args)
+                if failing is not None and not isinstance(args[0], c.Lam):  # (a function passed in: it may fail)
+                    return False
+                return all(self.cannot_fail(a, depth, failing) for a in args)
             case c.Prim():
-                return _total_prim(e) and all(self.cannot_fail(a, depth) for a in e.args)
+                if not _total_prim(e):
+                    if failing is None or not _reported(e):
+                        return False
+                    failing.append(e)
+                return all(self.cannot_fail(a, depth, failing) for a in e.args)
             case c.App():
                 head, args = c.spine(e)
                 if not isinstance(head, c.Global) or depth == 0 or self.definition is None:
@@ -210,9 +335,9 @@ class _Fusion:
                     if d is None or c.size(d) > INLINE_SIZE or not self.cannot_fail(c.lambda_chain(d)[1], depth - 1):
                         return False
                     known = c.lambda_chain(d)
-                return len(known[0]) == len(args) and all(self.cannot_fail(a, depth) for a in args)
+                return len(known[0]) == len(args) and all(self.cannot_fail(a, depth, failing) for a in args)
             case c.Tuple() | c.Let() | c.LetTuple() | c.If():
-                return all(self.cannot_fail(k, depth) for k in c.children(e))
+                return all(self.cannot_fail(k, depth, failing) for k in c.children(e))
         return False
 
     def renamed(self, e: c.Expr, env: dict[str, str]) -> c.Expr:
@@ -276,6 +401,55 @@ def _total(e: c.Expr) -> bool:
         case c.Tuple() | c.Let() | c.LetTuple() | c.If():
             return all(_total(k) for k in c.children(e))
     return False
+
+
+def _small(e: c.Expr) -> bool:
+    """`c.size(e) <= INLINE_SIZE`, looking at no more nodes than that (a term can be large, and is asked at each
+    call that hands it on)."""
+    count, stack = 0, [e]
+    while stack:
+        count += 1
+        if count > INLINE_SIZE:
+            return False
+        stack.extend(c.children(stack.pop()))
+    return True
+
+
+def _produces(e: c.Expr) -> bool:
+    """Whether a map or a zipWith occurs in `e`: inlined, it could fuse with a fold around it or in it that the
+    call kept apart, and preaccumulation would then merge across (another rounding)."""
+    return any(isinstance(t, c.Prim) and t.op in ("map", "zipWith") for t in c.subterms(e))
+
+
+def _reported(e: c.Prim) -> bool:
+    """A primitive that can fail whose error the compiler raises at the primitive's span (Gen.primitive: `fails`),
+    on Ints and lists only: `range`, `div`, `mod`, `floor`, `head`, `get`, ... (not `build`, which calls a
+    function, nor an array's, a derivative's or a custom rule's)."""
+    prim = PRIMITIVES[e.op]
+    return prim.fails and prim.kind in ("structural", "int", "toint") and e.op != "build" and prim.site is None \
+        and all(t is not None and prune(t) != ARRAY for t in (e.ty, *[a.ty for a in e.args]))
+
+
+def _framed(e: c.Expr, prims: set[int], call, name: str, prelude: str) -> c.Expr:
+    """`e` with the primitives `prims` (by identity) given `Framed` spans: the call of the prelude function `name`
+    whose body `e` is, as `call_line` would report an error raised inside it."""
+    if isinstance(e, c.Prim) and id(e) in prims:
+        e = replace(e, span=Framed(e.span, call, name, prelude))
+    return c.map_children(e, lambda k: _framed(k, prims, call, name, prelude))
+
+
+def _instantiated(e: c.Expr, generic, actual) -> c.Expr:
+    """A definition's body at the type it is used at: its type variables (the unconstrained ones, which
+    specialisation leaves: `iterate`'s 'a) bound by matching its type `generic` against `actual`."""
+    qvars = tuple(free_vars(generic)) if generic is not None and actual is not None else ()
+    sub = match(generic, actual, qvars, {}) if qvars else {}
+    if not sub:
+        return e
+
+    def walk(t: c.Expr) -> c.Expr:
+        t = c.map_children(t, walk)
+        return replace(t, ty=substitute(t.ty, sub)) if t.ty is not None else t
+    return walk(e)
 
 
 def _binder_free(e: c.Expr) -> bool:
