@@ -60,11 +60,13 @@ A list input has as many sinks as reals, known at the call. For `[Real]`
 inlined — or, where ←D(f)'s body only folds over its parameter, builds no
 pairs at all and calls that body compiled for the floats themselves, whose
 loops number them (`raw_list_body`, lang/back/streams.py: the same element
-and the same sink identity at each step); the gradient is the first n pending arguments, `adj[:n]`,
-checked at C speed (`countOf(map(type, g), float) == n` and a finite sum: then
-nothing needs settling, as `all_plain_finite` decides on the general path)
-and settled one by one (`settled`) only where a sink holds None or the
-symbolic zero, or the sum overflowed; any other input with lists (a list
+and the same sink identity at each step); the gradient is the first n pending arguments, `adj[:n]`
+(the list itself where it holds the sinks only, as a chain on them in order gives it),
+checked at C speed (a finite float sum, and the types counted where a real
+equals 0.0, as the symbolic zero does: then nothing needs settling, as
+`all_plain_finite` decides on the general path) and settled one by one
+(`settled`) only where a sink holds None or the symbolic zero, or the sum
+overflowed; any other input with lists (a list
 of pairs, an MLP's `[[[Real]] * [Real]]`) uses the general path's walks
 `inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep,
 which for such a type are generated too: one nested comprehension each
