@@ -447,6 +447,37 @@ def test_the_list_entry_source():
     assert scalar_entry(machine.ad, "grad", TList(ARRAY), REAL, None, lambda f, x: None) is None
 
 
+@pytest.mark.parametrize("adj, expected", [
+    ([1.5, 2.0], [1.5, 2.0]),
+    ([-0.0, 2.0], [-0.0, 2.0]),                   # a signed zero kept as the sweep gave it
+    ("ZERO", [0.0, 2.0]),                         # the symbolic zero (equal to 0.0): settled, a float 0.0
+    ([None, 2.0], [0.0, 2.0]),                    # a sink nothing reached
+    ([1e308, 1e308], [1e308, 1e308]),             # finite reals whose sum overflows: settled one by one
+    ([np.float64(1.0), 2.0], "general"),          # a real of another type: the general path
+    ([1.0, math.inf], "order_free"),              # not finite: the order-free pass
+    ([math.nan, None], "order_free"),
+])
+def test_the_list_entry_settles_what_the_sweep_gives(adj, expected):
+    """The list entry's check of the gradient: every real a finite float, else settled or handed on — with the
+    sweep's result put in by hand (the entry's `sweep_one`), so that each kind of pending argument is met."""
+    from lang.back.entries import scalar_entry
+    from lang.back.machine import Machine
+    from lang.model.types import REAL, TList
+    from lang.model.zeros import ZERO
+    if adj == "ZERO":
+        adj = [ZERO, 2.0]
+    program = load_source("def loss (xs : [Real]) = head xs * get xs 1\n")
+    machine = Machine(program.world, get("backprop"))
+    f = run_deep(lambda: machine.global_value(program.module.id, "loss", ()))
+    entry = scalar_entry(machine.ad, "value_and_grad", TList(REAL), REAL, None, lambda f, x: "general")
+    entry.__globals__["sweep_one"] = lambda records, b, ct, n: list(adj)  # (the tape: the sinks and one record)
+    entry.__globals__["order_free"] = lambda f, x, u: "order_free"
+    y, g = run_deep(lambda: entry(f, [3.0, 0.5])) if expected != "general" else (None, run_deep(lambda: entry(f, [3.0, 0.5])))
+    assert bits(g) == bits(expected)
+    if isinstance(expected, list):
+        assert y == 1.5 and [type(r) for r in g] == [float, float]
+
+
 # ---- a partial application written at the site: `value_and_grad (recur n) y` (Gen.primitive, `entry.partial`)
 
 def flat(v):

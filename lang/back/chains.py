@@ -79,8 +79,9 @@ def sinks_of_chain(rec: list, n_sinks: int, ct) -> list | None:
 
     From ct = 1.0 (the seed of `grad` and `value_and_grad`) the weights themselves: w * 1.0 is w to the bit for
     every float w (multiplication by one is exact; inf, -0.0 and a nan come back as they are). The weights are
-    floats (reals of ←D's language at depth 0); were one anything else, the entries' check of the gradient they
-    read this from (every real a float: lang/back/entries.py) would fail and the general path recompute it."""
+    floats (reals of ←D's language at depth 0); were one a number of another type (numpy's, the symbolic zero), the
+    entries' check of the gradient they read this from (lang/back/entries.py, `_SETTLE_LIST`) would fail and the
+    general path recompute it or the real be settled."""
     if rec[1] == 0 and rec[0] is None and rec[2] == 0 and len(rec) - 3 == n_sinks and type(ct) is float \
             and ct == ct:
         return rec[3:] if ct == 1.0 else [w * ct for w in islice(rec, 3, None)]

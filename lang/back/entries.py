@@ -60,11 +60,13 @@ A list input has as many sinks as reals, known at the call. For `[Real]`
 inlined — or, where ←D(f)'s body only folds over its parameter, builds no
 pairs at all and calls that body compiled for the floats themselves, whose
 loops number them (`raw_list_body`, lang/back/streams.py: the same element
-and the same sink identity at each step); the gradient is the first n pending arguments, `adj[:n]`,
-checked at C speed (`countOf(map(type, g), float) == n` and a finite sum: then
-nothing needs settling, as `all_plain_finite` decides on the general path)
-and settled one by one (`settled`) only where a sink holds None or the
-symbolic zero, or the sum overflowed; any other input with lists (a list
+and the same sink identity at each step); the gradient is the first n pending arguments, `adj[:n]`
+(the list itself where it holds the sinks only, as a chain on them in order gives it),
+checked at C speed (a finite float sum, and the types counted where a real
+equals 0.0, as the symbolic zero does: then nothing needs settling, as
+`all_plain_finite` decides on the general path) and settled one by one
+(`settled`) only where a sink holds None or the symbolic zero, or the sum
+overflowed; any other input with lists (a list
 of pairs, an MLP's `[[[Real]] * [Real]]`) uses the general path's walks
 `inject` and `rebuild_leaves` (lang/back/shapes.py) around the same sweep,
 which for such a type are generated too: one nested comprehension each
@@ -165,12 +167,25 @@ _CALL_PARTIAL = """\
 # the sweep from the seed (the backend's `sweep_one`, bound once); the gradient settled and returned
 _SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, n)"
 
-# the same where the seed is 1.0, with two tapes written out (what a scalar loop's gradient costs at small n): one
-# chain of links from the seed down to the last sink, its product at once (as `sweep_short`); a fold's chain
-# after the sinks, swept as `sweep_short`'s loop sweeps it
+# the same where the seed is 1.0, with the commonest tapes written out (what a scalar loop's gradient costs at
+# small n): a fold's chain after the sinks, swept as `sweep_short`'s loop sweeps it — where it is the sinks' in
+# order from nothing (a sum over a [Real]'s floats: lang/back/streams.py), its weights are the gradient, as
+# `sinks_of_chain` gives them, taken from the chain itself; one chain of links from the seed down to the last
+# sink, its product at once (as `sweep_short`)
 _SWEEP_ONE = """\
             if b is None:
                 adj = None
+            elif b == n == len(records) - 1 and type(records[b]) is list:  # (one chain after the sinks, a fold's,
+                chain = records[b]                                         # whose parents are the sinks)
+                if chain[1] == 0 and chain[0] is None and chain[2] == 0 and len(chain) - 3 == n:
+                    del chain[:3]  # (on the sinks 0 .. n - 1 in order, each once, from nothing: from the seed 1.0
+                    adj = chain    # the weights are the gradient, as `sinks_of_chain` gives them; the tape is
+                else:              # dropped below)
+                    adj = [None] * n
+                    if type(chain[1]) is tuple:
+                        sweep_scaled(chain, adj, 1.0)
+                    else:
+                        sweep_chain(chain, adj, 1.0)
             elif type(records[-1]) is tuple:  # (a record, or a sink: not one of the two)
                 adj = sweep_one(records, b, 1.0, n)
             elif b == len(records) - 1 >= n and type(records[b]) is float and type(records[n]) is float:
@@ -183,14 +198,6 @@ _SWEEP_ONE = """\
                     adj[n - 1] = run
                 else:
                     adj = sweep_one(records, b, 1.0, n)
-            elif b == n == len(records) - 1 and type(records[b]) is list and records[b][1] != 0:
-                adj = [None] * n  # (one chain after the sinks, a fold's, whose parents are the sinks; one on
-                                  # consecutive sinks, width 0, is `sweep_one`'s: straight into the gradient)
-                chain = records[b]
-                if type(chain[1]) is tuple:
-                    sweep_scaled(chain, adj, 1.0)
-                else:
-                    sweep_chain(chain, adj, 1.0)
             else:
                 adj = sweep_one(records, b, 1.0, n)"""
 # grad and value_and_grad: the tape and the injected input let go while the collector is still off. Held on,
@@ -245,15 +252,23 @@ _EACH = """\
 """
 
 
-# a list input: the gradient's reals are the first n pending arguments, checked at C speed (every one a float —
-# counted by identity, twice as fast as `set(map(type, g)) <= {float}` — and their sum finite: nothing to
-# settle), else settled one by one (`settled`)
+# a list input: the gradient's reals are the first n pending arguments, checked at C speed, else settled one by
+# one (`settled`). Nothing to settle where their sum is a finite float: a None makes `sum` raise, a numpy number
+# or a `Paths` makes the sum one, an inf or a nan makes it inf or nan (or a finite sum too large, which settles
+# the same way) — and where no real equals 0.0, which the symbolic zero does (a float subclass that `sum` adds as
+# its value): only then are the types counted (by identity, twice as fast as `set(map(type, g)) <= {float}`).
+# An int would pass as a float, which no real of ←D's language at depth 0 is (the reals the entries read are
+# products and sums of the input's floats and the program's; `float` makes one of an Int).
 _SETTLE_LIST = """\
         if adj is None:
             g = [0.0] * n
         else:
-            g = adj[:n]
-            if not (count(map(type, g), float) == n and isfinite(sum(g))):
+            g = adj if len(adj) == n else adj[:n]  # (a list of the sinks only is the sweep's own: no copy)
+            try:
+                total = sum(g)
+            except TypeError:  # (a None: a sink nothing reached)
+                total = None
+            if type(total) is not float or total - total != 0.0 or 0.0 in g and count(map(type, g), float) != n:
                 g = settled(g)
                 if g is None:
                     return {fallback}"""
