@@ -20,8 +20,9 @@ the source language (docs/transforms.md, Preaccumulation, "Fusion"):
     specialising a global applied to all its parameters, one of them a known function (a global, its
                  partial application to variables, a lambda written in place, whose body cannot fail):
                  replaced by its body, each application of that parameter by the function's body — only
-                 where each is in tail position of a fold's step, to variables the step does not make, and
-                 neither body has a map or a zipWith (`iterate n (step a b) x`, W7)
+                 where each is in tail position of a fold's step, to variables the step does not make, no
+                 two variables of either body made one, and neither body has a map or a zipWith
+                 (`iterate n (step a b) x`, W7)
 
 Side conditions, and why each result is unchanged:
 
@@ -39,7 +40,10 @@ Side conditions, and why each result is unchanged:
 - Specialising moves no rounding either: the application replaced gives the step's result and its
   arguments' backpropagators are the step's parameters' or made outside it, so preaccumulation (which does
   not look across a `fun`) merges nothing it did not merge before; with no map or zipWith, no fusion fires
-  that the call kept apart. The global's body may fail only in primitives that raise at their span (`range`
+  that the call kept apart. Nor may it make two variables one (`step b b`, `f acc acc`, a variable applied
+  that the function also captures, one variable given to two parameters): preaccumulation would then add
+  the two contributions to that backpropagator before multiplying, where the call added them one by one.
+  A parameter given a variable another parameter already took is let-bound instead; the others refuse. The global's body may fail only in primitives that raise at their span (`range`
   of a count too large, in `iterate`): inlined from the prelude into the program, they carry the call
   (`Framed`), and the compiler reports their error as `call_line` reports one raised inside the prelude.
 
@@ -208,8 +212,12 @@ class _Fusion:
         known = {p: fn for p, a in zip(params, args) if (fn := self.known_function(a)) is not None}
         if not known:
             return None
-        env = {p: a.name if isinstance(a, c.Var) and not a.inst and p not in known else self.fresh(p)
-               for p, a in zip(params, args)}
+        env: dict[str, str] = {}  # a variable argument substituted, once: a second parameter given the same one is
+        for p, a in zip(params, args):  # let-bound (made one variable, two would merge in preaccumulation)
+            if isinstance(a, c.Var) and not a.inst and p not in known and a.name not in env.values():
+                env[p] = a.name
+            else:
+                env[p] = self.fresh(p)
         try:
             body = self.renamed(_instantiated(body, d.ty, head.ty), env)
             body = self.applied(body, {env[p]: fn for p, fn in known.items()}, False, set())
@@ -229,7 +237,7 @@ class _Fusion:
         finally:
             self.inlining.discard(key)
         for p, a in reversed(list(zip(params, args))):
-            if p not in known and not (isinstance(a, c.Var) and not a.inst):
+            if p not in known and not (isinstance(a, c.Var) and env[p] == a.name):
                 out = self.rule(c.Let(env[p], a, out, ty=out.ty, span=e.span))
         return out
 
@@ -252,6 +260,8 @@ class _Fusion:
             return None
         params, body, _ = known
         given = dict(zip(params, [v.name for v in atoms]))
+        if len(set(given.values())) < len(given):  # (`step b b`: two parameters made one variable, see `applied`)
+            return None
         return params[len(atoms):], _instantiated(body, self.definition(head).ty, head.ty), given
 
     def applied(self, e: c.Expr, fns: dict, tail: bool, lets: set) -> c.Expr:
@@ -261,8 +271,12 @@ class _Fusion:
         result is the application's), none of them bound by a let inside that step (`lets`): then what the
         application returns is the next accumulator, and its arguments' backpropagators are the step's parameters'
         or made outside it, so that preaccumulation merges nothing across it that it did not merge before (the
-        same records, the same rounding). (Not a map's lambda: fusing it into a fold would move the application
-        out of tail position.)"""
+        same records, the same rounding). Nor may two variables of the function's body become one: the variables
+        applied distinct, none of them a variable the function takes from outside (a partial application's
+        arguments, a lambda's captured variables) — `f acc acc` or `f acc k` with k the captured a would let
+        preaccumulation add two contributions to one backpropagator before multiplying, where the call added
+        them one by one (another rounding). (Not a map's lambda: fusing it into a fold would move the
+        application out of tail position.)"""
         match e:
             case c.Var(name) if name in fns:
                 raise _Abort
@@ -273,6 +287,9 @@ class _Fusion:
                     if not tail or len(args) != len(params) or any(
                             not isinstance(a, c.Var) or a.inst or a.name in lets or a.name in fns for a in args):
                         raise _Abort
+                    names = [a.name for a in args]
+                    if len(set(names)) < len(names) or set(names) & _outer(params, body, given):
+                        raise _Abort  # (two variables of the function's body would be one: see the docstring)
                     return self.renamed(body, {**given, **{p: a.name for p, a in zip(params, args)}})
             case c.Prim("fold", (c.Lam(acc, c.Lam(x, body) as inner) as g, z, xs)) if not isinstance(body, c.Lam):
                 step = replace(g, body=replace(inner, body=self.applied(body, fns, True, set())))
@@ -401,6 +418,12 @@ def _total(e: c.Expr) -> bool:
         case c.Tuple() | c.Let() | c.LetTuple() | c.If():
             return all(_total(k) for k in c.children(e))
     return False
+
+
+def _outer(params: list[str], body: c.Expr, given: dict[str, str]) -> set[str]:
+    """The variables a known function (`known_function`: parameters still to apply, body, the first parameters'
+    variables) takes from outside: its partial application's arguments, or a lambda's captured variables."""
+    return set(given.values()) | {name for name, _ in c.free_locals(body)} - set(params) - set(given)
 
 
 def _small(e: c.Expr) -> bool:
