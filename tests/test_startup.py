@@ -191,7 +191,10 @@ def test_runs_agree_whatever_the_cache_holds(tmp_path):
 
 def test_the_prelude_key_follows_its_text_and_the_stages():
     key = loader_module._prelude_cache_key
-    assert key("def a = 1\n") != key("def a = 2\n")
+    assert key("def a = 1\n", "/a/prelude.dl") != key("def a = 2\n", "/a/prelude.dl")
+    # another installation's prelude, the same text: its own entry (its spans name its own path)
+    assert key("def a = 1\n", "/a/prelude.dl") != key("def a = 1\n", "/b/prelude.dl")
+    assert key("def a = 1\n", "/a/prelude.dl") == key("def a = 1\n", "/a/prelude.dl")
     assert len(loader_module._stages_digest()) == 32
 
 

@@ -92,7 +92,7 @@ class Loader:
         path = prelude_path()
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        key = _prelude_cache_key(text)
+        key = _prelude_cache_key(text, path)
         module = _LOADED_PRELUDES.get(key)
         if module is not None:
             self.world.add(module)
@@ -271,10 +271,12 @@ def components(defs: list) -> list[list]:
     return out
 
 
-def _prelude_cache_key(text: str) -> str:
+def _prelude_cache_key(text: str, path: str) -> str:
     """Changes when the prelude or any stage that produced the cached result changes: the grammar and
-    every module of the data model and the front end."""
+    every module of the data model and the front end; and with the prelude's path, which its spans hold (an
+    error raised inside the prelude names it): two installations with the same prelude keep an entry each."""
     h = sha256(text.encode())
+    h.update(b"\0" + path.encode("utf-8", "surrogateescape"))
     h.update(_stages_digest())
     return h.hexdigest()[:20]
 
