@@ -608,3 +608,23 @@ def test_repl_shows_an_invalid_byte_as_the_byte(tmp_path):
     text = r.out + r.err
     assert not r.timed_out and "Traceback" not in text, str(r)
     assert "udcff" not in text.lower() and re.search(r"(\\x|0x)ff", text, re.IGNORECASE), text
+
+
+def test_the_default_memory_budget_keeps_to_what_is_available(tmp_path):
+    """Three quarters of the machine, and no more than what dl holds now and three quarters of MemAvailable: on a
+    shared machine the kernel kills a process, without a diagnostic, long before it reaches the first."""
+    import os
+    from lang.back.deep import resident_bytes
+    from lang.tools.cli import default_max_memory
+    whole = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+    info = tmp_path / "meminfo"
+    info.write_text("MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:    2000000 kB\n")
+    held = resident_bytes()
+    limit = default_max_memory(str(info))
+    assert held <= limit - 2000000 * 1024 * 3 // 4 <= resident_bytes()  # (what dl held, and 1.5 GB more)
+    info.write_text("MemTotal: 1 kB\nMemAvailable: 999999999999 kB\n")  # more available than three quarters
+    assert default_max_memory(str(info)) == whole
+    for unreadable in ("MemTotal: 5 kB\n", "MemAvailable: lots\n", ""):
+        info.write_text(unreadable)
+        assert default_max_memory(str(info)) == whole
+    assert default_max_memory(str(tmp_path / "absent")) == whole

@@ -94,7 +94,7 @@ def _max_memory_option(p: argparse.ArgumentParser) -> None:
     """`--max-memory SIZE`, the same for every command that evaluates."""
     p.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
                    help="stop with a runtime error when dl's resident memory grows past SIZE (2G, 500M; "
-                   "default: three quarters of this machine's memory)")
+                   "default: three quarters of this machine's memory, or of what is available when dl starts, if less)")
 
 
 def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -24,12 +24,33 @@ from ..transforms.lets import uncollected  # the collector paused for a whole co
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 
 
-def default_max_memory() -> int:
-    """`--max-memory` when none is given: three quarters of the machine's memory (the rest is the machine's)."""
+def default_max_memory(meminfo: str = "/proc/meminfo") -> int:
+    """`--max-memory` when none is given: three quarters of the machine's memory (the rest is the machine's), and
+    no more than what dl holds now and three quarters of the memory still available to it (Linux's MemAvailable)
+    — on a machine that other programs share, the kernel would otherwise kill dl, without a word, before it
+    reached three quarters of the whole."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
     except (ValueError, OSError):
-        return 8 * 10**9
+        limit = 8 * 10**9
+    available = _available(meminfo)
+    if available is not None:
+        from ..back.deep import resident_bytes
+        limit = min(limit, resident_bytes() + available * 3 // 4)
+    return limit
+
+
+def _available(meminfo: str) -> int | None:
+    """MemAvailable of /proc/meminfo in bytes; None where it cannot be read (not Linux, an old kernel)."""
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    value, unit = line.split()[1:3]
+                    return int(value) * 1024 if unit == "kB" else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def _size(n: int) -> str:
