@@ -105,6 +105,23 @@ def _all_zero(bps) -> bool:
 _CASES = 3  # up to this many parents, one branch per combination of absent ones (2^k branches, no list)
 
 
+def _grow_or_start(gen, present: bool, acc: str, g: str, rec: str, grow: list[str], start: str, v: str,
+                   records: str, ind: int) -> None:
+    """A chain's record site: where acc' is present, the lines `grow` extend the chain when acc' is the chain
+    this site grows (identity g, list rec) and that chain is still the last record; otherwise, and where acc'
+    is absent, rec starts a chain, the list display `start`, and is recorded (its identity the site's and v's)."""
+    if present:
+        gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
+        for line in grow:
+            gen.line(ind + 1, line)
+        gen.line(ind + 1, f"{v} = {acc}")
+        gen.line(ind, "else:")
+        ind += 1
+    gen.line(ind, f"{rec} = {start}")
+    gen.line(ind, f"{g} = {v} = len({records})")
+    gen.line(ind, f"{records}.append({rec})")
+
+
 class LinearBackend:
     """What the two modes share: creating backpropagators (compiled inline), and effects."""
 
@@ -216,16 +233,8 @@ class LinearBackend:
             width, grow, rest = 0, rest[1:], [chain.index, rest[1]]  # (the sink computed at a start only)
         else:
             width, grow = len(rest) // 2, rest
-        if present[0]:
-            gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
-            for f in grow:
-                gen.line(ind + 1, f"{rec}.append({f})")
-            gen.line(ind + 1, f"{v} = {acc}")
-            gen.line(ind, "else:")
-            ind += 1
-        gen.line(ind, f"{rec} = [{acc}, {width}, {', '.join(rest)}]")
-        gen.line(ind, f"{g} = {v} = len({records})")
-        gen.line(ind, f"{records}.append({rec})")
+        _grow_or_start(gen, present[0], acc, g, rec, [f"{rec}.append({f})" for f in grow],
+                       f"[{acc}, {width}, {', '.join(rest)}]", v, records, ind)
 
     def _scaled_step(self, gen, chain, k: int, pairs: list, present: list, fields: list[str], v: str, ind: int) -> None:
         """A step's record (.., acc', w_acc, .., p, w, ..) added to the chain of scaled steps this site grows (its
@@ -249,15 +258,8 @@ class LinearBackend:
         else:
             acc = "None"
             weights.append("0.0")
-        if present[k]:
-            gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
-            gen.line(ind + 1, f"{rec} += ({', '.join(weights)},)")
-            gen.line(ind + 1, f"{v} = {acc}")
-            gen.line(ind, "else:")
-            ind += 1
-        gen.line(ind, f"{rec} = [{acc}, ({at}, ({', '.join(parents)},)), {', '.join(weights)}]")
-        gen.line(ind, f"{g} = {v} = len({records})")
-        gen.line(ind, f"{records}.append({rec})")
+        _grow_or_start(gen, present[k], acc, g, rec, [f"{rec} += ({', '.join(weights)},)"],
+                       f"[{acc}, ({at}, ({', '.join(parents)},)), {', '.join(weights)}]", v, records, ind)
 
     def _append(self, gen, record: str, v: str, backend: str, ind: int) -> None:
         # the list of records does not change while one evaluation runs: read it on entry

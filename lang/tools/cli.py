@@ -35,7 +35,7 @@ def default_max_memory(meminfo: str = "/proc/meminfo") -> int:
         limit = 8 * 10**9
     available = _available(meminfo)
     if available is not None:
-        from ..back.deep import resident_bytes
+        from ..back.deep import resident_bytes  # (imported by the command that evaluates, as `_deep` does)
         limit = min(limit, resident_bytes() + available * 3 // 4)
     return limit
 

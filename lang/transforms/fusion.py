@@ -181,15 +181,21 @@ class _Fusion:
         except _Abort:
             return None
         before = self.fired
+        out = self.expanded(key, body, params, args, env, lambda p, a: not (isinstance(a, c.Var) and not a.inst), e)
+        return out if self.fired > before else None
+
+    def expanded(self, key: tuple, body: c.Expr, params: list, args: list, env: dict, bound, e: c.Expr) -> c.Expr:
+        """A global's body (renamed by `env`), fused with the global marked as being expanded (no fusion expands
+        it again inside itself), then let-bound to the arguments `bound(param, arg)` picks, in order."""
         self.inlining.add(key)
         try:
             out = self.go(body)
         finally:
             self.inlining.discard(key)
         for p, a in reversed(list(zip(params, args))):
-            if not (isinstance(a, c.Var) and not a.inst):
+            if bound(p, a):
                 out = self.rule(c.Let(env[p], a, out, ty=out.ty, span=e.span))
-        return out if self.fired > before else None
+        return out
 
     def specialise(self, e: c.App) -> c.Expr | None:
         """A global applied to all its parameters, some of them known functions (a global, its partial application
@@ -231,15 +237,8 @@ class _Fusion:
             if d.span.source is None:
                 return None
             body = _framed(body, {id(p) for p in failing}, e.span, head.name, d.span.filename)
-        self.inlining.add(key)
-        try:
-            out = self.go(body)
-        finally:
-            self.inlining.discard(key)
-        for p, a in reversed(list(zip(params, args))):
-            if p not in known and not (isinstance(a, c.Var) and env[p] == a.name):
-                out = self.rule(c.Let(env[p], a, out, ty=out.ty, span=e.span))
-        return out
+        return self.expanded(key, body, params, args, env,
+                             lambda p, a: p not in known and not (isinstance(a, c.Var) and env[p] == a.name), e)
 
     def known_function(self, a: c.Expr) -> tuple[list[str], c.Expr, dict[str, str]] | None:
         """A function argument whose body an application can take in place: (the parameters the application
