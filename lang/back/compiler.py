@@ -815,19 +815,23 @@ class Gen:
                      "except (ArithmeticError, ValueError):", f"    {v} = {self.const(how.fn)}({joined})"]
         else:
             lines = [f"{v} = {self.const(how.fn)}({', '.join(args)})"]
-        if (prim.fails or how.fails) and type(e.span) is Framed:  # (of a prelude function inlined: lang/transforms/fusion.py)
-            # the error as the inlined call reports it (`call_line`): pointed at the call, the span in a note
-            span, framed = self.const(e.span.plain()), \
-                f"{self.const(e.span.call)}, {self.const(e.span.name)}, {self.const(e.span.prelude)}"
+        if prim.fails or how.fails:
+            if type(e.span) is Framed:  # (of a prelude function inlined: lang/transforms/fusion.py) the error as
+                # the inlined call reports it (`call_line`): pointed at the call, the primitive's span in a note
+                span = self.const(e.span.plain())
+                framed = f"{self.const(e.span.call)}, {self.const(e.span.name)}, {self.const(e.span.prelude)}"
+
+                def raised(err: str) -> str:
+                    return f"{self.const(_raised_in_prelude)}({err}, {framed})"
+            else:
+                span = self.const(e.span)
+
+                def raised(err: str) -> str:
+                    return err
             lines = ["try:"] + ["    " + ln for ln in lines] + \
-                    ["except _DlError as err:", f"    raise {self.const(_raised_in_prelude)}(err.with_span({span}), {framed})",
-                     "except MemoryError as err:", "    err.__traceback__ = None",
-                     f"    raise {self.const(_raised_in_prelude)}({self.const(out_of_memory)}({span}), {framed}) from None"]
-        elif prim.fails or how.fails:
-            lines = ["try:"] + ["    " + ln for ln in lines] + \
-                    ["except _DlError as err:", f"    raise err.with_span({self.const(e.span)})",
+                    ["except _DlError as err:", f"    raise {raised(f'err.with_span({span})')}",
                      "except MemoryError as err:", "    err.__traceback__ = None",  # (frees what filled memory)
-                     f"    raise {self.const(out_of_memory)}({self.const(e.span)}) from None"]
+                     f"    raise {raised(f'{self.const(out_of_memory)}({span})')} from None"]
         if how.elements in ("array", "index") and self.counting:
             touched = [v, *args] if how.elements == "array" else [v]
             lines.append(f"{self.const(self.compiler.counters)}.elements += "

@@ -383,20 +383,19 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     inject, sinks, settle, gradient = parts
     compiler = kernel.top_reverse(runtime)
     backend = kernel.backends[runtime.name]
+    quick_sweep = sweep_short(backend.sweep_one)  # (a test makes it the backend's own sweep)
     if op == "vjp":
         sweep, tail = "            " + _DROP_INPUT, ""
         after = _PULLBACK.format(sweep=_SWEEP.format(seed="u"), tail=_RETURN.format(settle=settle, result=gradient))
     else:
         # (the two tapes `sweep_short` sweeps at once, written out: not where a test gives the backend's own sweep)
-        own = backend.sweep_one
-        quick = sweep_short(own) != own
-        sweep = (_SWEEP_ONE if quick else "            " + _SWEEP.format(seed="1.0")) + "\n            " + _DROP
+        sweep = (_SWEEP_ONE if quick_sweep is not backend.sweep_one else "            " + _SWEEP.format(seed="1.0")) + "\n            " + _DROP
         tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
         after = ""
     src = _FORWARD.format(head="def entry(f, x):", lift=_LIFT, call=_CALL, inject=inject, sinks=sinks, sweep=sweep,
                           tail=tail, after=after)
     walks = kernel.shapes.io(in_t, out_t)
-    namespace = {"compiler": compiler, "backend": backend, "sweep_one": sweep_short(backend.sweep_one),
+    namespace = {"compiler": compiler, "backend": backend, "sweep_one": quick_sweep,
                  "lift_fun": kernel.lift_fun, "lift_plain": plain_lifter(compiler),
                  "whole": whole, "prod": math.prod, "sweep_chain": sweep_chain, "sweep_scaled": sweep_scaled,
                  "as_is": PLAIN if partial_lifter(compiler) else frozenset(),
