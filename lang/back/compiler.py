@@ -44,6 +44,7 @@ from ..front.loader import PRELUDE
 from ..model.values import Code, Fun, Text, apply, partial_code as partial_application
 from ..model.scope import Scope
 from ..model.spans import Framed, Span
+from .replay import checkpoint_site, checkpointed
 from ..model.types import ARRAY, BOOL, INT, STRING, instance_name, prune
 
 lambda_chain = c.lambda_chain
@@ -148,6 +149,7 @@ class Compiler:
         self.name = name
         self.globals: dict[tuple, Any] = {}   # (module, name, inst) -> Fun or Cell
         self.term_size = 0                    # nodes of all the terms this compiler compiled
+        self.stoppable: dict[tuple, Callable | None] = {}  # `stoppable_body`'s
 
     # ---- entry points
     def compile_closed(self, e: c.Expr, program: bool = False) -> Callable[[], Any]:
@@ -261,10 +263,24 @@ class Compiler:
         """Generate and compile the Python function for a lambda body; set code.body and code.free."""
         gen = self.generator(params, self_ref, closed)
         gen.unbox_loop_params(body)
+        gen.checkpoints = checkpointed(self, gen, body)
         gen.tail(body, 0)
         code.free = tuple(gen.free)
         code.body = gen.build(code.name)
         code.info["python"] = gen.source  # the generated source, for reading and for golden tests
+
+    def stoppable_body(self, key: tuple) -> Callable | None:
+        """The top-level function `key`'s body compiled again as `body(c, stop, a0, ..)`: at the head of each
+        step of its self tail loop, `stop((a0, ..))` (an unboxed parameter as its tuple) and, where that is true,
+        `return None` (lang/back/replay.py); None where the body does not loop."""
+        if key not in self.stoppable:
+            params, body = lambda_chain(self.source_of_global(key))
+            gen = self.generator(params, ("global", key))
+            gen.unbox_loop_params(body)
+            gen.stop = True
+            gen.tail(body, 0)
+            self.stoppable[key] = gen.build(instance_name(key[1], key[2])) if gen.loops and not gen.free else None
+        return self.stoppable[key]
 
     def generator(self, params: list[str], self_ref, closed: bool = False) -> Gen:
         """The writer of one function's source: a target language with constructs of its own (the Delta
@@ -350,6 +366,9 @@ class Gen:
         self.raw_reads = 0  # reads of it other than by a fold's loop (any: the body is not usable)
         self.raw_folds = 0  # the fold loops over it
         self.sinks: set[str] = set()  # locals holding an input's sink identity (an Int, never None) there
+        self.link_ids: set[str] = set()  # locals holding a link's identity (LinearBackend: a float record)
+        self.checkpoints = False  # whether a self tail call notes where the loop is (lang/back/replay.py)
+        self.stop = False  # whether the loop stops where a predicate says (replay.py: `Compiler.stoppable_body`)
 
     # ---- names
     def local(self) -> str:
@@ -421,10 +440,14 @@ class Gen:
 
         compiled once per distinct source (terms of the same shape share it) and called with this
         function's constants."""
-        params = ", ".join(["c"] + self.params)
+        params = ", ".join(["c"] + ["stop"] * self.stop + self.params)
         body = self.lines or ["return ()"]
         if self.loops:
-            body = ["while True:"] + ["    " + ln for ln in body]
+            head = []
+            if self.stop:  # (at each step's head, the parameters as the function was given them)
+                state = [f"({', '.join(parts)})" if parts else p for p, parts in zip(self.params, self.loop_targets)]
+                head = [f"    if stop(({', '.join(state)},)):", "        return None"]
+            body = ["while True:"] + head + ["    " + ln for ln in body]
         body = [f"{k} = {v}" for k, v in self.prologue.items()] + body
         src = "def factory({}):\n    def body({}):\n{}\n    return body\n".format(
             ", ".join(self.consts), params, "\n".join("        " + ln for ln in body))
@@ -501,6 +524,8 @@ class Gen:
                         targets += parts
                         values += self.components(arg, len(parts), ind)
                 self.count(ind, "betas")
+                if self.checkpoints:
+                    checkpoint_site(self, targets, values, ind)
                 self.line(ind, f"{', '.join(targets)} = {', '.join(values)}")
                 self.line(ind, "continue")
                 self.loops = True

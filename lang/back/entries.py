@@ -103,6 +103,7 @@ from ..model.values import Fun, call1, native, partial_code
 from ..model.zeros import Paths, Zero
 from .chains import sweep_chain, sweep_scaled
 from .linear import SINK
+from .replay import overflowed_gradient
 from .quick import PLAIN, partial_lifter, plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
 from .streams import RAW_KEY, raw_list_body
@@ -194,6 +195,8 @@ _SWEEP_ONE = """\
                 except TypeError:  # (a record: a tuple, or a chain's list)
                     run = None
                 if type(run) is float:
+                    if run - run != 0.0:  # (not finite: the order-free pass may replay the loop's steps around the
+                        overflowed = records  # overflow from this tape's notes: lang/back/replay.py)
                     adj = [None] * n
                     adj[n - 1] = run
                 else:
@@ -294,15 +297,26 @@ def nonfinite(adj: list, n: int) -> bool:
     return any(type(g) is float and g - g != 0.0 for g in islice(adj, n))
 
 
-def order_free_gradient(kernel, f, x, in_t: Type, out_t: Type, u: float) -> Any:
+def order_free_gradient(kernel, f, x, in_t: Type, out_t: Type, u: float, tape: list | None = None) -> Any:
     """The gradient the general path gives where the entry's is not finite, without running the entry's own pass
     again: the general path (`ADKernel.vjp`) runs f's preaccumulated term a second time — the same records, the
     same non-finite reals, by determinism — and then the order-free pass, ←D's own term run on x and swept from
     the `Paths` seed u (its `settling` pullback: lang/back/kernel.py, `vjp_recorded`), outside the counters
     and counted as one `order_free_passes`, settled. This is that pass. Without preaccumulation the entry's
-    records are ←D's own already; they are recorded once more here, as the general path's second run does."""
+    records are ←D's own already; they are recorded once more here, as the general path's second run does.
+    `tape`: the entry's records where they are the input's sink and links whose product overflowed: ←D's own
+    term is replayed first on the loop's steps around the overflow only (lang/back/replay.py), which decides
+    a nan (a nan, settled, is settled)."""
+    runtime = kernel.machine.runtime
+
     def again() -> Any:
-        _, pullback = kernel.vjp_reverse(f, x, in_t, out_t, kernel.machine.runtime, faithful=True)
+        if tape is not None:
+            backend = kernel.backends[runtime.name]
+            notes, backend.checkpoints = backend.checkpoints, None
+            decided = overflowed_gradient(kernel, f, runtime, tape, notes)
+            if decided is not None:
+                return decided
+        _, pullback = kernel.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)
         return pullback.settling(Paths.seed(u))
     # The collector stays off from the forward pass to the end of the sweep, as in the entry: `vjp_recorded`
     # turns it on between them, and the first allocation then would walk the whole tape (young, and freed
@@ -374,7 +388,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     if op not in OPS or machine.counting or not runtime.scalar_entries or resolve(out_t) != REAL:
         return None
     in_t = resolve(in_t)
-    done = {"grad": "order_free(f, x, 1.0)", "value_and_grad": "(y, order_free(f, x, 1.0))",
+    done = {"grad": "order_free(f, x, 1.0, overflowed)", "value_and_grad": "(y, order_free(f, x, 1.0, overflowed))",
             "vjp": "order_free(f, x, u)"}
     fallback = _FALLBACK.format(done=done[op], general="again(u)" if op == "vjp" else "general(f, x)")
     parts = _fixed_parts(in_t, fallback) or _list_parts(in_t, fallback)
@@ -389,7 +403,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
         after = _PULLBACK.format(sweep=_SWEEP.format(seed="u"), tail=_RETURN.format(settle=settle, result=gradient))
     else:
         # (the two tapes `sweep_short` sweeps at once, written out: not where a test gives the backend's own sweep)
-        sweep = (_SWEEP_ONE if quick_sweep is not backend.sweep_one else "            " + _SWEEP.format(seed="1.0")) + "\n            " + _DROP
+        sweep = "            overflowed = None\n" + (_SWEEP_ONE if quick_sweep is not backend.sweep_one else "            " + _SWEEP.format(seed="1.0")) + "\n            " + _DROP
         tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
         after = ""
     src = _FORWARD.format(head="def entry(f, x):", lift=_LIFT, call=_CALL, inject=inject, sinks=sinks, sweep=sweep,
@@ -404,7 +418,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
                  "general": general, "inject": walks.inject, "rebuild": walks.rebuild_leaves_in,
                  "settled": settled, "count": countOf, "isfinite": math.isfinite, "nonfinite": nonfinite,
                  "raw_list": raw_list_body, "RAW": RAW_KEY,
-                 "order_free": lambda f, x, u: order_free_gradient(kernel, f, x, in_t, out_t, u)}
+                 "order_free": lambda f, x, u, tape=None: order_free_gradient(kernel, f, x, in_t, out_t, u, tape)}
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]
     entry.source = src  # (what a test or a curious reader can print)

@@ -132,6 +132,7 @@ class LinearBackend:
         self.counters = counters
         self.counting = counting
         self.records: list = []      # the backpropagators of the evaluation under way
+        self.checkpoints = None      # the notes of the last loop that took them (lang/back/replay.py)
         self.adj: list = []          # the pending arguments of the sweep under way (factoring)
         self.grad: list = []         # the gradient being accumulated (naive)
 
@@ -195,6 +196,7 @@ class LinearBackend:
                 self._scaled_step(gen, *scaled, pairs, present, fields, v, ind)
             elif len(fields) == 2 and links:
                 records = gen.entry("R", f"{backend}.records")
+                gen.link_ids.add(v)
                 gen.line(ind, f"{v} = len({records})")
                 gen.line(ind, f"if {fields[0]} == {v} - 1:")
                 gen.line(ind + 1, f"{records}.append({fields[1]})")

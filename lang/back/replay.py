@@ -1,0 +1,174 @@
+"""The order-free pass of an overflowing loop, replayed from a checkpoint: ←D's own term on the loop's last steps.
+
+W2's `logistic n x` (benchmarks/workloads/w2_logistic.dl) records, preaccumulated, one weight a step: the
+step's two contributions to x', `3.7 * (v4 * a)` and `-(v3 * a)` in ←D's own term, merged into
+`(3.7 * v4 - v3) * a` (lang/transforms/preaccumulate.py). From n = 10^4 the product of these weights
+overflows, and the gradient is not finite. ←D's own term then decides it (docs/transforms.md, Zeros and
+infinities): its two contributions meet as inf - inf, nan, where the merged weight gives -inf. The pass that
+decides it used to run ←D's own term over the whole loop again: about six times the primal for the forward
+pass and as much for the sweep, so 14-20 times the primal in all.
+
+But the sweep runs from the last step to the first, and the adjoint overflows about 2,000 steps from the end
+(where the merged product does); below that a nan stays nan. So:
+
+1. The preaccumulated loop notes where it is every 64 records (`checkpoint_site`): the record of the new
+   state's backpropagator and the new parameters' values. A note costs a comparison a step.
+2. The entry that finds the product of its links not finite keeps the tape (lang/back/entries.py), and the
+   order-free pass first asks `overflowed_gradient`. That finds, from the end, the first note whose adjoint
+   (the product of the weights after it) is not finite, and runs ←D's own term of the loop from the note
+   before it (64 steps of margin) to the note after it (`stoppable_body`: the loop compiled again, stopping
+   where a predicate says), swept from the merged adjoint there with `Paths` seeds, settled.
+3. Where that gives nan, the gradient is nan: every weight before the replayed steps is a finite float (their
+   sum is finite), so every partial derivative there is finite, and the sum over paths of a nan times finite
+   partials is nan — its kinds (a nan, or +inf and -inf meeting, or a zero meeting an infinity) stay, and a
+   float total of nan stays nan in every order. Anything else (inf, a finite value, a note missing) goes to
+   the whole order-free pass, as before.
+
+What the replay takes from the preaccumulated pass is the adjoint at the note where it stops: finite, and
+equal to ←D's own adjoint there up to rounding (the rounding the issue allows the preaccumulated term). Where
+it is ←D's own decision, the gradient is the one the whole pass gives; the sign bit of a nan (which dl never
+prints) may differ.
+
+It applies where the function differentiated is a top-level function g, or g given all its arguments but the
+last, the input; g's body is a self tail loop of primitives only (no other call, no lambda, no function
+argument to a primitive), whose parameters are Ints, Bools and Strings, and one Real, the last, unboxed; and
+the tape is the input's sink and links (floats) alone. W2 at n = 10^4: 2 000 of its 10 000 steps are
+replayed — the replay's stop bounds them by the notes, not by the loop's end.
+"""
+from __future__ import annotations
+
+import math
+from math import prod
+
+from ..model import core as c
+from ..model.types import BOOL, INT, REAL, STRING, TFun, prune
+from ..model.zeros import Paths
+
+EVERY = 64  # records between two notes
+
+
+def checkpointed(compiler, gen, body: c.Expr) -> bool:
+    """Whether the loop `gen` writes for `body` notes where it is (see the module's docstring)."""
+    if not getattr(compiler, "preaccumulated", False) or compiler.counting or gen.self_ref is None \
+            or gen.self_ref[0] != "global" or not getattr(compiler.linear, "links", False):
+        return False
+    unboxed = [i for i, parts in enumerate(gen.loop_targets) if parts is not None]
+    if unboxed != [len(gen.params) - 1] or len(gen.loop_targets[-1]) != 2:
+        return False
+    calls, stack = 0, [body]
+    while stack:
+        e = stack.pop()
+        match e:
+            case c.App() if gen.is_self_call(e):
+                calls += 1
+                args = c.spine(e)[1]
+                if any(a.ty is None or prune(a.ty) not in (INT, BOOL, STRING) for a in args[:-1]):
+                    return False
+                stack += args  # (not the head: g given fewer arguments is no call of its own)
+                continue
+            case c.App() | c.Lam() | c.LetRec() | c.Global():
+                return False
+            case c.Prim(args=args) if any(a.ty is not None and isinstance(prune(a.ty), TFun) for a in args):
+                return False
+        stack += c.children(e)
+    return calls > 0
+
+
+def checkpoint_site(gen, targets: list[str], values: list[str], ind: int) -> None:
+    """At a self tail call, where the new state's backpropagator is a link (`gen.link_ids`): every EVERY records,
+    the note (its identity, the new parameters' values, the Real's last), in a list the loop starts on entry
+    with the tape's identity and itself:
+
+        if v6 == N:                      (N = len(R) + 64 on entry; CP = k0.checkpoints = [id(R), body])
+            CP.append((v6, v2, v5))
+            N = v6 + 64
+    """
+    parts = gen.loop_targets[-1]
+    at = targets.index(parts[0])
+    value, ident = values[at], values[at + 1]
+    if ident not in gen.link_ids:
+        return
+    plain = [v for t, v in zip(targets, values) if t not in parts]
+    records = gen.entry("R", f"{gen.const(gen.compiler.linear)}.records")
+    notes = gen.entry("CP", f"{gen.const(gen.compiler.linear)}.checkpoints = [id({records}), body]")
+    due = gen.entry("N", f"len({records}) + {EVERY}")
+    gen.line(ind, f"if {ident} == {due}:")
+    gen.line(ind + 1, f"{notes}.append(({ident}, {', '.join(plain + [value])}))")
+    gen.line(ind + 1, f"{due} = {ident} + {EVERY}")
+
+
+class _Stop:
+    """The predicate a stoppable loop asks at the head of each step, given its parameters (a Real's as its dual
+    pair): true at the state whose values are `target`'s, compared by bits (so -0.0 is not 0.0, and a nan
+    never stops it); that state is kept. `target` None: never."""
+
+    def __init__(self, target: tuple | None):
+        self.target = target
+        self.x = target[-1] if target is not None else None  # (the Real: it tells most steps apart at once)
+        self.state = None
+
+    def __call__(self, state: tuple) -> bool:
+        if state[-1][0] != self.x or self.target is None:
+            return False
+        for s, t in zip(state, self.target):
+            v = s[0] if type(s) is tuple else s
+            if not (v == t and (type(v) is not float or math.copysign(1.0, v) == math.copysign(1.0, t))):
+                return False
+        self.state = state
+        return True
+
+
+class _Missed(Exception):
+    """The replay did not stop where the preaccumulated pass had been (it never does, by determinism)."""
+
+
+def overflowed_gradient(kernel, f, runtime, tape: list, checkpoints: list | None) -> float | None:
+    """The order-free gradient of f at its input, decided by replaying ←D's own term on the steps around the
+    overflow (module docstring), where that gives nan; else None (the whole pass decides). `tape`: the entry's
+    records, the input's sink then links, whose product was not finite; `checkpoints`: the notes the loop left."""
+    g = f.captured[0] if f.code.mode == "partial" else f
+    key = g.code.info.get("global")
+    dual = g.code.info.get(kernel.top_reverse(runtime))
+    if key is None or dual is None or not checkpoints or len(checkpoints) < 4 \
+            or checkpoints[0] != id(tape) or checkpoints[1] is not dual.body:
+        return None
+    notes = checkpoints[2:]
+    if len(notes[0]) != g.arity + 1:
+        return None
+    # the merged adjoint at each note's state, from the end (the entry's product, taken in pieces), down to the
+    # first that is not finite
+    run, hi, last = 1.0, len(tape) - 1, None
+    for i in range(len(notes) - 1, -1, -1):
+        run = prod(tape[hi:notes[i][0]:-1], start=run)
+        hi = notes[i][0]
+        if run - run != 0.0:
+            break
+        last = (notes[i], run)
+    else:
+        return None
+    if i == 0:
+        return None
+    start = notes[i - 1]
+    before = sum(tape[1:start[0] + 1])
+    if before - before != 0.0:  # (a weight before the replayed steps is not finite, or their sum overflows)
+        return None
+    body = kernel.top_reverse(runtime, faithful=True).stoppable_body(key)
+    if body is None:
+        return None
+    stop = _Stop(last[0][1:] if last else None)
+    given, x = start[1:-1], start[-1]
+
+    def run_replay(dual_f, x_dual):
+        out = body((), stop, *given, x_dual)
+        if last is None:
+            return out  # (to the loop's end: its value, swept from 1.0)
+        if stop.state is None:
+            raise _Missed
+        return stop.state[-1]
+    faithful = kernel.top_reverse(runtime, faithful=True)
+    try:
+        _, pullback = kernel.vjp_recorded(g, x, REAL, REAL, faithful, kernel.backends[runtime.name], run_replay)
+    except _Missed:
+        return None
+    r = kernel.settle(pullback.settling(Paths.seed(last[1] if last else 1.0)), REAL)
+    return r if r != r else None

@@ -1,0 +1,140 @@
+"""The order-free pass of an overflowing loop replayed from the loop's notes (lang/back/replay.py).
+
+A loop like W2's logistic map records one merged weight a step; where their product overflows, ←D's own term
+decides the gradient (docs/transforms.md, Zeros and infinities). The replay runs ←D's own term on the steps around
+the overflow only. Checked here:
+
+- by hand: the logistic map's gradient at 10^4 steps is nan in ←D's own order of operations (worked out in
+  Python floats below), where the merged weights' product is -inf; dl gives nan, with one order-free pass;
+- bit for bit against the whole order-free pass (the replay turned off), values and counters, on loops of
+  several steps, lengths and starting points (some overflow to nan, some to inf, some stay finite);
+- the replay's work is bounded by the notes: at 20 000 steps it runs ←D's own term on at most 3 * 64 steps;
+- where the replay does not give nan (a loop whose paths all have one sign: inf), the whole pass decides;
+- the notes are written only where the replay can use them (a loop of primitives on one Real).
+"""
+import math
+
+import pytest
+
+from conftest import load_source
+from lang.back import replay
+from lang.back.deep import run_deep
+from lang.modes.table import get
+from lang.tools.pipeline import run_main
+
+LOGISTIC = "def g (n : Int) (x : Real) = if n == 0 then x else g (n - 1) (3.7 * x * (1.0 - x))\n"
+
+
+def outcome(text: str, monkeypatch, replaying: bool = True):
+    """(repr of main's value, the counters, how many times the replay decided) with the replay on or off."""
+    decided = []
+    real = replay.overflowed_gradient
+
+    def counted(*args):
+        out = real(*args) if replaying else None
+        decided.append(out is not None)
+        return out
+    prog = load_source(text)
+    with monkeypatch.context() as m:
+        m.setattr("lang.back.entries.overflowed_gradient", counted)
+        value, machine = run_deep(lambda: run_main(prog, [], get("backprop"), False))
+    return repr(value), machine.counters.as_dict(), sum(decided)
+
+
+def logistic_by_hand(n: int, x: float) -> tuple[float, float]:
+    """(←D's own gradient, the merged weights' product) of W2 in Python floats: ←D's term adds, for the step
+    x -> 3.7 * x * (1.0 - x) with v3 = 3.7 * x and v4 = 1.0 - x, the contributions -(v3 * a) and 3.7 * (v4 * a)
+    to x's adjoint a (the sweep runs v5's record, then v4's, then v3's); preaccumulation merges them into one
+    weight, 3.7 * v4 + -v3."""
+    steps = []
+    for _ in range(n):
+        v3, v4 = 3.7 * x, 1.0 - x
+        steps.append((v3, v4))
+        x = v3 * v4
+    own, merged = 1.0, 1.0
+    for v3, v4 in reversed(steps):
+        own = -(v3 * own) + 3.7 * (v4 * own)
+        merged = merged * (3.7 * v4 + -v3)
+    return own, merged
+
+
+def test_the_logistic_maps_gradient_is_nan_as_by_hand(monkeypatch):
+    own, merged = logistic_by_hand(10000, 0.3)
+    assert math.isnan(own) and merged == -math.inf  # (the case the replay exists for)
+    value, counters, decided = outcome(LOGISTIC + "def main = value_and_grad (g 10000) 0.3\n", monkeypatch)
+    y, dy = eval(value, {"nan": math.nan, "inf": math.inf})
+    assert math.isnan(dy)
+    assert decided == 1 and counters["order_free_passes"] == 1
+    assert y == pytest.approx(0.9064440624558943)
+
+
+def test_a_finite_gradient_is_as_by_hand(monkeypatch):
+    own, _ = logistic_by_hand(300, 0.3)
+    value, counters, decided = outcome(LOGISTIC + "def main = grad (g 300) 0.3\n", monkeypatch)
+    assert float(value) == pytest.approx(own, rel=1e-9)
+    assert decided == 0 and "order_free_passes" not in counters
+
+
+STEPS = ["3.7 * x * (1.0 - x)", "4.0 * x * (1.0 - x)", "x * x", "2.0 * x", "x * x - 0.5", "sin (3.0 * x) * 5.0 + x",
+         "x - 1.5 * x * x", "exp x", "sqrt (x * x + 1.0) * 3.0 - x"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_replay_gives_the_whole_passs_bits_and_counters(step, monkeypatch):
+    decided = 0
+    for n in (5, 3000, 20000):
+        for x0 in ("0.3", "0.7", "(-0.2)", "1.5"):
+            text = (f"def g (n : Int) (x : Real) = if n == 0 then x else g (n - 1) ({step})\n"
+                    f"def main = (value_and_grad (g {n}) {x0}, grad (g {n}) {x0}, grad (fun x -> g {n} x) {x0})\n")
+            fast, fast_counts, made = outcome(text, monkeypatch)
+            slow, slow_counts, _ = outcome(text, monkeypatch, replaying=False)
+            assert fast == slow, text
+            assert fast_counts == slow_counts, text
+            decided += made
+    if step.startswith(("3.7", "4.0")):  # (the chaotic maps overflow to nan: the replay decides them)
+        assert decided >= 8
+
+
+def test_the_replay_runs_a_bounded_window(monkeypatch):
+    """At 20 000 steps the gradient overflows about 2 000 steps from the end; the replay runs ←D's own term on the
+    steps between two notes around it, at most 3 * EVERY, asking its stop once a step."""
+    asked = []
+    real_call = replay._Stop.__call__
+
+    def counting(self, state):
+        asked.append(1)
+        return real_call(self, state)
+    monkeypatch.setattr(replay._Stop, "__call__", counting)
+    value, counters, decided = outcome(LOGISTIC + "def main = grad (g 20000) 0.3\n", monkeypatch)
+    assert value == "nan" and decided == 1
+    assert 0 < len(asked) <= 3 * replay.EVERY
+
+
+def test_where_the_replay_gives_no_nan_the_whole_pass_decides(monkeypatch):
+    """x -> x * x: both contributions, x * a and x * a, have one sign; past the overflow they add as inf + inf."""
+    text = "def g (n : Int) (x : Real) = if n == 0 then x else g (n - 1) (x * x)\ndef main = grad (g 3000) 1.0000001\n"
+    value, counters, decided = outcome(text, monkeypatch)
+    assert value == "inf" and decided == 0 and counters["order_free_passes"] == 1
+
+
+def generated(text: str, name: str) -> str:
+    """The Python source of the preaccumulated transform of the top-level function `name`."""
+    prog = load_source(text + "def main = 0\n")
+    _, machine = run_deep(lambda: run_main(prog, [], get("backprop"), False))
+    kernel = machine.ad
+    compiler = kernel.top_reverse(machine.runtime)
+    fun = compiler.global_value(prog.module.id, name, ())
+    return fun.code.info["python"]
+
+
+@pytest.mark.parametrize("text, noted", [
+    (LOGISTIC, True),
+    ("def g (x : Real) = if x > 10.0 then x else g (x * x + 1.0)\n", True),
+    # two Reals, a list, a call of another function, a lambda: no notes
+    ("def g (n : Int) (x : Real) (y : Real) = if n == 0 then x else g (n - 1) (x * y) y\n", False),
+    ("def g (n : Int) (x : Real) = if n == 0 then x else g (n - 1) (sum (map (fun y -> y * x) [1.0, 2.0]))\n", False),
+    ("def h (x : Real) = x * x\ndef g (n : Int) (x : Real) = if n == 0 then x else g (n - 1) (h x)\n", False),
+    ("def g (x : Real) (n : Int) = if n == 0 then x else g (x * x) (n - 1)\n", False),
+])
+def test_notes_are_written_only_where_the_replay_can_use_them(text, noted):
+    assert ("CP.append(" in generated(text, "g")) == noted
