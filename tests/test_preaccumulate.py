@@ -28,7 +28,7 @@ def test_the_logistic_step_keeps_one_backpropagator(tmp_dl):
            (let (x, x') = x in
             let x3 = 3.7 * x in
             let x4 = 1.0 - x in
-            (x3 * x4, fun a -o x' ((3.7 * x4 + -x3) * a)))""")
+            (x3 * x4, fun a -o x' ((3.7 * x4 - x3) * a)))""")
 
 
 def test_a_weight_used_twice_is_computed_once(tmp_dl):

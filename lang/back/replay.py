@@ -76,10 +76,13 @@ def checkpointed(compiler, gen, body: c.Expr) -> bool:
 
 def checkpoint_site(gen, targets: list[str], values: list[str], ind: int) -> None:
     """At a self tail call, where the new state's backpropagator is a link (`gen.link_ids`): every EVERY records,
-    the note (its identity, the new parameters' values, the Real's last), in a list the loop starts on entry
-    with the tape's identity and itself:
+    the note (its identity, the new parameters' values, the Real's last), in a list the loop starts at its first
+    note with the tape's identity and itself (on entry it forgets any other loop's, so that the list on the backend
+    is always this run's):
 
-        if v6 == N:                      (N = len(R) + 64 on entry; CP = k0.checkpoints = [id(R), body])
+        if v6 == N:                      (on entry: CP = k0.checkpoints = None; N = len(R) + 64)
+            if CP is None:
+                CP = k0.checkpoints = [id(R), body]
             CP.append((v6, v2, v5))
             N = v6 + 64
     """
@@ -89,10 +92,13 @@ def checkpoint_site(gen, targets: list[str], values: list[str], ind: int) -> Non
     if ident not in gen.link_ids:
         return
     plain = [v for t, v in zip(targets, values) if t not in parts]
-    records = gen.entry("R", f"{gen.const(gen.compiler.linear)}.records")
-    notes = gen.entry("CP", f"{gen.const(gen.compiler.linear)}.checkpoints = [id({records}), body]")
+    backend = gen.const(gen.compiler.linear)
+    records = gen.entry("R", f"{backend}.records")
+    notes = gen.entry("CP", f"{backend}.checkpoints = None")
     due = gen.entry("N", f"len({records}) + {EVERY}")
     gen.line(ind, f"if {ident} == {due}:")
+    gen.line(ind + 1, f"if {notes} is None:")
+    gen.line(ind + 2, f"{notes} = {backend}.checkpoints = [id({records}), body]")
     gen.line(ind + 1, f"{notes}.append(({ident}, {', '.join(plain + [value])}))")
     gen.line(ind + 1, f"{due} = {ident} + {EVERY}")
 

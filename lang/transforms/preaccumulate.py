@@ -162,7 +162,10 @@ def merged(pairs: list[tuple[c.Expr, c.Expr]]) -> list[tuple[c.Expr, c.Expr]]:
         key = (p.name, p.inst) if isinstance(p, c.Var) else id(p)
         if key in out:
             q, v = out[key]
-            out[key] = (q, c.Prim("+", (v, w), ty=REAL))
+            if isinstance(w, c.Prim) and w.op == "neg":  # (v + -u is v - u in IEEE arithmetic: one operation)
+                out[key] = (q, c.Prim("-", (v, w.args[0]), ty=REAL))
+            else:
+                out[key] = (q, c.Prim("+", (v, w), ty=REAL))
         else:
             out[key] = (p, w)
     return list(out.values())
