@@ -138,3 +138,14 @@ def generated(text: str, name: str) -> str:
 ])
 def test_notes_are_written_only_where_the_replay_can_use_them(text, noted):
     assert ("CP.append(" in generated(text, "g")) == noted
+
+
+def test_an_infinite_partial_before_the_replayed_steps(monkeypatch):
+    """The first step's weight is inf (sqrt at 0.0); thousands of steps later the adjoint overflows. The replayed
+    steps' nan (paths of both signs meeting) is the gradient whatever came before them: the whole pass agrees."""
+    text = ("def g (n : Int) (x : Real) = if n == 0 then x else g (n - 1) (3.6 * x * (1.0 - x) + 0.05 * sqrt x + 0.01)\n"
+            "def main = (grad (g 5000) 0.0, grad (g 5000) 0.3)\n")
+    fast, fast_counts, decided = outcome(text, monkeypatch)
+    slow, slow_counts, _ = outcome(text, monkeypatch, replaying=False)
+    assert fast == slow == "(nan, nan)" and fast_counts == slow_counts
+    assert decided == 2

@@ -18,11 +18,12 @@ But the sweep runs from the last step to the first, and the adjoint overflows ab
    (the product of the weights after it) is not finite, and runs ←D's own term of the loop from the note
    before it (64 steps of margin) to the note after it (`stoppable_body`: the loop compiled again, stopping
    where a predicate says), swept from the merged adjoint there with `Paths` seeds, settled.
-3. Where that gives nan, the gradient is nan: every weight before the replayed steps is a finite float (their
-   sum is finite), so every partial derivative there is finite, and the sum over paths of a nan times finite
-   partials is nan — its kinds (a nan, or +inf and -inf meeting, or a zero meeting an infinity) stay, and a
-   float total of nan stays nan in every order. Anything else (inf, a finite value, a note missing) goes to
-   the whole order-free pass, as before.
+3. Where that gives nan, the gradient is nan, whatever the steps before the replayed ones. A nan they give
+   comes from a nan path, from paths of both signs (+inf meeting -inf: with finite weights a float -inf needs a
+   negative path), or from an infinity meeting a zero weight (a zero path). Times the paths before them —
+   finite, infinite or nan — there is still a nan path, infinite paths of both signs, a zero path meeting an
+   infinite one, or finite paths whose float total, nan, stays nan in every order. Anything else (inf, a finite
+   value, a note missing) goes to the whole order-free pass, as before.
 
 What the replay takes from the preaccumulated pass is the adjoint at the note where it stops: finite, and
 equal to ←D's own adjoint there up to rounding (the rounding the issue allows the preaccumulated term). Where
@@ -155,9 +156,6 @@ def overflowed_gradient(kernel, f, runtime, tape: list, checkpoints: list | None
     if i == 0:
         return None
     start = notes[i - 1]
-    before = sum(tape[1:start[0] + 1])
-    if before - before != 0.0:  # (a weight before the replayed steps is not finite, or their sum overflows)
-        return None
     body = kernel.top_reverse(runtime, faithful=True).stoppable_body(key)
     if body is None:
         return None
