@@ -11,13 +11,14 @@ pass and as much for the sweep, so 14-20 times the primal in all.
 But the sweep runs from the last step to the first, and the adjoint overflows about 2,000 steps from the end
 (where the merged product does); below that a nan stays nan. So:
 
-1. The preaccumulated loop notes where it is every 64 records (`checkpoint_site`): the record of the new
+1. The preaccumulated loop notes where it is every 32 records (`EVERY`, `checkpoint_site`): the record of the new
    state's backpropagator and the new parameters' values. A note costs a comparison a step.
 2. The entry that finds the product of its links not finite keeps the tape (lang/back/entries.py), and the
    order-free pass first asks `overflowed_gradient`. That finds, from the end, the first note whose adjoint
-   (the product of the weights after it) is not finite, and runs ←D's own term of the loop from the note
-   before it (64 steps of margin) to the note after it (`stoppable_body`: the loop compiled again, stopping
-   where a predicate says), swept from the merged adjoint there with `Paths` seeds, settled.
+   (the product of the weights after it) is not finite, and runs ←D's own term of the loop from that note to
+   the note after it (`stoppable_body`: the loop compiled again, stopping where a predicate says), swept from
+   the merged adjoint there with `Paths` seeds, settled; where that gives no nan (←D's own adjoint may
+   overflow a few steps below the merged one), once more from the note before.
 3. Where that gives nan, the gradient is nan, whatever the steps before the replayed ones. A nan they give
    comes from a nan path, from paths of both signs (+inf meeting -inf: with finite weights a float -inf needs a
    negative path), or from an infinity meeting a zero weight (a zero path). Times the paths before them —
@@ -33,8 +34,8 @@ prints) may differ.
 It applies where the function differentiated is a top-level function g, or g given all its arguments but the
 last, the input; g's body is a self tail loop of primitives only (no other call, no lambda, no function
 argument to a primitive), whose parameters are Ints, Bools and Strings, and one Real, the last, unboxed; and
-the tape is the input's sink and links (floats) alone. W2 at n = 10^4: 2 000 of its 10 000 steps are
-replayed — the replay's stop bounds them by the notes, not by the loop's end.
+the tape is the input's sink and links (floats) alone. W2 at n = 10^4 replays 64 of its 10^4 steps: the stop
+bounds them by the notes, not by the loop's end.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from ..model import core as c
 from ..model.types import BOOL, INT, REAL, STRING, TFun, prune
 from ..model.zeros import Paths
 
-EVERY = 64  # records between two notes
+EVERY = 32  # records between two notes (a note costs about a step; the replay runs up to two intervals)
 
 
 def checkpointed(compiler, gen, body: c.Expr) -> bool:
@@ -81,11 +82,11 @@ def checkpoint_site(gen, targets: list[str], values: list[str], ind: int) -> Non
     note with the tape's identity and itself (on entry it forgets any other loop's, so that the list on the backend
     is always this run's):
 
-        if v6 == N:                      (on entry: CP = k0.checkpoints = None; N = len(R) + 64)
+        if v6 == N:                      (on entry: CP = k0.checkpoints = None; N = len(R) + 32)
             if CP is None:
                 CP = k0.checkpoints = [id(R), body]
             CP.append((v6, v2, v5))
-            N = v6 + 64
+            N = v6 + 32
     """
     parts = gen.loop_targets[-1]
     at = targets.index(parts[0])
@@ -153,26 +154,27 @@ def overflowed_gradient(kernel, f, runtime, tape: list, checkpoints: list | None
         last = (notes[i], run)
     else:
         return None
-    if i == 0:
-        return None
-    start = notes[i - 1]
-    body = kernel.top_reverse(runtime, faithful=True).stoppable_body(key)
+    faithful = kernel.top_reverse(runtime, faithful=True)
+    body = faithful.stoppable_body(key)
     if body is None:
         return None
-    stop = _Stop(last[0][1:] if last else None)
-    given, x = start[1:-1], start[-1]
+    seed = Paths.seed(last[1] if last else 1.0)
+    for start in notes[i:max(i - 2, -1):-1]:  # (from the last note the overflow reached, then one note earlier)
+        stop = _Stop(last[0][1:] if last else None)
+        given, x = start[1:-1], start[-1]
 
-    def run_replay(dual_f, x_dual):
-        out = body((), stop, *given, x_dual)
-        if last is None:
-            return out  # (to the loop's end: its value, swept from 1.0)
-        if stop.state is None:
-            raise _Missed
-        return stop.state[-1]
-    faithful = kernel.top_reverse(runtime, faithful=True)
-    try:
-        _, pullback = kernel.vjp_recorded(g, x, REAL, REAL, faithful, kernel.backends[runtime.name], run_replay)
-    except _Missed:
-        return None
-    r = kernel.settle(pullback.settling(Paths.seed(last[1] if last else 1.0)), REAL)
-    return r if r != r else None
+        def run_replay(dual_f, x_dual):
+            out = body((), stop, *given, x_dual)
+            if last is None:
+                return out  # (to the loop's end: its value, swept from 1.0)
+            if stop.state is None:
+                raise _Missed
+            return stop.state[-1]
+        try:
+            _, pullback = kernel.vjp_recorded(g, x, REAL, REAL, faithful, kernel.backends[runtime.name], run_replay)
+        except _Missed:
+            return None
+        r = kernel.settle(pullback.settling(seed), REAL)
+        if r != r:
+            return r
+    return None
