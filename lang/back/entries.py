@@ -313,7 +313,7 @@ def order_free_gradient(kernel, f, x, in_t: Type, out_t: Type, u: float, tape: l
         if tape is not None:
             backend = kernel.backends[runtime.name]
             notes, backend.checkpoints = backend.checkpoints, None
-            decided = overflowed_gradient(kernel, f, runtime, tape, notes)
+            decided = overflowed_gradient(kernel, f, x, runtime, tape, notes)
             if decided is not None:
                 return decided
         _, pullback = kernel.vjp_reverse(f, x, in_t, out_t, runtime, faithful=True)

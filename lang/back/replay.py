@@ -27,7 +27,11 @@ But the sweep runs from the last step to the first, and the adjoint overflows ab
    value, a note missing) goes to the whole order-free pass, as before.
 
 What the replay takes from the preaccumulated pass is the adjoint at the note where it stops: finite, and
-equal to ←D's own adjoint there up to rounding (the rounding the issue allows the preaccumulated term). Where
+equal to ←D's own adjoint there up to rounding (the rounding the issue allows the preaccumulated term). Its
+one kind, the sign, is among those of ←D's own paths there, so the replay can only find fewer nans than ←D's
+own adjoint would: never one it would not. Not so for 0.0, whose kind is zero where ←D's own paths may have
+underflowed to it: then the whole pass decides (a review found `sqrt` at 0 after such an underflow: inf, not
+nan). Where
 it is ←D's own decision, the gradient is the one the whole pass gives; the sign bit of a nan (which dl never
 prints) may differ.
 
@@ -130,18 +134,20 @@ class _Missed(Exception):
     """The replay did not stop where the preaccumulated pass had been (it never does, by determinism)."""
 
 
-def overflowed_gradient(kernel, f, runtime, tape: list, checkpoints: list | None) -> float | None:
-    """The order-free gradient of f at its input, decided by replaying ←D's own term on the steps around the
-    overflow (module docstring), where that gives nan; else None (the whole pass decides). `tape`: the entry's
-    records, the input's sink then links, whose product was not finite; `checkpoints`: the notes the loop left."""
-    g = f.captured[0] if f.code.mode == "partial" else f
+def overflowed_gradient(kernel, f, x, runtime, tape: list, checkpoints: list | None) -> float | None:
+    """The order-free gradient of f at x, decided by replaying ←D's own term on the steps around the overflow
+    (module docstring), where that gives nan; else None (the whole pass decides). `tape`: the entry's records,
+    the input's sink then links, whose product was not finite; `checkpoints`: the notes the loop left, to which
+    the loop's start is one more (its Real the input, whose sink is record 0)."""
+    partial = f.code.mode == "partial"
+    g = f.captured[0] if partial else f
     key = g.code.info.get("global")
     dual = g.code.info.get(kernel.top_reverse(runtime))
-    if key is None or dual is None or not checkpoints or len(checkpoints) < 4 \
+    if key is None or dual is None or not checkpoints or len(checkpoints) < 3 \
             or checkpoints[0] != id(tape) or checkpoints[1] is not dual.body:
         return None
-    notes = checkpoints[2:]
-    if len(notes[0]) != g.arity + 1:
+    notes = [(0, *(f.captured[1] if partial else ()), x), *checkpoints[2:]]
+    if any(len(note) != g.arity + 1 for note in notes[:2]):
         return None
     # the merged adjoint at each note's state, from the end (the entry's product, taken in pieces), down to the
     # first that is not finite
@@ -158,8 +164,10 @@ def overflowed_gradient(kernel, f, runtime, tape: list, checkpoints: list | None
     body = faithful.stoppable_body(key)
     if body is None:
         return None
+    if last is not None and last[1] == 0.0:
+        return None  # (a product that underflowed: ←D's own adjoint there has the kinds of its paths, not zero's)
     seed = Paths.seed(last[1] if last else 1.0)
-    for start in notes[i:max(i - 2, -1):-1]:  # (from the last note the overflow reached, then one note earlier)
+    for start in notes[i::-1][:2]:  # (from the last note the overflow reached, then one note earlier)
         stop = _Stop(last[0][1:] if last else None)
         given, x = start[1:-1], start[-1]
 
