@@ -18,7 +18,7 @@ from conftest import failure, run_with_machine
 from lang.back.linear import Factoring
 from lang.transforms import fusion
 
-from test_fusion import transformed
+from test_fusion import transformed, unspecialised
 
 
 class Dual:
@@ -61,15 +61,6 @@ def by_hand(step, init, n: int, p: tuple):
     for _ in range(n):
         y = step(y, *xs)
     return y.v, y.d
-
-
-def unspecialised(fn):
-    saved = fusion._Fusion.specialise
-    fusion._Fusion.specialise = lambda self, e: None
-    try:
-        return fn()
-    finally:
-        fusion._Fusion.specialise = saved
 
 
 def value(text: str, **kw):

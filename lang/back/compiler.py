@@ -261,13 +261,20 @@ class Compiler:
 
     def fill(self, code: Code, params: list[str], body: c.Expr, self_ref, closed: bool = False) -> None:
         """Generate and compile the Python function for a lambda body; set code.body and code.free."""
-        gen = self.generator(params, self_ref, closed)
-        gen.unbox_loop_params(body)
-        gen.checkpoints = checkpointed(self, gen, body)
-        gen.tail(body, 0)
+        gen = self.written(params, body, self_ref, closed)
         code.free = tuple(gen.free)
         code.body = gen.build(code.name)
         code.info["python"] = gen.source  # the generated source, for reading and for golden tests
+
+    def written(self, params: list[str], body: c.Expr, self_ref, closed: bool = False, stop: bool = False) -> Gen:
+        """The writer of a lambda body, its lines written: loop parameters unboxed, notes taken where the replay
+        can use them (lang/back/replay.py), or (`stop`) a stop asked at each step's head instead."""
+        gen = self.generator(params, self_ref, closed)
+        gen.unbox_loop_params(body)
+        gen.stop = stop
+        gen.checkpoints = not stop and checkpointed(self, gen, body)
+        gen.tail(body, 0)
+        return gen
 
     def stoppable_body(self, key: tuple) -> Callable | None:
         """The top-level function `key`'s body compiled again as `body(c, stop, a0, ..)`: at the head of each
@@ -275,10 +282,7 @@ class Compiler:
         `return None` (lang/back/replay.py); None where the body does not loop."""
         if key not in self.stoppable:
             params, body = lambda_chain(self.source_of_global(key))
-            gen = self.generator(params, ("global", key))
-            gen.unbox_loop_params(body)
-            gen.stop = True
-            gen.tail(body, 0)
+            gen = self.written(params, body, ("global", key), stop=True)
             self.stoppable[key] = gen.build(instance_name(key[1], key[2])) if gen.loops and not gen.free else None
         return self.stoppable[key]
 

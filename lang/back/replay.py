@@ -38,7 +38,7 @@ prints) may differ.
 It applies where the function differentiated is a top-level function g, or g given all its arguments but the
 last, the input; g's body is a self tail loop of primitives only (no other call, no lambda, no function
 argument to a primitive), whose parameters are Ints, Bools and Strings, and one Real, the last, unboxed; and
-the tape is the input's sink and links (floats) alone. W2 at n = 10^4 replays 64 of its 10^4 steps: the stop
+the tape is the input's sink and links (floats) alone. W2 at n = 10^4 replays 32 of its 10^4 steps: the stop
 bounds them by the notes, not by the loop's end.
 """
 from __future__ import annotations
@@ -160,16 +160,16 @@ def overflowed_gradient(kernel, f, x, runtime, tape: list, checkpoints: list | N
         last = (notes[i], run)
     else:
         return None
+    if last is not None and last[1] == 0.0:
+        return None  # (a product that underflowed: ←D's own adjoint there has the kinds of its paths, not zero's)
     faithful = kernel.top_reverse(runtime, faithful=True)
     body = faithful.stoppable_body(key)
     if body is None:
         return None
-    if last is not None and last[1] == 0.0:
-        return None  # (a product that underflowed: ←D's own adjoint there has the kinds of its paths, not zero's)
     seed = Paths.seed(last[1] if last else 1.0)
     for start in notes[i::-1][:2]:  # (from the last note the overflow reached, then one note earlier)
         stop = _Stop(last[0][1:] if last else None)
-        given, x = start[1:-1], start[-1]
+        given, state = start[1:-1], start[-1]
 
         def run_replay(dual_f, x_dual):
             out = body((), stop, *given, x_dual)
@@ -179,7 +179,7 @@ def overflowed_gradient(kernel, f, x, runtime, tape: list, checkpoints: list | N
                 raise _Missed
             return stop.state[-1]
         try:
-            _, pullback = kernel.vjp_recorded(g, x, REAL, REAL, faithful, kernel.backends[runtime.name], run_replay)
+            _, pullback = kernel.vjp_recorded(g, state, REAL, REAL, faithful, kernel.backends[runtime.name], run_replay)
         except _Missed:
             return None
         r = kernel.settle(pullback.settling(seed), REAL)
