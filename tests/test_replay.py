@@ -13,6 +13,7 @@ the overflow only. Checked here:
 - the notes are written only where the replay can use them (a loop of primitives on one Real).
 """
 import math
+import re
 
 import pytest
 
@@ -170,3 +171,70 @@ def test_an_overflow_among_the_first_notes_is_replayed(n, monkeypatch):
     value, counters, decided = outcome(LOGISTIC + f"def main = grad (g {n}) 0.3\n", monkeypatch)
     slow, slow_counts, _ = outcome(LOGISTIC + f"def main = grad (g {n}) 0.3\n", monkeypatch, replaying=False)
     assert value == slow == "nan" and counters == slow_counts and decided == 1
+
+
+# ---- the loop's Real's link on top of the tape (replay.py, `on_top`)
+
+ON_TOP = [
+    (LOGISTIC, True),
+    ("def g (x : Real) = if x > 10.0 then x else g (x * x + 1.0)\n", True),
+    # a step that passes a constant on (no backpropagator): still one link on top
+    ("def g (n : Int) (x : Real) = if n == 0 then x else if n == 3 then g (n - 1) 0.5 else g (n - 1) (0.9 * x + 0.1 * x * x)\n",
+     True),
+    # two link sites (one a branch), a step of two records (y's used three times): written as before
+    ("def g (n : Int) (x : Real) = if n == 0 then x else if x > 0.5 then g (n - 1) (sin x) else g (n - 1) (x * x + 0.3)\n",
+     False),
+    ("def g (n : Int) (x : Real) = if n == 0 then x else let y = sin x in g (n - 1) (y * y + y)\n", False),
+]
+
+
+def on_top_written(source: str) -> bool:
+    """Whether a link's identity is its parent's plus one (`on_top`) in this source."""
+    return re.search(r"v\d+ = a\d+_1 \+ 1\n", source) is not None
+
+
+@pytest.mark.parametrize("text, on_top", ON_TOP)
+def test_the_link_is_written_on_top_only_where_that_is_right(text, on_top):
+    source = generated(text, "g")
+    assert on_top_written(source) == on_top
+    assert ("len(R) - 1 else" in source) == on_top  # (the lift on entry)
+
+
+@pytest.mark.parametrize("text", [t for t, _ in ON_TOP])
+def test_on_top_or_not_the_gradient_has_the_same_bits(text, monkeypatch):
+    """Written on top or as before (`top_kept` made to refuse), the same values and counters: from an input, from a
+    backpropagator below the top (lifted by a record of weight 1.0), from a constant; finite and overflowing."""
+    counted = "(n : Int)" in text
+    n = 3000 if "3.7" in text else 7
+
+    def g(arg: str, steps: int = n) -> str:
+        return f"g {steps} {arg}" if counted else f"g {arg}"
+    main = (f"def main = (value_and_grad (fun x -> {g('x')}) 0.3, "
+            f"grad (fun x -> let y = sin x in let z = {g('x', 2)} in {g('y')} * z) 0.4, grad (fun x -> {g('0.2')} + x) 0.5)\n")
+    fast, fast_counts, _ = outcome(text + main, monkeypatch)
+    with monkeypatch.context() as m:
+        m.setattr("lang.back.compiler.top_kept", lambda gen: False)
+        slow, slow_counts, _ = outcome(text + main, monkeypatch)
+    assert fast == slow and fast_counts == slow_counts
+
+
+def test_a_backpropagator_below_the_top_is_lifted(monkeypatch):
+    """g 3 y where y's record is below g 2 x's: one record of weight 1.0 lifts it; the gradient as by hand,
+    f x = g3(sin x) * g2(x) with g(y) = y * y + 0.3 iterated, g' the product of 2 y_k."""
+    def g(n, y):
+        d = 1.0
+        for _ in range(n):
+            d *= 2 * y
+            y = y * y + 0.3
+        return y, d
+    x = 0.4
+    (a, da), (b, db) = g(3, math.sin(x)), g(2, x)
+    expected = da * math.cos(x) * b + a * db
+    lifted = []
+    real = replay.lift_on_top
+    monkeypatch.setattr(replay, "lift_on_top", lambda records, parent: lifted.append(parent) or real(records, parent))
+    text = ("def g (n : Int) (x : Real) = if n == 0 then x else g (n - 1) (x * x + 0.3)\n"
+            "def main = grad (fun x -> let y = sin x in let z = g 2 x in g 3 y * z) 0.4\n")
+    value, _, _ = outcome(text, monkeypatch)
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+    assert lifted

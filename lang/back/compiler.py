@@ -44,7 +44,7 @@ from ..front.loader import PRELUDE
 from ..model.values import Code, Fun, Text, apply, partial_code as partial_application
 from ..model.scope import Scope
 from ..model.spans import Framed, Span
-from .replay import checkpoint_site, checkpointed
+from .replay import checkpoint_site, checkpointed, top_kept
 from ..model.types import ARRAY, BOOL, INT, STRING, instance_name, prune
 
 lambda_chain = c.lambda_chain
@@ -266,14 +266,21 @@ class Compiler:
         code.body = gen.build(code.name)
         code.info["python"] = gen.source  # the generated source, for reading and for golden tests
 
-    def written(self, params: list[str], body: c.Expr, self_ref, closed: bool = False, stop: bool = False) -> Gen:
+    def written(self, params: list[str], body: c.Expr, self_ref, closed: bool = False, stop: bool = False,
+                on_top: bool = True) -> Gen:
         """The writer of a lambda body, its lines written: loop parameters unboxed, notes taken where the replay
-        can use them (lang/back/replay.py), or (`stop`) a stop asked at each step's head instead."""
+        can use them (lang/back/replay.py), or (`stop`) a stop asked at each step's head instead; in such a loop,
+        the Real's links written on top of the tape where that is right (lang/back/linear.py, `on_top`), else
+        the lines written again without."""
         gen = self.generator(params, self_ref, closed)
         gen.unbox_loop_params(body)
         gen.stop = stop
         gen.checkpoints = not stop and checkpointed(self, gen, body)
+        if gen.checkpoints and on_top:
+            gen.top_link = gen.loop_targets[-1][1]
         gen.tail(body, 0)
+        if gen.top_sites and not top_kept(gen):
+            return self.written(params, body, self_ref, closed, stop, on_top=False)
         return gen
 
     def stoppable_body(self, key: tuple) -> Callable | None:
@@ -373,6 +380,10 @@ class Gen:
         self.link_ids: set[str] = set()  # locals holding a link's identity (LinearBackend: a float record)
         self.checkpoints = False  # whether a self tail call notes where the loop is (lang/back/replay.py)
         self.stop = False  # whether the loop stops where a predicate says (replay.py: `Compiler.stoppable_body`)
+        self.top_link: str | None = None  # the loop's Real's backpropagator, always the last record (linear.py `on_top`)
+        self.top_sites: set[str] = set()  # the links written on top of it
+        self.top_tails: list[str] = []  # what each self tail call passes on as that backpropagator
+        self.tape_lines: set[str] = set()  # the lines that may name the tape there (`linear.top_kept`)
 
     # ---- names
     def local(self) -> str:
@@ -528,6 +539,8 @@ class Gen:
                         targets += parts
                         values += self.components(arg, len(parts), ind)
                 self.count(ind, "betas")
+                if self.top_link is not None:
+                    self.top_tails.append(values[targets.index(self.top_link)])
                 if self.checkpoints:
                     checkpoint_site(self, targets, values, ind)
                 self.line(ind, f"{', '.join(targets)} = {', '.join(values)}")

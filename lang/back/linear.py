@@ -60,6 +60,7 @@ from ..model.zeros import _PRODUCT, NAN as _NAN, NEG as _NEG, NIL as _NIL, NINF 
 from ..transforms.preaccumulate import contributions, summands
 from .chains import chain_site, chain_weights, fold_chain, scaled_site, sweep_chain
 from .compiler import Gen
+from .replay import on_top
 
 GENERIC = "generic"  # first element of a generic record: (GENERIC, body, captured)
 SINK = ()            # the record of an input's sink: the first n identities are the n inputs' sinks
@@ -197,6 +198,9 @@ class LinearBackend:
             elif len(fields) == 2 and links:
                 records = gen.entry("R", f"{backend}.records")
                 gen.link_ids.add(v)
+                if fields[0] == gen.top_link:  # (a self tail loop's Real's, on the record just below: `on_top`)
+                    on_top(gen, v, fields[0], fields[1], records, ind)
+                    return
                 gen.line(ind, f"{v} = len({records})")
                 gen.line(ind, f"if {fields[0]} == {v} - 1:")
                 gen.line(ind + 1, f"{records}.append({fields[1]})")
