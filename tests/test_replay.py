@@ -238,3 +238,21 @@ def test_a_backpropagator_below_the_top_is_lifted(monkeypatch):
     value, _, _ = outcome(text, monkeypatch)
     assert float(value) == pytest.approx(expected, rel=1e-12)
     assert lifted
+
+
+def test_a_record_written_by_a_spilled_part_keeps_the_link_off_the_top(monkeypatch):
+    """(Found in review.) A step nested past SPILL_DEPTH writes part of itself as a function of its own, whose
+    records the body's lines do not show: there `y`'s record (x * x, unused) lands on top of x' each step, so
+    `sin x`'s link is written as before (with the link on top, its identity was wrong: 1.286 for 0.366)."""
+    inner = "x * x"
+    for k in range(70):
+        inner = f"(if n > {-k} then {inner} else 0.5)"
+    text = f"def g (n : Int) (x : Real) = if n == 0 then x else let y = {inner} in g (n - 1) (sin x)\n"
+    x, expected = 0.7, 1.0
+    for _ in range(5):
+        expected *= math.cos(x)
+        x = math.sin(x)
+    value, _, _ = outcome(text + "def main = grad (g 5) 0.7\n", monkeypatch)
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+    source = generated(text, "g")
+    assert ".body(" in source and not on_top_written(source)

@@ -380,10 +380,11 @@ class Gen:
         self.link_ids: set[str] = set()  # locals holding a link's identity (LinearBackend: a float record)
         self.checkpoints = False  # whether a self tail call notes where the loop is (lang/back/replay.py)
         self.stop = False  # whether the loop stops where a predicate says (replay.py: `Compiler.stoppable_body`)
-        self.top_link: str | None = None  # the loop's Real's backpropagator, always the last record (linear.py `on_top`)
+        self.top_link: str | None = None  # the loop's Real's backpropagator, always the last record (replay.py `on_top`)
         self.top_sites: set[str] = set()  # the links written on top of it
         self.top_tails: list[str] = []  # what each self tail call passes on as that backpropagator
-        self.tape_lines: set[str] = set()  # the lines that may name the tape there (`linear.top_kept`)
+        self.tape_lines: set[str] = set()  # the lines that may name the tape there (`replay.top_kept`)
+        self.spilled = False  # whether part of the body is a function of its own (`spill`: its lines are not these)
 
     # ---- names
     def local(self) -> str:
@@ -702,6 +703,7 @@ class Gen:
     def spill(self, e: c.Expr, ind: int) -> str:
         """`e` as the body of a function of its own, applied at once: its statements start unindented
         (CPython refuses deeper nesting). `v9 = k4.body(k4.captured, None)`."""
+        self.spilled = True
         f = self.closure(c.Lam("%spilled", e, span=e.span), ind)
         v = self.local()
         self.line(ind, f"{v} = {f}.body({f}.captured, None)")

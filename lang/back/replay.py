@@ -145,8 +145,10 @@ def lift_on_top(records: list, parent: int) -> int:
 def top_kept(gen) -> bool:
     """Whether the links `on_top` wrote are right: one site; every self tail call passes on its identity, the
     Real's own backpropagator or None (`gen.top_tails`); and no other line of the body names the tape or the
-    backend (no other record is written: the lines `gen.tape_lines`, the site's and the notes', alone)."""
-    if len(gen.top_sites) != 1 or any(t not in gen.top_sites | {gen.top_link, "None"} for t in gen.top_tails):
+    backend (no other record is written: the lines `gen.tape_lines`, the site's and the notes', alone), nor
+    is any part of it written elsewhere (a spilled function's lines are its own)."""
+    if len(gen.top_sites) != 1 or gen.spilled \
+            or any(t not in gen.top_sites | {gen.top_link, "None"} for t in gen.top_tails):
         return False
     import re  # (compiling a gradient: not at start-up)
     names = re.compile(rf"\b(R|{gen.const(gen.compiler.linear)})\b")
