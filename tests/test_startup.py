@@ -69,6 +69,27 @@ def test_a_program_that_differentiates_still_gets_the_kernel(tmp_path):
         assert (out.returncode, out.stdout, out.stderr) == (0, PRELUDE_USER_OUT + "True\n", "")
 
 
+def test_the_dl_script_imports_only_what_a_trivial_run_does(tmp_path):
+    """The installed `dl` is bin/dl (pyproject's script-files): the wrapper pip writes for an entry point would
+    import `re` first (with enum, a sixth of the start-up). The script itself, run as pip installs it."""
+    program = tmp_path / "trivial.dl"
+    program.write_text(SCALAR)
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "DL_CACHE_DIR": str(tmp_path / "cache")}
+
+    def imported(*args: str) -> set[str]:
+        out = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert out.returncode == 0 and out.stdout == ("" if "-c" in args else "3.0\n"), out.stderr
+        return {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    imported(str(ROOT / "bin" / "dl"), "run", str(program))  # (parses the file and types the prelude: Lark)
+    # both caches warm, without `site` (an editable install's finder imports `re` itself: -S leaves it out, and
+    # a trivial run needs nothing from site-packages)
+    before = imported("-S", "-c", "pass")
+    after = imported("-S", str(ROOT / "bin" / "dl"), "run", str(program))
+    assert "lang.tools.cli" in after
+    assert not (after - before) & set(NOT_FOR_A_TRIVIAL_RUN), (after - before) & set(NOT_FOR_A_TRIVIAL_RUN)
+
+
 # ---- `dl run FILE ARG...` without argparse -------------------------------------------------------------------
 
 QUICK = [["run", "f.dl"], ["run", "f.dl", "3", "2.5"], ["run", "f.dl", "(1.0, 2.0)", "[1, 2]", "true"],
