@@ -313,3 +313,53 @@ def test_the_order_free_float_sweep_runs_chains(ct):
     pairs[11] = math.inf
     assert backend.paths_values([SINK] * 5 + [chain(None, 1, pairs)], [(5, Paths.seed(ct))], 5) is None
     assert backend.paths_values(step_records(5, 1, pairs, None), [(74, Paths.seed(ct))], 5) is None
+
+
+# ---- a chain that is always the last record: no test that it is (`FoldChain.alone`)
+
+def reverse_source(text: str, name: str) -> str:
+    """The Python of the top-level `name`'s preaccumulated transform, and of the closures it makes."""
+    def go():
+        world = World()
+        loader = Loader(world)
+        loader.load_prelude()
+        mod = loader.load_source(Source("alone.dl", text), "alone.dl")
+        machine = Machine(world, mode=get("backprop"))
+        compiler = machine.ad.top_reverse(machine.runtime)
+        return compiler.global_value(mod.id, name, ()).code.info["python"]
+    return _in_thread(go)
+
+
+OTHER = "def other (xs : [Real]) = fold (fun acc x -> let y = sin x in acc + y * y + y) 0.0 xs\n"
+
+
+@pytest.mark.parametrize("name, kept", [("w4", 0), ("dot2", 0), ("sumsq", 1)])
+def test_a_step_writing_its_chain_alone_has_no_tape_test(name, kept):
+    """sumsq's inner sum has none; its outer sum's step runs the inner loop, whose records land on its chain: kept."""
+    source = reverse_source(PROGRAM, name)
+    assert ".append(" in source and source.count("[-1] is") == kept, source
+
+
+def test_a_step_writing_another_record_keeps_the_tape_test(monkeypatch):
+    """y = sin x has a record of its own (y' is used three times), written before the step's: the step's chain is
+    then never the last record, and each step starts one. Against the gradient by hand; and with the test taken
+    away regardless, the chain would grow on y's records above it, which the sweep has passed: wrong."""
+    assert "[-1] is" in reverse_source(OTHER, "other")
+    xs = [0.3, -1.2, 2.5, 0.7]
+    expected = [2 * math.sin(x) * math.cos(x) + math.cos(x) for x in xs]
+
+    def gradient():
+        def go():
+            world = World()
+            loader = Loader(world)
+            loader.load_prelude()
+            mod = loader.load_source(Source("alone.dl", OTHER + "def g (xs : [Real]) = grad other xs\n"), "alone.dl")
+            return apply(Machine(world, mode=get("backprop")).global_value(mod.id, "g", ()), (xs,))
+        return _in_thread(go)
+    assert gradient() == pytest.approx(expected, rel=1e-12)
+
+    def regardless(self, gen, fn, start):
+        for i, line in self.checks:
+            gen.lines[i] = line
+    monkeypatch.setattr(chains_module.FoldChain, "alone", regardless)
+    assert gradient() != pytest.approx(expected, rel=1e-12)

@@ -60,8 +60,10 @@ order into each), otherwise the steps run field by field. The counting machine r
 from __future__ import annotations
 
 from itertools import islice
+from typing import Callable
 
 from ..model import core as c
+from ..model.types import TFun, prune
 
 
 def chain(prev: int | None, width: int, pairs: list) -> list:
@@ -252,6 +254,8 @@ class FoldChain:
         self.locals: dict = {}      # a site's key -> its locals (the chain's identity, the chain)
         self.sink = None  # the local of the element's sink, where the loop numbers a [Real]'s floats (consecutive)
         self.index = None  # and an expression of the element's sink for a chain's start (from the loop's iterator)
+        self.checks: list[tuple[int, str]] = []  # each site's test (its line's place; the line without the tape's)
+        self.steps: list[tuple[int, int]] = []  # the lines of each backpropagator written with sites (`alone`)
 
     def site(self, gen, key) -> tuple[str, str]:
         """The locals of the record site `key`: the branches of one backpropagator with the same other parents
@@ -262,6 +266,48 @@ class FoldChain:
             names = self.locals[key] = (gen.local(), gen.local())
             self.sites.append(names[0])
         return names
+
+
+    def alone(self, gen, fn: c.Lam, start: int) -> None:
+        """Where the step writes no record but the one backpropagator with this chain's sites, the sites' test that
+        the chain is the last record goes: a step that finds acc' to be the chain a site grows follows the step
+        that grew it last (acc' is that step's record), and neither wrote another record since. So
+
+            if v9 == v19 and R[-1] is v20:        becomes        if v9 == v19:
+
+        (W5's dot: 6 of its step's 54 bytecodes.) The step must call nothing and make no closure (`calls_in`: no
+        record written by code other than these lines), be written in these lines (`_fold_loop`: nothing spilled),
+        and the lines from the loop's `for` (line `start`) on that name the tape or the backend must all be the one
+        backpropagator's (`steps`), which writes one record at most (`LinearBackend.create`)."""
+        if not self.checks or len(self.steps) != 1 or calls_in(fn.body.body) != []:
+            return
+        import re  # (compiling a gradient: not at start-up)
+        names = re.compile(rf"\b(R|{gen.const(gen.compiler.linear)})\b")
+        lo, hi = self.steps[0]
+        if any(names.search(line) for line in gen.lines[start:lo] + gen.lines[hi:]):
+            return
+        for i, line in self.checks:
+            gen.lines[i] = line
+
+
+def calls_in(e: c.Expr, own: Callable[[c.App], bool] = lambda app: False) -> list[c.App] | None:
+    """The applications in e that `own` accepts (a self tail loop's calls of itself, whose arguments are looked
+    into, not the head); None where e has any other application, a lambda, a local recursive definition, a
+    global or a primitive given a function: anything whose code the lines written for e do not show."""
+    calls, stack = [], [e]
+    while stack:
+        e = stack.pop()
+        match e:
+            case c.App() if own(e):
+                calls.append(e)
+                stack += c.spine(e)[1]  # (not the head: g given fewer arguments is no call of its own)
+                continue
+            case c.App() | c.Lam() | c.LetRec() | c.Global():
+                return None
+            case c.Prim(args=args) if any(a.ty is not None and isinstance(prune(a.ty), TFun) for a in args):
+                return None
+        stack += c.children(e)
+    return calls
 
 
 def fold_chain(fn: c.Expr, depth: int) -> FoldChain | None:

@@ -384,7 +384,7 @@ class Gen:
         self.top_sites: set[str] = set()  # the links written on top of it
         self.top_tails: list[str] = []  # what each self tail call passes on as that backpropagator
         self.tape_lines: set[str] = set()  # the lines that may name the tape there (`replay.top_kept`)
-        self.spilled = False  # whether part of the body is a function of its own (`spill`: its lines are not these)
+        self.spills = 0  # the parts of the body written as functions of their own (`spill`: their lines are not these)
 
     # ---- names
     def local(self) -> str:
@@ -703,7 +703,7 @@ class Gen:
     def spill(self, e: c.Expr, ind: int) -> str:
         """`e` as the body of a function of its own, applied at once: its statements start unindented
         (CPython refuses deeper nesting). `v9 = k4.body(k4.captured, None)`."""
-        self.spilled = True
+        self.spills += 1
         f = self.closure(c.Lam("%spilled", e, span=e.span), ind)
         v = self.local()
         self.line(ind, f"{v} = {f}.body({f}.captured, None)")
@@ -946,7 +946,7 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
     else:
         items = gen.atom(xs, ind)
     x = gen.local()
-    saved, start = gen.chain, len(gen.lines)
+    saved, start, spills = gen.chain, len(gen.lines), gen.spills
     chains = getattr(gen.compiler.linear, "fold_chain", None)  # (a sum's steps chained: lang/back/chains.py)
     gen.chain = chains(fn, gen.loop_depth + 1) if chains else None
     if widths is None:
@@ -954,6 +954,8 @@ def _fold_loop(gen: Gen, e: c.Prim, ind: int) -> str:
         _inline_body(gen, fn, [acc, x], acc, ind + 1)
     else:
         _unboxed_fold(gen, fn, acc, x, items, widths, ind, raw)
+    if gen.chain is not None and gen.spills == spills:  # (a chain always the last record: no test that it is)
+        gen.chain.alone(gen, fn, start)
     if gen.chain is not None:  # each record site's chain: none before the loop
         gen.lines[start:start] = ["    " * ind + f"{g} = -1" for g in gen.chain.sites]
     gen.chain = saved

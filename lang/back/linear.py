@@ -112,6 +112,7 @@ def _grow_or_start(gen, present: bool, acc: str, g: str, rec: str, grow: list[st
     this site grows (identity g, list rec) and that chain is still the last record; otherwise, and where acc'
     is absent, rec starts a chain, the list display `start`, and is recorded (its identity the site's and v's)."""
     if present:
+        gen.chain.checks.append((len(gen.lines), "    " * ind + f"if {acc} == {g}:"))  # (`FoldChain.alone`)
         gen.line(ind, f"if {acc} == {g} and {records}[-1] is {rec}:")
         for line in grow:
             gen.line(ind + 1, line)
@@ -150,11 +151,20 @@ class LinearBackend:
                 else: v9 = len(R); R.append((v2, v3, v4, v1))
         R, the list of records, is read once on entry. Up to three parents are written by cases (eight
         branches for three: a closure's two captured reals and its argument, W7); more build a list.
-        Any other body is `create_generic`."""
+        Any other body is `create_generic`. The lines written write one record at most, whichever branch runs
+        (a fold's chain sites among them: `FoldChain.alone`)."""
+        chain = gen.chain
+        start, checks = len(gen.lines), chain and len(chain.checks)
+        v = self._create(gen, e, ind)
+        if chain is not None and len(chain.checks) > checks:
+            chain.steps.append((start, len(gen.lines)))
+        return v
+
+    def _create(self, gen, e: c.LinLam, ind: int) -> str:
         if _by_cases(e.body, e.param):
             v = gen.local()
             gen.branches(e.body, ind, lambda branch, i: gen.line(
-                i, f"{v} = {self.create(gen, c.LinLam(e.param, branch, ty=e.ty, span=e.span), i)}"))
+                i, f"{v} = {self._create(gen, c.LinLam(e.param, branch, ty=e.ty, span=e.span), i)}"))
             return v
         pairs = contributions(e.body, e.param)
         if pairs is None:

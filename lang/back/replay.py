@@ -50,8 +50,9 @@ import math
 from math import prod
 
 from ..model import core as c
-from ..model.types import BOOL, INT, REAL, STRING, TFun, prune
+from ..model.types import BOOL, INT, REAL, STRING, prune
 from ..model.zeros import Paths
+from .chains import calls_in
 
 EVERY = 32  # records between two notes (a note costs about a step; the replay runs up to two intervals)
 
@@ -64,23 +65,10 @@ def checkpointed(compiler, gen, body: c.Expr) -> bool:
     unboxed = [i for i, parts in enumerate(gen.loop_targets) if parts is not None]
     if unboxed != [len(gen.params) - 1] or len(gen.loop_targets[-1]) != 2:
         return False
-    calls, stack = 0, [body]
-    while stack:
-        e = stack.pop()
-        match e:
-            case c.App() if gen.is_self_call(e):
-                calls += 1
-                args = c.spine(e)[1]
-                if any(a.ty is None or prune(a.ty) not in (INT, BOOL, STRING) for a in args[:-1]):
-                    return False
-                stack += args  # (not the head: g given fewer arguments is no call of its own)
-                continue
-            case c.App() | c.Lam() | c.LetRec() | c.Global():
-                return False
-            case c.Prim(args=args) if any(a.ty is not None and isinstance(prune(a.ty), TFun) for a in args):
-                return False
-        stack += c.children(e)
-    return calls > 0
+    calls = calls_in(body, gen.is_self_call)
+    if not calls:
+        return False
+    return all(a.ty is not None and prune(a.ty) in (INT, BOOL, STRING) for call in calls for a in c.spine(call)[1][:-1])
 
 
 def checkpoint_site(gen, targets: list[str], values: list[str], ind: int) -> None:
@@ -147,7 +135,7 @@ def top_kept(gen) -> bool:
     Real's own backpropagator or None (`gen.top_tails`); and no other line of the body names the tape or the
     backend (no other record is written: the lines `gen.tape_lines`, the site's and the notes', alone), nor
     is any part of it written elsewhere (a spilled function's lines are its own)."""
-    if len(gen.top_sites) != 1 or gen.spilled \
+    if len(gen.top_sites) != 1 or gen.spills \
             or any(t not in gen.top_sites | {gen.top_link, "None"} for t in gen.top_tails):
         return False
     import re  # (compiling a gradient: not at start-up)
