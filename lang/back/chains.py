@@ -60,10 +60,13 @@ order into each), otherwise the steps run field by field. The counting machine r
 from __future__ import annotations
 
 from itertools import islice
-from typing import Callable
 
 from ..model import core as c
 from ..model.types import TFun, prune
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: typing is not imported at start-up)
+    from typing import Callable
 
 
 def chain(prev: int | None, width: int, pairs: list) -> list:
