@@ -15,7 +15,8 @@ one record, a *chain*:
 
 at identity r_j, the identity the later steps' accumulators share. A step that finds its
 accumulator's backpropagator to be the chain this loop is growing, and the chain the last record,
-appends its pairs (two appends, no tuple, no identity); any other step starts a chain. This is
+appends its pairs (two appends, no tuple, no identity); any other step starts a chain (where nothing but the
+step's own record can be written, the test that the chain is the last record goes: `FoldChain.alone`). This is
 linear β for backpropagators used once (docs/transforms.md, Preaccumulation), done while the loop
 runs rather than on the term: a loop's length is known only then.
 
