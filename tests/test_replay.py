@@ -256,3 +256,23 @@ def test_a_record_written_by_a_spilled_part_keeps_the_link_off_the_top(monkeypat
     assert float(value) == pytest.approx(expected, rel=1e-12)
     source = generated(text, "g")
     assert ".body(" in source and not on_top_written(source)
+
+
+def test_a_self_call_not_in_tail_position_is_a_call(monkeypatch):
+    """(Found in review, helper-50.) `g (n - 1) (k + 1) x` in the test runs the whole loop again in the middle of a
+    step, recording on the tape: neither notes nor a link on top there. By hand: the test compares the inner
+    run's value with 0.1; g shrinks x by 0.9 a step until n runs out or the inner run exceeds 0.1."""
+    def g(n, k, x):  # (value, d value / d x)
+        if n <= 0:
+            return x, 1.0
+        if g(n - 1, k + 1, x)[0] > 0.1:
+            return x, 1.0
+        y, d = g(n - 1, k + 1, 0.9 * x)
+        return y, 0.9 * d
+    text = ("def g (n : Int) (k : Int) (x : Real) = if n <= 0 then x else if g (n - 1) (k + 1) x > 0.1 then x "
+            "else g (n - 1) (k + 1) (0.9 * x)\n")
+    for n, x in ((9, -0.5), (3, -0.5), (6, 0.2)):
+        value, _, _ = outcome(text + f"def main = value_and_grad (fun x -> g {n} 0 x) ({x})\n", monkeypatch)
+        assert eval(value) == pytest.approx(g(n, 0, x), rel=1e-12)
+    source = generated(text, "g")
+    assert "CP.append(" not in source and not on_top_written(source)
