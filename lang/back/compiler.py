@@ -753,6 +753,10 @@ class Gen:
             return isinstance(head, c.Global) and (head.module, head.name, head.inst) == key
         return isinstance(head, c.Var) and (head.name, head.inst) == key
 
+    def self_tail_calls(self, body: c.Expr) -> list[c.App]:
+        """The applications in tail position in `body` written as loops (`tail`)."""
+        return _self_tail_calls(self, body)
+
     def arguments(self, e: c.App, ind: int) -> list[str]:
         """The atoms of an application's arguments, in order."""
         _, args = _spine(e)

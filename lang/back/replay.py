@@ -65,9 +65,8 @@ def checkpointed(compiler, gen, body: c.Expr) -> bool:
     unboxed = [i for i, parts in enumerate(gen.loop_targets) if parts is not None]
     if unboxed != [len(gen.params) - 1] or len(gen.loop_targets[-1]) != 2:
         return False
-    from .compiler import _self_tail_calls  # (the compiler imports this module)
-    tails = {id(e) for e in _self_tail_calls(gen, body)}  # (a self call elsewhere runs the body, recording, in
-    calls = calls_in(body, lambda e: id(e) in tails)      # the middle of a step: found by review, helper-50)
+    tails = {id(e) for e in gen.self_tail_calls(body)}  # (a self call elsewhere runs the body, recording, in
+    calls = calls_in(body, lambda e: id(e) in tails)    # the middle of a step: found by review, helper-50)
     if not calls:
         return False
     return all(a.ty is not None and prune(a.ty) in (INT, BOOL, STRING) for call in calls for a in c.spine(call)[1][:-1])
