@@ -285,13 +285,19 @@ class FoldChain:
         backpropagator's (`steps`), which writes one record at most (`LinearBackend.create`)."""
         if not self.checks or len(self.steps) != 1 or calls_in(fn.body.body) != []:
             return
-        import re  # (compiling a gradient: not at start-up)
-        names = re.compile(rf"\b(R|{gen.const(gen.compiler.linear)})\b")
         lo, hi = self.steps[0]
-        if any(names.search(line) for line in gen.lines[start:lo] + gen.lines[hi:]):
+        if naming_the_tape(gen, gen.lines[start:lo] + gen.lines[hi:]):
             return
         for i, line in self.checks:
             gen.lines[i] = line
+
+
+def naming_the_tape(gen, lines: list[str]) -> list[str]:
+    """Those of `lines` (of `gen`'s body) that name the tape (`R`, the records read on entry) or the backend: the
+    only lines that can write a record, in a body that calls nothing (`calls_in`) and spilled nothing."""
+    import re  # (compiling a gradient: not at start-up)
+    names = re.compile(rf"\b(R|{gen.const(gen.compiler.linear)})\b")
+    return [line for line in lines if names.search(line)]
 
 
 def calls_in(e: c.Expr, own: Callable[[c.App], bool] = lambda app: False) -> list[c.App] | None:

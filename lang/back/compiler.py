@@ -270,7 +270,7 @@ class Compiler:
                 on_top: bool = True) -> Gen:
         """The writer of a lambda body, its lines written: loop parameters unboxed, notes taken where the replay
         can use them (lang/back/replay.py), or (`stop`) a stop asked at each step's head instead; in such a loop,
-        the Real's links written on top of the tape where that is right (lang/back/linear.py, `on_top`), else
+        the Real's links written on top of the tape where that is right (lang/back/replay.py, `on_top`), else
         the lines written again without."""
         gen = self.generator(params, self_ref, closed)
         gen.unbox_loop_params(body)

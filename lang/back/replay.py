@@ -52,7 +52,7 @@ from math import prod
 from ..model import core as c
 from ..model.types import BOOL, INT, REAL, STRING, prune
 from ..model.zeros import Paths
-from .chains import calls_in
+from .chains import calls_in, naming_the_tape
 
 EVERY = 32  # records between two notes (a note costs about a step; the replay runs up to two intervals)
 
@@ -69,7 +69,8 @@ def checkpointed(compiler, gen, body: c.Expr) -> bool:
     calls = calls_in(body, lambda e: id(e) in tails)    # the middle of a step: found by review, helper-50)
     if not calls:
         return False
-    return all(a.ty is not None and prune(a.ty) in (INT, BOOL, STRING) for call in calls for a in c.spine(call)[1][:-1])
+    return all(a.ty is not None and prune(a.ty) in (INT, BOOL, STRING)
+               for call in calls for a in c.spine(call)[1][:-1])
 
 
 def checkpoint_site(gen, targets: list[str], values: list[str], ind: int) -> None:
@@ -139,9 +140,7 @@ def top_kept(gen) -> bool:
     if len(gen.top_sites) != 1 or gen.spills \
             or any(t not in gen.top_sites | {gen.top_link, "None"} for t in gen.top_tails):
         return False
-    import re  # (compiling a gradient: not at start-up)
-    names = re.compile(rf"\b(R|{gen.const(gen.compiler.linear)})\b")
-    return all(line.strip() in gen.tape_lines for line in gen.lines if names.search(line))
+    return all(line.strip() in gen.tape_lines for line in naming_the_tape(gen, gen.lines))
 
 
 class _Stop:
