@@ -683,3 +683,103 @@ def test_the_tape_is_let_go_before_the_collector_is_back(site, monkeypatch):
     text_main = text.replace("def main = fst (vg", f"def main = ({site}")
     (fast, _), (slow, _) = run_both(text_main, monkeypatch)
     assert bits(fast) == bits(slow)
+
+
+# ---- a site's own function of the function it is called with (`fuse`, `_FUSED`): ←D(f)'s body on the floats
+# written in the site's function, from the site's second call with f on
+
+FUSED = W4 + """\
+def logsum (xs : [Real]) = log (sum (map (fun x -> x * x) xs))
+def big (xs : [Real]) = sum (map exp xs)
+def bad (xs : [Real]) = sum (map (fun x -> if x > 2.0 then head ([] : [Real]) else x * x) xs)
+def vg (f : [Real] -> Real) (xs : [Real]) = value_and_grad f xs
+def gr (f : [Real] -> Real) (xs : [Real]) = grad f xs
+"""
+LISTS = [[0.5, -1.25, 2.0], [0.0, -0.0, 3.0, 1e-300], [], [float(v) for v in np.linspace(-4.0, 4.0, 300)], [0.25] * 7]
+
+
+def fused_calls(calls: list, names=("vg", "gr")):
+    """Each (site, function, list) call in turn on one machine, and each site's Site after them."""
+    from lang.back.entries import Site
+    from lang.back.machine import Machine
+    from lang.model.values import apply
+    program = load_source(FUSED)
+    machine = Machine(program.world, get("backprop"))
+    fns = {n: machine.global_value(program.module.id, n, ()) for n in ("loss", "logsum", "big", "bad", *names)}
+    out = [run_deep(lambda: apply(fns[site], (fns[f], xs))) for site, f, xs in calls]
+    sites = {}
+    for n in names:
+        found = [c.cell_contents for c in fns[n].body.__closure__ if type(c.cell_contents) is Site]
+        sites[n] = found[0]
+    return out, sites
+
+
+def general_values(calls: list, monkeypatch):
+    """The same calls on the general path (no entries)."""
+    with monkeypatch.context() as m:
+        m.setattr(kernel_module, "scalar_entry", lambda *a: None)
+        from lang.back.machine import Machine
+        from lang.model.values import apply
+        program = load_source(FUSED)
+        machine = Machine(program.world, get("backprop"))
+        fns = {n: machine.global_value(program.module.id, n, ()) for n in ("loss", "logsum", "big", "vg", "gr")}
+        return [run_deep(lambda: apply(fns[site], (fns[f], xs))) for site, f, xs in calls]
+
+
+def test_the_fused_function_against_numpy_and_the_general_path(monkeypatch):
+    """From the second call on, the site calls its own function of `loss` (its body on the floats written in it):
+    the value and gradient by hand with numpy, bit for bit the general path's, on lists short and long (past
+    GC_INPUTS: the collector switched off), empty, and with signed zeros (a gradient real equal to 0.0)."""
+    calls = [(site, "loss", xs) for xs in LISTS for site in ("vg", "gr")]
+    out, sites = fused_calls(calls)
+    for s in sites.values():
+        assert s.call.__name__ == "fused" and not s.fresh
+        assert "for v" in s.call.source and "return entry(f, x)" in s.call.source
+    for (site, _, xs), v in zip(calls, out):
+        x = np.array(xs, dtype=float)
+        g = list(np.cos(x) * x + np.sin(x))
+        if site == "vg":
+            assert v[0] == pytest.approx(float(np.sum(np.sin(x) * x)), rel=1e-13, abs=1e-300)
+            v = v[1]
+        assert type(v) is list and all(type(r) is float for r in v)
+        assert v == pytest.approx(g, rel=1e-13, abs=1e-300)
+    assert bits(out) == bits(general_values(calls, monkeypatch))
+    assert bits(out[3][:2]) == bits(out[2][1][:2]) == bits([0.0, -0.0])
+
+
+def test_the_fused_function_gives_way_to_the_entry_for_another_function(monkeypatch):
+    """A site made its own function of the first function with a body on the floats (`loss`); called with another
+    (`logsum`, whose gradient is not a chain on the sinks alone: the general sweep), it calls the entry."""
+    xs = [[0.5, -1.25, 2.0], [3.0, 1.0], [1e-3, 2.0, -7.0, 0.5]]
+    calls = [("vg", f, x) for x in xs for f in ("loss", "logsum")]
+    out, sites = fused_calls(calls, names=("vg",))
+    assert sites["vg"].call.__globals__["F"] is not None and sites["vg"].call.__name__ == "fused"
+    for (_, f, x), (y, g) in zip(calls, out):
+        x = np.array(x)
+        if f == "logsum":
+            s = float(np.sum(x * x))
+            assert y == pytest.approx(math.log(s), rel=1e-14)
+            assert g == pytest.approx(list(2.0 * x / s), rel=1e-13)
+    assert bits(out) == bits(general_values(calls, monkeypatch))
+
+
+def test_the_fused_function_on_a_gradient_that_is_not_finite_and_on_an_error(monkeypatch):
+    """The fused function's gradient that is not finite takes the order-free pass, as the entry's does; an error
+    raised in its loop is the same diagnostic as on the general path."""
+    calls = [("vg", "big", [1.0, 2.0]), ("vg", "big", [1.0, 800.0]), ("gr", "big", [0.5]), ("gr", "big", [-1e3, 1e3])]
+    out, sites = fused_calls(calls)
+    assert sites["vg"].call.__name__ == "fused"
+    assert bits(out[1]) == bits((math.inf, [math.e, math.inf]))
+    assert bits(out[3]) == bits([math.exp(-1e3), math.inf])
+    assert bits(out) == bits(general_values(calls, monkeypatch))
+
+    def message(text):
+        with pytest.raises(DlError) as info:
+            run(text)
+        return info.value.kind, str(info.value.span), info.value.message
+    text = FUSED + "def main = map (fun xs -> vg bad xs) [[1.0], [0.5, 1.5], [1.0, 3.0]]\n"
+    fast = message(text)
+    with monkeypatch.context() as m:
+        m.setattr(kernel_module, "scalar_entry", lambda *a: None)
+        assert message(text) == fast
+    assert fast[2] == "head of an empty list"

@@ -341,6 +341,7 @@ class PrimCode:
 # ---- generating one Python function -------------------------------------------------
 
 _TEMPLATES: dict[str, Callable] = {}  # generated source -> its compiled factory (shape-shared, immutable)
+RUNTIME_NAMES = {"_DlError": DlError, "_apply": apply, "_Fun": Fun, "_UNSET": UNSET}  # what generated lines read
 
 # CPython refuses more than 100 levels of indentation and 20 nested loop or try blocks in one
 # function. Deeper than SPILL_DEPTH, a term becomes a function of its own, called in place; past
@@ -470,7 +471,7 @@ class Gen:
         self.source = src
         factory = _TEMPLATES.get(src)
         if factory is None:
-            namespace: dict = {"_DlError": DlError, "_apply": apply, "_Fun": Fun, "_UNSET": UNSET}
+            namespace = dict(RUNTIME_NAMES)
             exec(compile(src, f"<dl {name}>", "exec"), namespace)
             factory = namespace["factory"]
             _TEMPLATES[src] = factory
@@ -843,7 +844,9 @@ class Gen:
             args = [self.atom(a, ind) for a in e.args]
             self.count(ind, "prims")
             v = self.local()
-            self.line(ind, f"{v} = {self.const(fn)}({', '.join(args)})")
+            site = getattr(fn, "site", None)  # (a scalar entry's: what it calls may become a function of its own)
+            call = f"{self.const(fn)}" if site is None else f"{self.const(site)}.call"
+            self.line(ind, f"{v} = {call}({', '.join(args)})")
             return v
         if prim.kind == "toreal" and not e.args:
             if e.ty is not None and prune(e.ty) == ARRAY:

@@ -102,11 +102,12 @@ from ..model.types import REAL, TList, TTuple, Type, resolve
 from ..model.values import Fun, call1, native, partial_code
 from ..model.zeros import Paths, Zero
 from .chains import sweep_chain, sweep_scaled
+from .compiler import RUNTIME_NAMES
 from .linear import SINK
 from .replay import overflowed_gradient
 from .quick import PLAIN, partial_lifter, plain_lifter, sweep_short
 from .shapes import FIXED_LEAVES, fixed_shape
-from .streams import RAW_KEY, raw_list_body
+from .streams import RAW_KEY, raw_list_body, raw_list_lines
 
 OPS = ("grad", "value_and_grad", "vjp")  # the primitives that have scalar entries
 
@@ -117,6 +118,12 @@ _FORWARD = """\
 {head}
     try:
 {lift}
+{forward}
+{tail}
+    except DlRuntimeError as err:
+        raise err.with_span(span)
+{after}"""
+_PASS = """\
         collecting = isenabled()
         disable()
         try:
@@ -131,14 +138,84 @@ _FORWARD = """\
 {sweep}
         finally:
             if collecting:
+                enable()"""
+
+# a [Real] whose ←D(f) has a body that folds over x's floats (lang/back/streams.py; compiled by the general
+# path's first call, below): that body called at once, without the lifting, the injection and the choice of
+# call, as W4's gradient is at small n; the same pass, sweep and settling as the general path
+_RAW_FIRST = """\
+{lookup}        raw = None if dual_f is None else dual_f.code.info.get(RAW)
+        if raw is not None:
+            if site.fresh:  # (the site's first such call: its own function of f, `fuse`, called from now on)
+                fuse(f, dual_f)
+{raw_pass}
+        else:
+{lift}
+{forward}"""
+_RAW_CALL = "                y_dual = raw(dual_f.captured, x)"
+
+# a site's own function of the one function F it has been called with that has such a body: the body's lines
+# written where the entry calls it (one Python frame fewer, and no lookup of the transform or the body), in the
+# same pass, with the same sweep and settling (the general sweep's first case, a fold's chain on the sinks in
+# order, taken first and its gradient returned where the settling would return it as it is); called with another
+# function, the site's entry. The collector is switched off for GC_INPUTS inputs or more: below, the pass
+# allocates too few objects for a collection to walk (a fold's loop over n floats: about one record a step), and
+# switching it costs a twentieth of the call (W4 at n = 10)
+_FUSED = """\
+def fused(f, x):
+    if f is not F:
+        return entry(f, x)
+    try:
+        n = len(x)
+        collecting = n >= GC_INPUTS and isenabled()
+        if collecting:
+            disable()
+        try:
+            saved = backend.records
+            records = backend.records = [SINK] * n
+            try:
+{call}
+            finally:
+                backend.records = saved
+            y, b = y_dual
+            if b == n and type(chain := records[b]) is list and chain[1] == 0 and chain[0] is None \\
+                    and len(chain) - 3 == n:  # (its n sinks consecutive from chain[2]: from 0)
+                del chain[:3]
+                records = y_dual = None
+                try:
+                    total = sum(chain)
+                except TypeError:
+                    total = None
+                if type(total) is float and total - total == 0.0 \\
+                        and (0.0 not in chain or count(map(type, chain), float) == n):
+                    return {result}
+                adj, overflowed = chain, None
+            else:
+{sweep}
+        finally:
+            if collecting:
                 enable()
 {tail}
     except DlRuntimeError as err:
         raise err.with_span(span)
-{after}"""
+"""
 
-_LIFT = """\
+
+GC_INPUTS = 256
+
+
+class Site:
+    """What a site's code calls, `site.call(f, x)` (Gen.primitive): the site's entry, until the entry has made the
+    site's own function of the function it is called with (`_FUSED`); `fresh` until the entry has tried."""
+    __slots__ = ("call", "fresh")
+
+    def __init__(self, call: Callable):
+        self.call, self.fresh = call, True
+
+_LOOKUP = """\
         dual_f = f.code.info.get(compiler)
+"""
+_LIFT = _LOOKUP + """\
         given = None
         if dual_f is None:  # a closure of Ints, Reals, ... lifted directly (lang/back/quick.py); given: the
             dual_f, given = lift_plain(f)  # arguments of a partial application that dual_f takes with x
@@ -174,10 +251,7 @@ _SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, n)"
 # `sinks_of_chain` gives them, taken from the chain itself; one chain of links from the seed down to the last
 # sink, its product at once (as `sweep_short`)
 _SWEEP_ONE = """\
-            if b is None:
-                adj = None
-            elif b == n == len(records) - 1 and type(records[b]) is list:  # (one chain after the sinks, a fold's,
-                chain = records[b]                                         # whose parents are the sinks)
+            if b == n and type(chain := records[b]) is list:  # (one chain after the sinks, a fold's, whose parents
                 if chain[1] == 0 and chain[0] is None and chain[2] == 0 and len(chain) - 3 == n:
                     del chain[:3]  # (on the sinks 0 .. n - 1 in order, each once, from nothing: from the seed 1.0
                     adj = chain    # the weights are the gradient, as `sinks_of_chain` gives them; the tape is
@@ -186,7 +260,9 @@ _SWEEP_ONE = """\
                     if type(chain[1]) is tuple:
                         sweep_scaled(chain, adj, 1.0)
                     else:
-                        sweep_chain(chain, adj, 1.0)
+                        sweep_chain(chain, adj, 1.0)  # are the sinks: any record after it is not b's)
+            elif b is None:
+                adj = None
             elif type(records[-1]) is tuple:  # (a record, or a sink: not one of the two)
                 adj = sweep_one(records, b, 1.0, n)
             elif b == len(records) - 1 >= n and type(records[b]) is float and type(records[n]) is float:
@@ -374,6 +450,8 @@ def _list_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
         return "n = len(x)\n            raw = None if given is not None else dual_f.code.info.get(RAW, False)\n" \
                "            if raw is False:\n" \
                "                raw = raw_list(compiler, dual_f.code)\n" \
+               "                if raw is not None and site.fresh and dual_f is f.code.info.get(compiler):\n" \
+               "                    fuse(f, dual_f)  # (this site's own function of f, called from the next call)\n" \
                "            x_dual = None if raw is not None else list(zip(x, range(n)))", "[SINK] * n", settle, "g"
     return "x_dual, n = inject(x, 0)\n            raw = None", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
 
@@ -406,8 +484,13 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
         sweep = "            overflowed = None\n" + (_SWEEP_ONE if quick_sweep is not backend.sweep_one else "            " + _SWEEP.format(seed="1.0")) + "\n            " + _DROP
         tail = _RETURN.format(settle=settle, result=f"(y, {gradient})" if op == "value_and_grad" else gradient)
         after = ""
-    src = _FORWARD.format(head="def entry(f, x):", lift=_LIFT, call=_CALL, inject=inject, sinks=sinks, sweep=sweep,
-                          tail=tail, after=after)
+    forward = _PASS.format(inject=inject, sinks=sinks, call=_CALL, sweep=sweep)
+    lift = _LIFT
+    if in_t == TList(REAL) and op != "vjp":
+        raw_pass = _PASS.format(inject="n = len(x)", sinks=sinks, call=_RAW_CALL, sweep=sweep)
+        lift, forward = _RAW_FIRST.format(lookup=_LOOKUP, raw_pass=_indent(raw_pass),
+                                          lift=_indent(lift.removeprefix(_LOOKUP)), forward=_indent(forward)), ""
+    src = _FORWARD.format(head="def entry(f, x):", lift=lift, forward=forward, tail=tail, after=after)
     walks = kernel.shapes.io(in_t, out_t)
     namespace = {"compiler": compiler, "backend": backend, "sweep_one": quick_sweep,
                  "lift_fun": kernel.lift_fun, "lift_plain": plain_lifter(compiler),
@@ -422,7 +505,30 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     exec(compile(src, f"<{op} entry>", "exec"), namespace)
     entry = namespace["entry"]
     entry.source = src  # (what a test or a curious reader can print)
+    entry.site = namespace["site"] = site = Site(entry)
     made: dict = {}
+
+    def fuse(f, dual_f) -> None:
+        """The site's own function of f (`_FUSED`), called from now on, where ←D(f)'s raw body can be written as
+        statements (not where Python refuses its nesting)."""
+        site.fresh = False
+        gen = raw_list_lines(compiler, dual_f.code, "y_dual")
+        if gen is None:
+            return
+        lines = ["c = captured", f"{gen.params[0]} = x", *(f"{k} = {v}" for k, v in gen.prologue.items()), *gen.lines]
+        call = "\n".join(" " * 16 + ln for ln in lines)
+        fused_src = _FUSED.format(call=call, sweep=_indent(sweep), tail=tail,
+                                  result="(y, chain)" if op == "value_and_grad" else "chain")
+        names = {**namespace, **RUNTIME_NAMES, **gen.consts, "F": f, "captured": dual_f.captured, "entry": entry,
+                 "GC_INPUTS": GC_INPUTS}
+        try:
+            code = compile(fused_src, f"<{op} entry of {dual_f.code.name}>", "exec")
+        except (SyntaxError, RecursionError, MemoryError):  # (too deeply nested: the entry goes on calling the body)
+            return
+        exec(code, names)
+        site.call = names["fused"]
+        site.call.source = fused_src
+    namespace["fuse"] = fuse
 
     def partial(k: int) -> Callable:
         """The same entry for a partial application `g a1 .. ak` written at the site (Gen.primitive):
@@ -434,7 +540,8 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
             whole_f = f"whole(head, ({given},))"
             part = _FORWARD.format(head=f"def entry_partial(head, {given}, x):",
                                    lift=_LIFT_PARTIAL.format(arity=k + 1, plain=plain, given=given),
-                                   call=_CALL_PARTIAL.format(given=given), inject=inject, sinks=sinks, sweep=sweep,
+                                   forward=_PASS.format(inject=inject, sinks=sinks, sweep=sweep,
+                                                        call=_CALL_PARTIAL.format(given=given)),
                                    tail=tail.replace("(f, x", f"({whole_f}, x"),
                                    after=after.replace("(f, x", f"({whole_f}, x"))
             exec(compile(part, f"<{op} entry of a partial application>", "exec"), namespace)
@@ -443,6 +550,11 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
         return made[k]
     entry.partial = partial  # (Gen.primitive calls partial(k) where a partial application is written)
     return entry
+
+
+def _indent(src: str) -> str:
+    """Generated lines one level deeper (under the raw-first path's `if` and `else`)."""
+    return "\n".join("    " + ln if ln else ln for ln in src.split("\n"))
 
 
 def whole(g, given: tuple):

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..model.values import Code
-from .compiler import lambda_chain
+from .compiler import Gen, lambda_chain
 
 RAW_KEY = "raw_list"  # code.info's key for the body (or None; absent: not compiled yet), read by the entries too
 
@@ -45,6 +45,27 @@ def raw_list_body(compiler, code: Code) -> Callable | None:
 
 def _compile(compiler, code: Code) -> Callable | None:
     """The body of `code` compiled with its parameter raw, or None."""
+    gen = _written(compiler, code, None)
+    if gen is None:
+        return None
+    body = gen.build(code.name)
+    code.info["raw_list_python"] = gen.source  # (for reading, and for tests)
+    return body
+
+
+def raw_list_lines(compiler, code: Code, result: str) -> Gen | None:
+    """The same body written as statements that store its value in the local `result`, for a function that
+    writes them inside its own (a site's fused entry, lang/back/entries.py): the writer, whose `lines`,
+    `prologue` (locals to compute first: the tape), `consts`, `params` (the floats' one) and `c` (the captured
+    values) that function provides; None where `raw_list_body` is None."""
+    if code.info.get(RAW_KEY) is None:
+        return None
+    return _written(compiler, code, result)
+
+
+def _written(compiler, code: Code, result: str | None) -> Gen | None:
+    """The writer of the body of `code` with its parameter raw (returning its value, or storing it in
+    `result`), or None."""
     if code.arity != 1 or code.lam is None or code.body is None or compiler.counting:
         return None
     params, body = lambda_chain(code.lam)
@@ -54,13 +75,14 @@ def _compile(compiler, code: Code) -> Callable | None:
     if not hasattr(gen, "raw"):
         return None
     gen.raw = gen.params[0]
-    gen.tail(body, 0)
+    if result is None:
+        gen.tail(body, 0)
+    else:
+        gen.assign(body, result, 0)
     # the captured values in the order the closure holds them (a body that reads them in another order: none)
-    if gen.raw_reads != 0 or gen.raw_folds == 0 or tuple(gen.free) != code.free:
+    if gen.raw_reads != 0 or gen.raw_folds == 0 or tuple(gen.free) != code.free or gen.loops or gen.stop:
         return None
-    body = gen.build(code.name)
-    code.info["raw_list_python"] = gen.source  # (for reading, and for tests)
-    return body
+    return gen
 
 
-__all__ = ["raw_list_body", "RAW_KEY"]
+__all__ = ["raw_list_body", "raw_list_lines", "RAW_KEY"]
