@@ -694,6 +694,7 @@ def big (xs : [Real]) = sum (map exp xs)
 def bad (xs : [Real]) = sum (map (fun x -> if x > 2.0 then head ([] : [Real]) else x * x) xs)
 def vg (f : [Real] -> Real) (xs : [Real]) = value_and_grad f xs
 def gr (f : [Real] -> Real) (xs : [Real]) = grad f xs
+def vj (f : [Real] -> Real) (xs : [Real]) = let (y, pb) = vjp f xs in (y, pb 2.0)
 """
 LISTS = [[0.5, -1.25, 2.0], [0.0, -0.0, 3.0, 1e-300], [], [float(v) for v in np.linspace(-4.0, 4.0, 300)], [0.25] * 7]
 
@@ -722,7 +723,7 @@ def general_values(calls: list, monkeypatch):
         from lang.model.values import apply
         program = load_source(FUSED)
         machine = Machine(program.world, get("backprop"))
-        fns = {n: machine.global_value(program.module.id, n, ()) for n in ("loss", "logsum", "big", "vg", "gr")}
+        fns = {n: machine.global_value(program.module.id, n, ()) for n in ("loss", "logsum", "big", "vg", "gr", "vj")}
         return [run_deep(lambda: apply(fns[site], (fns[f], xs))) for site, f, xs in calls]
 
 
@@ -783,3 +784,15 @@ def test_the_fused_function_on_a_gradient_that_is_not_finite_and_on_an_error(mon
         m.setattr(kernel_module, "scalar_entry", lambda *a: None)
         assert message(text) == fast
     assert fast[2] == "head of an empty list"
+
+
+def test_a_vjp_site_keeps_its_entry(monkeypatch):
+    """vjp's entry has no function of its own: called again and again, it returns its pullback each time."""
+    calls = [("vj", "loss", xs) for xs in LISTS]
+    out, sites = fused_calls(calls, names=("vj",))
+    assert sites["vj"].call.__name__ == "entry"
+    for xs, (y, g) in zip(LISTS, out):
+        x = np.array(xs, dtype=float)
+        assert y == pytest.approx(float(np.sum(np.sin(x) * x)), rel=1e-13, abs=1e-300)
+        assert g == pytest.approx(list(2.0 * (np.cos(x) * x + np.sin(x))), rel=1e-13, abs=1e-300)
+    assert bits(out) == bits(general_values(calls, monkeypatch))

@@ -75,6 +75,16 @@ sliced from the pending arguments.
 Per element the entry adds no Python-level work to the forward pass and
 the sweep: the comprehension, the slice and the checks run in C.
 
+The [Real] entry of `grad` and `value_and_grad` looks for that body first, before any lifting or injecting.
+And from its first call with a top-level function f that has one, the site calls a function of its own made
+for f (`fuse`; the site's code calls `site.call(f, x)`, Gen.primitive): the body's statements written inside
+the entry's pass itself (`streams.raw_list_lines`), so that a call is one Python frame with no lookup of f's
+transform or body; a fold's chain over all the sinks from nothing, the commonest tape, is taken first and its
+weights returned as they are when they are finite floats none equal to 0.0, otherwise the same sweep and
+settling as the entry's. Called with another function, it calls the entry. Below GC_INPUTS inputs it leaves the
+collector as it is: the pass allocates about a record a step, too few for a collection, and switching it costs
+a twentieth of W4's call at n = 10. The same operations in the same order: the entry's bits and counters.
+
 Where the site writes a partial application of a top-level function (`value_and_grad (recur n) y`), its
 code calls `entry.partial(k)(g, a1, .., ak, x)` (Gen.primitive): the same entry, with g's transform called on
 a1 .. ak and the injected input where `plain_lifter` would do that (the transform made, the arguments Ints,
@@ -212,6 +222,7 @@ class Site:
     def __init__(self, call: Callable):
         self.call, self.fresh = call, True
 
+
 _LOOKUP = """\
         dual_f = f.code.info.get(compiler)
 """
@@ -252,6 +263,7 @@ _SWEEP = "adj = None if b is None else sweep_one(records, b, {seed}, n)"
 # sink, its product at once (as `sweep_short`)
 _SWEEP_ONE = """\
             if b == n and type(chain := records[b]) is list:  # (one chain after the sinks, a fold's, whose parents
+                # are the sinks; a record after it is none of b's)
                 if chain[1] == 0 and chain[0] is None and chain[2] == 0 and len(chain) - 3 == n:
                     del chain[:3]  # (on the sinks 0 .. n - 1 in order, each once, from nothing: from the seed 1.0
                     adj = chain    # the weights are the gradient, as `sinks_of_chain` gives them; the tape is
@@ -260,7 +272,7 @@ _SWEEP_ONE = """\
                     if type(chain[1]) is tuple:
                         sweep_scaled(chain, adj, 1.0)
                     else:
-                        sweep_chain(chain, adj, 1.0)  # are the sinks: any record after it is not b's)
+                        sweep_chain(chain, adj, 1.0)
             elif b is None:
                 adj = None
             elif type(records[-1]) is tuple:  # (a record, or a sink: not one of the two)
@@ -439,19 +451,20 @@ def leaf_types(t: Type) -> set | None:
             return {t} if t in FIXED_LEAVES else None
 
 
-def _list_parts(in_t: Type, fallback: str) -> tuple[str, str, str, str] | None:
+def _list_parts(in_t: Type, fallback: str, fusing: bool) -> tuple[str, str, str, str] | None:
     """The same for an input type with lists: [Real] injected by one comprehension and its gradient the
-    pending arguments' list itself; any other (a tuple of lists, a list of tuples, ...) by the general path's
-    own walks, `inject` and `rebuild` (lang/back/shapes.py)."""
+    pending arguments' list itself (`fusing`: the site's own function of f made where f's body is compiled on
+    floats); any other (a tuple of lists, a list of tuples, ...) by the general path's own walks, `inject` and
+    `rebuild` (lang/back/shapes.py)."""
     if REAL not in (leaf_types(in_t) or ()):
         return None
     settle = _SETTLE_LIST.format(fallback=fallback)
     if in_t == TList(REAL):
+        fuse = "                if raw is not None and site.fresh and dual_f is f.code.info.get(compiler):\n" \
+               "                    fuse(f, dual_f)  # (this site's own function of f, called from the next call)\n"
         return "n = len(x)\n            raw = None if given is not None else dual_f.code.info.get(RAW, False)\n" \
                "            if raw is False:\n" \
-               "                raw = raw_list(compiler, dual_f.code)\n" \
-               "                if raw is not None and site.fresh and dual_f is f.code.info.get(compiler):\n" \
-               "                    fuse(f, dual_f)  # (this site's own function of f, called from the next call)\n" \
+               "                raw = raw_list(compiler, dual_f.code)\n" + (fuse if fusing else "") + \
                "            x_dual = None if raw is not None else list(zip(x, range(n)))", "[SINK] * n", settle, "g"
     return "x_dual, n = inject(x, 0)\n            raw = None", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
 
@@ -469,7 +482,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     done = {"grad": "order_free(f, x, 1.0, overflowed)", "value_and_grad": "(y, order_free(f, x, 1.0, overflowed))",
             "vjp": "order_free(f, x, u)"}
     fallback = _FALLBACK.format(done=done[op], general="again(u)" if op == "vjp" else "general(f, x)")
-    parts = _fixed_parts(in_t, fallback) or _list_parts(in_t, fallback)
+    parts = _fixed_parts(in_t, fallback) or _list_parts(in_t, fallback, op != "vjp")
     if parts is None:
         return None
     inject, sinks, settle, gradient = parts
