@@ -815,13 +815,28 @@ def main() -> None:
             missing.append(wk.message)
             log(f"skipping {wk.message}")
     try:
-        body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suffix, only)
+        body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suffix, only,
+             lambda: fresh_workers(ctx, workers))
     finally:
         for wk in workers:
             wk.close()
 
 
-def body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suffix, only) -> None:
+def fresh_workers(ctx, workers: list) -> None:
+    """Each tool's worker replaced by a new process (in place): a workload's samples are not slowed by what an
+    earlier workload left in the process (its allocator's state: dl's primal at W4 n = 10^5 ran about 10 %
+    slower after W2 and W3 than alone)."""
+    names = [wk.name for wk in workers]
+    for wk in workers:
+        wk.close()
+    started = [Worker(ctx, name) for name in names]  # (all at once: their imports overlap)
+    workers[:] = [wk for wk in started if wk.ready().ok]
+    for wk in started:
+        if not wk.ok:
+            log(f"skipping {wk.message} (failed to start again)")
+
+
+def body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suffix, only, renew) -> None:
     names = [wk.name for wk in workers]
     labels = {wk.name: wk.label for wk in workers}
     versions = {}
@@ -830,19 +845,20 @@ def body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suff
             versions[wk.name.split("-")[0]] = wk.version
     workloads = [w for w in WORKLOADS if not only or w.key in only]
     sizes_of = {w.key: (w.quick_sizes if cfg.quick else w.sizes) for w in workloads}
-    dl_worker = next((wk for wk in workers if wk.name == "dl"), None)
     dl_counts = {}
-    if dl_worker:
-        for w in workloads:
+    cells: list = []
+    history: dict = {}
+    for i, w in enumerate(workloads):
+        if i:
+            renew()  # (each workload in fresh processes)
+        for n in sizes_of[w.key]:
+            run_cell(w, n, workers, cfg, history, cells)
+        dl_worker = next((wk for wk in workers if wk.name == "dl"), None)
+        if dl_worker:  # (dl's counters, after the timings)
             n0 = sizes_of[w.key][0]
             counts = dl_worker.call("counts", w.key, n0)
             dl_counts[w.key] = {"n": n0, "n_label": f"n={n0}" if w.sized else "", "nominal": w.ops(n0),
                                 "primal": counts["primal"]["prims"], "vg_counters": counts["vg"]}
-    cells: list = []
-    history: dict = {}
-    for w in workloads:
-        for n in sizes_of[w.key]:
-            run_cell(w, n, workers, cfg, history, cells)
     goals = compute_goals(cells, sizes_of, startup)
     floor = []
     if "W2" in sizes_of:
@@ -858,7 +874,9 @@ def body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suff
         "recursion limit of 2,000,000 (as dl's `lang.back.deep` runs dl), which is what lets W2 at n = 10^4 finish.",
         "Each tool runs in its own worker process (`benchmarks/worker.py`), driven one command at a time by "
         "the parent: in a shared process, what one tool leaves behind (allocator state, caches, JAX's and "
-        "PyTorch's threads) slowed the next one's samples, dl's value and gradient by up to 2x at n = 10^3.",
+        "PyTorch's threads) slowed the next one's samples, dl's value and gradient by up to 2x at n = 10^3. "
+        "Each workload gets fresh processes too: after W2 and W3 in the same process, dl's primal of W4 at "
+        "n = 10^5 ran about 10 % slower than alone (its grad/primal 1.57-1.60 against 1.73-1.80).",
         "micrograd builds more graph nodes than there are primitive operations (`-` is two nodes, constants "
         "are nodes); µs/op still divides by the workload's count, the same for every tool.",
         "*vector* and *jit* rows are the peers' idiomatic array programs, listed for context: the goals compare "
