@@ -39,6 +39,24 @@ def test_a_weight_used_twice_is_computed_once(tmp_dl):
     assert "fun ct -o a' (x * w1 * ct) + x' (a * w1 * ct) + b' (w1 * ct)" in out
 
 
+def test_a_quotient_backpropagator_is_inlined_with_its_weight_bound_before(tmp_dl):
+    """x / s: ←D binds 1 / s before the quotient's backpropagator (`let w1 = 1.0 / s in fun a -o ...`), which is
+    bound before the pair instead, so that linear β inlines it: W6's value and gradient one record (its
+    gradient by hand: -(y - mu) / s^2, (y - mu) / s^2, (y - mu)^2 / s^3 - 1 / s)."""
+    w6 = (ROOT / "benchmarks" / "workloads" / "w6_gaussian.dl").read_text()
+    out = shown(tmp_dl, w6, "g")
+    assert "let w1 = 1.0 / s in\n  let x3 = r2 in" in out
+    assert out.count("fun a -o") == 1
+    assert "fun a -o\n     y' (w1 * w2 * -0.5 * a)" in out
+    for y, mu, s in [(1.0, 0.0, 1.0), (0.5, -2.0, 0.3), (3.0, 3.0, 2.5), (-1.0, 4.0, 1e-3)]:
+        text = w6.replace("def main = vg (1.0, 0.0, 1.0)", f"def main = vg ({y!r}, {mu!r}, {s!r})")
+        (value, (gy, gmu, gs)), counters = gradient(text, [], True)
+        r = y - mu
+        assert value == pytest.approx(-0.5 * (r / s) ** 2 - math.log(s), rel=1e-14)
+        assert (gy, gmu, gs) == pytest.approx((-r / s ** 2, r / s ** 2, r ** 2 / s ** 3 - 1.0 / s), rel=1e-12)
+        assert counters.as_dict()["bp_created"] == 1
+
+
 def test_a_backpropagator_used_in_a_function_stays(tmp_dl):
     """y' inside `fun z -> ...` (called once per element) is not inlined: that would move a shared
     backpropagator into every call."""

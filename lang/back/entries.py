@@ -275,6 +275,20 @@ _SWEEP_ONE = """\
                         sweep_chain(chain, adj, 1.0)
             elif b is None:
                 adj = None
+            elif b == n == len(records) - 1 and type(rec := records[b]) is tuple and len(rec) == 6:
+                q, w, r, u, s, t = rec  # (one record after the sinks, of three parents, the seed's: a preaccumulated
+                adj = [None] * n        # function of a few reals, W6; swept as `sweep_short` sweeps it)
+                adj[q] = w * 1.0
+                old = adj[r]
+                adj[r] = u * 1.0 if old is None else old + u * 1.0
+                old = adj[s]
+                adj[s] = t * 1.0 if old is None else old + t * 1.0
+            elif b == n == len(records) - 1 and type(rec) is tuple and len(rec) == 4:
+                q, w, r, u = rec  # (of two parents: W1)
+                adj = [None] * n
+                adj[q] = w * 1.0
+                old = adj[r]
+                adj[r] = u * 1.0 if old is None else old + u * 1.0
             elif type(records[-1]) is tuple:  # (a record, or a sink: not one of the two)
                 adj = sweep_one(records, b, 1.0, n)
             elif b == len(records) - 1 >= n and type(records[b]) is float and type(records[n]) is float:

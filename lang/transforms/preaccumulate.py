@@ -16,6 +16,12 @@ language's equational theory remove them before anything runs
     factoring     x' (w1 * a) + x' (w2 * a)  ─→  x' ((w1 + w2) * a)
                   (linear factoring, t u + t v = t (u + v), applied where the term shows it)
 
+and, so that linear β finds a backpropagator behind the weight ←D binds before it (`/`):
+
+    let (y, y') = (v, let w = e in b) in t  ─→  let w = e in let (y, y') = (v, b) in t
+                  where v is a variable or a literal (nothing evaluated in another order) and w is free
+                  in neither v nor t
+
 so the logistic map's step `3.7 x (1 - x)` keeps one backpropagator instead of three:
 
     let x3 = 3.7 * x in let x4 = 1.0 - x in (x3 * x4, fun a -o x' ((3.7 * x4 + -x3) * a))
@@ -249,6 +255,14 @@ class _Preaccumulate:
 
     def go(self, e: c.Expr) -> c.Expr:
         match e:
+            case c.LetTuple((y, y_bar), c.Tuple((c.Var() | c.Lit() as value, c.Let(w, bound, rest, ()) as weight)),
+                            body) if w not in (y, y_bar) and not self.mentions(body, w) and not self.mentions(value, w):
+                # a weight let-bound before the backpropagator (`/`: `let w1 = 1.0 / s in fun a -o ...`) bound
+                # before the pair instead, so that linear β finds the backpropagator: the same evaluations in the
+                # same order (the value is a variable or a literal, which evaluates to itself)
+                pair = c.LetTuple((y, y_bar), c.Tuple((value, rest), ty=e.bound.ty, span=e.bound.span), body,
+                                  ty=e.ty, span=e.span)
+                return c.Let(w, self.go(bound), self.go(pair), ty=e.ty, span=weight.span)
             case c.LetTuple((y, y_bar), c.Tuple((value, c.LinLam() as back)), body):
                 pairs = contributions(back.body, back.param, self.mentions)
                 if pairs is not None and self.occurrences(body, y_bar) == 1:
