@@ -466,16 +466,19 @@ def test_the_list_entry_settles_what_the_sweep_gives(adj, expected):
     from lang.model.zeros import ZERO
     if adj == "ZERO":
         adj = [ZERO, 2.0]
-    program = load_source("def loss (xs : [Real]) = head xs * get xs 1\n")
+    adj, expected = adj + [1.0, 1.0], expected + [1.0, 1.0] if isinstance(expected, list) else expected
+    # (a record of four parents: not the one of two or three the entry sweeps itself)
+    program = load_source("def loss (xs : [Real]) = head xs * get xs 1 * get xs 2 * get xs 3\n")
     machine = Machine(program.world, get("backprop"))
     f = run_deep(lambda: machine.global_value(program.module.id, "loss", ()))
     entry = scalar_entry(machine.ad, "value_and_grad", TList(REAL), REAL, None, lambda f, x: "general")
     entry.__globals__["sweep_one"] = lambda records, b, ct, n: list(adj)  # (the tape: the sinks and one record)
     entry.__globals__["order_free"] = lambda f, x, u, tape=None: "order_free"
-    y, g = run_deep(lambda: entry(f, [3.0, 0.5])) if expected != "general" else (None, run_deep(lambda: entry(f, [3.0, 0.5])))
+    xs = [3.0, 0.5, 1.0, 1.0]
+    y, g = run_deep(lambda: entry(f, xs)) if expected != "general" else (None, run_deep(lambda: entry(f, xs)))
     assert bits(g) == bits(expected)
     if isinstance(expected, list):
-        assert y == 1.5 and [type(r) for r in g] == [float, float]
+        assert y == 1.5 and [type(r) for r in g] == [float] * 4
 
 
 # ---- a partial application written at the site: `value_and_grad (recur n) y` (Gen.primitive, `entry.partial`)
