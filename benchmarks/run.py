@@ -816,13 +816,13 @@ def main() -> None:
             log(f"skipping {wk.message}")
     try:
         body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suffix, only,
-             lambda: fresh_workers(ctx, workers))
+             lambda: fresh_workers(ctx, workers, missing))
     finally:
         for wk in workers:
             wk.close()
 
 
-def fresh_workers(ctx, workers: list) -> None:
+def fresh_workers(ctx, workers: list, missing: list) -> None:
     """Each tool's worker replaced by a new process (in place): a workload's samples are not slowed by what an
     earlier workload left in the process (its allocator's state: dl's primal at W4 n = 10^5 ran about 10 %
     slower after W2 and W3 than alone)."""
@@ -833,7 +833,9 @@ def fresh_workers(ctx, workers: list) -> None:
     workers[:] = [wk for wk in started if wk.ready().ok]
     for wk in started:
         if not wk.ok:
-            log(f"skipping {wk.message} (failed to start again)")
+            wk.close()
+            missing.append(f"{wk.message} (failed to start again)")
+            log(f"skipping {missing[-1]}")
 
 
 def body(opts, cfg, workers, missing, startup, t_start, load_start, outdir, suffix, only, renew) -> None:

@@ -189,7 +189,7 @@ def fused(f, x):
                 backend.records = saved
             y, b = y_dual
             if b == n and type(chain := records[b]) is list and chain[1] == 0 and chain[0] is None \\
-                    and len(chain) - 3 == n:  # (its n sinks consecutive from chain[2]: from 0)
+                    and chain[2] == 0 and len(chain) - 3 == n:
                 del chain[:3]
                 records = y_dual = None
                 try:
@@ -275,20 +275,18 @@ _SWEEP_ONE = """\
                         sweep_chain(chain, adj, 1.0)
             elif b is None:
                 adj = None
-            elif b == n == len(records) - 1 and type(rec := records[b]) is tuple and len(rec) == 6:
-                q, w, r, u, s, t = rec  # (one record after the sinks, of three parents, the seed's: a preaccumulated
-                adj = [None] * n        # function of a few reals, W6; swept as `sweep_short` sweeps it)
+            elif b == n == len(records) - 1 and type(rec := records[b]) is tuple and len(rec) in (4, 6):
+                adj = [None] * n  # (one record after the sinks, the seed's, of two or three parents: a preaccumulated
+                if len(rec) == 4:  # function of a few reals, W1, W6; swept as `sweep_short` sweeps it)
+                    q, w, r, u = rec
+                else:
+                    q, w, r, u, s, t = rec
                 adj[q] = w * 1.0
                 old = adj[r]
                 adj[r] = u * 1.0 if old is None else old + u * 1.0
-                old = adj[s]
-                adj[s] = t * 1.0 if old is None else old + t * 1.0
-            elif b == n == len(records) - 1 and type(rec) is tuple and len(rec) == 4:
-                q, w, r, u = rec  # (of two parents: W1)
-                adj = [None] * n
-                adj[q] = w * 1.0
-                old = adj[r]
-                adj[r] = u * 1.0 if old is None else old + u * 1.0
+                if len(rec) == 6:
+                    old = adj[s]
+                    adj[s] = t * 1.0 if old is None else old + t * 1.0
             elif type(records[-1]) is tuple:  # (a record, or a sink: not one of the two)
                 adj = sweep_one(records, b, 1.0, n)
             elif b == len(records) - 1 >= n and type(records[b]) is float and type(records[n]) is float:
@@ -500,6 +498,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     if parts is None:
         return None
     inject, sinks, settle, gradient = parts
+    inject_partial = (_fixed_parts(in_t, fallback) or _list_parts(in_t, fallback, False))[0]  # (no f: no fusing)
     compiler = kernel.top_reverse(runtime)
     backend = kernel.backends[runtime.name]
     quick_sweep = sweep_short(backend.sweep_one)  # (a test makes it the backend's own sweep)
@@ -567,7 +566,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
             whole_f = f"whole(head, ({given},))"
             part = _FORWARD.format(head=f"def entry_partial(head, {given}, x):",
                                    lift=_LIFT_PARTIAL.format(arity=k + 1, plain=plain, given=given),
-                                   forward=_PASS.format(inject=inject, sinks=sinks, sweep=sweep,
+                                   forward=_PASS.format(inject=inject_partial, sinks=sinks, sweep=sweep,
                                                         call=_CALL_PARTIAL.format(given=given)),
                                    tail=tail.replace("(f, x", f"({whole_f}, x"),
                                    after=after.replace("(f, x", f"({whole_f}, x"))

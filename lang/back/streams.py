@@ -80,7 +80,9 @@ def _written(compiler, code: Code, result: str | None) -> Gen | None:
     else:
         gen.assign(body, result, 0)
     # the captured values in the order the closure holds them (a body that reads them in another order: none)
-    if gen.raw_reads != 0 or gen.raw_folds == 0 or tuple(gen.free) != code.free or gen.loops or gen.stop:
+    if gen.raw_reads != 0 or gen.raw_folds == 0 or tuple(gen.free) != code.free:
+        return None
+    if result is not None and (gen.loops or gen.stop):  # (statements inside another function: no loop of its own)
         return None
     return gen
 

@@ -256,13 +256,14 @@ class _Preaccumulate:
     def go(self, e: c.Expr) -> c.Expr:
         match e:
             case c.LetTuple((y, y_bar), c.Tuple((c.Var() | c.Lit() as value, c.Let(w, bound, rest, ()) as weight)),
-                            body) if w not in (y, y_bar) and not self.mentions(body, w) and not self.mentions(value, w):
+                            body) if _backpropagator_behind_lets(rest) and w not in (y, y_bar) \
+                    and not self.mentions(body, w) and not self.mentions(value, w):
                 # a weight let-bound before the backpropagator (`/`: `let w1 = 1.0 / s in fun a -o ...`) bound
                 # before the pair instead, so that linear β finds the backpropagator: the same evaluations in the
                 # same order (the value is a variable or a literal, which evaluates to itself)
                 pair = c.LetTuple((y, y_bar), c.Tuple((value, rest), ty=e.bound.ty, span=e.bound.span), body,
                                   ty=e.ty, span=e.span)
-                return c.Let(w, self.go(bound), self.go(pair), ty=e.ty, span=weight.span)
+                return c.Let(w, self.go(bound), self.go(pair), qvars=weight.qvars, ty=e.ty, span=weight.span)
             case c.LetTuple((y, y_bar), c.Tuple((value, c.LinLam() as back)), body):
                 pairs = contributions(back.body, back.param, self.mentions)
                 if pairs is not None and self.occurrences(body, y_bar) == 1:
@@ -347,6 +348,13 @@ class _Preaccumulate:
                 count += 1
             stack.extend(k for k in c.children(t) if name in self.fv(k))
         return count
+
+
+def _backpropagator_behind_lets(e: c.Expr) -> bool:
+    """Whether `e` is a backpropagator, `fun a -o ...`, under zero or more monomorphic lets (iterative)."""
+    while isinstance(e, c.Let) and not e.inst:
+        e = e.body
+    return isinstance(e, c.LinLam)
 
 
 def _scan(e: c.Expr) -> tuple[set[str], bool, set[str]]:
