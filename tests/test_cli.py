@@ -26,6 +26,23 @@ def test_run_prints_the_value_of_main(tmp_dl):
     assert (r.returncode, r.stdout, r.stderr) == (0, "(9.0, 6.25, 5.0, [0, 1, 2, 3, 4])\n", "")
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_output_to_a_full_device_is_a_diagnostic_not_an_internal_error(tmp_dl, how):
+    """`dl run f.dl > /dev/full`: the write fails with ENOSPC; dl says so and exits 74 (an output error), with no
+    traceback, no `internal error` and no second complaint at exit."""
+    path = tmp_dl("sq.dl", SQ)
+    script = Path(sys.executable).parent / "dl"
+    if how == "script" and not script.exists():
+        pytest.skip("no installed `dl` script beside this interpreter")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    command = [str(script)] if how == "script" else [sys.executable, "-m", "lang"]
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([*command, "run", path], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+                           env=env, cwd=str(ROOT))
+    assert (r.returncode, r.stderr) == (74, "dl: cannot write the output: No space left on device\n")
+
+
 def test_python_dash_m_lang_is_the_dl_command(tmp_dl):
     script = Path(sys.executable).parent / "dl"
     if not script.exists():

@@ -3,7 +3,8 @@ command line).
 
 Exit codes: 0 success; 1 an error in the user's program (a diagnostic on
 stderr); 2 a usage error (unknown flag, missing file); 70 an internal error
-(a bug in dl: the message says how to see the traceback); 130 interrupted.
+(a bug in dl: the message says how to see the traceback); 74 the output could not be written (a full device:
+`dl: cannot write the output: ...`); 130 interrupted.
 `--debug` shows Python tracebacks.
 
 Each command imports the stages it needs when it runs, so that `dl --help`
@@ -21,7 +22,7 @@ from ..model.errors import DlError, DlRuntimeError, render
 from ..modes.table import DEFAULT, compared, describe, get
 from ..transforms.lets import uncollected  # the collector paused for a whole command
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 70, 74, 130
 
 
 def default_max_memory(meminfo: str = "/proc/meminfo") -> int:
@@ -105,13 +106,37 @@ def _dispatch(command: str, args) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as e:
+        from errno import EDQUOT, EFBIG, EIO, ENOSPC  # (an error's path only)
+        if e.errno not in (ENOSPC, EDQUOT, EIO, EFBIG):  # (what writing to a full or failing device raises, as
+            return _internal(e, args)                    # `dl run f.dl > /dev/full` does: not a bug in dl)
+        print(f"dl: cannot write the output: {e.strerror}", file=sys.stderr)
+        _let_output_go()
+        return EXIT_OUTPUT
     except Exception as e:  # noqa: BLE001 — a bug in dl, reported as such
-        if args.debug:
-            import traceback  # only for --debug (start-up)
-            traceback.print_exc()
-        print(f"dl: internal error: {type(e).__name__}: {e} (this is a bug in dl; --debug shows the traceback)",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(e, args)
+
+
+def _let_output_go() -> None:
+    """Standard output's descriptor pointed at /dev/null, so that what it still holds is let go and no later
+    flush, the interpreter's at exit included, fails again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+        sys.stdout.flush()
+    except (OSError, ValueError):  # (no descriptor: a caller's stream)
+        pass
+
+
+def _internal(e: Exception, args) -> int:
+    """A bug in dl, reported as such."""
+    if args.debug:
+        import traceback  # only for --debug (start-up)
+        traceback.print_exception(e)
+    print(f"dl: internal error: {type(e).__name__}: {e} (this is a bug in dl; --debug shows the traceback)",
+          file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def _supervised_run(args) -> int:
