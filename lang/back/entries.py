@@ -463,6 +463,12 @@ def leaf_types(t: Type) -> set | None:
             return {t} if t in FIXED_LEAVES else None
 
 
+# where the general path compiles f's body on floats, the site's own function of f made (`fuse`), as the raw-first
+# path does on a later call (so that the first call, not the second, pays for compiling it)
+_FUSE_FIRST = "                if raw is not None and site.fresh and dual_f is f.code.info.get(compiler):\n" \
+              "                    fuse(f, dual_f)\n"
+
+
 def _list_parts(in_t: Type, fallback: str, fusing: bool) -> tuple[str, str, str, str] | None:
     """The same for an input type with lists: [Real] injected by one comprehension and its gradient the
     pending arguments' list itself (`fusing`: the site's own function of f made where f's body is compiled on
@@ -472,11 +478,9 @@ def _list_parts(in_t: Type, fallback: str, fusing: bool) -> tuple[str, str, str,
         return None
     settle = _SETTLE_LIST.format(fallback=fallback)
     if in_t == TList(REAL):
-        fuse = "                if raw is not None and site.fresh and dual_f is f.code.info.get(compiler):\n" \
-               "                    fuse(f, dual_f)  # (this site's own function of f, called from the next call)\n"
         return "n = len(x)\n            raw = None if given is not None else dual_f.code.info.get(RAW, False)\n" \
                "            if raw is False:\n" \
-               "                raw = raw_list(compiler, dual_f.code)\n" + (fuse if fusing else "") + \
+               "                raw = raw_list(compiler, dual_f.code)\n" + (_FUSE_FIRST if fusing else "") + \
                "            x_dual = None if raw is not None else list(zip(x, range(n)))", "[SINK] * n", settle, "g"
     return "x_dual, n = inject(x, 0)\n            raw = None", "[SINK] * n", settle, "rebuild(x, g, 0)[0]"
 
@@ -498,7 +502,7 @@ def scalar_entry(kernel, op: str, in_t: Type, out_t: Type, span, general: Callab
     if parts is None:
         return None
     inject, sinks, settle, gradient = parts
-    inject_partial = (_fixed_parts(in_t, fallback) or _list_parts(in_t, fallback, False))[0]  # (no f: no fusing)
+    inject_partial = inject.replace(_FUSE_FIRST, "")  # (a partial application's entry has no f: no fusing)
     compiler = kernel.top_reverse(runtime)
     backend = kernel.backends[runtime.name]
     quick_sweep = sweep_short(backend.sweep_one)  # (a test makes it the backend's own sweep)

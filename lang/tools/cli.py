@@ -107,19 +107,20 @@ def _dispatch(command: str, args) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except OSError as e:
-        from errno import EDQUOT, EFBIG, EIO, ENOSPC  # (an error's path only)
-        if e.errno not in (ENOSPC, EDQUOT, EIO, EFBIG):  # (what writing to a full or failing device raises, as
-            return _internal(e, args)                    # `dl run f.dl > /dev/full` does: not a bug in dl)
-        print(f"dl: cannot write the output: {e.strerror}", file=sys.stderr)
-        _let_output_go()
-        return EXIT_OUTPUT
+        code = output_failed(e)
+        return _internal(e, args) if code is None else code
     except Exception as e:  # noqa: BLE001 — a bug in dl, reported as such
         return _internal(e, args)
 
 
-def _let_output_go() -> None:
-    """Standard output's descriptor pointed at /dev/null, so that what it still holds is let go and no later
-    flush, the interpreter's at exit included, fails again."""
+def output_failed(e: OSError) -> int | None:
+    """EXIT_OUTPUT, said on stderr, where `e` is what writing to a full or failing device raises (`dl run f.dl >
+    /dev/full`: not a bug in dl); else None. Standard output's descriptor is then pointed at /dev/null, so that what
+    it still holds is let go and no later flush, the interpreter's at exit or bin/dl's included, fails again."""
+    from errno import EDQUOT, EFBIG, EIO, ENOSPC  # (an error's path only)
+    if e.errno not in (ENOSPC, EDQUOT, EIO, EFBIG):
+        return None
+    print(f"dl: cannot write the output: {e.strerror}", file=sys.stderr)
     try:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, sys.stdout.fileno())
@@ -127,6 +128,7 @@ def _let_output_go() -> None:
         sys.stdout.flush()
     except (OSError, ValueError):  # (no descriptor: a caller's stream)
         pass
+    return EXIT_OUTPUT
 
 
 def _internal(e: Exception, args) -> int:
